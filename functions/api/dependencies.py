@@ -1,0 +1,114 @@
+"""Per-request context (the caller) and per-container dependencies (built once, cached)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+
+from functions.api.problems import IdempotencyKeyReused, RequestInProgress, Unauthenticated
+from prtrace.adapters.wiring import BOTO_CONFIG, build_ingest_service
+from prtrace.errors import FieldError, InvalidInput, MissingScope
+from prtrace.ingest import IngestService
+from prtrace.settings import Settings
+from prtrace.tokens import Principal
+
+IDEMPOTENCY_TTL_S = 24 * 3600
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+# The key names the operation, its target and the caller's tenant, so two tenants (or two
+# routes) reusing a key never see each other's answers; the body must match on replay.
+_IDEMPOTENCY_CONFIG = IdempotencyConfig(
+    event_key_jmespath="[tenant, operation, target, key]",
+    payload_validation_jmespath="body",
+    expires_after_seconds=IDEMPOTENCY_TTL_S,
+    raise_on_no_idempotency_key=True,
+)
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@cache
+def ingest_service() -> IngestService:
+    return build_ingest_service(settings())
+
+
+@cache
+def _idempotency_store() -> DynamoDBPersistenceLayer:
+    client = boto3.client("dynamodb", config=BOTO_CONFIG)
+    return DynamoDBPersistenceLayer(table_name=settings().idempotency_table, boto3_client=client)
+
+
+def reset() -> None:
+    """Forget cached dependencies (tests change the environment between cases)."""
+    for cached in (settings, ingest_service, _idempotency_store):
+        cached.cache_clear()
+
+
+def principal(router: Router) -> Principal:
+    """The caller, as established by the authorizer (never by anything in the request)."""
+    context: dict[str, Any] = router.current_event.request_context.authorizer.get_lambda or {}
+    tenant, token_id = context.get("tenant"), context.get("token_id")
+    if not isinstance(tenant, str) or not tenant or not isinstance(token_id, str):
+        raise Unauthenticated("no authenticated caller; send Authorization: Bearer prt_…")
+    scopes = frozenset(str(context.get("scopes", "")).split(","))
+    return Principal(tenant=tenant, scopes=scopes, token_id=token_id)
+
+
+def require(router: Router, scope: str) -> Principal:
+    caller = principal(router)
+    if scope not in caller.scopes and "admin" not in caller.scopes:
+        raise MissingScope(scope)
+    return caller
+
+
+def idempotency_key(router: Router) -> str | None:
+    key = router.current_event.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not _IDEMPOTENCY_KEY.match(key):
+        raise InvalidInput("Idempotency-Key must be 1-255 visible ASCII characters",
+                           [FieldError("", "invalid Idempotency-Key header")])
+    return key
+
+
+def run_idempotent(router: Router, tenant: str, operation: str, target: str,
+                   body: dict[str, Any], action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run `action` once per Idempotency-Key (24 h); replays return the stored answer."""
+    key = idempotency_key(router)
+    if key is None:
+        return action()
+
+    @idempotent_function(data_keyword_argument="request", persistence_store=_idempotency_store(),
+                         config=_IDEMPOTENCY_CONFIG, key_prefix="prtrace-api")
+    def once(request: dict[str, Any]) -> dict[str, Any]:
+        return action()
+
+    try:
+        result: dict[str, Any] = once(request={"tenant": tenant, "operation": operation,
+                                               "target": target, "key": key, "body": body})
+    except IdempotencyValidationError:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {key!r} was used with a different {operation} request in the last "
+            "24 hours; use a new key for a new request") from None
+    except IdempotencyAlreadyInProgressError:
+        raise RequestInProgress(
+            f"a {operation} request with Idempotency-Key {key!r} is still running; retry shortly"
+        ) from None
+    return result

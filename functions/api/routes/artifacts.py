@@ -1,0 +1,33 @@
+"""Artifacts: large blobs (diffs, logs, workspace snapshots) uploaded straight to S3."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body
+
+from functions.api.dependencies import ingest_service, require, run_idempotent
+from functions.api.routes.responses import json_response
+from functions.api.routes.traces import TraceId
+from prtrace.ingest import ArtifactRequest
+
+router = Router()
+
+
+@router.post(
+    "/v1/traces/<trace_id>/artifacts",
+    summary="Get a presigned upload bound to the artifact's SHA-256 and size",
+    responses={201: {"description": "Upload URL issued, or the artifact is already present"}},
+)
+def request_artifact_upload(trace_id: TraceId,
+                            request: Annotated[ArtifactRequest, Body(embed=False)]) -> Response[str]:
+    caller = require(router, "ingest")
+
+    def presign() -> dict[str, object]:
+        return ingest_service().request_artifact_upload(caller.tenant, trace_id, request)
+
+    result = run_idempotent(router, caller.tenant, "artifact", trace_id,
+                            request.model_dump(mode="json"), presign)
+    return json_response(201, result)

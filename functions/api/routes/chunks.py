@@ -1,0 +1,33 @@
+"""Chunks: the streamed events of a trace, one immutable PUT per chunk seq."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Path
+
+from functions.api.dependencies import ingest_service, require
+from functions.api.routes.responses import json_response
+from functions.api.routes.traces import TraceId
+from prtrace.ingest import MAX_CHUNK_SEQ
+
+router = Router()
+
+
+@router.put(
+    "/v1/traces/<trace_id>/chunks/<chunk_seq>",
+    summary="Store one chunk of events (idempotent: the same body again gets the same answer)",
+    responses={201: {"description": "Stored (or already stored with this exact body)"}},
+)
+def put_chunk(trace_id: TraceId,
+              chunk_seq: Annotated[int, Path(ge=0, le=MAX_CHUNK_SEQ)]) -> Response[str]:
+    caller = require(router, "ingest")
+    # The body is validated by the domain, not the router: it parses and canonicalizes in
+    # one pass (see prtrace.chunks). Its schema is added to the OpenAPI document by hand.
+    raw = router.current_event.decoded_body or ""
+    outcome = ingest_service().put_chunk(caller.tenant, trace_id, chunk_seq,
+                                         raw.encode() if isinstance(raw, str) else raw)
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+    return json_response(201, outcome.chunk.receipt(), headers)

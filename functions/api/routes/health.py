@@ -1,0 +1,34 @@
+"""Liveness and readiness (no authentication; no details an attacker could use)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from functions.api.dependencies import ingest_service
+from functions.api.routes.responses import json_response
+
+router = Router()
+logger = Logger(child=True)
+
+
+@router.get("/healthz", summary="Liveness")
+def healthz() -> Response[str]:
+    return json_response(200, {"status": "ok"})
+
+
+@router.get("/readyz", summary="Readiness: the table and the bucket answer")
+def readyz() -> Response[str]:
+    checks: dict[str, str] = {}
+    service = ingest_service()
+    for name, probe in (("table", service.ping_table), ("bucket", service.ping_bucket)):
+        try:
+            probe()
+            checks[name] = "ok"
+        except Exception:  # readiness reports, it does not crash
+            logger.exception("readiness check failed", extra={"check": name})
+            checks[name] = "unavailable"
+    ready = all(v == "ok" for v in checks.values())
+    return json_response(200 if ready else 503, {"status": "ready" if ready else "not_ready",
+                                                 "checks": checks})

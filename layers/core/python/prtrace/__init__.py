@@ -1,0 +1,1 @@
+"""prtrace core: trace schema, integrity, ingestion domain logic and storage adapters."""

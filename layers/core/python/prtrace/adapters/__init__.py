@@ -1,0 +1,1 @@
+"""Storage and secret adapters behind the interfaces in prtrace.ports."""

@@ -1,0 +1,267 @@
+"""DynamoDB adapters: traces and chunks in one table, API tokens in another.
+
+Traces table keys (pk, sk):
+  trace  T#{tenant}            / TRACE#{trace_id}   (ULIDs: newest-first listing per tenant)
+  chunk  T#{tenant}#{trace_id} / CHUNK#{seq:06d}    (one item per chunk, never per event)
+Every write carries a condition, so a retry can never overwrite or lose a stored item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from prtrace.ports import AlreadyExists, ConditionFailed
+from prtrace.records import OPEN, ChunkRecord, Page, TraceRecord
+from prtrace.tokens import TokenRecord
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _to_item(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
+
+
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; everything we store is an integer."""
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _condition_failed(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _trace_key(tenant: str, trace_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"T#{tenant}"}, "sk": {"S": f"TRACE#{trace_id}"}}
+
+
+def _chunk_key(tenant: str, trace_id: str, chunk_seq: int) -> dict[str, Any]:
+    return {"pk": {"S": f"T#{tenant}#{trace_id}"}, "sk": {"S": f"CHUNK#{chunk_seq:06d}"}}
+
+
+def _trace_from_item(item: dict[str, Any]) -> TraceRecord:
+    v = _from_item(item)
+    return TraceRecord(
+        tenant=v["tenant"], trace_id=v["trace_id"], status=v["status"], metadata=v["metadata"],
+        created_at=v["created_at"], updated_at=v["updated_at"],
+        chunk_count=v.get("chunk_count", 0), event_count=v.get("event_count", 0),
+        finalize=v.get("finalize"),
+    )
+
+
+def _chunk_from_item(item: dict[str, Any]) -> ChunkRecord:
+    v = _from_item(item)
+    ids = v.get("event_ids")
+    return ChunkRecord(
+        tenant=v["tenant"], trace_id=v["trace_id"], chunk_seq=v["chunk_seq"],
+        first_event_seq=v["first_event_seq"], last_event_seq=v["last_event_seq"],
+        sha256=v["sha256"], mac=v["mac"], key_id=v["key_id"], body_key=v["body_key"],
+        size_bytes=v["size_bytes"], stored_at=v["stored_at"],
+        event_ids=tuple(ids.split("\n")) if ids else (),
+    )
+
+
+class DynamoTraceStore:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._db = client
+        self._table = table_name
+
+    def create_trace(self, trace: TraceRecord) -> None:
+        item = _trace_key(trace.tenant, trace.trace_id) | _to_item({
+            "tenant": trace.tenant, "trace_id": trace.trace_id, "status": trace.status,
+            "metadata": trace.metadata, "created_at": trace.created_at,
+            "updated_at": trace.updated_at, "chunk_count": 0, "event_count": 0,
+        })
+        try:
+            self._db.put_item(TableName=self._table, Item=item,
+                              ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as error:
+            if _condition_failed(error):
+                raise AlreadyExists(trace.trace_id) from error
+            raise
+
+    def get_trace(self, tenant: str, trace_id: str) -> TraceRecord | None:
+        item = self._db.get_item(TableName=self._table, Key=_trace_key(tenant, trace_id),
+                                 ConsistentRead=True).get("Item")
+        return _trace_from_item(item) if item else None
+
+    def list_traces(self, tenant: str, limit: int, after: str | None) -> Page:
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": {"S": f"T#{tenant}"}, ":prefix": {"S": "TRACE#"}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if after is not None:  # rebuilt from the caller's tenant: a cursor cannot cross tenants
+            query["ExclusiveStartKey"] = _trace_key(tenant, after)
+        response = self._db.query(**query)
+        items = [_trace_from_item(i) for i in response.get("Items", [])]
+        more = "LastEvaluatedKey" in response and len(items) == limit
+        return Page(items=items, next_token=items[-1].trace_id if more and items else None)
+
+    def get_chunk(self, tenant: str, trace_id: str, chunk_seq: int) -> ChunkRecord | None:
+        item = self._db.get_item(TableName=self._table, Key=_chunk_key(tenant, trace_id, chunk_seq),
+                                 ConsistentRead=True).get("Item")
+        return _chunk_from_item(item) if item else None
+
+    def get_chunks(self, tenant: str, trace_id: str, chunk_seqs: list[int]) -> dict[int, ChunkRecord]:
+        found: dict[int, ChunkRecord] = {}
+        for seq in chunk_seqs:  # at most two neighbours: plain consistent reads
+            chunk = self.get_chunk(tenant, trace_id, seq)
+            if chunk is not None:
+                found[seq] = chunk
+        return found
+
+    def list_chunks(self, tenant: str, trace_id: str, with_event_ids: bool) -> Iterator[ChunkRecord]:
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": {"S": f"T#{tenant}#{trace_id}"},
+                                          ":prefix": {"S": "CHUNK#"}},
+            "ConsistentRead": True,
+        }
+        if not with_event_ids:
+            query["ProjectionExpression"] = (
+                "tenant, trace_id, chunk_seq, first_event_seq, last_event_seq, sha256, mac, "
+                "key_id, body_key, size_bytes, stored_at"
+            )
+        paginator = self._db.get_paginator("query")
+        for page in paginator.paginate(**query):
+            for item in page.get("Items", []):
+                yield _chunk_from_item(item)
+
+    def commit_chunk(self, chunk: ChunkRecord) -> None:
+        item = _chunk_key(chunk.tenant, chunk.trace_id, chunk.chunk_seq) | _to_item({
+            "tenant": chunk.tenant, "trace_id": chunk.trace_id, "chunk_seq": chunk.chunk_seq,
+            "first_event_seq": chunk.first_event_seq, "last_event_seq": chunk.last_event_seq,
+            "sha256": chunk.sha256, "mac": chunk.mac, "key_id": chunk.key_id,
+            "body_key": chunk.body_key, "size_bytes": chunk.size_bytes,
+            "stored_at": chunk.stored_at, "event_ids": "\n".join(chunk.event_ids),
+        })
+        try:
+            self._db.transact_write_items(TransactItems=[
+                {"Put": {"TableName": self._table, "Item": item,
+                         "ConditionExpression": "attribute_not_exists(pk)"}},
+                {"Update": {
+                    "TableName": self._table, "Key": _trace_key(chunk.tenant, chunk.trace_id),
+                    "ConditionExpression": "#status = :open",
+                    "UpdateExpression": "ADD chunk_count :one, event_count :events "
+                                        "SET updated_at = :now",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {
+                        ":open": {"S": OPEN}, ":one": {"N": "1"},
+                        ":events": {"N": str(chunk.event_count)}, ":now": {"S": chunk.stored_at},
+                    },
+                }},
+            ])
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                raise AlreadyExists(chunk.chunk_seq) from error
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                raise ConditionFailed(chunk.trace_id) from error
+            raise
+
+    def mark_finalizing(self, tenant: str, trace_id: str, finalize: dict[str, Any], now: str
+                        ) -> TraceRecord:
+        try:
+            response = self._db.update_item(
+                TableName=self._table, Key=_trace_key(tenant, trace_id),
+                ConditionExpression="#status = :open",
+                UpdateExpression="SET #status = :finalizing, finalize = :finalize, updated_at = :now",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":open": {"S": OPEN}, ":finalizing": {"S": "finalizing"},
+                    ":finalize": _serializer.serialize(finalize), ":now": {"S": now},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                raise ConditionFailed(trace_id) from error
+            raise
+        return _trace_from_item(response["Attributes"])
+
+    def ping(self) -> None:
+        self._db.describe_table(TableName=self._table)
+
+
+class DynamoTokenStore:
+    """Tokens keyed by token id alone: the authorizer needs one GetItem and nothing else."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._db = client
+        self._table = table_name
+
+    def put_token(self, token: TokenRecord) -> None:
+        item = _to_item({
+            "token_id": token.token_id, "tenant": token.tenant, "scopes": list(token.scopes),
+            "secret_sha256": token.secret_sha256, "created_at": token.created_at,
+            "expires_at": token.expires_at, "description": token.description,
+        })
+        try:
+            self._db.put_item(TableName=self._table, Item=item,
+                              ConditionExpression="attribute_not_exists(token_id)")
+        except ClientError as error:
+            if _condition_failed(error):
+                raise AlreadyExists(token.token_id) from error
+            raise
+
+    def get_token(self, token_id: str) -> TokenRecord | None:
+        item = self._db.get_item(TableName=self._table, Key={"token_id": {"S": token_id}},
+                                 ConsistentRead=True).get("Item")
+        return _token_from_item(item) if item else None
+
+    def list_tokens(self, tenant: str | None) -> list[TokenRecord]:
+        tokens: list[TokenRecord] = []
+        for page in self._db.get_paginator("scan").paginate(TableName=self._table):
+            tokens.extend(_token_from_item(i) for i in page.get("Items", []))
+        return sorted((t for t in tokens if tenant is None or t.tenant == tenant),
+                      key=lambda t: (t.tenant, t.created_at))
+
+    def revoke_token(self, token_id: str, now: str) -> TokenRecord:
+        try:
+            response = self._db.update_item(
+                TableName=self._table, Key={"token_id": {"S": token_id}},
+                ConditionExpression="attribute_exists(token_id)",
+                # A second revoke keeps the first revocation time.
+                UpdateExpression="SET revoked_at = if_not_exists(revoked_at, :now)",
+                ExpressionAttributeValues={":now": {"S": now}},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                raise ConditionFailed(token_id) from error
+            raise
+        return _token_from_item(response["Attributes"])
+
+
+def _token_from_item(item: dict[str, Any]) -> TokenRecord:
+    v = _from_item(item)
+    return TokenRecord(
+        token_id=v["token_id"], tenant=v["tenant"], scopes=tuple(v["scopes"]),
+        secret_sha256=v["secret_sha256"], created_at=v["created_at"],
+        expires_at=v.get("expires_at"), revoked_at=v.get("revoked_at"),
+        description=v.get("description", ""),
+    )

@@ -1,0 +1,121 @@
+"""In-memory implementations of the storage ports, with the same conditional semantics as
+the real adapters. For unit tests and benchmarks; not for production."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+from prtrace.ports import AlreadyExists, ConditionFailed, PresignedUpload
+from prtrace.records import FINALIZING, OPEN, ChunkRecord, Page, TraceRecord
+from prtrace.tokens import TokenRecord
+
+
+class MemoryTraceStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.traces: dict[tuple[str, str], TraceRecord] = {}
+        self.chunks: dict[tuple[str, str, int], ChunkRecord] = {}
+
+    def create_trace(self, trace: TraceRecord) -> None:
+        with self._lock:
+            if (trace.tenant, trace.trace_id) in self.traces:
+                raise AlreadyExists(trace.trace_id)
+            self.traces[(trace.tenant, trace.trace_id)] = trace
+
+    def get_trace(self, tenant: str, trace_id: str) -> TraceRecord | None:
+        return self.traces.get((tenant, trace_id))
+
+    def list_traces(self, tenant: str, limit: int, after: str | None) -> Page:
+        ids = sorted((t for (ten, t) in self.traces if ten == tenant), reverse=True)
+        if after is not None:
+            ids = [t for t in ids if t < after]
+        page = [self.traces[(tenant, t)] for t in ids[:limit]]
+        return Page(items=page, next_token=page[-1].trace_id if len(ids) > limit else None)
+
+    def get_chunk(self, tenant: str, trace_id: str, chunk_seq: int) -> ChunkRecord | None:
+        return self.chunks.get((tenant, trace_id, chunk_seq))
+
+    def get_chunks(self, tenant: str, trace_id: str, chunk_seqs: list[int]) -> dict[int, ChunkRecord]:
+        return {s: c for s in chunk_seqs if (c := self.get_chunk(tenant, trace_id, s)) is not None}
+
+    def list_chunks(self, tenant: str, trace_id: str, with_event_ids: bool) -> Iterator[ChunkRecord]:
+        keys = sorted(k for k in self.chunks if k[:2] == (tenant, trace_id))
+        for key in keys:
+            chunk = self.chunks[key]
+            yield chunk if with_event_ids else replace(chunk, event_ids=())
+
+    def commit_chunk(self, chunk: ChunkRecord) -> None:
+        with self._lock:
+            key = (chunk.tenant, chunk.trace_id, chunk.chunk_seq)
+            if key in self.chunks:
+                raise AlreadyExists(chunk.chunk_seq)
+            trace = self.traces.get((chunk.tenant, chunk.trace_id))
+            if trace is None or trace.status != OPEN:
+                raise ConditionFailed(chunk.trace_id)
+            self.chunks[key] = chunk
+            self.traces[(chunk.tenant, chunk.trace_id)] = replace(
+                trace, chunk_count=trace.chunk_count + 1,
+                event_count=trace.event_count + chunk.event_count, updated_at=chunk.stored_at)
+
+    def mark_finalizing(self, tenant: str, trace_id: str, finalize: dict[str, Any], now: str
+                        ) -> TraceRecord:
+        with self._lock:
+            trace = self.traces.get((tenant, trace_id))
+            if trace is None or trace.status != OPEN:
+                raise ConditionFailed(trace_id)
+            updated = replace(trace, status=FINALIZING, finalize=finalize, updated_at=now)
+            self.traces[(tenant, trace_id)] = updated
+            return updated
+
+    def ping(self) -> None:
+        return None
+
+
+class MemoryBlobStore:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put_if_absent(self, key: str, body: bytes, sha256_hex: str, content_type: str) -> bool:
+        if key in self.objects:
+            return False
+        self.objects[key] = body
+        return True
+
+    def head(self, key: str) -> int | None:
+        body = self.objects.get(key)
+        return None if body is None else len(body)
+
+    def presign_put(self, key: str, sha256_hex: str, size: int, content_type: str,
+                    expires_in: int) -> PresignedUpload:
+        return PresignedUpload(url=f"memory://{key}", headers={"Content-Type": content_type},
+                               expires_in=expires_in)
+
+    def ping(self) -> None:
+        return None
+
+
+class MemoryTokenStore:
+    def __init__(self) -> None:
+        self.tokens: dict[str, TokenRecord] = {}
+
+    def put_token(self, token: TokenRecord) -> None:
+        if token.token_id in self.tokens:
+            raise AlreadyExists(token.token_id)
+        self.tokens[token.token_id] = token
+
+    def get_token(self, token_id: str) -> TokenRecord | None:
+        return self.tokens.get(token_id)
+
+    def list_tokens(self, tenant: str | None) -> list[TokenRecord]:
+        return [t for t in self.tokens.values() if tenant is None or t.tenant == tenant]
+
+    def revoke_token(self, token_id: str, now: str) -> TokenRecord:
+        token = self.tokens.get(token_id)
+        if token is None:
+            raise ConditionFailed(token_id)
+        revoked = replace(token, revoked_at=token.revoked_at or now)
+        self.tokens[token_id] = revoked
+        return revoked

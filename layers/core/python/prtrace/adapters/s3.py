@@ -1,0 +1,65 @@
+"""S3 adapter for chunk bodies and artifacts (keys under tenants/{tenant}/traces/{trace}/)."""
+
+from __future__ import annotations
+
+import base64
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from prtrace.ports import PresignedUpload
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+
+def _b64(sha256_hex: str) -> str:
+    return base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+
+
+class S3BlobStore:
+    def __init__(self, client: S3Client, bucket: str, presign_client: S3Client | None = None
+                 ) -> None:
+        self._s3 = client
+        self._bucket = bucket
+        # Presigned URLs must name the endpoint clients reach, which may differ from ours.
+        self._presign = presign_client or client
+
+    def put_if_absent(self, key: str, body: bytes, sha256_hex: str, content_type: str) -> bool:
+        try:
+            self._s3.put_object(
+                Bucket=self._bucket, Key=key, Body=body, ContentType=content_type,
+                ChecksumSHA256=_b64(sha256_hex),  # S3 rejects the write if bytes were damaged
+                IfNoneMatch="*",  # never overwrite
+            )
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise
+        return True
+
+    def head(self, key: str) -> int | None:
+        try:
+            return self._s3.head_object(Bucket=self._bucket, Key=key)["ContentLength"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def presign_put(self, key: str, sha256_hex: str, size: int, content_type: str,
+                    expires_in: int) -> PresignedUpload:
+        checksum = _b64(sha256_hex)
+        url = self._presign.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": self._bucket, "Key": key, "ContentType": content_type,
+                    "ContentLength": size, "ChecksumSHA256": checksum},
+            ExpiresIn=expires_in,
+        )
+        # The signature covers these headers: an upload of other bytes or another size fails.
+        headers = {"Content-Type": content_type, "Content-Length": str(size),
+                   "x-amz-checksum-sha256": checksum}
+        return PresignedUpload(url=url, headers=headers, expires_in=expires_in)
+
+    def ping(self) -> None:
+        self._s3.head_bucket(Bucket=self._bucket)

@@ -1,0 +1,82 @@
+"""The ingest hot path for one chunk: parse, validate, canonicalize, dedupe, MAC.
+
+Pure and storage-free so it can be benchmarked and tested on its own. The canonical form
+of an event is its validated model dumped without null fields: two bodies that mean the
+same events (key order, whitespace, explicit nulls) produce the same bytes and digest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+from pydantic import ValidationError
+
+from prtrace.canonical import canonical_json
+from prtrace.errors import FieldError, InvalidInput
+from prtrace.integrity import chunk_mac, sha256_hex
+from prtrace.schema import ChunkBody
+from prtrace.validation import invalid_body
+
+
+@dataclass(frozen=True)
+class PreparedChunk:
+    chunk_seq: int
+    first_event_seq: int
+    last_event_seq: int
+    event_ids: tuple[str, ...]
+    canonical_events: tuple[bytes, ...]
+    body: bytes  # canonical JSON of {"events": [...]}, what is stored
+    sha256: str
+
+    def mac(self, key: bytes, *, tenant: str, trace_id: str) -> str:
+        return chunk_mac(key, tenant=tenant, trace_id=trace_id, chunk_seq=self.chunk_seq,
+                         chunk_sha256=self.sha256)
+
+
+def parse_chunk(raw: bytes) -> ChunkBody:
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"chunk body is not valid JSON: {exc}", [FieldError("", str(exc))]) from None
+    try:
+        return ChunkBody.model_validate(document)
+    except ValidationError as exc:
+        raise invalid_body(exc, "chunk body") from None
+
+
+def prepare_chunk(raw: bytes, chunk_seq: int) -> PreparedChunk:
+    """Everything that can be checked without looking at stored data."""
+    chunk = parse_chunk(raw)
+    events = chunk.events
+    first = events[0].seq
+    errors: list[FieldError] = []
+    if chunk_seq == 0 and first != 0:
+        errors.append(FieldError("/events/0/seq", f"the first chunk must start at event seq 0, got {first}"))
+    seen: dict[str, int] = {}
+    for index, event in enumerate(events):
+        if event.seq != first + index:
+            errors.append(FieldError(f"/events/{index}/seq",
+                                     f"expected seq {first + index} (contiguous), got {event.seq}"))
+        if event.event_id in seen:
+            errors.append(FieldError(f"/events/{index}/event_id",
+                                     f"duplicate event_id {event.event_id!r}, "
+                                     f"first used at /events/{seen[event.event_id]}"))
+        else:
+            seen[event.event_id] = index
+    if errors:
+        shown = "; ".join(f"{e.pointer}: {e.message}" for e in errors[:3])
+        raise InvalidInput(f"chunk {chunk_seq} is inconsistent: {shown}", errors)
+    canonical_events = tuple(
+        canonical_json(event.model_dump(mode="json", exclude_none=True)) for event in events
+    )
+    body = b'{"events":[' + b",".join(canonical_events) + b"]}"
+    return PreparedChunk(
+        chunk_seq=chunk_seq,
+        first_event_seq=first,
+        last_event_seq=events[-1].seq,
+        event_ids=tuple(seen),
+        canonical_events=canonical_events,
+        body=body,
+        sha256=sha256_hex(body),
+    )

@@ -1,0 +1,102 @@
+"""Domain errors. They say what is wrong in the caller's terms; functions/api/problems.py
+maps each one to an HTTP status and an RFC 9457 problem type."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    pointer: str  # RFC 6901 JSON pointer into the request body ("" = the whole body)
+    message: str
+
+
+class DomainError(Exception):
+    """Base class; `detail` is a sentence a human can act on."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidInput(DomainError):
+    def __init__(self, detail: str, errors: Sequence[FieldError] = ()) -> None:
+        super().__init__(detail)
+        self.errors = list(errors)
+
+
+class PayloadTooLarge(DomainError):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"request body is {size} bytes; the limit is {limit} bytes")
+        self.limit = limit
+
+
+class TraceNotFound(DomainError):
+    def __init__(self, trace_id: str) -> None:
+        super().__init__(f"trace {trace_id} does not exist")
+
+
+class TraceNotOpen(DomainError):
+    def __init__(self, trace_id: str, status: str) -> None:
+        super().__init__(f"trace {trace_id} is {status}; it no longer accepts changes")
+        self.status = status
+
+
+class ChunkConflict(DomainError):
+    """A different body was sent for a chunk seq that is already stored."""
+
+    def __init__(self, chunk_seq: int, stored_sha256: str, sent_sha256: str) -> None:
+        super().__init__(
+            f"chunk {chunk_seq} is already stored with a different body "
+            f"(stored sha256 {stored_sha256}, sent {sent_sha256}); stored chunks are immutable"
+        )
+        self.chunk_seq = chunk_seq
+        self.stored_sha256 = stored_sha256
+        self.sent_sha256 = sent_sha256
+
+
+class SeqDiscontinuity(DomainError):
+    """The chunk's events do not continue the event seq of a stored neighbour chunk."""
+
+    def __init__(self, chunk_seq: int, neighbour_seq: int, expected_seq: int, got_seq: int,
+                 pointer: str) -> None:
+        super().__init__(
+            f"chunk {chunk_seq} does not fit stored chunk {neighbour_seq}: "
+            f"expected event seq {expected_seq} at {pointer}, got {got_seq}"
+        )
+        self.expected_seq = expected_seq
+        self.neighbour_chunk = neighbour_seq
+        self.pointer = pointer
+
+
+class DuplicateEventIds(DomainError):
+    """Event ids already used by a stored chunk of the same trace."""
+
+    def __init__(self, duplicates: dict[str, int]) -> None:
+        shown = ", ".join(f"{event_id} (chunk {seq})" for event_id, seq in list(duplicates.items())[:10])
+        super().__init__(f"{len(duplicates)} event id(s) already stored in this trace: {shown}")
+        self.duplicates = duplicates
+
+
+class IncompleteTrace(DomainError):
+    def __init__(self, detail: str, missing_chunks: Sequence[int], unexpected_chunks: Sequence[int]
+                 ) -> None:
+        super().__init__(detail)
+        self.missing_chunks = list(missing_chunks)
+        self.unexpected_chunks = list(unexpected_chunks)
+
+
+class FinalizeConflict(DomainError):
+    pass
+
+
+class ArtifactConflict(DomainError):
+    pass
+
+
+class MissingScope(DomainError):
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"this token lacks the {scope!r} scope needed for this request")
+        self.scope = scope

@@ -1,0 +1,84 @@
+"""The small interfaces the domain needs from storage. Adapters implement them with boto3
+(adapters/dynamodb.py, adapters/s3.py) or in memory (adapters/memory.py, for tests).
+
+Every write is conditional: the store raises instead of overwriting what is there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from prtrace.records import ChunkRecord, Page, TraceRecord
+from prtrace.tokens import TokenRecord
+
+
+class AlreadyExists(Exception):
+    """A conditional create found the item already stored."""
+
+
+class ConditionFailed(Exception):
+    """A conditional update found the item in another state."""
+
+
+class TraceStore(Protocol):
+    def create_trace(self, trace: TraceRecord) -> None:
+        """Raises AlreadyExists."""
+
+    def get_trace(self, tenant: str, trace_id: str) -> TraceRecord | None: ...
+
+    def list_traces(self, tenant: str, limit: int, after: str | None) -> Page:
+        """Newest first; `after` is the last trace id of the previous page."""
+
+    def get_chunk(self, tenant: str, trace_id: str, chunk_seq: int) -> ChunkRecord | None: ...
+
+    def get_chunks(self, tenant: str, trace_id: str, chunk_seqs: list[int]) -> dict[int, ChunkRecord]:
+        ...
+
+    def list_chunks(self, tenant: str, trace_id: str, with_event_ids: bool) -> Iterator[ChunkRecord]:
+        """All chunks of a trace in chunk seq order."""
+
+    def commit_chunk(self, chunk: ChunkRecord) -> None:
+        """Store the chunk and count it on its trace, atomically, only while the trace is
+        open and the chunk seq is free. Raises AlreadyExists (seq taken) or ConditionFailed
+        (trace not open)."""
+
+    def mark_finalizing(self, tenant: str, trace_id: str, finalize: dict[str, Any], now: str) -> TraceRecord:
+        """open -> finalizing; raises ConditionFailed when the trace is not open."""
+
+    def ping(self) -> None:
+        """Raise when the store cannot be reached (readiness)."""
+
+
+@dataclass(frozen=True)
+class PresignedUpload:
+    url: str
+    headers: dict[str, str]
+    expires_in: int
+
+
+class BlobStore(Protocol):
+    def put_if_absent(self, key: str, body: bytes, sha256_hex: str, content_type: str) -> bool:
+        """Write unless the key exists; True when written. Keys are content-addressed by
+        their callers, so an existing key already holds the same bytes."""
+
+    def head(self, key: str) -> int | None:
+        """Size of the stored object, or None."""
+
+    def presign_put(self, key: str, sha256_hex: str, size: int, content_type: str,
+                    expires_in: int) -> PresignedUpload: ...
+
+    def ping(self) -> None: ...
+
+
+class TokenStore(Protocol):
+    def put_token(self, token: TokenRecord) -> None:
+        """Raises AlreadyExists."""
+
+    def get_token(self, token_id: str) -> TokenRecord | None: ...
+
+    def list_tokens(self, tenant: str | None) -> list[TokenRecord]: ...
+
+    def revoke_token(self, token_id: str, now: str) -> TokenRecord:
+        """Raises ConditionFailed when there is no such token."""

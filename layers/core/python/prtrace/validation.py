@@ -1,0 +1,49 @@
+"""Turn pydantic validation errors into field errors with RFC 6901 JSON pointers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from prtrace.errors import FieldError, InvalidInput
+from prtrace.schema import EVENT_TYPES
+
+_UNION_TAGS = frozenset(EVENT_TYPES)
+
+
+def json_pointer(loc: Sequence[Any]) -> str:
+    """('events', 3, 'cmd_run', 'payload', 'argv') -> '/events/3/payload/argv'.
+
+    pydantic inserts the discriminator value after a list index for tagged unions; that
+    step is not part of the document, so it is dropped.
+    """
+    parts: list[str] = []
+    previous: Any = None
+    for step in loc:
+        if isinstance(step, str) and step in _UNION_TAGS and isinstance(previous, int):
+            previous = step
+            continue
+        if isinstance(step, str) and step.startswith("function-"):
+            previous = step
+            continue  # validator wrappers, not document locations
+        parts.append(str(step).replace("~", "~0").replace("/", "~1"))
+        previous = step
+    return "".join(f"/{part}" for part in parts)
+
+
+def field_errors(errors: Iterable[dict[str, Any]], drop_prefix: int = 0) -> list[FieldError]:
+    result = []
+    for error in errors:
+        loc = tuple(error.get("loc", ()))[drop_prefix:]
+        message = str(error.get("msg", "invalid value"))
+        result.append(FieldError(pointer=json_pointer(loc), message=message))
+    return result
+
+
+def invalid_body(exc: ValidationError, what: str) -> InvalidInput:
+    errors = field_errors(exc.errors(include_url=False, include_input=False))
+    shown = "; ".join(f"{e.pointer or '/'}: {e.message}" for e in errors[:3])
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    return InvalidInput(f"{what} is invalid: {shown}{more}", errors)

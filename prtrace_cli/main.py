@@ -1,0 +1,88 @@
+"""`prtrace` admin commands. They talk to the configured AWS endpoint (AWS_ENDPOINT_URL,
+AWS_PROFILE/AWS_REGION as usual), so the same commands manage AWS and the local cloud."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from prtrace.adapters.wiring import build_token_store
+from prtrace.ingest import utc_now
+from prtrace.ports import ConditionFailed
+from prtrace.tokens import issue_token
+
+app = typer.Typer(no_args_is_help=True, help="prtrace: capture and verify bug-fixing sessions.")
+tokens = typer.Typer(no_args_is_help=True, help="Create, list and revoke API tokens.")
+app.add_typer(tokens, name="tokens")
+err = Console(stderr=True)
+
+TableOption = Annotated[str, typer.Option("--table", envvar="PRTRACE_TOKENS_TABLE",
+                                          help="DynamoDB table holding the tokens.")]
+
+
+@tokens.command("create")
+def create_token(
+    tenant: Annotated[str, typer.Option(help="Tenant the token acts for.")],
+    scopes: Annotated[str, typer.Option(help="Comma-separated: ingest, read, admin.")] = "ingest,read",
+    expires_in_days: Annotated[int | None, typer.Option(min=1, max=3650)] = None,
+    description: Annotated[str, typer.Option(help="A note for listings.")] = "",
+    table: TableOption = "",
+) -> None:
+    """Create a token and print it on stdout (it is shown only this once)."""
+    now = utc_now()
+    expires = None
+    if expires_in_days is not None:
+        expires = (datetime.now(UTC) + timedelta(days=expires_in_days)).isoformat(
+            timespec="seconds").replace("+00:00", "Z")
+    try:
+        token, record = issue_token(tenant, [s.strip() for s in scopes.split(",") if s.strip()],
+                                    now=now, expires_at=expires, description=description)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    _store(table).put_token(record)
+    err.print(f"created token {record.token_id} for tenant {tenant} "
+              f"({', '.join(record.scopes)}); store it now, it is not shown again")
+    typer.echo(token)
+
+
+@tokens.command("list")
+def list_tokens(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's tokens.")] = None,
+    table: TableOption = "",
+) -> None:
+    """List tokens (ids, tenants, scopes and state; never secrets)."""
+    view = Table("token id", "tenant", "scopes", "created", "expires", "state")
+    now = utc_now()
+    for token in _store(table).list_tokens(tenant):
+        state = "revoked" if token.revoked_at else (
+            "expired" if token.expires_at and token.expires_at <= now else "active")
+        view.add_row(token.token_id, token.tenant, ",".join(token.scopes), token.created_at,
+                     token.expires_at or "-", state)
+    Console().print(view)
+
+
+@tokens.command("revoke")
+def revoke_token(token_id: str, table: TableOption = "") -> None:
+    """Revoke a token by id; it stops working once the authorizer cache expires."""
+    try:
+        record = _store(table).revoke_token(token_id, utc_now())
+    except ConditionFailed:
+        err.print(f"[red]error:[/red] no token with id {token_id}")
+        raise typer.Exit(1) from None
+    typer.echo(f"revoked {record.token_id} at {record.revoked_at}")
+
+
+def _store(table: str):  # type: ignore[no-untyped-def]
+    if not table:
+        err.print("[red]error:[/red] set PRTRACE_TOKENS_TABLE or pass --table")
+        raise typer.Exit(2)
+    return build_token_store(table)
+
+
+if __name__ == "__main__":
+    app()
