@@ -20,14 +20,20 @@ tokens = typer.Typer(no_args_is_help=True, help="Create, list and revoke API tok
 app.add_typer(tokens, name="tokens")
 err = Console(stderr=True)
 
-TableOption = Annotated[str, typer.Option("--table", envvar="PRTRACE_TOKENS_TABLE",
-                                          help="DynamoDB table holding the tokens.")]
+TableOption = Annotated[
+    str,
+    typer.Option(
+        "--table", envvar="PRTRACE_TOKENS_TABLE", help="DynamoDB table holding the tokens."
+    ),
+]
 
 
 @tokens.command("create")
 def create_token(
     tenant: Annotated[str, typer.Option(help="Tenant the token acts for.")],
-    scopes: Annotated[str, typer.Option(help="Comma-separated: ingest, read, admin.")] = "ingest,read",
+    scopes: Annotated[
+        str, typer.Option(help="Comma-separated: ingest, read, admin.")
+    ] = "ingest,read",
     expires_in_days: Annotated[int | None, typer.Option(min=1, max=3650)] = None,
     description: Annotated[str, typer.Option(help="A note for listings.")] = "",
     table: TableOption = "",
@@ -36,17 +42,27 @@ def create_token(
     now = utc_now()
     expires = None
     if expires_in_days is not None:
-        expires = (datetime.now(UTC) + timedelta(days=expires_in_days)).isoformat(
-            timespec="seconds").replace("+00:00", "Z")
+        expires = (
+            (datetime.now(UTC) + timedelta(days=expires_in_days))
+            .isoformat(timespec="seconds")
+            .replace("+00:00", "Z")
+        )
     try:
-        token, record = issue_token(tenant, [s.strip() for s in scopes.split(",") if s.strip()],
-                                    now=now, expires_at=expires, description=description)
+        token, record = issue_token(
+            tenant,
+            [s.strip() for s in scopes.split(",") if s.strip()],
+            now=now,
+            expires_at=expires,
+            description=description,
+        )
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     _store(table).put_token(record)
-    err.print(f"created token {record.token_id} for tenant {tenant} "
-              f"({', '.join(record.scopes)}); store it now, it is not shown again")
+    err.print(
+        f"created token {record.token_id} for tenant {tenant} "
+        f"({', '.join(record.scopes)}); store it now, it is not shown again"
+    )
     typer.echo(token)
 
 
@@ -59,10 +75,19 @@ def list_tokens(
     view = Table("token id", "tenant", "scopes", "created", "expires", "state")
     now = utc_now()
     for token in _store(table).list_tokens(tenant):
-        state = "revoked" if token.revoked_at else (
-            "expired" if token.expires_at and token.expires_at <= now else "active")
-        view.add_row(token.token_id, token.tenant, ",".join(token.scopes), token.created_at,
-                     token.expires_at or "-", state)
+        state = (
+            "revoked"
+            if token.revoked_at
+            else ("expired" if token.expires_at and token.expires_at <= now else "active")
+        )
+        view.add_row(
+            token.token_id,
+            token.tenant,
+            ",".join(token.scopes),
+            token.created_at,
+            token.expires_at or "-",
+            state,
+        )
     Console().print(view)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -18,6 +18,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.api.problems import IdempotencyKeyReused, RequestInProgress, Unauthenticated
 from prtrace.adapters.wiring import BOTO_CONFIG, build_ingest_service
@@ -37,6 +39,11 @@ _IDEMPOTENCY_CONFIG = IdempotencyConfig(
     expires_after_seconds=IDEMPOTENCY_TTL_S,
     raise_on_no_idempotency_key=True,
 )
+
+
+def register_lambda_context(context: LambdaContext) -> None:
+    """Lets idempotency expire an in-progress record when this invocation would time out."""
+    _IDEMPOTENCY_CONFIG.register_lambda_context(context)
 
 
 @cache
@@ -63,7 +70,8 @@ def reset() -> None:
 
 def principal(router: Router) -> Principal:
     """The caller, as established by the authorizer (never by anything in the request)."""
-    context: dict[str, Any] = router.current_event.request_context.authorizer.get_lambda or {}
+    event = cast(APIGatewayProxyEventV2, router.current_event)
+    context: dict[str, Any] = event.request_context.authorizer.get_lambda or {}
     tenant, token_id = context.get("tenant"), context.get("token_id")
     if not isinstance(tenant, str) or not tenant or not isinstance(token_id, str):
         raise Unauthenticated("no authenticated caller; send Authorization: Bearer prt_…")
@@ -83,30 +91,50 @@ def idempotency_key(router: Router) -> str | None:
     if key is None:
         return None
     if not _IDEMPOTENCY_KEY.match(key):
-        raise InvalidInput("Idempotency-Key must be 1-255 visible ASCII characters",
-                           [FieldError("", "invalid Idempotency-Key header")])
+        raise InvalidInput(
+            "Idempotency-Key must be 1-255 visible ASCII characters",
+            [FieldError("", "invalid Idempotency-Key header")],
+        )
     return key
 
 
-def run_idempotent(router: Router, tenant: str, operation: str, target: str,
-                   body: dict[str, Any], action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def run_idempotent(
+    router: Router,
+    tenant: str,
+    operation: str,
+    target: str,
+    body: dict[str, Any],
+    action: Callable[[], dict[str, Any]],
+) -> dict[str, Any]:
     """Run `action` once per Idempotency-Key (24 h); replays return the stored answer."""
     key = idempotency_key(router)
     if key is None:
         return action()
 
-    @idempotent_function(data_keyword_argument="request", persistence_store=_idempotency_store(),
-                         config=_IDEMPOTENCY_CONFIG, key_prefix="prtrace-api")
+    @idempotent_function(
+        data_keyword_argument="request",
+        persistence_store=_idempotency_store(),
+        config=_IDEMPOTENCY_CONFIG,
+        key_prefix="prtrace-api",
+    )
     def once(request: dict[str, Any]) -> dict[str, Any]:
         return action()
 
     try:
-        result: dict[str, Any] = once(request={"tenant": tenant, "operation": operation,
-                                               "target": target, "key": key, "body": body})
+        result: dict[str, Any] = once(
+            request={
+                "tenant": tenant,
+                "operation": operation,
+                "target": target,
+                "key": key,
+                "body": body,
+            }
+        )
     except IdempotencyValidationError:
         raise IdempotencyKeyReused(
             f"Idempotency-Key {key!r} was used with a different {operation} request in the last "
-            "24 hours; use a new key for a new request") from None
+            "24 hours; use a new key for a new request"
+        ) from None
     except IdempotencyAlreadyInProgressError:
         raise RequestInProgress(
             f"a {operation} request with Idempotency-Key {key!r} is still running; retry shortly"

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.api import problems
+from functions.api import dependencies, problems
 from functions.api.routes import artifacts, chunks, health, traces
 from prtrace.errors import DomainError
 from prtrace.ingest import MAX_CHUNK_BODY_BYTES, MAX_SMALL_BODY_BYTES
@@ -36,26 +36,40 @@ def _validation_error(error: RequestValidationError) -> Response[str]:
         where = item.pointer
         # Powertools prefixes the location: body fields -> /body/..., params -> /path/x, /query/x
         if where.startswith("/body"):
-            where = where[len("/body"):]
+            where = where[len("/body") :]
         errors.append({"pointer": where, "detail": item.message})
     shown = "; ".join(f"{e['pointer'] or '/'}: {e['detail']}" for e in errors[:3])
-    return problems.problem(422, "validation-error", "Request body or parameters are invalid",
-                            f"request is invalid: {shown}", app.current_event.path, errors=errors)
+    return problems.problem(
+        422,
+        "validation-error",
+        "Request body or parameters are invalid",
+        f"request is invalid: {shown}",
+        app.current_event.path,
+        errors=errors,
+    )
 
 
 @app.not_found
 def _not_found(_: Exception) -> Response[str]:
-    return problems.problem(404, "route-not-found", "No such route",
-                            f"{app.current_event.http_method} {app.current_event.path} is not a "
-                            "route of this API", app.current_event.path)
+    return problems.problem(
+        404,
+        "route-not-found",
+        "No such route",
+        f"{app.current_event.http_method} {app.current_event.path} is not a route of this API",
+        app.current_event.path,
+    )
 
 
 @app.exception_handler(Exception)
 def _unexpected(error: Exception) -> Response[str]:
     logger.exception("unhandled error")
-    return problems.problem(500, "internal-error", "Internal error",
-                            "the request failed unexpectedly; it is safe to retry with the same "
-                            "Idempotency-Key", app.current_event.path)
+    return problems.problem(
+        500,
+        "internal-error",
+        "Internal error",
+        "the request failed unexpectedly; it is safe to retry with the same Idempotency-Key",
+        app.current_event.path,
+    )
 
 
 def _body_limit(event: dict[str, Any]) -> int:
@@ -74,17 +88,27 @@ def _body_size(event: dict[str, Any]) -> int:
     return len(body.encode()) if isinstance(body, str) else len(body)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP,
-                              log_event=False)  # events carry bearer tokens: never log them
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False
+)  # events carry bearer tokens: never log them
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     size, limit = _body_size(event), _body_limit(event)
     if size > limit:
         # Refused before routing: nothing is parsed, nothing is stored.
-        response = problems.problem(413, "payload-too-large", "Request body is too large",
-                                    f"request body is {size} bytes; the limit for this route is "
-                                    f"{limit} bytes", str(event.get("rawPath")), limit_bytes=limit)
-        return {"statusCode": response.status_code, "body": response.body,
-                "headers": {"Content-Type": problems.PROBLEM_CONTENT_TYPE},
-                "isBase64Encoded": False}
+        response = problems.problem(
+            413,
+            "payload-too-large",
+            "Request body is too large",
+            f"request body is {size} bytes; the limit for this route is {limit} bytes",
+            str(event.get("rawPath")),
+            limit_bytes=limit,
+        )
+        return {
+            "statusCode": response.status_code,
+            "body": response.body,
+            "headers": {"Content-Type": problems.PROBLEM_CONTENT_TYPE},
+            "isBase64Encoded": False,
+        }
+    dependencies.register_lambda_context(context)
     return app.resolve(event, context)

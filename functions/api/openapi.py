@@ -27,16 +27,24 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     "description": "RFC 9457 problem details",
     "required": ["type", "title", "status", "detail"],
     "properties": {
-        "type": {"type": "string", "description": "stable URN, e.g. urn:prtrace:problem:chunk-conflict"},
+        "type": {
+            "type": "string",
+            "description": "stable URN, e.g. urn:prtrace:problem:chunk-conflict",
+        },
         "title": {"type": "string"},
         "status": {"type": "integer"},
         "detail": {"type": "string", "description": "what went wrong and what to do"},
         "instance": {"type": "string"},
         "errors": {
             "type": "array",
-            "items": {"type": "object", "required": ["pointer", "detail"],
-                      "properties": {"pointer": {"type": "string", "description": "RFC 6901"},
-                                     "detail": {"type": "string"}}},
+            "items": {
+                "type": "object",
+                "required": ["pointer", "detail"],
+                "properties": {
+                    "pointer": {"type": "string", "description": "RFC 6901"},
+                    "detail": {"type": "string"},
+                },
+            },
         },
     },
     "additionalProperties": True,
@@ -45,13 +53,17 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 def openapi_document() -> dict[str, Any]:
     document: dict[str, Any] = orjson.loads(
-        app.get_openapi_json_schema(title=TITLE, version=VERSION,
-                                    description="Capture, verify, test and score bug-fixing sessions.")
+        app.get_openapi_json_schema(
+            title=TITLE,
+            version=VERSION,
+            description="Capture, verify, test and score bug-fixing sessions.",
+        )
     )
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    _, chunk_defs = models_json_schema([(ChunkBody, "validation")],
-                                       ref_template="#/components/schemas/{model}")
+    _, chunk_defs = models_json_schema(
+        [(ChunkBody, "validation")], ref_template="#/components/schemas/{model}"
+    )
     schemas.update(chunk_defs.get("$defs", {}))
     schemas["Problem"] = PROBLEM_SCHEMA
     schemas.pop("HTTPValidationError", None)
@@ -64,21 +76,30 @@ def openapi_document() -> dict[str, Any]:
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
-            responses["4XX"] = {"description": "Client error (problem details)", "content": problem_ref}
-            responses["5XX"] = {"description": "Server error (problem details)", "content": problem_ref}
+            responses["4XX"] = {
+                "description": "Client error (problem details)",
+                "content": problem_ref,
+            }
+            responses["5XX"] = {
+                "description": "Server error (problem details)",
+                "content": problem_ref,
+            }
             if path not in _PUBLIC:
                 operation["security"] = [{"bearer": []}]
             if method == "put" and path.endswith("/chunks/{chunk_seq}"):
                 operation["requestBody"] = {
                     "required": True,
-                    "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/ChunkBody"}}},
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ChunkBody"}}
+                    },
                 }
     return document
 
 
 def render() -> bytes:
-    return orjson.dumps(openapi_document(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    return (
+        orjson.dumps(openapi_document(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    )
 
 
 if __name__ == "__main__":

@@ -49,24 +49,41 @@ class ServiceUnavailable(e.DomainError):
 
 _PROBLEMS |= {
     Unauthenticated: (401, "unauthenticated", "Missing or invalid credentials"),
-    IdempotencyKeyReused: (422, "idempotency-key-reused",
-                           "Idempotency-Key was already used with a different request"),
-    RequestInProgress: (409, "request-in-progress",
-                        "A request with this Idempotency-Key is still in progress"),
+    IdempotencyKeyReused: (
+        422,
+        "idempotency-key-reused",
+        "Idempotency-Key was already used with a different request",
+    ),
+    RequestInProgress: (
+        409,
+        "request-in-progress",
+        "A request with this Idempotency-Key is still in progress",
+    ),
     ServiceUnavailable: (503, "service-unavailable", "A dependency is unavailable"),
 }
 
 
-def problem(status: int, slug: str, title: str, detail: str, instance: str | None = None,
-            **extensions: Any) -> Response[str]:
-    body: dict[str, Any] = {"type": f"urn:prtrace:problem:{slug}", "title": title,
-                            "status": status, "detail": detail}
+def problem(
+    status: int, slug: str, title: str, detail: str, instance: str | None = None, **extensions: Any
+) -> Response[str]:
+    body: dict[str, Any] = {
+        "type": f"urn:prtrace:problem:{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
     if instance:
         body["instance"] = instance
     body.update({k: v for k, v in extensions.items() if v is not None})
-    headers = {"Retry-After": "1"} if status in (409, 503) and slug == "request-in-progress" else None
-    return Response(status_code=status, content_type=PROBLEM_CONTENT_TYPE,
-                    body=orjson.dumps(body).decode(), headers=headers)
+    headers = (
+        {"Retry-After": "1"} if status in (409, 503) and slug == "request-in-progress" else None
+    )
+    return Response(
+        status_code=status,
+        content_type=PROBLEM_CONTENT_TYPE,
+        body=orjson.dumps(body).decode(),
+        headers=headers,
+    )
 
 
 def _extensions(error: e.DomainError) -> dict[str, Any]:
@@ -76,17 +93,28 @@ def _extensions(error: e.DomainError) -> dict[str, Any]:
         case e.PayloadTooLarge():
             return {"limit_bytes": error.limit}
         case e.ChunkConflict():
-            return {"chunk_seq": error.chunk_seq, "stored_sha256": error.stored_sha256,
-                    "sent_sha256": error.sent_sha256}
+            return {
+                "chunk_seq": error.chunk_seq,
+                "stored_sha256": error.stored_sha256,
+                "sent_sha256": error.sent_sha256,
+            }
         case e.SeqDiscontinuity():
-            return {"expected_seq": error.expected_seq, "neighbour_chunk": error.neighbour_chunk,
-                    "errors": [{"pointer": error.pointer, "detail": error.detail}]}
+            return {
+                "expected_seq": error.expected_seq,
+                "neighbour_chunk": error.neighbour_chunk,
+                "errors": [{"pointer": error.pointer, "detail": error.detail}],
+            }
         case e.DuplicateEventIds():
-            return {"duplicates": [{"event_id": k, "chunk_seq": v}
-                                   for k, v in list(error.duplicates.items())[:100]]}
+            return {
+                "duplicates": [
+                    {"event_id": k, "chunk_seq": v} for k, v in list(error.duplicates.items())[:100]
+                ]
+            }
         case e.IncompleteTrace():
-            return {"missing_chunks": error.missing_chunks[:1000],
-                    "unexpected_chunks": error.unexpected_chunks[:1000]}
+            return {
+                "missing_chunks": error.missing_chunks[:1000],
+                "unexpected_chunks": error.unexpected_chunks[:1000],
+            }
         case e.TraceNotOpen():
             return {"trace_status": error.status}
         case e.MissingScope():
@@ -97,6 +125,6 @@ def _extensions(error: e.DomainError) -> dict[str, Any]:
 def from_domain_error(error: e.DomainError, instance: str | None = None) -> Response[str]:
     for cls in type(error).__mro__:
         if cls in _PROBLEMS:
-            status, slug, title = _PROBLEMS[cls]  # type: ignore[index]
+            status, slug, title = _PROBLEMS[cls]
             return problem(status, slug, title, error.detail, instance, **_extensions(error))
     return problem(500, "internal-error", "Internal error", "unexpected error", instance)

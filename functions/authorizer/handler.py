@@ -44,8 +44,11 @@ def decide(authorization: str | None, store: TokenStore, now: str) -> dict[str, 
         return denied
     return APIGatewayAuthorizerResponseV2(
         authorize=True,
-        context={"tenant": caller.tenant, "scopes": ",".join(sorted(caller.scopes)),
-                 "token_id": caller.token_id},
+        context={
+            "tenant": caller.tenant,
+            "scopes": ",".join(sorted(caller.scopes)),
+            "token_id": caller.token_id,
+        },
     ).asdict()
 
 

@@ -21,13 +21,15 @@ router = Router()
     summary="Get a presigned upload bound to the artifact's SHA-256 and size",
     responses={201: {"description": "Upload URL issued, or the artifact is already present"}},
 )
-def request_artifact_upload(trace_id: TraceId,
-                            request: Annotated[ArtifactRequest, Body(embed=False)]) -> Response[str]:
+def request_artifact_upload(
+    trace_id: TraceId, request: Annotated[ArtifactRequest, Body(embed=False)]
+) -> Response[str]:
     caller = require(router, "ingest")
 
     def presign() -> dict[str, object]:
         return ingest_service().request_artifact_upload(caller.tenant, trace_id, request)
 
-    result = run_idempotent(router, caller.tenant, "artifact", trace_id,
-                            request.model_dump(mode="json"), presign)
+    result = run_idempotent(
+        router, caller.tenant, "artifact", trace_id, request.model_dump(mode="json"), presign
+    )
     return json_response(201, result)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
@@ -21,13 +22,19 @@ router = Router()
     summary="Store one chunk of events (idempotent: the same body again gets the same answer)",
     responses={201: {"description": "Stored (or already stored with this exact body)"}},
 )
-def put_chunk(trace_id: TraceId,
-              chunk_seq: Annotated[int, Path(ge=0, le=MAX_CHUNK_SEQ)]) -> Response[str]:
+def put_chunk(
+    trace_id: TraceId, chunk_seq: Annotated[int, Path(ge=0, le=MAX_CHUNK_SEQ)]
+) -> Response[str]:
     caller = require(router, "ingest")
     # The body is validated by the domain, not the router: it parses and canonicalizes in
     # one pass (see prtrace.chunks). Its schema is added to the OpenAPI document by hand.
-    raw = router.current_event.decoded_body or ""
-    outcome = ingest_service().put_chunk(caller.tenant, trace_id, chunk_seq,
-                                         raw.encode() if isinstance(raw, str) else raw)
+    outcome = ingest_service().put_chunk(caller.tenant, trace_id, chunk_seq, _raw_body())
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
     return json_response(201, outcome.chunk.receipt(), headers)
+
+
+def _raw_body() -> bytes:
+    """The body as bytes, whatever the client sent (bad UTF-8 is the parser's to report)."""
+    event = router.current_event
+    body = event.body or ""
+    return base64.b64decode(body) if event.is_base64_encoded else body.encode()

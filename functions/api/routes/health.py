@@ -30,5 +30,6 @@ def readyz() -> Response[str]:
             logger.exception("readiness check failed", extra={"check": name})
             checks[name] = "unavailable"
     ready = all(v == "ok" for v in checks.values())
-    return json_response(200 if ready else 503, {"status": "ready" if ready else "not_ready",
-                                                 "checks": checks})
+    return json_response(
+        200 if ready else 503, {"status": "ready" if ready else "not_ready", "checks": checks}
+    )

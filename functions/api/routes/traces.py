@@ -37,8 +37,9 @@ def list_traces(
 ) -> Response[str]:
     caller = require(router, "read")
     page = ingest_service().list_traces(caller.tenant, limit, next_token)
-    return json_response(200, {"items": [t.public() for t in page.items],
-                               "next_token": page.next_token})
+    return json_response(
+        200, {"items": [t.public() for t in page.items], "next_token": page.next_token}
+    )
 
 
 @router.get("/v1/traces/<trace_id>", summary="Get a trace's status and counts")
@@ -47,15 +48,20 @@ def get_trace(trace_id: TraceId) -> Response[str]:
     return json_response(200, ingest_service().get_trace(caller.tenant, trace_id).public())
 
 
-@router.post("/v1/traces/<trace_id>/finalize", summary="Finalize a trace",
-             responses={202: {"description": "Accepted: the trace is finalizing"}})
-def finalize_trace(trace_id: TraceId,
-                   request: Annotated[FinalizeRequest, Body(embed=False)]) -> Response[str]:
+@router.post(
+    "/v1/traces/<trace_id>/finalize",
+    summary="Finalize a trace",
+    responses={202: {"description": "Accepted: the trace is finalizing"}},
+)
+def finalize_trace(
+    trace_id: TraceId, request: Annotated[FinalizeRequest, Body(embed=False)]
+) -> Response[str]:
     caller = require(router, "ingest")
 
     def finalize() -> dict[str, object]:
         return ingest_service().finalize(caller.tenant, trace_id, request.expected_chunks).public()
 
-    result = run_idempotent(router, caller.tenant, "finalize", trace_id,
-                            request.model_dump(mode="json"), finalize)
+    result = run_idempotent(
+        router, caller.tenant, "finalize", trace_id, request.model_dump(mode="json"), finalize
+    )
     return json_response(202, result)

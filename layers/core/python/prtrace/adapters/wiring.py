@@ -18,12 +18,16 @@ BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_ti
                      read_timeout=10)
 
 
+# SigV4 presigned URLs sign the checksum and length headers; SigV2 would not bind them.
+S3_CONFIG = BOTO_CONFIG.merge(Config(signature_version="s3v4"))
+
+
 def build_ingest_service(settings: Settings) -> IngestService:
     dynamodb = boto3.client("dynamodb", config=BOTO_CONFIG)
-    s3 = boto3.client("s3", config=BOTO_CONFIG)
+    s3 = boto3.client("s3", config=S3_CONFIG)
     presign = None
     if settings.public_s3_endpoint:
-        presign = boto3.client("s3", endpoint_url=settings.public_s3_endpoint, config=BOTO_CONFIG)
+        presign = boto3.client("s3", endpoint_url=settings.public_s3_endpoint, config=S3_CONFIG)
     return IngestService(
         traces=DynamoTraceStore(dynamodb, settings.traces_table),
         blobs=S3BlobStore(s3, settings.bucket, presign_client=presign),

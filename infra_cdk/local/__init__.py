@@ -1,0 +1,1 @@
+"""Run the stack on one machine against a local AWS emulator."""

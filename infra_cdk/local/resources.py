@@ -1,0 +1,61 @@
+"""Provision the stateful resources (tables, bucket, integrity key) in an AWS endpoint.
+
+The local cloud and the tests use this until the CDK storage construct is deployed into
+the emulator; key schemas here must match prtrace.adapters.dynamodb and the CDK stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import boto3
+
+from prtrace.adapters.keys import new_key_ring_secret
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    traces_table: str = "prtrace-traces"
+    tokens_table: str = "prtrace-tokens"
+    idempotency_table: str = "prtrace-idempotency"
+    bucket: str = "prtrace-data"
+    key_secret_name: str = "prtrace/integrity-key"  # noqa: S105 - a name, not a secret
+
+    def environment(self) -> dict[str, str]:
+        """The variables the Lambdas read (prtrace.settings)."""
+        return {
+            "PRTRACE_TRACES_TABLE": self.traces_table,
+            "PRTRACE_TOKENS_TABLE": self.tokens_table,
+            "PRTRACE_IDEMPOTENCY_TABLE": self.idempotency_table,
+            "PRTRACE_BUCKET": self.bucket,
+            "PRTRACE_KEY_SECRET_NAME": self.key_secret_name,
+        }
+
+
+def provision(names: ResourceNames, region: str = "us-east-1") -> None:
+    """Create everything that is missing; leave what exists untouched."""
+    dynamodb = boto3.client("dynamodb", region_name=region)
+    existing = set(dynamodb.list_tables()["TableNames"])
+    tables: dict[str, list[tuple[str, Literal["HASH", "RANGE"]]]] = {
+        names.traces_table: [("pk", "HASH"), ("sk", "RANGE")],
+        names.tokens_table: [("token_id", "HASH")],
+        names.idempotency_table: [("id", "HASH")],
+    }
+    for table, keys in tables.items():
+        if table in existing:
+            continue
+        dynamodb.create_table(
+            TableName=table,
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": n, "KeyType": t} for n, t in keys],
+            AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n, _ in keys],
+        )
+    s3 = boto3.client("s3", region_name=region)
+    if names.bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+        s3.create_bucket(Bucket=names.bucket)
+    secrets = boto3.client("secretsmanager", region_name=region)
+    try:
+        secrets.describe_secret(SecretId=names.key_secret_name)
+    except secrets.exceptions.ResourceNotFoundException:
+        secrets.create_secret(Name=names.key_secret_name, SecretString=new_key_ring_secret())
