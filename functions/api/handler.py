@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
@@ -12,12 +11,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.api import dependencies, problems
 from functions.api.routes import artifacts, chunks, health, traces
+from functions.api.telemetry import logger, metrics, tracer
 from prtrace.errors import DomainError
 from prtrace.ingest import MAX_CHUNK_BODY_BYTES, MAX_SMALL_BODY_BYTES
 from prtrace.validation import field_errors
-
-logger = Logger(service="prtrace-api")
-tracer = Tracer(service="prtrace-api")
 
 app = APIGatewayHttpResolver(enable_validation=True)
 for module in (traces, chunks, artifacts, health):
@@ -92,6 +89,7 @@ def _body_size(event: dict[str, Any]) -> int:
     correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False
 )  # events carry bearer tokens: never log them
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     size, limit = _body_size(event), _body_limit(event)
     if size > limit:

@@ -8,10 +8,12 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.api.dependencies import ingest_service, require
 from functions.api.routes.responses import json_response
 from functions.api.routes.traces import TraceId
+from functions.api.telemetry import metrics
 from prtrace.ingest import MAX_CHUNK_SEQ
 
 router = Router()
@@ -29,6 +31,11 @@ def put_chunk(
     # The body is validated by the domain, not the router: it parses and canonicalizes in
     # one pass (see prtrace.chunks). Its schema is added to the OpenAPI document by hand.
     outcome = ingest_service().put_chunk(caller.tenant, trace_id, chunk_seq, _raw_body())
+    if not outcome.replayed:
+        metrics.add_metric(name="ChunksStored", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(
+            name="EventsStored", unit=MetricUnit.Count, value=outcome.chunk.event_count
+        )
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
     return json_response(201, outcome.chunk.receipt(), headers)
 

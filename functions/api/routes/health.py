@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from functions.api.dependencies import ingest_service
 from functions.api.routes.responses import json_response
+from functions.api.telemetry import logger
 
 router = Router()
-logger = Logger(child=True)
 
 
 @router.get("/healthz", summary="Liveness")

@@ -1,0 +1,10 @@
+"""Logger, tracer and metrics of the API function (one instance each, shared by routes)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+SERVICE = "prtrace-api"
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(namespace="prtrace", service=SERVICE)
