@@ -3,11 +3,16 @@ AWS_PROFILE/AWS_REGION as usual), so the same commands manage AWS and the local 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
+from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 from prtrace.adapters.wiring import build_token_store
@@ -15,10 +20,15 @@ from prtrace.ingest import utc_now
 from prtrace.ports import ConditionFailed
 from prtrace.tokens import issue_token
 
-app = typer.Typer(no_args_is_help=True, help="prtrace: capture and verify bug-fixing sessions.")
+# Never print locals in tracebacks: `create` holds the new token's secret.
+app = typer.Typer(
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    help="prtrace: capture and verify bug-fixing sessions.",
+)
 tokens = typer.Typer(no_args_is_help=True, help="Create, list and revoke API tokens.")
 app.add_typer(tokens, name="tokens")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one message, one line, at any width
 
 TableOption = Annotated[
     str,
@@ -56,9 +66,10 @@ def create_token(
             description=description,
         )
     except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
-    _store(table).put_token(record)
+    with _aws_errors(table):
+        _store(table).put_token(record)
     err.print(
         f"created token {record.token_id} for tenant {tenant} "
         f"({', '.join(record.scopes)}); store it now, it is not shown again"
@@ -74,7 +85,9 @@ def list_tokens(
     """List tokens (ids, tenants, scopes and state; never secrets)."""
     view = Table("token id", "tenant", "scopes", "created", "expires", "state")
     now = utc_now()
-    for token in _store(table).list_tokens(tenant):
+    with _aws_errors(table):
+        listed = _store(table).list_tokens(tenant)
+    for token in listed:
         state = (
             "revoked"
             if token.revoked_at
@@ -88,18 +101,42 @@ def list_tokens(
             token.expires_at or "-",
             state,
         )
-    Console().print(view)
+    # Never cut cells to the terminal (or a pipe's 80 columns): ids are copied into `revoke`.
+    console = Console()
+    natural = Measurement.get(console, console.options.update_width(10_000), view).maximum
+    console.width = max(console.width, natural)
+    console.print(view)
 
 
 @tokens.command("revoke")
 def revoke_token(token_id: str, table: TableOption = "") -> None:
     """Revoke a token by id; it stops working once the authorizer cache expires."""
     try:
-        record = _store(table).revoke_token(token_id, utc_now())
+        with _aws_errors(table):
+            record = _store(table).revoke_token(token_id, utc_now())
     except ConditionFailed:
-        err.print(f"[red]error:[/red] no token with id {token_id}")
+        err.print(f"[red]error:[/red] no token with id {escape(token_id)}")
         raise typer.Exit(1) from None
     typer.echo(f"revoked {record.token_id} at {record.revoked_at}")
+
+
+@contextmanager
+def _aws_errors(table: str) -> Iterator[None]:
+    """One clear line instead of a traceback for the usual setup mistakes."""
+    try:
+        yield
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            err.print(
+                f"[red]error:[/red] table {escape(table)} not found; check "
+                "PRTRACE_TOKENS_TABLE (or --table), AWS_REGION and AWS_ENDPOINT_URL"
+            )
+        else:
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    except BotoCoreError as exc:  # no credentials or region, endpoint unreachable, ...
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
 
 
 def _store(table: str):  # type: ignore[no-untyped-def]
