@@ -46,8 +46,9 @@ def chunk_files(directory: Path) -> list[Path]:
     return sorted(directory.glob("chunk-*.json"))
 
 
-def submit_trace(send: Send, directory: Path, upload: Callable[..., httpx.Response] = httpx.put
-                 ) -> Submission:
+def submit_trace(
+    send: Send, directory: Path, upload: Callable[..., httpx.Response] = httpx.put
+) -> Submission:
     result = Submission()
     metadata = (directory / "trace.json").read_bytes()
     chunks = chunk_files(directory)
@@ -57,26 +58,42 @@ def submit_trace(send: Send, directory: Path, upload: Callable[..., httpx.Respon
 
     for path in sorted((directory / "artifacts").glob("*")):
         content = path.read_bytes()
-        request = {"sha256": hashlib.sha256(content).hexdigest(), "size": len(content),
-                   "media_type": "text/x-diff" if path.suffix == ".diff" else "text/plain"}
-        status, _, body = send("POST", f"/v1/traces/{result.trace_id}/artifacts",
-                               orjson.dumps(request),
-                               {"Idempotency-Key": idempotency_key(result.trace_id, path.name)})
+        request = {
+            "sha256": hashlib.sha256(content).hexdigest(),
+            "size": len(content),
+            "media_type": "text/x-diff" if path.suffix == ".diff" else "text/plain",
+        }
+        status, _, body = send(
+            "POST",
+            f"/v1/traces/{result.trace_id}/artifacts",
+            orjson.dumps(request),
+            {"Idempotency-Key": idempotency_key(result.trace_id, path.name)},
+        )
         answer = _expect(status, body, (201,), f"artifact {path.name}")
         if answer["upload"] is not None:
-            put = upload(answer["upload"]["url"], content=content,
-                         headers=answer["upload"]["headers"], timeout=30)
+            put = upload(
+                answer["upload"]["url"],
+                content=content,
+                headers=answer["upload"]["headers"],
+                timeout=30,
+            )
             if put.status_code >= 300:
-                raise SubmitError(f"upload of {path.name} failed: HTTP {put.status_code} {put.text}")
+                raise SubmitError(
+                    f"upload of {path.name} failed: HTTP {put.status_code} {put.text}"
+                )
         result.artifacts.append({"name": path.name, **answer})
 
     for seq, path in enumerate(chunks):
-        status, _, body = send("PUT", f"/v1/traces/{result.trace_id}/chunks/{seq}",
-                               path.read_bytes(), {})
+        status, _, body = send(
+            "PUT", f"/v1/traces/{result.trace_id}/chunks/{seq}", path.read_bytes(), {}
+        )
         result.receipts.append(_expect(status, body, (201,), f"chunk {seq}"))
 
-    status, _, body = send("POST", f"/v1/traces/{result.trace_id}/finalize",
-                           orjson.dumps({"expected_chunks": len(chunks)}),
-                           {"Idempotency-Key": idempotency_key(result.trace_id, "finalize")})
+    status, _, body = send(
+        "POST",
+        f"/v1/traces/{result.trace_id}/finalize",
+        orjson.dumps({"expected_chunks": len(chunks)}),
+        {"Idempotency-Key": idempotency_key(result.trace_id, "finalize")},
+    )
     result.finalized = _expect(status, body, (202,), "finalize")
     return result

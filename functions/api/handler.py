@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
@@ -16,7 +17,8 @@ from prtrace.errors import DomainError
 from prtrace.ingest import MAX_CHUNK_BODY_BYTES, MAX_SMALL_BODY_BYTES
 from prtrace.validation import field_errors
 
-app = APIGatewayHttpResolver(enable_validation=True)
+# orjson: faster, and a too-long integer is a JSON error (422), not a ValueError (500).
+app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=orjson.loads)
 for module in (traces, chunks, artifacts, health):
     app.include_router(module.router)
 
@@ -30,6 +32,9 @@ def _domain_error(error: DomainError) -> Response[str]:
 def _validation_error(error: RequestValidationError) -> Response[str]:
     errors = []
     for item in field_errors(error.errors()):
+        if item.message.startswith("JSON decode error"):
+            errors.append({"pointer": "", "detail": "request body is not valid JSON"})
+            continue
         where = item.pointer
         # Powertools prefixes the location: body fields -> /body/..., params -> /path/x, /query/x
         if where.startswith("/body"):
@@ -78,6 +83,32 @@ def _body_limit(event: dict[str, Any]) -> int:
     return MAX_SMALL_BODY_BYTES
 
 
+def _content_type_refused(event: dict[str, Any]) -> str | None:
+    """Bodies are JSON; say so plainly instead of trying to read a form (curl -d) as one."""
+    if not event.get("body"):
+        return None
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    media_type = str(headers.get("content-type", "")).split(";")[0].strip().lower()
+    if not media_type or media_type == "application/json" or media_type.endswith("+json"):
+        return None
+    return media_type
+
+
+def _raw_problem(
+    status: int, slug: str, title: str, detail: str, event: dict[str, Any], **extensions: Any
+) -> dict[str, Any]:
+    """A problem answered before routing: nothing is parsed, nothing is stored."""
+    response = problems.problem(
+        status, slug, title, detail, str(event.get("rawPath")), **extensions
+    )
+    return {
+        "statusCode": response.status_code,
+        "body": response.body,
+        "headers": {"Content-Type": problems.PROBLEM_CONTENT_TYPE},
+        "isBase64Encoded": False,
+    }
+
+
 def _body_size(event: dict[str, Any]) -> int:
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
@@ -93,20 +124,23 @@ def _body_size(event: dict[str, Any]) -> int:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     size, limit = _body_size(event), _body_limit(event)
     if size > limit:
-        # Refused before routing: nothing is parsed, nothing is stored.
-        response = problems.problem(
+        return _raw_problem(
             413,
             "payload-too-large",
             "Request body is too large",
             f"request body is {size} bytes; the limit for this route is {limit} bytes",
-            str(event.get("rawPath")),
+            event,
             limit_bytes=limit,
         )
-        return {
-            "statusCode": response.status_code,
-            "body": response.body,
-            "headers": {"Content-Type": problems.PROBLEM_CONTENT_TYPE},
-            "isBase64Encoded": False,
-        }
+    media_type = _content_type_refused(event)
+    if media_type is not None:
+        return _raw_problem(
+            415,
+            "unsupported-media-type",
+            "Request body must be JSON",
+            f"request bodies are JSON: send Content-Type: application/json "
+            f"(got {media_type[:100]})",
+            event,
+        )
     dependencies.register_lambda_context(context)
     return app.resolve(event, context)

@@ -43,10 +43,6 @@ class RequestInProgress(e.DomainError):
     pass
 
 
-class ServiceUnavailable(e.DomainError):
-    pass
-
-
 _PROBLEMS |= {
     Unauthenticated: (401, "unauthenticated", "Missing or invalid credentials"),
     IdempotencyKeyReused: (
@@ -59,7 +55,7 @@ _PROBLEMS |= {
         "request-in-progress",
         "A request with this Idempotency-Key is still in progress",
     ),
-    ServiceUnavailable: (503, "service-unavailable", "A dependency is unavailable"),
+    e.StoreBusy: (503, "store-busy", "Storage is busy with concurrent writes"),
 }
 
 
@@ -75,9 +71,8 @@ def problem(
     if instance:
         body["instance"] = instance
     body.update({k: v for k, v in extensions.items() if v is not None})
-    headers = (
-        {"Retry-After": "1"} if status in (409, 503) and slug == "request-in-progress" else None
-    )
+    retry = status == 503 or slug == "request-in-progress"
+    headers = {"Retry-After": "1"} if retry else None
     return Response(
         status_code=status,
         content_type=PROBLEM_CONTENT_TYPE,
@@ -99,10 +94,13 @@ def _extensions(error: e.DomainError) -> dict[str, Any]:
                 "sent_sha256": error.sent_sha256,
             }
         case e.SeqDiscontinuity():
+            pointed = (
+                [{"pointer": error.pointer, "detail": error.detail}] if error.pointer else None
+            )
             return {
                 "expected_seq": error.expected_seq,
                 "neighbour_chunk": error.neighbour_chunk,
-                "errors": [{"pointer": error.pointer, "detail": error.detail}],
+                "errors": pointed,
             }
         case e.DuplicateEventIds():
             return {

@@ -17,8 +17,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_demo_runs_the_ingestion_flow_on_the_emulator():
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRTRACE_")}
-    done = subprocess.run([sys.executable, "-m", "examples.demo"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-m", "examples.demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     assert "created trace tr_" in out
@@ -35,7 +41,11 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
     bench.main()
     results = orjson.loads((tmp_path / "bench-results.json").read_bytes())
     assert results["chunk_event_count"] == 1000
-    for stage in ("orjson_loads_ceiling", "prepare_chunk", "ingest_chunk",
-                  "ingest_service_put_chunk"):
+    for stage in (
+        "orjson_loads_ceiling",
+        "prepare_chunk",
+        "ingest_chunk",
+        "ingest_service_put_chunk",
+    ):
         assert results[f"{stage}_events_per_s"] > 0
     assert all(isinstance(v, int | float) for v in results.values())

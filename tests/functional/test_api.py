@@ -62,6 +62,27 @@ def test_create_trace_rejects_non_json(client):
     response = client.call("POST", "/v1/traces", raw=b"{not json")
     assert response.status == 422
     assert problem_type(response) == "validation-error"
+    assert response.json()["errors"] == [
+        {"pointer": "", "detail": "request body is not valid JSON"}
+    ]
+
+
+def test_absurdly_long_integer_is_a_validation_error_not_a_crash(client):
+    trace_id = new_trace(client)
+    body = b'{"expected_chunks": ' + b"9" * 5000 + b"}"
+    response = client.call("POST", f"/v1/traces/{trace_id}/finalize", raw=body)
+    assert response.status == 422
+    assert problem_type(response) == "validation-error"
+
+
+@pytest.mark.parametrize("media_type", ["application/x-www-form-urlencoded", "text/plain"])
+def test_non_json_bodies_are_415(client, media_type):
+    response = client.call(
+        "POST", "/v1/traces", trace_metadata(), headers={"Content-Type": media_type}
+    )
+    assert response.status == 415
+    assert problem_type(response) == "unsupported-media-type"
+    assert "application/json" in response.json()["detail"]
 
 
 def test_get_trace_reports_counts(client):
@@ -77,10 +98,10 @@ def test_unknown_trace_is_404(client):
     assert problem_type(response) == "trace-not-found"
 
 
-def test_malformed_trace_id_is_422_with_pointer(client):
+def test_malformed_trace_id_is_not_found(client):
     response = client.call("GET", "/v1/traces/not-a-trace")
-    assert response.status == 422
-    assert response.json()["errors"][0]["pointer"] == "/path/trace_id"
+    assert response.status == 404
+    assert problem_type(response) == "trace-not-found"
 
 
 def test_list_traces_is_paginated_newest_first(client):
@@ -189,7 +210,7 @@ def test_chunk_that_does_not_continue_previous_neighbour_is_409(client):
     assert response.status == 409
     assert problem_type(response) == "seq-discontinuity"
     assert response.json()["expected_seq"] == 10
-    assert "expected event seq 10" in response.json()["detail"]
+    assert "must have seq 10, got 11" in response.json()["detail"]
 
 
 def test_chunk_that_does_not_meet_next_neighbour_is_409(client):
@@ -199,6 +220,25 @@ def test_chunk_that_does_not_meet_next_neighbour_is_409(client):
     assert response.status == 409
     assert response.json()["expected_seq"] == 19
     assert response.json()["errors"][0]["pointer"] == "/events/4/seq"
+
+
+def test_chunk_that_cannot_fit_a_distant_neighbour_is_409(client):
+    trace_id = new_trace(client)
+    assert put(client, trace_id, 0, chunk_body(0, 10)).status == 201
+    # Chunks 1 and 2 would have to share event 10 alone: chunk 3 can start at 12 at the earliest.
+    response = put(client, trace_id, 3, chunk_body(11, 2))
+    assert response.status == 409
+    assert problem_type(response) == "seq-discontinuity"
+    assert response.json()["expected_seq"] == 12
+    assert "at least 12" in response.json()["detail"]
+    assert put(client, trace_id, 3, chunk_body(12, 2)).status == 201
+
+
+def test_chunk_starting_before_its_position_allows_is_422(client):
+    trace_id = new_trace(client)
+    response = put(client, trace_id, 5, chunk_body(2, 3))  # chunks 0..4 need 5 events
+    assert response.status == 422
+    assert response.json()["errors"][0]["pointer"] == "/events/0/seq"
 
 
 def test_duplicate_event_id_across_chunks_is_rejected(client):
@@ -419,14 +459,27 @@ def test_invalid_idempotency_key_is_422(client):
     assert response.status == 422
 
 
-def test_artifact_request_replay_returns_the_same_upload(client):
+def test_artifact_request_replay_answers_afresh(client):
+    """Replays are guarded by the key but never return a stale URL or a stale status."""
     trace_id = new_trace(client)
     headers = {"Idempotency-Key": "art-1"}
-    request = {"sha256": "b" * 64, "size": 10}
+    content = b"0123456789"
+    ref = blob_ref(content)
+    request = {"sha256": ref["sha256"], "size": ref["size"]}
     path = f"/v1/traces/{trace_id}/artifacts"
-    first = client.call("POST", path, request, headers=headers)
-    second = client.call("POST", path, request, headers=headers)
-    assert first.json() == second.json()
+    first = client.call("POST", path, request, headers=headers).json()
+    assert first["status"] == "upload_required"
+    boto3.client("s3").put_object(
+        Bucket=NAMES.bucket,
+        Body=content,
+        Key=f"tenants/acme/traces/{trace_id}/artifacts/sha256/{ref['sha256']}",
+    )
+    second = client.call("POST", path, request, headers=headers).json()
+    assert second["status"] == "present"
+    assert second["blob_ref"] == first["blob_ref"]
+    reused = client.call("POST", path, {"sha256": "c" * 64, "size": 3}, headers=headers)
+    assert reused.status == 422
+    assert problem_type(reused) == "idempotency-key-reused"
 
 
 # ---- health, errors, OpenAPI ---------------------------------------------------------

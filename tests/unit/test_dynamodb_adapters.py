@@ -10,13 +10,14 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from infra_cdk.local.resources import ResourceNames, provision
 from prtrace.adapters.dynamodb import DynamoTokenStore, DynamoTraceStore
 from prtrace.adapters.s3 import S3BlobStore
 from prtrace.adapters.wiring import BOTO_CONFIG, S3_CONFIG
-from prtrace.ports import AlreadyExists, ConditionFailed
+from prtrace.ports import AlreadyExists, ConditionFailed, Contention, NeighbourChanged
 from prtrace.records import FINALIZING, OPEN, ChunkRecord, TraceRecord
 from prtrace.tokens import TokenRecord, issue_token
 
@@ -122,10 +123,59 @@ def test_commit_chunk_stores_it_and_counts_it_on_the_trace(traces):
     assert (stored.chunk_count, stored.event_count) == (2, 7)
     assert stored.updated_at == chunk(tid, 1).stored_at
     assert traces.get_chunk("acme", tid, 1) == chunk(tid, 1, first=3, count=4, tag="b")
-    assert traces.get_chunks("acme", tid, [0, 1, 2]) == {
-        0: chunk(tid, 0, first=0, count=3, tag="a"),
-        1: chunk(tid, 1, first=3, count=4, tag="b"),
-    }
+    assert traces.get_chunk("acme", tid, 0) == chunk(tid, 0, first=0, count=3, tag="a")
+    assert traces.get_chunk("acme", tid, 2) is None
+
+
+def test_commit_chunk_that_an_adjacent_chunk_does_not_continue_writes_nothing(traces, db):
+    traces.create_trace(trace())
+    tid = trace().trace_id
+    traces.commit_chunk(chunk(tid, 0, first=0, count=3))
+    traces.commit_chunk(chunk(tid, 2, first=8, count=2))
+    before = raw_items(db)
+    with pytest.raises(NeighbourChanged):  # chunk 0 ends at 2: chunk 1 must start at 3
+        traces.commit_chunk(chunk(tid, 1, first=4, count=4))
+    with pytest.raises(NeighbourChanged):  # chunk 2 starts at 8: chunk 1 must end at 7
+        traces.commit_chunk(chunk(tid, 1, first=3, count=4))
+    assert raw_items(db) == before
+    traces.commit_chunk(chunk(tid, 1, first=3, count=5))
+    assert traces.get_trace("acme", tid).chunk_count == 3
+
+
+def test_commit_chunk_retries_transaction_conflicts_then_gives_up(traces, monkeypatch):
+    traces.create_trace(trace())
+    tid = trace().trace_id
+    real = traces._db.transact_write_items
+    calls = {"n": 0}
+    conflict = ClientError(
+        {
+            "Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+            "CancellationReasons": [
+                {"Code": "None"},
+                {"Code": "TransactionConflict"},
+                {"Code": "None"},
+            ],
+        },
+        "TransactWriteItems",
+    )
+
+    def flaky(**kwargs):
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise conflict
+        return real(**kwargs)
+
+    monkeypatch.setattr(traces._db, "transact_write_items", flaky)
+    traces.commit_chunk(chunk(tid, 0, count=3))
+    assert calls["n"] == 3
+    assert traces.get_trace("acme", tid).chunk_count == 1
+
+    def always(**kwargs):
+        raise conflict
+
+    monkeypatch.setattr(traces._db, "transact_write_items", always)
+    with pytest.raises(Contention):
+        traces.commit_chunk(chunk(tid, 1, first=3, count=1))
 
 
 def test_commit_chunk_for_a_stored_seq_raises_and_keeps_the_first(traces, db):
@@ -145,7 +195,7 @@ def test_commit_chunk_after_finalizing_raises_and_writes_nothing(traces, db):
     traces.create_trace(trace())
     tid = trace().trace_id
     traces.commit_chunk(chunk(tid, 0, count=3))
-    traces.mark_finalizing("acme", tid, {"execution": "x"}, "2026-11-25T09:30:00.000Z")
+    traces.mark_finalizing("acme", tid, {"execution": "x"}, "2026-11-25T09:30:00.000Z", 1, 3)
     before = raw_items(db)
     with pytest.raises(ConditionFailed):
         traces.commit_chunk(chunk(tid, 1, first=3, count=2, tag="late"))
@@ -173,18 +223,30 @@ def test_commit_chunk_cannot_reach_into_another_tenants_trace(traces, db):
 def test_mark_finalizing_moves_open_to_finalizing_once(traces):
     traces.create_trace(trace())
     tid = trace().trace_id
-    updated = traces.mark_finalizing("acme", tid, {"execution": "e1", "n": 2}, "2026-11-25T09:30Z")
+    updated = traces.mark_finalizing(
+        "acme", tid, {"execution": "e1", "n": 2}, "2026-11-25T09:30Z", 0, 0
+    )
     assert updated.status == FINALIZING
     assert updated.finalize == {"execution": "e1", "n": 2}
     assert traces.get_trace("acme", tid) == updated
     with pytest.raises(ConditionFailed):
-        traces.mark_finalizing("acme", tid, {"execution": "e2"}, "2026-11-25T09:45Z")
+        traces.mark_finalizing("acme", tid, {"execution": "e2"}, "2026-11-25T09:45Z", 0, 0)
     assert traces.get_trace("acme", tid) == updated
+
+
+def test_mark_finalizing_refuses_when_the_counts_moved(traces, db):
+    traces.create_trace(trace())
+    tid = trace().trace_id
+    traces.commit_chunk(chunk(tid, 0, count=3))
+    before = raw_items(db)
+    with pytest.raises(ConditionFailed):  # the caller checked an empty trace
+        traces.mark_finalizing("acme", tid, {"n": 0}, T0, 0, 0)
+    assert raw_items(db) == before
 
 
 def test_mark_finalizing_a_missing_trace_raises_and_creates_nothing(traces, db):
     with pytest.raises(ConditionFailed):
-        traces.mark_finalizing("acme", "tr_01JD0000000000000000000404", {}, T0)
+        traces.mark_finalizing("acme", "tr_01JD0000000000000000000404", {}, T0, 0, 0)
     assert raw_items(db) == []
 
 
@@ -386,6 +448,22 @@ def test_put_if_absent_never_overwrites(s3):
     assert obj["ETag"] == stored["ETag"]
     assert blobs.head(key) == len(first)
     assert blobs.head("tenants/acme/traces/tr_1/artifacts/missing") is None
+
+
+def test_put_if_absent_in_flight_conflict_is_contention_not_success(s3, monkeypatch):
+    """S3 answers 409 while another conditional write to the key is still in flight; that
+    write may yet fail, so the object must not be taken as stored."""
+
+    def conflict(**kwargs):
+        raise ClientError(
+            {"Error": {"Code": "ConditionalRequestConflict", "Message": "busy"}}, "PutObject"
+        )
+
+    monkeypatch.setattr(s3, "put_object", conflict)
+    with pytest.raises(Contention):
+        S3BlobStore(s3, NAMES.bucket).put_if_absent(
+            "k", b"x", hashlib.sha256(b"x").hexdigest(), "text/plain"
+        )
 
 
 def test_put_if_absent_sends_the_checksum_and_the_no_overwrite_condition(s3):

@@ -8,7 +8,13 @@ import orjson
 import pytest
 
 from prtrace.adapters.memory import MemoryBlobStore, MemoryTraceStore
-from prtrace.errors import ChunkConflict, DuplicateEventIds, TraceNotOpen
+from prtrace.errors import (
+    ChunkConflict,
+    DuplicateEventIds,
+    IncompleteTrace,
+    SeqDiscontinuity,
+    TraceNotOpen,
+)
 from prtrace.ingest import IngestService
 from prtrace.integrity import KeyRing
 from prtrace.schema import TraceMetadata
@@ -97,3 +103,25 @@ def test_finalize_catches_duplicates_that_raced_past_chunk_checks(setup):
         service.finalize("acme", trace_id, 3)
     assert caught.value.duplicates == {"dup": 1}
     assert store.get_trace("acme", trace_id).status == "open"
+
+
+def test_finalize_rechecks_when_a_chunk_lands_meanwhile(setup):
+    store, _, service, trace_id = setup
+    service.put_chunk("acme", trace_id, 0, chunk_body(0, 3))
+    store.competitor = lambda: service.put_chunk("acme", trace_id, 1, chunk_body(3, 3))
+    # The manifest must cover exactly what is stored: the late chunk 1 is beyond N=1.
+    with pytest.raises(IncompleteTrace) as caught:
+        service.finalize("acme", trace_id, 1)
+    assert caught.value.unexpected_chunks == [1]
+    assert store.get_trace("acme", trace_id).status == "open"
+
+
+def test_adjacent_chunk_racing_in_is_caught_at_commit(setup):
+    store, _, service, trace_id = setup
+    service.put_chunk("acme", trace_id, 0, chunk_body(0, 3))
+    # Chunk 2 (events 6..) is checked while chunk 1 is absent; chunk 1 then lands ending at 4.
+    store.competitor = lambda: service.put_chunk("acme", trace_id, 1, chunk_body(3, 2))
+    with pytest.raises(SeqDiscontinuity) as caught:
+        service.put_chunk("acme", trace_id, 2, chunk_body(6, 2))
+    assert caught.value.expected_seq == 5
+    assert store.get_chunk("acme", trace_id, 2) is None

@@ -25,11 +25,16 @@ def request_artifact_upload(
     trace_id: TraceId, request: Annotated[ArtifactRequest, Body(embed=False)]
 ) -> Response[str]:
     caller = require(router, "ingest")
-
-    def presign() -> dict[str, object]:
-        return ingest_service().request_artifact_upload(caller.tenant, trace_id, request)
-
-    result = run_idempotent(
-        router, caller.tenant, "artifact", trace_id, request.model_dump(mode="json"), presign
+    service = ingest_service()
+    # The key guards the request (a reused key with another body is refused), but the
+    # answer is computed afresh every time: the upload URL expires, and once uploaded the
+    # artifact is reported present. Requests are idempotent by content anyway.
+    run_idempotent(
+        router,
+        caller.tenant,
+        "artifact",
+        trace_id,
+        request.model_dump(mode="json"),
+        lambda: service.artifact_ref(caller.tenant, trace_id, request),
     )
-    return json_response(201, result)
+    return json_response(201, service.request_artifact_upload(caller.tenant, trace_id, request))

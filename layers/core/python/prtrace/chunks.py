@@ -30,15 +30,22 @@ class PreparedChunk:
     sha256: str
 
     def mac(self, key: bytes, *, tenant: str, trace_id: str) -> str:
-        return chunk_mac(key, tenant=tenant, trace_id=trace_id, chunk_seq=self.chunk_seq,
-                         chunk_sha256=self.sha256)
+        return chunk_mac(
+            key,
+            tenant=tenant,
+            trace_id=trace_id,
+            chunk_seq=self.chunk_seq,
+            chunk_sha256=self.sha256,
+        )
 
 
 def parse_chunk(raw: bytes) -> ChunkBody:
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"chunk body is not valid JSON: {exc}", [FieldError("", str(exc))]) from None
+        raise InvalidInput(
+            f"chunk body is not valid JSON: {exc}", [FieldError("", str(exc))]
+        ) from None
     try:
         return ChunkBody.model_validate(document)
     except ValidationError as exc:
@@ -52,16 +59,35 @@ def prepare_chunk(raw: bytes, chunk_seq: int) -> PreparedChunk:
     first = events[0].seq
     errors: list[FieldError] = []
     if chunk_seq == 0 and first != 0:
-        errors.append(FieldError("/events/0/seq", f"the first chunk must start at event seq 0, got {first}"))
+        errors.append(
+            FieldError("/events/0/seq", f"the first chunk must start at event seq 0, got {first}")
+        )
+    elif first < chunk_seq:
+        # Each of the chunks before this one holds at least one event.
+        errors.append(
+            FieldError(
+                "/events/0/seq",
+                f"chunk {chunk_seq} cannot start before event seq {chunk_seq} "
+                f"(every earlier chunk holds at least one event), got {first}",
+            )
+        )
     seen: dict[str, int] = {}
     for index, event in enumerate(events):
         if event.seq != first + index:
-            errors.append(FieldError(f"/events/{index}/seq",
-                                     f"expected seq {first + index} (contiguous), got {event.seq}"))
+            errors.append(
+                FieldError(
+                    f"/events/{index}/seq",
+                    f"expected seq {first + index} (contiguous), got {event.seq}",
+                )
+            )
         if event.event_id in seen:
-            errors.append(FieldError(f"/events/{index}/event_id",
-                                     f"duplicate event_id {event.event_id!r}, "
-                                     f"first used at /events/{seen[event.event_id]}"))
+            errors.append(
+                FieldError(
+                    f"/events/{index}/event_id",
+                    f"duplicate event_id {event.event_id!r}, "
+                    f"first used at /events/{seen[event.event_id]}",
+                )
+            )
         else:
             seen[event.event_id] = index
     if errors:

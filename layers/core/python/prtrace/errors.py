@@ -58,31 +58,32 @@ class ChunkConflict(DomainError):
 
 
 class SeqDiscontinuity(DomainError):
-    """The chunk's events do not continue the event seq of a stored neighbour chunk."""
+    """The chunk's events cannot continue the event seq of the stored chunks around it."""
 
-    def __init__(self, chunk_seq: int, neighbour_seq: int, expected_seq: int, got_seq: int,
-                 pointer: str) -> None:
-        super().__init__(
-            f"chunk {chunk_seq} does not fit stored chunk {neighbour_seq}: "
-            f"expected event seq {expected_seq} at {pointer}, got {got_seq}"
-        )
+    def __init__(
+        self, detail: str, *, expected_seq: int, neighbour_chunk: int, pointer: str | None
+    ) -> None:
+        super().__init__(detail)
         self.expected_seq = expected_seq
-        self.neighbour_chunk = neighbour_seq
-        self.pointer = pointer
+        self.neighbour_chunk = neighbour_chunk
+        self.pointer = pointer  # into the chunk body, when the error is about one
 
 
 class DuplicateEventIds(DomainError):
     """Event ids already used by a stored chunk of the same trace."""
 
     def __init__(self, duplicates: dict[str, int]) -> None:
-        shown = ", ".join(f"{event_id} (chunk {seq})" for event_id, seq in list(duplicates.items())[:10])
+        shown = ", ".join(
+            f"{event_id} (chunk {seq})" for event_id, seq in list(duplicates.items())[:10]
+        )
         super().__init__(f"{len(duplicates)} event id(s) already stored in this trace: {shown}")
         self.duplicates = duplicates
 
 
 class IncompleteTrace(DomainError):
-    def __init__(self, detail: str, missing_chunks: Sequence[int], unexpected_chunks: Sequence[int]
-                 ) -> None:
+    def __init__(
+        self, detail: str, missing_chunks: Sequence[int], unexpected_chunks: Sequence[int]
+    ) -> None:
         super().__init__(detail)
         self.missing_chunks = list(missing_chunks)
         self.unexpected_chunks = list(unexpected_chunks)
@@ -94,6 +95,10 @@ class FinalizeConflict(DomainError):
 
 class ArtifactConflict(DomainError):
     pass
+
+
+class StoreBusy(DomainError):
+    """Storage refused a write for a transient reason (contention); safe to retry."""
 
 
 class MissingScope(DomainError):

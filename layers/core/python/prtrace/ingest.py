@@ -6,6 +6,7 @@ tenant's trace is indistinguishable from one that does not exist.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,11 +22,19 @@ from prtrace.errors import (
     IncompleteTrace,
     PayloadTooLarge,
     SeqDiscontinuity,
+    StoreBusy,
     TraceNotFound,
     TraceNotOpen,
 )
 from prtrace.integrity import KeyRing, sha256_hex
-from prtrace.ports import AlreadyExists, BlobStore, ConditionFailed, TraceStore
+from prtrace.ports import (
+    AlreadyExists,
+    BlobStore,
+    ConditionFailed,
+    Contention,
+    NeighbourChanged,
+    TraceStore,
+)
 from prtrace.records import FINALIZING, OPEN, ChunkRecord, Page, TraceRecord
 from prtrace.schema import MAX_BLOB_SIZE, BlobRef, Sha256Hex, TraceMetadata
 
@@ -33,6 +42,7 @@ MAX_CHUNK_SEQ: Final = 999_999
 MAX_CHUNK_BODY_BYTES: Final = 4 * 1024 * 1024
 MAX_SMALL_BODY_BYTES: Final = 64 * 1024
 TRACE_ID_PATTERN: Final = r"^tr_[0-9A-HJKMNP-TV-Z]{26}$"
+_TRACE_ID = re.compile(TRACE_ID_PATTERN)
 
 
 class ArtifactRequest(BaseModel):
@@ -102,13 +112,19 @@ class IngestService:
     def create_trace(self, tenant: str, metadata: TraceMetadata) -> TraceRecord:
         now = self._now()
         trace = TraceRecord(
-            tenant=tenant, trace_id=new_trace_id(), status=OPEN,
-            metadata=metadata.model_dump(mode="json"), created_at=now, updated_at=now,
+            tenant=tenant,
+            trace_id=new_trace_id(),
+            status=OPEN,
+            metadata=metadata.model_dump(mode="json"),
+            created_at=now,
+            updated_at=now,
         )
         self._traces.create_trace(trace)  # a ULID collision raises rather than overwrites
         return trace
 
     def get_trace(self, tenant: str, trace_id: str) -> TraceRecord:
+        if not _TRACE_ID.match(trace_id):  # never a key we could have issued
+            raise TraceNotFound(trace_id[:64])
         trace = self._traces.get_trace(tenant, trace_id)
         if trace is None:
             raise TraceNotFound(trace_id)
@@ -129,18 +145,30 @@ class IngestService:
             return self._replay(stored, prepared)
         if trace.status != OPEN:
             raise TraceNotOpen(trace_id, trace.status)
-        self._check_neighbours(tenant, trace_id, prepared)
-        self._check_event_ids_unused(tenant, trace_id, prepared)
+        self._check_against_stored(tenant, trace_id, prepared)
 
         ring = self._key_ring()
         body_key = f"{trace_prefix(tenant, trace_id)}/chunks/{chunk_seq:06d}-{prepared.sha256}.json"
-        self._blobs.put_if_absent(body_key, prepared.body, prepared.sha256, "application/json")
+        try:
+            self._blobs.put_if_absent(body_key, prepared.body, prepared.sha256, "application/json")
+        except Contention:
+            raise StoreBusy(
+                f"chunk {chunk_seq} is being stored by a concurrent request; "
+                "retry the same PUT in a moment"
+            ) from None
         record = ChunkRecord(
-            tenant=tenant, trace_id=trace_id, chunk_seq=chunk_seq,
-            first_event_seq=prepared.first_event_seq, last_event_seq=prepared.last_event_seq,
-            sha256=prepared.sha256, mac=prepared.mac(ring.current, tenant=tenant, trace_id=trace_id),
-            key_id=ring.current_id, body_key=body_key, size_bytes=len(prepared.body),
-            stored_at=self._now(), event_ids=prepared.event_ids,
+            tenant=tenant,
+            trace_id=trace_id,
+            chunk_seq=chunk_seq,
+            first_event_seq=prepared.first_event_seq,
+            last_event_seq=prepared.last_event_seq,
+            sha256=prepared.sha256,
+            mac=prepared.mac(ring.current, tenant=tenant, trace_id=trace_id),
+            key_id=ring.current_id,
+            body_key=body_key,
+            size_bytes=len(prepared.body),
+            stored_at=self._now(),
+            event_ids=prepared.event_ids,
         )
         try:
             self._traces.commit_chunk(record)
@@ -152,6 +180,14 @@ class IngestService:
             return self._replay(winner, prepared)
         except ConditionFailed:
             raise TraceNotOpen(trace_id, self.get_trace(tenant, trace_id).status) from None
+        except NeighbourChanged:
+            # An adjacent chunk landed meanwhile; explain the mismatch as if it had been first.
+            self._check_against_stored(tenant, trace_id, prepared)
+            raise StoreBusy(f"chunk {chunk_seq} raced an adjacent chunk; retry the PUT") from None
+        except Contention:
+            raise StoreBusy(
+                f"trace {trace_id} is busy with concurrent writes; retry the same PUT in a moment"
+            ) from None
         return ChunkOutcome(record, replayed=False)
 
     @staticmethod
@@ -160,68 +196,111 @@ class IngestService:
             raise ChunkConflict(stored.chunk_seq, stored.sha256, prepared.sha256)
         return ChunkOutcome(stored, replayed=True)
 
-    def _check_neighbours(self, tenant: str, trace_id: str, chunk: PreparedChunk) -> None:
-        seq = chunk.chunk_seq
-        neighbours = self._traces.get_chunks(tenant, trace_id, [s for s in (seq - 1, seq + 1) if s >= 0])
-        before, after = neighbours.get(seq - 1), neighbours.get(seq + 1)
-        if before is not None and chunk.first_event_seq != before.last_event_seq + 1:
-            raise SeqDiscontinuity(seq, before.chunk_seq, before.last_event_seq + 1,
-                                   chunk.first_event_seq, "/events/0/seq")
-        if after is not None and chunk.last_event_seq != after.first_event_seq - 1:
-            last = chunk.last_event_seq - chunk.first_event_seq
-            raise SeqDiscontinuity(seq, after.chunk_seq, after.first_event_seq - 1,
-                                   chunk.last_event_seq, f"/events/{last}/seq")
+    def _check_against_stored(self, tenant: str, trace_id: str, chunk: PreparedChunk) -> None:
+        """Refuse a chunk that could never be part of a complete trace with the chunks
+        already stored: stored chunks are immutable, so accepting it would block the trace.
 
-    def _check_event_ids_unused(self, tenant: str, trace_id: str, chunk: PreparedChunk) -> None:
+        Every chunk holds at least one event, so between stored chunk b (below) and this
+        one there must be room for one event per missing chunk; the same holds above.
+        Adjacent chunks must continue each other exactly. Event ids must be unused.
+        """
+        seq = chunk.chunk_seq
+        below: ChunkRecord | None = None
+        above: ChunkRecord | None = None
         mine = set(chunk.event_ids)
         duplicates: dict[str, int] = {}
         for stored in self._traces.list_chunks(tenant, trace_id, with_event_ids=True):
+            if stored.chunk_seq < seq:
+                below = stored  # listed in seq order: the last one below is the nearest
+            elif stored.chunk_seq > seq and above is None:
+                above = stored
             for event_id in mine.intersection(stored.event_ids):
                 duplicates[event_id] = stored.chunk_seq
+        last_pointer = f"/events/{chunk.last_event_seq - chunk.first_event_seq}/seq"
+        if below is not None:
+            gap = seq - below.chunk_seq
+            least = below.last_event_seq + gap
+            if chunk.first_event_seq < least or (gap == 1 and chunk.first_event_seq != least):
+                raise SeqDiscontinuity(
+                    _seq_detail(seq, below.chunk_seq, least, chunk.first_event_seq, gap, "start"),
+                    expected_seq=least,
+                    neighbour_chunk=below.chunk_seq,
+                    pointer="/events/0/seq",
+                )
+        if above is not None:
+            gap = above.chunk_seq - seq
+            most = above.first_event_seq - gap
+            if chunk.last_event_seq > most or (gap == 1 and chunk.last_event_seq != most):
+                raise SeqDiscontinuity(
+                    _seq_detail(seq, above.chunk_seq, most, chunk.last_event_seq, gap, "end"),
+                    expected_seq=most,
+                    neighbour_chunk=above.chunk_seq,
+                    pointer=last_pointer,
+                )
         if duplicates:
             raise DuplicateEventIds(duplicates)
 
     # ---- artifacts ------------------------------------------------------------------
 
-    def request_artifact_upload(self, tenant: str, trace_id: str, request: ArtifactRequest
-                                ) -> dict[str, Any]:
+    def artifact_ref(self, tenant: str, trace_id: str, request: ArtifactRequest) -> dict[str, Any]:
+        """The BlobRef events use for this artifact, while the trace accepts artifacts."""
         trace = self.get_trace(tenant, trace_id)
         if trace.status != OPEN:
             raise TraceNotOpen(trace_id, trace.status)
-        blob_ref = BlobRef(uri=f"artifact://sha256/{request.sha256}", sha256=request.sha256,
-                           size=request.size, media_type=request.media_type)
+        return BlobRef(
+            uri=f"artifact://sha256/{request.sha256}",
+            sha256=request.sha256,
+            size=request.size,
+            media_type=request.media_type,
+        ).model_dump(mode="json")
+
+    def request_artifact_upload(
+        self, tenant: str, trace_id: str, request: ArtifactRequest
+    ) -> dict[str, Any]:
+        answer: dict[str, Any] = {"blob_ref": self.artifact_ref(tenant, trace_id, request)}
         key = f"{trace_prefix(tenant, trace_id)}/artifacts/sha256/{request.sha256}"
-        answer: dict[str, Any] = {"blob_ref": blob_ref.model_dump(mode="json")}
         if self._blobs.head(key) == request.size:
             # Content-addressed and checksum-verified on upload: same key, same bytes.
             return answer | {"status": "present", "upload": None}
-        upload = self._blobs.presign_put(key, request.sha256, request.size, request.media_type,
-                                         self._upload_url_ttl_s)
+        upload = self._blobs.presign_put(
+            key, request.sha256, request.size, request.media_type, self._upload_url_ttl_s
+        )
         return answer | {
             "status": "upload_required",
-            "upload": {"method": "PUT", "url": upload.url, "headers": upload.headers,
-                       "expires_in": upload.expires_in},
+            "upload": {
+                "method": "PUT",
+                "url": upload.url,
+                "headers": upload.headers,
+                "expires_in": upload.expires_in,
+            },
         }
 
     # ---- finalize -------------------------------------------------------------------
 
     def finalize(self, tenant: str, trace_id: str, expected_chunks: int) -> TraceRecord:
-        trace = self.get_trace(tenant, trace_id)
-        if trace.status != OPEN:
-            return self._finalized_already(trace, expected_chunks)
-        chunks = list(self._traces.list_chunks(tenant, trace_id, with_event_ids=True))
-        self._check_complete(trace_id, chunks, expected_chunks)
-        finalize = {
-            "expected_chunks": expected_chunks,
-            "event_count": sum(c.event_count for c in chunks),
-            # One digest over the ordered chunk digests pins exactly what was finalized.
-            "manifest_sha256": sha256_hex("\n".join(c.sha256 for c in chunks).encode()),
-            "requested_at": self._now(),
-        }
-        try:
-            return self._traces.mark_finalizing(tenant, trace_id, finalize, finalize["requested_at"])
-        except ConditionFailed:
-            return self._finalized_already(self.get_trace(tenant, trace_id), expected_chunks)
+        for _ in range(3):  # a chunk committed while we checked: check again
+            trace = self.get_trace(tenant, trace_id)
+            if trace.status != OPEN:
+                return self._finalized_already(trace, expected_chunks)
+            chunks = list(self._traces.list_chunks(tenant, trace_id, with_event_ids=True))
+            self._check_complete(trace_id, chunks, expected_chunks)
+            events = sum(c.event_count for c in chunks)
+            now = self._now()
+            finalize: dict[str, Any] = {
+                "expected_chunks": expected_chunks,
+                "event_count": events,
+                # One digest over the ordered chunk digests pins exactly what was finalized.
+                "manifest_sha256": sha256_hex("\n".join(c.sha256 for c in chunks).encode()),
+                "requested_at": now,
+            }
+            try:
+                # Conditional on the counts we checked: the manifest is exactly what is stored.
+                return self._traces.mark_finalizing(
+                    tenant, trace_id, finalize, now, len(chunks), events
+                )
+            except ConditionFailed:
+                continue
+        raise StoreBusy(f"trace {trace_id} kept changing while it was being finalized; retry")
 
     @staticmethod
     def _finalized_already(trace: TraceRecord, expected_chunks: int) -> TraceRecord:
@@ -241,18 +320,27 @@ class IngestService:
                 shown = ", ".join(map(str, missing[:20])) + (" …" if len(missing) > 20 else "")
                 parts.append(f"missing chunk seq(s) {shown}")
             if unexpected:
-                parts.append(f"chunk seq(s) {', '.join(map(str, unexpected[:20]))} beyond "
-                             f"expected_chunks={expected}")
-            raise IncompleteTrace(f"trace {trace_id} is incomplete: {'; '.join(parts)}",
-                                  missing, unexpected)
+                parts.append(
+                    f"chunk seq(s) {', '.join(map(str, unexpected[:20]))} beyond "
+                    f"expected_chunks={expected}"
+                )
+            raise IncompleteTrace(
+                f"trace {trace_id} is incomplete: {'; '.join(parts)}", missing, unexpected
+            )
         # Concurrent PUTs can each pass their own checks; re-check the whole trace here.
         owner: dict[str, int] = {}
         duplicates: dict[str, int] = {}
         next_seq = 0
         for chunk in chunks:
             if chunk.first_event_seq != next_seq:
-                raise SeqDiscontinuity(chunk.chunk_seq, chunk.chunk_seq - 1, next_seq,
-                                       chunk.first_event_seq, "/events/0/seq")
+                raise SeqDiscontinuity(
+                    f"trace {trace_id} cannot be finalized: chunk {chunk.chunk_seq} starts at "
+                    f"event seq {chunk.first_event_seq}, but the chunks before it end at "
+                    f"{next_seq - 1}",
+                    expected_seq=next_seq,
+                    neighbour_chunk=chunk.chunk_seq - 1,
+                    pointer=None,
+                )
             next_seq = chunk.last_event_seq + 1
             for event_id in chunk.event_ids:
                 if event_id in owner:
@@ -260,3 +348,18 @@ class IngestService:
                 owner[event_id] = chunk.chunk_seq
         if duplicates:
             raise DuplicateEventIds(duplicates)
+
+
+def _seq_detail(seq: int, other: int, bound: int, got: int, gap: int, end: str) -> str:
+    where = "first" if end == "start" else "last"
+    if gap == 1:
+        return (
+            f"chunk {seq} does not continue stored chunk {other}: its {where} event must "
+            f"have seq {bound}, got {got}"
+        )
+    relation = "at least" if end == "start" else "at most"
+    return (
+        f"chunk {seq} cannot fit with stored chunk {other}: its {where} event must have "
+        f"seq {relation} {bound} to leave one event for each of the {gap - 1} chunk(s) "
+        f"in between, got {got}"
+    )

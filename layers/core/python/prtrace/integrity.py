@@ -55,12 +55,15 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def chunk_mac(
-    key: bytes, *, tenant: str, trace_id: str, chunk_seq: int, chunk_sha256: str
-) -> str:
+def chunk_mac(key: bytes, *, tenant: str, trace_id: str, chunk_seq: int, chunk_sha256: str) -> str:
     message = b"\x00".join(
-        (CHUNK_DOMAIN, tenant.encode(), trace_id.encode(), str(chunk_seq).encode(),
-         chunk_sha256.encode())
+        (
+            CHUNK_DOMAIN,
+            tenant.encode(),
+            trace_id.encode(),
+            str(chunk_seq).encode(),
+            chunk_sha256.encode(),
+        )
     )
     return hmac.digest(key, message, "sha256").hex()
 
@@ -126,7 +129,9 @@ def verify_chain(
         if (
             first_mismatch is None
             and expected_links is not None
-            and (index >= len(expected_links) or not hmac.compare_digest(link, expected_links[index]))
+            and (
+                index >= len(expected_links) or not hmac.compare_digest(link, expected_links[index])
+            )
         ):
             first_mismatch = index
     head = chain.head.hex()

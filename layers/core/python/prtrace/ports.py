@@ -22,6 +22,14 @@ class ConditionFailed(Exception):
     """A conditional update found the item in another state."""
 
 
+class NeighbourChanged(Exception):
+    """A chunk commit found an adjacent chunk stored meanwhile that it does not fit."""
+
+
+class Contention(Exception):
+    """The store gave up on a write after retrying transient conflicts; nothing was written."""
+
+
 class TraceStore(Protocol):
     def create_trace(self, trace: TraceRecord) -> None:
         """Raises AlreadyExists."""
@@ -33,19 +41,28 @@ class TraceStore(Protocol):
 
     def get_chunk(self, tenant: str, trace_id: str, chunk_seq: int) -> ChunkRecord | None: ...
 
-    def get_chunks(self, tenant: str, trace_id: str, chunk_seqs: list[int]) -> dict[int, ChunkRecord]:
-        ...
-
-    def list_chunks(self, tenant: str, trace_id: str, with_event_ids: bool) -> Iterator[ChunkRecord]:
+    def list_chunks(
+        self, tenant: str, trace_id: str, with_event_ids: bool
+    ) -> Iterator[ChunkRecord]:
         """All chunks of a trace in chunk seq order."""
 
     def commit_chunk(self, chunk: ChunkRecord) -> None:
         """Store the chunk and count it on its trace, atomically, only while the trace is
-        open and the chunk seq is free. Raises AlreadyExists (seq taken) or ConditionFailed
-        (trace not open)."""
+        open, the chunk seq is free and each adjacent chunk is absent or continues this
+        one's event seq. Raises AlreadyExists (seq taken), ConditionFailed (trace not open),
+        NeighbourChanged or Contention."""
 
-    def mark_finalizing(self, tenant: str, trace_id: str, finalize: dict[str, Any], now: str) -> TraceRecord:
-        """open -> finalizing; raises ConditionFailed when the trace is not open."""
+    def mark_finalizing(
+        self,
+        tenant: str,
+        trace_id: str,
+        finalize: dict[str, Any],
+        now: str,
+        chunk_count: int,
+        event_count: int,
+    ) -> TraceRecord:
+        """open -> finalizing, only while the trace still holds exactly the chunks and events
+        the caller checked; raises ConditionFailed otherwise."""
 
     def ping(self) -> None:
         """Raise when the store cannot be reached (readiness)."""
@@ -60,14 +77,16 @@ class PresignedUpload:
 
 class BlobStore(Protocol):
     def put_if_absent(self, key: str, body: bytes, sha256_hex: str, content_type: str) -> bool:
-        """Write unless the key exists; True when written. Keys are content-addressed by
-        their callers, so an existing key already holds the same bytes."""
+        """Write unless the key exists; True when written, False when it already exists.
+        Keys are content-addressed by their callers, so an existing key holds the same
+        bytes. Raises Contention while another write to the key is still in flight."""
 
     def head(self, key: str) -> int | None:
         """Size of the stored object, or None."""
 
-    def presign_put(self, key: str, sha256_hex: str, size: int, content_type: str,
-                    expires_in: int) -> PresignedUpload: ...
+    def presign_put(
+        self, key: str, sha256_hex: str, size: int, content_type: str, expires_in: int
+    ) -> PresignedUpload: ...
 
     def ping(self) -> None: ...
 

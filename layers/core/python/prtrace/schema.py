@@ -47,7 +47,8 @@ def _utc_instant(value: str) -> str:
 
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="lowercase hex SHA-256")]
 GitSha = Annotated[
-    str, Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$", description="git object id (SHA-1 or SHA-256)")
+    str,
+    Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$", description="git object id (SHA-1 or SHA-256)"),
 ]
 UtcTimestamp = Annotated[
     str,
@@ -108,7 +109,14 @@ class BlobRef(BaseModel):
 class Repository(BaseModel):
     model_config = _STRICT
 
-    url: Annotated[str, Field(min_length=1, max_length=2_048, pattern=r"^(https?|ssh|git|file)://\S+$|^[\w.-]+@[\w.-]+:\S+$")]
+    url: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=2_048,
+            pattern=r"^(https?|ssh|git|file)://\S+$|^[\w.-]+@[\w.-]+:\S+$",
+        ),
+    ]
     base_commit: GitSha
 
 
@@ -215,7 +223,9 @@ class _Envelope(BaseModel):
     model_config = _STRICT
 
     event_id: EventId
-    seq: Annotated[int, Field(ge=0, le=MAX_EVENT_SEQ, description="contiguous from 0 across the trace")]
+    seq: Annotated[
+        int, Field(ge=0, le=MAX_EVENT_SEQ, description="contiguous from 0 across the trace")
+    ]
     ts: UtcTimestamp
 
 

@@ -32,9 +32,15 @@ class TokenRecord:
 
     def public(self) -> dict[str, object]:
         """Everything but the hash, for listings."""
-        return {"token_id": self.token_id, "tenant": self.tenant, "scopes": list(self.scopes),
-                "created_at": self.created_at, "expires_at": self.expires_at,
-                "revoked_at": self.revoked_at, "description": self.description}
+        return {
+            "token_id": self.token_id,
+            "tenant": self.tenant,
+            "scopes": list(self.scopes),
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "revoked_at": self.revoked_at,
+            "description": self.description,
+        }
 
 
 @dataclass(frozen=True)
@@ -50,8 +56,14 @@ def _secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def issue_token(tenant: str, scopes: list[str], *, now: str, expires_at: str | None = None,
-                description: str = "") -> tuple[str, TokenRecord]:
+def issue_token(
+    tenant: str,
+    scopes: list[str],
+    *,
+    now: str,
+    expires_at: str | None = None,
+    description: str = "",
+) -> tuple[str, TokenRecord]:
     """A new token (shown once) and the record to store."""
     if not TENANT_PATTERN.match(tenant):
         raise ValueError(f"tenant {tenant!r} must match {TENANT_PATTERN.pattern}")
@@ -61,9 +73,15 @@ def issue_token(tenant: str, scopes: list[str], *, now: str, expires_at: str | N
     if expires_at is not None and _parse_time(expires_at) <= _parse_time(now):
         raise ValueError("expires_at must be in the future")
     token_id, secret = secrets.token_hex(8), secrets.token_hex(32)
-    record = TokenRecord(token_id=token_id, tenant=tenant, scopes=tuple(sorted(set(scopes))),
-                         secret_sha256=_secret_hash(secret), created_at=now,
-                         expires_at=expires_at, description=description[:200])
+    record = TokenRecord(
+        token_id=token_id,
+        tenant=tenant,
+        scopes=tuple(sorted(set(scopes))),
+        secret_sha256=_secret_hash(secret),
+        created_at=now,
+        expires_at=expires_at,
+        description=description[:200],
+    )
     return f"prt_{token_id}_{secret}", record
 
 
@@ -84,7 +102,9 @@ def authenticate(record: TokenRecord | None, secret: str, *, now: str) -> Princi
         return None
     if record.expires_at is not None and _parse_time(record.expires_at) <= _parse_time(now):
         return None
-    return Principal(tenant=record.tenant, scopes=frozenset(record.scopes), token_id=record.token_id)
+    return Principal(
+        tenant=record.tenant, scopes=frozenset(record.scopes), token_id=record.token_id
+    )
 
 
 def _parse_time(value: str) -> datetime:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -33,7 +33,7 @@ def json_pointer(loc: Sequence[Any]) -> str:
     return "".join(f"/{part}" for part in parts)
 
 
-def field_errors(errors: Iterable[dict[str, Any]], drop_prefix: int = 0) -> list[FieldError]:
+def field_errors(errors: Iterable[Mapping[str, Any]], drop_prefix: int = 0) -> list[FieldError]:
     result = []
     for error in errors:
         loc = tuple(error.get("loc", ()))[drop_prefix:]

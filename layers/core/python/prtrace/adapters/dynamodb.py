@@ -8,6 +8,8 @@ Every write carries a condition, so a retry can never overwrite or lose a stored
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -15,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from prtrace.ports import AlreadyExists, ConditionFailed
+from prtrace.ports import AlreadyExists, ConditionFailed, Contention, NeighbourChanged
 from prtrace.records import OPEN, ChunkRecord, Page, TraceRecord
 from prtrace.tokens import TokenRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
+_TRANSACTION_ATTEMPTS = 5
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -60,9 +63,14 @@ def _chunk_key(tenant: str, trace_id: str, chunk_seq: int) -> dict[str, Any]:
 def _trace_from_item(item: dict[str, Any]) -> TraceRecord:
     v = _from_item(item)
     return TraceRecord(
-        tenant=v["tenant"], trace_id=v["trace_id"], status=v["status"], metadata=v["metadata"],
-        created_at=v["created_at"], updated_at=v["updated_at"],
-        chunk_count=v.get("chunk_count", 0), event_count=v.get("event_count", 0),
+        tenant=v["tenant"],
+        trace_id=v["trace_id"],
+        status=v["status"],
+        metadata=v["metadata"],
+        created_at=v["created_at"],
+        updated_at=v["updated_at"],
+        chunk_count=v.get("chunk_count", 0),
+        event_count=v.get("event_count", 0),
         finalize=v.get("finalize"),
     )
 
@@ -71,10 +79,17 @@ def _chunk_from_item(item: dict[str, Any]) -> ChunkRecord:
     v = _from_item(item)
     ids = v.get("event_ids")
     return ChunkRecord(
-        tenant=v["tenant"], trace_id=v["trace_id"], chunk_seq=v["chunk_seq"],
-        first_event_seq=v["first_event_seq"], last_event_seq=v["last_event_seq"],
-        sha256=v["sha256"], mac=v["mac"], key_id=v["key_id"], body_key=v["body_key"],
-        size_bytes=v["size_bytes"], stored_at=v["stored_at"],
+        tenant=v["tenant"],
+        trace_id=v["trace_id"],
+        chunk_seq=v["chunk_seq"],
+        first_event_seq=v["first_event_seq"],
+        last_event_seq=v["last_event_seq"],
+        sha256=v["sha256"],
+        mac=v["mac"],
+        key_id=v["key_id"],
+        body_key=v["body_key"],
+        size_bytes=v["size_bytes"],
+        stored_at=v["stored_at"],
         event_ids=tuple(ids.split("\n")) if ids else (),
     )
 
@@ -85,22 +100,31 @@ class DynamoTraceStore:
         self._table = table_name
 
     def create_trace(self, trace: TraceRecord) -> None:
-        item = _trace_key(trace.tenant, trace.trace_id) | _to_item({
-            "tenant": trace.tenant, "trace_id": trace.trace_id, "status": trace.status,
-            "metadata": trace.metadata, "created_at": trace.created_at,
-            "updated_at": trace.updated_at, "chunk_count": 0, "event_count": 0,
-        })
+        item = _trace_key(trace.tenant, trace.trace_id) | _to_item(
+            {
+                "tenant": trace.tenant,
+                "trace_id": trace.trace_id,
+                "status": trace.status,
+                "metadata": trace.metadata,
+                "created_at": trace.created_at,
+                "updated_at": trace.updated_at,
+                "chunk_count": 0,
+                "event_count": 0,
+            }
+        )
         try:
-            self._db.put_item(TableName=self._table, Item=item,
-                              ConditionExpression="attribute_not_exists(pk)")
+            self._db.put_item(
+                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
+            )
         except ClientError as error:
             if _condition_failed(error):
                 raise AlreadyExists(trace.trace_id) from error
             raise
 
     def get_trace(self, tenant: str, trace_id: str) -> TraceRecord | None:
-        item = self._db.get_item(TableName=self._table, Key=_trace_key(tenant, trace_id),
-                                 ConsistentRead=True).get("Item")
+        item = self._db.get_item(
+            TableName=self._table, Key=_trace_key(tenant, trace_id), ConsistentRead=True
+        ).get("Item")
         return _trace_from_item(item) if item else None
 
     def list_traces(self, tenant: str, limit: int, after: str | None) -> Page:
@@ -119,24 +143,21 @@ class DynamoTraceStore:
         return Page(items=items, next_token=items[-1].trace_id if more and items else None)
 
     def get_chunk(self, tenant: str, trace_id: str, chunk_seq: int) -> ChunkRecord | None:
-        item = self._db.get_item(TableName=self._table, Key=_chunk_key(tenant, trace_id, chunk_seq),
-                                 ConsistentRead=True).get("Item")
+        item = self._db.get_item(
+            TableName=self._table, Key=_chunk_key(tenant, trace_id, chunk_seq), ConsistentRead=True
+        ).get("Item")
         return _chunk_from_item(item) if item else None
 
-    def get_chunks(self, tenant: str, trace_id: str, chunk_seqs: list[int]) -> dict[int, ChunkRecord]:
-        found: dict[int, ChunkRecord] = {}
-        for seq in chunk_seqs:  # at most two neighbours: plain consistent reads
-            chunk = self.get_chunk(tenant, trace_id, seq)
-            if chunk is not None:
-                found[seq] = chunk
-        return found
-
-    def list_chunks(self, tenant: str, trace_id: str, with_event_ids: bool) -> Iterator[ChunkRecord]:
+    def list_chunks(
+        self, tenant: str, trace_id: str, with_event_ids: bool
+    ) -> Iterator[ChunkRecord]:
         query: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": {":pk": {"S": f"T#{tenant}#{trace_id}"},
-                                          ":prefix": {"S": "CHUNK#"}},
+            "ExpressionAttributeValues": {
+                ":pk": {"S": f"T#{tenant}#{trace_id}"},
+                ":prefix": {"S": "CHUNK#"},
+            },
             "ConsistentRead": True,
         }
         if not with_event_ids:
@@ -150,50 +171,117 @@ class DynamoTraceStore:
                 yield _chunk_from_item(item)
 
     def commit_chunk(self, chunk: ChunkRecord) -> None:
-        item = _chunk_key(chunk.tenant, chunk.trace_id, chunk.chunk_seq) | _to_item({
-            "tenant": chunk.tenant, "trace_id": chunk.trace_id, "chunk_seq": chunk.chunk_seq,
-            "first_event_seq": chunk.first_event_seq, "last_event_seq": chunk.last_event_seq,
-            "sha256": chunk.sha256, "mac": chunk.mac, "key_id": chunk.key_id,
-            "body_key": chunk.body_key, "size_bytes": chunk.size_bytes,
-            "stored_at": chunk.stored_at, "event_ids": "\n".join(chunk.event_ids),
-        })
-        try:
-            self._db.transact_write_items(TransactItems=[
-                {"Put": {"TableName": self._table, "Item": item,
-                         "ConditionExpression": "attribute_not_exists(pk)"}},
-                {"Update": {
-                    "TableName": self._table, "Key": _trace_key(chunk.tenant, chunk.trace_id),
+        item = _chunk_key(chunk.tenant, chunk.trace_id, chunk.chunk_seq) | _to_item(
+            {
+                "tenant": chunk.tenant,
+                "trace_id": chunk.trace_id,
+                "chunk_seq": chunk.chunk_seq,
+                "first_event_seq": chunk.first_event_seq,
+                "last_event_seq": chunk.last_event_seq,
+                "sha256": chunk.sha256,
+                "mac": chunk.mac,
+                "key_id": chunk.key_id,
+                "body_key": chunk.body_key,
+                "size_bytes": chunk.size_bytes,
+                "stored_at": chunk.stored_at,
+                "event_ids": "\n".join(chunk.event_ids),
+            }
+        )
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": item,
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": _trace_key(chunk.tenant, chunk.trace_id),
                     "ConditionExpression": "#status = :open",
                     "UpdateExpression": "ADD chunk_count :one, event_count :events "
-                                        "SET updated_at = :now",
+                    "SET updated_at = :now",
                     "ExpressionAttributeNames": {"#status": "status"},
                     "ExpressionAttributeValues": {
-                        ":open": {"S": OPEN}, ":one": {"N": "1"},
-                        ":events": {"N": str(chunk.event_count)}, ":now": {"S": chunk.stored_at},
+                        ":open": {"S": OPEN},
+                        ":one": {"N": "1"},
+                        ":events": {"N": str(chunk.event_count)},
+                        ":now": {"S": chunk.stored_at},
                     },
-                }},
-            ])
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
-                raise AlreadyExists(chunk.chunk_seq) from error
-            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
-                raise ConditionFailed(chunk.trace_id) from error
-            raise
+                }
+            },
+            # Adjacent chunks committed concurrently must still continue this one.
+            {
+                "ConditionCheck": {
+                    "TableName": self._table,
+                    "Key": _chunk_key(chunk.tenant, chunk.trace_id, chunk.chunk_seq + 1),
+                    "ConditionExpression": "attribute_not_exists(pk) OR first_event_seq = :next",
+                    "ExpressionAttributeValues": {":next": {"N": str(chunk.last_event_seq + 1)}},
+                }
+            },
+        ]
+        if chunk.chunk_seq > 0:
+            items.append(
+                {
+                    "ConditionCheck": {
+                        "TableName": self._table,
+                        "Key": _chunk_key(chunk.tenant, chunk.trace_id, chunk.chunk_seq - 1),
+                        "ConditionExpression": "attribute_not_exists(pk) OR last_event_seq = :prev",
+                        "ExpressionAttributeValues": {
+                            ":prev": {"N": str(chunk.first_event_seq - 1)}
+                        },
+                    }
+                }
+            )
+        for attempt in range(_TRANSACTION_ATTEMPTS):
+            try:
+                self._db.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+                return
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+            failed = {i for i, code in enumerate(reasons) if code == "ConditionalCheckFailed"}
+            if 0 in failed:
+                raise AlreadyExists(chunk.chunk_seq)
+            if 1 in failed:
+                raise ConditionFailed(chunk.trace_id)
+            if failed:
+                raise NeighbourChanged(chunk.chunk_seq)
+            if "TransactionConflict" not in reasons:
+                raise Contention(f"chunk transaction cancelled: {reasons}")
+            # Concurrent chunks of one trace all update the trace item; back off and retry
+            # (the transaction is all-or-nothing, so a retry cannot double-count).
+            time.sleep(random.uniform(0.02, 0.05) * (attempt + 1))  # noqa: S311 - jitter
+        raise Contention(f"trace {chunk.trace_id} stayed contended")
 
-    def mark_finalizing(self, tenant: str, trace_id: str, finalize: dict[str, Any], now: str
-                        ) -> TraceRecord:
+    def mark_finalizing(
+        self,
+        tenant: str,
+        trace_id: str,
+        finalize: dict[str, Any],
+        now: str,
+        chunk_count: int,
+        event_count: int,
+    ) -> TraceRecord:
         try:
             response = self._db.update_item(
-                TableName=self._table, Key=_trace_key(tenant, trace_id),
-                ConditionExpression="#status = :open",
-                UpdateExpression="SET #status = :finalizing, finalize = :finalize, updated_at = :now",
+                TableName=self._table,
+                Key=_trace_key(tenant, trace_id),
+                ConditionExpression="#status = :open AND chunk_count = :chunks "
+                "AND event_count = :events",
+                UpdateExpression=(
+                    "SET #status = :finalizing, finalize = :finalize, updated_at = :now"
+                ),
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
-                    ":open": {"S": OPEN}, ":finalizing": {"S": "finalizing"},
-                    ":finalize": _serializer.serialize(finalize), ":now": {"S": now},
+                    ":open": {"S": OPEN},
+                    ":finalizing": {"S": "finalizing"},
+                    ":finalize": _serializer.serialize(finalize),
+                    ":now": {"S": now},
+                    ":chunks": {"N": str(chunk_count)},
+                    ":events": {"N": str(event_count)},
                 },
                 ReturnValues="ALL_NEW",
             )
@@ -215,35 +303,48 @@ class DynamoTokenStore:
         self._table = table_name
 
     def put_token(self, token: TokenRecord) -> None:
-        item = _to_item({
-            "token_id": token.token_id, "tenant": token.tenant, "scopes": list(token.scopes),
-            "secret_sha256": token.secret_sha256, "created_at": token.created_at,
-            "expires_at": token.expires_at, "description": token.description,
-        })
+        item = _to_item(
+            {
+                "token_id": token.token_id,
+                "tenant": token.tenant,
+                "scopes": list(token.scopes),
+                "secret_sha256": token.secret_sha256,
+                "created_at": token.created_at,
+                "expires_at": token.expires_at,
+                "description": token.description,
+            }
+        )
         try:
-            self._db.put_item(TableName=self._table, Item=item,
-                              ConditionExpression="attribute_not_exists(token_id)")
+            self._db.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(token_id)",
+            )
         except ClientError as error:
             if _condition_failed(error):
                 raise AlreadyExists(token.token_id) from error
             raise
 
     def get_token(self, token_id: str) -> TokenRecord | None:
-        item = self._db.get_item(TableName=self._table, Key={"token_id": {"S": token_id}},
-                                 ConsistentRead=True).get("Item")
+        item = self._db.get_item(
+            TableName=self._table, Key={"token_id": {"S": token_id}}, ConsistentRead=True
+        ).get("Item")
         return _token_from_item(item) if item else None
 
     def list_tokens(self, tenant: str | None) -> list[TokenRecord]:
         tokens: list[TokenRecord] = []
         for page in self._db.get_paginator("scan").paginate(TableName=self._table):
             tokens.extend(_token_from_item(i) for i in page.get("Items", []))
-        return sorted((t for t in tokens if tenant is None or t.tenant == tenant),
-                      key=lambda t: (t.tenant, t.created_at))
+        return sorted(
+            (t for t in tokens if tenant is None or t.tenant == tenant),
+            key=lambda t: (t.tenant, t.created_at),
+        )
 
     def revoke_token(self, token_id: str, now: str) -> TokenRecord:
         try:
             response = self._db.update_item(
-                TableName=self._table, Key={"token_id": {"S": token_id}},
+                TableName=self._table,
+                Key={"token_id": {"S": token_id}},
                 ConditionExpression="attribute_exists(token_id)",
                 # A second revoke keeps the first revocation time.
                 UpdateExpression="SET revoked_at = if_not_exists(revoked_at, :now)",
@@ -260,8 +361,12 @@ class DynamoTokenStore:
 def _token_from_item(item: dict[str, Any]) -> TokenRecord:
     v = _from_item(item)
     return TokenRecord(
-        token_id=v["token_id"], tenant=v["tenant"], scopes=tuple(v["scopes"]),
-        secret_sha256=v["secret_sha256"], created_at=v["created_at"],
-        expires_at=v.get("expires_at"), revoked_at=v.get("revoked_at"),
+        token_id=v["token_id"],
+        tenant=v["tenant"],
+        scopes=tuple(v["scopes"]),
+        secret_sha256=v["secret_sha256"],
+        created_at=v["created_at"],
+        expires_at=v.get("expires_at"),
+        revoked_at=v.get("revoked_at"),
         description=v.get("description", ""),
     )

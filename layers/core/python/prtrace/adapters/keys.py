@@ -37,15 +37,21 @@ def parse_key_ring(raw: str | bytes) -> KeyRing:
         raise KeyRingUnavailable(f"integrity key secret is invalid: {exc}") from None
 
 
-def load_key_ring(*, secret_name: str | None = None, parameter_name: str | None = None,
-                  max_age_s: int = DEFAULT_MAX_AGE_S) -> KeyRing:
+def load_key_ring(
+    *,
+    secret_name: str | None = None,
+    parameter_name: str | None = None,
+    max_age_s: int = DEFAULT_MAX_AGE_S,
+) -> KeyRing:
     if secret_name:
         raw = parameters.get_secret(secret_name, max_age=max_age_s)
     elif parameter_name:
         raw = parameters.get_parameter(parameter_name, decrypt=True, max_age=max_age_s)
     else:
-        raise KeyRingUnavailable("no integrity key configured: set PRTRACE_KEY_SECRET_NAME "
-                                 "(Secrets Manager) or PRTRACE_KEY_PARAMETER_NAME (SSM)")
+        raise KeyRingUnavailable(
+            "no integrity key configured: set PRTRACE_KEY_SECRET_NAME "
+            "(Secrets Manager) or PRTRACE_KEY_PARAMETER_NAME (SSM)"
+        )
     if not isinstance(raw, (str, bytes)):
         raise KeyRingUnavailable("integrity key secret is not a string")
     return parse_key_ring(raw)

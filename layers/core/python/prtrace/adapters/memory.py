@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from prtrace.ports import AlreadyExists, ConditionFailed, PresignedUpload
+from prtrace.ports import AlreadyExists, ConditionFailed, NeighbourChanged, PresignedUpload
 from prtrace.records import FINALIZING, OPEN, ChunkRecord, Page, TraceRecord
 from prtrace.tokens import TokenRecord
 
@@ -38,10 +38,9 @@ class MemoryTraceStore:
     def get_chunk(self, tenant: str, trace_id: str, chunk_seq: int) -> ChunkRecord | None:
         return self.chunks.get((tenant, trace_id, chunk_seq))
 
-    def get_chunks(self, tenant: str, trace_id: str, chunk_seqs: list[int]) -> dict[int, ChunkRecord]:
-        return {s: c for s in chunk_seqs if (c := self.get_chunk(tenant, trace_id, s)) is not None}
-
-    def list_chunks(self, tenant: str, trace_id: str, with_event_ids: bool) -> Iterator[ChunkRecord]:
+    def list_chunks(
+        self, tenant: str, trace_id: str, with_event_ids: bool
+    ) -> Iterator[ChunkRecord]:
         keys = sorted(k for k in self.chunks if k[:2] == (tenant, trace_id))
         for key in keys:
             chunk = self.chunks[key]
@@ -55,16 +54,37 @@ class MemoryTraceStore:
             trace = self.traces.get((chunk.tenant, chunk.trace_id))
             if trace is None or trace.status != OPEN:
                 raise ConditionFailed(chunk.trace_id)
+            after = self.chunks.get((chunk.tenant, chunk.trace_id, chunk.chunk_seq + 1))
+            before = self.chunks.get((chunk.tenant, chunk.trace_id, chunk.chunk_seq - 1))
+            if (after is not None and after.first_event_seq != chunk.last_event_seq + 1) or (
+                before is not None and before.last_event_seq != chunk.first_event_seq - 1
+            ):
+                raise NeighbourChanged(chunk.chunk_seq)
             self.chunks[key] = chunk
             self.traces[(chunk.tenant, chunk.trace_id)] = replace(
-                trace, chunk_count=trace.chunk_count + 1,
-                event_count=trace.event_count + chunk.event_count, updated_at=chunk.stored_at)
+                trace,
+                chunk_count=trace.chunk_count + 1,
+                event_count=trace.event_count + chunk.event_count,
+                updated_at=chunk.stored_at,
+            )
 
-    def mark_finalizing(self, tenant: str, trace_id: str, finalize: dict[str, Any], now: str
-                        ) -> TraceRecord:
+    def mark_finalizing(
+        self,
+        tenant: str,
+        trace_id: str,
+        finalize: dict[str, Any],
+        now: str,
+        chunk_count: int,
+        event_count: int,
+    ) -> TraceRecord:
         with self._lock:
             trace = self.traces.get((tenant, trace_id))
-            if trace is None or trace.status != OPEN:
+            if (
+                trace is None
+                or trace.status != OPEN
+                or trace.chunk_count != chunk_count
+                or trace.event_count != event_count
+            ):
                 raise ConditionFailed(trace_id)
             updated = replace(trace, status=FINALIZING, finalize=finalize, updated_at=now)
             self.traces[(tenant, trace_id)] = updated
@@ -88,10 +108,12 @@ class MemoryBlobStore:
         body = self.objects.get(key)
         return None if body is None else len(body)
 
-    def presign_put(self, key: str, sha256_hex: str, size: int, content_type: str,
-                    expires_in: int) -> PresignedUpload:
-        return PresignedUpload(url=f"memory://{key}", headers={"Content-Type": content_type},
-                               expires_in=expires_in)
+    def presign_put(
+        self, key: str, sha256_hex: str, size: int, content_type: str, expires_in: int
+    ) -> PresignedUpload:
+        return PresignedUpload(
+            url=f"memory://{key}", headers={"Content-Type": content_type}, expires_in=expires_in
+        )
 
     def ping(self) -> None:
         return None

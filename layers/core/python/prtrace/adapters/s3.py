@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from prtrace.ports import PresignedUpload
+from prtrace.ports import Contention, PresignedUpload
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -18,8 +18,9 @@ def _b64(sha256_hex: str) -> str:
 
 
 class S3BlobStore:
-    def __init__(self, client: S3Client, bucket: str, presign_client: S3Client | None = None
-                 ) -> None:
+    def __init__(
+        self, client: S3Client, bucket: str, presign_client: S3Client | None = None
+    ) -> None:
         self._s3 = client
         self._bucket = bucket
         # Presigned URLs must name the endpoint clients reach, which may differ from ours.
@@ -28,14 +29,19 @@ class S3BlobStore:
     def put_if_absent(self, key: str, body: bytes, sha256_hex: str, content_type: str) -> bool:
         try:
             self._s3.put_object(
-                Bucket=self._bucket, Key=key, Body=body, ContentType=content_type,
+                Bucket=self._bucket,
+                Key=key,
+                Body=body,
+                ContentType=content_type,
                 ChecksumSHA256=_b64(sha256_hex),  # S3 rejects the write if bytes were damaged
                 IfNoneMatch="*",  # never overwrite
             )
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code")
-            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+            if code == "PreconditionFailed":  # 412: the object exists, complete
                 return False
+            if code == "ConditionalRequestConflict":  # 409: another write is still in flight
+                raise Contention(key) from error
             raise
         return True
 
@@ -47,18 +53,27 @@ class S3BlobStore:
                 return None
             raise
 
-    def presign_put(self, key: str, sha256_hex: str, size: int, content_type: str,
-                    expires_in: int) -> PresignedUpload:
+    def presign_put(
+        self, key: str, sha256_hex: str, size: int, content_type: str, expires_in: int
+    ) -> PresignedUpload:
         checksum = _b64(sha256_hex)
         url = self._presign.generate_presigned_url(
             "put_object",
-            Params={"Bucket": self._bucket, "Key": key, "ContentType": content_type,
-                    "ContentLength": size, "ChecksumSHA256": checksum},
+            Params={
+                "Bucket": self._bucket,
+                "Key": key,
+                "ContentType": content_type,
+                "ContentLength": size,
+                "ChecksumSHA256": checksum,
+            },
             ExpiresIn=expires_in,
         )
         # The signature covers these headers: an upload of other bytes or another size fails.
-        headers = {"Content-Type": content_type, "Content-Length": str(size),
-                   "x-amz-checksum-sha256": checksum}
+        headers = {
+            "Content-Type": content_type,
+            "Content-Length": str(size),
+            "x-amz-checksum-sha256": checksum,
+        }
         return PresignedUpload(url=url, headers=headers, expires_in=expires_in)
 
     def ping(self) -> None:

@@ -14,8 +14,9 @@ from prtrace.ingest import IngestService
 from prtrace.settings import Settings
 
 # Standard retry mode backs off on throttling; short timeouts keep API latency bounded.
-BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3,
-                     read_timeout=10)
+BOTO_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=10
+)
 
 
 # SigV4 presigned URLs sign the checksum and length headers; SigV2 would not bind them.
@@ -31,8 +32,11 @@ def build_ingest_service(settings: Settings) -> IngestService:
     return IngestService(
         traces=DynamoTraceStore(dynamodb, settings.traces_table),
         blobs=S3BlobStore(s3, settings.bucket, presign_client=presign),
-        key_ring=partial(load_key_ring, secret_name=settings.key_secret_name,
-                         parameter_name=settings.key_parameter_name),
+        key_ring=partial(
+            load_key_ring,
+            secret_name=settings.key_secret_name,
+            parameter_name=settings.key_parameter_name,
+        ),
         upload_url_ttl_s=settings.upload_url_ttl_s,
     )
 
