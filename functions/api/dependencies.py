@@ -90,7 +90,7 @@ def idempotency_key(router: Router) -> str | None:
     key = router.current_event.headers.get("idempotency-key")
     if key is None:
         return None
-    if not _IDEMPOTENCY_KEY.match(key):
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
         raise InvalidInput(
             "Idempotency-Key must be 1-255 visible ASCII characters",
             [FieldError("", "invalid Idempotency-Key header")],

@@ -353,7 +353,9 @@ def test_artifact_already_present_needs_no_upload(client):
 
 def test_artifact_request_validation(client):
     trace_id = new_trace(client)
-    response = client.call("POST", f"/v1/traces/{trace_id}/artifacts", {"sha256": "XYZ", "size": 0})
+    response = client.call(
+        "POST", f"/v1/traces/{trace_id}/artifacts", {"sha256": "XYZ", "size": -1}
+    )
     assert response.status == 422
     assert {e["pointer"] for e in response.json()["errors"]} == {"/sha256", "/size"}
 
@@ -516,3 +518,20 @@ def test_unexpected_failure_is_a_clean_500(client, monkeypatch):
     assert response.status == 500
     assert problem_type(response) == "internal-error"
     assert "fire" not in response.json()["detail"]
+
+
+def test_idempotency_key_with_a_trailing_newline_is_refused(client):
+    response = client.call(
+        "POST", "/v1/traces", trace_metadata(), headers={"Idempotency-Key": "abc\n"}
+    )
+    assert response.status == 422
+
+
+def test_empty_artifact_can_be_declared(client):
+    trace_id = new_trace(client)
+    ref = blob_ref(b"")
+    response = client.call(
+        "POST", f"/v1/traces/{trace_id}/artifacts", {"sha256": ref["sha256"], "size": 0}
+    )
+    assert response.status == 201
+    assert response.json()["blob_ref"] == {**ref, "media_type": "application/octet-stream"}

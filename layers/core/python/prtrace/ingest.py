@@ -51,7 +51,7 @@ class ArtifactRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     sha256: Sha256Hex
-    size: Annotated[int, Field(ge=1, le=MAX_BLOB_SIZE, description="bytes")]
+    size: Annotated[int, Field(ge=0, le=MAX_BLOB_SIZE, description="bytes (0 for empty output)")]
     media_type: Annotated[
         str, Field(pattern=r"^[a-z0-9][a-z0-9.+-]*/[a-z0-9][a-z0-9.+-]*$", max_length=127)
     ] = "application/octet-stream"
@@ -123,7 +123,7 @@ class IngestService:
         return trace
 
     def get_trace(self, tenant: str, trace_id: str) -> TraceRecord:
-        if not _TRACE_ID.match(trace_id):  # never a key we could have issued
+        if not _TRACE_ID.fullmatch(trace_id):  # never a key we could have issued
             raise TraceNotFound(trace_id[:64])
         trace = self._traces.get_trace(tenant, trace_id)
         if trace is None:

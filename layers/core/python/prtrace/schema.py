@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 SCHEMA_VERSION: Final = "prtrace.trace/v1"
 
-# Bounds (bytes are UTF-8 characters here; pydantic counts code points).
+# Bounds. String lengths count Unicode code points (as pydantic does), not bytes.
 MAX_EVENTS_PER_CHUNK: Final = 2_000
 MAX_EVENT_SEQ: Final = 9_999_999
 MAX_ID_LEN: Final = 128
@@ -53,7 +53,10 @@ GitSha = Annotated[
 UtcTimestamp = Annotated[
     str,
     Field(
-        pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$",
+        # [0-9], not \d: pydantic's regex engine reads \d as any Unicode digit, so fraction
+        # digits past the 6th (unchecked by fromisoformat) admitted e.g. "٣"; JSON Schema's
+        # \d is ASCII-only, so [0-9] also keeps the published schema and the server in step.
+        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z$",
         max_length=30,
         description="RFC 3339 timestamp in UTC with a `Z` suffix",
         examples=["2026-11-25T09:14:03.120Z"],
@@ -114,7 +117,7 @@ class Repository(BaseModel):
         Field(
             min_length=1,
             max_length=2_048,
-            pattern=r"^(https?|ssh|git|file)://\S+$|^[\w.-]+@[\w.-]+:\S+$",
+            pattern=r"^(https?|ssh|git|file)://[^\s]+$|^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[^\s]+$",
         ),
     ]
     base_commit: GitSha

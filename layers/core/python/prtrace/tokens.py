@@ -10,7 +10,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final, Literal
 
 Scope = Literal["ingest", "read", "admin"]
@@ -65,7 +65,7 @@ def issue_token(
     description: str = "",
 ) -> tuple[str, TokenRecord]:
     """A new token (shown once) and the record to store."""
-    if not TENANT_PATTERN.match(tenant):
+    if not TENANT_PATTERN.fullmatch(tenant):  # match() would let "$" pass a trailing "\n"
         raise ValueError(f"tenant {tenant!r} must match {TENANT_PATTERN.pattern}")
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
@@ -89,7 +89,7 @@ def parse_token(value: str) -> tuple[str, str] | None:
     """(token id, secret) from `prt_<id>_<secret>` (with or without `Bearer `), else None."""
     if value[:7].lower() == "bearer ":
         value = value[7:].strip()
-    match = _TOKEN.match(value)
+    match = _TOKEN.fullmatch(value)
     return (match.group(1), match.group(2)) if match else None
 
 
@@ -108,4 +108,5 @@ def authenticate(record: TokenRecord | None, secret: str, *, now: str) -> Princi
 
 
 def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)  # naive means UTC

@@ -12,8 +12,9 @@ import binascii
 
 import orjson
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
-from prtrace.integrity import KeyRing
+from prtrace.integrity import KeyRing, UnknownKey
 
 DEFAULT_MAX_AGE_S = 300
 
@@ -33,7 +34,7 @@ def parse_key_ring(raw: str | bytes) -> KeyRing:
             f"integrity key secret is malformed ({type(exc).__name__}); expected "
             '{"current": id, "keys": {id: base64}}'
         ) from None
-    except ValueError as exc:
+    except (ValueError, UnknownKey) as exc:  # UnknownKey: "current" names no listed key
         raise KeyRingUnavailable(f"integrity key secret is invalid: {exc}") from None
 
 
@@ -43,11 +44,19 @@ def load_key_ring(
     parameter_name: str | None = None,
     max_age_s: int = DEFAULT_MAX_AGE_S,
 ) -> KeyRing:
-    if secret_name:
-        raw = parameters.get_secret(secret_name, max_age=max_age_s)
-    elif parameter_name:
-        raw = parameters.get_parameter(parameter_name, decrypt=True, max_age=max_age_s)
-    else:
+    try:
+        if secret_name:
+            raw = parameters.get_secret(secret_name, max_age=max_age_s)
+        elif parameter_name:
+            raw = parameters.get_parameter(parameter_name, decrypt=True, max_age=max_age_s)
+        else:
+            raw = None
+    except GetParameterError as exc:
+        where = secret_name or parameter_name
+        raise KeyRingUnavailable(
+            f"integrity key {where!r} could not be read: {type(exc.__cause__ or exc).__name__}"
+        ) from None
+    if raw is None:
         raise KeyRingUnavailable(
             "no integrity key configured: set PRTRACE_KEY_SECRET_NAME "
             "(Secrets Manager) or PRTRACE_KEY_PARAMETER_NAME (SSM)"
