@@ -127,6 +127,7 @@ def verify_stored_trace(names: ResourceNames, tenant: str, trace_id: str) -> str
     """Re-read what was stored and check it with the server key, as the pipeline will."""
     from prtrace.adapters.dynamodb import DynamoTraceStore
     from prtrace.adapters.keys import load_key_ring
+    from prtrace.canonical import canonical_json
     from prtrace.integrity import compute_chain, sha256_hex, verify_chunk_mac
 
     ring = load_key_ring(secret_name=names.key_secret_name)
@@ -144,9 +145,7 @@ def verify_stored_trace(names: ResourceNames, tenant: str, trace_id: str) -> str
             chunk_sha256=chunk.sha256,
         ):
             raise SystemExit(f"chunk {chunk.chunk_seq} failed verification")
-        canonical_events += [
-            orjson.dumps(e, option=orjson.OPT_SORT_KEYS) for e in orjson.loads(body)["events"]
-        ]
+        canonical_events += [canonical_json(e) for e in orjson.loads(body)["events"]]
     return compute_chain(ring.current, trace_id, canonical_events)[-1]
 
 

@@ -13,9 +13,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.api import dependencies, problems
 from functions.api.routes import artifacts, chunks, health, traces
 from functions.api.telemetry import logger, metrics, tracer
-from prtrace.errors import DomainError
+from prtrace.errors import DomainError, FieldError, InvalidInput
 from prtrace.ingest import MAX_CHUNK_BODY_BYTES, MAX_SMALL_BODY_BYTES
-from prtrace.validation import field_errors
+from prtrace.validation import field_errors, summarize
 
 # orjson: faster, and a too-long integer is a JSON error (422), not a ValueError (500).
 app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=orjson.loads)
@@ -33,22 +33,12 @@ def _validation_error(error: RequestValidationError) -> Response[str]:
     errors = []
     for item in field_errors(error.errors()):
         if item.message.startswith("JSON decode error"):
-            errors.append({"pointer": "", "detail": "request body is not valid JSON"})
+            errors.append(FieldError("", "request body is not valid JSON"))
             continue
-        where = item.pointer
         # Powertools prefixes the location: body fields -> /body/..., params -> /path/x, /query/x
-        if where.startswith("/body"):
-            where = where[len("/body") :]
-        errors.append({"pointer": where, "detail": item.message})
-    shown = "; ".join(f"{e['pointer'] or '/'}: {e['detail']}" for e in errors[:3])
-    return problems.problem(
-        422,
-        "validation-error",
-        "Request body or parameters are invalid",
-        f"request is invalid: {shown}",
-        app.current_event.path,
-        errors=errors,
-    )
+        errors.append(FieldError(item.pointer.removeprefix("/body"), item.message))
+    invalid = InvalidInput(f"request is invalid: {summarize(errors)}", errors)
+    return problems.from_domain_error(invalid, app.current_event.path)
 
 
 @app.not_found

@@ -16,7 +16,7 @@ from prtrace.canonical import canonical_json
 from prtrace.errors import FieldError, InvalidInput
 from prtrace.integrity import chunk_mac, sha256_hex
 from prtrace.schema import ChunkBody
-from prtrace.validation import invalid_body
+from prtrace.validation import invalid_body, summarize
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,7 @@ def prepare_chunk(raw: bytes, chunk_seq: int) -> PreparedChunk:
         else:
             seen[event.event_id] = index
     if errors:
-        shown = "; ".join(f"{e.pointer}: {e.message}" for e in errors[:3])
-        raise InvalidInput(f"chunk {chunk_seq} is inconsistent: {shown}", errors)
+        raise InvalidInput(f"chunk {chunk_seq} is inconsistent: {summarize(errors)}", errors)
     canonical_events = tuple(
         canonical_json(event.model_dump(mode="json", exclude_none=True)) for event in events
     )

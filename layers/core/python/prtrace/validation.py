@@ -42,8 +42,13 @@ def field_errors(errors: Iterable[Mapping[str, Any]], drop_prefix: int = 0) -> l
     return result
 
 
-def invalid_body(exc: ValidationError, what: str) -> InvalidInput:
-    errors = field_errors(exc.errors(include_url=False, include_input=False))
+def summarize(errors: Sequence[FieldError]) -> str:
+    """The first few field errors in one line, for a problem's `detail`."""
     shown = "; ".join(f"{e.pointer or '/'}: {e.message}" for e in errors[:3])
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-    return InvalidInput(f"{what} is invalid: {shown}{more}", errors)
+    return shown + more
+
+
+def invalid_body(exc: ValidationError, what: str) -> InvalidInput:
+    errors = field_errors(exc.errors(include_url=False, include_input=False))
+    return InvalidInput(f"{what} is invalid: {summarize(errors)}", errors)
