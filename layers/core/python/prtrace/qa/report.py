@@ -1,0 +1,76 @@
+"""The QA report: the contract between the QA task, the judge and the record step.
+
+Written by the QA runner as JSON to S3; read by the judge and the record step. Change it
+deliberately: the judge's prompt and the stored trace status are built from these fields.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+QA_REPORT_VERSION: Final = "prtrace.qa/v1"
+
+Verdict = Literal["resolved", "unresolved", "error"]
+# Why a QA run could not decide: kept apart from the code's own fault (a failing test is
+# not an error, it is the evidence).
+ErrorReason = Literal[
+    "timeout",
+    "oom",
+    "collection_error",
+    "infra_error",
+    "unsafe_archive",
+    "dependency_install_failed",
+]
+Outcome = Literal["passed", "failed", "error", "skipped", "absent"]
+
+_REPORT = ConfigDict(extra="forbid", frozen=True)
+
+
+class TestOutcome(BaseModel):
+    """One test id's outcome on the base snapshot and on the final snapshot."""
+
+    model_config = _REPORT
+    __test__ = False  # not a pytest class
+
+    test_id: str
+    before: Outcome
+    after: Outcome
+    flaky: bool = False
+
+
+class RunSummary(BaseModel):
+    """One pytest run (base or final) as the sandbox saw it."""
+
+    model_config = _REPORT
+
+    exit_code: int | None
+    duration_ms: int
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    timed_out: bool = False
+    error_reason: ErrorReason | None = None
+    log_key: str | None = Field(default=None, description="artifact key of the truncated log")
+    junit_key: str | None = Field(default=None, description="artifact key of the JUnit XML")
+
+
+class QAReport(BaseModel):
+    model_config = _REPORT
+
+    version: Literal["prtrace.qa/v1"] = QA_REPORT_VERSION
+    trace_id: str
+    verdict: Verdict
+    error_reason: ErrorReason | None = None
+    error_detail: str | None = None
+    backend: str
+    fail_to_pass: list[str] = Field(default_factory=list)
+    pass_to_pass: list[str] = Field(default_factory=list)
+    pass_to_fail: list[str] = Field(default_factory=list)
+    fail_to_fail: list[str] = Field(default_factory=list)
+    tests: list[TestOutcome] = Field(default_factory=list)
+    base: RunSummary | None = None
+    final: RunSummary | None = None
+    duration_ms: int = 0
