@@ -1,0 +1,5 @@
+"""Interval helpers."""
+
+from ranges.merge import merge, overlaps, total_length
+
+__all__ = ["merge", "overlaps", "total_length"]
