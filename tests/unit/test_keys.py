@@ -166,3 +166,12 @@ def test_missing_secret_is_a_clear_key_ring_error():
     with mock_aws(), pytest.raises(KeyRingUnavailable, match="could not be read"):
         load_key_ring(secret_name="prtrace/nowhere")
     parameters.base.DEFAULT_PROVIDERS.clear()
+
+
+def test_the_flat_form_cloudformation_generates_is_a_key_ring() -> None:
+    # 64 alphanumerics, as the stack's SecretStringGenerator makes them: valid base64.
+    material = "A1b2C3d4" * 8
+    ring = parse_key_ring(orjson.dumps({"current": "k1", "k1": material}))
+    assert ring.current_id == "k1"
+    assert ring.keys["k1"] == base64.b64decode(material)
+    assert len(ring.keys["k1"]) == 48

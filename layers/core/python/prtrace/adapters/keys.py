@@ -1,8 +1,9 @@
 """Load the integrity key ring from Secrets Manager or SSM through Powertools parameters
 (cached, so a warm Lambda does not call the service on every request).
 
-The secret is JSON: {"current": "k2", "keys": {"k1": "<base64>", "k2": "<base64>"}}; each
-key at least 32 bytes. Key material never appears in errors or logs.
+The secret is JSON: {"current": "k2", "keys": {"k1": "<base64>", "k2": "<base64>"}}, or the
+flat form CloudFormation generates, {"current": "k1", "k1": "<base64>"}; each key at least
+32 bytes. Key material never appears in errors or logs.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ class KeyRingUnavailable(RuntimeError):
 def parse_key_ring(raw: str | bytes) -> KeyRing:
     try:
         document = orjson.loads(raw)
-        keys = {str(k): base64.b64decode(v, validate=True) for k, v in document["keys"].items()}
+        entries = document["keys"] if "keys" in document else _flat_entries(document)
+        keys = {str(k): base64.b64decode(v, validate=True) for k, v in entries.items()}
         return KeyRing(current_id=str(document["current"]), keys=keys)
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
         # Say what is wrong with the shape, never echo the content.
@@ -36,6 +38,10 @@ def parse_key_ring(raw: str | bytes) -> KeyRing:
         ) from None
     except (ValueError, UnknownKey) as exc:  # UnknownKey: "current" names no listed key
         raise KeyRingUnavailable(f"integrity key secret is invalid: {exc}") from None
+
+
+def _flat_entries(document: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in document.items() if k != "current"}
 
 
 def load_key_ring(

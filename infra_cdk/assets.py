@@ -1,0 +1,69 @@
+"""Lambda code and layer directories, staged locally (no Docker bundling: no registry is
+reachable from the build machines, and plain directories keep asset hashes stable).
+
+- function code: the `functions/` package (handlers only; the QA runner is a container);
+- core layer:    `layers/core` as is (`python/prtrace`);
+- deps layer:    third-party packages for the Lambda platform, from the lock file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Final
+
+ROOT: Final = Path(__file__).resolve().parents[1]
+BUILD: Final = ROOT / ".build"
+CORE_LAYER_DIR: Final = ROOT / "layers" / "core"
+LAMBDA_PYTHON_VERSION: Final = "3.14"
+LAMBDA_PLATFORM: Final = "aarch64-manylinux2014"
+_NOT_SHIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", "qa_runner", "openapi.json")
+
+
+def stage_function_code() -> Path:
+    """Copy `functions/` into a clean directory whose root is the Lambda package root."""
+    target = BUILD / "lambda-code"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(ROOT / "functions", target / "functions", ignore=_NOT_SHIPPED)
+    return target
+
+
+def deps_layer_dir(*, build: bool) -> Path:
+    """The deps layer; `build=False` stages an empty placeholder (local cloud and tests take
+    third-party packages from the project environment instead)."""
+    target = BUILD / ("lambda-deps" if build else "lambda-deps-placeholder")
+    python_dir = target / "python"
+    if build:
+        if not (target / ".complete").exists():
+            _install_deps(python_dir)
+            (target / ".complete").write_text("ok\n")
+    else:
+        python_dir.mkdir(parents=True, exist_ok=True)
+        (python_dir / "README.txt").write_text(
+            "Placeholder: third-party packages come from the local environment.\n"
+        )
+    return target
+
+
+def _install_deps(python_dir: Path) -> None:
+    requirements = BUILD / "lambda-requirements.txt"
+    BUILD.mkdir(exist_ok=True)
+    uv = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
+    exported = subprocess.run(
+        [uv, "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    # The runtime ships its own boto3; the CLI-only packages have no place in a Lambda.
+    skipped = ("boto3", "botocore", "s3transfer", "typer", "rich", "docker")
+    lines = [ln for ln in exported.stdout.splitlines() if not ln.startswith(skipped)]
+    requirements.write_text("\n".join(lines) + "\n")
+    if python_dir.exists():
+        shutil.rmtree(python_dir)
+    subprocess.run(
+        [uv, "pip", "install", "--quiet", "--no-deps",
+         "--python-platform", LAMBDA_PLATFORM, "--python-version", LAMBDA_PYTHON_VERSION,
+         "--only-binary", ":all:", "--target", str(python_dir), "-r", str(requirements)],
+        check=True,
+    )  # fmt: skip

@@ -1,0 +1,68 @@
+"""Deployment configuration: CDK context (`-c key=value`) first, then PRTRACE_* environment
+variables, then defaults; validated before anything is synthesized, so a typo fails the
+synth with the name of the bad setting instead of deploying something unintended."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS: Final = frozenset(
+    {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+     2922, 3288, 3653}
+)  # fmt: skip
+
+_SECRET_NAME = r"^[A-Za-z0-9/_+=.@-]{1,512}$"  # noqa: S105 - a name pattern
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class StackConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,15}$")] = "dev"
+    log_retention_days: int = 30
+    token_cache_ttl_s: Annotated[int, Field(ge=0, le=3600)] = 300
+    openai_secret_name: Annotated[str, Field(pattern=_SECRET_NAME)] = "prtrace/openai-api-key"  # noqa: S105
+    throttle_rate_rps: Annotated[int, Field(ge=1, le=10_000)] = 50
+    throttle_burst: Annotated[int, Field(ge=1, le=5_000)] = 100
+    # Dev stages may be torn down completely; anything else keeps its data on stack deletion.
+    destroy_data_on_delete: bool = False
+    alarm_topic_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:sns:")] | None = None
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _allowed_retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            allowed = ", ".join(str(d) for d in sorted(LOG_RETENTION_DAYS))
+            raise ValueError(f"must be one of {allowed}")
+        return value
+
+    @property
+    def prefix(self) -> str:
+        return f"prtrace-{self.stage}"
+
+    @classmethod
+    def resolve(cls, context: dict[str, Any], environ: dict[str, str] | None = None) -> StackConfig:
+        """Context wins over PRTRACE_<NAME> variables; pydantic's lax mode turns their
+        strings into numbers and booleans, and rejects what is neither."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            raw = context.get(name)
+            if raw is None:
+                raw = env.get(f"PRTRACE_{name.upper()}")
+            if raw is not None:
+                values[name] = raw
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{e['loc'][0] if e['loc'] else '?'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigError(f"invalid deployment configuration: {problems}") from None

@@ -1,0 +1,151 @@
+"""The prtrace stack: storage, the ingestion API and its monitoring.
+
+The pipeline (state machine, QA task, judge) plugs in here: its constructs get the
+storage construct and the shared Lambda code, and `watch_function` for their alarms.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra_cdk.api import HttpApiConstruct
+from infra_cdk.config import StackConfig
+from infra_cdk.lambdas import ServiceFunction, SharedCode
+from infra_cdk.monitoring import MonitoringConstruct
+from infra_cdk.nag import acknowledge
+from infra_cdk.storage import StorageConstruct
+
+TENANT_DATA_PREFIX = "tenants/*"
+
+
+class PrtraceStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StackConfig,
+        build_deps: bool = True,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        self.config = config
+        self.storage = StorageConstruct(self, "Storage", config=config)
+        self.shared_code = SharedCode(self, "SharedCode", build_deps=build_deps)
+        self.monitoring = MonitoringConstruct(self, "Monitoring", config=config)
+
+        self.authorizer = ServiceFunction(
+            self,
+            "Authorizer",
+            config=config,
+            shared=self.shared_code,
+            handler="functions.authorizer.handler.lambda_handler",
+            environment={"PRTRACE_TOKENS_TABLE": self.storage.tokens_table.table_name},
+            memory_mb=256,
+            timeout_s=10,
+            description="Bearer token -> tenant and scopes",
+        )
+        # Reads one token item; nothing else.
+        self.authorizer.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem"], resources=[self.storage.tokens_table.table_arn]
+            )
+        )
+
+        self.api_function = ServiceFunction(
+            self,
+            "Api",
+            config=config,
+            shared=self.shared_code,
+            handler="functions.api.handler.lambda_handler",
+            environment=self.data_environment(),
+            memory_mb=1024,
+            description="prtrace ingestion API",
+        )
+        self._grant_api_data_access(self.api_function.role)
+
+        self.http_api = HttpApiConstruct(
+            self,
+            "HttpApi",
+            config=config,
+            api_function=self.api_function.function,
+            authorizer_function=self.authorizer.function,
+        )
+        for name, fn in (("Authorizer", self.authorizer), ("Api", self.api_function)):
+            self.monitoring.watch_function(name, fn.function)
+        self.monitoring.watch_api(self.http_api.api)
+
+        CfnOutput(self, "ApiEndpoint", value=self.http_api.url)
+        CfnOutput(self, "DataBucketName", value=self.storage.bucket.bucket_name)
+        CfnOutput(self, "TracesTableName", value=self.storage.traces_table.table_name)
+        CfnOutput(self, "TokensTableName", value=self.storage.tokens_table.table_name)
+        CfnOutput(self, "IdempotencyTableName", value=self.storage.idempotency_table.table_name)
+        CfnOutput(self, "IntegrityKeySecretArn", value=self.storage.integrity_key.secret_arn)
+
+    def data_environment(self) -> dict[str, str]:
+        """What prtrace.settings.Settings reads."""
+        storage = self.storage
+        return {
+            "PRTRACE_TRACES_TABLE": storage.traces_table.table_name,
+            "PRTRACE_TOKENS_TABLE": storage.tokens_table.table_name,
+            "PRTRACE_IDEMPOTENCY_TABLE": storage.idempotency_table.table_name,
+            "PRTRACE_BUCKET": storage.bucket.bucket_name,
+            "PRTRACE_KEY_SECRET_NAME": storage.integrity_key.secret_arn,
+        }
+
+    def _grant_api_data_access(self, role: iam.Role) -> None:
+        storage = self.storage
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:Query",
+                    "dynamodb:ConditionCheckItem",
+                ],
+                resources=[storage.traces_table.table_arn],
+            )
+        )
+        # Powertools idempotency records: get, claim, complete, release on failure.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                ],
+                resources=[storage.idempotency_table.table_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject"],
+                resources=[storage.bucket.arn_for_objects(TENANT_DATA_PREFIX)],
+            )
+        )
+        # Without ListBucket a HEAD of a missing key is 403, not 404.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[storage.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [TENANT_DATA_PREFIX]}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[storage.integrity_key.secret_arn],
+            )
+        )
+        bucket_cfn = storage.bucket.node.default_child
+        assert isinstance(bucket_cfn, s3.CfnBucket)
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(bucket_cfn)}.Arn>/tenants/*]",
+            "Object keys are per tenant and trace (tenants/*); the bucket is the scope.",
+        )

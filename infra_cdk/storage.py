@@ -1,0 +1,125 @@
+"""Stateful resources: the data bucket, the tables and the integrity key.
+
+Key schemas here must match prtrace.adapters.dynamodb and the Powertools idempotency layer.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra_cdk.config import StackConfig
+from infra_cdk.nag import acknowledge
+
+INTEGRITY_KEY_ID = "k1"
+
+
+class StorageConstruct(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: StackConfig) -> None:
+        super().__init__(scope, construct_id)
+        removal = RemovalPolicy.DESTROY if config.destroy_data_on_delete else RemovalPolicy.RETAIN
+
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))],
+            removal_policy=removal,
+            auto_delete_objects=False,
+        )
+        acknowledge(
+            self.access_logs,
+            "AwsSolutions-S1",
+            "This is the access-log bucket; it does not log itself.",
+        )
+
+        self.bucket = s3.Bucket(
+            self,
+            "Data",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            versioned=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="data/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="abort-incomplete-multipart",
+                    abort_incomplete_multipart_upload_after=Duration.days(3),
+                ),
+                # Stored objects are never overwritten; old versions only exist if an
+                # operator replaced something by hand.
+                s3.LifecycleRule(
+                    id="expire-noncurrent", noncurrent_version_expiration=Duration.days(90)
+                ),
+            ],
+            removal_policy=removal,
+        )
+
+        self.traces_table = self._table(
+            "Traces",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            removal=removal,
+        )
+        self.tokens_table = self._table(
+            "Tokens",
+            partition_key=dynamodb.Attribute(name="token_id", type=dynamodb.AttributeType.STRING),
+            removal=removal,
+        )
+        self.idempotency_table = self._table(
+            "Idempotency",
+            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
+            time_to_live_attribute="expiration",
+            removal=RemovalPolicy.DESTROY,  # records expire after 24 h anyway
+        )
+
+        # CloudFormation generates the first key: {"current": "k1", "k1": "<64 alphanumerics>"}
+        # (alphanumerics are valid base64: 48 bytes). Rotation adds k2 and moves "current".
+        self.integrity_key = secretsmanager.Secret(
+            self,
+            "IntegrityKey",
+            description="prtrace event-chain and chunk MAC key ring",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template=f'{{"current": "{INTEGRITY_KEY_ID}"}}',
+                generate_string_key=INTEGRITY_KEY_ID,
+                exclude_punctuation=True,
+                include_space=False,
+                password_length=64,
+            ),
+            removal_policy=removal,
+        )
+        acknowledge(
+            self.integrity_key,
+            "AwsSolutions-SMG4",
+            "Key ids make rotation a manual, audited key-ring edit; old keys must stay.",
+        )
+
+    def _table(
+        self,
+        construct_id: str,
+        *,
+        partition_key: dynamodb.Attribute,
+        removal: RemovalPolicy,
+        sort_key: dynamodb.Attribute | None = None,
+        time_to_live_attribute: str | None = None,
+    ) -> dynamodb.Table:
+        return dynamodb.Table(
+            self,
+            construct_id,
+            partition_key=partition_key,
+            sort_key=sort_key,
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            time_to_live_attribute=time_to_live_attribute,
+            removal_policy=removal,
+        )
