@@ -1,0 +1,145 @@
+"""Deploy a synthesized stack into an AWS endpoint through its CloudFormation API, as
+`cdk deploy` would: publish the file assets, satisfy the bootstrap check, create the stack."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from infra_cdk.local.assembly import LOCAL_ACCOUNT, LOCAL_REGION, StackAssembly
+from infra_cdk.local.localize import localize_template
+
+BOOTSTRAP_VERSION_PARAMETER = "/cdk-bootstrap/hnb659fds/version"
+BOOTSTRAP_VERSION = "30"
+
+
+class DeployError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class DeployedStack:
+    name: str
+    outputs: dict[str, str]
+    physical_ids: dict[str, str]  # logical id -> physical id
+
+
+def deploy(
+    assembly: StackAssembly,
+    *,
+    gateway_url: str,
+    region: str = LOCAL_REGION,
+    timeout_s: float = 60,
+) -> DeployedStack:
+    _publish_assets(assembly, region)
+    ssm = boto3.client("ssm", region_name=region)
+    ssm.put_parameter(
+        Name=BOOTSTRAP_VERSION_PARAMETER, Value=BOOTSTRAP_VERSION, Type="String", Overwrite=True
+    )
+    provisioned = _provision_secrets(assembly, region)
+    cfn = boto3.client("cloudformation", region_name=region)
+    cfn.create_stack(
+        StackName=assembly.stack_name,
+        TemplateBody=json.dumps(localize_template(
+                assembly.template, gateway_url=gateway_url, provisioned=provisioned
+            )),
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+    )
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stack = cfn.describe_stacks(StackName=assembly.stack_name)["Stacks"][0]
+        status = stack["StackStatus"]
+        if status.endswith("_COMPLETE") and "ROLLBACK" not in status:
+            break
+        if "FAILED" in status or "ROLLBACK" in status:
+            raise DeployError(f"stack {assembly.stack_name}: {status} {stack.get('StackStatusReason', '')}")
+        if time.monotonic() > deadline:
+            raise DeployError(f"stack {assembly.stack_name} still {status} after {timeout_s} s")
+        time.sleep(0.2)
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    physical_ids: dict[str, str] = {}
+    paginator = cfn.get_paginator("list_stack_resources")
+    for page in paginator.paginate(StackName=assembly.stack_name):
+        for summary in page["StackResourceSummaries"]:
+            if "PhysicalResourceId" in summary:
+                physical_ids[summary["LogicalResourceId"]] = summary["PhysicalResourceId"]
+    return DeployedStack(name=assembly.stack_name, outputs=outputs, physical_ids=physical_ids)
+
+
+def _provision_secrets(assembly: StackAssembly, region: str) -> dict[str, str]:
+    """Create each AWS::SecretsManager::Secret as CloudFormation would (GenerateSecretString:
+    the template JSON plus one generated value); keep a secret that already exists."""
+    secrets = boto3.client("secretsmanager", region_name=region)
+    created: dict[str, str] = {}
+    for logical_id, resource in assembly.resources_of_type("AWS::SecretsManager::Secret").items():
+        properties = resource.get("Properties", {})
+        name = f"{assembly.stack_name}-{logical_id}"
+        try:
+            created[logical_id] = secrets.describe_secret(SecretId=name)["ARN"]
+            continue
+        except secrets.exceptions.ResourceNotFoundException:
+            pass
+        generate = properties.get("GenerateSecretString", {})
+        value: dict[str, Any] = json.loads(generate.get("SecretStringTemplate", "{}"))
+        value[generate.get("GenerateStringKey", "password")] = secrets.get_random_password(
+            PasswordLength=generate.get("PasswordLength", 32),
+            ExcludePunctuation=generate.get("ExcludePunctuation", False),
+            IncludeSpace=generate.get("IncludeSpace", True),
+        )["RandomPassword"]
+        created[logical_id] = secrets.create_secret(
+            Name=name,
+            Description=properties.get("Description", ""),
+            SecretString=json.dumps(value),
+        )["ARN"]
+    return created
+
+
+def _publish_assets(assembly: StackAssembly, region: str) -> None:
+    s3 = boto3.client("s3", region_name=region)
+    created: set[str] = set()
+    for asset in assembly.assets:
+        bucket = _substitute(asset.bucket, region)
+        if bucket not in created:
+            try:
+                s3.create_bucket(Bucket=bucket)
+            except s3.exceptions.BucketAlreadyOwnedByYou:
+                pass
+            created.add(bucket)
+        body = _zip_directory(asset.source) if asset.packaging == "zip" else asset.source.read_bytes()
+        s3.put_object(Bucket=bucket, Key=_substitute(asset.key, region), Body=body)
+
+
+def _substitute(text: str, region: str) -> str:
+    return (
+        text.replace("${AWS::AccountId}", LOCAL_ACCOUNT)
+        .replace("${AWS::Region}", region)
+        .replace("${AWS::Partition}", "aws")
+    )
+
+
+def _zip_directory(directory: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(directory).as_posix())
+    return buffer.getvalue()
+
+
+def unzip_to(data: bytes, target: Path) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        archive.extractall(target)  # noqa: S202 - our own synthesized asset
+    return target
+
+
+def environment_for(endpoint: str, region: str = LOCAL_REGION) -> dict[str, Any]:
+    return {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": region}
