@@ -1,0 +1,48 @@
+"""`make local`: run the local cloud in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import typer
+from rich.console import Console
+
+from infra_cdk.local.cloud import DEFAULT_API_PORT, DEFAULT_AWS_PORT, LocalCloud
+
+console = Console(stderr=True)
+
+
+def main(
+    aws_port: int = typer.Option(DEFAULT_AWS_PORT, help="moto's port (LocalStack's default)."),
+    api_port: int = typer.Option(DEFAULT_API_PORT, help="The HTTP API's port."),
+    verbose: bool = typer.Option(False, help="Log every request."),
+) -> None:
+    """Start the local cloud, print where it is, and run until Ctrl-C."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    cloud = LocalCloud(aws_port=aws_port, api_port=api_port)
+    with console.status("starting the local cloud (synth, deploy, warm-up)…"):
+        info = cloud.start()
+    try:
+        console.print(f"[green]ready[/green] in {info.startup_s:.1f} s")
+        console.print(f"  API endpoint   {info.endpoint}")
+        console.print(f"  AWS endpoint   {info.aws_endpoint}")
+        console.print(f"  dev token      {info.token}")
+        console.print(f"  written to     {cloud.state_dir / 'local.json'}")
+        console.print("Ctrl-C stops it.")
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print("stopping…")
+        cloud.stop()
+
+
+if __name__ == "__main__":
+    typer.run(main)

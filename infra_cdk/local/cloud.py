@@ -1,0 +1,250 @@
+"""The local cloud: the operators' stack running on this machine.
+
+moto's server (all AWS APIs, Step Functions executing for real) on 127.0.0.1:4566, the
+synthesized CDK template deployed into it through CloudFormation, Lambda invocations run
+by warm local workers, ECS tasks by a pluggable executor, and the HTTP API served by the
+local gateway. `python -m infra_cdk.local` runs it in the foreground.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from moto.server import ThreadedMotoServer
+
+from infra_cdk.assets import ROOT
+from infra_cdk.local.assembly import LOCAL_REGION, StackAssembly, synthesize
+from infra_cdk.local.deploy import DeployedStack, deploy
+from infra_cdk.local.ecs import ContainerExecutor, EcsTaskHook, HostProcessExecutor, local_environment
+from infra_cdk.local.http_gateway import LocalHttpApi, routes_from_template
+from infra_cdk.local.lambda_runtime import LambdaRuntime
+from prtrace.adapters.wiring import build_token_store
+from prtrace.ingest import utc_now
+from prtrace.tokens import issue_token
+
+log = logging.getLogger("prtrace.local")
+
+DEFAULT_AWS_PORT = 4566  # where LocalStack clients look
+DEFAULT_API_PORT = 4567
+DEV_TENANT = "dev"
+
+
+class LocalCloudError(RuntimeError):
+    pass
+
+
+@dataclass
+class LocalCloudInfo:
+    endpoint: str  # the HTTP API
+    token: str  # a development token (tenant "dev", every scope)
+    aws_endpoint: str  # moto: boto3, the AWS CLI, localstack-client
+    stack: DeployedStack
+    startup_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        document = {
+            "endpoint": self.endpoint,
+            "token": self.token,
+            "aws_endpoint": self.aws_endpoint,
+            "region": LOCAL_REGION,
+            "stack": self.stack.name,
+            "outputs": self.stack.outputs,
+        }
+        path.write_text(json.dumps(document, indent=2) + "\n")
+        path.chmod(0o600)  # holds a token
+
+
+class LocalCloud:
+    def __init__(
+        self,
+        *,
+        aws_port: int = DEFAULT_AWS_PORT,
+        api_port: int = DEFAULT_API_PORT,
+        state_dir: Path = ROOT / ".prtrace",
+        context: dict[str, str] | None = None,
+        ecs_executor: ContainerExecutor | None = None,
+    ) -> None:
+        self.state_dir = state_dir
+        self._aws_port = aws_port
+        self._api_port = api_port
+        self._context = context or {"stage": "local", "destroy_data_on_delete": "true"}
+        self._ecs_executor = ecs_executor
+        self._moto: ThreadedMotoServer | None = None
+        self._gateway: LocalHttpApi | None = None
+        self._runtime: LambdaRuntime | None = None
+        self._ecs: EcsTaskHook | None = None
+        self._saved_env: dict[str, str | None] = {}
+        self._original_invoke: Any = None
+        self.assembly: StackAssembly | None = None
+        self.info: LocalCloudInfo | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> LocalCloudInfo:
+        started = time.perf_counter()
+        try:
+            return self._start(started)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, started: float) -> LocalCloudInfo:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self._aws_port, verbose=False)
+        self._moto.start()
+        aws_endpoint = f"http://localhost:{self._moto.get_host_and_port()[1]}"
+        self._point_this_process_at(aws_endpoint)
+        httpx.post(
+            f"{aws_endpoint}/moto-api/config",
+            json={"stepfunctions": {"execute_state_machine": True}},
+        ).raise_for_status()
+
+        base_env = local_environment(aws_endpoint, LOCAL_REGION)
+        self._runtime = LambdaRuntime(
+            work_dir=self.state_dir / "lambda",
+            log_dir=self.state_dir / "logs",
+            base_env={**base_env, "POWERTOOLS_TRACE_DISABLED": "true"},  # no X-Ray daemon here
+            layer_dirs_for=self._layer_dirs_for,
+        )
+        self._install_lambda_runtime(self._runtime)
+        self._ecs = EcsTaskHook(
+            self._ecs_executor or HostProcessExecutor(base_env, self.state_dir / "logs")
+        )
+        self._ecs.install()
+
+        self._gateway = LocalHttpApi(self._invoke_function, port=self._api_port)
+        self._gateway.start()
+        self.assembly = synthesize(self.state_dir / "cdk.out", context=self._context)
+        stack = deploy(self.assembly, gateway_url=self._gateway.url)
+        self._stack = stack
+        self._gateway.routes = routes_from_template(self.assembly.template, stack.physical_ids)
+        token = self._create_dev_token(stack)
+        self._wait_ready(self._gateway.url)
+        self.info = LocalCloudInfo(
+            endpoint=self._gateway.url,
+            token=token,
+            aws_endpoint=aws_endpoint,
+            stack=stack,
+            startup_s=time.perf_counter() - started,
+        )
+        self.info.write(self.state_dir / "local.json")
+        return self.info
+
+    def stop(self) -> None:
+        if self._gateway is not None:
+            self._gateway.stop()
+            self._gateway = None
+        if self._runtime is not None:
+            self._runtime.close()
+            self._runtime = None
+        if self._ecs is not None:
+            self._ecs.uninstall()
+            self._ecs = None
+        self._uninstall_lambda_runtime()
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env = {}
+        state = self.state_dir / "local.json"
+        if self.info is not None and state.exists():
+            state.unlink()
+
+    def __enter__(self) -> LocalCloudInfo:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- pieces -----------------------------------------------------------------------
+
+    def _point_this_process_at(self, aws_endpoint: str) -> None:
+        """The deployer, the gateway and Step Functions' interpreter are boto3 clients of
+        this process; MOTO_PORT is where the interpreter sends Lambda invocations."""
+        values = {
+            "AWS_ENDPOINT_URL": aws_endpoint,
+            "AWS_DEFAULT_REGION": LOCAL_REGION,
+            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+            "MOTO_PORT": aws_endpoint.rsplit(":", 1)[1],
+        }
+        for name, value in values.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def _install_lambda_runtime(self, runtime: LambdaRuntime) -> None:
+        from moto.awslambda.models import LambdaFunction
+
+        self._original_invoke = LambdaFunction._invoke_lambda
+
+        def invoke(function: Any, event: Any = None) -> tuple[str, bool, str]:
+            return runtime.invoke_moto_function(function, event)
+
+        LambdaFunction._invoke_lambda = invoke  # type: ignore[method-assign]
+
+    def _uninstall_lambda_runtime(self) -> None:
+        from moto.awslambda.models import LambdaFunction
+
+        if self._original_invoke is not None:
+            LambdaFunction._invoke_lambda = self._original_invoke  # type: ignore[method-assign]
+            self._original_invoke = None
+
+    def _invoke_function(self, name: str, event: dict[str, Any]) -> tuple[bytes, bool]:
+        client = boto3.client("lambda", region_name=LOCAL_REGION)
+        answer = client.invoke(FunctionName=name, Payload=json.dumps(event).encode())
+        return answer["Payload"].read(), "FunctionError" in answer
+
+    def _layer_dirs_for(self, function_name: str) -> tuple[Path, ...]:
+        """moto's CloudFormation drops a function's Layers; take them from the template."""
+        assert self.assembly is not None
+        template = self.assembly.template["Resources"]
+        by_name = {v: k for k, v in self._stack.physical_ids.items()}
+        logical_id = by_name.get(function_name)
+        if logical_id is None:
+            return ()
+        dirs: list[Path] = []
+        for layer in template[logical_id]["Properties"].get("Layers", []):
+            content = template[layer["Ref"]]["Properties"]["Content"]
+            key = content["S3Key"]
+            asset = next(a for a in self.assembly.assets if a.key == key)
+            dirs.append(asset.source)
+        return tuple(dirs)
+
+    def _create_dev_token(self, stack: DeployedStack) -> str:
+        token, record = issue_token(
+            DEV_TENANT,
+            ["ingest", "read", "admin"],
+            now=utc_now(),
+            description="local cloud development token",
+        )
+        build_token_store(stack.outputs["TokensTableName"]).put_token(record)
+        return token
+
+    @staticmethod
+    def _wait_ready(url: str, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        last = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                answer = httpx.get(f"{url}/readyz", timeout=10)
+                if answer.status_code == 200:
+                    return
+                last = f"{answer.status_code} {answer.text[:200]}"
+            except httpx.HTTPError as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise LocalCloudError(f"the API did not become ready at {url}/readyz: {last}")

@@ -1,0 +1,182 @@
+"""ECS RunTask for the local cloud: moto records the task, a ContainerExecutor runs it.
+
+moto runs no containers. This hook gives every task started through RunTask (by a client,
+or by Step Functions' `ecs:runTask.sync`) to an executor, keeps the task RUNNING while it
+works, then marks it STOPPED with the container's exit code, which is what `.sync` waits
+for. The pipeline's QA task plugs in an executor that runs the QA container's entry point
+under the local sandbox backend; `HostProcessExecutor` runs the container's command as a
+host process of this environment (enough for trivial tasks and tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from infra_cdk.assets import ROOT
+
+log = logging.getLogger("prtrace.local.ecs")
+
+
+@dataclass(frozen=True)
+class ContainerRun:
+    """One essential container of a started task, with RunTask overrides applied."""
+
+    task_arn: str
+    cluster: str
+    family: str
+    container: str
+    image: str
+    argv: tuple[str, ...]  # entryPoint + command
+    environment: dict[str, str]
+    cpu_units: int
+    memory_mb: int | None
+
+
+class ContainerExecutor(Protocol):
+    def run(self, container: ContainerRun) -> int:
+        """Run to completion; the exit code becomes the container's exitCode."""
+        ...
+
+
+class HostProcessExecutor:
+    """Runs the container's argv in this environment (`python` is this interpreter), with
+    only the container's environment plus the endpoint variables the local cloud gives."""
+
+    def __init__(self, base_env: dict[str, str], log_dir: Path, timeout_s: float = 3600) -> None:
+        self._base_env = base_env
+        self._log_dir = log_dir
+        self._timeout_s = timeout_s
+
+    def run(self, container: ContainerRun) -> int:
+        argv = list(container.argv)
+        if argv and argv[0] in {"python", "python3"}:
+            argv[0] = sys.executable
+        log_path = self._log_dir / f"ecs-{container.family}-{container.task_arn.rsplit('/', 1)[-1]}.log"
+        with open(log_path, "ab") as output:
+            try:
+                done = subprocess.run(  # noqa: S603 - the task definition's own command
+                    argv,
+                    env={**self._base_env, **container.environment},
+                    cwd=ROOT,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    timeout=self._timeout_s,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                return 124
+            except OSError as exc:
+                output.write(f"cannot start {argv[:1]}: {exc}\n".encode())
+                return 127
+        return done.returncode
+
+
+class EcsTaskHook:
+    """Installs itself on moto's ECS backend class; `uninstall` restores it."""
+
+    def __init__(self, executor: ContainerExecutor) -> None:
+        self.executor = executor
+        self._original: Callable[..., Any] | None = None
+        self._threads: list[threading.Thread] = []
+
+    def install(self) -> None:
+        from moto.ecs.models import EC2ContainerServiceBackend
+        from moto.moto_api import state_manager
+
+        # Tasks stay RUNNING until their executor finishes (moto would otherwise move them
+        # to STOPPED on the first DescribeTasks).
+        state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**9})
+        original = EC2ContainerServiceBackend.run_task
+        self._original = original
+        hook = self
+
+        def run_task(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            tasks = original(backend, *args, **kwargs)
+            for task in tasks:
+                hook._start(backend, task)
+            return tasks
+
+        EC2ContainerServiceBackend.run_task = run_task  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        from moto.ecs.models import EC2ContainerServiceBackend
+
+        if self._original is not None:
+            EC2ContainerServiceBackend.run_task = self._original  # type: ignore[method-assign]
+            self._original = None
+
+    def wait_idle(self, timeout_s: float = 30) -> None:
+        for thread in list(self._threads):
+            thread.join(timeout_s)
+
+    def _start(self, backend: Any, task: Any) -> None:
+        definition = backend.describe_task_definition(task.task_definition_arn)
+        container_def = definition.container_definitions[0]
+        override = next(
+            (
+                o
+                for o in (task.overrides or {}).get("containerOverrides", [])
+                if o.get("name") == container_def.get("name")
+            ),
+            {},
+        )
+        environment = {e["name"]: e["value"] for e in container_def.get("environment") or []}
+        environment.update({e["name"]: e["value"] for e in override.get("environment") or []})
+        argv = tuple(container_def.get("entryPoint") or ()) + tuple(
+            override.get("command") or container_def.get("command") or ()
+        )
+        run = ContainerRun(
+            task_arn=task.task_arn,
+            cluster=task.cluster_name,
+            family=definition.family,
+            container=container_def.get("name", ""),
+            image=container_def.get("image", ""),
+            argv=argv,
+            environment=environment,
+            cpu_units=int(definition.cpu or container_def.get("cpu") or 0),
+            memory_mb=int(definition.memory) if definition.memory else container_def.get("memory"),
+        )
+        task.last_status = "RUNNING"
+        for container in task.containers:
+            container.last_status = "RUNNING"
+        thread = threading.Thread(target=self._run, args=(task, run), daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _run(self, task: Any, run: ContainerRun) -> None:
+        try:
+            exit_code = self.executor.run(run)
+            reason = "Essential container in task exited"
+        except Exception as exc:  # the executor's failure is the task's failure, not ours
+            log.exception("ECS executor failed for %s", run.task_arn)
+            exit_code, reason = 1, f"Local executor error: {type(exc).__name__}"
+        for container in task.containers:
+            container.exitCode = exit_code
+            container.last_status = "STOPPED"
+        task.stopped_reason = reason
+        task.desired_status = "STOPPED"
+        task.last_status = "STOPPED"
+        log.info("ECS task %s (%s) exited %s", run.task_arn, run.family, exit_code)
+
+
+def local_environment(endpoint: str, region: str) -> dict[str, str]:
+    """What every local process needs to reach the local cloud and nothing of the host's."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "LANG": "C.UTF-8",
+        "TZ": "UTC",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+    }

@@ -1,0 +1,89 @@
+"""One warm Lambda worker process: imports the handler once, then serves invocations.
+
+Started by lambda_runtime with the function's own environment and a sys.path made of the
+deployed code, its layers and this environment's third-party packages (never the project
+tree: what runs is what was deployed). Frames on stdin/stdout are 4-byte big-endian length
++ JSON; the handler's own prints go to stderr, which the runtime keeps as the log.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import struct
+import sys
+import time
+import traceback
+from typing import Any, BinaryIO
+
+import orjson
+
+
+class Context:
+    def __init__(self, request: dict[str, Any]) -> None:
+        self.function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = int(os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"])
+        self.invoked_function_arn = request["function_arn"]
+        self.aws_request_id = request["request_id"]
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = "local"
+        self._deadline_ms = request["deadline_ms"]
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, self._deadline_ms - int(time.time() * 1000))
+
+
+def read_frame(stream: BinaryIO) -> bytes | None:
+    header = stream.read(4)
+    if len(header) < 4:
+        return None
+    (size,) = struct.unpack(">I", header)
+    return stream.read(size)
+
+
+def write_frame(stream: BinaryIO, payload: bytes) -> None:
+    stream.write(struct.pack(">I", len(payload)) + payload)
+    stream.flush()
+
+
+def main() -> None:
+    protocol_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # print() in a handler lands in the log, not in the protocol stream
+    sys.stdout = sys.stderr
+    protocol_in = os.fdopen(os.dup(0), "rb")
+    extra_paths = [p for p in os.environ.pop("PRTRACE_WORKER_PATH", "").split(os.pathsep) if p]
+    hidden = {p for p in os.environ.pop("PRTRACE_WORKER_HIDE", "").split(os.pathsep) if p}
+    sys.path[:] = extra_paths + [p for p in sys.path if os.path.abspath(p or ".") not in hidden]
+    module_name, _, function_name = os.environ["_HANDLER"].rpartition(".")
+    try:
+        handler = getattr(importlib.import_module(module_name), function_name)
+    except Exception as exc:  # an import error is the invocation's error, as in Lambda
+        handler = None
+        init_error = _error(exc, "Runtime.ImportModuleError")
+    while (frame := read_frame(protocol_in)) is not None:
+        request = orjson.loads(frame)
+        print(f"START RequestId: {request['request_id']}", file=sys.stderr, flush=True)
+        if handler is None:
+            reply = {"errored": True, "payload": init_error}
+        else:
+            try:
+                result = handler(request["event"], Context(request))
+                reply = {"errored": False, "payload": result}
+            except Exception as exc:
+                traceback.print_exc()
+                reply = {"errored": True, "payload": _error(exc, type(exc).__name__)}
+        print(f"END RequestId: {request['request_id']}", file=sys.stderr, flush=True)
+        write_frame(protocol_out, orjson.dumps(reply, default=str))
+
+
+def _error(exc: BaseException, error_type: str) -> dict[str, Any]:
+    return {
+        "errorMessage": str(exc),
+        "errorType": error_type,
+        "stackTrace": traceback.format_exception(exc)[-8:],
+    }
+
+
+if __name__ == "__main__":
+    main()
