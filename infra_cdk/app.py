@@ -15,7 +15,6 @@ from cdk_nag import AwsSolutionsChecks
 from infra_cdk.config import StackConfig
 from infra_cdk.stack import PrtraceStack
 
-
 # Behaviour flags the stack is written for (the CLI also reads them from cdk.json; a plain
 # `python -m infra_cdk.app` does not, so they live here).
 FEATURE_FLAGS: dict[str, Any] = {

@@ -18,12 +18,18 @@ from typing import Any
 
 import boto3
 import httpx
+from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from infra_cdk.assets import ROOT
 from infra_cdk.local.assembly import LOCAL_REGION, StackAssembly, synthesize
 from infra_cdk.local.deploy import DeployedStack, deploy
-from infra_cdk.local.ecs import ContainerExecutor, EcsTaskHook, HostProcessExecutor, local_environment
+from infra_cdk.local.ecs import (
+    ContainerExecutor,
+    EcsTaskHook,
+    HostProcessExecutor,
+    local_environment,
+)
 from infra_cdk.local.http_gateway import LocalHttpApi, routes_from_template
 from infra_cdk.local.lambda_runtime import LambdaRuntime
 from prtrace.adapters.wiring import build_token_store
@@ -85,6 +91,7 @@ class LocalCloud:
         self._ecs: EcsTaskHook | None = None
         self._saved_env: dict[str, str | None] = {}
         self._original_invoke: Any = None
+        self._lambda_client: Any = None
         self.assembly: StackAssembly | None = None
         self.info: LocalCloudInfo | None = None
 
@@ -194,7 +201,7 @@ class LocalCloud:
         def invoke(function: Any, event: Any = None) -> tuple[str, bool, str]:
             return runtime.invoke_moto_function(function, event)
 
-        LambdaFunction._invoke_lambda = invoke  # type: ignore[method-assign]
+        LambdaFunction._invoke_lambda = invoke  # type: ignore[method-assign,assignment]
 
     def _uninstall_lambda_runtime(self) -> None:
         from moto.awslambda.models import LambdaFunction
@@ -204,8 +211,13 @@ class LocalCloud:
             self._original_invoke = None
 
     def _invoke_function(self, name: str, event: dict[str, Any]) -> tuple[bytes, bool]:
-        client = boto3.client("lambda", region_name=LOCAL_REGION)
-        answer = client.invoke(FunctionName=name, Payload=json.dumps(event).encode())
+        if self._lambda_client is None:
+            self._lambda_client = boto3.client(
+                "lambda",
+                region_name=LOCAL_REGION,
+                config=Config(read_timeout=960, retries={"max_attempts": 1}),
+            )
+        answer = self._lambda_client.invoke(FunctionName=name, Payload=json.dumps(event).encode())
         return answer["Payload"].read(), "FunctionError" in answer
 
     def _layer_dirs_for(self, function_name: str) -> tuple[Path, ...]:

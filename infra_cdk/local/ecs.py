@@ -59,7 +59,9 @@ class HostProcessExecutor:
         argv = list(container.argv)
         if argv and argv[0] in {"python", "python3"}:
             argv[0] = sys.executable
-        log_path = self._log_dir / f"ecs-{container.family}-{container.task_arn.rsplit('/', 1)[-1]}.log"
+        log_path = (
+            self._log_dir / f"ecs-{container.family}-{container.task_arn.rsplit('/', 1)[-1]}.log"
+        )
         with open(log_path, "ab") as output:
             try:
                 done = subprocess.run(  # noqa: S603 - the task definition's own command
@@ -104,7 +106,7 @@ class EcsTaskHook:
                 hook._start(backend, task)
             return tasks
 
-        EC2ContainerServiceBackend.run_task = run_task  # type: ignore[method-assign]
+        EC2ContainerServiceBackend.run_task = run_task  # type: ignore[method-assign,assignment]
 
     def uninstall(self) -> None:
         from moto.ecs.models import EC2ContainerServiceBackend
@@ -120,7 +122,7 @@ class EcsTaskHook:
     def _start(self, backend: Any, task: Any) -> None:
         definition = backend.describe_task_definition(task.task_definition_arn)
         container_def = definition.container_definitions[0]
-        override = next(
+        override: dict[str, Any] = next(
             (
                 o
                 for o in (task.overrides or {}).get("containerOverrides", [])
@@ -171,7 +173,7 @@ def local_environment(endpoint: str, region: str) -> dict[str, str]:
     """What every local process needs to reach the local cloud and nothing of the host's."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),
+        "HOME": os.environ.get("HOME", "/root"),
         "LANG": "C.UTF-8",
         "TZ": "UTC",
         "AWS_ENDPOINT_URL": endpoint,

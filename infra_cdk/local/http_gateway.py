@@ -117,9 +117,10 @@ class LocalHttpApi:
             def _serve(self) -> None:
                 api._handle(self)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+            # http.server dispatches on do_<METHOD>.
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve  # noqa: N815
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 log.debug(format, *args)
 
         self._server = ThreadingHTTPServer((host, port), Handler)
@@ -153,9 +154,13 @@ class LocalHttpApi:
         path = raw_path.split("?", 1)[0]
         route, params = self._route(method, path)
         if route is None:
-            self._reply(request, 404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
+            self._reply(
+                request, 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
+            )
             return
-        event = http_api_event(method, f"http://localhost{raw_path}", headers, body, route.route_key)
+        event = http_api_event(
+            method, f"http://localhost{raw_path}", headers, body, route.route_key
+        )
         if params:
             event["pathParameters"] = params
         if request.headers.get("cookie"):
@@ -210,7 +215,9 @@ class LocalHttpApi:
         return verdict
 
     @staticmethod
-    def _reply(request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes) -> None:
+    def _reply(
+        request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes
+    ) -> None:
         request.send_response(status)
         for name, value in headers.items():
             if name.lower() not in {"content-length", "connection", "transfer-encoding"}:
@@ -221,7 +228,9 @@ class LocalHttpApi:
             request.wfile.write(body)
 
 
-def _response(payload: bytes, errored: bool, event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+def _response(
+    payload: bytes, errored: bool, event: dict[str, Any]
+) -> tuple[int, dict[str, str], bytes]:
     request_id = event["requestContext"]["requestId"]
     if errored:
         error = orjson.loads(payload) if payload else {}
@@ -244,7 +253,9 @@ def _response(payload: bytes, errored: bool, event: dict[str, Any]) -> tuple[int
     return int(result["statusCode"]), headers, body
 
 
-def _upstream_problem(status: int, request_id: str, cause: str | None) -> tuple[int, dict[str, str], bytes]:
+def _upstream_problem(
+    status: int, request_id: str, cause: str | None
+) -> tuple[int, dict[str, str], bytes]:
     """Where AWS answers {"message": "Internal Server Error"}, the local gateway answers
     the API's own problem format, naming the request so its log can be found."""
     problem = {

@@ -52,6 +52,15 @@ class FunctionSpec:
     timeout_s: int
     memory_mb: int
 
+    @property
+    def fingerprint(self) -> str:
+        described = orjson.dumps(
+            [self.handler, self.code_sha256, [str(d) for d in self.layer_dirs],
+             self.environment, self.timeout_s, self.memory_mb],
+            option=orjson.OPT_SORT_KEYS,
+        )  # fmt: skip
+        return hashlib.sha256(described).hexdigest()
+
 
 @dataclass(frozen=True)
 class Invocation:
@@ -61,7 +70,9 @@ class Invocation:
 
 
 class _Worker:
-    def __init__(self, spec: FunctionSpec, code_dir: Path, base_env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, spec: FunctionSpec, code_dir: Path, base_env: dict[str, str], log_path: Path
+    ) -> None:
         self.spec = spec
         self.log_path = log_path
         env = {
@@ -77,9 +88,7 @@ class _Worker:
                 [str(code_dir), *(str(d / "python") for d in spec.layer_dirs)]
             ),
             # The editable install puts the project tree on sys.path; the worker drops it.
-            "PRTRACE_WORKER_HIDE": os.pathsep.join(
-                [str(ROOT), str(CORE_LAYER_DIR / "python")]
-            ),
+            "PRTRACE_WORKER_HIDE": os.pathsep.join([str(ROOT), str(CORE_LAYER_DIR / "python")]),
         }
         self._log_file = open(log_path, "ab")  # noqa: SIM115 - lives as long as the worker
         self.process = subprocess.Popen(  # noqa: S603 - our own worker module
@@ -89,12 +98,13 @@ class _Worker:
             stderr=self._log_file,
             env=env,
             cwd=code_dir,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads touched before exec
+            preexec_fn=_die_with_parent,
         )
 
     def invoke(self, event: Any, request_id: str) -> Invocation:
         spec = self.spec
-        assert self.process.stdin is not None and self.process.stdout is not None
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
         start = self.log_path.stat().st_size
         deadline = time.time() + spec.timeout_s
         request = {
@@ -170,9 +180,16 @@ class _Worker:
 class FunctionPool:
     """Warm workers for one function version; grows with concurrent invocations."""
 
-    def __init__(self, spec: FunctionSpec, work_dir: Path, base_env: dict[str, str], log_dir: Path, max_workers: int) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        work_dir: Path,
+        base_env: dict[str, str],
+        log_dir: Path,
+        max_workers: int,
+    ) -> None:
         self.spec = spec
-        self._code_dir = unzip_to(spec.code_zip, work_dir / spec.name / spec.code_sha256[:16])
+        self._code_dir = unzip_to(spec.code_zip, work_dir / spec.name / spec.fingerprint[:16])
         self._base_env = base_env
         self._log_path = log_dir / f"{spec.name}.log"
         self._idle: list[_Worker] = []
@@ -236,11 +253,15 @@ class LambdaRuntime:
         log_dir.mkdir(parents=True, exist_ok=True)
 
     def pool_for(self, spec: FunctionSpec) -> FunctionPool:
-        key = (spec.name, spec.code_sha256)
+        # A configuration change (environment, timeout, memory, code) gets fresh workers,
+        # as a Lambda update does.
+        key = (spec.name, spec.fingerprint)
         with self._lock:
             pool = self._pools.get(key)
             if pool is None:
-                pool = FunctionPool(spec, self._work_dir, self._base_env, self._log_dir, self._max_workers)
+                pool = FunctionPool(
+                    spec, self._work_dir, self._base_env, self._log_dir, self._max_workers
+                )
                 self._pools[key] = pool
         return pool
 

@@ -14,7 +14,7 @@ import struct
 import sys
 import time
 import traceback
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import orjson
 
@@ -28,13 +28,13 @@ class Context:
         self.aws_request_id = request["request_id"]
         self.log_group_name = f"/aws/lambda/{self.function_name}"
         self.log_stream_name = "local"
-        self._deadline_ms = request["deadline_ms"]
+        self._deadline_ms = int(request["deadline_ms"])
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, self._deadline_ms - int(time.time() * 1000))
 
 
-def read_frame(stream: BinaryIO) -> bytes | None:
+def read_frame(stream: IO[bytes]) -> bytes | None:
     header = stream.read(4)
     if len(header) < 4:
         return None
@@ -42,7 +42,7 @@ def read_frame(stream: BinaryIO) -> bytes | None:
     return stream.read(size)
 
 
-def write_frame(stream: BinaryIO, payload: bytes) -> None:
+def write_frame(stream: IO[bytes], payload: bytes) -> None:
     stream.write(struct.pack(">I", len(payload)) + payload)
     stream.flush()
 

@@ -61,7 +61,11 @@ def finalize_trace(
     caller = require(router, "ingest")
 
     def finalize() -> dict[str, object]:
-        return ingest_service().finalize(caller.tenant, trace_id, request.expected_chunks).public()
+        return (
+            ingest_service()
+            .finalize(caller.tenant, trace_id, request.expected_chunks, request.snapshots)
+            .public()
+        )
 
     result = run_idempotent(
         router, caller.tenant, "finalize", trace_id, request.model_dump(mode="json"), finalize

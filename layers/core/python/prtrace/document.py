@@ -11,18 +11,9 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from prtrace.schema import BlobRef, Event, TraceMetadata
+from prtrace.schema import Event, TraceMetadata, WorkspaceSnapshots
 
 DOCUMENT_VERSION: Final = "prtrace.document/v1"
-
-
-class WorkspaceSnapshots(BaseModel):
-    """tar / tar.gz / tar.zst archives of the workspace before and after the fix."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-    base: BlobRef
-    final: BlobRef
 
 
 class ChainSummary(BaseModel):

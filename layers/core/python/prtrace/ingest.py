@@ -19,7 +19,9 @@ from prtrace.chunks import PreparedChunk, prepare_chunk
 from prtrace.errors import (
     ChunkConflict,
     DuplicateEventIds,
+    FieldError,
     IncompleteTrace,
+    InvalidInput,
     PayloadTooLarge,
     SeqDiscontinuity,
     StoreBusy,
@@ -36,7 +38,8 @@ from prtrace.ports import (
     TraceStore,
 )
 from prtrace.records import FINALIZING, OPEN, ChunkRecord, Page, TraceRecord
-from prtrace.schema import MAX_BLOB_SIZE, BlobRef, Sha256Hex, TraceMetadata
+from prtrace.schema import MAX_BLOB_SIZE, BlobRef, Sha256Hex, TraceMetadata, WorkspaceSnapshots
+from prtrace.validation import summarize
 
 MAX_CHUNK_SEQ: Final = 999_999
 MAX_CHUNK_BODY_BYTES: Final = 4 * 1024 * 1024
@@ -65,6 +68,10 @@ class FinalizeRequest(BaseModel):
     expected_chunks: Annotated[
         int, Field(ge=1, le=MAX_CHUNK_SEQ + 1, description="chunk seqs 0..N-1 must all be stored")
     ]
+    snapshots: Annotated[
+        WorkspaceSnapshots | None,
+        Field(description="workspace archives for QA; each must already be uploaded"),
+    ] = None
 
 
 def utc_now() -> str:
@@ -78,6 +85,11 @@ def new_trace_id() -> str:
 
 def trace_prefix(tenant: str, trace_id: str) -> str:
     return f"tenants/{tenant}/traces/{trace_id}"
+
+
+def artifact_key(tenant: str, trace_id: str, sha256: str) -> str:
+    """Artifacts are content-addressed within their trace."""
+    return f"{trace_prefix(tenant, trace_id)}/artifacts/sha256/{sha256}"
 
 
 @dataclass(frozen=True)
@@ -258,7 +270,7 @@ class IngestService:
         self, tenant: str, trace_id: str, request: ArtifactRequest
     ) -> dict[str, Any]:
         answer: dict[str, Any] = {"blob_ref": self.artifact_ref(tenant, trace_id, request)}
-        key = f"{trace_prefix(tenant, trace_id)}/artifacts/sha256/{request.sha256}"
+        key = artifact_key(tenant, trace_id, request.sha256)
         if self._blobs.head(key) == request.size:
             # Content-addressed and checksum-verified on upload: same key, same bytes.
             return answer | {"status": "present", "upload": None}
@@ -277,13 +289,22 @@ class IngestService:
 
     # ---- finalize -------------------------------------------------------------------
 
-    def finalize(self, tenant: str, trace_id: str, expected_chunks: int) -> TraceRecord:
+    def finalize(
+        self,
+        tenant: str,
+        trace_id: str,
+        expected_chunks: int,
+        snapshots: WorkspaceSnapshots | None = None,
+    ) -> TraceRecord:
+        wanted = None if snapshots is None else snapshots.model_dump(mode="json")
         for _ in range(3):  # a chunk committed while we checked: check again
             trace = self.get_trace(tenant, trace_id)
             if trace.status != OPEN:
-                return self._finalized_already(trace, expected_chunks)
+                return self._finalized_already(trace, expected_chunks, wanted)
             chunks = list(self._traces.list_chunks(tenant, trace_id, with_event_ids=True))
             self._check_complete(trace_id, chunks, expected_chunks)
+            if snapshots is not None:
+                self._check_snapshots_uploaded(tenant, trace_id, snapshots)
             events = sum(c.event_count for c in chunks)
             now = self._now()
             finalize: dict[str, Any] = {
@@ -293,6 +314,8 @@ class IngestService:
                 "manifest_sha256": sha256_hex("\n".join(c.sha256 for c in chunks).encode()),
                 "requested_at": now,
             }
+            if wanted is not None:
+                finalize["snapshots"] = wanted
             try:
                 # Conditional on the counts we checked: the manifest is exactly what is stored.
                 return self._traces.mark_finalizing(
@@ -303,11 +326,36 @@ class IngestService:
         raise StoreBusy(f"trace {trace_id} kept changing while it was being finalized; retry")
 
     @staticmethod
-    def _finalized_already(trace: TraceRecord, expected_chunks: int) -> TraceRecord:
-        asked = (trace.finalize or {}).get("expected_chunks")
-        if trace.status == FINALIZING and asked == expected_chunks:
+    def _finalized_already(
+        trace: TraceRecord, expected_chunks: int, snapshots: dict[str, Any] | None
+    ) -> TraceRecord:
+        asked = trace.finalize or {}
+        if (
+            trace.status == FINALIZING
+            and asked.get("expected_chunks") == expected_chunks
+            and asked.get("snapshots") == snapshots
+        ):
             return trace  # a retried finalize gets the same answer
         raise TraceNotOpen(trace.trace_id, trace.status)
+
+    def _check_snapshots_uploaded(
+        self, tenant: str, trace_id: str, snapshots: WorkspaceSnapshots
+    ) -> None:
+        errors = []
+        for name in ("base", "final"):
+            ref: BlobRef = getattr(snapshots, name)
+            stored = self._blobs.head(artifact_key(tenant, trace_id, ref.sha256))
+            if stored != ref.size:
+                found = (
+                    "is not uploaded" if stored is None else f"has {stored} bytes, not {ref.size}"
+                )
+                errors.append(FieldError(f"/snapshots/{name}", f"artifact {ref.sha256} {found}"))
+        if errors:
+            raise InvalidInput(
+                "workspace snapshots must be uploaded as artifacts of this trace before "
+                f"finalize: {summarize(errors)}",
+                errors,
+            )
 
     @staticmethod
     def _check_complete(trace_id: str, chunks: list[ChunkRecord], expected: int) -> None:

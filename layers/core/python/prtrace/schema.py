@@ -155,6 +155,16 @@ class TraceMetadata(BaseModel):
     client: Client
 
 
+class WorkspaceSnapshots(BaseModel):
+    """Archives (tar, tar.gz or tar.zst) of the workspace before and after the fix, uploaded
+    as artifacts of the trace; QA runs the tests on both."""
+
+    model_config = _STRICT
+
+    base: BlobRef
+    final: BlobRef
+
+
 # ---- events -------------------------------------------------------------------------
 
 
