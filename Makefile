@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: setup test lint bench demo openapi schemas clean
+.PHONY: setup test lint bench demo local synth lambda-deps openapi schemas clean
 
 .tools/bin/uv:
 	python3 -m venv .tools && .tools/bin/pip install --quiet uv==$(UV_VERSION)
@@ -27,8 +27,15 @@ lint: setup  ## ruff and mypy
 bench: setup  ## ingest benchmark; writes bench-results.json
 	$(PY) -m bench.run
 
-demo: setup  ## the ingestion flow on the local AWS emulator
+demo: setup  ## the example trace through the stack on the local cloud, then shut down
 	$(PY) -m examples.demo
+
+local: setup  ## run the local cloud in the foreground (Ctrl-C stops it)
+	$(PY) -m infra_cdk.local
+
+synth: setup  ## synthesize the CloudFormation template into cdk.out (deps layer built)
+	PATH="$(dir $(abspath $(UV))):$$PATH" JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 \
+	  CDK_OUTDIR=cdk.out $(PY) -m infra_cdk.app
 
 openapi: setup  ## regenerate the committed OpenAPI document
 	$(PY) -m functions.api.openapi > functions/api/openapi.json
@@ -37,4 +44,5 @@ schemas: setup  ## regenerate the committed JSON Schemas of trace schema v1
 	$(PY) -m prtrace.json_schema
 
 clean:
-	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache .hypothesis bench-results.json
+	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache .hypothesis bench-results.json \
+	  .build .prtrace cdk.out

@@ -1,4 +1,5 @@
-"""Submit a trace directory (trace.json, chunk-NNN.json, artifacts/) through the prtrace API.
+"""Submit a trace directory (trace.json, chunk-NNN.json, artifacts/, optional finalize.json
+with the workspace snapshots) through the prtrace API.
 
 Transport-agnostic: `send(method, path, json_body, headers) -> (status, headers, body)` is
 either the in-process gateway (the demo) or an HTTP client against a deployed endpoint.
@@ -42,6 +43,10 @@ def idempotency_key(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
 
 
+MEDIA_TYPES = {".diff": "text/x-diff", ".gz": "application/gzip", ".zst": "application/zstd",
+               ".tar": "application/x-tar"}  # fmt: skip
+
+
 def chunk_files(directory: Path) -> list[Path]:
     return sorted(directory.glob("chunk-*.json"))
 
@@ -61,7 +66,7 @@ def submit_trace(
         request = {
             "sha256": hashlib.sha256(content).hexdigest(),
             "size": len(content),
-            "media_type": "text/x-diff" if path.suffix == ".diff" else "text/plain",
+            "media_type": MEDIA_TYPES.get(path.suffix, "text/plain"),
         }
         status, _, body = send(
             "POST",
@@ -89,10 +94,13 @@ def submit_trace(
         )
         result.receipts.append(_expect(status, body, (201,), f"chunk {seq}"))
 
+    finalize: dict[str, Any] = {"expected_chunks": len(chunks)}
+    if (directory / "finalize.json").exists():
+        finalize = orjson.loads((directory / "finalize.json").read_bytes())
     status, _, body = send(
         "POST",
         f"/v1/traces/{result.trace_id}/finalize",
-        orjson.dumps({"expected_chunks": len(chunks)}),
+        orjson.dumps(finalize),
         {"Idempotency-Key": idempotency_key(result.trace_id, "finalize")},
     )
     result.finalized = _expect(status, body, (202,), "finalize")

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,10 @@ class LocalCloud:
 
     def _start(self, started: float) -> LocalCloudInfo:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # moto names every resource type it leaves to others (alarms, the HTTP API, …);
+        # localize.py says which ones matter and how they are served.
+        logging.getLogger("moto.cloudformation.parsing").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", message="Tried to parse AWS::", category=UserWarning)
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self._aws_port, verbose=False)
         self._moto.start()
         aws_endpoint = f"http://localhost:{self._moto.get_host_and_port()[1]}"

@@ -10,11 +10,9 @@ returned with it (LogResult) and printed when the invocation fails.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -35,7 +33,6 @@ log = logging.getLogger("prtrace.local.lambda")
 
 LOG_RESULT_BYTES = 4096
 MEMORY_POLL_S = 0.02
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -98,7 +95,6 @@ class _Worker:
             stderr=self._log_file,
             env=env,
             cwd=code_dir,
-            preexec_fn=_die_with_parent,
         )
 
     def invoke(self, event: Any, request_id: str) -> Invocation:
@@ -307,9 +303,3 @@ def _rss_kb(pid: int) -> int:
 
 def _tail(logs: str, lines: int = 30) -> str:
     return "\n".join("    " + line for line in logs.strip().splitlines()[-lines:])
-
-
-def _die_with_parent() -> None:
-    """Workers end with the local cloud, even if it is killed without cleaning up."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

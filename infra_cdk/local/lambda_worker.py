@@ -12,6 +12,7 @@ import importlib
 import os
 import struct
 import sys
+import threading
 import time
 import traceback
 from typing import IO, Any
@@ -47,7 +48,17 @@ def write_frame(stream: IO[bytes], payload: bytes) -> None:
     stream.flush()
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Workers end with the local cloud, even one killed without cleaning up (a thread,
+    because PR_SET_PDEATHSIG fires when the spawning *thread* ends)."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
 def main() -> None:
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     protocol_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # print() in a handler lands in the log, not in the protocol stream
     sys.stdout = sys.stderr

@@ -1,0 +1,89 @@
+"""Submit the example trace (or any trace directory) over HTTP to a prtrace endpoint.
+
+    python -m examples.submit_example                      # the running local cloud
+    python -m examples.submit_example --endpoint URL --token prt_…  [DIR]
+
+Endpoint and token default to `.prtrace/local.json` (written by `make local`). Every POST
+carries an idempotency key and every request is retried with exponential backoff and
+jitter on connection errors, 429 and 5xx (honouring Retry-After), so running it again
+after a failure finishes the same submission instead of starting another.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+import httpx
+import typer
+
+from examples.submit import Send, Submission, SubmitError, submit_trace
+
+EXAMPLE = Path(__file__).resolve().parent / "sample-trace-chunks"
+LOCAL_STATE = Path(__file__).resolve().parents[1] / ".prtrace" / "local.json"
+RETRYABLE = {429, 500, 502, 503, 504}
+
+
+def http_sender(
+    endpoint: str, token: str, *, attempts: int = 5, base_delay_s: float = 0.2
+) -> tuple[Send, httpx.Client]:
+    client = httpx.Client(
+        base_url=endpoint.rstrip("/"),
+        headers={"authorization": f"Bearer {token}", "user-agent": "prtrace-submit-example"},
+        timeout=httpx.Timeout(30.0, connect=5.0),
+    )
+
+    def send(
+        method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        sent_headers = {"content-type": "application/json", **headers} if body else headers
+        for attempt in range(attempts):
+            try:
+                answer = client.request(method, path, content=body, headers=sent_headers)
+            except httpx.TransportError:
+                if attempt == attempts - 1:
+                    raise
+            else:
+                if answer.status_code not in RETRYABLE or attempt == attempts - 1:
+                    return answer.status_code, dict(answer.headers), answer.content
+                retry_after = answer.headers.get("retry-after", "")
+                if retry_after.isdigit():
+                    time.sleep(min(int(retry_after), 30))
+                    continue
+            time.sleep(base_delay_s * 2**attempt * random.uniform(0.5, 1.5))  # noqa: S311
+        raise AssertionError("unreachable")
+
+    return send, client
+
+
+def submit_over_http(endpoint: str, token: str, directory: Path = EXAMPLE) -> Submission:
+    send, client = http_sender(endpoint, token)
+    with client:
+        return submit_trace(send, directory)
+
+
+def main(
+    directory: Path = typer.Argument(EXAMPLE, help="Trace directory to submit."),  # noqa: B008
+    endpoint: str = typer.Option("", help="API endpoint (default: the local cloud's)."),
+    token: str = typer.Option("", envvar="PRTRACE_TOKEN", help="Bearer token."),
+) -> None:
+    """Submit a trace directory and print the finalized trace as JSON."""
+    if not endpoint or not token:
+        if not LOCAL_STATE.exists():
+            raise typer.BadParameter(
+                "no --endpoint/--token given and no local cloud running (start `make local`)"
+            )
+        state = json.loads(LOCAL_STATE.read_text())
+        endpoint, token = endpoint or state["endpoint"], token or state["token"]
+    try:
+        submission = submit_over_http(endpoint, token, directory)
+    except (SubmitError, httpx.HTTPError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(submission.finalized, indent=2))
+
+
+if __name__ == "__main__":
+    typer.run(main)
