@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from pathlib import Path
 
 import typer
 from rich.console import Console
 
+from infra_cdk.assets import ROOT
 from infra_cdk.local.cloud import DEFAULT_API_PORT, DEFAULT_AWS_PORT, LocalCloud
 
 console = Console(stderr=True)
@@ -18,6 +20,9 @@ def main(
     aws_port: int = typer.Option(DEFAULT_AWS_PORT, help="moto's port (LocalStack's default)."),
     api_port: int = typer.Option(DEFAULT_API_PORT, help="The HTTP API's port."),
     verbose: bool = typer.Option(False, help="Log every request."),
+    state_dir: Path = typer.Option(  # noqa: B008
+        ROOT / ".prtrace", help="Where local.json, logs and the synthesized stack go."
+    ),
 ) -> None:
     """Start the local cloud, print where it is, and run until Ctrl-C."""
     logging.basicConfig(
@@ -26,7 +31,7 @@ def main(
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    cloud = LocalCloud(aws_port=aws_port, api_port=api_port)
+    cloud = LocalCloud(aws_port=aws_port, api_port=api_port, state_dir=state_dir)
     with console.status("starting the local cloud (synth, deploy, warm-up)…"):
         info = cloud.start()
     try:
