@@ -26,8 +26,13 @@ FEATURE_FLAGS: dict[str, Any] = {
 }
 
 
-def build_app(context: dict[str, Any] | None = None, *, build_deps: bool | None = None) -> App:
-    app = App(context={**FEATURE_FLAGS, **(context or {})})
+def build_app(
+    context: dict[str, Any] | None = None,
+    *,
+    build_deps: bool | None = None,
+    outdir: str | None = None,
+) -> App:
+    app = App(context={**FEATURE_FLAGS, **(context or {})}, outdir=outdir)
     known = {name: app.node.try_get_context(name) for name in StackConfig.model_fields}
     config = StackConfig.resolve({k: v for k, v in known.items() if v is not None})
     if build_deps is None:

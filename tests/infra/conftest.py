@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aws_cdk import App
+from aws_cdk.assertions import Template
+
+from infra_cdk.app import build_app
+
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, Path]]:
+    """One synth of the operators' stack (cdk-nag runs during it) for the whole session."""
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = build_app({"stage": "test"}, build_deps=False, outdir=str(outdir))
+    app.synth()
+    yield app, outdir
+
+
+@pytest.fixture(scope="session")
+def template(synthesized: tuple[App, Path]) -> Template:
+    app, _ = synthesized
+    stack = app.node.find_child("prtrace-test")
+    return Template.from_stack(stack)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def template_file(synthesized: tuple[App, Path]) -> Path:
+    return synthesized[1] / "prtrace-test.template.json"
