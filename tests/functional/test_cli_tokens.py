@@ -62,7 +62,7 @@ def store(env: dict[str, str]) -> DynamoTokenStore:
 
 def prtrace(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     assert PRTRACE.exists(), PRTRACE
-    return subprocess.run(  # noqa: S603 - our own console script, fixed argv
+    return subprocess.run(
         [str(PRTRACE), *args],
         env=env,
         capture_output=True,

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,12 +13,12 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 
 @pytest.fixture(scope="session")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, Path]]:
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[App, Path]:
     """One synth of the operators' stack (cdk-nag runs during it) for the whole session."""
     outdir = tmp_path_factory.mktemp("cdk.out")
     app = build_app({"stage": "test"}, build_deps=False, outdir=str(outdir))
     app.synth()
-    yield app, outdir
+    return app, outdir
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Match, Template
 
 from infra_cdk.api import PUBLIC_PATHS, api_routes
-from infra_cdk.config import ConfigError, StackConfig
 from infra_cdk.app import build_app
+from infra_cdk.config import ConfigError, StackConfig
 
 
 def _resources(template: Template, resource_type: str) -> dict[str, Any]:
