@@ -1,0 +1,84 @@
+"""The local cloud leans on moto internals; an upgrade that moves one must fail here, loudly,
+not as a hang or a silent echo in the local cloud. moto is pinned exactly for that reason."""
+
+from __future__ import annotations
+
+import inspect
+import tomllib
+from pathlib import Path
+
+import moto
+from moto.awslambda.models import LambdaFunction
+from moto.cloudformation.parsing import get_model_map
+from moto.ecs.models import Container, EC2ContainerServiceBackend, Task
+from moto.moto_api import state_manager
+
+from infra_cdk.local.localize import PROVISIONED_BEFORE_THE_STACK, SERVED_BY_LOCAL_GATEWAY
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_moto_is_pinned_exactly_to_the_version_these_checks_were_written_for() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pins = [d for d in pyproject["dependency-groups"]["dev"] if d.startswith("moto")]
+    assert pins == ["moto[server,dynamodb,s3]==5.2.5"]
+    assert moto.__version__ == "5.2.5"
+
+
+def test_lambda_invocations_go_through_invoke_lambda() -> None:
+    """lambda_runtime replaces LambdaFunction._invoke_lambda(self, event) -> (payload,
+    errored, logs), and invoke() must still call it."""
+    parameters = list(inspect.signature(LambdaFunction._invoke_lambda).parameters)
+    assert parameters == ["self", "event"]
+    assert "self._invoke_lambda(" in inspect.getsource(LambdaFunction.invoke)
+
+
+def test_the_function_attributes_the_workers_read_exist() -> None:
+    source = inspect.getsource(LambdaFunction.__init__)
+    for attribute in (
+        "self.code_bytes",
+        "self.function_name",
+        "self.handler",
+        "self.environment_vars",
+        "self.timeout",
+        "self.memory_size",
+        "self.function_arn",
+    ):
+        assert attribute in source, attribute
+
+
+def test_ecs_run_task_and_the_task_state_the_executor_drives() -> None:
+    parameters = inspect.signature(EC2ContainerServiceBackend.run_task).parameters
+    assert list(parameters)[:3] == ["self", "cluster_str", "task_definition_str"]
+    assert isinstance(Task.last_status, property)
+    assert Task.last_status.fset is not None
+    init = inspect.getsource(Task.__init__)
+    assert "self.containers = [Container(task_definition)]" in init
+    assert "self.overrides" in init
+    assert "self.exitCode" in inspect.getsource(Container.__init__)
+    assert "advance()" in inspect.getsource(EC2ContainerServiceBackend.describe_tasks)
+    state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**9})
+    assert state_manager.get_transition("ecs::task")["times"] == 10**9
+    state_manager.unset_transition("ecs::task")
+
+
+def test_cloudformation_still_lacks_what_the_local_cloud_supplies() -> None:
+    """If moto learns to deploy these, localize.py should stop standing in for them."""
+    for resource_type in SERVED_BY_LOCAL_GATEWAY | PROVISIONED_BEFORE_THE_STACK:
+        assert resource_type not in get_model_map(), resource_type
+    for resource_type in (
+        "AWS::Lambda::Function",
+        "AWS::Lambda::LayerVersion",
+        "AWS::DynamoDB::Table",
+        "AWS::S3::Bucket",
+        "AWS::IAM::Role",
+        "AWS::StepFunctions::StateMachine",
+        "AWS::ECS::TaskDefinition",
+    ):
+        assert resource_type in get_model_map(), resource_type
+
+
+def test_cloudformation_drops_function_layers() -> None:
+    """The local cloud reads layers from the template because moto ignores them."""
+    source = inspect.getsource(LambdaFunction.create_from_cloudformation_json)
+    assert '"Layers"' not in source
