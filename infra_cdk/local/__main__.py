@@ -20,6 +20,11 @@ def main(
     aws_port: int = typer.Option(DEFAULT_AWS_PORT, help="moto's port (LocalStack's default)."),
     api_port: int = typer.Option(DEFAULT_API_PORT, help="The HTTP API's port."),
     verbose: bool = typer.Option(False, help="Log every request."),
+    aws_endpoint: str = typer.Option(
+        "",
+        envvar="PRTRACE_AWS_ENDPOINT",
+        help="Deploy into this emulator (e.g. a LocalStack) instead of starting moto here.",
+    ),
     state_dir: Path = typer.Option(  # noqa: B008
         ROOT / ".prtrace", help="Where local.json, logs and the synthesized stack go."
     ),
@@ -31,7 +36,12 @@ def main(
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    cloud = LocalCloud(aws_port=aws_port, api_port=api_port, state_dir=state_dir)
+    cloud = LocalCloud(
+        aws_port=aws_port,
+        api_port=api_port,
+        state_dir=state_dir,
+        target_endpoint=aws_endpoint or None,
+    )
     with console.status("starting the local cloud (synth, deploy, warm-up)…"):
         info = cloud.start()
     try:

@@ -47,16 +47,18 @@ class StackAssembly:
         }
 
 
-def synthesize(outdir: Path, *, context: dict[str, str] | None = None) -> StackAssembly:
-    """Run the CDK app as `cdk synth` would (a separate process with its own node), with
-    an empty dependency layer: local workers import third-party packages from this
-    environment."""
+def synthesize(
+    outdir: Path, *, context: dict[str, str] | None = None, build_deps: bool = False
+) -> StackAssembly:
+    """Run the CDK app as `cdk synth` would (a separate process with its own node). Unless
+    `build_deps`, the dependency layer is an empty placeholder: local workers import
+    third-party packages from this environment."""
     env = {
         **os.environ,
         "CDK_OUTDIR": str(outdir),
         "CDK_DEFAULT_ACCOUNT": LOCAL_ACCOUNT,
         "CDK_DEFAULT_REGION": LOCAL_REGION,
-        "PRTRACE_LAMBDA_DEPS": "skip",
+        "PRTRACE_LAMBDA_DEPS": "build" if build_deps else "skip",
         "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
     }
     if context:

@@ -80,12 +80,17 @@ class LocalCloud:
         state_dir: Path = ROOT / ".prtrace",
         context: dict[str, str] | None = None,
         ecs_executor: ContainerExecutor | None = None,
+        target_endpoint: str | None = None,
     ) -> None:
+        """`target_endpoint`: deploy into another emulator (a LocalStack with an auth token
+        and a Docker engine runs the Lambdas itself) instead of starting moto here; only the
+        HTTP API gateway then runs locally."""
         self.state_dir = state_dir
         self._aws_port = aws_port
         self._api_port = api_port
         self._context = context or {"stage": "local", "destroy_data_on_delete": "true"}
         self._ecs_executor = ecs_executor
+        self._target = target_endpoint
         self._moto: ThreadedMotoServer | None = None
         self._gateway: LocalHttpApi | None = None
         self._runtime: LambdaRuntime | None = None
@@ -107,6 +112,8 @@ class LocalCloud:
             raise
 
     def _start(self, started: float) -> LocalCloudInfo:
+        if self._target is not None:
+            return self._start_against_target(self._target, started)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # moto names every resource type it leaves to others (alarms, the HTTP API, …);
         # localize.py says which ones matter and how they are served.
@@ -134,9 +141,21 @@ class LocalCloud:
         )
         self._ecs.install()
 
+        return self._deploy_and_serve(aws_endpoint, started, build_deps=False)
+
+    def _start_against_target(self, endpoint: str, started: float) -> LocalCloudInfo:
+        self._point_this_process_at(endpoint)
+        # The target runs the Lambdas: they need their third-party layer.
+        return self._deploy_and_serve(endpoint, started, build_deps=True)
+
+    def _deploy_and_serve(
+        self, aws_endpoint: str, started: float, *, build_deps: bool
+    ) -> LocalCloudInfo:
         self._gateway = LocalHttpApi(self._invoke_function, port=self._api_port)
         self._gateway.start()
-        self.assembly = synthesize(self.state_dir / "cdk.out", context=self._context)
+        self.assembly = synthesize(
+            self.state_dir / "cdk.out", context=self._context, build_deps=build_deps
+        )
         stack = deploy(self.assembly, gateway_url=self._gateway.url)
         self._stack = stack
         self._gateway.routes = routes_from_template(self.assembly.template, stack.physical_ids)
@@ -192,7 +211,7 @@ class LocalCloud:
             "AWS_DEFAULT_REGION": LOCAL_REGION,
             "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
             "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
-            "MOTO_PORT": aws_endpoint.rsplit(":", 1)[1],
+            "MOTO_PORT": aws_endpoint.rsplit(":", 1)[1].split("/", 1)[0],
         }
         for name, value in values.items():
             self._saved_env.setdefault(name, os.environ.get(name))
