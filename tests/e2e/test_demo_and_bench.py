@@ -10,12 +10,13 @@ from pathlib import Path
 
 import orjson
 
+from bench import e2e_local
 from bench import run as bench
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_demo_runs_the_ingestion_flow_on_the_emulator():
+def test_demo_runs_the_ingestion_flow_on_the_local_cloud():
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRTRACE_")}
     done = subprocess.run(
         [sys.executable, "-m", "examples.demo"],
@@ -27,7 +28,9 @@ def test_demo_runs_the_ingestion_flow_on_the_emulator():
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
+    assert "local cloud ready in" in out
     assert "created trace tr_" in out
+    assert "artifact workspace-base.tar.gz: upload_required" in out
     assert "replayed chunk 1 → HTTP 201 (replayed: true)" in out
     assert "tampered chunk 1 → HTTP 409 urn:prtrace:problem:chunk-conflict" in out
     assert "trace status finalizing: 3 chunks, 11 events" in out
@@ -37,6 +40,7 @@ def test_demo_runs_the_ingestion_flow_on_the_emulator():
 
 def test_bench_writes_flat_results(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "ROUNDS", 2)
+    monkeypatch.setattr(e2e_local, "CHUNKS_PER_CLIENT", 2)
     monkeypatch.setattr(bench, "RESULTS", tmp_path / "bench-results.json")
     bench.main()
     results = orjson.loads((tmp_path / "bench-results.json").read_bytes())
@@ -49,3 +53,6 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
     ):
         assert results[f"{stage}_events_per_s"] > 0
     assert all(isinstance(v, int | float) for v in results.values())
+    assert results["e2e_local_events"] == 4 * 2 * 1000
+    assert results["e2e_local_events_per_s"] > 0
+    assert results["e2e_local_chunk_p99_ms"] >= results["e2e_local_chunk_p50_ms"] > 0
