@@ -14,7 +14,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -293,27 +293,24 @@ def _group(name: str) -> str:
     return re.sub(r"\W", "_", name)
 
 
-def _getatt_arns(node: Any) -> list[str]:
-    found: list[str] = []
+def _intrinsics(node: Any) -> Iterator[dict[str, Any]]:
+    """Every object inside a template value, depth first (intrinsics are objects)."""
     if isinstance(node, dict):
-        if "Fn::GetAtt" in node and node["Fn::GetAtt"][1] == "Arn":
-            found.append(node["Fn::GetAtt"][0])
+        yield node
         for value in node.values():
-            found.extend(_getatt_arns(value))
+            yield from _intrinsics(value)
     elif isinstance(node, list):
         for item in node:
-            found.extend(_getatt_arns(item))
-    return found
+            yield from _intrinsics(item)
+
+
+def _getatt_arns(node: Any) -> list[str]:
+    return [
+        n["Fn::GetAtt"][0]
+        for n in _intrinsics(node)
+        if "Fn::GetAtt" in n and n["Fn::GetAtt"][1] == "Arn"
+    ]
 
 
 def _refs(node: Any) -> list[str]:
-    found: list[str] = []
-    if isinstance(node, dict):
-        if "Ref" in node:
-            found.append(node["Ref"])
-        for value in node.values():
-            found.extend(_refs(value))
-    elif isinstance(node, list):
-        for item in node:
-            found.extend(_refs(item))
-    return found
+    return [n["Ref"] for n in _intrinsics(node) if "Ref" in n]
