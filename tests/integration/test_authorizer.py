@@ -7,6 +7,9 @@ every token here is fresh and is revoked or expired before its first use.
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import httpx
 
@@ -101,3 +104,45 @@ def test_dev_token_of_the_local_cloud_works(cloud: LocalCloudInfo) -> None:
         t["trace_id"] for t in dev.call("GET", "/v1/traces?limit=100").json()["items"]
     }
     dev.close()
+
+
+def prtrace_cli(cloud: LocalCloudInfo, *args: str) -> str:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+        "AWS_ENDPOINT_URL": cloud.aws_endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "prtrace_cli.main", "tokens", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_tokens_from_the_admin_cli_against_the_deployed_table(cloud: LocalCloudInfo) -> None:
+    table = cloud.stack.outputs["TokensTableName"]
+    tenant = new_tenant()
+    token = prtrace_cli(
+        cloud, "create", "--tenant", tenant, "--scopes", "ingest,read", "--table", table
+    )
+    api = Api(cloud.endpoint, token)
+    trace_id = api.new_trace()
+    assert api.trace(trace_id)["status"] == "open"
+    api.close()
+
+    revoked = prtrace_cli(cloud, "create", "--tenant", tenant, "--scopes", "read", "--table", table)
+    token_id = revoked.split("_")[1]
+    assert prtrace_cli(cloud, "revoke", token_id, "--table", table).startswith(
+        f"revoked {token_id}"
+    )
+    refused = Api(cloud.endpoint, revoked)
+    gateway_refusal(refused.call("GET", "/v1/traces"), 403)
+    refused.close()
