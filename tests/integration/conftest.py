@@ -118,7 +118,7 @@ def problem_type(response: httpx.Response) -> str:
 
 @pytest.fixture
 def tenant_api(cloud: LocalCloudInfo) -> Iterator[Api]:
-    """A fresh tenant with every scope, so what a test lists is only what it created."""
+    """A fresh tenant (ingest and read), so what a test lists is only what it created."""
     tenant = new_tenant()
     api = Api(cloud.endpoint, make_token(cloud, tenant, ["ingest", "read"]), tenant)
     yield api
