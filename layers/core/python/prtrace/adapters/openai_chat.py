@@ -1,0 +1,124 @@
+"""The judge's chat model through the `openai` SDK: any OpenAI-compatible server works
+(OpenAI, Azure-style gateways, vLLM, Ollama, a test double) given its base URL.
+
+The SDK retries connection errors, timeouts, 408/409/429 and 5xx answers with exponential
+backoff and jitter (honouring Retry-After), `max_retries` times, each request bounded by
+`timeout_s`. Whatever still fails is `ModelUnavailable`; the judge then falls back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+import openai
+import orjson
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+from prtrace.judge.llm import ChatMessage, LLMJudge, ModelReply, ModelUnavailable, Pricing
+from prtrace.judge.rubric import Rubric
+from prtrace.judge.settings import JudgeSettings
+from prtrace.settings import ConfigurationError
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
+
+SECRET_MAX_AGE_S = 300
+
+
+class OpenAIChatModel:
+    def __init__(self, client: openai.OpenAI, model: str, temperature: float | None) -> None:
+        self._client = client
+        self._model = model
+        self._temperature = temperature
+
+    @property
+    def name(self) -> str:
+        return f"openai:{self._model}"
+
+    def complete(self, messages: Sequence[ChatMessage], schema: dict[str, Any]) -> ModelReply:
+        chat = cast(
+            "list[ChatCompletionMessageParam]",
+            [{"role": m.role, "content": m.content} for m in messages],
+        )
+        try:
+            completion = self._client.chat.completions.create(
+                model=self._model,
+                messages=chat,
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": "prtrace_judge_scores",
+                        "schema": schema,
+                        "strict": True,
+                    },
+                },
+                # Reasoning models refuse a temperature: None leaves it out.
+                temperature=openai.omit if self._temperature is None else self._temperature,
+            )
+        except openai.APIStatusError as exc:
+            raise ModelUnavailable(f"HTTP {exc.status_code} {type(exc).__name__}") from exc
+        except openai.OpenAIError as exc:  # connection errors, timeouts, unreadable answers
+            raise ModelUnavailable(type(exc).__name__) from exc
+        if not completion.choices:
+            raise ModelUnavailable("the server answered with no choices")
+        choice = completion.choices[0]
+        usage = completion.usage
+        return ModelReply(
+            content=choice.message.content,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            finish_reason=choice.finish_reason,
+            refusal=getattr(choice.message, "refusal", None),
+        )
+
+
+def resolve_api_key(settings: JudgeSettings) -> str | None:
+    """The key from Secrets Manager (raw, or JSON {"api_key": ...}) when a secret is named,
+    else OPENAI_API_KEY; None when neither is configured."""
+    if not settings.openai_secret_name:
+        return settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    try:
+        raw = parameters.get_secret(settings.openai_secret_name, max_age=SECRET_MAX_AGE_S)
+    except GetParameterError as exc:
+        raise ConfigurationError(
+            f"OpenAI key secret {settings.openai_secret_name!r} could not be read: "
+            f"{type(exc.__cause__ or exc).__name__}"
+        ) from None
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    if text.lstrip().startswith("{"):
+        try:
+            text = str(orjson.loads(text)["api_key"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise ConfigurationError(
+                'OpenAI key secret is JSON without an "api_key" string'
+            ) from None
+    return text.strip() or None
+
+
+def build_llm_judge(settings: JudgeSettings, rubric: Rubric) -> LLMJudge | None:
+    """The OpenAI judge, or None for the offline judge (mode offline, or auto with no key)."""
+    if settings.mode == "offline":
+        return None
+    api_key = resolve_api_key(settings)
+    if api_key is None:
+        if settings.mode == "openai":
+            raise ConfigurationError(
+                "PRTRACE_JUDGE_MODE=openai needs OPENAI_API_KEY or PRTRACE_OPENAI_SECRET_NAME"
+            )
+        return None
+    client = openai.OpenAI(
+        api_key=api_key,
+        base_url=settings.openai_base_url,
+        timeout=settings.timeout_s,
+        max_retries=settings.max_retries,
+    )
+    return LLMJudge(
+        OpenAIChatModel(client, settings.model, settings.temperature),
+        rubric,
+        Pricing(settings.input_usd_per_1m, settings.output_usd_per_1m),
+        token_budget=settings.token_budget,
+        samples=settings.samples,
+        review_spread=settings.review_spread,
+    )
