@@ -10,6 +10,7 @@ import time
 import boto3
 import orjson
 import pytest
+from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from prtrace.adapters.openai_chat import build_llm_judge, resolve_api_key
@@ -217,7 +218,17 @@ def test_no_key_means_the_offline_judge():
         build_llm_judge(JudgeSettings(mode="openai"), RUBRIC)
 
 
+@pytest.fixture
+def fresh_parameters():
+    parameters.clear_caches()
+    parameters.base.DEFAULT_PROVIDERS.clear()  # providers hold boto3 clients
+    yield
+    parameters.clear_caches()
+    parameters.base.DEFAULT_PROVIDERS.clear()
+
+
 @mock_aws
+@pytest.mark.usefixtures("fresh_parameters")
 def test_api_key_from_secrets_manager_raw_or_json():
     client = boto3.client("secretsmanager")
     client.create_secret(Name="judge/raw", SecretString="sk-from-secret\n")
