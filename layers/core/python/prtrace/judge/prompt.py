@@ -336,13 +336,22 @@ def _select(events: Sequence[Event], lines: Sequence[str], room: int) -> list[in
     total = sum(len(line) + 1 for line in lines)
     if total <= room:
         return list(range(len(events)))
-    room -= MARKER_RESERVE_CHARS  # a marker after the last kept event
+    order = _priority(events)
     chosen: set[int] = set()
-    for index in _priority(events):
-        cost = len(lines[index]) + 1 + MARKER_RESERVE_CHARS
-        if index not in chosen and cost <= room:
-            chosen.add(index)
-            room -= cost
+    # Each kept event is charged a marker it may not need; later passes measure what the
+    # kept events really take and spend the slack (each pass stays within the budget).
+    for _ in range(3):
+        used = len(_render_events(events, lines, sorted(chosen)))
+        left = room - used - MARKER_RESERVE_CHARS
+        added = False
+        for index in order:
+            cost = len(lines[index]) + 1 + MARKER_RESERVE_CHARS
+            if index not in chosen and cost <= left:
+                chosen.add(index)
+                left -= cost
+                added = True
+        if not added:
+            break
     return sorted(chosen)
 
 
