@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -121,3 +123,42 @@ def test_response_schema_is_strict_and_names_every_dimension():
     assert scores["required"] == list(DIMENSION_IDS)
     assert scores["additionalProperties"] is False
     assert orjson.dumps(schema)  # serializable as sent
+
+
+_HASH_SCRIPT = """
+from tests.judge_factories import document, huge_events, qa_report, sample_document
+from prtrace.judge.offline import score_offline
+from prtrace.judge.prompt import build_prompt
+from prtrace.judge.rubric import load_rubric
+from prtrace.judge.service import encode_result
+rubric = load_rubric()
+doc = sample_document()
+qa = qa_report("resolved", trace_id="tr_sample")
+big = document(huge_events(20_000))
+print(build_prompt(doc, qa, rubric, doc.metrics).sha256)
+print(build_prompt(big, None, rubric, big.metrics).sha256)
+print(encode_result(score_offline(big, None, rubric, big.metrics)).hex()[:4096])
+"""
+
+
+def test_prompt_and_offline_bytes_do_not_depend_on_the_process():
+    """Set iteration order changes with PYTHONHASHSEED; the output must not."""
+    root = Path(__file__).resolve().parents[2]
+    outputs = []
+    for seed in ("1", "2"):
+        env = os.environ | {
+            "PYTHONHASHSEED": seed,
+            "PYTHONPATH": f"{root}:{root}/layers/core/python",
+        }
+        done = subprocess.run(  # noqa: S603 - our own interpreter, fixed script
+            [sys.executable, "-c", _HASH_SCRIPT],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1]
+    assert outputs[0].splitlines()[0] == _sample_prompt().sha256

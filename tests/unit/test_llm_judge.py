@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from prtrace.adapters.openai_chat import build_llm_judge, resolve_api_key
+from prtrace.judge.llm import AnswerRejected, ModelReply, validate_answer
 from prtrace.judge.result import OFFLINE_JUDGE
 from prtrace.judge.rubric import DIMENSION_IDS, load_rubric
 from prtrace.judge.service import judge_trace
@@ -257,3 +258,26 @@ def test_settings_from_env(monkeypatch):
     monkeypatch.setenv("PRTRACE_JUDGE_SAMPLES", "0")
     with pytest.raises(ConfigurationError, match="PRTRACE_JUDGE_SAMPLES"):
         JudgeSettings.from_env()
+
+
+@pytest.mark.parametrize(
+    ("reply", "problem"),
+    [
+        (ModelReply(content=None, refusal="I can't help"), "the model refused"),
+        (ModelReply(content='{"scores": {', finish_reason="length"), "cut off"),
+        (ModelReply(content="[1, 2]"), 'no "scores" object'),
+        (ModelReply(content=answer({"diagnosis": True})), "diagnosis: score must be an integer"),
+        (ModelReply(content=answer({"diagnosis": 2.5})), "diagnosis: score must be an integer"),
+        (ModelReply(content=answer({"efficiency": -1})), "efficiency: score -1 is outside"),
+        (ModelReply(content=answer(cite="evt-0002")), "cited_event_ids must be a list"),
+        (
+            ModelReply(content=answer(speed={"score": 3, "rationale": "", "cited_event_ids": []})),
+            "'speed': not a rubric dimension",
+        ),
+    ],
+)
+def test_answer_validation_rejects(reply, problem):
+    ids = {e.event_id for e in DOC.events}
+    with pytest.raises(AnswerRejected) as rejected:
+        validate_answer(reply, RUBRIC, ids)
+    assert any(problem in p for p in rejected.value.problems)
