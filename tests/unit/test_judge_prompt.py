@@ -18,12 +18,14 @@ import pytest
 from prtrace.judge.prompt import (
     DEFAULT_TOKEN_BUDGET,
     DIFF_TOKEN_BUDGET,
+    MIN_TOKEN_BUDGET,
     build_prompt,
     estimate_tokens,
     response_schema,
 )
 from prtrace.judge.rubric import DIMENSION_IDS, load_rubric
 from prtrace.metrics import compute_metrics
+from tests.factories import trace_metadata
 from tests.judge_factories import _Session, document, huge_events, qa_report, sample_document
 
 GOLDEN = Path(__file__).parent / "golden" / "judge_prompt_sample.txt"
@@ -162,3 +164,23 @@ def test_prompt_and_offline_bytes_do_not_depend_on_the_process():
         outputs.append(done.stdout)
     assert outputs[0] == outputs[1]
     assert outputs[0].splitlines()[0] == _sample_prompt().sha256
+
+
+def test_largest_possible_header_fits_the_minimum_budget():
+    longest = "x" * 1_024
+    qa = qa_report(
+        "error",
+        error_reason="infra_error",
+        error_detail="d" * 50_000,
+        fail_to_pass=[f"{i}{longest}" for i in range(200)],
+        pass_to_fail=[f"{i}{longest}" for i in range(200)],
+        fail_to_fail=[f"{i}{longest}" for i in range(200)],
+    )
+    metadata = trace_metadata("t" * 256)
+    metadata["task"]["description"] = "y" * 16_384
+    metadata["repository"]["url"] = "https://example.com/" + "r" * 2_000
+    doc = document(huge_events(2_000), **metadata)
+    prompt = build_prompt(doc, qa, RUBRIC, doc.metrics, token_budget=MIN_TOKEN_BUDGET)
+    assert prompt.estimated_tokens <= MIN_TOKEN_BUDGET
+    assert prompt.events_rendered > 0
+    assert "(+180 more)" in prompt.user

@@ -281,3 +281,10 @@ def test_answer_validation_rejects(reply, problem):
     with pytest.raises(AnswerRejected) as rejected:
         validate_answer(reply, RUBRIC, ids)
     assert any(problem in p for p in rejected.value.problems)
+
+
+def test_a_proxy_page_instead_of_a_completion_falls_back(fake):
+    fake.push(Scripted(200, "<html>502 Bad Gateway</html>"))
+    result = _judge(fake.url, max_retries=0)
+    assert result.status == "judge_unavailable"
+    assert result.judge == OFFLINE_JUDGE

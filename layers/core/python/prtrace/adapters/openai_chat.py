@@ -9,6 +9,7 @@ backoff and jitter (honouring Retry-After), `max_retries` times, each request bo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 import openai
@@ -59,7 +60,9 @@ class OpenAIChatModel:
             )
         except openai.APIStatusError as exc:
             raise ModelUnavailable(f"HTTP {exc.status_code} {type(exc).__name__}") from exc
-        except openai.OpenAIError as exc:  # connection errors, timeouts, unreadable answers
+        except (openai.OpenAIError, ValueError) as exc:
+            # Connection errors, timeouts, and bodies that are not a chat completion at all
+            # (a proxy's HTML page fails JSON decoding with a ValueError).
             raise ModelUnavailable(type(exc).__name__) from exc
         if not completion.choices:
             raise ModelUnavailable("the server answered with no choices")
@@ -67,11 +70,23 @@ class OpenAIChatModel:
         usage = completion.usage
         return ModelReply(
             content=choice.message.content,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
+            # Some compatible servers omit usage or its fields.
+            prompt_tokens=(usage.prompt_tokens or 0) if usage else 0,
+            completion_tokens=(usage.completion_tokens or 0) if usage else 0,
             finish_reason=choice.finish_reason,
             refusal=getattr(choice.message, "refusal", None),
         )
+
+
+@lru_cache(maxsize=4)
+def _client(
+    api_key: str, base_url: str | None, timeout_s: float, max_retries: int
+) -> openai.OpenAI:
+    """One client (and connection pool) per configuration, reused by warm invocations; a
+    rotated key makes a new one."""
+    return openai.OpenAI(
+        api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
+    )
 
 
 def resolve_api_key(settings: JudgeSettings) -> str | None:
@@ -108,12 +123,7 @@ def build_llm_judge(settings: JudgeSettings, rubric: Rubric) -> LLMJudge | None:
                 "PRTRACE_JUDGE_MODE=openai needs OPENAI_API_KEY or PRTRACE_OPENAI_SECRET_NAME"
             )
         return None
-    client = openai.OpenAI(
-        api_key=api_key,
-        base_url=settings.openai_base_url,
-        timeout=settings.timeout_s,
-        max_retries=settings.max_retries,
-    )
+    client = _client(api_key, settings.openai_base_url, settings.timeout_s, settings.max_retries)
     return LLMJudge(
         OpenAIChatModel(client, settings.model, settings.temperature),
         rubric,

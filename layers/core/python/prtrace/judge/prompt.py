@@ -42,7 +42,7 @@ from prtrace.schema import (
 PROMPT_VERSION: Final = "prtrace.judge-prompt/v1"
 CHARS_PER_TOKEN: Final = 4
 DEFAULT_TOKEN_BUDGET: Final = 24_000
-MIN_TOKEN_BUDGET: Final = 4_000
+MIN_TOKEN_BUDGET: Final = 8_000  # the largest possible header and rubric fit
 DIFF_TOKEN_BUDGET: Final = 500
 TEXT_TOKEN_BUDGET: Final = 250
 ARGV_CHARS: Final = 300
@@ -105,7 +105,8 @@ def build_prompt(
         events_rendered=len(keep),
         events_omitted=len(events) - len(keep),
     )
-    assert prompt.estimated_tokens <= token_budget, "prompt rendering broke its own budget"
+    if prompt.estimated_tokens > token_budget:  # bounded header + MIN_TOKEN_BUDGET: never
+        raise RuntimeError(f"prompt of {prompt.estimated_tokens} tokens broke its budget")
     return prompt
 
 
