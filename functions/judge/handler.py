@@ -10,7 +10,7 @@ retries, then catches).
 from __future__ import annotations
 
 from functools import cache
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import boto3
 from aws_lambda_powertools import Logger, Tracer
@@ -25,6 +25,9 @@ from prtrace.judge.rubric import load_rubric
 from prtrace.judge.service import JudgeRequest, run_judge_step
 from prtrace.judge.settings import JudgeSettings
 from prtrace.settings import ConfigurationError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
 
 SERVICE = "prtrace-judge"
 logger = Logger(service=SERVICE)
@@ -48,6 +51,11 @@ def settings() -> JudgeSettings:
     return JudgeSettings.from_env()
 
 
+@cache
+def s3_client() -> S3Client:
+    return boto3.client("s3", config=BOTO_CONFIG)
+
+
 def llm_judge() -> LLMJudge | None:
     # Built per invocation, and only when there is something to judge: the key comes from
     # Powertools' cache (5 minutes), so a rotated secret is picked up by warm containers.
@@ -55,8 +63,9 @@ def llm_judge() -> LLMJudge | None:
 
 
 def reset() -> None:
-    """Forget cached settings (tests change the environment between cases)."""
+    """Forget cached settings and clients (tests change the environment between cases)."""
     settings.cache_clear()
+    s3_client.cache_clear()
 
 
 @logger.inject_lambda_context(log_event=True)  # keys and ids only: nothing secret
@@ -66,7 +75,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     bucket = request.bucket or settings().bucket
     if not bucket:
         raise ConfigurationError("no bucket in the event and PRTRACE_BUCKET is not set")
-    store = S3BlobStore(boto3.client("s3", config=BOTO_CONFIG), bucket)
+    store = S3BlobStore(s3_client(), bucket)
     result = run_judge_step(
         JudgeRequest(
             trace_id=request.trace_id,
