@@ -288,3 +288,27 @@ def test_a_proxy_page_instead_of_a_completion_falls_back(fake):
     result = _judge(fake.url, max_retries=0)
     assert result.status == "judge_unavailable"
     assert result.judge == OFFLINE_JUDGE
+
+
+def test_ensemble_with_an_invalid_sample_is_flagged(fake):
+    fake.push(
+        completion(answer()),
+        completion("not json"),
+        completion("still not json"),  # the second sample's corrected retry fails too
+        completion(answer()),
+    )
+    result = _judge(fake.url, samples=3)
+    assert result.status == "ok"
+    assert result.review is not None
+    assert result.review.samples == 2
+    assert result.review.needs_human_review is True
+    assert result.usage is not None
+    assert result.usage.attempts == 4
+
+
+def test_no_prices_means_no_cost_claimed(fake):
+    fake.push(completion(answer()))
+    result = _judge(fake.url, input_usd_per_1m=None, output_usd_per_1m=None)
+    assert result.usage is not None
+    assert result.usage.total_tokens == 1_200
+    assert result.usage.cost_usd is None
