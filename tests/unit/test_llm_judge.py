@@ -241,8 +241,23 @@ def test_api_key_from_secrets_manager_raw_or_json():
     assert resolve_api_key(both) == "sk-j"
     with pytest.raises(ConfigurationError, match="api_key"):
         resolve_api_key(JudgeSettings(openai_secret_name="judge/bad"))
+    # a secret the stack names but nobody created means no key: the offline judge
+    assert resolve_api_key(JudgeSettings(openai_secret_name="judge/absent")) is None
+    client.create_secret(Name="judge/empty", SecretString="  ")
+    assert resolve_api_key(JudgeSettings(openai_secret_name="judge/empty")) is None
+
+
+@pytest.mark.usefixtures("fresh_parameters")
+def test_unreadable_secret_is_a_configuration_error(monkeypatch):
+    # No mock: credentials are fake and the endpoint is a closed port, so the read fails
+    # for a reason other than "not found" and must not silently switch judges.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     with pytest.raises(ConfigurationError, match="could not be read"):
-        resolve_api_key(JudgeSettings(openai_secret_name="judge/absent"))
+        resolve_api_key(JudgeSettings(openai_secret_name="judge/any"))
 
 
 def test_settings_from_env(monkeypatch):

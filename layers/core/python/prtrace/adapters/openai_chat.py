@@ -16,6 +16,7 @@ import openai
 import orjson
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from botocore.exceptions import ClientError
 
 from prtrace.judge.llm import ChatMessage, LLMJudge, ModelReply, ModelUnavailable, Pricing
 from prtrace.judge.rubric import Rubric
@@ -91,15 +92,22 @@ def _client(
 
 def resolve_api_key(settings: JudgeSettings) -> str | None:
     """The key from Secrets Manager (raw, or JSON {"api_key": ...}) when a secret is named,
-    else OPENAI_API_KEY; None when neither is configured."""
+    else OPENAI_API_KEY; None when neither holds one. A named secret that does not exist
+    (or is empty) means no key: the stack may name a secret the operator never filled.
+    Any other failure to read it is a configuration error, not a reason to go offline."""
     if not settings.openai_secret_name:
         return settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     try:
         raw = parameters.get_secret(settings.openai_secret_name, max_age=SECRET_MAX_AGE_S)
     except GetParameterError as exc:
+        cause = exc.__cause__ or exc.__context__  # Powertools re-raises without `from`
+        if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") == (
+            "ResourceNotFoundException"
+        ):
+            return None
         raise ConfigurationError(
             f"OpenAI key secret {settings.openai_secret_name!r} could not be read: "
-            f"{type(exc.__cause__ or exc).__name__}"
+            f"{type(cause or exc).__name__}"
         ) from None
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
     if text.lstrip().startswith("{"):
