@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from prtrace.judge.offline import score_offline
+from prtrace.judge.offline import is_test_command, score_offline
 from prtrace.judge.result import OFFLINE_JUDGE
 from prtrace.judge.rubric import DIMENSION_IDS, load_rubric
 from tests.judge_factories import (
@@ -131,3 +131,55 @@ def test_sample_trace_scores_well():
     result = score_offline(doc, qa_report("resolved", trace_id="tr_sample"), RUBRIC, doc.metrics)
     assert result.overall == 5.0
     assert result.trace_id == "tr_sample"
+
+
+def _commands_only_session():
+    s = _Session()
+    s.note("plan", "Reproduce with the suite first.")
+    red = s.command(["python", "-m", "pytest", "-q"], exit_code=1)
+    s.edit("ranges/merge.py")
+    green = s.command(["python", "-m", "pytest", "-q"], exit_code=0)
+    return s.events, red, green
+
+
+def test_test_commands_stand_in_when_no_test_run_events_were_recorded():
+    events, red, green = _commands_only_session()
+    result = _judge(events)
+    score = next(x for x in result.scores if x.dimension == "test_discipline")
+    assert score.score == 5
+    assert {red, green} <= set(score.cited_event_ids)
+    assert "test commands" in score.rationale
+    assert result.score_of("problem_understanding") >= 4  # the reproduction counts
+    # without test ids the reproduction does not count as naming the failing tests
+    assert "named the failing tests" not in next(
+        x.rationale for x in result.scores if x.dimension == "diagnosis"
+    )
+
+
+def test_test_run_events_win_over_test_commands():
+    events, _, _ = _commands_only_session()
+    s = _Session(start_minute=30)
+    s.events = [dict(e) for e in events]
+    s.test([], passed=6)  # a recorded test_run: now only test_run events count
+    result = _judge(s.events)
+    score = next(x for x in result.scores if x.dimension == "test_discipline")
+    assert "test_run events" in score.rationale
+    assert score.score < 5  # its only run came after the edit: no reproduction
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["pytest", "-q"], True),
+        (["python", "-m", "pytest"], True),
+        (["/usr/bin/python3", "-m", "unittest", "discover"], True),
+        (["go", "test", "./..."], True),
+        (["npm", "test"], True),
+        (["make", "check"], True),
+        (["python", "ranges/merge.py"], False),
+        (["git", "status"], False),
+        (["make", "build"], False),
+    ],
+)
+def test_is_test_command(argv, expected):
+    assert is_test_command(argv) is expected

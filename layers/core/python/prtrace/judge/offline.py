@@ -25,14 +25,16 @@ efficiency
 communication
     +1 a note (+2 three or more); +1 notes of two or more kinds; +1 a commit;
     +1 its message has a subject line and a body.
-With no edit at all, problem understanding and diagnosis are capped at 1.
+With no edit at all, problem understanding and diagnosis are capped at 1. "Test run" means
+a test_run event; a trace without any reads test commands among its cmd_run events instead
+(`is_test_command`: pytest, tox, `go test`, `npm test`, ...; exit code 0 passes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from prtrace.document import TraceDocument
 from prtrace.judge.result import OFFLINE_JUDGE, DimensionScore, JudgeResult
@@ -54,25 +56,71 @@ FOCUSED_MAX_LINES: Final = 100
 CHURN_MAX_LINES: Final = 500
 
 
+# Commands that run a test suite, recognised when a recorder logs no test_run events.
+_TEST_RUNNERS: Final = frozenset({"pytest", "py.test", "tox", "nox", "unittest", "nose2"})
+_TEST_VERBS: Final = frozenset({"test", "check"})
+_BUILD_TOOLS: Final = frozenset(
+    {"go", "cargo", "npm", "yarn", "pnpm", "make", "mvn", "gradle", "gradlew", "dotnet"}
+)
+
+
+def is_test_command(argv: Sequence[str]) -> bool:
+    names = [arg.rsplit("/", 1)[-1] for arg in argv[:4]]
+    if any(name in _TEST_RUNNERS for name in names):
+        return True  # pytest ..., python -m pytest, tox, python -m unittest
+    return len(names) > 1 and names[0] in _BUILD_TOOLS and names[1] in _TEST_VERBS
+
+
+@dataclass
+class TestEvidence:
+    """What the test runs of one source (test_run events, or test commands) show."""
+
+    __test__: ClassVar[bool] = False  # not a pytest test class
+    source: str
+    runs: int = 0
+    ids: list[str] = field(default_factory=list)
+    reproduction: str | None = None  # failing run before the first edit
+    reproduction_named_tests: bool = False
+    green_after_last_edit: str | None = None
+    tested_batches: int = 0
+    _untested_batch: bool = False
+
+    def edit(self) -> None:
+        self.green_after_last_edit = None
+        self._untested_batch = True
+
+    def run(
+        self, event_id: str, failing: bool, green: bool, named: bool, edits_so_far: int
+    ) -> None:
+        self.runs += 1
+        _cite(self.ids, event_id)
+        if self._untested_batch:
+            self.tested_batches += 1
+            self._untested_batch = False
+        if failing and not edits_so_far and self.reproduction is None:
+            self.reproduction = event_id
+            self.reproduction_named_tests = named
+        if green and edits_so_far:
+            self.green_after_last_edit = event_id
+
+
 @dataclass
 class EvidenceAccumulator:
     """Bounded evidence from one pass in seq order: counts, flags and a few event ids."""
 
     edits: int = 0
     first_edit: str | None = None
+    edit_batches: int = 0
+    _editing: bool = False
     notes_before_edit: list[tuple[str, str]] = field(default_factory=list)  # (id, kind)
     note_kinds: set[str] = field(default_factory=set)
     notes: int = 0
     note_ids: list[str] = field(default_factory=list)
     hypothesis_ids: list[str] = field(default_factory=list)
-    reproduction: str | None = None  # failing test run before the first edit
-    reproduction_named_tests: bool = False
-    test_runs: int = 0
-    test_ids: list[str] = field(default_factory=list)
-    green_after_last_edit: str | None = None
-    edit_batches: int = 0
-    tested_batches: int = 0
-    _editing: bool = False
+    test_events: TestEvidence = field(default_factory=lambda: TestEvidence("test_run events"))
+    test_commands: TestEvidence = field(
+        default_factory=lambda: TestEvidence("test commands (no test_run events recorded)")
+    )
     command_reruns: int = 0
     test_reruns: int = 0
     rerun_ids: list[str] = field(default_factory=list)
@@ -80,17 +128,20 @@ class EvidenceAccumulator:
     _last_test: tuple[str, ...] | None = None
     last_commit: CommitEvent | None = None
 
+    @property
+    def tests(self) -> TestEvidence:
+        """test_run events when the trace has any; else test commands among cmd_run events
+        (exit code 0 passes, anything else fails), so a recorder that logs only commands
+        is not scored as if no test ever ran."""
+        return self.test_events if self.test_events.runs else self.test_commands
+
     def add(self, event: Event) -> None:
         if isinstance(event, FileEditEvent):
             self._add_edit(event)
         elif isinstance(event, TestRunEvent):
             self._add_test_run(event)
         elif isinstance(event, CmdRunEvent):
-            argv = tuple(event.payload.argv)
-            if argv == self._last_command:
-                self.command_reruns += 1
-                _cite(self.rerun_ids, event.event_id)
-            self._last_command = argv
+            self._add_command(event)
         elif isinstance(event, RationaleNoteEvent):
             self._add_note(event)
         elif isinstance(event, CommitEvent):
@@ -103,26 +154,38 @@ class EvidenceAccumulator:
         if not self._editing:
             self.edit_batches += 1
             self._editing = True
-        self.green_after_last_edit = None
+        self.test_events.edit()
+        self.test_commands.edit()
         # A rerun after an edit is not redundant.
         self._last_command = self._last_test = None
 
     def _add_test_run(self, event: TestRunEvent) -> None:
-        self.test_runs += 1
-        _cite(self.test_ids, event.event_id)
-        if self._editing:
-            self.tested_batches += 1
-            self._editing = False
-        if is_failing(event) and self.first_edit is None and self.reproduction is None:
-            self.reproduction = event.event_id
-            self.reproduction_named_tests = bool(event.payload.failing_tests)
-        if is_green(event) and self.edits:
-            self.green_after_last_edit = event.event_id
+        self._editing = False
+        self.test_events.run(
+            event.event_id,
+            failing=is_failing(event),
+            green=is_green(event),
+            named=bool(event.payload.failing_tests),
+            edits_so_far=self.edits,
+        )
         command = tuple(event.payload.command)
         if command == self._last_test:
             self.test_reruns += 1
             _cite(self.rerun_ids, event.event_id)
         self._last_test = command
+
+    def _add_command(self, event: CmdRunEvent) -> None:
+        argv = tuple(event.payload.argv)
+        if is_test_command(argv):
+            self._editing = False
+            passed = event.payload.exit_code == 0
+            self.test_commands.run(
+                event.event_id, not passed, passed, named=False, edits_so_far=self.edits
+            )
+        if argv == self._last_command:
+            self.command_reruns += 1
+            _cite(self.rerun_ids, event.event_id)
+        self._last_command = argv
 
     @property
     def reruns(self) -> int:
@@ -188,8 +251,8 @@ def _problem_understanding(ev: EvidenceAccumulator) -> DimensionScore:
             s.add(1, "notes of more than one kind before the first edit", second)
     else:
         s.add(0, "no rationale note before the first edit")
-    if ev.reproduction:
-        s.add(2, "the failure was reproduced by a failing test run first", ev.reproduction)
+    if ev.tests.reproduction:
+        s.add(2, "the failure was reproduced by a failing test run first", ev.tests.reproduction)
     else:
         s.add(0, "no failing test run before the first edit")
     return s.final("problem_understanding", cap=5 if ev.edits else 1)
@@ -202,8 +265,8 @@ def _diagnosis(ev: EvidenceAccumulator, metrics: dict[str, Any]) -> DimensionSco
         s.add(2, "a hypothesis or observation preceded the first edit", *reasoning[:2])
     if ev.hypothesis_ids:
         s.add(1, "an explicit hypothesis was stated", ev.hypothesis_ids[0])
-    if ev.reproduction and ev.reproduction_named_tests:
-        s.add(1, "the reproduction named the failing tests", ev.reproduction)
+    if ev.tests.reproduction and ev.tests.reproduction_named_tests:
+        s.add(1, "the reproduction named the failing tests", ev.tests.reproduction)
     changed = metrics["lines_added"] + metrics["lines_removed"]
     if ev.edits and metrics["files_touched"] <= FOCUSED_MAX_FILES and changed <= FOCUSED_MAX_LINES:
         s.add(
@@ -219,7 +282,8 @@ def _diagnosis(ev: EvidenceAccumulator, metrics: dict[str, Any]) -> DimensionSco
 def _fix_correctness(ev: EvidenceAccumulator, qa: QAReport | None) -> DimensionScore:
     s = _Score()
     # The QA verdict is about the final code: cite the commit and the last green run.
-    final = (ev.last_commit.event_id if ev.last_commit else None, ev.green_after_last_edit)
+    green = ev.tests.green_after_last_edit
+    final = (ev.last_commit.event_id if ev.last_commit else None, green)
     if qa is not None and qa.verdict == "resolved":
         if qa.pass_to_fail:
             s.add(3, f"QA resolved but {len(qa.pass_to_fail)} test(s) went PASS_TO_FAIL", *final)
@@ -234,9 +298,8 @@ def _fix_correctness(ev: EvidenceAccumulator, qa: QAReport | None) -> DimensionS
             s.add(1, "QA unresolved: the target tests still fail", *final)
     else:
         why = "QA could not decide" if qa is not None else "no QA run"
-        if ev.green_after_last_edit:
-            s.add(3, f"{why}; the developer's tests passed after the last edit",
-                  ev.green_after_last_edit)  # fmt: skip
+        if green:
+            s.add(3, f"{why}; the developer's tests passed after the last edit", green)
         else:
             s.add(1, f"{why}; no passing test run after the last edit")
     return s.final("fix_correctness")
@@ -244,16 +307,17 @@ def _fix_correctness(ev: EvidenceAccumulator, qa: QAReport | None) -> DimensionS
 
 def _test_discipline(ev: EvidenceAccumulator) -> DimensionScore:
     s = _Score()
-    if not ev.test_runs:
+    tests = ev.tests
+    if not tests.runs:
         s.add(0, "no tests were run")
         return s.final("test_discipline")
-    s.add(1, f"{ev.test_runs} test run(s)", *ev.test_ids[:1])
-    if ev.reproduction:
-        s.add(2, "a failing test run preceded the first edit", ev.reproduction)
-    if ev.green_after_last_edit:
-        s.add(1, "an all-passing run followed the last edit", ev.green_after_last_edit)
-    if ev.edit_batches and ev.tested_batches * 2 >= ev.edit_batches:
-        s.add(1, f"{ev.tested_batches} of {ev.edit_batches} edit batches were tested")
+    s.add(1, f"{tests.runs} test run(s) from {tests.source}", *tests.ids[:1])
+    if tests.reproduction:
+        s.add(2, "a failing test run preceded the first edit", tests.reproduction)
+    if tests.green_after_last_edit:
+        s.add(1, "an all-passing run followed the last edit", tests.green_after_last_edit)
+    if ev.edit_batches and tests.tested_batches * 2 >= ev.edit_batches:
+        s.add(1, f"{tests.tested_batches} of {ev.edit_batches} edit batches were tested")
     return s.final("test_discipline")
 
 
