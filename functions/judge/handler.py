@@ -87,10 +87,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         load_rubric(),
         llm_judge,
     )
-    logger.info(
-        "judged",
-        extra={"trace_id": request.trace_id, "status": result.status, "judge": result.judge},
-    )
+    facts = {"trace_id": request.trace_id, "status": result.status, "judge": result.judge}
+    if result.status == "ok":
+        logger.info("judged", extra=facts)
+    else:  # an operator should see why the model's scores are missing
+        logger.warning("judged without model scores", extra=facts | {"problems": result.problems})
     return {
         "result_key": request.result_key,
         "overall": result.overall,
