@@ -3,6 +3,7 @@ report, writes the result once, and completes with offline scores when the model
 
 from __future__ import annotations
 
+import io
 import socket
 from collections.abc import Iterator
 
@@ -103,6 +104,8 @@ def test_a_retry_never_replaces_a_stored_result(s3):
 
 
 def test_model_unreachable_completes_with_offline_scores(s3, monkeypatch):
+    log = io.StringIO()
+    monkeypatch.setattr(handler.logger.registered_handler, "stream", log)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
@@ -115,6 +118,9 @@ def test_model_unreachable_completes_with_offline_scores(s3, monkeypatch):
     assert answer_["judge"] == OFFLINE_JUDGE
     assert answer_["overall"] == 5.0
     assert any("unavailable" in p and "APIConnectionError" in p for p in stored.problems)
+    logged = log.getvalue()
+    assert "judged without model scores" in logged
+    assert "sk-test-not-real" not in logged  # the key never reaches the logs
 
 
 def test_openai_judge_with_the_key_from_secrets_manager(s3, monkeypatch):
