@@ -34,6 +34,9 @@ logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
 
 Key = Annotated[str, Field(min_length=1, max_length=1024)]
+# Kept back from the model for the offline fallback and the result's write, so an
+# unresponsive model ends as `judge_unavailable` rather than as a Lambda timeout.
+STORE_RESERVE_S = 5.0
 
 
 class JudgeEvent(BaseModel):
@@ -86,6 +89,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         store,
         load_rubric(),
         llm_judge,
+        time_left_s=lambda: context.get_remaining_time_in_millis() / 1000 - STORE_RESERVE_S,
     )
     facts = {"trace_id": request.trace_id, "status": result.status, "judge": result.judge}
     if result.status == "ok":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import socket
+import time
 from collections.abc import Iterator
 
 import boto3
@@ -162,3 +163,15 @@ def test_missing_document_fails_the_task(s3):
 def test_document_of_another_trace_is_refused(s3):
     with pytest.raises(ValueError, match="is not trace"):
         handler.lambda_handler(dict(EVENT, trace_id="tr_other"), LambdaContext())
+
+
+def test_no_model_call_is_started_too_close_to_the_lambda_deadline(s3, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+    with fake_openai_server() as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+        fake.push(completion(answer()))
+        context = LambdaContext(deadline_ms=int(time.time() * 1000) + 6_000)  # 6 s left
+        answer_ = handler.lambda_handler(dict(EVENT), context)
+    assert fake.requests == []  # 6 s minus the 5 s kept for storing leaves too little
+    assert answer_["status"] == "judge_unavailable"
+    assert any("before the deadline" in p for p in _stored(s3).problems)

@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from prtrace.adapters.openai_chat import build_llm_judge, resolve_api_key
+from prtrace.judge import llm
 from prtrace.judge.llm import AnswerRejected, ModelReply, validate_answer
 from prtrace.judge.result import OFFLINE_JUDGE
 from prtrace.judge.rubric import DIMENSION_IDS, load_rubric
@@ -327,3 +328,15 @@ def test_no_prices_means_no_cost_claimed(fake):
     assert result.usage is not None
     assert result.usage.total_tokens == 1_200
     assert result.usage.cost_usd is None
+
+
+def test_a_slow_model_is_cut_off_at_the_callers_deadline(fake, monkeypatch):
+    monkeypatch.setattr(llm, "MIN_MODEL_CALL_S", 0.2)
+    fake.push(*[Scripted(200, completion(answer()).body, delay_s=3.0) for _ in range(4)])
+    judge = build_llm_judge(_settings(fake.url, timeout_s=60, max_retries=3), RUBRIC)
+    assert judge is not None
+    started = time.monotonic()
+    result = judge_trace(DOC, QA, RUBRIC, judge, time_left_s=lambda: 1.0)
+    assert time.monotonic() - started < 2.5  # not 60 s, not 4 retries
+    assert result.status == "judge_unavailable"
+    assert len(fake.requests) == 1

@@ -27,25 +27,48 @@ if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
 
 SECRET_MAX_AGE_S = 300
+# What one retry's backoff may add (the SDK waits 0.5 s doubling, capped at 8 s).
+RETRY_BACKOFF_ALLOWANCE_S = 2.0
 
 
 class OpenAIChatModel:
-    def __init__(self, client: openai.OpenAI, model: str, temperature: float | None) -> None:
+    def __init__(
+        self,
+        client: openai.OpenAI,
+        model: str,
+        temperature: float | None,
+        timeout_s: float,
+        max_retries: int,
+    ) -> None:
         self._client = client
         self._model = model
         self._temperature = temperature
+        self._timeout_s = timeout_s
+        self._max_retries = max_retries
 
     @property
     def name(self) -> str:
         return f"openai:{self._model}"
 
-    def complete(self, messages: Sequence[ChatMessage], schema: dict[str, Any]) -> ModelReply:
+    def _client_within(self, time_left_s: float | None) -> openai.OpenAI:
+        """The client, its timeout and retries cut so that every attempt (each up to the
+        timeout, plus a backoff of at most a few seconds) ends before the deadline."""
+        if time_left_s is None:
+            return self._client
+        timeout = min(self._timeout_s, time_left_s)
+        fits = int(time_left_s // (timeout + RETRY_BACKOFF_ALLOWANCE_S))
+        retries = max(0, min(self._max_retries, fits - 1))
+        return self._client.with_options(timeout=timeout, max_retries=retries)
+
+    def complete(
+        self, messages: Sequence[ChatMessage], schema: dict[str, Any], time_left_s: float | None
+    ) -> ModelReply:
         chat = cast(
             "list[ChatCompletionMessageParam]",
             [{"role": m.role, "content": m.content} for m in messages],
         )
         try:
-            completion = self._client.chat.completions.create(
+            completion = self._client_within(time_left_s).chat.completions.create(
                 model=self._model,
                 messages=chat,
                 response_format={
@@ -133,7 +156,9 @@ def build_llm_judge(settings: JudgeSettings, rubric: Rubric) -> LLMJudge | None:
         return None
     client = _client(api_key, settings.openai_base_url, settings.timeout_s, settings.max_retries)
     return LLMJudge(
-        OpenAIChatModel(client, settings.model, settings.temperature),
+        OpenAIChatModel(
+            client, settings.model, settings.temperature, settings.timeout_s, settings.max_retries
+        ),
         rubric,
         Pricing(settings.input_usd_per_1m, settings.output_usd_per_1m),
         token_budget=settings.token_budget,

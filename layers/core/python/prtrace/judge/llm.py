@@ -17,7 +17,7 @@ dimension flags the result for human review.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
@@ -30,6 +30,8 @@ from prtrace.judge.rubric import Rubric
 from prtrace.qa.report import QAReport
 
 ANSWER_ATTEMPTS: Final = 2  # the first answer and one corrected retry
+# Below this many seconds before the caller's deadline, no model call is started.
+MIN_MODEL_CALL_S: Final = 3.0
 MAX_CITATIONS: Final = 20
 MAX_RATIONALE_CHARS: Final = 4_000
 
@@ -58,8 +60,11 @@ class ChatModel(Protocol):
     def name(self) -> str:
         """How results name the judge, e.g. `openai:gpt-4.1-mini`."""
 
-    def complete(self, messages: Sequence[ChatMessage], schema: dict[str, Any]) -> ModelReply:
-        """One structured-output completion; raises ModelUnavailable."""
+    def complete(
+        self, messages: Sequence[ChatMessage], schema: dict[str, Any], time_left_s: float | None
+    ) -> ModelReply:
+        """One structured-output completion, retries included, finished within
+        `time_left_s` seconds when given; raises ModelUnavailable."""
 
 
 @dataclass(frozen=True)
@@ -188,16 +193,21 @@ class LLMJudge:
         return self._model.name
 
     def judge(
-        self, document: TraceDocument, qa: QAReport | None, metrics: dict[str, Any]
+        self,
+        document: TraceDocument,
+        qa: QAReport | None,
+        metrics: dict[str, Any],
+        time_left_s: Callable[[], float] | None = None,
     ) -> JudgeResult:
-        """Raises JudgeUnavailable when the model cannot be reached."""
+        """Raises JudgeUnavailable when the model cannot be reached, or cannot answer
+        before the deadline `time_left_s` reports (a Lambda must return, not time out)."""
         prompt = build_prompt(document, qa, self._rubric, metrics, self._token_budget)
         event_ids = {event.event_id for event in document.events}
         tally = _Tally()
         answers: list[tuple[list[DimensionScore], str]] = []
         for _ in range(self._samples):
             try:
-                answer = self._one_answer(prompt, event_ids, tally)
+                answer = self._one_answer(prompt, event_ids, tally, time_left_s)
             except ModelUnavailable as exc:
                 raise JudgeUnavailable(
                     f"{self.name} unavailable: {exc}", tally.usage(self._pricing), tally.problems
@@ -233,12 +243,19 @@ class LLMJudge:
         )
 
     def _one_answer(
-        self, prompt: JudgePrompt, event_ids: set[str], tally: _Tally
+        self,
+        prompt: JudgePrompt,
+        event_ids: set[str],
+        tally: _Tally,
+        time_left_s: Callable[[], float] | None,
     ) -> tuple[list[DimensionScore], str] | None:
         messages = [ChatMessage("system", prompt.system), ChatMessage("user", prompt.user)]
         schema = response_schema(self._rubric)
         for attempt in range(1, ANSWER_ATTEMPTS + 1):
-            reply = self._model.complete(messages, schema)
+            left = time_left_s() if time_left_s is not None else None
+            if left is not None and left < MIN_MODEL_CALL_S:
+                raise ModelUnavailable(f"{max(left, 0):.1f} s left before the deadline")
+            reply = self._model.complete(messages, schema, left)
             tally.attempts += 1
             tally.prompt_tokens += reply.prompt_tokens
             tally.completion_tokens += reply.completion_tokens

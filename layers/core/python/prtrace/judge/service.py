@@ -46,7 +46,11 @@ class JudgeRequest:
 
 
 def judge_trace(
-    document: TraceDocument, qa: QAReport | None, rubric: Rubric, llm: LLMJudge | None
+    document: TraceDocument,
+    qa: QAReport | None,
+    rubric: Rubric,
+    llm: LLMJudge | None,
+    time_left_s: Callable[[], float] | None = None,
 ) -> JudgeResult:
     """The LLM's result when a model is configured; the offline one otherwise, or labelled
     `judge_unavailable` when the model could not be reached."""
@@ -55,7 +59,7 @@ def judge_trace(
     if llm is None:
         return score_offline(document, qa, rubric, metrics)
     try:
-        return llm.judge(document, qa, metrics)
+        return llm.judge(document, qa, metrics, time_left_s)
     except JudgeUnavailable as unavailable:
         offline = score_offline(document, qa, rubric, metrics)
         return offline.model_copy(
@@ -84,8 +88,11 @@ def run_judge_step(
     store: ObjectStore,
     rubric: Rubric,
     llm: Callable[[], LLMJudge | None],
+    time_left_s: Callable[[], float] | None = None,
 ) -> JudgeResult:
-    """`llm` is called only when there is something to judge (it may read a secret)."""
+    """`llm` is called only when there is something to judge (it may read a secret).
+    `time_left_s` reports the seconds the model may still use (the Lambda's remaining time
+    minus what storing the result needs)."""
     stored = store.get(request.result_key)
     if stored is not None:
         return JudgeResult.model_validate_json(stored)
@@ -97,7 +104,7 @@ def run_judge_step(
     qa = None
     if request.qa_report_key is not None:
         qa = QAReport.model_validate_json(_load(store, request.qa_report_key, "QA report"))
-    result = judge_trace(document, qa, rubric, llm())
+    result = judge_trace(document, qa, rubric, llm(), time_left_s)
     body = encode_result(result)
     digest = hashlib.sha256(body).hexdigest()
     if store.put_if_absent(request.result_key, body, digest, "application/json"):
