@@ -340,3 +340,18 @@ def test_a_slow_model_is_cut_off_at_the_callers_deadline(fake, monkeypatch):
     assert time.monotonic() - started < 2.5  # not 60 s, not 4 retries
     assert result.status == "judge_unavailable"
     assert len(fake.requests) == 1
+
+
+def test_ensemble_keeps_the_samples_it_got_when_the_model_goes_away(fake):
+    fake.push(
+        completion(answer({"diagnosis": 2})),
+        Scripted(503, {"error": {"message": "gone"}}),
+    )
+    result = _judge(fake.url, samples=3, max_retries=0)
+    assert result.status == "ok"
+    assert result.judge == "openai:judge-model-x"
+    assert result.score_of("diagnosis") == 2
+    assert result.review is not None
+    assert result.review.samples == 1
+    assert result.review.needs_human_review is True
+    assert any("unavailable" in p for p in result.problems)

@@ -209,9 +209,14 @@ class LLMJudge:
             try:
                 answer = self._one_answer(prompt, event_ids, tally, time_left_s)
             except ModelUnavailable as exc:
-                raise JudgeUnavailable(
-                    f"{self.name} unavailable: {exc}", tally.usage(self._pricing), tally.problems
-                ) from exc
+                reason = f"{self.name} unavailable: {exc}"
+                if not answers:
+                    raise JudgeUnavailable(
+                        reason, tally.usage(self._pricing), tally.problems
+                    ) from exc
+                # Keep the samples already paid for; fewer than asked flags the review.
+                tally.problems.append(reason)
+                break
             if answer is not None:
                 answers.append(answer)
         info = PromptInfo(
