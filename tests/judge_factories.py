@@ -62,7 +62,7 @@ def qa_report(
     return QAReport.model_validate(defaults | fields)
 
 
-class _Session:
+class SessionBuilder:
     """Builds a session event by event, with seq, ids and timestamps filled in."""
 
     def __init__(self, start_minute: int = 0) -> None:
@@ -126,7 +126,7 @@ FAILING_TEST = "tests/test_ranges.py::test_merge_keeps_last_interval"
 
 def disciplined_events() -> list[dict[str, Any]]:
     """Plan, reproduce, hypothesise, one focused edit, test green, explain, commit."""
-    s = _Session()
+    s = SessionBuilder()
     s.note("plan", "Reproduce the reported merge() bug with the suite, then fix the cause.")
     s.test([FAILING_TEST])
     s.note("observation", "The last disjoint interval never reaches the output.")
@@ -144,7 +144,7 @@ def disciplined_events() -> list[dict[str, Any]]:
 
 def flailing_events() -> list[dict[str, Any]]:
     """Edits all over the place, failing commands, reruns, no tests, no notes."""
-    s = _Session()
+    s = SessionBuilder()
     for round_ in range(4):
         for path in ("ranges/merge.py", "ranges/__init__.py"):
             s.edit(path, added=40, removed=35)

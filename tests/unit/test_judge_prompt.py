@@ -26,7 +26,7 @@ from prtrace.judge.prompt import (
 from prtrace.judge.rubric import DIMENSION_IDS, load_rubric
 from prtrace.metrics import compute_metrics
 from tests.factories import trace_metadata
-from tests.judge_factories import _Session, document, huge_events, qa_report, sample_document
+from tests.judge_factories import SessionBuilder, document, huge_events, qa_report, sample_document
 
 GOLDEN = Path(__file__).parent / "golden" / "judge_prompt_sample.txt"
 RUBRIC = load_rubric()
@@ -71,7 +71,7 @@ def test_same_trace_same_bytes_and_hash():
 
 
 def test_long_diffs_are_truncated_with_a_note():
-    s = _Session()
+    s = SessionBuilder()
     s.edit("big.py", added=5_000, removed=0)
     prompt = build_prompt(document(s.events), None, RUBRIC, compute_metrics([]))
     assert "more characters truncated]" in prompt.user

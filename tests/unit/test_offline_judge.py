@@ -10,7 +10,7 @@ from prtrace.judge.result import OFFLINE_JUDGE
 from prtrace.judge.rubric import DIMENSION_IDS, load_rubric
 from tests.judge_factories import (
     FAILING_TEST,
-    _Session,
+    SessionBuilder,
     disciplined_events,
     document,
     flailing_events,
@@ -70,7 +70,7 @@ def test_same_trace_same_result(disciplined):
 
 
 def test_fixing_without_reproducing_first_costs_test_discipline():
-    s = _Session()
+    s = SessionBuilder()
     s.edit("ranges/merge.py")
     s.test([], passed=6)
     late = _judge(s.events).score_of("test_discipline")
@@ -105,7 +105,7 @@ def test_without_qa_the_developers_own_green_run_counts_less():
 
 
 def test_reruns_with_nothing_changed_cost_efficiency():
-    s = _Session()
+    s = SessionBuilder()
     s.test([FAILING_TEST])
     s.edit("ranges/merge.py")
     for _ in range(3):
@@ -116,7 +116,7 @@ def test_reruns_with_nothing_changed_cost_efficiency():
 
 
 def test_a_session_with_no_edits_scores_low_on_understanding_and_efficiency():
-    s = _Session()
+    s = SessionBuilder()
     s.note("plan", "Look around.")
     s.test([FAILING_TEST])
     s.note("hypothesis", "Maybe the loop.")
@@ -134,7 +134,7 @@ def test_sample_trace_scores_well():
 
 
 def _commands_only_session():
-    s = _Session()
+    s = SessionBuilder()
     s.note("plan", "Reproduce with the suite first.")
     red = s.command(["python", "-m", "pytest", "-q"], exit_code=1)
     s.edit("ranges/merge.py")
@@ -158,7 +158,7 @@ def test_test_commands_stand_in_when_no_test_run_events_were_recorded():
 
 def test_test_run_events_win_over_test_commands():
     events, _, _ = _commands_only_session()
-    s = _Session(start_minute=30)
+    s = SessionBuilder(start_minute=30)
     s.events = [dict(e) for e in events]
     s.test([], passed=6)  # a recorded test_run: now only test_run events count
     result = _judge(s.events)
