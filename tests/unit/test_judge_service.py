@@ -95,3 +95,11 @@ def test_missing_qa_report_named_by_the_request_is_an_error():
     del store.objects["qa.json"]
     with pytest.raises(JudgeInputMissing, match="QA report"):
         run_judge_step(REQUEST, store, RUBRIC, _no_model)
+
+
+def test_qa_report_of_another_trace_is_refused():
+    store = _store()
+    store.objects["qa.json"] = qa_report(trace_id="tr_other").model_dump_json().encode()
+    with pytest.raises(ValueError, match="is not trace tr_sample"):
+        run_judge_step(REQUEST, store, RUBRIC, _no_model)
+    assert "result.json" not in store.objects

@@ -104,6 +104,8 @@ def run_judge_step(
     qa = None
     if request.qa_report_key is not None:
         qa = QAReport.model_validate_json(_load(store, request.qa_report_key, "QA report"))
+        if qa.trace_id != request.trace_id:
+            raise ValueError(f"QA report {request.qa_report_key!r} is not trace {request.trace_id}")
     result = judge_trace(document, qa, rubric, llm(), time_left_s)
     body = encode_result(result)
     digest = hashlib.sha256(body).hexdigest()
