@@ -27,7 +27,10 @@ class Scripted:
 
 
 def completion(
-    content: str | None, prompt_tokens: int = 1_000, completion_tokens: int = 200
+    content: str | None,
+    prompt_tokens: int = 1_000,
+    completion_tokens: int = 200,
+    finish_reason: str = "stop",
 ) -> Scripted:
     return Scripted(
         body={
@@ -39,7 +42,7 @@ def completion(
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": content, "refusal": None},
-                    "finish_reason": "stop",
+                    "finish_reason": finish_reason,
                     "logprobs": None,
                 }
             ],

@@ -84,6 +84,8 @@ def test_request_uses_structured_outputs_the_model_and_the_key(fake):
     schema = request["response_format"]["json_schema"]["schema"]
     assert schema["properties"]["scores"]["required"] == list(DIMENSION_IDS)
     assert [m["role"] for m in request["messages"]] == ["system", "user"]
+    assert request["max_completion_tokens"] == 4_000
+    assert request["temperature"] == 0
     assert "[evt-0005] #5 " in request["messages"][1]["content"]
     assert fake.headers[0]["authorization"] == "Bearer sk-test-not-real"
 
@@ -266,9 +268,11 @@ def test_settings_from_env(monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:8000/v1")
     monkeypatch.setenv("PRTRACE_JUDGE_TIMEOUT_S", "12.5")
     monkeypatch.setenv("PRTRACE_JUDGE_TEMPERATURE", "none")
+    monkeypatch.setenv("PRTRACE_JUDGE_MAX_OUTPUT_TOKENS", "none")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
     settings = JudgeSettings.from_env()
     assert (settings.model, settings.timeout_s, settings.temperature) == ("m-1", 12.5, None)
+    assert settings.max_output_tokens is None
     assert settings.openai_base_url == "http://localhost:8000/v1"
     assert "sk-env" not in repr(settings)  # the key never shows in logs
     monkeypatch.setenv("PRTRACE_JUDGE_SAMPLES", "0")
@@ -355,3 +359,19 @@ def test_ensemble_keeps_the_samples_it_got_when_the_model_goes_away(fake):
     assert result.review.samples == 1
     assert result.review.needs_human_review is True
     assert any("unavailable" in p for p in result.problems)
+
+
+def test_optional_request_parameters_can_be_left_out(fake):
+    fake.push(completion(answer()))
+    _judge(fake.url, temperature=None, max_output_tokens=None)
+    assert "temperature" not in fake.requests[0]
+    assert "max_completion_tokens" not in fake.requests[0]
+
+
+def test_an_answer_cut_off_at_the_output_limit_is_retried(fake):
+    fake.push(completion(answer()[:100], finish_reason="length"), completion(answer()))
+    result = _judge(fake.url)
+    assert result.status == "ok"
+    assert result.usage is not None
+    assert result.usage.attempts == 2
+    assert any("cut off" in p for p in result.problems)

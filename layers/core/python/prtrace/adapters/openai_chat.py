@@ -32,19 +32,13 @@ RETRY_BACKOFF_ALLOWANCE_S = 2.0
 
 
 class OpenAIChatModel:
-    def __init__(
-        self,
-        client: openai.OpenAI,
-        model: str,
-        temperature: float | None,
-        timeout_s: float,
-        max_retries: int,
-    ) -> None:
+    def __init__(self, client: openai.OpenAI, settings: JudgeSettings) -> None:
         self._client = client
-        self._model = model
-        self._temperature = temperature
-        self._timeout_s = timeout_s
-        self._max_retries = max_retries
+        self._model = settings.model
+        self._temperature = settings.temperature
+        self._max_output_tokens = settings.max_output_tokens
+        self._timeout_s = settings.timeout_s
+        self._max_retries = settings.max_retries
 
     @property
     def name(self) -> str:
@@ -81,6 +75,10 @@ class OpenAIChatModel:
                 },
                 # Reasoning models refuse a temperature: None leaves it out.
                 temperature=openai.omit if self._temperature is None else self._temperature,
+                # Bounds the cost of a runaway answer (cut off = rejected, like bad JSON).
+                max_completion_tokens=(
+                    openai.omit if self._max_output_tokens is None else self._max_output_tokens
+                ),
             )
         except openai.APIStatusError as exc:
             raise ModelUnavailable(f"HTTP {exc.status_code} {type(exc).__name__}") from exc
@@ -156,9 +154,7 @@ def build_llm_judge(settings: JudgeSettings, rubric: Rubric) -> LLMJudge | None:
         return None
     client = _client(api_key, settings.openai_base_url, settings.timeout_s, settings.max_retries)
     return LLMJudge(
-        OpenAIChatModel(
-            client, settings.model, settings.temperature, settings.timeout_s, settings.max_retries
-        ),
+        OpenAIChatModel(client, settings),
         rubric,
         Pricing(settings.input_usd_per_1m, settings.output_usd_per_1m),
         token_budget=settings.token_budget,

@@ -26,6 +26,7 @@ class JudgeSettings(BaseModel):
     timeout_s: Annotated[float, Field(gt=0, le=900)] = 60.0
     max_retries: Annotated[int, Field(ge=0, le=10)] = 3
     temperature: Annotated[float, Field(ge=0, le=2)] | None = 0.0
+    max_output_tokens: Annotated[int, Field(ge=256)] | None = 4_000
     token_budget: Annotated[int, Field(ge=MIN_TOKEN_BUDGET)] = DEFAULT_TOKEN_BUDGET
     input_usd_per_1m: Annotated[float, Field(ge=0)] | None = None
     output_usd_per_1m: Annotated[float, Field(ge=0)] | None = None
@@ -45,16 +46,19 @@ class JudgeSettings(BaseModel):
             "timeout_s": "PRTRACE_JUDGE_TIMEOUT_S",
             "max_retries": "PRTRACE_JUDGE_MAX_RETRIES",
             "temperature": "PRTRACE_JUDGE_TEMPERATURE",
+            "max_output_tokens": "PRTRACE_JUDGE_MAX_OUTPUT_TOKENS",
             "token_budget": "PRTRACE_JUDGE_TOKEN_BUDGET",
             "input_usd_per_1m": "PRTRACE_JUDGE_INPUT_USD_PER_1M",
             "output_usd_per_1m": "PRTRACE_JUDGE_OUTPUT_USD_PER_1M",
             "samples": "PRTRACE_JUDGE_SAMPLES",
             "review_spread": "PRTRACE_JUDGE_REVIEW_SPREAD",
         }
-        # Unset or empty variables take the defaults (PRTRACE_JUDGE_TEMPERATURE=none omits it).
+        # Unset or empty variables take the defaults; "none" leaves an optional request
+        # parameter out (servers and models that refuse it).
         values: dict[str, object] = {k: env[v] for k, v in names.items() if env.get(v)}
-        if str(values.get("temperature", "")).lower() == "none":
-            values["temperature"] = None
+        for optional in ("temperature", "max_output_tokens"):
+            if str(values.get(optional, "")).lower() == "none":
+                values[optional] = None
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
