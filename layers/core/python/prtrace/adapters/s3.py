@@ -45,6 +45,15 @@ class S3BlobStore:
             raise
         return True
 
+    def get(self, key: str) -> bytes | None:
+        """The object's bytes, or None when there is no such object."""
+        try:
+            return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
     def head(self, key: str) -> int | None:
         try:
             return self._s3.head_object(Bucket=self._bucket, Key=key)["ContentLength"]

@@ -1,0 +1,104 @@
+"""Judge step Lambda (Step Functions task): score a trace, store the result in S3.
+
+Input: {"trace_id", "bucket" (optional), "document_key", "qa_report_key" (may be null),
+"result_key"}. Output: {"result_key", "overall", "status", "judge"}; states pass keys,
+never the result itself. An unreachable model still completes with status
+`judge_unavailable` and the offline scores; missing inputs fail the task (Step Functions
+retries, then catches).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any
+
+import boto3
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from prtrace.adapters.openai_chat import build_llm_judge
+from prtrace.adapters.s3 import S3BlobStore
+from prtrace.adapters.wiring import BOTO_CONFIG
+from prtrace.judge.llm import LLMJudge
+from prtrace.judge.rubric import load_rubric
+from prtrace.judge.service import JudgeRequest, run_judge_step
+from prtrace.judge.settings import JudgeSettings
+from prtrace.settings import ConfigurationError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+SERVICE = "prtrace-judge"
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+
+Key = Annotated[str, Field(min_length=1, max_length=1024)]
+# Kept back from the model for the offline fallback and the result's write, so an
+# unresponsive model ends as `judge_unavailable` rather than as a Lambda timeout.
+STORE_RESERVE_S = 5.0
+
+
+class JudgeEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    trace_id: Annotated[str, Field(min_length=1, max_length=128)]
+    bucket: str | None = None
+    document_key: Key
+    qa_report_key: Key | None = None
+    result_key: Key
+
+
+@cache
+def settings() -> JudgeSettings:
+    return JudgeSettings.from_env()
+
+
+@cache
+def s3_client() -> S3Client:
+    return boto3.client("s3", config=BOTO_CONFIG)
+
+
+def llm_judge() -> LLMJudge | None:
+    # Built per invocation, and only when there is something to judge: the key comes from
+    # Powertools' cache (5 minutes), so a rotated secret is picked up by warm containers.
+    return build_llm_judge(settings(), load_rubric())
+
+
+def reset() -> None:
+    """Forget cached settings and clients (tests change the environment between cases)."""
+    settings.cache_clear()
+    s3_client.cache_clear()
+
+
+@logger.inject_lambda_context(log_event=True)  # keys and ids only: nothing secret
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = JudgeEvent.model_validate(event)
+    bucket = request.bucket or settings().bucket
+    if not bucket:
+        raise ConfigurationError("no bucket in the event and PRTRACE_BUCKET is not set")
+    store = S3BlobStore(s3_client(), bucket)
+    result = run_judge_step(
+        JudgeRequest(
+            trace_id=request.trace_id,
+            document_key=request.document_key,
+            qa_report_key=request.qa_report_key,
+            result_key=request.result_key,
+        ),
+        store,
+        load_rubric(),
+        llm_judge,
+        time_left_s=lambda: context.get_remaining_time_in_millis() / 1000 - STORE_RESERVE_S,
+    )
+    facts = {"trace_id": request.trace_id, "status": result.status, "judge": result.judge}
+    if result.status == "ok":
+        logger.info("judged", extra=facts)
+    else:  # an operator should see why the model's scores are missing
+        logger.warning("judged without model scores", extra=facts | {"problems": result.problems})
+    return {
+        "result_key": request.result_key,
+        "overall": result.overall,
+        "status": result.status,
+        "judge": result.judge,
+    }

@@ -1,0 +1,1 @@
+"""Judge: score a trace against a versioned rubric, with an LLM or offline heuristics."""

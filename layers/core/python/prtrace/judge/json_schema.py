@@ -1,0 +1,40 @@
+"""JSON Schema of the judge result and of the rubric file, generated from the models.
+
+Committed in schemas/judge-v1/ for the record step and dataset builders in any language;
+tests/unit/test_judge_schema_drift.py fails when they are stale. Regenerate with
+`python -m prtrace.judge.json_schema`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final
+
+from prtrace.json_schema import DIALECT, render
+from prtrace.judge.result import JudgeResult
+from prtrace.judge.rubric import Rubric
+
+DEFAULT_OUTPUT_DIR: Final = Path("schemas") / "judge-v1"
+
+
+def judge_json_schemas() -> dict[str, dict[str, Any]]:
+    documents = {
+        "judge-result.schema.json": JudgeResult.model_json_schema(),
+        "rubric.schema.json": Rubric.model_json_schema(),
+    }
+    return {name: {"$schema": DIALECT, **doc} for name, doc in documents.items()}
+
+
+def write_judge_json_schemas(output_dir: Path = DEFAULT_OUTPUT_DIR) -> list[Path]:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, document in judge_json_schemas().items():
+        path = output_dir / name
+        path.write_bytes(render(document))
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write_judge_json_schemas():
+        print(path)

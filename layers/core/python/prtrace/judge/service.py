@@ -1,0 +1,115 @@
+"""The Judge step's use case: read the trace document and QA report, score the trace with
+the LLM judge (or the offline judge), store the result once.
+
+Storage is an `ObjectStore` (adapters/s3.py in AWS, a dict in tests). The result is
+written with a conditional put: when a retried invocation finds a result already stored,
+the stored one wins and is returned, so a retry never replaces a result (and never pays
+for a second model call).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import orjson
+
+from prtrace.document import TraceDocument
+from prtrace.judge.llm import JudgeUnavailable, LLMJudge
+from prtrace.judge.offline import score_offline
+from prtrace.judge.result import JudgeResult
+from prtrace.judge.rubric import Rubric
+from prtrace.metrics import compute_metrics
+from prtrace.qa.report import QAReport
+
+
+class ObjectStore(Protocol):
+    def get(self, key: str) -> bytes | None:
+        """The stored bytes, or None when there is no such object."""
+
+    def put_if_absent(self, key: str, body: bytes, sha256_hex: str, content_type: str) -> bool:
+        """True when written, False when the key already holds an object."""
+
+
+class JudgeInputMissing(Exception):
+    """The document or QA report named by the request is not stored (yet)."""
+
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    trace_id: str
+    document_key: str
+    qa_report_key: str | None
+    result_key: str
+
+
+def judge_trace(
+    document: TraceDocument,
+    qa: QAReport | None,
+    rubric: Rubric,
+    llm: LLMJudge | None,
+    time_left_s: Callable[[], float] | None = None,
+) -> JudgeResult:
+    """The LLM's result when a model is configured; the offline one otherwise, or labelled
+    `judge_unavailable` when the model could not be reached."""
+    # Recomputed rather than read from the document: a pure function of the events.
+    metrics = compute_metrics(document.events)
+    if llm is None:
+        return score_offline(document, qa, rubric, metrics)
+    try:
+        return llm.judge(document, qa, metrics, time_left_s)
+    except JudgeUnavailable as unavailable:
+        offline = score_offline(document, qa, rubric, metrics)
+        return offline.model_copy(
+            update={
+                "status": "judge_unavailable",
+                "problems": [*unavailable.problems, unavailable.reason],
+                "usage": unavailable.usage,
+                "summary": f"{unavailable.reason}; offline heuristic scores stand in.",
+            }
+        )
+
+
+def encode_result(result: JudgeResult) -> bytes:
+    return orjson.dumps(result.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+
+
+def _load(store: ObjectStore, key: str, what: str) -> bytes:
+    body = store.get(key)
+    if body is None:
+        raise JudgeInputMissing(f"{what} {key!r} is not stored")
+    return body
+
+
+def run_judge_step(
+    request: JudgeRequest,
+    store: ObjectStore,
+    rubric: Rubric,
+    llm: Callable[[], LLMJudge | None],
+    time_left_s: Callable[[], float] | None = None,
+) -> JudgeResult:
+    """`llm` is called only when there is something to judge (it may read a secret).
+    `time_left_s` reports the seconds the model may still use (the Lambda's remaining time
+    minus what storing the result needs)."""
+    stored = store.get(request.result_key)
+    if stored is not None:
+        return JudgeResult.model_validate_json(stored)
+    document = TraceDocument.model_validate_json(
+        _load(store, request.document_key, "trace document")
+    )
+    if document.trace_id != request.trace_id:
+        raise ValueError(f"document {request.document_key!r} is not trace {request.trace_id}")
+    qa = None
+    if request.qa_report_key is not None:
+        qa = QAReport.model_validate_json(_load(store, request.qa_report_key, "QA report"))
+        if qa.trace_id != request.trace_id:
+            raise ValueError(f"QA report {request.qa_report_key!r} is not trace {request.trace_id}")
+    result = judge_trace(document, qa, rubric, llm(), time_left_s)
+    body = encode_result(result)
+    digest = hashlib.sha256(body).hexdigest()
+    if store.put_if_absent(request.result_key, body, digest, "application/json"):
+        return result
+    # Another invocation stored a result meanwhile: that one is the result.
+    return JudgeResult.model_validate_json(_load(store, request.result_key, "judge result"))

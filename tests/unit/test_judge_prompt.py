@@ -1,0 +1,186 @@
+"""The judge prompt: stable bytes (golden file), budget enforced, elision marked.
+
+Regenerate the golden file after a deliberate change with
+`PRTRACE_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/test_judge_prompt.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from prtrace.judge.prompt import (
+    DEFAULT_TOKEN_BUDGET,
+    DIFF_TOKEN_BUDGET,
+    MIN_TOKEN_BUDGET,
+    build_prompt,
+    estimate_tokens,
+    response_schema,
+)
+from prtrace.judge.rubric import DIMENSION_IDS, load_rubric
+from prtrace.metrics import compute_metrics
+from tests.factories import trace_metadata
+from tests.judge_factories import SessionBuilder, document, huge_events, qa_report, sample_document
+
+GOLDEN = Path(__file__).parent / "golden" / "judge_prompt_sample.txt"
+RUBRIC = load_rubric()
+
+
+def _sample_prompt():
+    doc = sample_document()
+    qa = qa_report("resolved", trace_id="tr_sample")
+    return build_prompt(doc, qa, RUBRIC, compute_metrics(doc.events))
+
+
+def test_sample_prompt_matches_the_golden_file():
+    prompt = _sample_prompt()
+    rendered = f"{prompt.system}\n===== user =====\n{prompt.user}"
+    if os.environ.get("PRTRACE_UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(rendered, encoding="utf-8")
+    assert rendered == GOLDEN.read_text(encoding="utf-8"), (
+        "the judge prompt changed; if deliberate, regenerate with PRTRACE_UPDATE_GOLDEN=1"
+    )
+
+
+def test_prompt_carries_every_event_id_the_qa_lists_and_the_metrics():
+    prompt = _sample_prompt()
+    for seq in range(11):
+        assert f"[evt-{seq:04d}] #{seq} " in prompt.user
+    assert "verdict: resolved" in prompt.user
+    assert "FAIL_TO_PASS (1): tests/test_ranges.py::test_merge_keeps_last_interval" in prompt.user
+    assert "PASS_TO_FAIL (0): none" in prompt.user
+    assert "time_to_green_ms: 255800" in prompt.user
+    assert prompt.events_omitted == 0
+
+
+def test_prompt_without_qa_says_so():
+    doc = sample_document()
+    prompt = build_prompt(doc, None, RUBRIC, doc.metrics)
+    assert "QA verdict\nnot run" in prompt.user
+
+
+def test_same_trace_same_bytes_and_hash():
+    a, b = _sample_prompt(), _sample_prompt()
+    assert (a.system, a.user, a.sha256) == (b.system, b.user, b.sha256)
+
+
+def test_long_diffs_are_truncated_with_a_note():
+    s = SessionBuilder()
+    s.edit("big.py", added=5_000, removed=0)
+    prompt = build_prompt(document(s.events), None, RUBRIC, compute_metrics([]))
+    assert "more characters truncated]" in prompt.user
+    event_block = prompt.user.split("[evt-0000]")[1]
+    assert estimate_tokens(event_block) <= DIFF_TOKEN_BUDGET + 50
+
+
+@pytest.fixture(scope="module")
+def huge():
+    doc = document(huge_events(100_000))
+    return doc, build_prompt(doc, None, RUBRIC, doc.metrics)
+
+
+def test_100k_event_trace_stays_under_the_budget(huge):
+    _doc, prompt = huge
+    assert prompt.estimated_tokens <= DEFAULT_TOKEN_BUDGET
+    assert prompt.events_rendered + prompt.events_omitted == 100_000
+    assert prompt.events_omitted > 90_000
+
+
+def test_elision_keeps_first_and_last_events_and_marks_gaps(huge):
+    _doc, prompt = huge
+    assert "[ev-0000000] #0 " in prompt.user
+    assert "[ev-0099999] #99999 " in prompt.user
+    markers = re.findall(r"… (\d+) events omitted \(#(\d+)-#(\d+): ([^)]*)\) …", prompt.user)
+    assert markers
+    assert sum(int(m[0]) for m in markers) == prompt.events_omitted
+    for count, first, last, _ in markers:
+        assert int(last) - int(first) + 1 == int(count)  # each marker is one contiguous run
+
+
+def test_elision_prefers_commits_and_test_runs(huge):
+    _, prompt = huge
+    kept = re.findall(r"^\[ev-\d+\] #\d+ \+[-0-9:]+ (\w+)", prompt.user, flags=re.M)
+    assert kept.count("commit") + kept.count("test_run") > len(kept) // 2
+    # commits are spread over the whole session, not only its start
+    seqs = [int(s) for s in re.findall(r"^\[ev-\d+\] #(\d+) \S+ commit", prompt.user, re.M)]
+    assert max(seqs) > 75_000
+    assert min(seqs) < 25_000
+
+
+def test_small_budget_is_refused():
+    doc = sample_document()
+    with pytest.raises(ValueError, match="at least"):
+        build_prompt(doc, None, RUBRIC, doc.metrics, token_budget=100)
+
+
+def test_response_schema_is_strict_and_names_every_dimension():
+    schema = response_schema(RUBRIC)
+    scores = schema["properties"]["scores"]
+    assert scores["required"] == list(DIMENSION_IDS)
+    assert scores["additionalProperties"] is False
+    assert orjson.dumps(schema)  # serializable as sent
+
+
+_HASH_SCRIPT = """
+from tests.judge_factories import document, huge_events, qa_report, sample_document
+from prtrace.judge.offline import score_offline
+from prtrace.judge.prompt import build_prompt
+from prtrace.judge.rubric import load_rubric
+from prtrace.judge.service import encode_result
+rubric = load_rubric()
+doc = sample_document()
+qa = qa_report("resolved", trace_id="tr_sample")
+big = document(huge_events(20_000))
+print(build_prompt(doc, qa, rubric, doc.metrics).sha256)
+print(build_prompt(big, None, rubric, big.metrics).sha256)
+print(encode_result(score_offline(big, None, rubric, big.metrics)).hex()[:4096])
+"""
+
+
+def test_prompt_and_offline_bytes_do_not_depend_on_the_process():
+    """Set iteration order changes with PYTHONHASHSEED; the output must not."""
+    root = Path(__file__).resolve().parents[2]
+    outputs = []
+    for seed in ("1", "2"):
+        env = os.environ | {
+            "PYTHONHASHSEED": seed,
+            "PYTHONPATH": f"{root}:{root}/layers/core/python",
+        }
+        done = subprocess.run(  # noqa: S603 - our own interpreter, fixed script
+            [sys.executable, "-c", _HASH_SCRIPT],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1]
+    assert outputs[0].splitlines()[0] == _sample_prompt().sha256
+
+
+def test_largest_possible_header_fits_the_minimum_budget():
+    longest = "x" * 1_024
+    qa = qa_report(
+        "error",
+        error_reason="infra_error",
+        error_detail="d" * 50_000,
+        fail_to_pass=[f"{i}{longest}" for i in range(200)],
+        pass_to_fail=[f"{i}{longest}" for i in range(200)],
+        fail_to_fail=[f"{i}{longest}" for i in range(200)],
+    )
+    metadata = trace_metadata("t" * 256)
+    metadata["task"]["description"] = "y" * 16_384
+    metadata["repository"]["url"] = "https://example.com/" + "r" * 2_000
+    doc = document(huge_events(2_000), **metadata)
+    prompt = build_prompt(doc, qa, RUBRIC, doc.metrics, token_budget=MIN_TOKEN_BUDGET)
+    assert prompt.estimated_tokens <= MIN_TOKEN_BUDGET
+    assert prompt.events_rendered > 0
+    assert "(+180 more)" in prompt.user

@@ -1,0 +1,185 @@
+"""The offline judge ranks a disciplined fix above a flailing one on every dimension it
+claims to measure, cites real events, and reacts to each piece of evidence it documents."""
+
+from __future__ import annotations
+
+import pytest
+
+from prtrace.judge.offline import is_test_command, score_offline
+from prtrace.judge.result import OFFLINE_JUDGE
+from prtrace.judge.rubric import DIMENSION_IDS, load_rubric
+from tests.judge_factories import (
+    FAILING_TEST,
+    SessionBuilder,
+    disciplined_events,
+    document,
+    flailing_events,
+    qa_report,
+    sample_document,
+)
+
+RUBRIC = load_rubric()
+
+
+def _judge(events, qa=None):
+    doc = document(events)
+    return score_offline(doc, qa, RUBRIC, doc.metrics)
+
+
+@pytest.fixture(scope="module")
+def disciplined():
+    return _judge(disciplined_events(), qa_report("resolved"))
+
+
+@pytest.fixture(scope="module")
+def flailing():
+    return _judge(flailing_events(), qa_report("unresolved"))
+
+
+@pytest.mark.parametrize("dimension", DIMENSION_IDS)
+def test_disciplined_fix_outranks_flailing_on_each_dimension(dimension, disciplined, flailing):
+    assert disciplined.score_of(dimension) > flailing.score_of(dimension)
+
+
+def test_overall_and_labels(disciplined, flailing):
+    assert disciplined.overall > 4.0 > 1.0 > flailing.overall
+    for result in (disciplined, flailing):
+        assert result.judge == OFFLINE_JUDGE
+        assert result.rubric_version == "prtrace.rubric/v1"
+        assert result.status == "ok"
+        assert [s.dimension for s in result.scores] == list(DIMENSION_IDS)
+
+
+def test_citations_name_events_of_the_trace(disciplined, flailing):
+    for events, result in ((disciplined_events(), disciplined), (flailing_events(), flailing)):
+        ids = {e["event_id"] for e in events}
+        cited = [i for s in result.scores for i in s.cited_event_ids]
+        assert cited, "the judge cites the events it used"
+        assert set(cited) <= ids
+
+
+def test_test_discipline_evidence_is_cited(disciplined):
+    score = next(s for s in disciplined.scores if s.dimension == "test_discipline")
+    # evt-0001: failing run before the first edit; evt-0005: green run after the last edit
+    assert {"evt-0001", "evt-0005"} <= set(score.cited_event_ids)
+    assert "preceded the first edit" in score.rationale
+
+
+def test_same_trace_same_result(disciplined):
+    assert _judge(disciplined_events(), qa_report("resolved")) == disciplined
+
+
+def test_fixing_without_reproducing_first_costs_test_discipline():
+    s = SessionBuilder()
+    s.edit("ranges/merge.py")
+    s.test([], passed=6)
+    late = _judge(s.events).score_of("test_discipline")
+    assert late < _judge(disciplined_events()).score_of("test_discipline")
+    s.edit("ranges/merge.py")  # an untested last edit loses the green-after-last-edit point
+    assert _judge(s.events).score_of("test_discipline") < late
+
+
+@pytest.mark.parametrize(
+    ("verdict", "fields", "expected"),
+    [
+        ("resolved", {}, 5),
+        ("resolved", {"pass_to_fail": ["t::a"]}, 3),
+        ("unresolved", {"fail_to_pass": ["t::b"]}, 2),
+        ("unresolved", {}, 1),
+        ("unresolved", {"pass_to_fail": ["t::a"]}, 0),
+    ],
+)
+def test_fix_correctness_follows_the_qa_verdict(verdict, fields, expected):
+    result = _judge(disciplined_events(), qa_report(verdict, **fields))
+    assert result.score_of("fix_correctness") == expected
+    assert result.qa_verdict == verdict
+
+
+def test_without_qa_the_developers_own_green_run_counts_less():
+    no_qa = _judge(disciplined_events(), None)
+    errored = _judge(disciplined_events(), qa_report("error", error_reason="timeout"))
+    assert no_qa.score_of("fix_correctness") == errored.score_of("fix_correctness") == 3
+    assert no_qa.qa_verdict is None
+    untested = disciplined_events()[:5]  # stops right after the edit
+    assert _judge(untested, None).score_of("fix_correctness") == 1
+
+
+def test_reruns_with_nothing_changed_cost_efficiency():
+    s = SessionBuilder()
+    s.test([FAILING_TEST])
+    s.edit("ranges/merge.py")
+    for _ in range(3):
+        s.test([], passed=6)
+    wasteful = _judge(s.events)
+    assert wasteful.score_of("efficiency") == 4
+    assert "reruns" in next(x for x in wasteful.scores if x.dimension == "efficiency").rationale
+
+
+def test_a_session_with_no_edits_scores_low_on_understanding_and_efficiency():
+    s = SessionBuilder()
+    s.note("plan", "Look around.")
+    s.test([FAILING_TEST])
+    s.note("hypothesis", "Maybe the loop.")
+    result = _judge(s.events)
+    assert result.score_of("problem_understanding") <= 1
+    assert result.score_of("diagnosis") <= 1
+    assert result.score_of("efficiency") == 0
+
+
+def test_sample_trace_scores_well():
+    doc = sample_document()
+    result = score_offline(doc, qa_report("resolved", trace_id="tr_sample"), RUBRIC, doc.metrics)
+    assert result.overall == 5.0
+    assert result.trace_id == "tr_sample"
+
+
+def _commands_only_session():
+    s = SessionBuilder()
+    s.note("plan", "Reproduce with the suite first.")
+    red = s.command(["python", "-m", "pytest", "-q"], exit_code=1)
+    s.edit("ranges/merge.py")
+    green = s.command(["python", "-m", "pytest", "-q"], exit_code=0)
+    return s.events, red, green
+
+
+def test_test_commands_stand_in_when_no_test_run_events_were_recorded():
+    events, red, green = _commands_only_session()
+    result = _judge(events)
+    score = next(x for x in result.scores if x.dimension == "test_discipline")
+    assert score.score == 5
+    assert {red, green} <= set(score.cited_event_ids)
+    assert "test commands" in score.rationale
+    assert result.score_of("problem_understanding") >= 4  # the reproduction counts
+    # without test ids the reproduction does not count as naming the failing tests
+    assert "named the failing tests" not in next(
+        x.rationale for x in result.scores if x.dimension == "diagnosis"
+    )
+
+
+def test_test_run_events_win_over_test_commands():
+    events, _, _ = _commands_only_session()
+    s = SessionBuilder(start_minute=30)
+    s.events = [dict(e) for e in events]
+    s.test([], passed=6)  # a recorded test_run: now only test_run events count
+    result = _judge(s.events)
+    score = next(x for x in result.scores if x.dimension == "test_discipline")
+    assert "test_run events" in score.rationale
+    assert score.score < 5  # its only run came after the edit: no reproduction
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["pytest", "-q"], True),
+        (["python", "-m", "pytest"], True),
+        (["/usr/bin/python3", "-m", "unittest", "discover"], True),
+        (["go", "test", "./..."], True),
+        (["npm", "test"], True),
+        (["make", "check"], True),
+        (["python", "ranges/merge.py"], False),
+        (["git", "status"], False),
+        (["make", "build"], False),
+    ],
+)
+def test_is_test_command(argv, expected):
+    assert is_test_command(argv) is expected
