@@ -60,7 +60,23 @@ def submit_trace(
     key = idempotency_key("create", metadata.decode(), *(c.read_text() for c in chunks))
     status, _, body = send("POST", "/v1/traces", metadata, {"Idempotency-Key": key})
     result.trace_id = _expect(status, body, (201,), "create trace")["trace_id"]
+    status, _, body = send("GET", f"/v1/traces/{result.trace_id}", None, {})
+    if _expect(status, body, (200,), "read trace")["status"] == "open":
+        _send_contents(send, directory, chunks, result, upload)
+    # A finalized trace means an earlier run got this far and lost only the answer: the
+    # finalize below replays under the same idempotency key.
 
+    result.finalized = _finalize(send, directory, chunks, result.trace_id)
+    return result
+
+
+def _send_contents(
+    send: Send,
+    directory: Path,
+    chunks: list[Path],
+    result: Submission,
+    upload: Callable[..., httpx.Response],
+) -> None:
     for path in sorted((directory / "artifacts").glob("*")):
         content = path.read_bytes()
         request = {
@@ -94,14 +110,15 @@ def submit_trace(
         )
         result.receipts.append(_expect(status, body, (201,), f"chunk {seq}"))
 
+
+def _finalize(send: Send, directory: Path, chunks: list[Path], trace_id: str) -> Any:
     finalize: dict[str, Any] = {"expected_chunks": len(chunks)}
     if (directory / "finalize.json").exists():
         finalize = orjson.loads((directory / "finalize.json").read_bytes())
     status, _, body = send(
         "POST",
-        f"/v1/traces/{result.trace_id}/finalize",
+        f"/v1/traces/{trace_id}/finalize",
         orjson.dumps(finalize),
-        {"Idempotency-Key": idempotency_key(result.trace_id, "finalize")},
+        {"Idempotency-Key": idempotency_key(trace_id, "finalize")},
     )
-    result.finalized = _expect(status, body, (202,), "finalize")
-    return result
+    return _expect(status, body, (202,), "finalize")

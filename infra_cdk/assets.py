@@ -8,8 +8,10 @@ reachable from the build machines, and plain directories keep asset hashes stabl
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Final
 
@@ -22,12 +24,35 @@ _NOT_SHIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", "qa_runner", "open
 
 
 def stage_function_code() -> Path:
-    """Copy `functions/` into a clean directory whose root is the Lambda package root."""
-    target = BUILD / "lambda-code"
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(ROOT / "functions", target / "functions", ignore=_NOT_SHIPPED)
+    """Copy `functions/` into a directory whose root is the Lambda package root.
+
+    The directory is named by the content it holds and moved into place whole, so
+    concurrent synths (a test run beside `make local`) never see each other's half copy.
+    """
+    with tempfile.TemporaryDirectory(dir=_build_dir()) as scratch:
+        staged = Path(scratch) / "code"
+        shutil.copytree(ROOT / "functions", staged / "functions", ignore=_NOT_SHIPPED)
+        target = BUILD / f"lambda-code-{_tree_digest(staged)[:16]}"
+        if not target.exists():
+            try:
+                staged.rename(target)
+            except OSError:  # another synth placed the same content first
+                if not target.exists():
+                    raise
     return target
+
+
+def _build_dir() -> Path:
+    BUILD.mkdir(exist_ok=True)
+    return BUILD
+
+
+def _tree_digest(directory: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def deps_layer_dir(*, build: bool) -> Path:

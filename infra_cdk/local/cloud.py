@@ -123,6 +123,9 @@ class LocalCloud:
         self._moto.start()
         aws_endpoint = f"http://localhost:{self._moto.get_host_and_port()[1]}"
         self._point_this_process_at(aws_endpoint)
+        # moto's backends are process-wide: a cloud started earlier in this process (a test
+        # session, the bench) must not leave its stack behind for this one.
+        httpx.post(f"{aws_endpoint}/moto-api/reset").raise_for_status()
         httpx.post(
             f"{aws_endpoint}/moto-api/config",
             json={"stepfunctions": {"execute_state_machine": True}},

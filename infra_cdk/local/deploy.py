@@ -72,7 +72,7 @@ def deploy(
     paginator = cfn.get_paginator("list_stack_resources")
     for page in paginator.paginate(StackName=assembly.stack_name):
         for summary in page["StackResourceSummaries"]:
-            if "PhysicalResourceId" in summary:
+            if summary.get("PhysicalResourceId") and summary.get("LogicalResourceId"):
                 physical_ids[summary["LogicalResourceId"]] = summary["PhysicalResourceId"]
     return DeployedStack(name=assembly.stack_name, outputs=outputs, physical_ids=physical_ids)
 

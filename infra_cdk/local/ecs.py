@@ -110,7 +110,9 @@ class EcsTaskHook:
 
     def uninstall(self) -> None:
         from moto.ecs.models import EC2ContainerServiceBackend
+        from moto.moto_api import state_manager
 
+        state_manager.unset_transition("ecs::task")
         if self._original is not None:
             EC2ContainerServiceBackend.run_task = self._original  # type: ignore[method-assign]
             self._original = None

@@ -8,7 +8,6 @@ import re
 
 import httpx
 import orjson
-import pytest
 
 from examples.submit_example import EXAMPLE, submit_over_http
 from infra_cdk.local.cloud import LocalCloudInfo
@@ -63,11 +62,6 @@ def test_example_submission_end_to_end(cloud: LocalCloudInfo) -> None:
     api.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="examples/submit.py: a rerun after a finalize whose answer was lost stops at the "
-    "artifact step (409 trace-not-open) and never reaches the idempotent finalize replay",
-)
 def test_rerunning_a_finished_submission_gets_the_same_trace(cloud: LocalCloudInfo) -> None:
     """submit.py promises a rerun after a failure finishes the same submission; the last
     possible failure is losing the finalize answer, after which the trace is finalizing."""

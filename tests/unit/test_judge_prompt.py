@@ -152,7 +152,7 @@ def test_prompt_and_offline_bytes_do_not_depend_on_the_process():
             "PYTHONHASHSEED": seed,
             "PYTHONPATH": f"{root}:{root}/layers/core/python",
         }
-        done = subprocess.run(  # noqa: S603 - our own interpreter, fixed script
+        done = subprocess.run(
             [sys.executable, "-c", _HASH_SCRIPT],
             cwd=root,
             env=env,
