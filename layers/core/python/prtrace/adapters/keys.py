@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 import orjson
 from aws_lambda_powertools.utilities import parameters
@@ -40,7 +41,7 @@ def parse_key_ring(raw: str | bytes) -> KeyRing:
         raise KeyRingUnavailable(f"integrity key secret is invalid: {exc}") from None
 
 
-def _flat_entries(document: dict[str, object]) -> dict[str, object]:
+def _flat_entries(document: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in document.items() if k != "current"}
 
 
