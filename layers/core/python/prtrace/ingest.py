@@ -80,6 +80,11 @@ def trace_prefix(tenant: str, trace_id: str) -> str:
     return f"tenants/{tenant}/traces/{trace_id}"
 
 
+def artifact_key(tenant: str, trace_id: str, sha256: str) -> str:
+    """Where an artifact of a trace is stored: content-addressed, so a retry writes the same key."""
+    return f"{trace_prefix(tenant, trace_id)}/artifacts/sha256/{sha256}"
+
+
 @dataclass(frozen=True)
 class ChunkOutcome:
     chunk: ChunkRecord
@@ -258,7 +263,7 @@ class IngestService:
         self, tenant: str, trace_id: str, request: ArtifactRequest
     ) -> dict[str, Any]:
         answer: dict[str, Any] = {"blob_ref": self.artifact_ref(tenant, trace_id, request)}
-        key = f"{trace_prefix(tenant, trace_id)}/artifacts/sha256/{request.sha256}"
+        key = artifact_key(tenant, trace_id, request.sha256)
         if self._blobs.head(key) == request.size:
             # Content-addressed and checksum-verified on upload: same key, same bytes.
             return answer | {"status": "present", "upload": None}

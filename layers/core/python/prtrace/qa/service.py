@@ -1,0 +1,317 @@
+"""QA use case: materialize both snapshots, prepare dependencies, run the tests on each in
+the sandbox, compare per test, and return the report. Never raises for a QA failure: the
+report says `error` with a reason instead."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+from prtrace.ingest import artifact_key
+from prtrace.qa.archive import extract_archive
+from prtrace.qa.dependencies import prepare_dependencies
+from prtrace.qa.errors import QAError
+from prtrace.qa.junit import JUnitOutcomes, parse_junit
+from prtrace.qa.ports import ArtifactStore
+from prtrace.qa.report import ErrorReason, Outcome, QAReport, RunSummary
+from prtrace.qa.runner_site import build_runner_site, cache_root
+from prtrace.qa.sandbox import Sandbox, SandboxResult, SandboxRun
+from prtrace.qa.settings import QASettings
+from prtrace.qa.snapshots import fetch_snapshot
+from prtrace.qa.verdict import classify
+from prtrace.schema import BlobRef
+
+Side = Literal["base", "final"]
+_JUNIT_MAX_BYTES: Final = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SideRun:
+    summary: RunSummary
+    outcomes: dict[str, Outcome]
+    flaky: frozenset[str]
+    detail: str | None
+
+
+def _read_result_file(path: Path, max_bytes: int) -> bytes | None:
+    """Written by sandboxed code: never follow a link it planted, never read unbounded."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+            return None
+        return handle.read(max_bytes)
+
+
+def _workspace_root(extracted: Path) -> Path:
+    """A snapshot holding a single top-level directory (as `git archive --prefix` or GitHub
+    tarballs make) is that directory's repository."""
+    entries = list(extracted.iterdir())
+    if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
+        return entries[0]
+    return extracted
+
+
+class QAService:
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        artifacts: ArtifactStore,
+        settings: QASettings,
+        owner: tuple[int, int],
+    ) -> None:
+        self._sandbox = sandbox
+        self._artifacts = artifacts
+        self._settings = settings
+        self._owner = owner  # who owns workspaces: the sandbox's host uid
+
+    def run(self, tenant: str, trace_id: str, base: BlobRef, final: BlobRef) -> QAReport:
+        start = time.monotonic()
+        work = self._make_work_dir()
+        try:
+            return self._run(tenant, trace_id, base, final, work, start)
+        except QAError as error:
+            return self._error_report(trace_id, error.reason, error.detail, start)
+        finally:
+            if not self._settings.keep_work_dir:
+                shutil.rmtree(work, ignore_errors=True)
+
+    # ---- steps --------------------------------------------------------------------
+
+    def _run(
+        self, tenant: str, trace_id: str, base: BlobRef, final: BlobRef, work: Path, start: float
+    ) -> QAReport:
+        self._sandbox.check_available()
+        workspaces: dict[Side, Path] = {}
+        for side, ref in (("base", base), ("final", final)):
+            try:
+                workspaces[side] = self._materialize(tenant, trace_id, ref, work / side)
+            except QAError as error:
+                raise QAError(error.reason, f"{side} snapshot: {error.detail}") from None
+        runner_site = build_runner_site()
+        runs: dict[Side, SideRun] = {}
+        for side in ("base", "final"):
+            deps = None
+            if self._settings.install_dependencies:
+                deps = prepare_dependencies(
+                    self._sandbox,
+                    workspaces[side],
+                    cache_root(),
+                    self._owner,
+                    self._settings.prepare_limits,
+                    network=self._settings.dependency_network,
+                )
+            runs[side] = self._test_side(
+                tenant, trace_id, side, workspaces[side], work / side, runner_site, deps
+            )
+        for side in ("base", "final"):
+            summary = runs[side].summary
+            if summary.error_reason is not None:
+                return self._error_report(
+                    trace_id,
+                    summary.error_reason,
+                    f"{side}: {runs[side].detail}",
+                    start,
+                    base=runs["base"].summary,
+                    final=runs["final"].summary,
+                )
+        result = classify(
+            runs["base"].outcomes,
+            runs["final"].outcomes,
+            flaky=runs["base"].flaky | runs["final"].flaky,
+        )
+        return QAReport(
+            trace_id=trace_id,
+            verdict=result.verdict,
+            backend=self._sandbox.name,
+            fail_to_pass=result.fail_to_pass,
+            pass_to_pass=result.pass_to_pass,
+            pass_to_fail=result.pass_to_fail,
+            fail_to_fail=result.fail_to_fail,
+            tests=result.tests,
+            base=runs["base"].summary,
+            final=runs["final"].summary,
+            duration_ms=int((time.monotonic() - start) * 1000),
+        )
+
+    def _make_work_dir(self) -> Path:
+        base = self._settings.work_dir or Path("/var/tmp/prtrace-qa")  # noqa: S108
+        base.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=base, prefix="run-"))
+        # The sandbox uid must traverse to its workspace but list nothing on the way.
+        if base.stat().st_uid == os.geteuid():
+            os.chmod(base, 0o711)
+        os.chmod(work, 0o711)
+        return work
+
+    def _materialize(self, tenant: str, trace_id: str, ref: BlobRef, side_dir: Path) -> Path:
+        side_dir.mkdir(mode=0o711)
+        archive = fetch_snapshot(self._artifacts, tenant, trace_id, ref, side_dir / "snapshot")
+        extracted = side_dir / "workspace"
+        extracted.mkdir(mode=0o755)
+        if os.geteuid() == 0:
+            os.chown(extracted, *self._owner)
+        extract_archive(
+            archive, ref.media_type, extracted, self._settings.archive_limits, self._owner
+        )
+        archive.unlink()
+        return _workspace_root(extracted)
+
+    def _test_side(
+        self,
+        tenant: str,
+        trace_id: str,
+        side: Side,
+        workspace: Path,
+        side_dir: Path,
+        runner_site: Path,
+        deps: Path | None,
+    ) -> SideRun:
+        first: tuple[SandboxResult, JUnitOutcomes | None, bytes | None] | None = None
+        flaky: set[str] = set()
+        for attempt in range(1 + self._settings.reruns):
+            result, parsed, junit = self._pytest(
+                workspace, side_dir / f"out-{attempt}", runner_site, deps
+            )
+            if first is None:
+                first = (result, parsed, junit)
+                if parsed is None:
+                    break  # a run that produced no report is not rerun
+            elif parsed is not None and first[1] is not None:
+                for test_id, outcome in first[1].outcomes.items():
+                    if parsed.outcomes.get(test_id, "absent") != outcome:
+                        flaky.add(test_id)
+        assert first is not None
+        result, parsed, junit = first
+        reason, detail = self._run_error(result, parsed)
+        log = b"== stdout ==\n" + result.stdout + b"\n== stderr ==\n" + result.stderr
+        summary = RunSummary(
+            exit_code=result.exit_code,
+            duration_ms=result.duration_ms,
+            passed=parsed.count("passed") if parsed else 0,
+            failed=parsed.count("failed") if parsed else 0,
+            errors=parsed.count("error") if parsed else 0,
+            skipped=parsed.count("skipped") if parsed else 0,
+            timed_out=result.timed_out,
+            error_reason=reason,
+            log_key=self._keep(tenant, trace_id, log, "text/plain; charset=utf-8"),
+            junit_key=self._keep(tenant, trace_id, junit, "application/xml") if junit else None,
+        )
+        return SideRun(
+            summary=summary,
+            outcomes=parsed.outcomes if parsed else {},
+            flaky=frozenset(flaky),
+            detail=detail,
+        )
+
+    def _pytest(
+        self, workspace: Path, output: Path, runner_site: Path, deps: Path | None
+    ) -> tuple[SandboxResult, JUnitOutcomes | None, bytes | None]:
+        output.mkdir(mode=0o755)
+        if os.geteuid() == 0:
+            os.chown(output, *self._owner)
+        paths = self._sandbox.paths(workspace, runner_site, deps or runner_site, output)
+        python_path = paths.runner_site + (f":{paths.deps}" if deps else "")
+        argv = [
+            paths.python,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--continue-on-collection-errors",
+            "-o",
+            "junit_family=xunit1",
+            f"--junitxml={paths.output}/junit.xml",
+            f"--timeout={self._settings.per_test_timeout_s}",
+            "--color=no",
+            "-rfE",
+        ]
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": "/tmp",
+            "TMPDIR": "/tmp",
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": python_path,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONNOUSERSITE": "1",
+            "PYTHONHASHSEED": "0",
+        }
+        result = self._sandbox.run(
+            SandboxRun(
+                argv=argv,
+                workspace=workspace,
+                output=output,
+                runner_site=runner_site,
+                deps=deps,
+                env=env,
+                limits=self._settings.limits,
+            )
+        )
+        junit = _read_result_file(output / "junit.xml", _JUNIT_MAX_BYTES)
+        parsed = None
+        if junit is not None and not result.timed_out:
+            try:
+                parsed = parse_junit(junit)
+            except ValueError:
+                parsed = None
+        return result, parsed, junit
+
+    @staticmethod
+    def _run_error(
+        result: SandboxResult, parsed: JUnitOutcomes | None
+    ) -> tuple[ErrorReason | None, str | None]:
+        if result.timed_out:
+            return "timeout", "the test run exceeded its wall-clock limit and was killed"
+        if parsed is None:
+            if result.oom_killed:
+                return "oom", "the test run was killed at its memory limit"
+            tail = result.stderr.decode(errors="replace").strip().splitlines()[-3:]
+            return (
+                "infra_error",
+                f"pytest exited {result.exit_code} without a report: " + " | ".join(tail),
+            )
+        if result.exit_code in (3, 4):
+            return "infra_error", f"pytest internal or usage error (exit {result.exit_code})"
+        if len(parsed.outcomes) == len(parsed.collection_errors):
+            if parsed.collection_errors:
+                return "collection_error", "no test could be collected: " + ", ".join(
+                    parsed.collection_errors[:5]
+                )
+            return "collection_error", "no tests collected"
+        return None, None
+
+    def _keep(self, tenant: str, trace_id: str, body: bytes, content_type: str) -> str:
+        digest = hashlib.sha256(body).hexdigest()
+        key = artifact_key(tenant, trace_id, digest)
+        self._artifacts.put_if_absent(key, body, digest, content_type)
+        return key
+
+    def _error_report(
+        self,
+        trace_id: str,
+        reason: ErrorReason,
+        detail: str,
+        start: float,
+        base: RunSummary | None = None,
+        final: RunSummary | None = None,
+    ) -> QAReport:
+        return QAReport(
+            trace_id=trace_id,
+            verdict="error",
+            error_reason=reason,
+            error_detail=detail,
+            backend=self._sandbox.name,
+            base=base,
+            final=final,
+            duration_ms=int((time.monotonic() - start) * 1000),
+        )
