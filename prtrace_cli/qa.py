@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 from prtrace.adapters.artifacts import DirectoryArtifactStore
@@ -40,7 +41,7 @@ def _category(report: QAReport, test_id: str) -> str:
 
 def print_report(report: QAReport, console: Console) -> None:
     table = Table(title=f"QA ({report.backend} sandbox)")
-    table.add_column("test", overflow="fold")
+    table.add_column("test", no_wrap=True)
     for name in ("base", "final", "class"):
         table.add_column(name, no_wrap=True)
     for test in report.tests:
@@ -49,6 +50,9 @@ def print_report(report: QAReport, console: Console) -> None:
             escape(test.test_id), test.before, test.after, _category(report, test.test_id) + flaky
         )
     if report.tests:
+        # Never cut test ids (they are copied into pytest -k / node id selections).
+        natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+        console.width = max(console.width, natural)
         console.print(table)
     style = _STYLE[report.verdict]
     line = f"verdict: [bold {style}]{report.verdict}[/]"

@@ -66,7 +66,7 @@ class DirectoryArtifactStore:
         except FileNotFoundError:
             raise ArtifactMissing(key) from None
         with source:
-            return _copy_bounded(source, dest, max_bytes)  # type: ignore[arg-type]
+            return _copy_bounded(source, dest, max_bytes)
 
     def put_if_absent(self, key: str, body: bytes, sha256_hex: str, content_type: str) -> bool:
         if hashlib.sha256(body).hexdigest() != sha256_hex:

@@ -77,13 +77,13 @@ def _decompressed(raw: IO[bytes], media_type: str) -> IO[bytes]:
     if media_type == "application/x-tar":
         return raw
     if media_type == "application/gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     if media_type == "application/zstd":
         # A bounded window keeps a crafted frame from reserving gigabytes of memory.
         reader = zstandard.ZstdDecompressor(max_window_size=1 << 27).stream_reader(
             raw, read_across_frames=True
         )
-        return reader  # type: ignore[return-value]
+        return reader
     raise UnsafeArchive(_WHOLE_ARCHIVE, f"unsupported media type {media_type!r}")
 
 

@@ -111,7 +111,11 @@ def prepare_dependencies(
     for name in declaration.requirement_files:
         argv += ["-r", f"{paths.workspace}/{name}"]
     argv += declaration.pyproject_dependencies
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp",  # noqa: S108 - the sandbox's own tmpfs
+        "LANG": "C.UTF-8",
+    }
     if network:
         env["PIP_CERT"] = "/etc/ssl/certs/ca-certificates.crt"
     try:

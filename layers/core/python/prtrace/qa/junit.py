@@ -30,7 +30,7 @@ class JUnitOutcomes:
 
 
 def node_id(case: TestCase) -> str:
-    file = case._elem.get("file")  # noqa: SLF001 - junitparser has no accessor for it
+    file = case._elem.get("file")
     classname = case.classname or ""
     name = case.name or ""
     if not file:
@@ -78,11 +78,13 @@ def parse_junit(xml: bytes) -> JUnitOutcomes:
     except Exception as error:  # lxml/ElementTree raise several unrelated types
         raise ValueError(f"not a JUnit XML document: {error}") from None
     parsed = JUnitOutcomes()
-    suites = [document] if document._tag == "testsuite" else list(document)  # noqa: SLF001
+    suites = [document] if document._tag == "testsuite" else list(document)
     for suite in suites:
         for case in suite:
+            if not isinstance(case, TestCase):
+                continue
             if _is_collection_error(case):
-                test_id = case._elem.get("file") or case.name.replace(".", "/") + ".py"  # noqa: SLF001
+                test_id = case._elem.get("file") or case.name.replace(".", "/") + ".py"
                 parsed.collection_errors.append(test_id)
                 parsed.outcomes[test_id] = "error"
                 continue

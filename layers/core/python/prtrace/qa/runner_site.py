@@ -61,7 +61,7 @@ def build_runner_site(root: Path | None = None) -> Path:
     if target.is_dir():
         return target
     base.mkdir(parents=True, exist_ok=True)
-    os.chmod(base, 0o755)
+    os.chmod(base, 0o755)  # noqa: S103 - the sandbox uid reads it
     staging = Path(tempfile.mkdtemp(dir=base, prefix=".runner-"))
     for dist in dists:
         for file in dist.files or []:
@@ -74,7 +74,7 @@ def build_runner_site(root: Path | None = None) -> Path:
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, destination)
     for directory, _, files in os.walk(staging):
-        os.chmod(directory, 0o755)
+        os.chmod(directory, 0o755)  # noqa: S103
         for name in files:
             os.chmod(os.path.join(directory, name), 0o644)
     try:

@@ -29,6 +29,7 @@ from prtrace.qa.verdict import classify
 from prtrace.schema import BlobRef
 
 Side = Literal["base", "final"]
+SIDES: Final[tuple[Side, Side]] = ("base", "final")
 _JUNIT_MAX_BYTES: Final = 32 * 1024 * 1024
 
 
@@ -93,14 +94,16 @@ class QAService:
     ) -> QAReport:
         self._sandbox.check_available()
         workspaces: dict[Side, Path] = {}
-        for side, ref in (("base", base), ("final", final)):
+        refs: dict[Side, BlobRef] = {"base": base, "final": final}
+        for side in SIDES:
+            ref = refs[side]
             try:
                 workspaces[side] = self._materialize(tenant, trace_id, ref, work / side)
             except QAError as error:
                 raise QAError(error.reason, f"{side} snapshot: {error.detail}") from None
         runner_site = build_runner_site()
         runs: dict[Side, SideRun] = {}
-        for side in ("base", "final"):
+        for side in SIDES:
             deps = None
             if self._settings.install_dependencies:
                 deps = prepare_dependencies(
@@ -114,7 +117,7 @@ class QAService:
             runs[side] = self._test_side(
                 tenant, trace_id, side, workspaces[side], work / side, runner_site, deps
             )
-        for side in ("base", "final"):
+        for side in SIDES:
             summary = runs[side].summary
             if summary.error_reason is not None:
                 return self._error_report(
@@ -150,8 +153,8 @@ class QAService:
         work = Path(tempfile.mkdtemp(dir=base, prefix="run-"))
         # The sandbox uid must traverse to its workspace but list nothing on the way.
         if base.stat().st_uid == os.geteuid():
-            os.chmod(base, 0o711)
-        os.chmod(work, 0o711)
+            os.chmod(base, 0o711)  # noqa: S103 - traverse only
+        os.chmod(work, 0o711)  # noqa: S103
         return work
 
     def _materialize(self, tenant: str, trace_id: str, ref: BlobRef, side_dir: Path) -> Path:
@@ -238,8 +241,8 @@ class QAService:
         ]
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": "/tmp",
-            "TMPDIR": "/tmp",
+            "HOME": "/tmp",  # noqa: S108 - the sandbox's private tmpfs
+            "TMPDIR": "/tmp",  # noqa: S108
             "LANG": "C.UTF-8",
             "PYTHONPATH": python_path,
             "PYTHONDONTWRITEBYTECODE": "1",

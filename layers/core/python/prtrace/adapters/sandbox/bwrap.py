@@ -23,7 +23,6 @@ from typing import Final
 
 from prtrace.adapters.sandbox.cgroups import (
     CgroupUnavailable,
-    RunCgroup,
     check_cgroups,
     create_run_cgroup,
 )
@@ -199,7 +198,7 @@ class BwrapSandbox:
             "--size",
             str(run.limits.tmp_size_mb * 1024 * 1024),
             "--tmpfs",
-            "/tmp",
+            "/tmp",  # noqa: S108 - the sandbox's own tmpfs
             # Binds after the /tmp tmpfs, or it would hide them.
             "--bind",
             str(run.workspace),

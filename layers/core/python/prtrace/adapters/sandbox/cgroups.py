@@ -3,6 +3,7 @@ pids and CPU limits, OOM detection, and a sweep that kills every process of the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -46,10 +47,8 @@ def _sweep(procs_file: Path) -> None:
         if not pids:
             return
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         time.sleep(0.01)
     raise RuntimeError(f"processes survive in {procs_file.parent}")
 

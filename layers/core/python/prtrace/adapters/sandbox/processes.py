@@ -3,6 +3,7 @@ a wall-clock timeout. Shared by the bwrap and container backends."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -108,10 +109,11 @@ def run_bounded(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,  # its own process group: one killpg reaches the run
-        preexec_fn=preexec,  # noqa: PLW1509 - cgroup attach + rlimits must precede exec
+        preexec_fn=preexec,
         close_fds=True,
     )
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     readers = [
         threading.Thread(target=_drain, args=(proc.stdout, out), daemon=True),
         threading.Thread(target=_drain, args=(proc.stderr, err), daemon=True),
@@ -123,10 +125,8 @@ def run_bounded(
         proc.wait(timeout=limits.wall_timeout_s)
     except subprocess.TimeoutExpired:
         timed_out = True
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait()
     finally:
         if proc.poll() is None:  # an exception on our side: never leave the run behind
