@@ -63,6 +63,67 @@ def _workspace_root(extracted: Path) -> Path:
     return extracted
 
 
+def run_pytest(
+    sandbox: Sandbox,
+    settings: QASettings,
+    owner: tuple[int, int],
+    workspace: Path,
+    output: Path,
+    runner_site: Path,
+    deps: Path | None,
+) -> tuple[SandboxResult, JUnitOutcomes | None, bytes | None]:
+    """One pytest run in the sandbox: JUnit (xunit1, for node ids), per-test timeouts,
+    collection errors do not stop the session."""
+    output.mkdir(mode=0o755)
+    if os.geteuid() == 0:
+        os.chown(output, *owner)
+    paths = sandbox.paths(workspace, runner_site, deps or runner_site, output)
+    python_path = paths.runner_site + (f":{paths.deps}" if deps else "")
+    argv = [
+        paths.python,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "--continue-on-collection-errors",
+        "-o",
+        "junit_family=xunit1",
+        f"--junitxml={paths.output}/junit.xml",
+        f"--timeout={settings.per_test_timeout_s}",
+        "--color=no",
+        "-rfE",
+    ]
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp",  # noqa: S108 - the sandbox's private tmpfs
+        "TMPDIR": "/tmp",  # noqa: S108
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": python_path,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONHASHSEED": "0",
+    }
+    result = sandbox.run(
+        SandboxRun(
+            argv=argv,
+            workspace=workspace,
+            output=output,
+            runner_site=runner_site,
+            deps=deps,
+            env=env,
+            limits=settings.limits,
+        )
+    )
+    junit = _read_result_file(output / "junit.xml", _JUNIT_MAX_BYTES)
+    parsed = None
+    if junit is not None and not result.timed_out:
+        try:
+            parsed = parse_junit(junit)
+        except ValueError:
+            parsed = None
+    return result, parsed, junit
+
+
 class QAService:
     def __init__(
         self,
@@ -183,8 +244,14 @@ class QAService:
         first: tuple[SandboxResult, JUnitOutcomes | None, bytes | None] | None = None
         flaky: set[str] = set()
         for attempt in range(1 + self._settings.reruns):
-            result, parsed, junit = self._pytest(
-                workspace, side_dir / f"out-{attempt}", runner_site, deps
+            result, parsed, junit = run_pytest(
+                self._sandbox,
+                self._settings,
+                self._owner,
+                workspace,
+                side_dir / f"out-{attempt}",
+                runner_site,
+                deps,
             )
             if first is None:
                 first = (result, parsed, junit)
@@ -216,58 +283,6 @@ class QAService:
             flaky=frozenset(flaky),
             detail=detail,
         )
-
-    def _pytest(
-        self, workspace: Path, output: Path, runner_site: Path, deps: Path | None
-    ) -> tuple[SandboxResult, JUnitOutcomes | None, bytes | None]:
-        output.mkdir(mode=0o755)
-        if os.geteuid() == 0:
-            os.chown(output, *self._owner)
-        paths = self._sandbox.paths(workspace, runner_site, deps or runner_site, output)
-        python_path = paths.runner_site + (f":{paths.deps}" if deps else "")
-        argv = [
-            paths.python,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "--continue-on-collection-errors",
-            "-o",
-            "junit_family=xunit1",
-            f"--junitxml={paths.output}/junit.xml",
-            f"--timeout={self._settings.per_test_timeout_s}",
-            "--color=no",
-            "-rfE",
-        ]
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": "/tmp",  # noqa: S108 - the sandbox's private tmpfs
-            "TMPDIR": "/tmp",  # noqa: S108
-            "LANG": "C.UTF-8",
-            "PYTHONPATH": python_path,
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONNOUSERSITE": "1",
-            "PYTHONHASHSEED": "0",
-        }
-        result = self._sandbox.run(
-            SandboxRun(
-                argv=argv,
-                workspace=workspace,
-                output=output,
-                runner_site=runner_site,
-                deps=deps,
-                env=env,
-                limits=self._settings.limits,
-            )
-        )
-        junit = _read_result_file(output / "junit.xml", _JUNIT_MAX_BYTES)
-        parsed = None
-        if junit is not None and not result.timed_out:
-            try:
-                parsed = parse_junit(junit)
-            except ValueError:
-                parsed = None
-        return result, parsed, junit
 
     @staticmethod
     def _run_error(
