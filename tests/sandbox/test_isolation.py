@@ -1,5 +1,5 @@
 """Each isolation property, proven by real attempts from inside a test suite that runs in
-the sandbox (probes/test_probe_isolation.py), on every available backend.
+the sandbox (probes/isolation_probes.py), on every available backend.
 
 Every boundary test has a positive control, so it can fail: the host listeners accept the
 host's own connection, the workspace and /tmp are writable from inside, the probe read
@@ -106,7 +106,7 @@ def probed(backend: Backend) -> Iterator[tuple[SuiteRun, dict[str, object], list
     secret = f"prtrace-secret-{secrets.token_hex(12)}"
     os.environ["PRTRACE_PROBE_SECRET"] = secret  # in the parent's environment during the run
     try:
-        run = run_suite(backend, root, probe_files("test_probe_isolation.py", config), LIMITS)
+        run = run_suite(backend, root, probe_files("isolation_probes.py", config), LIMITS)
     finally:
         del os.environ["PRTRACE_PROBE_SECRET"]
     config["secret"] = secret
@@ -281,7 +281,7 @@ def _timeout_kills_daemons(runner: Backend) -> None:
     limits = LIMITS.model_copy(update={"wall_timeout_s": 4.0})
     try:
         start = time.monotonic()
-        run = run_suite(runner, root, probe_files("test_probe_daemon.py", {"token": token}), limits)
+        run = run_suite(runner, root, probe_files("daemon_probe.py", {"token": token}), limits)
         elapsed = time.monotonic() - start
         assert run.result.timed_out, run.log()
         assert elapsed < 15

@@ -1,3 +1,4 @@
+# ruff: noqa: S606 - deliberately hostile code, run only inside the sandbox
 """Runs INSIDE the sandbox: leaves a daemon behind (double fork + setsid, so it leaves the
 process group) that keeps appending to a file, then hangs until the wall clock kills the
 run. The host side checks that the heartbeat stopped and no such process survives."""
