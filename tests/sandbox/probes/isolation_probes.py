@@ -1,8 +1,9 @@
 # ruff: noqa: S108, S603 - deliberately hostile code, run only inside the sandbox
-"""Runs INSIDE the sandbox (copied into a workspace as tests/test_probe.py; the file name keeps
-pytest from collecting it on the host). Each test makes a real attempt to cross a boundary and records what happened in obs/<name>.json; the host
-side (tests/sandbox/test_isolation.py) asserts on the record. The probes themselves only
-fail on a bug in the probe, so a missing record means the probe never ran."""
+"""Runs INSIDE the sandbox (copied into a workspace as tests/test_probe.py; the file name
+keeps pytest from collecting it on the host). Each test makes a real attempt to cross a
+boundary and records what happened in obs/<name>.json; the host side
+(tests/sandbox/test_isolation.py) asserts on the record. The probes themselves only fail on
+a bug in the probe, so a missing record means the probe never ran."""
 
 import errno
 import json
