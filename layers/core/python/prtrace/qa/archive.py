@@ -57,8 +57,10 @@ class _CountingReader:
     def read(self, size: int = -1) -> bytes:
         data = self._inner.read(size if size >= 0 else _COPY_CHUNK)
         self.total += len(data)
-        # tar framing adds headers and padding: allow one extra block per member on top.
-        if self.total > self._limits.max_total_bytes + 1024 * self._limits.max_members:
+        # tar framing adds headers (PAX: two blocks + their data) and padding per member,
+        # and up to a 10 KiB record at the end: allowed on top of the content cap.
+        framing = 2048 * self._limits.max_members + 20 * 1024
+        if self.total > self._limits.max_total_bytes + framing:
             raise UnsafeArchive(
                 _WHOLE_ARCHIVE,
                 f"expands beyond the {self._limits.max_total_bytes} byte cap",
