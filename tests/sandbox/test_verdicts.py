@@ -68,11 +68,13 @@ def test_example_fix_is_resolved(backend: Backend, scratch: Path) -> None:
         "failed",
         "passed",
     )
-    assert report.base is not None and report.final is not None
+    assert report.base is not None
+    assert report.final is not None
     assert (report.base.passed, report.base.failed) == (5, 1)
     assert (report.final.passed, report.final.failed) == (6, 0)
     # Logs and JUnit files are kept as artifacts, under the keys the report records.
-    assert report.final.junit_key is not None and report.final.log_key is not None
+    assert report.final.junit_key is not None
+    assert report.final.log_key is not None
     junit = parse_junit(store.get(report.final.junit_key))
     assert junit.outcomes[FAILING_TEST] == "passed"
     assert b"6 passed" in store.get(report.final.log_key)
@@ -125,8 +127,10 @@ def test_run_over_the_wall_clock_is_a_timeout_error(backend: Backend, scratch: P
     report, _ = _qa(backend, scratch, EXAMPLE_REPO, final, limits=limits, per_test_timeout_s=300)
     assert report.verdict == "error"
     assert report.error_reason == "timeout"
-    assert report.final is not None and report.final.timed_out
-    assert report.base is not None and not report.base.timed_out
+    assert report.final is not None
+    assert report.final.timed_out
+    assert report.base is not None
+    assert not report.base.timed_out
 
 
 def test_test_run_killed_at_the_memory_limit_is_an_oom_error(
@@ -197,7 +201,9 @@ def _wheel(name: str, version: str, module_text: str) -> bytes:
     files = {
         f"{name}/__init__.py": module_text.encode(),
         f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{dist}/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
     }
     record = ""
     for path, body in files.items():
