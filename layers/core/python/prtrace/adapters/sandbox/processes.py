@@ -41,7 +41,9 @@ class BoundedCapture:
         self._tail.append(data)
         self._tail_size += len(data)
         while self._tail_size - len(self._tail[0]) >= self._half:
-            self._tail_size -= len(self._tail.popleft())
+            dropped = len(self._tail.popleft())
+            self._tail_size -= dropped
+            self.dropped += dropped
         excess = self._tail_size - self._half
         if excess > 0:
             self._tail[0] = self._tail[0][excess:]
