@@ -137,13 +137,29 @@ class QAService:
         self._settings = settings
         self._owner = owner  # who owns workspaces: the sandbox's host uid
 
-    def run(self, tenant: str, trace_id: str, base: BlobRef, final: BlobRef) -> QAReport:
+    def run(
+        self,
+        tenant: str,
+        trace_id: str,
+        base: BlobRef,
+        final: BlobRef,
+        snapshot_keys: tuple[str, str] | None = None,
+    ) -> QAReport:
+        """QA of the trace's two snapshots, read from their artifact keys under the trace
+        (or from `snapshot_keys`, base then final, when the caller names them)."""
         start = time.monotonic()
         work = self._make_work_dir()
         try:
-            return self._run(tenant, trace_id, base, final, work, start)
+            keys: dict[Side, str | None] = {
+                "base": snapshot_keys[0] if snapshot_keys else None,
+                "final": snapshot_keys[1] if snapshot_keys else None,
+            }
+            return self._run(tenant, trace_id, base, final, keys, work, start)
         except QAError as error:
             return self._error_report(trace_id, error.reason, error.detail, start)
+        except Exception as error:  # storage, engine or host trouble: still a report
+            detail = f"{type(error).__name__}: {error}"
+            return self._error_report(trace_id, "infra_error", detail, start)
         finally:
             if not self._settings.keep_work_dir:
                 shutil.rmtree(work, ignore_errors=True)
@@ -151,7 +167,14 @@ class QAService:
     # ---- steps --------------------------------------------------------------------
 
     def _run(
-        self, tenant: str, trace_id: str, base: BlobRef, final: BlobRef, work: Path, start: float
+        self,
+        tenant: str,
+        trace_id: str,
+        base: BlobRef,
+        final: BlobRef,
+        keys: dict[Side, str | None],
+        work: Path,
+        start: float,
     ) -> QAReport:
         self._sandbox.check_available()
         workspaces: dict[Side, Path] = {}
@@ -159,7 +182,7 @@ class QAService:
         for side in SIDES:
             ref = refs[side]
             try:
-                workspaces[side] = self._materialize(tenant, trace_id, ref, work / side)
+                workspaces[side] = self._materialize(tenant, trace_id, ref, keys[side], work / side)
             except QAError as error:
                 raise QAError(error.reason, f"{side} snapshot: {error.detail}") from None
         runner_site = build_runner_site()
@@ -218,9 +241,13 @@ class QAService:
         os.chmod(work, 0o711)  # noqa: S103
         return work
 
-    def _materialize(self, tenant: str, trace_id: str, ref: BlobRef, side_dir: Path) -> Path:
+    def _materialize(
+        self, tenant: str, trace_id: str, ref: BlobRef, key: str | None, side_dir: Path
+    ) -> Path:
         side_dir.mkdir(mode=0o711)
-        archive = fetch_snapshot(self._artifacts, tenant, trace_id, ref, side_dir / "snapshot")
+        archive = fetch_snapshot(
+            self._artifacts, tenant, trace_id, ref, side_dir / "snapshot", key=key
+        )
         extracted = side_dir / "workspace"
         extracted.mkdir(mode=0o755)
         if os.geteuid() == 0:

@@ -25,16 +25,22 @@ def sha256_of_file(path: Path) -> str:
 
 
 def fetch_snapshot(
-    store: ArtifactStore, tenant: str, trace_id: str, ref: BlobRef, dest: Path
+    store: ArtifactStore,
+    tenant: str,
+    trace_id: str,
+    ref: BlobRef,
+    dest: Path,
+    key: str | None = None,
 ) -> Path:
-    """Download the snapshot to `dest` and verify it; raise QAError otherwise."""
+    """Download the snapshot (from the trace's artifact key, or `key` when the caller names
+    one) to `dest` and verify it; raise QAError otherwise."""
     if ref.media_type not in MEDIA_TYPES:
         raise QAError(
             "unsafe_archive",
             f"snapshot {ref.sha256[:12]}: media type {ref.media_type!r} is not one of "
             + ", ".join(MEDIA_TYPES),
         )
-    key = artifact_key(tenant, trace_id, ref.sha256)
+    key = key or artifact_key(tenant, trace_id, ref.sha256)
     try:
         with dest.open("wb") as out:
             size = store.download(key, out, max_bytes=ref.size)
