@@ -81,7 +81,7 @@ def trace_prefix(tenant: str, trace_id: str) -> str:
 
 
 def artifact_key(tenant: str, trace_id: str, sha256: str) -> str:
-    """Where an artifact of a trace is stored: content-addressed, so a retry writes the same key."""
+    """Artifacts are content-addressed within their trace."""
     return f"{trace_prefix(tenant, trace_id)}/artifacts/sha256/{sha256}"
 
 
