@@ -114,7 +114,9 @@ def test_hung_test_fails_by_the_per_test_timeout(bwrap: Backend, scratch: Path) 
     report, _ = _qa(bwrap, scratch, EXAMPLE_REPO, final, per_test_timeout_s=2)
     assert report.verdict == "resolved", report.error_detail  # the report is complete
     outcomes = {t.test_id: (t.before, t.after) for t in report.tests}
-    assert outcomes["tests/test_hang.py::test_hangs"] == ("absent", "failed")
+    # A test file added with the fix also runs on the base code (and hangs there too).
+    assert outcomes["tests/test_hang.py::test_hangs"] == ("failed", "failed")
+    assert report.base_with_final_tests is not None
 
 
 def test_run_over_the_wall_clock_is_a_timeout_error(backend: Backend, scratch: Path) -> None:
@@ -160,9 +162,7 @@ def test_nothing_collectable_is_a_collection_error(bwrap: Backend, scratch: Path
     assert "tests/test_ranges.py" in (report.error_detail or "")
 
 
-def test_a_module_that_stops_importing_is_listed_and_regresses(
-    bwrap: Backend, scratch: Path
-) -> None:
+def test_a_broken_test_module_is_listed_and_is_no_fix(bwrap: Backend, scratch: Path) -> None:
     final = _repo(
         scratch,
         "final",
@@ -171,8 +171,54 @@ def test_a_module_that_stops_importing_is_listed_and_regresses(
     )
     report, _ = _qa(bwrap, scratch, EXAMPLE_REPO, final)
     outcomes = {t.test_id: (t.before, t.after) for t in report.tests}
-    assert outcomes["tests/test_extra.py"] == ("absent", "error")
-    assert report.verdict == "resolved"  # a new broken module is not a regression of a passing test
+    assert outcomes["tests/test_extra.py"] == ("error", "error")
+    assert "tests/test_extra.py" in report.fail_to_fail
+    assert report.verdict == "resolved"  # no passing test broke; the real fix still counts
+
+
+def test_a_test_added_with_the_fix_counts_when_it_fails_on_the_base_code(
+    backend: Backend, scratch: Path
+) -> None:
+    # The base has no test for the bug; the fix brings one. Only the final's tests run on
+    # the base code can show it failing before.
+    base = _repo(scratch, "base")
+    tests = base / "tests" / "test_ranges.py"
+    kept, _, rest = tests.read_text().partition("def test_merge_keeps_last_interval")
+    tests.write_text(
+        kept + "def test_merge_touching" + rest.partition("def test_merge_touching")[2]
+    )
+    final = _repo(scratch, "final", {"ranges/merge.py": (BUG, FIX)})
+    report, _ = _qa(backend, scratch, base, final)
+    assert report.verdict == "resolved", report.error_detail
+    assert report.fail_to_pass == [FAILING_TEST]
+    assert report.base_with_final_tests is not None
+    assert report.base is not None
+    assert report.base.failed == 0
+
+
+def test_a_new_test_module_that_cannot_import_on_the_base_code_counts(
+    bwrap: Backend, scratch: Path
+) -> None:
+    final = _repo(
+        scratch,
+        "final",
+        files={
+            "ranges/span.py": "def span(a):\n    return a[1] - a[0]\n",
+            "tests/test_span.py": (
+                "from ranges.span import span\n\n"
+                "def test_span():\n    assert span((2, 5)) == 3\n\n"
+                "def test_span_empty():\n    assert span((4, 4)) == 0\n"
+            ),
+        },
+    )
+    report, _ = _qa(bwrap, scratch, EXAMPLE_REPO, final)
+    assert report.verdict == "resolved", report.error_detail
+    assert report.fail_to_pass == [
+        "tests/test_span.py::test_span",
+        "tests/test_span.py::test_span_empty",
+    ]
+    outcomes = {t.test_id: (t.before, t.after) for t in report.tests}
+    assert outcomes["tests/test_span.py"] == ("error", "absent")  # the collection error itself
 
 
 def test_flaky_test_is_flagged_and_left_out(bwrap: Backend, scratch: Path) -> None:

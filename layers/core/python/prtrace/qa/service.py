@@ -19,17 +19,19 @@ from prtrace.qa.archive import extract_archive
 from prtrace.qa.dependencies import prepare_dependencies
 from prtrace.qa.errors import QAError
 from prtrace.qa.junit import JUnitOutcomes, parse_junit
+from prtrace.qa.overlay import build_overlay, changed_tests
 from prtrace.qa.ports import ArtifactStore
 from prtrace.qa.report import ErrorReason, Outcome, QAReport, RunSummary
 from prtrace.qa.runner_site import build_runner_site, cache_root
 from prtrace.qa.sandbox import Sandbox, SandboxResult, SandboxRun
 from prtrace.qa.settings import QASettings
 from prtrace.qa.snapshots import fetch_snapshot
-from prtrace.qa.verdict import classify
+from prtrace.qa.verdict import attribute_collection_errors, classify
 from prtrace.schema import BlobRef
 
 Side = Literal["base", "final"]
 SIDES: Final[tuple[Side, Side]] = ("base", "final")
+RunName = Literal["base", "final", "base_with_final_tests"]
 _JUNIT_MAX_BYTES: Final = 32 * 1024 * 1024
 
 
@@ -185,12 +187,15 @@ class QAService:
                 workspaces[side] = self._materialize(tenant, trace_id, ref, keys[side], work / side)
             except QAError as error:
                 raise QAError(error.reason, f"{side} snapshot: {error.detail}") from None
+        # Copied before any test run can touch the base tree.
+        overlay = self._base_with_final_tests(workspaces, work)
         runner_site = build_runner_site()
-        runs: dict[Side, SideRun] = {}
+        runs: dict[RunName, SideRun] = {}
+        deps: dict[Side, Path | None] = {}
         for side in SIDES:
-            deps = None
+            deps[side] = None
             if self._settings.install_dependencies:
-                deps = prepare_dependencies(
+                deps[side] = prepare_dependencies(
                     self._sandbox,
                     workspaces[side],
                     cache_root(),
@@ -199,23 +204,30 @@ class QAService:
                     network=self._settings.dependency_network,
                 )
             runs[side] = self._test_side(
-                tenant, trace_id, side, workspaces[side], work / side, runner_site, deps
+                tenant, trace_id, workspaces[side], work / side, runner_site, deps[side]
             )
-        for side in SIDES:
-            summary = runs[side].summary
-            if summary.error_reason is not None:
+        if overlay is not None:  # the base code's dependencies, the final's tests
+            runs["base_with_final_tests"] = self._test_side(
+                tenant, trace_id, overlay, overlay.parent, runner_site, deps["base"]
+            )
+        summaries = {name: run.summary for name, run in runs.items()}
+        for name, run in runs.items():
+            if run.summary.error_reason is not None:
                 return self._error_report(
                     trace_id,
-                    summary.error_reason,
-                    f"{side}: {runs[side].detail}",
+                    run.summary.error_reason,
+                    f"{name.replace('_', ' ')}: {run.detail}",
                     start,
-                    base=runs["base"].summary,
-                    final=runs["final"].summary,
+                    summaries,
                 )
+        before = dict(runs["base"].outcomes)
+        if overlay is not None:  # the final's tests on the base code decide "before"
+            before.update(runs["base_with_final_tests"].outcomes)
+        after = runs["final"].outcomes
         result = classify(
-            runs["base"].outcomes,
-            runs["final"].outcomes,
-            flaky=runs["base"].flaky | runs["final"].flaky,
+            attribute_collection_errors(before, after.keys()),
+            after,
+            flaky=frozenset().union(*(run.flaky for run in runs.values())),
         )
         return QAReport(
             trace_id=trace_id,
@@ -226,10 +238,26 @@ class QAService:
             pass_to_fail=result.pass_to_fail,
             fail_to_fail=result.fail_to_fail,
             tests=result.tests,
-            base=runs["base"].summary,
-            final=runs["final"].summary,
+            base=summaries["base"],
+            final=summaries["final"],
+            base_with_final_tests=summaries.get("base_with_final_tests"),
             duration_ms=int((time.monotonic() - start) * 1000),
         )
+
+    def _base_with_final_tests(self, workspaces: dict[Side, Path], work: Path) -> Path | None:
+        changes = changed_tests(workspaces["base"], workspaces["final"])
+        if not changes.any:
+            return None
+        root = work / "base_with_final_tests"
+        root.mkdir(mode=0o711)
+        overlay = root / "workspace"
+        build_overlay(workspaces["base"], changes, overlay)
+        if os.geteuid() == 0:
+            for directory, dirs, files in os.walk(overlay):
+                os.lchown(directory, *self._owner)
+                for name in dirs + files:
+                    os.lchown(os.path.join(directory, name), *self._owner)
+        return overlay
 
     def _make_work_dir(self) -> Path:
         base = self._settings.work_dir or Path("/var/tmp/prtrace-qa")  # noqa: S108
@@ -262,7 +290,6 @@ class QAService:
         self,
         tenant: str,
         trace_id: str,
-        side: Side,
         workspace: Path,
         side_dir: Path,
         runner_site: Path,
@@ -347,16 +374,17 @@ class QAService:
         reason: ErrorReason,
         detail: str,
         start: float,
-        base: RunSummary | None = None,
-        final: RunSummary | None = None,
+        summaries: dict[RunName, RunSummary] | None = None,
     ) -> QAReport:
+        summaries = summaries or {}
         return QAReport(
             trace_id=trace_id,
             verdict="error",
             error_reason=reason,
             error_detail=detail,
             backend=self._sandbox.name,
-            base=base,
-            final=final,
+            base=summaries.get("base"),
+            final=summaries.get("final"),
+            base_with_final_tests=summaries.get("base_with_final_tests"),
             duration_ms=int((time.monotonic() - start) * 1000),
         )

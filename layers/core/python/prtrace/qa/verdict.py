@@ -8,12 +8,15 @@ Rules (SWE-bench style, on two full snapshots):
 - a test flagged flaky (its outcome changed between reruns of the same snapshot) is kept in
   `tests` with `flaky: true` and left out of all the lists;
 - resolved: at least one fail_to_pass and no pass_to_fail; otherwise unresolved.
-A test that only exists on final is listed in `tests` (before `absent`) but is not
-fail_to_pass: nothing showed that it failed before the fix.
+"Before" is the final's tests run on the base code when the fix changed tests (see
+overlay.py), so a test added with the fix counts when it fails on the base code. A test
+whose module failed to import before (a collection error) counts as an error before. A
+test seen only on final, with nothing run before, stays `absent` and is not fail_to_pass.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from prtrace.qa.report import Outcome, TestOutcome, Verdict
@@ -30,6 +33,22 @@ class Classification:
     pass_to_pass: list[str] = field(default_factory=list)
     pass_to_fail: list[str] = field(default_factory=list)
     fail_to_fail: list[str] = field(default_factory=list)
+
+
+def attribute_collection_errors(
+    before: dict[str, Outcome], after_ids: Iterable[str]
+) -> dict[str, Outcome]:
+    """A module that failed to import is one entry (its path, `error`): each test the final
+    run found in that module errored before too."""
+    broken = {
+        test_id for test_id, outcome in before.items() if outcome == "error" and "::" not in test_id
+    }
+    filled = dict(before)
+    for test_id in after_ids:
+        module = test_id.split("::", 1)[0]
+        if test_id not in filled and module in broken:
+            filled[test_id] = "error"
+    return filled
 
 
 def classify(
