@@ -264,8 +264,9 @@ def _wheel(name: str, version: str, module_text: str) -> bytes:
 
 
 def test_declared_dependencies_are_prepared_offline_and_mounted(
-    backend: Backend, scratch: Path
+    backend: Backend, scratch: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("PRTRACE_QA_CACHE_DIR", str(scratch / "cache"))  # a cold cache
     uses_dep = (
         "import tinydep\n\ndef test_dependency_is_importable():\n    assert tinydep.VALUE == 42\n"
     )
@@ -282,12 +283,16 @@ def test_declared_dependencies_are_prepared_offline_and_mounted(
         )
         (repos[side] / "wheels").mkdir()
         (repos[side] / "wheels" / "tinydep-0.1-py3-none-any.whl").write_bytes(
-            _wheel("tinydep", "0.1", f"VALUE = 42  # {scratch.name}\n")  # unique: no cache hit
+            _wheel("tinydep", "0.1", "VALUE = 42\n")
         )
     report, _ = _qa(backend, scratch, repos["base"], repos["final"], dependency_network=False)
     assert report.verdict == "resolved", report.error_detail
     outcomes = {t.test_id: (t.before, t.after) for t in report.tests}
     assert outcomes["tests/test_dep.py::test_dependency_is_importable"] == ("passed", "passed")
+    # One declaration, one prepared site: the final reused the base's (cached by its hash).
+    prepared = sorted(p.name for p in (scratch / "cache").iterdir() if p.name.startswith("deps-"))
+    assert len(prepared) == 1
+    assert (scratch / "cache" / prepared[0] / "tinydep" / "__init__.py").exists()
 
 
 def test_dependency_that_cannot_be_installed_is_an_error(bwrap: Backend, scratch: Path) -> None:
