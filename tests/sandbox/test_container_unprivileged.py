@@ -1,0 +1,82 @@
+"""The `container` backend as the Fargate task runs it: the runner is NOT root, so the tests
+it starts share its uid. The runner's environment (in ECS it names the task-role credential
+endpoint) must still be out of their reach: the backend makes the runner non-dumpable, which
+makes its /proc entries root-owned. The control run, made before that, shows the same probe
+does read the secret otherwise."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+from pathlib import Path
+
+from tests.sandbox.conftest import Backend
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_SITE = ROOT / ".venv" / "lib" / "python3.11" / "site-packages"
+
+PROBE = """
+import os
+found = []
+for pid in os.listdir('/proc'):
+    if not pid.isdigit():
+        continue
+    try:
+        data = open(f'/proc/{pid}/environ', 'rb').read()
+    except OSError:
+        continue
+    if SECRET in data:
+        found.append(int(pid))
+print(found)
+"""
+
+DRIVER = """
+import json, os, sys
+from pathlib import Path
+from prtrace.adapters.sandbox.container import ContainerSandbox
+from prtrace.qa.sandbox import SandboxLimits, SandboxRun
+
+workspace = Path(sys.argv[1])
+probe = sys.argv[2].replace("SECRET", repr(os.environ["RUNNER_SECRET"].encode()))
+sandbox = ContainerSandbox(python="/usr/bin/python3")
+limits = SandboxLimits(wall_timeout_s=30)
+run = SandboxRun(argv=["/usr/bin/python3", "-c", probe], workspace=workspace,
+                 output=workspace, env={"PATH": "/usr/bin:/bin"}, limits=limits)
+from prtrace.adapters.sandbox import processes
+# Control: the same probe started plainly, before the backend made this process non-dumpable.
+control = processes.run_bounded(run.argv, env=dict(run.env), cwd=workspace, limits=limits,
+                                preexec=lambda: None, kill_everything=lambda: None)
+sandbox.check_available()
+guarded = sandbox.run(run)
+print(json.dumps({"uid": os.getuid(), "pid": os.getpid(),
+                  "control": control.stdout.decode(), "guarded": guarded.stdout.decode()}))
+"""
+
+
+def test_tests_cannot_read_a_non_root_runners_environment(bwrap: Backend, scratch: Path) -> None:
+    workspace = scratch / "workspace"
+    workspace.mkdir()
+    os.chown(workspace, 65534, 65534)
+    secret = f"prtrace-runner-secret-{secrets.token_hex(8)}"
+    done = subprocess.run(  # noqa: S603
+        ["/usr/bin/python3", "-c", DRIVER, str(workspace), PROBE],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": f"{VENV_SITE}:{ROOT / 'layers' / 'core' / 'python'}",
+            "RUNNER_SECRET": secret,
+        },
+        user=65534,
+        group=65534,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["uid"] == 65534
+    assert json.loads(seen["control"]) == [seen["pid"]]  # readable while dumpable
+    assert json.loads(seen["guarded"]) == []  # not through the backend
