@@ -10,12 +10,15 @@ import json
 import os
 import secrets
 import subprocess
+import sysconfig
 from pathlib import Path
 
 from tests.sandbox.conftest import Backend
 
 ROOT = Path(__file__).resolve().parents[2]
-VENV_SITE = ROOT / ".venv" / "lib" / "python3.11" / "site-packages"
+# The runner as the non-root user sees this environment's packages (readable by all) with
+# the system interpreter, like the task image's venv with its /usr/local/bin/python3.
+VENV_SITE = sysconfig.get_paths()["purelib"]
 
 PROBE = """
 import os
