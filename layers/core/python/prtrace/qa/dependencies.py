@@ -38,7 +38,13 @@ def read_declaration(workspace: Path) -> Declaration:
         p.name for p in workspace.glob("requirements*.txt") if p.is_file() and not p.is_symlink()
     )
     for name in files:
-        digest.update(b"file\0" + name.encode() + b"\0" + (workspace / name).read_bytes())
+        text = (workspace / name).read_bytes()
+        digest.update(b"file\0" + name.encode() + b"\0" + text)
+        for referenced in _local_files(workspace, text):
+            # A wheel, archive or -r/-c file in the workspace: its bytes are part of the key.
+            digest.update(
+                b"ref\0" + referenced.encode() + b"\0" + (workspace / referenced).read_bytes()
+            )
     dependencies: list[str] = []
     pyproject = workspace / "pyproject.toml"
     if pyproject.is_file() and not pyproject.is_symlink():
@@ -57,6 +63,23 @@ def read_declaration(workspace: Path) -> Declaration:
         for spec in dependencies:
             digest.update(b"dep\0" + spec.encode() + b"\0")
     return Declaration(files, dependencies, digest.hexdigest())
+
+
+def _local_files(workspace: Path, requirements: bytes) -> list[str]:
+    """Files inside the workspace that a requirements file names (local wheels, sdists,
+    nested -r/-c files); symlinks and anything outside are ignored."""
+    found: list[str] = []
+    root = workspace.resolve()
+    for line in requirements.decode(errors="replace").splitlines():
+        for token in line.split("#", 1)[0].split():
+            if token.startswith("-") or "://" in token:
+                continue
+            candidate = (workspace / token).resolve()
+            if candidate.is_relative_to(root) and candidate.is_file():
+                path = workspace / token
+                if not path.is_symlink():
+                    found.append(candidate.relative_to(root).as_posix())
+    return sorted(set(found))
 
 
 def _own_tree(root: Path, owner: tuple[int, int]) -> None:
