@@ -56,6 +56,7 @@ def run_suite(
 def probe_files(probe: str, config: dict[str, object]) -> dict[str, str]:
     return {
         "tests/test_probe.py": (PROBES / probe).read_text(),
+        "kernel_surface.py": (PROBES / "kernel_surface.py").read_text(),
         "probe_config.json": json.dumps(config),
     }
 

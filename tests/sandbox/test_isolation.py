@@ -7,9 +7,11 @@ host's own connection, the workspace and /tmp are writable from inside, the prob
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ import pytest
 
 from prtrace.qa.sandbox import SandboxLimits
 from tests.sandbox.conftest import Backend, make_scratch, select_backend
-from tests.sandbox.helpers import SuiteRun, probe_files, remove, run_suite
+from tests.sandbox.helpers import PROBES, SuiteRun, probe_files, remove, run_suite
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 LIMITS = SandboxLimits(
@@ -122,7 +124,7 @@ def test_probe_suite_ran_completely(
     run, _, _ = probed
     assert not run.result.timed_out, run.log()
     assert run.junit is not None, run.log()
-    assert run.junit.count("passed") == 8, run.junit.outcomes
+    assert run.junit.count("passed") == 9, run.junit.outcomes
 
 
 def test_no_network_at_all(probed: tuple[SuiteRun, dict[str, object], list[Listener]]) -> None:
@@ -308,3 +310,27 @@ def test_timeout_kills_daemons_left_behind(backend: Backend) -> None:
 def test_container_backend_timeout_kills_daemons_left_behind() -> None:
     """The Fargate backend has no pid namespace of its own: the subreaper sweep must work."""
     _timeout_kills_daemons(select_backend("container"))
+
+
+def test_seccomp_refuses_kernel_surface_the_host_allows(
+    backend: Backend, probed: tuple[SuiteRun, dict[str, object], list[Listener]]
+) -> None:
+    seen = probed[0].observation("kernel_surface")
+    if backend.name == "docker":  # Docker's own default seccomp profile
+        assert seen["keyctl"] == "EPERM", seen
+        return
+    assert seen == {"keyctl": "EPERM", "io_uring_setup": "EPERM", "perf_event_open": "EPERM"}
+    # Control: the same calls as the same unprivileged uid, outside the sandbox.
+    outside = subprocess.run(  # noqa: S603
+        ["/usr/bin/python3", str(PROBES / "kernel_surface.py")],
+        user=65534,
+        group=65534,
+        extra_groups=[],
+        env={},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    control = json.loads(outside.stdout)
+    assert control["keyctl"] == "ok"
+    assert control["io_uring_setup"] == "ok"

@@ -227,3 +227,9 @@ def test_environment():
             except OSError as error:
                 seen[f"/proc/{pid}/{name}"] = f"unreadable: {error.strerror}"
     record("environment", seen)
+
+
+def test_kernel_surface():
+    """Syscalls an unprivileged host process may make; the seccomp layer refuses them."""
+    output = subprocess.check_output([sys.executable, "kernel_surface.py"])
+    record("kernel_surface", json.loads(output))

@@ -9,6 +9,7 @@ Facts this relies on (SANDBOX_NOTES.md, re-checked by tests/sandbox/):
   with --setenv after --clearenv.
 - `--die-with-parent` + a pid namespace: killing bwrap kills everything inside, daemons
   included; the cgroup sweep afterwards is the backstop.
+- A seccomp filter (seccomp.py) refuses syscalls tests have no use for.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from prtrace.adapters.sandbox.cgroups import (
     create_run_cgroup,
 )
 from prtrace.adapters.sandbox.processes import apply_rlimits, run_bounded
+from prtrace.adapters.sandbox.seccomp import filter_program
 from prtrace.qa.errors import BackendUnavailable
 from prtrace.qa.runner_site import cache_root
 from prtrace.qa.sandbox import SandboxLimits, SandboxPaths, SandboxResult, SandboxRun
@@ -149,7 +151,7 @@ class BwrapSandbox:
             "--",
         ]
 
-    def command(self, run: SandboxRun) -> list[str]:
+    def command(self, run: SandboxRun, seccomp_fd: int | None = None) -> list[str]:
         binary = _bwrap_binary()
         assert binary is not None
         etc = _synthetic_etc(cache_root())
@@ -211,6 +213,8 @@ class BwrapSandbox:
             argv += ["--ro-bind", str(run.runner_site), RUNNER]
         if run.deps is not None:
             argv += ["--bind" if run.deps_writable else "--ro-bind", str(run.deps), DEPS]
+        if seccomp_fd is not None:
+            argv += ["--seccomp", str(seccomp_fd)]
         argv += ["--chdir", WORKSPACE, "--remount-ro", "/", "--clearenv"]
         for key, value in sorted(run.env.items()):
             argv += ["--setenv", key, value]
@@ -230,17 +234,26 @@ class BwrapSandbox:
             cgroup.attach(os.getpid())
             apply_rlimits(run.limits, address_space, nproc)
 
+        program = filter_program()
+        seccomp_fd = None
+        if program is not None:
+            seccomp_fd = os.memfd_create("prtrace-seccomp")
+            os.write(seccomp_fd, program)
+            os.lseek(seccomp_fd, 0, os.SEEK_SET)
         try:
             finished = run_bounded(
-                self.command(run),
+                self.command(run, seccomp_fd),
                 env={},  # nothing of ours reaches setpriv, bwrap or its pid 1
                 cwd=run.workspace,
                 limits=run.limits,
                 preexec=in_child,
                 kill_everything=cgroup.kill_all,
+                pass_fds=() if seccomp_fd is None else (seccomp_fd,),
             )
             oom = cgroup.oom_killed()
         finally:
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
             cgroup.kill_all()
             cgroup.remove()
         return SandboxResult(

@@ -97,6 +97,7 @@ def run_bounded(
     limits: SandboxLimits,
     preexec: Callable[[], None],
     kill_everything: Callable[[], None],
+    pass_fds: tuple[int, ...] = (),
 ) -> Finished:
     """Run `argv`; on timeout kill its process group and then call `kill_everything` (which
     must also reach processes that left the group, e.g. daemons)."""
@@ -113,6 +114,7 @@ def run_bounded(
         start_new_session=True,  # its own process group: one killpg reaches the run
         preexec_fn=preexec,
         close_fds=True,
+        pass_fds=pass_fds,
     )
     assert proc.stdout is not None
     assert proc.stderr is not None
