@@ -4,11 +4,14 @@ dependencies, flaky tests, and the logs and JUnit files kept as artifacts."""
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import hashlib
+import http.server
 import io
 import shutil
 import tarfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -327,3 +330,55 @@ def test_archives_of_each_kind_are_accepted(bwrap: Backend, scratch: Path, suffi
     report, _ = _qa(bwrap, scratch, EXAMPLE_REPO, archive)
     assert report.verdict == "resolved", report.error_detail
     assert report.fail_to_pass == [FAILING_TEST]
+
+
+def test_preparation_has_network_and_the_test_run_has_none(
+    bwrap: Backend, scratch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip installs from a package index on the host's loopback during preparation; the
+    tests, run afterwards with the installed package, cannot reach that same index."""
+    monkeypatch.setenv("PRTRACE_QA_CACHE_DIR", str(scratch / "cache"))
+    index = scratch / "index"
+    wheel = _wheel("netdep", "0.1", "VALUE = 'from the index'\n")
+    (index / "files").mkdir(parents=True)
+    (index / "files" / "netdep-0.1-py3-none-any.whl").write_bytes(wheel)
+    (index / "simple" / "netdep").mkdir(parents=True)
+    digest = hashlib.sha256(wheel).hexdigest()
+    (index / "simple" / "netdep" / "index.html").write_text(
+        f'<a href="/files/netdep-0.1-py3-none-any.whl#sha256={digest}">'
+        "netdep-0.1-py3-none-any.whl</a>\n"
+    )
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(index))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    uses_dep = (
+        "import socket\nimport netdep\n\n"
+        "def test_installed():\n    assert netdep.VALUE == 'from the index'\n\n"
+        "def test_index_unreachable_from_the_test_run():\n"
+        f"    try:\n        socket.create_connection(('127.0.0.1', {port}), timeout=3)\n"
+        "    except OSError:\n        return\n"
+        "    raise AssertionError('the test run reached the network')\n"
+    )
+    requirements = f"--index-url http://127.0.0.1:{port}/simple/\nnetdep==0.1\n"
+    try:
+        base = _repo(
+            scratch, "base", files={"requirements.txt": requirements, "tests/test_net.py": uses_dep}
+        )
+        final = _repo(
+            scratch,
+            "final",
+            {"ranges/merge.py": (BUG, FIX)},
+            files={"requirements.txt": requirements, "tests/test_net.py": uses_dep},
+        )
+        report, _ = _qa(bwrap, scratch, base, final, dependency_network=True)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert report.verdict == "resolved", report.error_detail
+    outcomes = {t.test_id: (t.before, t.after) for t in report.tests}
+    assert outcomes["tests/test_net.py::test_installed"] == ("passed", "passed")
+    assert outcomes["tests/test_net.py::test_index_unreachable_from_the_test_run"] == (
+        "passed",
+        "passed",
+    )
