@@ -94,3 +94,15 @@ def test_archives_are_accepted_by_the_command(bwrap: Backend, fixed: Path, scrat
     result = CliRunner().invoke(app, ["qa", str(EXAMPLE_REPO), str(archive), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["fail_to_pass"] == [FAILING_TEST]
+
+
+def test_a_working_directory_with_a_virtualenv_and_caches(bwrap: Backend, fixed: Path) -> None:
+    venv = fixed / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (venv / "bin" / "python").symlink_to("/usr/bin/python3")  # would be refused if packed
+    (fixed / "tests" / "__pycache__").mkdir()
+    (fixed / "tests" / "__pycache__" / "junk.pyc").write_bytes(b"\0")
+    result = CliRunner().invoke(app, ["qa", str(EXAMPLE_REPO), str(fixed), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["fail_to_pass"] == [FAILING_TEST]

@@ -1,5 +1,6 @@
 """Turn a local directory or archive into a stored snapshot, so `prtrace qa` runs the very
-same path as the pipeline (store, verify, extract safely)."""
+same path as the pipeline (store, verify, extract safely). A directory is packed without
+virtualenvs and tool caches; an archive is taken as it is."""
 
 from __future__ import annotations
 
@@ -24,11 +25,28 @@ def media_type_of(path: Path) -> str:
     return "application/x-tar"
 
 
+# Local leftovers that are not the repository: caches, and virtualenvs (their interpreter
+# links point outside the tree, which extraction rightly refuses).
+_NOT_THE_REPOSITORY = frozenset(
+    {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox", ".nox", ".hypothesis"}
+)
+
+
+def _keep(info: tarfile.TarInfo, directory: Path) -> tarfile.TarInfo | None:
+    path = directory / info.name
+    if path.name in _NOT_THE_REPOSITORY:
+        return None
+    if info.isdir() and (path / "pyvenv.cfg").is_file():
+        return None
+    return info
+
+
 def _tar_directory(directory: Path) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for entry in sorted(directory.iterdir()):
-            tar.add(entry, arcname=entry.name)  # symlinks are stored as symlinks
+            # Symlinks are stored as symlinks; extraction decides whether they may stay.
+            tar.add(entry, arcname=entry.name, filter=lambda info: _keep(info, directory))
     return buffer.getvalue()
 
 
