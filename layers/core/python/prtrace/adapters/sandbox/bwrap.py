@@ -31,7 +31,7 @@ from prtrace.adapters.sandbox.processes import apply_rlimits, run_bounded
 from prtrace.adapters.sandbox.seccomp import filter_program
 from prtrace.qa.errors import BackendUnavailable
 from prtrace.qa.runner_site import cache_root
-from prtrace.qa.sandbox import SandboxLimits, SandboxPaths, SandboxResult, SandboxRun
+from prtrace.qa.sandbox import SandboxPaths, SandboxResult, SandboxRun
 
 SANDBOX_UID: Final = 65534  # nobody: owns no file on the host
 WORKSPACE: Final = "/workspace"
@@ -265,10 +265,3 @@ class BwrapSandbox:
             stderr=finished.stderr,
             signal=finished.signal,
         )
-
-
-def limits_summary(limits: SandboxLimits) -> str:
-    return (
-        f"{limits.memory_mb} MiB, {limits.pids} pids, {limits.cpus:g} CPU, "
-        f"{limits.wall_timeout_s:g} s wall"
-    )
