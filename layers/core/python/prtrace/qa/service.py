@@ -82,19 +82,14 @@ def run_pytest(
     paths = sandbox.paths(workspace, runner_site, deps or runner_site, output)
     python_path = paths.runner_site + (f":{paths.deps}" if deps else "")
     argv = [
-        paths.python,
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        "--continue-on-collection-errors",
-        "-o",
-        "junit_family=xunit1",
+        paths.python, "-m", "pytest",
+        "-p", "no:cacheprovider",  # writes nothing but what the tests write
+        "--continue-on-collection-errors",  # one broken module must not hide the others
+        "-o", "junit_family=xunit1",  # xunit1 carries each test's file: exact node ids
         f"--junitxml={paths.output}/junit.xml",
-        f"--timeout={settings.per_test_timeout_s}",
-        "--color=no",
-        "-rfE",
-    ]
+        f"--timeout={settings.per_test_timeout_s}",  # a hung test fails, the report completes
+        "--color=no", "-rfE",
+    ]  # fmt: skip
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": "/tmp",  # noqa: S108 - the sandbox's private tmpfs

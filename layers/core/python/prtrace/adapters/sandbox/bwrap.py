@@ -155,60 +155,34 @@ class BwrapSandbox:
         binary = _bwrap_binary()
         assert binary is not None
         etc = _synthetic_etc(cache_root())
+        # fmt: off
         argv = [
-            *self._drop_privileges(),
-            binary,
-            "--unshare-all",
-            *(["--share-net"] if run.network else []),
-            "--unshare-user",
-            "--disable-userns",
-            "--die-with-parent",
-            "--new-session",
-            "--cap-drop",
-            "ALL",
-            "--uid",
-            str(SANDBOX_UID),
-            "--gid",
-            str(SANDBOX_UID),
-            "--ro-bind",
-            "/usr",
-            "/usr",
-            "--symlink",
-            "usr/lib",
-            "/lib",
-            "--symlink",
-            "usr/lib64",
-            "/lib64",
-            "--symlink",
-            "usr/bin",
-            "/bin",
-            "--symlink",
-            "usr/sbin",
-            "/sbin",
-            "--ro-bind",
-            str(etc),
-            "/etc",
+            *self._drop_privileges(), binary,
+            "--unshare-all", *(["--share-net"] if run.network else []),
+            "--unshare-user", "--disable-userns",
+            "--die-with-parent", "--new-session",
+            "--cap-drop", "ALL",
+            "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+            "--ro-bind", "/usr", "/usr",
+            "--symlink", "usr/lib", "/lib",
+            "--symlink", "usr/lib64", "/lib64",
+            "--symlink", "usr/bin", "/bin",
+            "--symlink", "usr/sbin", "/sbin",
+            "--ro-bind", str(etc), "/etc",
         ]
         if run.network:  # dependency preparation: name resolution and CA certificates
             argv += ["--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf"]
             argv += ["--ro-bind-try", "/etc/ssl", "/etc/ssl"]
         argv += [
-            "--proc",
-            "/proc",
-            "--dev",
-            "/dev",
-            "--size",
-            str(run.limits.tmp_size_mb * 1024 * 1024),
-            "--tmpfs",
-            "/tmp",  # noqa: S108 - the sandbox's own tmpfs
+            "--proc", "/proc",
+            "--dev", "/dev",
+            "--size", str(run.limits.tmp_size_mb * 1024 * 1024),
+            "--tmpfs", "/tmp",  # noqa: S108 - the sandbox's own tmpfs
             # Binds after the /tmp tmpfs, or it would hide them.
-            "--bind",
-            str(run.workspace),
-            WORKSPACE,
-            "--bind",
-            str(run.output),
-            OUTPUT,
+            "--bind", str(run.workspace), WORKSPACE,
+            "--bind", str(run.output), OUTPUT,
         ]
+        # fmt: on
         if run.runner_site is not None:
             argv += ["--ro-bind", str(run.runner_site), RUNNER]
         if run.deps is not None:
