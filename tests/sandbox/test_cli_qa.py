@@ -106,3 +106,11 @@ def test_a_working_directory_with_a_virtualenv_and_caches(bwrap: Backend, fixed:
     result = CliRunner().invoke(app, ["qa", str(EXAMPLE_REPO), str(fixed), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["fail_to_pass"] == [FAILING_TEST]
+
+
+def test_missing_docker_image_is_a_clear_error() -> None:
+    from prtrace.adapters.sandbox.docker_engine import DockerSandbox
+
+    select_backend("docker")  # an engine answers (or the test is skipped / fails as required)
+    with pytest.raises(BackendUnavailable, match="image prtrace-qa-missing:none is missing"):
+        DockerSandbox(image="prtrace-qa-missing:none").check_available()
