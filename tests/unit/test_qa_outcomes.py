@@ -45,6 +45,19 @@ def test_not_junit_is_a_value_error() -> None:
         parse_junit(b"<html>")
 
 
+@pytest.mark.parametrize(
+    "xml",
+    [
+        b'<?xml version="1.0"?><!DOCTYPE t [<!ENTITY x SYSTEM "file:///etc/shadow">]>'
+        b'<testsuite><testcase classname="a" name="&x;"/></testsuite>',
+        b'<!DOCTYPE t [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]><testsuite/>',
+    ],
+)
+def test_junit_with_a_dtd_is_refused(xml: bytes) -> None:
+    with pytest.raises(ValueError, match="DTDs and entities are refused"):
+        parse_junit(xml)
+
+
 def test_resolved_needs_a_fail_to_pass_and_no_regression() -> None:
     before = {"a": "failed", "b": "passed", "c": "error", "d": "failed"}
     after = {"a": "passed", "b": "passed", "c": "passed", "d": "failed", "e": "passed"}

@@ -72,7 +72,12 @@ def _is_collection_error(case: TestCase) -> bool:
 
 
 def parse_junit(xml: bytes) -> JUnitOutcomes:
-    """Raise ValueError when the XML is not JUnit."""
+    """Raise ValueError when the XML is not JUnit. The file was written inside the sandbox:
+    a DTD (entity expansion, external entities) is refused before any parser sees it;
+    pytest never writes one."""
+    head = xml[:4096].lower()
+    if b"<!doctype" in head or b"<!entity" in xml.lower():
+        raise ValueError("not a JUnit XML document: DTDs and entities are refused")
     try:
         document = JUnitXml.fromstring(xml)
     except Exception as error:  # lxml/ElementTree raise several unrelated types
