@@ -41,8 +41,8 @@ from pathlib import Path
 from prtrace.adapters.sandbox.container import ContainerSandbox
 from prtrace.qa.sandbox import SandboxLimits, SandboxRun
 
-workspace = Path(sys.argv[1])
-probe = sys.argv[2].replace("SECRET", repr(os.environ["RUNNER_SECRET"].encode()))
+workspace = Path.cwd()
+probe = Path("probe.py").read_text().replace("SECRET", repr(os.environ["RUNNER_SECRET"].encode()))
 sandbox = ContainerSandbox(python="/usr/bin/python3")
 limits = SandboxLimits(wall_timeout_s=30)
 run = SandboxRun(argv=["/usr/bin/python3", "-c", probe], workspace=workspace,
@@ -63,8 +63,11 @@ def test_tests_cannot_read_a_non_root_runners_environment(bwrap: Backend, scratc
     workspace.mkdir()
     os.chown(workspace, 65534, 65534)
     secret = f"prtrace-runner-secret-{secrets.token_hex(8)}"
-    done = subprocess.run(  # noqa: S603
-        ["/usr/bin/python3", "-c", DRIVER, str(workspace), PROBE],
+    (workspace / "driver.py").write_text(DRIVER)
+    (workspace / "probe.py").write_text(PROBE)
+    done = subprocess.run(
+        ["/usr/bin/python3", "driver.py"],
+        cwd=workspace,
         env={
             "PATH": "/usr/bin:/bin",
             "PYTHONPATH": f"{VENV_SITE}:{ROOT / 'layers' / 'core' / 'python'}",

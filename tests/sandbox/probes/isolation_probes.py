@@ -1,4 +1,4 @@
-# ruff: noqa: S108, S603 - deliberately hostile code, run only inside the sandbox
+# ruff: noqa: S108, S603, RUF100 - deliberately hostile code, run only inside the sandbox
 """Runs INSIDE the sandbox (copied into a workspace as tests/test_probe.py; the file name
 keeps pytest from collecting it on the host). Each test makes a real attempt to cross a
 boundary and records what happened in obs/<name>.json; the host side
