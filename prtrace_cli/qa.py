@@ -80,17 +80,19 @@ def qa_command(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the QA report as JSON.")
     ] = False,
-    reruns: Annotated[int, typer.Option(min=0, max=5, help="Extra runs to flag flaky tests.")] = 0,
-    per_test_timeout: Annotated[int, typer.Option(min=1, help="Seconds per test.")] = 120,
+    reruns: Annotated[
+        int | None, typer.Option(min=0, max=5, help="Extra runs to flag flaky tests.")
+    ] = None,
+    per_test_timeout: Annotated[int | None, typer.Option(min=1, help="Seconds per test.")] = None,
     artifacts_dir: Annotated[
         Path | None, typer.Option(help="Keep logs and JUnit files here (default: discarded).")
     ] = None,
 ) -> None:
     """Run the repository's tests on both snapshots in the sandbox and print the verdict.
     Exit code: 0 resolved, 1 unresolved, 2 error."""
-    overrides: dict[str, object] = {"reruns": reruns, "per_test_timeout_s": per_test_timeout}
-    if backend is not None:
-        overrides["backend"] = backend
+    # Options given on the command line win over PRTRACE_QA_* variables, defaults do not.
+    given = {"backend": backend, "reruns": reruns, "per_test_timeout_s": per_test_timeout}
+    overrides: dict[str, object] = {k: v for k, v in given.items() if v is not None}
     try:
         settings = QASettings.from_env(**overrides)
     except ConfigurationError as exc:
