@@ -9,16 +9,15 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
-import sysconfig
 from pathlib import Path
 
+import prtrace
+from prtrace.qa.runner_site import copy_distributions, distribution_closure
 from tests.sandbox.conftest import Backend
 
-ROOT = Path(__file__).resolve().parents[2]
-# The runner as the non-root user sees this environment's packages (readable by all) with
-# the system interpreter, like the task image's venv with its /usr/local/bin/python3.
-VENV_SITE = sysconfig.get_paths()["purelib"]
+LAYER = Path(prtrace.__file__).resolve().parent
 
 PROBE = """
 import os
@@ -59,6 +58,13 @@ print(json.dumps({"uid": os.getuid(), "pid": os.getpid(),
 
 
 def test_tests_cannot_read_a_non_root_runners_environment(bwrap: Backend, scratch: Path) -> None:
+    # The runner's packages, readable by the unprivileged uid wherever this checkout lives
+    # (like the task image's venv, used with the system interpreter).
+    site = scratch / "site"
+    copy_distributions(distribution_closure(("pydantic", "packaging")), site)
+    shutil.copytree(LAYER, site / "prtrace", ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [site / "prtrace", *(site / "prtrace").rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
     workspace = scratch / "workspace"
     workspace.mkdir()
     os.chown(workspace, 65534, 65534)
@@ -70,7 +76,7 @@ def test_tests_cannot_read_a_non_root_runners_environment(bwrap: Backend, scratc
         cwd=workspace,
         env={
             "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": f"{VENV_SITE}:{ROOT / 'layers' / 'core' / 'python'}",
+            "PYTHONPATH": str(site),
             "RUNNER_SECRET": secret,
         },
         user=65534,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import threading
@@ -321,9 +322,12 @@ def test_seccomp_refuses_kernel_surface_the_host_allows(
         return
     assert seen == {"keyctl": "EPERM", "io_uring_setup": "EPERM", "perf_event_open": "EPERM"}
     # Control: the same calls as the same unprivileged uid, outside the sandbox.
+    control_dir = make_scratch("seccomp-control")  # readable by the uid wherever we live
+    shutil.copyfile(PROBES / "kernel_surface.py", control_dir / "kernel_surface.py")
+    (control_dir / "kernel_surface.py").chmod(0o644)
     outside = subprocess.run(
         ["/usr/bin/python3", "kernel_surface.py"],
-        cwd=PROBES,
+        cwd=control_dir,
         user=65534,
         group=65534,
         extra_groups=[],
@@ -332,6 +336,7 @@ def test_seccomp_refuses_kernel_surface_the_host_allows(
         text=True,
         check=True,
     )
+    remove(control_dir)
     control = json.loads(outside.stdout)
     assert control["keyctl"] == "ok"
     assert control["io_uring_setup"] == "ok"

@@ -33,7 +33,8 @@ def cache_root() -> Path:
     return Path.home() / ".cache" / "prtrace" / "qa"
 
 
-def _closure(names: tuple[str, ...]) -> list[metadata.Distribution]:
+def distribution_closure(names: tuple[str, ...]) -> list[metadata.Distribution]:
+    """The named distributions and everything they require in this environment."""
     environment = {k: str(v) for k, v in default_environment().items()} | {"extra": ""}
     seen: dict[str, metadata.Distribution] = {}
     pending = list(names)
@@ -50,9 +51,27 @@ def _closure(names: tuple[str, ...]) -> list[metadata.Distribution]:
     return sorted(seen.values(), key=lambda d: d.metadata["Name"].lower())
 
 
+def copy_distributions(dists: list[metadata.Distribution], dest: Path) -> None:
+    """Copy the distributions' installed files into `dest`, readable by every uid."""
+    for dist in dists:
+        for file in dist.files or []:
+            if file.suffix == ".pyc" or ".." in file.parts or str(file).startswith("/"):
+                continue  # compiled caches, and the console scripts installed in bin/
+            source = Path(str(dist.locate_file(file)))
+            if not source.is_file():
+                continue
+            destination = dest / file
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, destination)
+    for directory, _, files in os.walk(dest):
+        os.chmod(directory, 0o755)  # noqa: S103
+        for name in files:
+            os.chmod(os.path.join(directory, name), 0o644)
+
+
 def build_runner_site(root: Path | None = None) -> Path:
     """The cached runner site directory (built on first use)."""
-    dists = _closure(RUNNER_DISTRIBUTIONS)
+    dists = distribution_closure(RUNNER_DISTRIBUTIONS)
     fingerprint = hashlib.sha256(
         "\n".join(f"{d.metadata['Name']}=={d.version}" for d in dists).encode()
     ).hexdigest()[:16]
@@ -63,20 +82,7 @@ def build_runner_site(root: Path | None = None) -> Path:
     base.mkdir(parents=True, exist_ok=True)
     os.chmod(base, 0o755)  # noqa: S103 - the sandbox uid reads it
     staging = Path(tempfile.mkdtemp(dir=base, prefix=".runner-"))
-    for dist in dists:
-        for file in dist.files or []:
-            if file.suffix == ".pyc" or ".." in file.parts or str(file).startswith("/"):
-                continue  # compiled caches, and the console scripts installed in bin/
-            source = Path(str(dist.locate_file(file)))
-            if not source.is_file():
-                continue
-            destination = staging / file
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, destination)
-    for directory, _, files in os.walk(staging):
-        os.chmod(directory, 0o755)  # noqa: S103
-        for name in files:
-            os.chmod(os.path.join(directory, name), 0o644)
+    copy_distributions(dists, staging)
     try:
         staging.rename(target)
     except OSError:  # built concurrently by another run: use theirs
