@@ -63,7 +63,8 @@ def make_scratch(prefix: str) -> Path:
     SCRATCH.mkdir(parents=True, exist_ok=True)
     os.chmod(SCRATCH, 0o711)  # noqa: S103 - traverse only
     path = SCRATCH / f"{prefix}-{uuid.uuid4().hex[:10]}"
-    path.mkdir(mode=0o711)
+    path.mkdir()
+    os.chmod(path, 0o711)  # noqa: S103 - whatever the umask
     return path
 
 

@@ -69,8 +69,9 @@ def test_tests_cannot_read_a_non_root_runners_environment(bwrap: Backend, scratc
     workspace.mkdir()
     os.chown(workspace, 65534, 65534)
     secret = f"prtrace-runner-secret-{secrets.token_hex(8)}"
-    (workspace / "driver.py").write_text(DRIVER)
-    (workspace / "probe.py").write_text(PROBE)
+    for name, text in (("driver.py", DRIVER), ("probe.py", PROBE)):
+        (workspace / name).write_text(text)
+        (workspace / name).chmod(0o644)  # whatever the umask
     done = subprocess.run(
         ["/usr/bin/python3", "driver.py"],
         cwd=workspace,

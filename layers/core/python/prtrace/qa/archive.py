@@ -25,6 +25,7 @@ import zstandard
 from pydantic import BaseModel, ConfigDict, Field
 
 from prtrace.qa.errors import UnsafeArchive
+from prtrace.qa.shared_dirs import READABLE
 
 MediaType = Literal["application/x-tar", "application/gzip", "application/zstd"]
 MEDIA_TYPES: Final[tuple[str, ...]] = ("application/x-tar", "application/gzip", "application/zstd")
@@ -127,7 +128,8 @@ class _Extractor:
             try:
                 info = os.lstat(current)
             except FileNotFoundError:
-                os.mkdir(current, 0o755)
+                os.mkdir(current)
+                os.chmod(current, READABLE)  # not left to the umask
                 self._chown(current)
                 continue
             if not stat.S_ISDIR(info.st_mode):
@@ -169,7 +171,8 @@ class _Extractor:
         try:
             info = os.lstat(path)
         except FileNotFoundError:
-            os.mkdir(path, 0o755)
+            os.mkdir(path)
+            os.chmod(path, READABLE)
             self._chown(path)
             return
         if not stat.S_ISDIR(info.st_mode):

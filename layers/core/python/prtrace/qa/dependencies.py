@@ -19,6 +19,7 @@ from pathlib import Path
 
 from prtrace.qa.errors import QAError
 from prtrace.qa.sandbox import Sandbox, SandboxLimits, SandboxRun
+from prtrace.qa.shared_dirs import READABLE, private_subdir, shared_dir
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,17 @@ def _own_tree(root: Path, owner: tuple[int, int]) -> None:
             os.lchown(os.path.join(directory, name), *owner)
 
 
+def _readable_tree(root: Path) -> None:
+    """Readable (and, where executable, runnable) by the sandbox uid once owned by root."""
+    for directory, _, files in os.walk(root):
+        os.chmod(directory, READABLE)
+        for name in files:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                executable = os.stat(path).st_mode & 0o111
+                os.chmod(path, READABLE if executable else READABLE & 0o666)
+
+
 def prepare_dependencies(
     sandbox: Sandbox,
     workspace: Path,
@@ -110,11 +122,9 @@ def prepare_dependencies(
     target = cache / f"deps-{key}"
     if target.is_dir():
         return target
-    cache.mkdir(parents=True, exist_ok=True)
-    staging = cache / f".deps-{key}-{uuid.uuid4().hex[:8]}"
-    output = cache / f".out-{key}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(mode=0o755)
-    output.mkdir(mode=0o755)
+    shared_dir(cache)
+    staging = private_subdir(cache, f".deps-{key}-{uuid.uuid4().hex[:8]}", 0o755)
+    output = private_subdir(cache, f".out-{key}-{uuid.uuid4().hex[:8]}", 0o755)
     _own_tree(staging, owner)
     _own_tree(output, owner)
     paths = sandbox.paths(workspace, cache, staging, output)
@@ -159,6 +169,7 @@ def prepare_dependencies(
             tail = result.stderr.decode(errors="replace").strip().splitlines()[-5:]
             raise QAError("dependency_install_failed", f"{why}: " + " | ".join(tail))
         _own_tree(staging, (os.geteuid(), os.getegid()))  # the cache is read-only to runs
+        _readable_tree(staging)
         try:
             staging.rename(target)
         except OSError:  # prepared concurrently: keep theirs

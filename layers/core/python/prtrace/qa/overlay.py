@@ -20,6 +20,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from prtrace.qa.shared_dirs import READABLE
+
 _TEST_DIRS = frozenset({"tests", "test"})
 
 
@@ -75,7 +77,8 @@ def _real_parent(root: Path, relative: PurePosixPath) -> Path | None:
         try:
             info = os.lstat(current)
         except FileNotFoundError:
-            os.mkdir(current, 0o755)
+            os.mkdir(current)
+            os.chmod(current, READABLE)
             continue
         if not stat.S_ISDIR(info.st_mode):
             return None

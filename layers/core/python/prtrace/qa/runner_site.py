@@ -19,6 +19,8 @@ from typing import Final
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 
+from prtrace.qa.shared_dirs import shared_dir
+
 RUNNER_DISTRIBUTIONS: Final = ("pytest", "pytest-timeout")
 
 
@@ -79,8 +81,7 @@ def build_runner_site(root: Path | None = None) -> Path:
     target = base / f"runner-{fingerprint}"
     if target.is_dir():
         return target
-    base.mkdir(parents=True, exist_ok=True)
-    os.chmod(base, 0o755)  # noqa: S103 - the sandbox uid reads it
+    shared_dir(base)  # the sandbox uid reads it
     staging = Path(tempfile.mkdtemp(dir=base, prefix=".runner-"))
     copy_distributions(dists, staging)
     try:

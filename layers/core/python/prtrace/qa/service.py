@@ -25,6 +25,7 @@ from prtrace.qa.report import ErrorReason, Outcome, QAReport, RunSummary
 from prtrace.qa.runner_site import build_runner_site, cache_root
 from prtrace.qa.sandbox import Sandbox, SandboxResult, SandboxRun
 from prtrace.qa.settings import QASettings
+from prtrace.qa.shared_dirs import private_subdir, shared_dir
 from prtrace.qa.snapshots import fetch_snapshot
 from prtrace.qa.verdict import attribute_collection_errors, classify
 from prtrace.schema import BlobRef
@@ -76,7 +77,7 @@ def run_pytest(
 ) -> tuple[SandboxResult, JUnitOutcomes | None, bytes | None]:
     """One pytest run in the sandbox: JUnit (xunit1, for node ids), per-test timeouts,
     collection errors do not stop the session."""
-    output.mkdir(mode=0o755)
+    private_subdir(output.parent, output.name, 0o755)
     if os.geteuid() == 0:
         os.chown(output, *owner)
     paths = sandbox.paths(workspace, runner_site, deps or runner_site, output)
@@ -243,8 +244,7 @@ class QAService:
         changes = changed_tests(workspaces["base"], workspaces["final"])
         if not changes.any:
             return None
-        root = work / "base_with_final_tests"
-        root.mkdir(mode=0o711)
+        root = private_subdir(work, "base_with_final_tests", 0o711)
         overlay = root / "workspace"
         build_overlay(workspaces["base"], changes, overlay)
         if os.geteuid() == 0:
@@ -256,7 +256,7 @@ class QAService:
 
     def _make_work_dir(self) -> Path:
         base = self._settings.work_dir or Path("/var/tmp/prtrace-qa")  # noqa: S108
-        base.mkdir(parents=True, exist_ok=True)
+        shared_dir(base, 0o711)
         work = Path(tempfile.mkdtemp(dir=base, prefix="run-"))
         # The sandbox uid must traverse to its workspace but list nothing on the way.
         if base.stat().st_uid == os.geteuid():
@@ -267,12 +267,11 @@ class QAService:
     def _materialize(
         self, tenant: str, trace_id: str, ref: BlobRef, key: str | None, side_dir: Path
     ) -> Path:
-        side_dir.mkdir(mode=0o711)
+        private_subdir(side_dir.parent, side_dir.name, 0o711)
         archive = fetch_snapshot(
             self._artifacts, tenant, trace_id, ref, side_dir / "snapshot", key=key
         )
-        extracted = side_dir / "workspace"
-        extracted.mkdir(mode=0o755)
+        extracted = private_subdir(side_dir, "workspace", 0o755)
         if os.geteuid() == 0:
             os.chown(extracted, *self._owner)
         extract_archive(

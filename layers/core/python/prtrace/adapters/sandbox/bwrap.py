@@ -32,6 +32,7 @@ from prtrace.adapters.sandbox.seccomp import filter_program
 from prtrace.qa.errors import BackendUnavailable
 from prtrace.qa.runner_site import cache_root
 from prtrace.qa.sandbox import SandboxPaths, SandboxResult, SandboxRun
+from prtrace.qa.shared_dirs import shared_dir
 
 SANDBOX_UID: Final = 65534  # nobody: owns no file on the host
 WORKSPACE: Final = "/workspace"
@@ -59,8 +60,8 @@ def _synthetic_etc(base: Path) -> Path:
     """A minimal /etc: no host secrets, only what libc and Python look up."""
     etc = base / "etc-v1"
     if not etc.is_dir():
-        staging = base / f".etc-{uuid.uuid4().hex}"
-        staging.mkdir(parents=True)
+        staging = shared_dir(base) / f".etc-{uuid.uuid4().hex}"
+        staging.mkdir()
         for name, text in _ETC_FILES.items():
             (staging / name).write_text(text)
         (staging / "ssl").mkdir()  # mount point for the host's CA certificates (preparation)

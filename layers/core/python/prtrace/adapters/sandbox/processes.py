@@ -65,7 +65,9 @@ def _drain(stream: IO[bytes], capture: BoundedCapture) -> None:
 
 
 def apply_rlimits(limits: SandboxLimits, address_space_mb: int, nproc: int | None) -> None:
-    """Second layer behind cgroups (the only layer for the `container` backend)."""
+    """Second layer behind cgroups (the only layer for the `container` backend). Also a
+    fixed umask, so what a run creates does not depend on the caller's."""
+    os.umask(0o022)
     cpu_s = int(limits.wall_timeout_s * limits.cpus) + 5
     settings: list[tuple[int, int]] = [
         (resource.RLIMIT_CPU, cpu_s),
