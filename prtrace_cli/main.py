@@ -19,6 +19,7 @@ from prtrace.adapters.wiring import build_token_store
 from prtrace.ingest import utc_now
 from prtrace.ports import ConditionFailed
 from prtrace.tokens import issue_token
+from prtrace_cli.qa import qa_command
 
 # Never print locals in tracebacks: `create` holds the new token's secret.
 app = typer.Typer(
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 tokens = typer.Typer(no_args_is_help=True, help="Create, list and revoke API tokens.")
 app.add_typer(tokens, name="tokens")
+app.command("qa")(qa_command)
 err = Console(stderr=True, soft_wrap=True)  # one message, one line, at any width
 
 TableOption = Annotated[

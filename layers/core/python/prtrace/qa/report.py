@@ -29,7 +29,8 @@ _REPORT = ConfigDict(extra="forbid", frozen=True)
 
 
 class TestOutcome(BaseModel):
-    """One test id's outcome on the base snapshot and on the final snapshot."""
+    """One test id (a pytest node id) before and after the fix. `before` is the outcome on
+    the base code (with the final's test files when the fix changed tests)."""
 
     model_config = _REPORT
     __test__ = False  # not a pytest class
@@ -73,4 +74,7 @@ class QAReport(BaseModel):
     tests: list[TestOutcome] = Field(default_factory=list)
     base: RunSummary | None = None
     final: RunSummary | None = None
+    # Only when the fix changed test files: the final's tests run on the base code. Its
+    # outcomes are then the `before` of each test (SWE-bench's test patch on the base).
+    base_with_final_tests: RunSummary | None = None
     duration_ms: int = 0

@@ -1,0 +1,5 @@
+import sys
+
+from functions.qa_runner.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sandbox backends for QA runs: `bwrap`, `docker`, `container` (prtrace.qa.sandbox)."""

@@ -1,0 +1,113 @@
+"""`prtrace qa BASE FINAL`: the whole QA (safe extraction, sandboxed test runs before and
+after, per-test comparison) on two local directories or archives."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.measure import Measurement
+from rich.table import Table
+
+from prtrace.adapters.artifacts import DirectoryArtifactStore
+from prtrace.adapters.sandbox.select import build_sandbox
+from prtrace.qa.local_inputs import store_local_snapshot
+from prtrace.qa.report import QAReport
+from prtrace.qa.service import QAService
+from prtrace.qa.settings import BackendName, QASettings
+from prtrace.settings import ConfigurationError
+
+LOCAL_TENANT = "local"
+LOCAL_TRACE = "tr_local"
+EXIT_CODES = {"resolved": 0, "unresolved": 1, "error": 2}
+_STYLE = {"resolved": "green", "unresolved": "yellow", "error": "red"}
+
+
+def _category(report: QAReport, test_id: str) -> str:
+    for name, ids in (
+        ("FAIL_TO_PASS", report.fail_to_pass),
+        ("PASS_TO_FAIL", report.pass_to_fail),
+        ("PASS_TO_PASS", report.pass_to_pass),
+        ("FAIL_TO_FAIL", report.fail_to_fail),
+    ):
+        if test_id in ids:
+            return name
+    return "-"
+
+
+def print_report(report: QAReport, console: Console) -> None:
+    table = Table(title=f"QA ({report.backend} sandbox)")
+    table.add_column("test", no_wrap=True)
+    for name in ("base", "final", "class"):
+        table.add_column(name, no_wrap=True)
+    for test in report.tests:
+        flaky = " (flaky)" if test.flaky else ""
+        table.add_row(
+            escape(test.test_id), test.before, test.after, _category(report, test.test_id) + flaky
+        )
+    if report.tests:
+        # Never cut test ids (they are copied into pytest -k / node id selections).
+        natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+        console.width = max(console.width, natural)
+        console.print(table)
+    style = _STYLE[report.verdict]
+    line = f"verdict: [bold {style}]{report.verdict}[/]"
+    if report.error_reason:
+        line += f" ({report.error_reason}): {escape(report.error_detail or '')}"
+    else:
+        line += (
+            f" - {len(report.fail_to_pass)} fail→pass, {len(report.pass_to_fail)} pass→fail, "
+            f"{len(report.pass_to_pass)} pass→pass"
+        )
+    console.print(line + f" in {report.duration_ms / 1000:.1f} s")
+
+
+def qa_command(
+    workspace_base: Annotated[
+        Path, typer.Argument(exists=True, help="Directory or tar/tar.gz/tar.zst before the fix.")
+    ],
+    workspace_final: Annotated[
+        Path, typer.Argument(exists=True, help="Directory or archive after the fix.")
+    ],
+    backend: Annotated[
+        BackendName | None,
+        typer.Option(help="Sandbox backend (default: PRTRACE_SANDBOX_BACKEND or bwrap)."),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the QA report as JSON.")
+    ] = False,
+    reruns: Annotated[
+        int | None, typer.Option(min=0, max=5, help="Extra runs to flag flaky tests.")
+    ] = None,
+    per_test_timeout: Annotated[int | None, typer.Option(min=1, help="Seconds per test.")] = None,
+    artifacts_dir: Annotated[
+        Path | None, typer.Option(help="Keep logs and JUnit files here (default: discarded).")
+    ] = None,
+) -> None:
+    """Run the repository's tests on both snapshots in the sandbox and print the verdict.
+    Exit code: 0 resolved, 1 unresolved, 2 error."""
+    # Options given on the command line win over PRTRACE_QA_* variables, defaults do not.
+    given = {"backend": backend, "reruns": reruns, "per_test_timeout_s": per_test_timeout}
+    overrides: dict[str, object] = {k: v for k, v in given.items() if v is not None}
+    try:
+        settings = QASettings.from_env(**overrides)
+    except ConfigurationError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    with tempfile.TemporaryDirectory(prefix="prtrace-qa-") as scratch:
+        store = DirectoryArtifactStore(artifacts_dir or Path(scratch))
+        base = store_local_snapshot(workspace_base, store, LOCAL_TENANT, LOCAL_TRACE)
+        final = store_local_snapshot(workspace_final, store, LOCAL_TENANT, LOCAL_TRACE)
+        sandbox, owner = build_sandbox(settings)
+        report = QAService(sandbox, store, settings, owner).run(
+            LOCAL_TENANT, LOCAL_TRACE, base, final
+        )
+    if json_output:
+        typer.echo(report.model_dump_json(indent=2))
+    else:
+        print_report(report, Console())
+    raise typer.Exit(EXIT_CODES[report.verdict])

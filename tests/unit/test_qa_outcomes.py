@@ -1,0 +1,110 @@
+"""JUnit node ids, the verdict rules, bounded output capture and QA settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from prtrace.adapters.sandbox.processes import BoundedCapture
+from prtrace.qa.junit import parse_junit
+from prtrace.qa.settings import QASettings
+from prtrace.qa.verdict import classify
+from prtrace.settings import ConfigurationError
+
+JUNIT = b"""<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" tests="6">
+<testcase classname="" name="tests.test_broken" file="tests/test_broken.py" time="0">
+  <error message="collection failure">ImportError</error></testcase>
+<testcase classname="tests.sub.test_cls.TestA" name="test_p[1-a.b]" file="tests/sub/test_cls.py"/>
+<testcase classname="tests.test_ranges" name="test_ok" file="tests/test_ranges.py"/>
+<testcase classname="tests.test_ranges" name="test_bad" file="tests/test_ranges.py">
+  <failure message="assert 1 == 2"/></testcase>
+<testcase classname="tests.test_ranges" name="test_skip" file="tests/test_ranges.py">
+  <skipped message="no"/></testcase>
+<testcase classname="tests.test_ranges" name="test_ok" file="tests/test_ranges.py">
+  <error message="teardown failed"/></testcase>
+<testcase classname="test_top.Outer.Inner" name="test_n" file="test_top.py"/>
+</testsuite></testsuites>"""
+
+
+def test_junit_cases_become_pytest_node_ids() -> None:
+    parsed = parse_junit(JUNIT)
+    assert parsed.outcomes == {
+        "tests/test_broken.py": "error",
+        "tests/sub/test_cls.py::TestA::test_p[1-a.b]": "passed",
+        "tests/test_ranges.py::test_ok": "error",  # a teardown error after a pass: worst wins
+        "tests/test_ranges.py::test_bad": "failed",
+        "tests/test_ranges.py::test_skip": "skipped",
+        "test_top.py::Outer::Inner::test_n": "passed",
+    }
+    assert parsed.collection_errors == ["tests/test_broken.py"]
+    assert parsed.count("passed") == 2
+
+
+def test_not_junit_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="not a JUnit XML document"):
+        parse_junit(b"<html>")
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        b'<?xml version="1.0"?><!DOCTYPE t [<!ENTITY x SYSTEM "file:///etc/shadow">]>'
+        b'<testsuite><testcase classname="a" name="&x;"/></testsuite>',
+        b'<!DOCTYPE t [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]><testsuite/>',
+    ],
+)
+def test_junit_with_a_dtd_is_refused(xml: bytes) -> None:
+    with pytest.raises(ValueError, match="DTDs and entities are refused"):
+        parse_junit(xml)
+
+
+def test_resolved_needs_a_fail_to_pass_and_no_regression() -> None:
+    before = {"a": "failed", "b": "passed", "c": "error", "d": "failed"}
+    after = {"a": "passed", "b": "passed", "c": "passed", "d": "failed", "e": "passed"}
+    result = classify(before, after)  # type: ignore[arg-type]
+    assert result.verdict == "resolved"
+    assert result.fail_to_pass == ["a", "c"]
+    assert result.pass_to_pass == ["b"]
+    assert result.fail_to_fail == ["d"]
+    assert [t.before for t in result.tests if t.test_id == "e"] == ["absent"]
+    assert "e" not in result.fail_to_pass  # new on final: never shown failing before
+
+
+@pytest.mark.parametrize("after_b", ["failed", "error", "absent"])
+def test_any_passing_test_that_breaks_or_vanishes_makes_it_unresolved(after_b: str) -> None:
+    after = {"a": "passed"} | ({} if after_b == "absent" else {"b": after_b})
+    result = classify({"a": "failed", "b": "passed"}, after)  # type: ignore[arg-type]
+    assert result.verdict == "unresolved"
+    assert result.pass_to_fail == ["b"]
+
+
+def test_nothing_fixed_is_unresolved_and_flaky_tests_count_for_nothing() -> None:
+    result = classify({"a": "failed"}, {"a": "passed"}, flaky=frozenset({"a"}))
+    assert result.verdict == "unresolved"
+    assert result.fail_to_pass == []
+    assert result.tests[0].flaky
+
+
+def test_bounded_capture_keeps_head_and_tail() -> None:
+    capture = BoundedCapture(20)
+    for index in range(100):
+        capture.feed(f"{index:03d}".encode())
+    value = capture.value()
+    assert value.startswith(b"0000010020")
+    assert value.endswith(b"6097098099")
+    assert b"bytes cut" in value
+    assert capture.dropped == 300 - 20
+
+
+def test_qa_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRTRACE_SANDBOX_BACKEND", "docker")
+    monkeypatch.setenv("PRTRACE_QA_MEMORY_MB", "512")
+    monkeypatch.setenv("PRTRACE_QA_DEPENDENCY_NETWORK", "false")
+    settings = QASettings.from_env(reruns=2)
+    assert settings.backend == "docker"
+    assert settings.limits.memory_mb == 512
+    assert settings.dependency_network is False
+    assert settings.reruns == 2
+    monkeypatch.setenv("PRTRACE_SANDBOX_BACKEND", "none")
+    with pytest.raises(ConfigurationError, match="backend"):
+        QASettings.from_env()
