@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: setup test lint bench demo local synth openapi schemas clean
+.PHONY: setup sandbox test lint bench demo local synth openapi schemas clean
 
 .tools/bin/uv:
 	python3 -m venv .tools && .tools/bin/pip install --quiet uv==$(UV_VERSION)
@@ -16,7 +16,10 @@ export UV_PROJECT_ENVIRONMENT := .venv
 
 setup: .venv/.synced
 
-test: setup  ## unit, functional and end-to-end tests
+sandbox: ## bubblewrap, a Docker engine and the offline QA test image (root; cached)
+	bash .ci/sandbox-setup.sh
+
+test: setup sandbox  ## the whole test suite
 	$(PY) -m pytest
 
 lint: setup  ## ruff and mypy

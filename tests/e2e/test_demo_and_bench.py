@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 
-from bench import e2e_local
+from bench import e2e_local, judge, qa
 from bench import run as bench
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +41,8 @@ def test_demo_runs_the_ingestion_flow_on_the_local_cloud():
 def test_bench_writes_flat_results(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "ROUNDS", 2)
     monkeypatch.setattr(e2e_local, "CHUNKS_PER_CLIENT", 2)
+    monkeypatch.setattr(qa, "ROUNDS", 1)
+    monkeypatch.setattr(judge, "EVENTS", 2_000)
     monkeypatch.setattr(bench, "RESULTS", tmp_path / "bench-results.json")
     bench.main()
     results = orjson.loads((tmp_path / "bench-results.json").read_bytes())
@@ -56,3 +58,5 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
     assert results["e2e_local_events"] == 4 * 2 * 1000
     assert results["e2e_local_events_per_s"] > 0
     assert results["e2e_local_chunk_p99_ms"] >= results["e2e_local_chunk_p50_ms"] > 0
+    assert results["qa_example_total_bwrap_s"] > 0
+    assert results["judge_prompt_100k_events_s"] > 0
