@@ -41,14 +41,19 @@ def render(document: dict[str, Any]) -> bytes:
     return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
 
 
-def write_json_schemas(output_dir: Path = DEFAULT_OUTPUT_DIR) -> list[Path]:
+def write_schema_files(documents: dict[str, dict[str, Any]], output_dir: Path) -> list[Path]:
+    """Write each document under its file name, as `render` makes it."""
     output_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, document in json_schemas().items():
+    for name, document in documents.items():
         path = output_dir / name
         path.write_bytes(render(document))
         written.append(path)
     return written
+
+
+def write_json_schemas(output_dir: Path = DEFAULT_OUTPUT_DIR) -> list[Path]:
+    return write_schema_files(json_schemas(), output_dir)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final
 
-from prtrace.json_schema import DIALECT, render
+from prtrace.json_schema import DIALECT, write_schema_files
 from prtrace.judge.result import JudgeResult
 from prtrace.judge.rubric import Rubric
 
@@ -26,13 +26,7 @@ def judge_json_schemas() -> dict[str, dict[str, Any]]:
 
 
 def write_judge_json_schemas(output_dir: Path = DEFAULT_OUTPUT_DIR) -> list[Path]:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, document in judge_json_schemas().items():
-        path = output_dir / name
-        path.write_bytes(render(document))
-        written.append(path)
-    return written
+    return write_schema_files(judge_json_schemas(), output_dir)
 
 
 if __name__ == "__main__":
