@@ -35,16 +35,29 @@ class StackAssembly:
     assets: list[FileAsset]
     outdir: Path
 
-    @property
-    def template_body(self) -> str:
-        return json.dumps(self.template)
-
     def resources_of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {
             logical_id: resource
             for logical_id, resource in self.template["Resources"].items()
             if resource["Type"] == resource_type
         }
+
+
+def function_layers(
+    assembly: StackAssembly, physical_ids: dict[str, str]
+) -> dict[str, tuple[Path, ...]]:
+    """Deployed function name -> the asset directories of its layers, in order."""
+    resources = assembly.template["Resources"]
+    by_key = {asset.key: asset.source for asset in assembly.assets}
+    layers: dict[str, tuple[Path, ...]] = {}
+    for logical_id, resource in assembly.resources_of_type("AWS::Lambda::Function").items():
+        if logical_id not in physical_ids:
+            continue
+        refs = resource["Properties"].get("Layers", [])
+        layers[physical_ids[logical_id]] = tuple(
+            by_key[resources[ref["Ref"]]["Properties"]["Content"]["S3Key"]] for ref in refs
+        )
+    return layers
 
 
 def synthesize(

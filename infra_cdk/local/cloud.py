@@ -13,24 +13,24 @@ import logging
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import httpx
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
 from infra_cdk.assets import ROOT
-from infra_cdk.local.assembly import LOCAL_REGION, StackAssembly, synthesize
+from infra_cdk.local.assembly import LOCAL_REGION, StackAssembly, function_layers, synthesize
 from infra_cdk.local.deploy import DeployedStack, deploy
 from infra_cdk.local.ecs import (
     ContainerExecutor,
     EcsTaskHook,
     HostProcessExecutor,
-    local_environment,
 )
+from infra_cdk.local.emulator import moto_server
 from infra_cdk.local.http_gateway import LocalHttpApi, routes_from_template
 from infra_cdk.local.lambda_runtime import LambdaRuntime
 from prtrace.adapters.wiring import build_token_store
@@ -55,7 +55,6 @@ class LocalCloudInfo:
     aws_endpoint: str  # moto: boto3, the AWS CLI, localstack-client
     stack: DeployedStack
     startup_s: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,7 +90,8 @@ class LocalCloud:
         self._context = context or {"stage": "local", "destroy_data_on_delete": "true"}
         self._ecs_executor = ecs_executor
         self._target = target_endpoint
-        self._moto: ThreadedMotoServer | None = None
+        self._moto = ExitStack()
+        self._function_layers: dict[str, tuple[Path, ...]] = {}
         self._gateway: LocalHttpApi | None = None
         self._runtime: LambdaRuntime | None = None
         self._ecs: EcsTaskHook | None = None
@@ -114,14 +114,11 @@ class LocalCloud:
     def _start(self, started: float) -> LocalCloudInfo:
         if self._target is not None:
             return self._start_against_target(self._target, started)
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # moto names every resource type it leaves to others (alarms, the HTTP API, …);
         # localize.py says which ones matter and how they are served.
         logging.getLogger("moto.cloudformation.parsing").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", message="Tried to parse AWS::", category=UserWarning)
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self._aws_port, verbose=False)
-        self._moto.start()
-        aws_endpoint = f"http://localhost:{self._moto.get_host_and_port()[1]}"
+        aws_endpoint = self._moto.enter_context(moto_server(self._aws_port))
         self._point_this_process_at(aws_endpoint)
         # moto's backends are process-wide: a cloud started earlier in this process (a test
         # session, the bench) must not leave its stack behind for this one.
@@ -136,7 +133,8 @@ class LocalCloud:
             work_dir=self.state_dir / "lambda",
             log_dir=self.state_dir / "logs",
             base_env={**base_env, "POWERTOOLS_TRACE_DISABLED": "true"},  # no X-Ray daemon here
-            layer_dirs_for=self._layer_dirs_for,
+            # moto's CloudFormation drops a function's Layers; they come from the template.
+            layer_dirs_for=lambda name: self._function_layers.get(name, ()),
         )
         self._install_lambda_runtime(self._runtime)
         self._ecs = EcsTaskHook(
@@ -160,7 +158,7 @@ class LocalCloud:
             self.state_dir / "cdk.out", context=self._context, build_deps=build_deps
         )
         stack = deploy(self.assembly, gateway_url=self._gateway.url)
-        self._stack = stack
+        self._function_layers = function_layers(self.assembly, stack.physical_ids)
         self._gateway.routes = routes_from_template(self.assembly.template, stack.physical_ids)
         token = self._create_dev_token(stack)
         self._wait_ready(self._gateway.url)
@@ -185,9 +183,7 @@ class LocalCloud:
             self._ecs.uninstall()
             self._ecs = None
         self._uninstall_lambda_runtime()
-        if self._moto is not None:
-            self._moto.stop()
-            self._moto = None
+        self._moto.close()
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -247,22 +243,6 @@ class LocalCloud:
         answer = self._lambda_client.invoke(FunctionName=name, Payload=json.dumps(event).encode())
         return answer["Payload"].read(), "FunctionError" in answer
 
-    def _layer_dirs_for(self, function_name: str) -> tuple[Path, ...]:
-        """moto's CloudFormation drops a function's Layers; take them from the template."""
-        assert self.assembly is not None
-        template = self.assembly.template["Resources"]
-        by_name = {v: k for k, v in self._stack.physical_ids.items()}
-        logical_id = by_name.get(function_name)
-        if logical_id is None:
-            return ()
-        dirs: list[Path] = []
-        for layer in template[logical_id]["Properties"].get("Layers", []):
-            content = template[layer["Ref"]]["Properties"]["Content"]
-            key = content["S3Key"]
-            asset = next(a for a in self.assembly.assets if a.key == key)
-            dirs.append(asset.source)
-        return tuple(dirs)
-
     def _create_dev_token(self, stack: DeployedStack) -> str:
         token, record = issue_token(
             DEV_TENANT,
@@ -287,3 +267,18 @@ class LocalCloud:
                 last = str(exc)
             time.sleep(0.2)
         raise LocalCloudError(f"the API did not become ready at {url}/readyz: {last}")
+
+
+def local_environment(endpoint: str, region: str) -> dict[str, str]:
+    """What every local process needs to reach the local cloud and nothing of the host's."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+        "LANG": "C.UTF-8",
+        "TZ": "UTC",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+    }

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import time
 import zipfile
 from dataclasses import dataclass
@@ -142,7 +141,3 @@ def unzip_to(data: bytes, target: Path) -> Path:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         archive.extractall(target)
     return target
-
-
-def environment_for(endpoint: str, region: str = LOCAL_REGION) -> dict[str, Any]:
-    return {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": region}

@@ -11,7 +11,6 @@ host process of this environment (enough for trivial tasks and tests).
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 import threading
@@ -87,7 +86,6 @@ class EcsTaskHook:
     def __init__(self, executor: ContainerExecutor) -> None:
         self.executor = executor
         self._original: Callable[..., Any] | None = None
-        self._threads: list[threading.Thread] = []
 
     def install(self) -> None:
         from moto.ecs.models import EC2ContainerServiceBackend
@@ -116,10 +114,6 @@ class EcsTaskHook:
         if self._original is not None:
             EC2ContainerServiceBackend.run_task = self._original  # type: ignore[method-assign]
             self._original = None
-
-    def wait_idle(self, timeout_s: float = 30) -> None:
-        for thread in list(self._threads):
-            thread.join(timeout_s)
 
     def _start(self, backend: Any, task: Any) -> None:
         definition = backend.describe_task_definition(task.task_definition_arn)
@@ -151,9 +145,7 @@ class EcsTaskHook:
         task.last_status = "RUNNING"
         for container in task.containers:
             container.last_status = "RUNNING"
-        thread = threading.Thread(target=self._run, args=(task, run), daemon=True)
-        self._threads.append(thread)
-        thread.start()
+        threading.Thread(target=self._run, args=(task, run), daemon=True).start()
 
     def _run(self, task: Any, run: ContainerRun) -> None:
         try:
@@ -169,18 +161,3 @@ class EcsTaskHook:
         task.desired_status = "STOPPED"
         task.last_status = "STOPPED"
         log.info("ECS task %s (%s) exited %s", run.task_arn, run.family, exit_code)
-
-
-def local_environment(endpoint: str, region: str) -> dict[str, str]:
-    """What every local process needs to reach the local cloud and nothing of the host's."""
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/root"),
-        "LANG": "C.UTF-8",
-        "TZ": "UTC",
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_REGION": region,
-        "AWS_DEFAULT_REGION": region,
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-    }

@@ -10,6 +10,7 @@ cookies, base64 bodies). The Lambdas run in the local cloud's workers, behind mo
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import re
 import threading
@@ -277,6 +278,7 @@ def _joined_headers(request: BaseHTTPRequestHandler) -> dict[str, str]:
     return headers
 
 
+@functools.cache  # route templates are few and fixed; requests are many
 def _template_regex(path: str) -> re.Pattern[str]:
     pattern = ""
     for segment in path.strip("/").split("/"):

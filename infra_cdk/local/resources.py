@@ -1,7 +1,9 @@
 """Provision the stateful resources (tables, bucket, integrity key) in an AWS endpoint.
 
-The local cloud and the tests use this until the CDK storage construct is deployed into
-the emulator; key schemas here must match prtrace.adapters.dynamodb and the CDK stack.
+For unit and functional tests that drive the handlers in-process against moto's mocks,
+where deploying the whole stack would cost seconds per test module. The local cloud
+deploys the CDK stack itself (StorageConstruct); key schemas here must match it and
+prtrace.adapters.dynamodb (tests/infra asserts the stack's side).
 """
 
 from __future__ import annotations

@@ -7,13 +7,12 @@ every token here is fresh and is revoked or expired before its first use.
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import sys
 
 import httpx
 
-from infra_cdk.local.cloud import LocalCloudInfo
+from infra_cdk.local.cloud import LocalCloudInfo, local_environment
 from prtrace.ingest import utc_now
 from prtrace.tokens import issue_token
 from tests.factories import trace_metadata
@@ -107,14 +106,7 @@ def test_dev_token_of_the_local_cloud_works(cloud: LocalCloudInfo) -> None:
 
 
 def prtrace_cli(cloud: LocalCloudInfo, *args: str) -> str:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/root"),
-        "AWS_ENDPOINT_URL": cloud.aws_endpoint,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-    }
+    env = local_environment(cloud.aws_endpoint, "us-east-1")
     done = subprocess.run(
         [sys.executable, "-m", "prtrace_cli.main", "tokens", *args],
         env=env,

@@ -4,7 +4,6 @@ see the deployed stack: its tables, its bucket, the stack and its outputs."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 from localstack_client.session import Session
 
-from infra_cdk.local.cloud import LocalCloudInfo
+from infra_cdk.local.cloud import LocalCloudInfo, local_environment
 from tests.integration.conftest import REGION, aws
 
 AWS_CLI = Path(sys.executable).parent / "aws"
@@ -34,13 +33,10 @@ def test_boto3_sees_the_deployed_stack(cloud: LocalCloudInfo) -> None:
 
 
 def aws_cli(cloud: LocalCloudInfo, *args: str) -> str:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/root"),
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_DEFAULT_REGION": REGION,
-    }
+    # The endpoint is given on the command line, as a user would; the environment only
+    # carries credentials and the region.
+    env = local_environment(cloud.aws_endpoint, REGION)
+    env.pop("AWS_ENDPOINT_URL")
     done = subprocess.run(
         [str(AWS_CLI), "--endpoint-url", cloud.aws_endpoint, "--region", REGION, *args],
         env=env,

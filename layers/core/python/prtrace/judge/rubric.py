@@ -9,19 +9,11 @@ from __future__ import annotations
 import math
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 RUBRIC_DIR: Final = Path(__file__).parent
-DIMENSION_IDS: Final = (
-    "problem_understanding",
-    "diagnosis",
-    "fix_correctness",
-    "test_discipline",
-    "efficiency",
-    "communication",
-)
 DimensionId = Literal[
     "problem_understanding",
     "diagnosis",
@@ -30,6 +22,7 @@ DimensionId = Literal[
     "efficiency",
     "communication",
 ]
+DIMENSION_IDS: Final[tuple[str, ...]] = get_args(DimensionId)  # in rubric order
 _RUBRIC = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
