@@ -3,7 +3,8 @@ reachable from the build machines, and plain directories keep asset hashes stabl
 
 - function code: the `functions/` package (handlers only; the QA runner is a container);
 - core layer:    `layers/core` as is (`python/prtrace`);
-- deps layer:    third-party packages for the Lambda platform, from the lock file.
+- deps layer:    third-party packages for the Lambda platform, from the lock file;
+- QA image:      the build context of functions/qa_runner/Dockerfile (only what it copies).
 """
 
 from __future__ import annotations
@@ -32,13 +33,37 @@ def stage_function_code() -> Path:
     with tempfile.TemporaryDirectory(dir=_build_dir()) as scratch:
         staged = Path(scratch) / "code"
         shutil.copytree(ROOT / "functions", staged / "functions", ignore=_NOT_SHIPPED)
-        target = BUILD / f"lambda-code-{_tree_digest(staged)[:16]}"
-        if not target.exists():
-            try:
-                staged.rename(target)
-            except OSError:  # another synth placed the same content first
-                if not target.exists():
-                    raise
+        return _place(staged, "lambda-code")
+
+
+# What functions/qa_runner/Dockerfile copies, relative to the repository root; staging only
+# these keeps the image's asset hash (and the deploy-time build) independent of the rest.
+QA_IMAGE_DOCKERFILE: Final = "functions/qa_runner/Dockerfile"
+_QA_IMAGE_SOURCES: Final = ("functions/__init__.py", "functions/qa_runner", "layers/core/python/prtrace")
+
+
+def stage_qa_image_context() -> Path:
+    """The QA container's Docker build context, content-named like the function code."""
+    with tempfile.TemporaryDirectory(dir=_build_dir()) as scratch:
+        staged = Path(scratch) / "context"
+        for relative in _QA_IMAGE_SOURCES:
+            source, target = ROOT / relative, staged / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(source, target)
+        return _place(staged, "qa-image")
+
+
+def _place(staged: Path, kind: str) -> Path:
+    target = BUILD / f"{kind}-{_tree_digest(staged)[:16]}"
+    if not target.exists():
+        try:
+            staged.rename(target)
+        except OSError:  # another synth placed the same content first
+            if not target.exists():
+                raise
     return target
 
 

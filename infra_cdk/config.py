@@ -5,9 +5,9 @@ synth with the name of the bad setting instead of deploying something unintended
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS: Final = frozenset(
@@ -16,6 +16,18 @@ LOG_RETENTION_DAYS: Final = frozenset(
 )  # fmt: skip
 
 _SECRET_NAME = r"^[A-Za-z0-9/_+=.@-]{1,512}$"  # noqa: S105 - a name pattern
+
+# Fargate's CPU units -> the task memory (MiB) each allows.
+FARGATE_MEMORY_MB: Final = {
+    256: range(512, 2048 + 1, 512),
+    512: range(1024, 4096 + 1, 1024),
+    1024: range(2048, 8192 + 1, 1024),
+    2048: range(4096, 16384 + 1, 1024),
+    4096: range(8192, 30720 + 1, 1024),
+}
+# The QA state's own timeout (state_machines/trace_pipeline.asl.json): the runner's wall
+# clock covers two test runs and the dependency step, so it must end well inside it.
+QA_STATE_TIMEOUT_S: Final = 3600
 
 
 class ConfigError(ValueError):
@@ -34,6 +46,14 @@ class StackConfig(BaseModel):
     # Dev stages may be torn down completely; anything else keeps its data on stack deletion.
     destroy_data_on_delete: bool = False
     alarm_topic_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:sns:")] | None = None
+    # The QA task (ECS Fargate): size, and the wall clock of each sandboxed test run.
+    qa_task_cpu: int = 1024
+    qa_task_memory_mb: int = 4096
+    qa_wall_timeout_s: Annotated[int, Field(ge=10, le=QA_STATE_TIMEOUT_S // 4)] = 600
+    # auto: the OpenAI judge when the secret holds a key, else the offline judge.
+    judge_mode: Literal["auto", "openai", "offline"] = "auto"
+    judge_model: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:/-]{1,128}$")] | None = None
+    judge_openai_base_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
 
     @field_validator("log_retention_days")
     @classmethod
@@ -42,6 +62,19 @@ class StackConfig(BaseModel):
             allowed = ", ".join(str(d) for d in sorted(LOG_RETENTION_DAYS))
             raise ValueError(f"must be one of {allowed}")
         return value
+
+    @model_validator(mode="after")
+    def _fargate_size(self) -> StackConfig:
+        allowed = FARGATE_MEMORY_MB.get(self.qa_task_cpu)
+        if allowed is None:
+            raise ValueError(f"qa_task_cpu must be one of {', '.join(map(str, FARGATE_MEMORY_MB))}")
+        if self.qa_task_memory_mb not in allowed:
+            raise ValueError(
+                f"qa_task_memory_mb {self.qa_task_memory_mb} does not fit qa_task_cpu "
+                f"{self.qa_task_cpu} (Fargate allows {allowed.start}-{allowed.stop - 1} "
+                f"in steps of {allowed.step})"
+            )
+        return self
 
     @property
     def prefix(self) -> str:

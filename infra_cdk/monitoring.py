@@ -1,4 +1,5 @@
-"""Alarms on what an operator must act on: function errors and throttles, API 5xx."""
+"""Alarms on what an operator must act on: function errors and throttles, API 5xx, and
+pipeline executions that failed, timed out or were aborted."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra_cdk.config import StackConfig
@@ -31,6 +33,15 @@ class MonitoringConstruct(Construct):
 
     def watch_api(self, api: apigw.HttpApi) -> None:
         self._alarm("Api5xx", api.metric_server_error(period=PERIOD), "5xx responses")
+
+    def watch_state_machine(self, state_machine: sfn.StateMachine) -> None:
+        self._alarm(
+            "PipelineFailed",
+            state_machine.metric_failed(period=PERIOD),
+            "failed pipeline executions (the trace records the stage)",
+        )
+        self._alarm("PipelineTimedOut", state_machine.metric_timed_out(period=PERIOD), "timeouts")
+        self._alarm("PipelineAborted", state_machine.metric_aborted(period=PERIOD), "aborts")
 
     def _alarm(self, construct_id: str, metric: cloudwatch.Metric, what: str) -> None:
         alarm = cloudwatch.Alarm(

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Validations
+from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
 
 def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
+
+
+def object_wildcard(bucket: s3.IBucket, pattern: str) -> str:
+    """The IAM5 finding id cdk-nag gives a `bucket.arn_for_objects(pattern)` resource."""
+    cfn = bucket.node.default_child
+    assert isinstance(cfn, s3.CfnBucket)
+    return f"AwsSolutions-IAM5[Resource::<{Stack.of(bucket).get_logical_id(cfn)}.Arn>/{pattern}]"
+
+
+def arn_wildcard(resource: IConstruct, suffix: str) -> str:
+    """The IAM5 finding id of `<resource ARN><suffix>` (e.g. a function's versions, `:*`)."""
+    cfn = resource.node.default_child
+    assert cfn is not None
+    return f"AwsSolutions-IAM5[Resource::<{Stack.of(resource).get_logical_id(cfn)}.Arn>{suffix}]"  # type: ignore[arg-type]

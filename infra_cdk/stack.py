@@ -1,21 +1,17 @@
-"""The prtrace stack: storage, the ingestion API and its monitoring.
-
-The pipeline (state machine, QA task, judge) plugs in here: its constructs get the
-storage construct and the shared Lambda code, and `watch_function` for their alarms.
-"""
+"""The prtrace stack: storage, the ingestion API, the trace pipeline and their monitoring."""
 
 from __future__ import annotations
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra_cdk.api import HttpApiConstruct
 from infra_cdk.config import StackConfig
 from infra_cdk.lambdas import ServiceFunction, SharedCode
 from infra_cdk.monitoring import MonitoringConstruct
-from infra_cdk.nag import acknowledge
+from infra_cdk.nag import acknowledge, object_wildcard
+from infra_cdk.pipeline import PipelineConstruct
 from infra_cdk.storage import StorageConstruct
 
 TENANT_DATA_PREFIX = "tenants/*"
@@ -67,6 +63,25 @@ class PrtraceStack(Stack):
         )
         self._grant_api_data_access(self.api_function.role)
 
+        self.pipeline = PipelineConstruct(
+            self,
+            "Pipeline",
+            config=config,
+            storage=self.storage,
+            shared=self.shared_code,
+            data_environment=self.data_environment(),
+        )
+        # Finalize starts one execution per trace (named by the trace id).
+        state_machine = self.pipeline.state_machine
+        self.api_function.function.add_environment(
+            "PRTRACE_STATE_MACHINE_ARN", state_machine.state_machine_arn
+        )
+        self.api_function.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["states:StartExecution"], resources=[state_machine.state_machine_arn]
+            )
+        )
+
         self.http_api = HttpApiConstruct(
             self,
             "HttpApi",
@@ -74,9 +89,16 @@ class PrtraceStack(Stack):
             api_function=self.api_function.function,
             authorizer_function=self.authorizer.function,
         )
-        for name, fn in (("Authorizer", self.authorizer), ("Api", self.api_function)):
+        for name, fn in (
+            ("Authorizer", self.authorizer),
+            ("Api", self.api_function),
+            ("Assemble", self.pipeline.assemble),
+            ("Judge", self.pipeline.judge),
+            ("Record", self.pipeline.record),
+        ):
             self.monitoring.watch_function(name, fn.function)
         self.monitoring.watch_api(self.http_api.api)
+        self.monitoring.watch_state_machine(state_machine)
 
         CfnOutput(self, "ApiEndpoint", value=self.http_api.url)
         CfnOutput(self, "DataBucketName", value=self.storage.bucket.bucket_name)
@@ -84,6 +106,7 @@ class PrtraceStack(Stack):
         CfnOutput(self, "TokensTableName", value=self.storage.tokens_table.table_name)
         CfnOutput(self, "IdempotencyTableName", value=self.storage.idempotency_table.table_name)
         CfnOutput(self, "IntegrityKeySecretArn", value=self.storage.integrity_key.secret_arn)
+        CfnOutput(self, "PipelineStateMachineArn", value=state_machine.state_machine_arn)
 
     def data_environment(self) -> dict[str, str]:
         """What prtrace.settings.Settings reads."""
@@ -142,10 +165,8 @@ class PrtraceStack(Stack):
                 resources=[storage.integrity_key.secret_arn],
             )
         )
-        bucket_cfn = storage.bucket.node.default_child
-        assert isinstance(bucket_cfn, s3.CfnBucket)
         acknowledge(
             role,
-            f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(bucket_cfn)}.Arn>/tenants/*]",
+            object_wildcard(storage.bucket, TENANT_DATA_PREFIX),
             "Object keys are per tenant and trace (tenants/*); the bucket is the scope.",
         )

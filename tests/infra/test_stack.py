@@ -187,7 +187,7 @@ def test_integrations_use_payload_format_2(template: Template) -> None:
 def test_each_function_has_its_own_role_layers_and_tracing(template: Template) -> None:
     functions = _resources(template, "AWS::Lambda::Function")
     roles = [f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()]
-    assert len(roles) == len(set(roles)) == 2
+    assert len(roles) == len(set(roles)) == 5  # authorizer, API, assemble, judge, record
     for function in functions.values():
         props = function["Properties"]
         assert props["Runtime"] == "python3.14"
@@ -227,10 +227,13 @@ def test_the_api_role_has_no_wildcard_actions_and_no_token_table_access(
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["tenants/*"]}}
 
 
-def test_errors_throttles_and_5xx_raise_alarms(template: Template) -> None:
+def test_errors_throttles_5xx_and_failed_executions_raise_alarms(template: Template) -> None:
     alarms = _resources(template, "AWS::CloudWatch::Alarm")
     metrics = sorted(a["Properties"]["MetricName"] for a in alarms.values())
-    assert metrics == ["5xx", "Errors", "Errors", "Throttles", "Throttles"]
+    assert metrics == sorted(
+        ["5xx", "ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"]
+        + ["Errors", "Throttles"] * 5
+    )
 
 
 def test_outputs_name_what_clients_and_the_local_cloud_need(template: Template) -> None:
@@ -242,6 +245,7 @@ def test_outputs_name_what_clients_and_the_local_cloud_need(template: Template) 
         "TokensTableName",
         "IdempotencyTableName",
         "IntegrityKeySecretArn",
+        "PipelineStateMachineArn",
     } <= set(outputs)
 
 

@@ -1,0 +1,418 @@
+"""The trace pipeline: the Step Functions state machine, its three Lambdas and the QA task.
+
+The definition is `state_machines/trace_pipeline.asl.json`, filled in with `Fn::Sub` and
+given inline (`DefinitionString`): that form deploys the same way to AWS and to the local
+cloud. Every `${Name}` in the file must have a substitution here (an infra test checks).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aws_cdk import ArnFormat, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk.aws_ecr_assets import Platform
+from constructs import Construct
+
+from infra_cdk.assets import QA_IMAGE_DOCKERFILE, ROOT, stage_qa_image_context
+from infra_cdk.config import StackConfig
+from infra_cdk.lambdas import ServiceFunction, SharedCode, log_retention
+from infra_cdk.nag import acknowledge, arn_wildcard, object_wildcard
+from infra_cdk.storage import StorageConstruct
+
+ASL_PATH: Final = ROOT / "state_machines" / "trace_pipeline.asl.json"
+QA_CONTAINER: Final = "qa-runner"
+# The image's ENTRYPOINT, repeated in the task definition so the task says what it runs
+# (the local cloud's ECS executor runs exactly this).
+QA_ENTRYPOINT: Final = ("python", "-m", "functions.qa_runner")
+QA_USER: Final = "10001:10001"
+
+TRACE_OBJECTS: Final = "tenants/*/traces/*"
+
+
+def asl_text() -> str:
+    return ASL_PATH.read_text()
+
+
+class QaTaskConstruct(Construct):
+    """The QA container on Fargate: isolated subnets (no route out; only the S3, ECR and
+    Logs endpoints answer), a read-only root file system, a non-root user, no Linux
+    capabilities, CPU and memory from the configuration."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: StackConfig, storage: StorageConstruct
+    ) -> None:
+        super().__init__(scope, construct_id)
+        flow_logs = logs.LogGroup(
+            self, "FlowLogs", retention=log_retention(config), removal_policy=RemovalPolicy.DESTROY
+        )
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            max_azs=2,
+            nat_gateways=0,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(
+                    name="qa", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
+                )
+            ],
+            gateway_endpoints={"S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)},
+            flow_logs={
+                "All": ec2.FlowLogOptions(
+                    destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs)
+                )
+            },
+        )
+        for name, service in (
+            ("EcrApi", ec2.InterfaceVpcEndpointAwsService.ECR),
+            ("EcrDocker", ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER),
+            ("Logs", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS),
+        ):
+            self.vpc.add_interface_endpoint(name, service=service, private_dns_enabled=True)
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "TaskSecurityGroup",
+            vpc=self.vpc,
+            allow_all_outbound=False,
+            description="QA task: HTTPS to the VPC endpoints only (the subnets have no route out)",
+        )
+        self.security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "S3 (gateway endpoint) and interface endpoints"
+        )
+        self.subnets = self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnets
+
+        self.cluster = ecs.Cluster(
+            self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
+        )
+        self.task_definition = ecs.FargateTaskDefinition(
+            self,
+            "TaskDefinition",
+            cpu=config.qa_task_cpu,
+            memory_limit_mib=config.qa_task_memory_mb,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.ARM64,
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
+            volumes=[ecs.Volume(name="tmp")],  # the only writable place: task storage at /tmp
+        )
+        logs_group = logs.LogGroup(
+            self, "Logs", retention=log_retention(config), removal_policy=RemovalPolicy.DESTROY
+        )
+        self.container = self.task_definition.add_container(
+            QA_CONTAINER,
+            container_name=QA_CONTAINER,
+            image=ecs.ContainerImage.from_asset(
+                str(stage_qa_image_context()),
+                file=QA_IMAGE_DOCKERFILE,
+                platform=Platform.LINUX_ARM64,
+            ),
+            entry_point=list(QA_ENTRYPOINT),
+            user=QA_USER,
+            readonly_root_filesystem=True,
+            privileged=False,
+            essential=True,
+            memory_limit_mib=config.qa_task_memory_mb,
+            linux_parameters=_no_capabilities(self),
+            logging=ecs.LogDriver.aws_logs(stream_prefix="qa", log_group=logs_group),
+            environment={
+                "PRTRACE_BUCKET": storage.bucket.bucket_name,
+                "PRTRACE_SANDBOX_BACKEND": "container",
+                "PRTRACE_QA_WALL_TIMEOUT_S": str(config.qa_wall_timeout_s),
+                # No egress: a repository's own dependencies cannot be fetched here.
+                "PRTRACE_QA_DEPENDENCY_NETWORK": "false",
+            },
+        )
+        self.container.add_mount_points(
+            ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False)  # noqa: S108
+        )
+        # The task reads the trace's document and snapshots and writes only its report.
+        task_role = self.task_definition.task_role
+        task_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[storage.bucket.arn_for_objects(TRACE_OBJECTS)]
+            )
+        )
+        task_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[storage.bucket.arn_for_objects(f"{TRACE_OBJECTS}/qa/*")],
+            )
+        )
+        task_role.add_to_principal_policy(_list_trace_prefixes(storage))
+        acknowledge(
+            self.task_definition,
+            "AwsSolutions-ECS2",
+            "Plain settings only (bucket name, limits); no secret is passed to the task.",
+        )
+        for pattern in (TRACE_OBJECTS, f"{TRACE_OBJECTS}/qa/*"):
+            acknowledge(
+                task_role,
+                object_wildcard(storage.bucket, pattern),
+                "Object keys are per tenant and trace; the task reads one trace's objects "
+                "and writes only its QA report.",
+            )
+        acknowledge(
+            self.task_definition.obtain_execution_role(),
+            "AwsSolutions-IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken takes no resource (CDK's execution role policy).",
+        )
+        acknowledge(
+            self.vpc,
+            "AwsSolutions-EC23",
+            "The interface endpoints accept HTTPS from the VPC's own CIDR only.",
+        )
+
+
+def _no_capabilities(scope: Construct) -> ecs.LinuxParameters:
+    parameters = ecs.LinuxParameters(scope, "LinuxParameters", init_process_enabled=True)
+    parameters.drop_capabilities(ecs.Capability.ALL)
+    return parameters
+
+
+def _list_trace_prefixes(storage: StorageConstruct) -> iam.PolicyStatement:
+    # Without ListBucket a read of a missing key is 403, not 404.
+    return iam.PolicyStatement(
+        actions=["s3:ListBucket"],
+        resources=[storage.bucket.bucket_arn],
+        conditions={"StringLike": {"s3:prefix": ["tenants/*"]}},
+    )
+
+
+class PipelineConstruct(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StackConfig,
+        storage: StorageConstruct,
+        shared: SharedCode,
+        data_environment: dict[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        objects = storage.bucket.arn_for_objects
+
+        self.assemble = ServiceFunction(
+            self,
+            "Assemble",
+            config=config,
+            shared=shared,
+            handler="functions.assemble.handler.lambda_handler",
+            environment=data_environment,
+            memory_mb=1024,
+            timeout_s=900,
+            description="Verify a finalized trace and write its document",
+        )
+        self.assemble.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:Query"],
+                resources=[storage.traces_table.table_arn],
+            )
+        )
+        self.assemble.role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects(TRACE_OBJECTS)])
+        )
+        self.assemble.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=[objects(f"{TRACE_OBJECTS}/document.json")]
+            )
+        )
+        self.assemble.role.add_to_policy(_list_trace_prefixes(storage))
+        self.assemble.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[storage.integrity_key.secret_arn],
+            )
+        )
+
+        judge_environment = {
+            "PRTRACE_BUCKET": storage.bucket.bucket_name,
+            "PRTRACE_JUDGE_MODE": config.judge_mode,
+            "PRTRACE_OPENAI_SECRET_NAME": config.openai_secret_name,
+        }
+        if config.judge_model:
+            judge_environment["PRTRACE_JUDGE_MODEL"] = config.judge_model
+        if config.judge_openai_base_url:
+            judge_environment["OPENAI_BASE_URL"] = config.judge_openai_base_url
+        self.judge = ServiceFunction(
+            self,
+            "Judge",
+            config=config,
+            shared=shared,
+            handler="functions.judge.handler.lambda_handler",
+            environment=judge_environment,
+            memory_mb=1536,  # a 100,000-event document is ~30 MB of JSON to load
+            timeout_s=600,
+            description="Score a trace on the rubric (OpenAI or the offline judge)",
+        )
+        self.judge.role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects(TRACE_OBJECTS)])
+        )
+        self.judge.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=[objects(f"{TRACE_OBJECTS}/judge/*")]
+            )
+        )
+        self.judge.role.add_to_policy(_list_trace_prefixes(storage))
+        # The operator creates and fills the secret; the stack only names it.
+        self.judge.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[
+                    stack.format_arn(
+                        service="secretsmanager",
+                        resource="secret",
+                        resource_name=f"{config.openai_secret_name}-??????",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+
+        self.record = ServiceFunction(
+            self,
+            "Record",
+            config=config,
+            shared=shared,
+            handler="functions.record.handler.lambda_handler",
+            environment=data_environment,
+            memory_mb=512,
+            timeout_s=60,
+            description="Record a trace's final status and results",
+        )
+        self.record.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                resources=[storage.traces_table.table_arn],
+            )
+        )
+        self.record.role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects(TRACE_OBJECTS)])
+        )
+        self.record.role.add_to_policy(_list_trace_prefixes(storage))
+        writes = {
+            self.assemble: f"{TRACE_OBJECTS}/document.json",
+            self.judge: f"{TRACE_OBJECTS}/judge/*",
+            self.record: None,
+        }
+        for fn, written in writes.items():
+            for pattern in (TRACE_OBJECTS, written):
+                if pattern:
+                    acknowledge(
+                        fn.role,
+                        object_wildcard(storage.bucket, pattern),
+                        "Object keys are per tenant and trace; each step reads a trace's "
+                        "objects and writes only its own output.",
+                    )
+
+        self.qa = QaTaskConstruct(self, "Qa", config=config, storage=storage)
+        self.state_machine = self._state_machine(config, storage)
+
+    def _state_machine(self, config: StackConfig, storage: StorageConstruct) -> sfn.StateMachine:
+        qa = self.qa
+        subnets = qa.subnets
+        substitutions = {
+            "TracesTableName": storage.traces_table.table_name,
+            "AssembleFunctionArn": self.assemble.function.function_arn,
+            "JudgeFunctionArn": self.judge.function.function_arn,
+            "RecordFunctionArn": self.record.function.function_arn,
+            "QaClusterArn": qa.cluster.cluster_arn,
+            "QaTaskDefinitionArn": qa.task_definition.task_definition_arn,
+            "QaContainerName": QA_CONTAINER,
+            "QaSubnetA": subnets[0].subnet_id,
+            "QaSubnetB": subnets[1 % len(subnets)].subnet_id,
+            "QaSecurityGroupId": qa.security_group.security_group_id,
+        }
+        self.substitutions = substitutions
+        log_group = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            retention=log_retention(config),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        role = iam.Role(
+            self,
+            "StateMachineRole",
+            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            description="Trace pipeline: its three functions, the QA task and status updates",
+        )
+        state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            definition_body=sfn.DefinitionBody.from_string(Fn.sub(asl_text(), substitutions)),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            role=role,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False
+            ),
+            timeout=Duration.hours(3),
+        )
+        functions = [self.assemble, self.judge, self.record]
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=[fn.function.function_arn for fn in functions]
+                + [f"{fn.function.function_arn}:*" for fn in functions],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"], resources=[storage.traces_table.table_arn]
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecs:RunTask"],
+                resources=[qa.task_definition.task_definition_arn],
+                conditions={"ArnEquals": {"ecs:cluster": qa.cluster.cluster_arn}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecs:StopTask", "ecs:DescribeTasks"],
+                resources=["*"],
+                conditions={"ArnEquals": {"ecs:cluster": qa.cluster.cluster_arn}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[
+                    qa.task_definition.task_role.role_arn,
+                    qa.task_definition.obtain_execution_role().role_arn,
+                ],
+            )
+        )
+        # How `.sync` learns that the task stopped (a rule Step Functions manages).
+        stack = Stack.of(self)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[
+                    stack.format_arn(
+                        service="events",
+                        resource="rule",
+                        resource_name="StepFunctionsGetEventsForECSTaskRule",
+                    )
+                ],
+            )
+        )
+        for fn in functions:
+            acknowledge(
+                role,
+                arn_wildcard(fn.function, ":*"),
+                "Versions and aliases of the pipeline's own functions.",
+            )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "QA task ids are unknown until run (StopTask/DescribeTasks are scoped to the QA "
+            "cluster by condition); X-Ray and log delivery take no resource.",
+        )
+        return state_machine

@@ -1,0 +1,291 @@
+"""The trace pipeline in the operators' template: state machine, QA task, pipeline roles."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Template
+
+from infra_cdk.assets import ROOT
+from infra_cdk.config import ConfigError, StackConfig
+from infra_cdk.pipeline import ASL_PATH, QA_ENTRYPOINT
+
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
+
+
+def _one(template: Template, resource_type: str) -> dict[str, Any]:
+    found = template.find_resources(resource_type)
+    assert len(found) == 1, f"expected one {resource_type}, found {list(found)}"
+    return next(iter(found.values()))
+
+
+def _definition_sub(template: Template) -> tuple[str, dict[str, Any]]:
+    machine = _one(template, "AWS::StepFunctions::StateMachine")["Properties"]
+    text, substitutions = machine["DefinitionString"]["Fn::Sub"]
+    return text, substitutions
+
+
+def _definition(template: Template) -> dict[str, Any]:
+    text, substitutions = _definition_sub(template)
+    filled = PLACEHOLDER.sub(lambda m: f"stand-in-{m.group(1)}", text)
+    assert set(substitutions) == set(PLACEHOLDER.findall(text))
+    return dict(json.loads(filled))
+
+
+def _statements(template: Template, role_logical_prefix: str) -> list[dict[str, Any]]:
+    found = []
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        roles = policy["Properties"]["Roles"]
+        if any(r["Ref"].startswith(role_logical_prefix) for r in roles):
+            found += policy["Properties"]["PolicyDocument"]["Statement"]
+    return found
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else list(action)
+
+
+# ---- the definition -------------------------------------------------------------------
+
+
+def test_every_placeholder_in_the_definition_has_a_substitution(template: Template) -> None:
+    text, substitutions = _definition_sub(template)
+    assert text == ASL_PATH.read_text()  # the committed file, inline (what moto also reads)
+    used = set(PLACEHOLDER.findall(text))
+    assert used == set(substitutions), (used ^ set(substitutions))
+    for name, value in substitutions.items():
+        assert value not in ("", None), name
+
+
+def test_every_state_is_reachable_and_every_transition_lands(template: Template) -> None:
+    definition = _definition(template)
+    states: dict[str, dict[str, Any]] = definition["States"]
+    targets: dict[str, set[str]] = {}
+    for name, state in states.items():
+        nexts = {state["Next"]} if "Next" in state else set()
+        nexts |= {c["Next"] for c in state.get("Choices", [])}
+        nexts |= {c["Next"] for c in state.get("Catch", [])}
+        if "Default" in state:
+            nexts.add(state["Default"])
+        assert nexts <= set(states), f"{name} goes to an unknown state: {nexts - set(states)}"
+        assert nexts or state.get("End") or state["Type"] in {"Fail", "Succeed"}, name
+        targets[name] = nexts
+    seen, todo = set(), [definition["StartAt"]]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += targets[name]
+    assert seen == set(states), f"unreachable: {set(states) - seen}"
+
+
+def test_every_task_retries_transient_errors_and_failures_are_recorded(
+    template: Template,
+) -> None:
+    states = _definition(template)["States"]
+    tasks = {n: s for n, s in states.items() if s["Type"] == "Task"}
+    assert {"Assemble", "RunQa", "Judge", "RecordComplete", "RecordRejected"} <= set(tasks)
+    for name, state in tasks.items():
+        assert state.get("Retry"), f"{name} has no Retry"
+        for retrier in state["Retry"]:
+            assert retrier["BackoffRate"] >= 2 and retrier["MaxAttempts"] >= 1
+        if name == "RecordFailure":
+            assert "Catch" not in state  # the last resort: a failed execution raises an alarm
+            continue
+        catch_all = [c for c in state["Catch"] if c["ErrorEquals"] == ["States.ALL"]]
+        assert catch_all, f"{name} has no catch-all"
+        # Caught failures go through a Pass naming the stage, then RecordFailure.
+        stage_state = states[catch_all[0]["Next"]]
+        assert stage_state["Type"] == "Pass" and stage_state["Next"] == "RecordFailure"
+        assert stage_state["Result"] in {"assemble", "qa", "judge", "record"}
+    failure = states["RecordFailure"]["Parameters"]["Payload"]
+    assert failure["status"] == "failed"
+    assert {"stage.$", "error.$", "cause.$"} <= set(failure)
+
+
+def test_states_pass_keys_and_summaries_never_events(template: Template) -> None:
+    states = _definition(template)["States"]
+    # Every Lambda result is narrowed to its payload; the QA task to its exit code.
+    for name, state in states.items():
+        if state.get("Resource") == "arn:aws:states:::lambda:invoke":
+            assert state["ResultSelector"] == {"Payload.$": "$.Payload"}, name
+    assert set(states["RunQa"]["ResultSelector"]) == {"exit_code.$", "stopped_reason.$"}
+    judge = states["Judge"]["Parameters"]["Payload"]
+    assert set(judge) == {"trace_id.$", "document_key.$", "qa_report_key.$", "result_key.$"}
+
+
+def test_the_qa_task_runs_in_private_subnets_without_a_public_ip(template: Template) -> None:
+    run = _definition(template)["States"]["RunQa"]
+    assert run["Resource"] == "arn:aws:states:::ecs:runTask.sync"
+    network = run["Parameters"]["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert network["AssignPublicIp"] == "DISABLED"
+    _, substitutions = _definition_sub(template)
+    subnets = template.find_resources("AWS::EC2::Subnet")
+    for name in ("QaSubnetA", "QaSubnetB"):
+        assert substitutions[name]["Ref"] in subnets
+    # No way out: no internet or NAT gateway, no public subnet.
+    assert not template.find_resources("AWS::EC2::InternetGateway")
+    assert not template.find_resources("AWS::EC2::NatGateway")
+    for subnet in subnets.values():
+        assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
+    endpoints = template.find_resources("AWS::EC2::VPCEndpoint")
+    services = json.dumps([e["Properties"]["ServiceName"] for e in endpoints.values()])
+    for service in ("s3", "ecr.api", "ecr.dkr", "logs"):
+        assert service in services
+
+
+def test_the_qa_task_security_group_allows_only_https_out(template: Template) -> None:
+    _, substitutions = _definition_sub(template)
+    group_id = substitutions["QaSecurityGroupId"]["Fn::GetAtt"][0]
+    group = template.find_resources("AWS::EC2::SecurityGroup")[group_id]["Properties"]
+    assert group["SecurityGroupEgress"] == [
+        {
+            "CidrIp": "0.0.0.0/0",
+            "Description": "S3 (gateway endpoint) and interface endpoints",
+            "FromPort": 443,
+            "IpProtocol": "tcp",
+            "ToPort": 443,
+        }
+    ]
+    assert "SecurityGroupIngress" not in group
+
+
+def test_the_qa_task_definition_is_hardened(template: Template) -> None:
+    definition = _one(template, "AWS::ECS::TaskDefinition")["Properties"]
+    assert definition["RequiresCompatibilities"] == ["FARGATE"]
+    assert definition["NetworkMode"] == "awsvpc"
+    assert definition["Cpu"] == str(StackConfig().qa_task_cpu)
+    assert definition["Memory"] == str(StackConfig().qa_task_memory_mb)
+    assert definition["RuntimePlatform"]["CpuArchitecture"] == "ARM64"
+    (container,) = definition["ContainerDefinitions"]
+    assert container["ReadonlyRootFilesystem"] is True
+    assert container["Privileged"] is False
+    assert container["User"] == "10001:10001"  # the image's non-root user
+    assert container["LinuxParameters"]["Capabilities"] == {"Drop": ["ALL"]}
+    assert container["LinuxParameters"]["InitProcessEnabled"] is True
+    assert container["MountPoints"] == [
+        {"ContainerPath": "/tmp", "ReadOnly": False, "SourceVolume": "tmp"}
+    ]
+    assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    environment = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert environment["PRTRACE_SANDBOX_BACKEND"] == "container"
+    assert environment["PRTRACE_QA_DEPENDENCY_NETWORK"] == "false"
+    assert not [n for n in environment if "KEY" in n or "TOKEN" in n or "SECRET" in n]
+
+
+def test_the_task_definition_runs_what_the_image_runs() -> None:
+    dockerfile = (ROOT / "functions" / "qa_runner" / "Dockerfile").read_text()
+    entrypoint = re.search(r"^ENTRYPOINT (\[.*\])$", dockerfile, re.MULTILINE)
+    user = re.search(r"^USER (\S+)$", dockerfile, re.MULTILINE)
+    assert entrypoint and user
+    assert tuple(json.loads(entrypoint.group(1))) == QA_ENTRYPOINT
+    assert user.group(1) == "10001:10001"
+
+
+def test_the_qa_image_is_built_from_the_runner_dockerfile(synthesized: Any) -> None:
+    _, outdir = synthesized
+    assets = json.loads((Path(outdir) / "prtrace-test.assets.json").read_text())
+    (image,) = assets["dockerImages"].values()
+    assert image["source"]["dockerFile"] == "functions/qa_runner/Dockerfile"
+    assert image["source"]["platform"] == "linux/arm64"
+    context = Path(outdir) / image["source"]["directory"]
+    assert (context / "functions" / "qa_runner" / "main.py").exists()
+    assert (context / "layers" / "core" / "python" / "prtrace" / "qa").is_dir()
+    assert not (context / ".venv").exists()  # only what the Dockerfile copies
+
+
+def test_the_state_machine_is_standard_traced_and_logged(template: Template) -> None:
+    machine = _one(template, "AWS::StepFunctions::StateMachine")["Properties"]
+    assert machine["StateMachineType"] == "STANDARD"
+    assert machine["TracingConfiguration"] == {"Enabled": True}
+    assert machine["LoggingConfiguration"]["Level"] == "ALL"
+    assert machine["LoggingConfiguration"]["IncludeExecutionData"] is False
+
+
+def test_the_state_machine_role_reaches_only_the_pipeline(template: Template) -> None:
+    statements = _statements(template, "PipelineStateMachineRole")
+    actions = {a for s in statements for a in _actions(s)}
+    assert not [a for a in actions if a.endswith("*")]
+    invoke = next(s for s in statements if "lambda:InvokeFunction" in _actions(s))
+    targets = json.dumps(invoke["Resource"])
+    for fn in ("PipelineAssemble", "PipelineJudge", "PipelineRecord"):
+        assert fn in targets
+    assert "ApiFunction" not in targets and "Authorizer" not in targets
+    updates = next(s for s in statements if "dynamodb:UpdateItem" in _actions(s))
+    assert _actions(updates) == ["dynamodb:UpdateItem"]
+    assert "StorageTraces" in json.dumps(updates["Resource"])
+    run = next(s for s in statements if "ecs:RunTask" in _actions(s))
+    assert "ecs:cluster" in json.dumps(run["Condition"])
+    passed = next(s for s in statements if "iam:PassRole" in _actions(s))
+    assert len(passed["Resource"]) == 2  # the task role and the execution role only
+
+
+def test_the_api_may_start_executions_of_this_state_machine_only(template: Template) -> None:
+    statements = _statements(template, "ApiRole")
+    start = [s for s in statements if "states:StartExecution" in _actions(s)]
+    assert len(start) == 1
+    assert start[0]["Resource"]["Ref"].startswith("PipelineStateMachine")
+    api = next(
+        f
+        for f in template.find_resources("AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "functions.api.handler.lambda_handler"
+    )
+    variables = api["Properties"]["Environment"]["Variables"]
+    assert variables["PRTRACE_STATE_MACHINE_ARN"]["Ref"].startswith("PipelineStateMachine")
+
+
+def test_pipeline_steps_write_only_their_own_objects(template: Template) -> None:
+    def writes(prefix: str) -> list[str]:
+        return [
+            json.dumps(s["Resource"])
+            for s in _statements(template, prefix)
+            if "s3:PutObject" in _actions(s)
+        ]
+
+    assert [w.endswith('/document.json"]]}') for w in writes("PipelineAssembleRole")] == [True]
+    assert [w.endswith('/judge/*"]]}') for w in writes("PipelineJudgeRole")] == [True]
+    assert writes("PipelineRecordRole") == []
+    assert [w.endswith('/qa/*"]]}') for w in writes("PipelineQaTaskDefinitionTaskRole")] == [True]
+    record_table = [
+        a
+        for s in _statements(template, "PipelineRecordRole")
+        if "StorageTraces" in json.dumps(s["Resource"])
+        for a in _actions(s)
+    ]
+    assert sorted(record_table) == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+
+
+def test_the_judge_reads_only_the_named_openai_secret(template: Template) -> None:
+    statements = _statements(template, "PipelineJudgeRole")
+    secret = next(s for s in statements if "secretsmanager:GetSecretValue" in _actions(s))
+    assert "secret:prtrace/openai-api-key-??????" in json.dumps(secret["Resource"])
+    judge = next(
+        f
+        for f in template.find_resources("AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "functions.judge.handler.lambda_handler"
+    )
+    assert judge["Properties"]["MemorySize"] >= 1024
+    variables = judge["Properties"]["Environment"]["Variables"]
+    assert variables["PRTRACE_OPENAI_SECRET_NAME"] == "prtrace/openai-api-key"
+    assert "OPENAI_API_KEY" not in variables
+
+
+@pytest.mark.parametrize(
+    ("context", "named"),
+    [
+        ({"qa_task_cpu": "300"}, "qa_task_cpu"),
+        ({"qa_task_cpu": "256", "qa_task_memory_mb": "4096"}, "qa_task_memory_mb"),
+        ({"qa_wall_timeout_s": "5"}, "qa_wall_timeout_s"),
+        ({"judge_mode": "sometimes"}, "judge_mode"),
+    ],
+)
+def test_bad_pipeline_settings_fail_naming_the_setting(
+    context: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named):
+        StackConfig.resolve(context, {})
