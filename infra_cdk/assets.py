@@ -39,7 +39,11 @@ def stage_function_code() -> Path:
 # What functions/qa_runner/Dockerfile copies, relative to the repository root; staging only
 # these keeps the image's asset hash (and the deploy-time build) independent of the rest.
 QA_IMAGE_DOCKERFILE: Final = "functions/qa_runner/Dockerfile"
-_QA_IMAGE_SOURCES: Final = ("functions/__init__.py", "functions/qa_runner", "layers/core/python/prtrace")
+_QA_IMAGE_SOURCES: Final = (
+    "functions/__init__.py",
+    "functions/qa_runner",
+    "layers/core/python/prtrace",
+)
 
 
 def stage_qa_image_context() -> Path:
@@ -50,7 +54,9 @@ def stage_qa_image_context() -> Path:
             source, target = ROOT / relative, staged / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             if source.is_dir():
-                shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                shutil.copytree(
+                    source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+                )
             else:
                 shutil.copy2(source, target)
         return _place(staged, "qa-image")

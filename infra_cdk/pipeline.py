@@ -60,7 +60,9 @@ class QaTaskConstruct(Construct):
                     name="qa", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
                 )
             ],
-            gateway_endpoints={"S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)},
+            gateway_endpoints={
+                "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)
+            },
             flow_logs={
                 "All": ec2.FlowLogOptions(
                     destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs)

@@ -57,7 +57,7 @@ def test_every_placeholder_in_the_definition_has_a_substitution(template: Templa
     text, substitutions = _definition_sub(template)
     assert text == ASL_PATH.read_text()  # the committed file, inline (what moto also reads)
     used = set(PLACEHOLDER.findall(text))
-    assert used == set(substitutions), (used ^ set(substitutions))
+    assert used == set(substitutions), used ^ set(substitutions)
     for name, value in substitutions.items():
         assert value not in ("", None), name
 
@@ -93,7 +93,8 @@ def test_every_task_retries_transient_errors_and_failures_are_recorded(
     for name, state in tasks.items():
         assert state.get("Retry"), f"{name} has no Retry"
         for retrier in state["Retry"]:
-            assert retrier["BackoffRate"] >= 2 and retrier["MaxAttempts"] >= 1
+            assert retrier["BackoffRate"] >= 2
+            assert retrier["MaxAttempts"] >= 1
         if name == "RecordFailure":
             assert "Catch" not in state  # the last resort: a failed execution raises an alarm
             continue
@@ -101,7 +102,8 @@ def test_every_task_retries_transient_errors_and_failures_are_recorded(
         assert catch_all, f"{name} has no catch-all"
         # Caught failures go through a Pass naming the stage, then RecordFailure.
         stage_state = states[catch_all[0]["Next"]]
-        assert stage_state["Type"] == "Pass" and stage_state["Next"] == "RecordFailure"
+        assert stage_state["Type"] == "Pass"
+        assert stage_state["Next"] == "RecordFailure"
         assert stage_state["Result"] in {"assemble", "qa", "judge", "record"}
     failure = states["RecordFailure"]["Parameters"]["Payload"]
     assert failure["status"] == "failed"
@@ -169,7 +171,7 @@ def test_the_qa_task_definition_is_hardened(template: Template) -> None:
     assert container["LinuxParameters"]["Capabilities"] == {"Drop": ["ALL"]}
     assert container["LinuxParameters"]["InitProcessEnabled"] is True
     assert container["MountPoints"] == [
-        {"ContainerPath": "/tmp", "ReadOnly": False, "SourceVolume": "tmp"}
+        {"ContainerPath": "/tmp", "ReadOnly": False, "SourceVolume": "tmp"}  # noqa: S108
     ]
     assert container["LogConfiguration"]["LogDriver"] == "awslogs"
     environment = {e["Name"]: e["Value"] for e in container["Environment"]}
@@ -182,7 +184,8 @@ def test_the_task_definition_runs_what_the_image_runs() -> None:
     dockerfile = (ROOT / "functions" / "qa_runner" / "Dockerfile").read_text()
     entrypoint = re.search(r"^ENTRYPOINT (\[.*\])$", dockerfile, re.MULTILINE)
     user = re.search(r"^USER (\S+)$", dockerfile, re.MULTILINE)
-    assert entrypoint and user
+    assert entrypoint
+    assert user
     assert tuple(json.loads(entrypoint.group(1))) == QA_ENTRYPOINT
     assert user.group(1) == "10001:10001"
 
@@ -215,7 +218,8 @@ def test_the_state_machine_role_reaches_only_the_pipeline(template: Template) ->
     targets = json.dumps(invoke["Resource"])
     for fn in ("PipelineAssemble", "PipelineJudge", "PipelineRecord"):
         assert fn in targets
-    assert "ApiFunction" not in targets and "Authorizer" not in targets
+    assert "ApiFunction" not in targets
+    assert "Authorizer" not in targets
     updates = next(s for s in statements if "dynamodb:UpdateItem" in _actions(s))
     assert _actions(updates) == ["dynamodb:UpdateItem"]
     assert "StorageTraces" in json.dumps(updates["Resource"])
@@ -284,8 +288,6 @@ def test_the_judge_reads_only_the_named_openai_secret(template: Template) -> Non
         ({"judge_mode": "sometimes"}, "judge_mode"),
     ],
 )
-def test_bad_pipeline_settings_fail_naming_the_setting(
-    context: dict[str, str], named: str
-) -> None:
+def test_bad_pipeline_settings_fail_naming_the_setting(context: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         StackConfig.resolve(context, {})
