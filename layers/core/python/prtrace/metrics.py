@@ -82,10 +82,11 @@ class MetricsAccumulator:
         self._edited_since_test = False
         self._edit_test_cycles = 0
 
-    def add(self, event: Event) -> None:
+    def add(self, event: Event, ts_ms: int | None = None) -> None:
+        """`ts_ms`: the event's `timestamp_ms`, when the caller has computed it already."""
         self._count += 1
         self._by_type[event.type] += 1
-        now = timestamp_ms(event.ts)
+        now = timestamp_ms(event.ts) if ts_ms is None else ts_ms
         self._track_time(now)
         if isinstance(event, FileEditEvent):
             self._files.add(event.payload.path)

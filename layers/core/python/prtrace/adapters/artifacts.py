@@ -1,15 +1,18 @@
-"""Artifact stores for QA: S3 (the pipeline) and a local directory (the CLI, tests)."""
+"""Artifact stores for QA and Assemble: S3 (the pipeline) and a local directory (the CLI,
+tests, benchmarks)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from botocore.exceptions import ClientError
 
 from prtrace.adapters.s3 import S3BlobStore
+from prtrace.assemble.ports import OpenedBlob
 from prtrace.qa.ports import ArtifactMissing, ArtifactTooLarge
 
 if TYPE_CHECKING:
@@ -83,3 +86,37 @@ class DirectoryArtifactStore:
 
     def get(self, key: str) -> bytes:
         return self._path(key).read_bytes()
+
+    def open_read(self, key: str) -> OpenedBlob | None:
+        try:
+            source = self._path(key).open("rb")
+        except FileNotFoundError:
+            return None
+        return OpenedBlob(size=os.fstat(source.fileno()).st_size, body=source)
+
+    def upload_if_absent(
+        self, key: str, source: BinaryIO, size: int, sha256_hex: str, content_type: str
+    ) -> bool:
+        """Copied to a temporary file first and linked into place, so a reader never sees
+        a partial object and an existing one is never replaced."""
+        path = self._path(key)
+        if path.exists():
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        try:
+            digest = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out:
+                while block := source.read(_CHUNK):
+                    digest.update(block)
+                    out.write(block)
+                copied = out.tell()
+            if copied != size or digest.hexdigest() != sha256_hex:
+                raise ValueError(f"upload of {key} does not match its size and SHA-256")
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                return False
+            return True
+        finally:
+            os.unlink(temporary)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from botocore.exceptions import ClientError
 
+from prtrace.assemble.ports import OpenedBlob
 from prtrace.ports import Contention, PresignedUpload
 
 if TYPE_CHECKING:
@@ -53,6 +54,39 @@ class S3BlobStore:
             if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
+
+    def open_read(self, key: str) -> OpenedBlob | None:
+        """The object as a stream (bounded memory whatever its size), or None."""
+        try:
+            answer = self._s3.get_object(Bucket=self._bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return OpenedBlob(size=answer["ContentLength"], body=answer["Body"])
+
+    def upload_if_absent(
+        self, key: str, source: BinaryIO, size: int, sha256_hex: str, content_type: str
+    ) -> bool:
+        """Like put_if_absent, streaming the body from a file instead of holding it."""
+        try:
+            self._s3.put_object(
+                Bucket=self._bucket,
+                Key=key,
+                Body=source,
+                ContentLength=size,
+                ContentType=content_type,
+                ChecksumSHA256=_b64(sha256_hex),
+                IfNoneMatch="*",
+            )
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            if code == "PreconditionFailed":
+                return False
+            if code == "ConditionalRequestConflict":
+                raise Contention(key) from error
+            raise
+        return True
 
     def head(self, key: str) -> int | None:
         try:

@@ -15,12 +15,12 @@ from typing import Annotated, Final
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from prtrace.document import TraceDocument
-from prtrace.ingest import trace_prefix
 from prtrace.qa.errors import QAError
 from prtrace.qa.ports import ArtifactMissing, ArtifactStore, ArtifactTooLarge
 from prtrace.qa.report import QAReport
 from prtrace.qa.service import QAService
 from prtrace.schema import BlobRef
+from prtrace.storage_keys import qa_report_key
 
 MAX_DOCUMENT_BYTES: Final = 64 * 1024 * 1024
 _TRACE_KEY = re.compile(r"^tenants/(?P<tenant>[^/]+)/traces/(?P<trace>[^/]+)/")
@@ -66,7 +66,7 @@ class QATaskRequest(BaseModel):
 
     @property
     def report_key_or_default(self) -> str:
-        return self.report_key or f"{trace_prefix(self.tenant_id, self.trace_id)}/qa/report.json"
+        return self.report_key or qa_report_key(self.tenant_id, self.trace_id)
 
 
 def parse_request(values: dict[str, object]) -> QATaskRequest:
