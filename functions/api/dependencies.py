@@ -22,9 +22,17 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.api.problems import IdempotencyKeyReused, RequestInProgress, Unauthenticated
-from prtrace.adapters.wiring import BOTO_CONFIG, build_ingest_service
+from prtrace.adapters.s3 import S3BlobStore
+from prtrace.adapters.wiring import (
+    BOTO_CONFIG,
+    build_blob_store,
+    build_ingest_service,
+    build_pipeline_starter,
+    build_trace_results,
+)
 from prtrace.errors import FieldError, InvalidInput, MissingScope
 from prtrace.ingest import IngestService
+from prtrace.results import TraceResults
 from prtrace.settings import Settings
 from prtrace.tokens import Principal
 
@@ -52,8 +60,20 @@ def settings() -> Settings:
 
 
 @cache
+def blob_store() -> S3BlobStore:
+    return build_blob_store(settings())
+
+
+@cache
 def ingest_service() -> IngestService:
-    return build_ingest_service(settings())
+    return build_ingest_service(
+        settings(), blobs=blob_store(), pipeline=build_pipeline_starter(settings())
+    )
+
+
+@cache
+def trace_results() -> TraceResults:
+    return build_trace_results(settings(), blobs=blob_store())
 
 
 @cache
@@ -64,7 +84,7 @@ def _idempotency_store() -> DynamoDBPersistenceLayer:
 
 def reset() -> None:
     """Forget cached dependencies (tests change the environment between cases)."""
-    for cached in (settings, ingest_service, _idempotency_store):
+    for cached in (settings, blob_store, ingest_service, trace_results, _idempotency_store):
         cached.cache_clear()
 
 

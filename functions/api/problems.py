@@ -28,6 +28,8 @@ _PROBLEMS: dict[type[e.DomainError], tuple[int, str, str]] = {
     e.FinalizeConflict: (409, "finalize-conflict", "Trace was finalized differently"),
     e.ArtifactConflict: (409, "artifact-conflict", "Artifact conflicts with a stored one"),
     e.MissingScope: (403, "insufficient-scope", "Token lacks a required scope"),
+    e.ResultNotAvailable: (409, "result-not-available", "Result is not available"),
+    e.PipelineNotStarted: (503, "pipeline-not-started", "Trace pipeline could not be started"),
 }
 
 
@@ -117,6 +119,8 @@ def _extensions(error: e.DomainError) -> dict[str, Any]:
             return {"trace_status": error.status}
         case e.MissingScope():
             return {"required_scope": error.scope}
+        case e.ResultNotAvailable():
+            return {"result": error.result, "trace_status": error.status}
     return {}
 
 

@@ -7,10 +7,18 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import (
+    OpenAPIResponse,
+    OpenAPIResponseContentModel,
+    OpenAPIResponseContentSchema,
+)
+from pydantic import BaseModel, Field
 
-from functions.api.dependencies import ingest_service, require, run_idempotent
+from functions.api.dependencies import ingest_service, require, run_idempotent, trace_results
+from functions.api.problems import PROBLEM_CONTENT_TYPE
 from functions.api.routes.responses import json_response
 from prtrace.ingest import TRACE_ID_PATTERN, FinalizeRequest
+from prtrace.results import ResultName
 from prtrace.schema import TraceMetadata
 
 router = Router()
@@ -44,16 +52,80 @@ def list_traces(
     )
 
 
-@router.get("/v1/traces/<trace_id>", summary="Get a trace's status and counts")
+@router.get(
+    "/v1/traces/<trace_id>",
+    summary="Get a trace's status, counts and, once its pipeline ended, its outcome",
+    description=(
+        "Status: open, finalizing, assembling, testing, judging, then complete, rejected or "
+        "failed. A complete trace has `outcome` (QA verdict and test lists, judge scores "
+        "with rationales, metrics, event chain head) and `links` to its results; a rejected "
+        "one the reason; a failed one the stage, error and cause."
+    ),
+)
 def get_trace(trace_id: TraceId) -> Response[str]:
     caller = require(router, "read")
     return json_response(200, ingest_service().get_trace(caller.tenant, trace_id).public())
 
 
+class ResultLink(BaseModel):
+    url: Annotated[str, Field(description="presigned GET of the stored JSON object")]
+    expires_in: Annotated[int, Field(description="seconds the URL stays valid")]
+
+
+_PROBLEM: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
+    PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+}
+_RESULT_RESPONSES: dict[int, OpenAPIResponse] = {
+    200: {
+        "description": "A download link",
+        "content": {"application/json": {"model": ResultLink}},
+    },
+    404: {"description": "No such trace for this caller", "content": _PROBLEM},
+    409: {
+        "description": "Not produced yet, or never for this trace "
+        "(type urn:prtrace:problem:result-not-available)",
+        "content": _PROBLEM,
+    },
+}
+
+
+def _result_link(trace_id: str, result: ResultName) -> Response[str]:
+    caller = require(router, "read")
+    trace = ingest_service().get_trace(caller.tenant, trace_id)
+    return json_response(200, trace_results().link(trace, result))
+
+
+@router.get(
+    "/v1/traces/<trace_id>/document",
+    summary="Link to the assembled trace document",
+    responses=_RESULT_RESPONSES,
+)
+def get_document(trace_id: TraceId) -> Response[str]:
+    return _result_link(trace_id, "document")
+
+
+@router.get(
+    "/v1/traces/<trace_id>/qa-report",
+    summary="Link to the QA report (test outcomes before and after the fix)",
+    responses=_RESULT_RESPONSES,
+)
+def get_qa_report(trace_id: TraceId) -> Response[str]:
+    return _result_link(trace_id, "qa_report")
+
+
+@router.get(
+    "/v1/traces/<trace_id>/judge-result",
+    summary="Link to the judge result (scores and rationales)",
+    responses=_RESULT_RESPONSES,
+)
+def get_judge_result(trace_id: TraceId) -> Response[str]:
+    return _result_link(trace_id, "judge_result")
+
+
 @router.post(
     "/v1/traces/<trace_id>/finalize",
     summary="Finalize a trace",
-    responses={202: {"description": "Accepted: the trace is finalizing"}},
+    responses={202: {"description": "Accepted: the trace is finalizing and its pipeline started"}},
 )
 def finalize_trace(
     trace_id: TraceId, request: Annotated[FinalizeRequest, Body(embed=False)]

@@ -105,3 +105,18 @@ class MissingScope(DomainError):
     def __init__(self, scope: str) -> None:
         super().__init__(f"this token lacks the {scope!r} scope needed for this request")
         self.scope = scope
+
+
+class PipelineNotStarted(DomainError):
+    """The trace is finalized but its pipeline could not be started; retrying the same
+    finalize starts it."""
+
+
+class ResultNotAvailable(DomainError):
+    """A pipeline product (document, QA report, judge result) does not exist: not yet, or
+    never for this trace."""
+
+    def __init__(self, detail: str, *, result: str, status: str) -> None:
+        super().__init__(detail)
+        self.result = result
+        self.status = status

@@ -23,6 +23,7 @@ from prtrace.errors import (
     IncompleteTrace,
     InvalidInput,
     PayloadTooLarge,
+    PipelineNotStarted,
     SeqDiscontinuity,
     StoreBusy,
     TraceNotFound,
@@ -35,6 +36,8 @@ from prtrace.ports import (
     ConditionFailed,
     Contention,
     NeighbourChanged,
+    PipelineStarter,
+    PipelineUnavailable,
     TraceStore,
 )
 from prtrace.records import FINALIZING, OPEN, ChunkRecord, Page, TraceRecord
@@ -106,12 +109,14 @@ class IngestService:
         key_ring: Callable[[], KeyRing],
         clock: Callable[[], str] = utc_now,
         upload_url_ttl_s: int = 900,
+        pipeline: PipelineStarter | None = None,
     ) -> None:
         self._traces = traces
         self._blobs = blobs
         self._key_ring = key_ring
         self._now = clock
         self._upload_url_ttl_s = upload_url_ttl_s
+        self._pipeline = pipeline  # None: nothing processes finalized traces (ingest only)
 
     def ping_table(self) -> None:
         self._traces.ping()
@@ -296,11 +301,18 @@ class IngestService:
         expected_chunks: int,
         snapshots: WorkspaceSnapshots | None = None,
     ) -> TraceRecord:
+        """open -> finalizing, then start the trace's pipeline. A retried (or concurrent)
+        identical finalize answers with the trace as it is now, and starts the pipeline again
+        while the trace is still `finalizing`: that heals a crash between the two steps, and
+        the pipeline starter runs one execution per trace however often it is asked."""
         wanted = None if snapshots is None else snapshots.model_dump(mode="json")
         for _ in range(3):  # a chunk committed while we checked: check again
             trace = self.get_trace(tenant, trace_id)
             if trace.status != OPEN:
-                return self._finalized_already(trace, expected_chunks, wanted)
+                self._finalized_already(trace, expected_chunks, wanted)
+                if trace.status == FINALIZING:
+                    self._start_pipeline(trace)
+                return trace
             chunks = list(self._traces.list_chunks(tenant, trace_id, with_event_ids=True))
             self._check_complete(trace_id, chunks, expected_chunks)
             if snapshots is not None:
@@ -318,25 +330,35 @@ class IngestService:
                 finalize["snapshots"] = wanted
             try:
                 # Conditional on the counts we checked: the manifest is exactly what is stored.
-                return self._traces.mark_finalizing(
+                finalized = self._traces.mark_finalizing(
                     tenant, trace_id, finalize, now, len(chunks), events
                 )
             except ConditionFailed:
                 continue
+            self._start_pipeline(finalized)
+            return finalized
         raise StoreBusy(f"trace {trace_id} kept changing while it was being finalized; retry")
+
+    def _start_pipeline(self, trace: TraceRecord) -> None:
+        if self._pipeline is None:
+            return
+        try:
+            self._pipeline.start(trace.tenant, trace.trace_id)
+        except PipelineUnavailable:
+            raise PipelineNotStarted(
+                f"trace {trace.trace_id} is finalized but its pipeline could not be started; "
+                "retry the same finalize request to start it"
+            ) from None
 
     @staticmethod
     def _finalized_already(
         trace: TraceRecord, expected_chunks: int, snapshots: dict[str, Any] | None
-    ) -> TraceRecord:
+    ) -> None:
+        """A retried finalize is the same request (same chunks, same snapshots) in whatever
+        status the pipeline has moved the trace to since; anything else is refused."""
         asked = trace.finalize or {}
-        if (
-            trace.status == FINALIZING
-            and asked.get("expected_chunks") == expected_chunks
-            and asked.get("snapshots") == snapshots
-        ):
-            return trace  # a retried finalize gets the same answer
-        raise TraceNotOpen(trace.trace_id, trace.status)
+        if asked.get("expected_chunks") != expected_chunks or asked.get("snapshots") != snapshots:
+            raise TraceNotOpen(trace.trace_id, trace.status)
 
     def _check_snapshots_uploaded(
         self, tenant: str, trace_id: str, snapshots: WorkspaceSnapshots

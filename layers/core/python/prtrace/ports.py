@@ -64,8 +64,26 @@ class TraceStore(Protocol):
         """open -> finalizing, only while the trace still holds exactly the chunks and events
         the caller checked; raises ConditionFailed otherwise."""
 
+    def record_outcome(
+        self, tenant: str, trace_id: str, status: str, outcome: dict[str, Any], now: str
+    ) -> TraceRecord:
+        """Store a terminal status and its outcome, only while the trace is finalized and
+        not yet terminal. A trace already in this same terminal status is returned as
+        stored (a retried Record step); any other status raises ConditionFailed, so a
+        recorded outcome is never overwritten."""
+
     def ping(self) -> None:
         """Raise when the store cannot be reached (readiness)."""
+
+
+class PipelineUnavailable(Exception):
+    """The pipeline could not be started (the service refused or could not be reached)."""
+
+
+class PipelineStarter(Protocol):
+    def start(self, tenant: str, trace_id: str) -> None:
+        """Start the trace's pipeline once: one execution per trace, however often this is
+        called. Raises PipelineUnavailable."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +105,9 @@ class BlobStore(Protocol):
     def presign_put(
         self, key: str, sha256_hex: str, size: int, content_type: str, expires_in: int
     ) -> PresignedUpload: ...
+
+    def presign_get(self, key: str, expires_in: int) -> str:
+        """A URL that downloads the object until it expires."""
 
     def ping(self) -> None: ...
 

@@ -3,11 +3,37 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
-TraceStatus = Literal["open", "finalizing"]
-OPEN: TraceStatus = "open"
-FINALIZING: TraceStatus = "finalizing"
+# open -> finalizing -> assembling -> testing -> judging -> complete | rejected | failed.
+# The API writes open and finalizing, the state machine the progress statuses, and only
+# the Record step a terminal one.
+TraceStatus = Literal[
+    "open", "finalizing", "assembling", "testing", "judging", "complete", "rejected", "failed"
+]
+TerminalStatus = Literal["complete", "rejected", "failed"]
+OPEN: Final = "open"
+FINALIZING: Final = "finalizing"
+ASSEMBLING: Final = "assembling"
+TESTING: Final = "testing"
+JUDGING: Final = "judging"
+COMPLETE: Final = "complete"
+REJECTED: Final = "rejected"
+FAILED: Final = "failed"
+# Finalized, with the pipeline still to record how it ended.
+IN_PIPELINE: Final[tuple[str, ...]] = (FINALIZING, ASSEMBLING, TESTING, JUDGING)
+TERMINAL: Final[tuple[str, ...]] = (COMPLETE, REJECTED, FAILED)
+
+RESULT_ROUTES: Final = {
+    "document": "document",
+    "qa_report": "qa-report",
+    "judge_result": "judge-result",
+}
+
+
+def result_links(trace_id: str) -> dict[str, str]:
+    """Where a client fetches the pipeline's products (each answers with a presigned URL)."""
+    return {name: f"/v1/traces/{trace_id}/{route}" for name, route in RESULT_ROUTES.items()}
 
 
 @dataclass(frozen=True)
@@ -21,6 +47,8 @@ class TraceRecord:
     chunk_count: int = 0
     event_count: int = 0
     finalize: dict[str, Any] | None = None
+    # How the pipeline ended (prtrace.outcome builds it, bounded); None until terminal.
+    outcome: dict[str, Any] | None = None
 
     def public(self) -> dict[str, Any]:
         """The API's view of a trace (never the tenant: callers know their own)."""
@@ -35,6 +63,13 @@ class TraceRecord:
         }
         if self.finalize is not None:
             view["finalize"] = self.finalize
+        if self.outcome is not None:
+            view["outcome"] = self.outcome
+        if self.status == COMPLETE:
+            links: dict[str, str | None] = dict(result_links(self.trace_id))
+            if (self.outcome or {}).get("qa_skipped"):
+                links["qa_report"] = None  # QA did not run: there is no report to fetch
+            view["links"] = links
         return view
 
 

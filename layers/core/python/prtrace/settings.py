@@ -24,6 +24,9 @@ class Settings(BaseModel):
     # Presigned upload URLs must name an endpoint the *client* reaches (local cloud only).
     public_s3_endpoint: str | None = None
     upload_url_ttl_s: Annotated[int, Field(ge=60, le=3600)] = 900
+    download_url_ttl_s: Annotated[int, Field(ge=60, le=3600)] = 300
+    # The pipeline finalize starts; unset, finalized traces wait (ingestion alone).
+    state_machine_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:states:")] | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -36,13 +39,44 @@ class Settings(BaseModel):
             "key_secret_name": env.get("PRTRACE_KEY_SECRET_NAME") or None,
             "key_parameter_name": env.get("PRTRACE_KEY_PARAMETER_NAME") or None,
             "public_s3_endpoint": env.get("PRTRACE_PUBLIC_S3_ENDPOINT") or None,
-            "upload_url_ttl_s": int(env.get("PRTRACE_UPLOAD_URL_TTL_S", "900")),
+            "upload_url_ttl_s": _integer(env, "PRTRACE_UPLOAD_URL_TTL_S", 900),
+            "download_url_ttl_s": _integer(env, "PRTRACE_DOWNLOAD_URL_TTL_S", 300),
+            "state_machine_arn": env.get("PRTRACE_STATE_MACHINE_ARN") or None,
         }
         try:
             return cls(**values)
         except ValidationError as exc:
             names = ", ".join(str(e["loc"][0]) for e in exc.errors())
             raise ConfigurationError(f"invalid or missing configuration: {names}") from None
+
+
+class RecordSettings(BaseModel):
+    """The Record step needs the traces table and the data bucket, nothing else."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    traces_table: Annotated[str, Field(min_length=3)]
+    bucket: Annotated[str, Field(min_length=3)]
+
+    @classmethod
+    def from_env(cls) -> RecordSettings:
+        env = os.environ
+        try:
+            return cls(
+                traces_table=env.get("PRTRACE_TRACES_TABLE", ""),
+                bucket=env.get("PRTRACE_BUCKET", ""),
+            )
+        except ValidationError as exc:
+            names = ", ".join(str(e["loc"][0]) for e in exc.errors())
+            raise ConfigurationError(f"invalid or missing configuration: {names}") from None
+
+
+def _integer(env: os._Environ[str], name: str, default: int) -> int:
+    raw = env.get(name) or str(default)
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer, got {raw[:40]!r}") from None
 
 
 def tokens_table_from_env() -> str:

@@ -18,7 +18,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from prtrace.ports import AlreadyExists, ConditionFailed, Contention, NeighbourChanged
-from prtrace.records import OPEN, ChunkRecord, Page, TraceRecord
+from prtrace.records import FINALIZING, IN_PIPELINE, OPEN, ChunkRecord, Page, TraceRecord
 from prtrace.tokens import TokenRecord
 
 if TYPE_CHECKING:
@@ -30,7 +30,18 @@ _deserializer = TypeDeserializer()
 
 
 def _to_item(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
+    return {k: _serializer.serialize(_numbers(v)) for k, v in values.items() if v is not None}
+
+
+def _numbers(value: Any) -> Any:
+    """DynamoDB takes no floats: scores (an outcome's `overall`) go in as exact decimals."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    return value
 
 
 def _from_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -38,9 +49,9 @@ def _from_item(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    """DynamoDB numbers come back as Decimal; everything we store is an integer."""
+    """DynamoDB numbers come back as Decimal: counts are integers, scores may not be."""
     if isinstance(value, Decimal):
-        return int(value)
+        return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -72,6 +83,7 @@ def _trace_from_item(item: dict[str, Any]) -> TraceRecord:
         chunk_count=v.get("chunk_count", 0),
         event_count=v.get("event_count", 0),
         finalize=v.get("finalize"),
+        outcome=v.get("outcome"),
     )
 
 
@@ -277,7 +289,7 @@ class DynamoTraceStore:
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":open": {"S": OPEN},
-                    ":finalizing": {"S": "finalizing"},
+                    ":finalizing": {"S": FINALIZING},
                     ":finalize": _serializer.serialize(finalize),
                     ":now": {"S": now},
                     ":chunks": {"N": str(chunk_count)},
@@ -289,6 +301,36 @@ class DynamoTraceStore:
             if _condition_failed(error):
                 raise ConditionFailed(trace_id) from error
             raise
+        return _trace_from_item(response["Attributes"])
+
+    def record_outcome(
+        self, tenant: str, trace_id: str, status: str, outcome: dict[str, Any], now: str
+    ) -> TraceRecord:
+        # The state machine writes the progress statuses with its own UpdateItem on this
+        # item (status, updated_at); any of them, or finalizing, may precede the outcome.
+        in_pipeline = {f":s{i}": {"S": s} for i, s in enumerate(IN_PIPELINE)}
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key=_trace_key(tenant, trace_id),
+                ConditionExpression=f"#status IN ({', '.join(in_pipeline)})",
+                UpdateExpression="SET #status = :status, outcome = :outcome, updated_at = :now",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=in_pipeline
+                | {
+                    ":status": {"S": status},
+                    ":outcome": _serializer.serialize(_numbers(outcome)),
+                    ":now": {"S": now},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            stored = self.get_trace(tenant, trace_id)
+            if stored is not None and stored.status == status:
+                return stored  # a retry of the write that already landed
+            raise ConditionFailed(trace_id) from error
         return _trace_from_item(response["Attributes"])
 
     def ping(self) -> None:

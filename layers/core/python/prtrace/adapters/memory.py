@@ -8,8 +8,14 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from prtrace.ports import AlreadyExists, ConditionFailed, NeighbourChanged, PresignedUpload
-from prtrace.records import FINALIZING, OPEN, ChunkRecord, Page, TraceRecord
+from prtrace.ports import (
+    AlreadyExists,
+    ConditionFailed,
+    NeighbourChanged,
+    PipelineUnavailable,
+    PresignedUpload,
+)
+from prtrace.records import FINALIZING, IN_PIPELINE, OPEN, ChunkRecord, Page, TraceRecord
 from prtrace.tokens import TokenRecord
 
 
@@ -90,6 +96,25 @@ class MemoryTraceStore:
             self.traces[(tenant, trace_id)] = updated
             return updated
 
+    def set_status(self, tenant: str, trace_id: str, status: str, now: str) -> None:
+        """What the state machine does to the item between steps (tests only)."""
+        with self._lock:
+            trace = self.traces[(tenant, trace_id)]
+            self.traces[(tenant, trace_id)] = replace(trace, status=status, updated_at=now)
+
+    def record_outcome(
+        self, tenant: str, trace_id: str, status: str, outcome: dict[str, Any], now: str
+    ) -> TraceRecord:
+        with self._lock:
+            trace = self.traces.get((tenant, trace_id))
+            if trace is not None and trace.status == status:
+                return trace  # a retry of the write that already landed
+            if trace is None or trace.status not in IN_PIPELINE:
+                raise ConditionFailed(trace_id)
+            updated = replace(trace, status=status, outcome=outcome, updated_at=now)
+            self.traces[(tenant, trace_id)] = updated
+            return updated
+
     def ping(self) -> None:
         return None
 
@@ -115,8 +140,29 @@ class MemoryBlobStore:
             url=f"memory://{key}", headers={"Content-Type": content_type}, expires_in=expires_in
         )
 
+    def presign_get(self, key: str, expires_in: int) -> str:
+        return f"memory://{key}?expires_in={expires_in}"
+
     def ping(self) -> None:
         return None
+
+
+class MemoryPipelineStarter:
+    """Executions by name, as Step Functions keeps them: a second start of the same trace
+    starts nothing. `calls` counts every start, `executions` what actually started."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls: list[tuple[str, str]] = []
+        self.executions: dict[str, dict[str, str]] = {}
+        self.unavailable = False  # set to make the next starts fail as the service would
+
+    def start(self, tenant: str, trace_id: str) -> None:
+        with self._lock:
+            self.calls.append((tenant, trace_id))
+            if self.unavailable:
+                raise PipelineUnavailable("pipeline service unavailable (test)")
+            self.executions.setdefault(trace_id, {"tenant": tenant, "trace_id": trace_id})
 
 
 class MemoryTokenStore:

@@ -119,5 +119,10 @@ class S3BlobStore:
         }
         return PresignedUpload(url=url, headers=headers, expires_in=expires_in)
 
+    def presign_get(self, key: str, expires_in: int) -> str:
+        return self._presign.generate_presigned_url(
+            "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
+        )
+
     def ping(self) -> None:
         self._s3.head_bucket(Bucket=self._bucket)

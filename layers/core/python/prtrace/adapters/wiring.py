@@ -10,8 +10,12 @@ from botocore.config import Config
 from prtrace.adapters.dynamodb import DynamoTokenStore, DynamoTraceStore
 from prtrace.adapters.keys import load_key_ring
 from prtrace.adapters.s3 import S3BlobStore
+from prtrace.adapters.stepfunctions import StepFunctionsPipelineStarter
 from prtrace.ingest import IngestService
-from prtrace.settings import Settings
+from prtrace.ports import PipelineStarter
+from prtrace.record import RecordStep
+from prtrace.results import TraceResults
+from prtrace.settings import RecordSettings, Settings
 
 # Standard retry mode backs off on throttling; short timeouts keep API latency bounded.
 BOTO_CONFIG = Config(
@@ -23,21 +27,51 @@ BOTO_CONFIG = Config(
 S3_CONFIG = BOTO_CONFIG.merge(Config(signature_version="s3v4"))
 
 
-def build_ingest_service(settings: Settings) -> IngestService:
-    dynamodb = boto3.client("dynamodb", config=BOTO_CONFIG)
+def build_blob_store(settings: Settings) -> S3BlobStore:
     s3 = boto3.client("s3", config=S3_CONFIG)
     presign = None
     if settings.public_s3_endpoint:
         presign = boto3.client("s3", endpoint_url=settings.public_s3_endpoint, config=S3_CONFIG)
+    return S3BlobStore(s3, settings.bucket, presign_client=presign)
+
+
+def build_pipeline_starter(settings: Settings) -> PipelineStarter | None:
+    if settings.state_machine_arn is None:
+        return None
+    return StepFunctionsPipelineStarter(
+        boto3.client("stepfunctions", config=BOTO_CONFIG), settings.state_machine_arn
+    )
+
+
+def build_ingest_service(
+    settings: Settings,
+    blobs: S3BlobStore | None = None,
+    pipeline: PipelineStarter | None = None,
+) -> IngestService:
+    dynamodb = boto3.client("dynamodb", config=BOTO_CONFIG)
     return IngestService(
         traces=DynamoTraceStore(dynamodb, settings.traces_table),
-        blobs=S3BlobStore(s3, settings.bucket, presign_client=presign),
+        blobs=blobs or build_blob_store(settings),
         key_ring=partial(
             load_key_ring,
             secret_name=settings.key_secret_name,
             parameter_name=settings.key_parameter_name,
         ),
         upload_url_ttl_s=settings.upload_url_ttl_s,
+        pipeline=pipeline,
+    )
+
+
+def build_trace_results(settings: Settings, blobs: S3BlobStore | None = None) -> TraceResults:
+    return TraceResults(blobs or build_blob_store(settings), settings.download_url_ttl_s)
+
+
+def build_record_step(settings: RecordSettings) -> RecordStep:
+    return RecordStep(
+        traces=DynamoTraceStore(
+            boto3.client("dynamodb", config=BOTO_CONFIG), settings.traces_table
+        ),
+        objects=S3BlobStore(boto3.client("s3", config=S3_CONFIG), settings.bucket),
     )
 
 

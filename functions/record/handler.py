@@ -1,0 +1,44 @@
+"""Record step Lambda (Step Functions task): store how a trace's pipeline ended.
+
+Events and outcome shapes: prtrace.record and prtrace.outcome. Returns
+{"status", "trace_id"}. A malformed event, a QA report or judge result that is not stored,
+or a trace already ended otherwise raise, so the state machine catches them.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from prtrace.adapters.wiring import build_record_step
+from prtrace.record import RecordStep, parse_record_event
+from prtrace.settings import RecordSettings
+
+SERVICE = "prtrace-record"
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+
+
+@cache
+def record_step() -> RecordStep:
+    return build_record_step(RecordSettings.from_env())
+
+
+def reset() -> None:
+    """Forget cached settings and clients (tests change the environment between cases)."""
+    record_step.cache_clear()
+
+
+@logger.inject_lambda_context(log_event=True)  # ids, keys, statuses: nothing secret
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = parse_record_event(event)
+    trace = record_step().record(request)
+    logger.info(
+        "recorded",
+        extra={"tenant": request.tenant, "trace_id": trace.trace_id, "status": trace.status},
+    )
+    return {"status": trace.status, "trace_id": trace.trace_id}

@@ -1,0 +1,227 @@
+"""The outcome stored on a trace when its pipeline ends, and shown by `GET /v1/traces/{id}`.
+
+Built from what the steps produced (the Assemble summary, the QA report, the judge result),
+but bounded: the trace item is one DynamoDB item (400 KB at most), so long lists and texts
+are cut here, with counts saying how much there was. The full QA report and judge result
+stay in S3, behind the trace's result links.
+
+Shapes (JSON):
+  complete  {"qa": QA | null, "qa_skipped": null | "no_snapshots" | "timeout",
+             "judge": JUDGE, "metrics": {...}, "chain": {"key_id", "head", "length"},
+             "event_count", "chunk_count", "recorded_at"}
+     QA     {"verdict", "error_reason", "error_detail", "backend", "duration_ms",
+             "fail_to_pass" | "pass_to_pass" | "pass_to_fail" | "fail_to_fail":
+                 {"count", "ids", "truncated"}}
+     JUDGE  {"status", "judge", "rubric_version", "overall", "summary", "problems",
+             "needs_human_review", "scores": [{"dimension", "score", "rationale",
+             "cited_event_ids"}]}
+  rejected  {"reason": {"code", "detail", "chunk_seq", "event_seq", "event_id",
+             "artifact_sha256"}, "recorded_at"}
+  failed    {"stage", "error", "cause", "cause_truncated", "recorded_at"}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+import orjson
+
+from prtrace.judge.result import JudgeResult
+from prtrace.qa.report import QAReport
+
+# Test ids per list (the most telling lists first share the byte budget).
+MAX_TEST_IDS: Final = 200
+MAX_TEST_ID_CHARS: Final = 512
+MAX_TEST_ID_BYTES: Final = 64 * 1024
+TEST_LISTS: Final = ("fail_to_pass", "pass_to_fail", "fail_to_fail", "pass_to_pass")
+MAX_RATIONALE_CHARS: Final = 1000
+MAX_CITED_EVENTS: Final = 10
+MAX_SUMMARY_CHARS: Final = 2000
+MAX_PROBLEMS: Final = 5
+MAX_PROBLEM_CHARS: Final = 300
+MAX_DETAIL_CHARS: Final = 2000
+MAX_ERROR_CHARS: Final = 256
+MAX_CAUSE_CHARS: Final = 8 * 1024
+MAX_METRICS_BYTES: Final = 16 * 1024
+# Far below DynamoDB's 400 KB item limit, leaving room for the trace's own attributes.
+MAX_OUTCOME_BYTES: Final = 160 * 1024
+
+QASkipped = Literal["no_snapshots", "timeout"]
+FailedStage = Literal["assemble", "qa", "judge", "record"]
+
+QA_TIMEOUT_DETAIL: Final = "the QA task did not finish within its time limit"
+
+
+class OutcomeTooLarge(Exception):
+    """A bounded outcome still came out larger than the item can take (a bug here)."""
+
+
+def clip(text: str, limit: int) -> str:
+    """At most `limit` characters; a cut text ends with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def bounded_test_lists(report: QAReport) -> dict[str, dict[str, Any]]:
+    """Each list as {"count", "ids", "truncated"}: at most MAX_TEST_IDS ids per list and
+    MAX_TEST_ID_BYTES for all of them, spent in TEST_LISTS order."""
+    budget = MAX_TEST_ID_BYTES
+    lists: dict[str, dict[str, Any]] = {}
+    for name in TEST_LISTS:
+        ids: list[str] = getattr(report, name)
+        kept: list[str] = []
+        for test_id in ids[:MAX_TEST_IDS]:
+            shown = clip(test_id, MAX_TEST_ID_CHARS)
+            cost = len(shown.encode())
+            if cost > budget:
+                break
+            budget -= cost
+            kept.append(shown)
+        lists[name] = {"count": len(ids), "ids": kept, "truncated": len(kept) < len(ids)}
+    return lists
+
+
+def qa_summary(report: QAReport) -> dict[str, Any]:
+    detail = report.error_detail
+    return {
+        "verdict": report.verdict,
+        "error_reason": report.error_reason,
+        "error_detail": None if detail is None else clip(detail, MAX_DETAIL_CHARS),
+        "backend": report.backend,
+        "duration_ms": report.duration_ms,
+        **bounded_test_lists(report),
+    }
+
+
+def qa_timed_out() -> dict[str, Any]:
+    """QA hit the state machine's time limit: no report, the verdict is an error."""
+    empty = {"count": 0, "ids": [], "truncated": False}
+    return {
+        "verdict": "error",
+        "error_reason": "timeout",
+        "error_detail": QA_TIMEOUT_DETAIL,
+        "backend": None,
+        "duration_ms": None,
+        **{name: dict(empty) for name in TEST_LISTS},
+    }
+
+
+def judge_summary(result: JudgeResult) -> dict[str, Any]:
+    return {
+        "status": result.status,
+        "judge": result.judge,
+        "rubric_version": result.rubric_version,
+        "overall": result.overall,
+        "summary": clip(result.summary, MAX_SUMMARY_CHARS),
+        "problems": [clip(p, MAX_PROBLEM_CHARS) for p in result.problems[:MAX_PROBLEMS]],
+        "needs_human_review": None if result.review is None else result.review.needs_human_review,
+        "scores": [
+            {
+                "dimension": score.dimension,
+                "score": score.score,
+                "rationale": clip(score.rationale, MAX_RATIONALE_CHARS),
+                "cited_event_ids": [clip(e, 128) for e in score.cited_event_ids[:MAX_CITED_EVENTS]],
+            }
+            for score in result.scores
+        ],
+    }
+
+
+def bounded_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics are small scalars and small maps of them; anything else is cut down, and
+    should it still be too large only the scalars are kept."""
+    bounded = _bounded_value(metrics, depth=0)
+    assert isinstance(bounded, dict)
+    if _size(bounded) <= MAX_METRICS_BYTES:
+        return bounded
+    return {k: v for k, v in bounded.items() if not isinstance(v, dict | list)}
+
+
+def _bounded_value(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return clip(value, 200)
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    if isinstance(value, dict) and depth < 2:
+        items = list(value.items())[:64]
+        return {clip(str(k), 100): _bounded_value(v, depth + 1) for k, v in items}
+    if isinstance(value, list | tuple) and depth < 2:
+        return [_bounded_value(v, depth + 1) for v in value[:32]]
+    return None  # nested deeper than a summary needs
+
+
+def complete_outcome(
+    summary: dict[str, Any],
+    qa: QAReport | None,
+    qa_skipped: QASkipped | None,
+    judge: JudgeResult,
+    recorded_at: str,
+) -> dict[str, Any]:
+    """`summary` is the Assemble step's (event/chunk counts, chain, metrics)."""
+    if qa_skipped == "timeout":
+        qa_view: dict[str, Any] | None = qa_timed_out()
+    elif qa is not None:
+        qa_view = qa_summary(qa)
+    else:
+        qa_view = None
+    chain = summary["chain"]
+    return _checked(
+        {
+            "qa": qa_view,
+            "qa_skipped": qa_skipped,
+            "judge": judge_summary(judge),
+            "metrics": bounded_metrics(summary.get("metrics") or {}),
+            "chain": {
+                "key_id": clip(str(chain["key_id"]), 128),
+                "head": clip(str(chain["head"]), 128),
+                "length": chain["length"],
+            },
+            "event_count": summary["event_count"],
+            "chunk_count": summary["chunk_count"],
+            "recorded_at": recorded_at,
+        }
+    )
+
+
+def rejected_outcome(reason: dict[str, Any], recorded_at: str) -> dict[str, Any]:
+    return _checked(
+        {
+            "reason": {
+                "code": clip(str(reason["code"]), 64),
+                "detail": clip(str(reason["detail"]), MAX_DETAIL_CHARS),
+                "chunk_seq": reason.get("chunk_seq"),
+                "event_seq": reason.get("event_seq"),
+                "event_id": _clip_optional(reason.get("event_id"), 128),
+                "artifact_sha256": _clip_optional(reason.get("artifact_sha256"), 64),
+            },
+            "recorded_at": recorded_at,
+        }
+    )
+
+
+def failed_outcome(stage: FailedStage, error: str, cause: str, recorded_at: str) -> dict[str, Any]:
+    """`error` and `cause` as Step Functions caught them (the cause is often a JSON text
+    with the error message and stack trace: kept as text, cut to MAX_CAUSE_CHARS)."""
+    return _checked(
+        {
+            "stage": stage,
+            "error": clip(error, MAX_ERROR_CHARS),
+            "cause": clip(cause, MAX_CAUSE_CHARS),
+            "cause_truncated": len(cause) > MAX_CAUSE_CHARS,
+            "recorded_at": recorded_at,
+        }
+    )
+
+
+def _clip_optional(value: Any, limit: int) -> str | None:
+    return None if value is None else clip(str(value), limit)
+
+
+def _size(value: Any) -> int:
+    return len(orjson.dumps(value))
+
+
+def _checked(outcome: dict[str, Any]) -> dict[str, Any]:
+    size = _size(outcome)
+    if size > MAX_OUTCOME_BYTES:
+        raise OutcomeTooLarge(f"outcome is {size} bytes; the limit is {MAX_OUTCOME_BYTES}")
+    return outcome

@@ -1,0 +1,229 @@
+"""The Record step: store how a trace's pipeline ended (complete, rejected or failed).
+
+The state machine calls it with one of three events, told apart by `status`:
+  {"tenant", "trace_id", "status": "complete", "assembled": <Assemble output>,
+   "qa": {"report_key": str | null, "skipped": null | "no_snapshots" | "timeout"},
+   "judge_result_key": str}
+  {"tenant", "trace_id", "status": "rejected", "reason": <Assemble rejection>}
+  {"tenant", "trace_id", "status": "failed", "stage": "assemble" | "qa" | "judge" | "record",
+   "error": str, "cause": str}
+The terminal status and a bounded outcome (prtrace.outcome) are written to the trace item
+once: a retry finds the same status stored and succeeds; any other terminal status already
+stored is never overwritten (OutcomeConflict).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from prtrace.ingest import TRACE_ID_PATTERN, trace_prefix, utc_now
+from prtrace.judge.result import JudgeResult
+from prtrace.outcome import (
+    FailedStage,
+    QASkipped,
+    complete_outcome,
+    failed_outcome,
+    rejected_outcome,
+)
+from prtrace.ports import ConditionFailed, TraceStore
+from prtrace.qa.report import QAReport
+from prtrace.records import TraceRecord
+from prtrace.validation import field_errors, summarize
+
+Key = Annotated[str, Field(min_length=1, max_length=1024)]
+_EVENT = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class InvalidRecordEvent(ValueError):
+    """The event does not have the shape the Record step takes (a state machine bug)."""
+
+
+class RecordInputMissing(Exception):
+    """A QA report or judge result the event names is not stored."""
+
+
+class OutcomeConflict(Exception):
+    """The trace is not in a status the pipeline may end: already ended otherwise, still
+    open, or gone."""
+
+
+class ChainSummary(BaseModel):
+    model_config = _EVENT
+
+    key_id: str
+    head: str
+    length: Annotated[int, Field(ge=0)]
+
+
+class AssembleSummary(BaseModel):
+    model_config = _EVENT
+
+    event_count: Annotated[int, Field(ge=0)]
+    chunk_count: Annotated[int, Field(ge=0)]
+    chain: ChainSummary
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class Assembled(BaseModel):
+    model_config = _EVENT
+
+    outcome: Literal["assembled"]
+    document_key: Key
+    qa_report_key: Key
+    judge_result_key: Key
+    has_snapshots: bool
+    summary: AssembleSummary
+
+
+class QAStep(BaseModel):
+    model_config = _EVENT
+
+    report_key: Key | None = None
+    skipped: QASkipped | None = None
+
+    @model_validator(mode="after")
+    def _report_unless_skipped(self) -> QAStep:
+        if self.skipped is None and self.report_key is None:
+            raise ValueError("report_key is required unless QA was skipped")
+        return self
+
+
+class RejectionReason(BaseModel):
+    model_config = _EVENT
+
+    code: Annotated[str, Field(min_length=1)]
+    detail: str
+    chunk_seq: int | None = None
+    event_seq: int | None = None
+    event_id: str | None = None
+    artifact_sha256: str | None = None
+
+
+class _RecordEventBase(BaseModel):
+    model_config = _EVENT
+
+    tenant: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+    trace_id: Annotated[str, Field(pattern=TRACE_ID_PATTERN)]
+
+    def keys(self) -> list[tuple[str, str]]:
+        return []
+
+    @model_validator(mode="after")
+    def _keys_under_the_trace(self) -> _RecordEventBase:
+        # A key from another trace (or tenant) would show someone else's results here.
+        prefix = trace_prefix(self.tenant, self.trace_id) + "/"
+        for where, key in self.keys():
+            if not key.startswith(prefix):
+                raise ValueError(f"{where} {key!r} is not under {prefix}")
+        return self
+
+
+class RecordComplete(_RecordEventBase):
+    status: Literal["complete"]
+    assembled: Assembled
+    qa: QAStep
+    judge_result_key: Key
+
+    def keys(self) -> list[tuple[str, str]]:
+        keys = [
+            ("assembled.document_key", self.assembled.document_key),
+            ("judge_result_key", self.judge_result_key),
+        ]
+        if self.qa.report_key is not None:
+            keys.append(("qa.report_key", self.qa.report_key))
+        return keys
+
+
+class RecordRejected(_RecordEventBase):
+    status: Literal["rejected"]
+    reason: RejectionReason
+
+
+class RecordFailed(_RecordEventBase):
+    status: Literal["failed"]
+    stage: FailedStage
+    error: str
+    cause: str
+
+
+RecordEvent = Annotated[
+    RecordComplete | RecordRejected | RecordFailed, Field(discriminator="status")
+]
+_RECORD_EVENT: TypeAdapter[RecordEvent] = TypeAdapter(RecordEvent)
+
+
+def parse_record_event(event: Any) -> RecordComplete | RecordRejected | RecordFailed:
+    """The event, or InvalidRecordEvent naming each bad field by its JSON pointer."""
+    try:
+        return _RECORD_EVENT.validate_python(event)
+    except ValidationError as exc:
+        located = []
+        for error in exc.errors(include_url=False, include_input=False):
+            loc = tuple(error["loc"])
+            if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                loc = ("status",)
+            elif loc and loc[0] in ("complete", "rejected", "failed"):
+                loc = loc[1:]  # pydantic's step into the tagged member; not in the event
+            located.append({"loc": loc, "msg": error["msg"]})
+        errors = field_errors(located)
+        raise InvalidRecordEvent(f"Record step event is invalid: {summarize(errors)}") from None
+
+
+class ObjectReader(Protocol):
+    def get(self, key: str) -> bytes | None:
+        """The stored bytes, or None when there is no such object."""
+
+
+class RecordStep:
+    def __init__(
+        self, traces: TraceStore, objects: ObjectReader, clock: Callable[[], str] = utc_now
+    ) -> None:
+        self._traces = traces
+        self._objects = objects
+        self._now = clock
+
+    def record(self, event: RecordComplete | RecordRejected | RecordFailed) -> TraceRecord:
+        now = self._now()
+        match event:
+            case RecordComplete():
+                outcome = self._complete(event, now)
+            case RecordRejected():
+                outcome = rejected_outcome(event.reason.model_dump(), now)
+            case RecordFailed():
+                outcome = failed_outcome(event.stage, event.error, event.cause, now)
+        try:
+            return self._traces.record_outcome(
+                event.tenant, event.trace_id, event.status, outcome, now
+            )
+        except ConditionFailed:
+            stored = self._traces.get_trace(event.tenant, event.trace_id)
+            found = "does not exist" if stored is None else f"is {stored.status}"
+            raise OutcomeConflict(
+                f"cannot record trace {event.trace_id} as {event.status}: it {found}; "
+                "only a finalized trace the pipeline has not ended yet can be"
+            ) from None
+
+    def _complete(self, event: RecordComplete, now: str) -> dict[str, Any]:
+        qa: QAReport | None = None
+        if event.qa.skipped is None and event.qa.report_key is not None:
+            qa = QAReport.model_validate_json(self._load(event.qa.report_key, "QA report"))
+            self._same_trace(qa.trace_id, event, "QA report", event.qa.report_key)
+        judge = JudgeResult.model_validate_json(self._load(event.judge_result_key, "judge result"))
+        self._same_trace(judge.trace_id, event, "judge result", event.judge_result_key)
+        return complete_outcome(
+            event.assembled.summary.model_dump(), qa, event.qa.skipped, judge, now
+        )
+
+    def _load(self, key: str, what: str) -> bytes:
+        body = self._objects.get(key)
+        if body is None:
+            raise RecordInputMissing(f"{what} {key!r} is not stored")
+        return body
+
+    @staticmethod
+    def _same_trace(found: str, event: RecordComplete, what: str, key: str) -> None:
+        if found != event.trace_id:
+            raise InvalidRecordEvent(f"{what} {key!r} is for trace {found}, not {event.trace_id}")
