@@ -22,7 +22,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from bench import e2e_local, judge, qa
+from bench import assemble, e2e_local, judge, qa
 from prtrace.adapters.memory import MemoryBlobStore, MemoryTraceStore
 from prtrace.chunks import prepare_chunk
 from prtrace.ingest import IngestService
@@ -55,6 +55,7 @@ def main() -> None:
     finally:
         os.sched_setaffinity(0, cores)
     console = Console()
+    results |= _section(console, "assemble (1k, 10k and 100k events)", assemble.run)
     results |= _section(console, "end-to-end through the local cloud", e2e_local.run)
     results |= _section(console, "QA sandbox", qa.run)
     results |= _section(console, "judge (100,000-event trace)", judge.run)

@@ -104,7 +104,7 @@ class StoredTrace:
 def store_trace(
     traces: MemoryTraceStore,
     blobs: DirectoryArtifactStore,
-    chunks: Sequence[Sequence[dict[str, Any]]],
+    chunks: Iterable[Sequence[dict[str, Any]]],  # consumed once: may be a generator
     *,
     artifacts: Iterable[bytes] = (),
     snapshots: dict[str, Any] | None = None,
@@ -142,7 +142,7 @@ def store_trace(
         digests.append(digest)
         events += len(chunk_events)
     finalize: dict[str, Any] = {
-        "expected_chunks": len(chunks),
+        "expected_chunks": len(digests),
         "event_count": events,
         "manifest_sha256": sha256_hex("\n".join(digests).encode()),
         "requested_at": NOW,
@@ -156,7 +156,7 @@ def store_trace(
         metadata=trace_metadata(),
         created_at=NOW,
         updated_at=NOW,
-        chunk_count=len(chunks),
+        chunk_count=len(digests),
         event_count=events,
         finalize=finalize,
     )
