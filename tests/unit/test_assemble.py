@@ -330,14 +330,16 @@ def test_event_seq_gap_between_chunks_is_rejected(traces, blobs):
     trace = stored(traces, blobs, [raw[:5], raw[6:]])
     reason = rejection(trace)
     assert reason["code"] == "event_seq_gap"
-    assert (reason["chunk_seq"], reason["event_seq"], reason["event_id"]) == (1, 5, "ev-0000006")
+    assert (reason["chunk_seq"], reason["event_seq"], reason["event_id"]) == (1, 6, "ev-0000006")
+    assert "the next event seq is 5" in reason["detail"]
 
 
 def test_event_seq_gap_inside_a_chunk_is_rejected(traces, blobs):
     raw = session(0, 10)
     trace = stored(traces, blobs, [raw[:5], raw[5:7] + raw[8:]])
     reason = rejection(trace)
-    assert (reason["code"], reason["chunk_seq"], reason["event_seq"]) == ("event_seq_gap", 1, 7)
+    assert (reason["code"], reason["chunk_seq"], reason["event_seq"]) == ("event_seq_gap", 1, 8)
+    assert "the next event seq is 7" in reason["detail"]
 
 
 def test_duplicate_event_id_is_rejected(traces, blobs):
@@ -500,3 +502,38 @@ def test_rejection_detail_is_bounded():
 
     long = Rejection("chunk_body_invalid", "x" * 5_000, chunk_seq=3).as_dict()
     assert len(long["detail"]) == MAX_DETAIL_CHARS
+
+
+# ---- failures that are not the trace's fault ----------------------------------------------
+
+
+class StoreDown(Exception):
+    pass
+
+
+def test_store_errors_propagate_for_the_state_machine_to_retry(traces, blobs):
+    trace = stored(traces, blobs)
+
+    def unreachable(key: str) -> Any:
+        raise StoreDown(key)
+
+    blobs.open_read = unreachable  # type: ignore[method-assign]
+    with pytest.raises(StoreDown):
+        service(traces, blobs).assemble(TENANT, TRACE_ID)
+    blobs.open_read = DirectoryArtifactStore.open_read.__get__(blobs)  # type: ignore[method-assign]
+    assert isinstance(service(trace.traces, blobs).assemble(TENANT, TRACE_ID), Assembled)
+
+
+def test_settings_name_the_missing_variables(monkeypatch):
+    from prtrace.assemble.settings import AssembleSettings
+    from prtrace.settings import ConfigurationError
+
+    monkeypatch.delenv("PRTRACE_TRACES_TABLE", raising=False)
+    monkeypatch.setenv("PRTRACE_BUCKET", "prtrace-data")
+    monkeypatch.setenv("PRTRACE_KEY_SECRET_NAME", "prtrace/integrity-key")
+    with pytest.raises(ConfigurationError, match="PRTRACE_TRACES_TABLE"):
+        AssembleSettings.from_env()
+    monkeypatch.setenv("PRTRACE_TRACES_TABLE", "prtrace-traces")
+    settings = AssembleSettings.from_env()
+    assert (settings.bucket, settings.key_secret_name) == ("prtrace-data", "prtrace/integrity-key")
+    assert settings.spool_dir is None

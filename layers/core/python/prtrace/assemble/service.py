@@ -303,16 +303,14 @@ class _TraceVerifier:
     def check_events(self, chunk: ChunkRecord, events: list[Event], canonical: list[bytes]) -> None:
         seq = chunk.chunk_seq
         for event, canonical_event in zip(events, canonical, strict=True):
+            at = {"chunk_seq": seq, "event_seq": event.seq, "event_id": event.event_id}
             if event.seq != self.next_event_seq:
                 raise reject(
                     "event_seq_gap",
-                    f"chunk {seq}: expected event seq {self.next_event_seq}, "
-                    f"found {event.seq} (event {event.event_id!r})",
-                    chunk_seq=seq,
-                    event_seq=self.next_event_seq,
-                    event_id=event.event_id,
+                    f"chunk {seq}: event {event.event_id!r} has seq {event.seq}, but the "
+                    f"next event seq is {self.next_event_seq}",
+                    **at,
                 )
-            at = {"chunk_seq": seq, "event_seq": event.seq, "event_id": event.event_id}
             if event.event_id in self.event_ids:
                 raise reject(
                     "duplicate_event_id",
