@@ -21,6 +21,9 @@ def test_openapi_documents_every_route_and_the_chunk_body():
         "/v1/traces/{trace_id}/chunks/{chunk_seq}",
         "/v1/traces/{trace_id}/artifacts",
         "/v1/traces/{trace_id}/finalize",
+        "/v1/traces/{trace_id}/document",
+        "/v1/traces/{trace_id}/qa-report",
+        "/v1/traces/{trace_id}/judge-result",
         "/healthz",
         "/readyz",
     }
@@ -29,3 +32,20 @@ def test_openapi_documents_every_route_and_the_chunk_body():
     assert schema_ref == "#/components/schemas/ChunkBody"
     assert "ChunkBody" in document["components"]["schemas"]
     assert put["security"] == [{"bearer": []}]
+
+
+def test_result_links_document_their_answer_and_problems():
+    document = orjson.loads(COMMITTED.read_bytes())
+    link = document["paths"]["/v1/traces/{trace_id}/qa-report"]["get"]
+    ok = link["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert ok == "#/components/schemas/ResultLink"
+    assert set(document["components"]["schemas"]["ResultLink"]["properties"]) == {
+        "url",
+        "expires_in",
+    }
+    for status in ("404", "409"):
+        content = link["responses"][status]["content"]
+        assert (
+            content["application/problem+json"]["schema"]["$ref"] == "#/components/schemas/Problem"
+        )
+    assert link["security"] == [{"bearer": []}]

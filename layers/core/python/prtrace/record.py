@@ -6,7 +6,7 @@ The state machine calls it with one of three events, told apart by `status`:
    "judge_result_key": str}
   {"tenant", "trace_id", "status": "rejected", "reason": <Assemble rejection>}
   {"tenant", "trace_id", "status": "failed", "stage": "assemble" | "qa" | "judge" | "record",
-   "error": str, "cause": str}
+   "error": str, "cause": str | null}
 The terminal status and a bounded outcome (prtrace.outcome) are written to the trace item
 once: a retry finds the same status stored and succeeds; any other terminal status already
 stored is never overwritten (OutcomeConflict).
@@ -146,7 +146,7 @@ class RecordFailed(_RecordEventBase):
     status: Literal["failed"]
     stage: FailedStage
     error: str
-    cause: str
+    cause: str | None = None  # Step Functions gives no cause for some errors
 
 
 RecordEvent = Annotated[
@@ -193,7 +193,7 @@ class RecordStep:
             case RecordRejected():
                 outcome = rejected_outcome(event.reason.model_dump(), now)
             case RecordFailed():
-                outcome = failed_outcome(event.stage, event.error, event.cause, now)
+                outcome = failed_outcome(event.stage, event.error, event.cause or "", now)
         try:
             return self._traces.record_outcome(
                 event.tenant, event.trace_id, event.status, outcome, now
