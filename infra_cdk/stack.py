@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Fn, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -107,6 +107,13 @@ class PrtraceStack(Stack):
         CfnOutput(self, "IdempotencyTableName", value=self.storage.idempotency_table.table_name)
         CfnOutput(self, "IntegrityKeySecretArn", value=self.storage.integrity_key.secret_arn)
         CfnOutput(self, "PipelineStateMachineArn", value=state_machine.state_machine_arn)
+
+    @property
+    def availability_zones(self) -> list[str]:
+        """Two zones of the deployment region, resolved at deploy time (Fn::GetAZs) rather
+        than looked up at synth: the synth needs no AWS account, and the same template
+        deploys to any region and to the local cloud."""
+        return [Fn.select(index, Fn.get_azs()) for index in range(2)]
 
     def data_environment(self) -> dict[str, str]:
         """What prtrace.settings.Settings reads."""

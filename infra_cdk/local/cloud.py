@@ -29,10 +29,12 @@ from infra_cdk.local.ecs import (
     ContainerExecutor,
     EcsTaskHook,
     HostProcessExecutor,
+    LocalSandboxExecutor,
 )
 from infra_cdk.local.emulator import moto_server
 from infra_cdk.local.http_gateway import LocalHttpApi, routes_from_template
 from infra_cdk.local.lambda_runtime import LambdaRuntime
+from infra_cdk.local.stepfunctions import hand_to_interpreter
 from prtrace.adapters.wiring import build_token_store
 from prtrace.ingest import utc_now
 from prtrace.tokens import issue_token
@@ -79,16 +81,19 @@ class LocalCloud:
         state_dir: Path = ROOT / ".prtrace",
         context: dict[str, str] | None = None,
         ecs_executor: ContainerExecutor | None = None,
+        qa_backend: str | None = None,
         target_endpoint: str | None = None,
     ) -> None:
         """`target_endpoint`: deploy into another emulator (a LocalStack with an auth token
         and a Docker engine runs the Lambdas itself) instead of starting moto here; only the
-        HTTP API gateway then runs locally."""
+        HTTP API gateway then runs locally. `qa_backend`: the sandbox the QA task's tests run
+        in here (bwrap, the default, or docker; PRTRACE_LOCAL_QA_BACKEND)."""
         self.state_dir = state_dir
         self._aws_port = aws_port
         self._api_port = api_port
         self._context = context or {"stage": "local", "destroy_data_on_delete": "true"}
         self._ecs_executor = ecs_executor
+        self._qa_backend = qa_backend or os.environ.get("PRTRACE_LOCAL_QA_BACKEND", "bwrap")
         self._target = target_endpoint
         self._moto = ExitStack()
         self._function_layers: dict[str, tuple[Path, ...]] = {}
@@ -117,6 +122,8 @@ class LocalCloud:
         # moto names every resource type it leaves to others (alarms, the HTTP API, …);
         # localize.py says which ones matter and how they are served.
         logging.getLogger("moto.cloudformation.parsing").setLevel(logging.ERROR)
+        # The interpreter logs every failed state at ERROR; executions' histories say it.
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         warnings.filterwarnings("ignore", message="Tried to parse AWS::", category=UserWarning)
         aws_endpoint = self._moto.enter_context(moto_server(self._aws_port))
         self._point_this_process_at(aws_endpoint)
@@ -138,7 +145,12 @@ class LocalCloud:
         )
         self._install_lambda_runtime(self._runtime)
         self._ecs = EcsTaskHook(
-            self._ecs_executor or HostProcessExecutor(base_env, self.state_dir / "logs")
+            self._ecs_executor
+            or LocalSandboxExecutor(
+                HostProcessExecutor(base_env, self.state_dir / "logs"),
+                backend=self._qa_backend,
+                work_dir=self.state_dir / "qa",
+            )
         )
         self._ecs.install()
 
@@ -158,6 +170,9 @@ class LocalCloud:
             self.state_dir / "cdk.out", context=self._context, build_deps=build_deps
         )
         stack = deploy(self.assembly, gateway_url=self._gateway.url)
+        if self._target is None:
+            machines = self.assembly.resources_of_type("AWS::StepFunctions::StateMachine")
+            hand_to_interpreter(stack.physical_ids[logical_id] for logical_id in machines)
         self._function_layers = function_layers(self.assembly, stack.physical_ids)
         self._gateway.routes = routes_from_template(self.assembly.template, stack.physical_ids)
         token = self._create_dev_token(stack)

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -78,6 +78,27 @@ class HostProcessExecutor:
                 output.write(f"cannot start {argv[:1]}: {exc}\n".encode())
                 return 127
         return done.returncode
+
+
+class LocalSandboxExecutor:
+    """Runs task containers on this machine; where a task says the container itself is the
+    sandbox (the QA task on Fargate: PRTRACE_SANDBOX_BACKEND=container), there is no
+    container here, so the local sandbox backend (bwrap or docker) stands in for it. Code
+    under test is never run unsandboxed."""
+
+    def __init__(self, inner: ContainerExecutor, backend: str, work_dir: Path) -> None:
+        if backend == "container":
+            raise ValueError("the local cloud needs a local sandbox backend: bwrap or docker")
+        self._inner = inner
+        self._backend = backend
+        self._work_dir = work_dir
+
+    def run(self, container: ContainerRun) -> int:
+        environment = dict(container.environment)
+        if environment.get("PRTRACE_SANDBOX_BACKEND") == "container":
+            environment["PRTRACE_SANDBOX_BACKEND"] = self._backend
+            environment.setdefault("PRTRACE_QA_WORK_DIR", str(self._work_dir))
+        return self._inner.run(replace(container, environment=environment))
 
 
 class EcsTaskHook:

@@ -52,6 +52,8 @@ def localize_template(
         return f"local-{logical_id}" if attribute is None else f"local-{logical_id}-{attribute}"
 
     def rewrite(node: Any) -> Any:
+        if isinstance(node, dict) and _sub_with_dollar_dollar(node):
+            return rewrite(_sub_as_join(*node["Fn::Sub"]))
         if isinstance(node, dict):
             if set(node) == {"Ref"} and node["Ref"] in removed:
                 return stand_in(node["Ref"], None)
@@ -82,3 +84,31 @@ def _sub_text(text: str, removed: set[str], gateway_id: str) -> str:
         return f"local-{name}" if name in removed else match.group(0)
 
     return re.sub(r"\$\{([A-Za-z0-9.]+)\}", replace, text)
+
+
+_PLACEHOLDER = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+def _sub_with_dollar_dollar(node: dict[str, Any]) -> bool:
+    """moto's Fn::Sub substitutes with string.Template, which turns `$$` into `$`: the
+    Step Functions context object (`$$.State…`) would not survive it."""
+    sub = node.get("Fn::Sub")
+    return isinstance(sub, list) and len(sub) == 2 and "$$" in sub[0]
+
+
+def _sub_as_join(text: str, mappings: dict[str, Any]) -> dict[str, Any]:
+    """The same value as CloudFormation's Fn::Sub, spelled as Fn::Join parts."""
+    parts: list[Any] = []
+    position = 0
+    for match in _PLACEHOLDER.finditer(text):
+        parts.append(text[position : match.start()])
+        name = match.group(1)
+        if name in mappings:
+            parts.append(mappings[name])
+        elif "." in name and not name.startswith("AWS::"):
+            parts.append({"Fn::GetAtt": name.split(".", 1)})
+        else:
+            parts.append({"Ref": name})
+        position = match.end()
+    parts.append(text[position:].replace("${!", "${"))
+    return {"Fn::Join": ["", [part for part in parts if part != ""]]}

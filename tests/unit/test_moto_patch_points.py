@@ -82,3 +82,31 @@ def test_cloudformation_drops_function_layers() -> None:
     """The local cloud reads layers from the template because moto ignores them."""
     source = inspect.getsource(LambdaFunction.create_from_cloudformation_json)
     assert '"Layers"' not in source
+
+
+def test_cloudformation_state_machines_land_where_the_local_cloud_fetches_them() -> None:
+    """stepfunctions.hand_to_interpreter reads the plain backend's machines and recreates
+    them in the interpreter's backend, which serves the API when executions are on."""
+    from moto.stepfunctions.models import StateMachine, stepfunctions_backends
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    assert "execute_state_machine" in inspect.getsource(StepFunctionResponse)
+    assert "stepfunctions_parser_backends" in inspect.getsource(StepFunctionResponse)
+    assert StateMachine.create_from_cloudformation_json is not None
+    assert "stepfunctions_backends" in inspect.getsource(
+        StateMachine.create_from_cloudformation_json
+    )
+    assert stepfunctions_backends is not None
+    parameters = inspect.signature(StepFunctionsParserBackend.create_state_machine).parameters
+    for name in ("name", "definition", "roleArn", "loggingConfiguration", "tracingConfiguration"):
+        assert name in parameters
+
+
+def test_fn_sub_still_halves_dollar_dollar() -> None:
+    """localize.py spells such Fn::Sub values as Fn::Join because of this; when moto fixes
+    it, this fails and the workaround can go."""
+    from moto.cloudformation.parsing import clean_json
+
+    value = clean_json({"Fn::Sub": ["$$.State ${X}", {"X": "x"}]}, {})
+    assert value == "$.State x"
