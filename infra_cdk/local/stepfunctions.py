@@ -32,8 +32,8 @@ def hand_to_interpreter(state_machine_arns: Iterable[str]) -> list[str]:
             name=machine.name,
             definition=machine.definition,
             roleArn=machine.roleArn,
-            loggingConfiguration=machine.loggingConfiguration,
-            tracingConfiguration=machine.tracingConfiguration,
+            loggingConfiguration=machine.loggingConfiguration,  # type: ignore[arg-type]
+            tracingConfiguration=machine.tracingConfiguration,  # type: ignore[arg-type]
         )
         if created.arn != arn:  # clients (the API function) were given the deployed ARN
             raise RuntimeError(f"state machine recreated as {created.arn}, expected {arn}")

@@ -87,17 +87,15 @@ def test_cloudformation_drops_function_layers() -> None:
 def test_cloudformation_state_machines_land_where_the_local_cloud_fetches_them() -> None:
     """stepfunctions.hand_to_interpreter reads the plain backend's machines and recreates
     them in the interpreter's backend, which serves the API when executions are on."""
-    from moto.stepfunctions.models import StateMachine, stepfunctions_backends
+    from moto.stepfunctions import responses
+    from moto.stepfunctions.models import StateMachine
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
-    from moto.stepfunctions.responses import StepFunctionResponse
 
-    assert "execute_state_machine" in inspect.getsource(StepFunctionResponse)
-    assert "stepfunctions_parser_backends" in inspect.getsource(StepFunctionResponse)
-    assert StateMachine.create_from_cloudformation_json is not None
-    assert "stepfunctions_backends" in inspect.getsource(
-        StateMachine.create_from_cloudformation_json
-    )
-    assert stepfunctions_backends is not None
+    served_by = inspect.getsource(responses)
+    assert "execute_state_machine" in served_by
+    assert "stepfunctions_parser_backends" in served_by
+    created_in = inspect.getsource(StateMachine.create_from_cloudformation_json)
+    assert "stepfunctions_backends[account_id][region_name]" in created_in
     parameters = inspect.signature(StepFunctionsParserBackend.create_state_machine).parameters
     for name in ("name", "definition", "roleArn", "loggingConfiguration", "tracingConfiguration"):
         assert name in parameters
