@@ -185,8 +185,14 @@ def test_status_view_of_a_complete_trace(client, state_machine):
         "qa_report": f"/v1/traces/{trace_id}/qa-report",
         "judge_result": f"/v1/traces/{trace_id}/judge-result",
     }
+    # A list page carries the headline only: 100 full outcomes would make a huge page.
     listed = client.call("GET", "/v1/traces").json()["items"][0]
-    assert listed["outcome"] == outcome
+    assert listed["outcome"] == {
+        "qa": {"verdict": "resolved", "error_reason": None},
+        "qa_skipped": None,
+        "judge": {"status": "ok", "overall": 3.75},
+    }
+    assert listed["links"] == view["links"]
 
 
 def test_status_view_of_rejected_and_failed_traces(client, state_machine):
@@ -207,6 +213,12 @@ def test_status_view_of_rejected_and_failed_traces(client, state_machine):
     assert view["outcome"]["stage"] == "judge"
     assert view["outcome"]["error"] == "Lambda.ServiceException"
     assert "model exploded" in view["outcome"]["cause"]
+    listed = {t["trace_id"]: t for t in client.call("GET", "/v1/traces").json()["items"]}
+    assert listed[failed]["outcome"] == {"stage": "judge", "error": "Lambda.ServiceException"}
+    assert (
+        listed[rejected]["outcome"]
+        == client.call("GET", f"/v1/traces/{rejected}").json()["outcome"]
+    )
 
 
 # ---- result links ----------------------------------------------------------------------

@@ -40,7 +40,12 @@ def create_trace(metadata: Annotated[TraceMetadata, Body(embed=False)]) -> Respo
     return json_response(201, result, {"Location": f"/v1/traces/{result['trace_id']}"})
 
 
-@router.get("/v1/traces", summary="List the caller's traces, newest first")
+@router.get(
+    "/v1/traces",
+    summary="List the caller's traces, newest first",
+    description="Items are trace views with only the headline of an outcome (QA verdict, "
+    "judge status and overall score, failure stage); GET the trace for all of it.",
+)
 def list_traces(
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     next_token: Annotated[str | None, Query(pattern=TRACE_ID_PATTERN)] = None,
@@ -48,7 +53,7 @@ def list_traces(
     caller = require(router, "read")
     page = ingest_service().list_traces(caller.tenant, limit, next_token)
     return json_response(
-        200, {"items": [t.public() for t in page.items], "next_token": page.next_token}
+        200, {"items": [t.public(brief=True) for t in page.items], "next_token": page.next_token}
     )
 
 

@@ -50,8 +50,10 @@ class TraceRecord:
     # How the pipeline ended (prtrace.outcome builds it, bounded); None until terminal.
     outcome: dict[str, Any] | None = None
 
-    def public(self) -> dict[str, Any]:
-        """The API's view of a trace (never the tenant: callers know their own)."""
+    def public(self, brief: bool = False) -> dict[str, Any]:
+        """The API's view of a trace (never the tenant: callers know their own). `brief`
+        (list pages) keeps only the headline of the outcome, so a page of 100 traces stays
+        small; the trace's own view has all of it."""
         view: dict[str, Any] = {
             "trace_id": self.trace_id,
             "status": self.status,
@@ -64,13 +66,26 @@ class TraceRecord:
         if self.finalize is not None:
             view["finalize"] = self.finalize
         if self.outcome is not None:
-            view["outcome"] = self.outcome
+            view["outcome"] = _headline(self.status, self.outcome) if brief else self.outcome
         if self.status == COMPLETE:
             links: dict[str, str | None] = dict(result_links(self.trace_id))
             if (self.outcome or {}).get("qa_skipped"):
                 links["qa_report"] = None  # QA did not run: there is no report to fetch
             view["links"] = links
         return view
+
+
+def _headline(status: str, outcome: dict[str, Any]) -> dict[str, Any]:
+    if status == COMPLETE:
+        qa, judge = outcome.get("qa"), outcome.get("judge") or {}
+        return {
+            "qa": None if qa is None else {k: qa.get(k) for k in ("verdict", "error_reason")},
+            "qa_skipped": outcome.get("qa_skipped"),
+            "judge": {k: judge.get(k) for k in ("status", "overall")},
+        }
+    if status == FAILED:
+        return {k: outcome.get(k) for k in ("stage", "error")}
+    return outcome  # rejected: the reason is already short
 
 
 @dataclass(frozen=True)
