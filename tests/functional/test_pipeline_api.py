@@ -154,6 +154,32 @@ def test_a_retried_finalize_answers_202_after_the_pipeline_moved_on(client, stat
     assert len(executions(state_machine)) == 1
 
 
+def test_a_pipeline_that_could_not_start_is_started_by_the_retry(client, monkeypatch):
+    sfn = boto3.client("stepfunctions")
+    arn = "arn:aws:states:us-east-1:123456789012:stateMachine:prtrace-later"
+    monkeypatch.setenv("PRTRACE_STATE_MACHINE_ARN", arn)  # not created yet: start fails
+    dependencies.reset()
+    trace_id = client.call("POST", "/v1/traces", trace_metadata()).json()["trace_id"]
+    assert client.call("PUT", f"/v1/traces/{trace_id}/chunks/0", raw=chunk_body(0, 3)).status == 201
+    path = f"/v1/traces/{trace_id}/finalize"
+    first = client.call("POST", path, {"expected_chunks": 1}, headers={"Idempotency-Key": "f-1"})
+    assert first.status == 503
+    assert problem_type(first) == "pipeline-not-started"
+    assert first.headers["retry-after"] == "1"
+    assert client.call("GET", f"/v1/traces/{trace_id}").json()["status"] == "finalizing"
+    created = sfn.create_state_machine(
+        name="prtrace-later",
+        definition=DEFINITION,
+        roleArn="arn:aws:iam::123456789012:role/prtrace-pipeline",
+    )["stateMachineArn"]
+    assert created == arn
+    # The same request again (the failed one did not burn its Idempotency-Key).
+    again = client.call("POST", path, {"expected_chunks": 1}, headers={"Idempotency-Key": "f-1"})
+    assert again.status == 202
+    assert [e["name"] for e in executions(arn)] == [trace_id]
+    dependencies.reset()
+
+
 def test_finalize_without_a_state_machine_starts_nothing(client):
     trace_id = finalized_trace(client)
     assert client.call("GET", f"/v1/traces/{trace_id}").json()["status"] == "finalizing"
