@@ -34,7 +34,7 @@ from infra_cdk.local.ecs import (
 from infra_cdk.local.emulator import moto_server
 from infra_cdk.local.http_gateway import LocalHttpApi, routes_from_template
 from infra_cdk.local.lambda_runtime import LambdaRuntime
-from infra_cdk.local.stepfunctions import hand_to_interpreter
+from infra_cdk.local.stepfunctions import hand_to_interpreter, normalise_ecs_integration
 from prtrace.adapters.wiring import build_token_store
 from prtrace.ingest import utc_now
 from prtrace.tokens import issue_token
@@ -153,6 +153,7 @@ class LocalCloud:
             )
         )
         self._ecs.install()
+        self._moto.callback(normalise_ecs_integration())
 
         return self._deploy_and_serve(aws_endpoint, started, build_deps=False)
 

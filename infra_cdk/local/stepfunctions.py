@@ -1,4 +1,5 @@
-"""State machines deployed by moto's CloudFormation, handed to its ASL interpreter.
+"""Step Functions on the local cloud: deployed state machines handed to moto's ASL
+interpreter, and the interpreter's ECS integration made to speak as AWS's does.
 
 moto's CloudFormation creates `AWS::StepFunctions::StateMachine` in its plain Step
 Functions backend, whose executions never run; with `execute_state_machine` on, the API is
@@ -9,7 +10,8 @@ definition and role, so StartExecution through the API runs it for real.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from infra_cdk.local.assembly import LOCAL_ACCOUNT, LOCAL_REGION
 
@@ -39,3 +41,57 @@ def hand_to_interpreter(state_machine_arns: Iterable[str]) -> list[str]:
             raise RuntimeError(f"state machine recreated as {created.arn}, expected {arn}")
         handed.append(created.arn)
     return handed
+
+
+def normalise_ecs_integration() -> Callable[[], None]:
+    """Make the interpreter's `ecs:runTask(.sync)` speak as AWS's does; returns the undo.
+
+    moto's port of the interpreter leaves request and response normalisation out (the base
+    methods are no-ops), so a state written for AWS (PascalCase `Cluster`, `TaskDefinition`,
+    … in, PascalCase `Containers[0].ExitCode` out) fails on botocore's serializer. The
+    interpreter's own `_to_boto_request` / `_from_boto_response` helpers do that mapping
+    from the ECS service model; this wires them in, for ECS only.
+    """
+    from botocore import xform_name
+    from botocore.session import get_session
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_ecs,
+    )
+
+    service = state_task_service_ecs.StateTaskServiceEcs
+    model = get_session().get_service_model("ecs")
+    operations = {xform_name(name): model.operation_model(name) for name in model.operation_names}
+
+    def normalise_parameters(
+        self: Any,
+        parameters: dict[str, Any],
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        operation = operations[self._get_boto_service_action(service_action_name)]
+        self._to_boto_request(parameters, operation.input_shape)
+
+    def normalise_response(
+        self: Any,
+        response: Any,
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        operation = operations[self._get_boto_service_action(service_action_name)]
+        self._from_boto_response(response, operation.output_shape)
+
+    had = {
+        name: service.__dict__.get(name)
+        for name in ("_normalise_parameters", "_normalise_response")
+    }
+    service._normalise_parameters = normalise_parameters  # type: ignore[method-assign]
+    service._normalise_response = normalise_response  # type: ignore[method-assign]
+
+    def undo() -> None:
+        for name, original in had.items():
+            if original is None:
+                delattr(service, name)
+            else:
+                setattr(service, name, original)
+
+    return undo

@@ -116,7 +116,7 @@ def test_states_pass_keys_and_summaries_never_events(template: Template) -> None
     for name, state in states.items():
         if state.get("Resource") == "arn:aws:states:::lambda:invoke":
             assert state["ResultSelector"] == {"Payload.$": "$.Payload"}, name
-    assert set(states["RunQa"]["ResultSelector"]) == {"exit_code.$", "stopped_reason.$"}
+    assert set(states["RunQa"]["ResultSelector"]) == {"container.$", "stopped_reason.$"}
     judge = states["Judge"]["Parameters"]["Payload"]
     assert set(judge) == {"trace_id.$", "document_key.$", "qa_report_key.$", "result_key.$"}
 

@@ -108,3 +108,21 @@ def test_fn_sub_still_halves_dollar_dollar() -> None:
 
     value = clean_json({"Fn::Sub": ["$$.State ${X}", {"X": "x"}]}, {})
     assert value == "$.State x"
+
+
+def test_the_interpreter_still_leaves_ecs_normalisation_out() -> None:
+    """stepfunctions.normalise_ecs_integration wires the interpreter's own shape helpers
+    into its ECS integration; these are the hooks and helpers it relies on."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service,
+        state_task_service_ecs,
+    )
+
+    base = state_task_service.StateTaskService
+    ecs = state_task_service_ecs.StateTaskServiceEcs
+    assert "_normalise_parameters" not in ecs.__dict__
+    assert "_normalise_response" not in ecs.__dict__
+    for helper in ("_to_boto_request", "_from_boto_response", "_get_boto_service_action"):
+        assert helper in base.__dict__, helper
+    assert "self._normalise_parameters(normalised_parameters)" in inspect.getsource(base)
+    assert 'service_action_name="describe_tasks"' in inspect.getsource(ecs)
