@@ -149,7 +149,6 @@ class LocalCloud:
             or LocalSandboxExecutor(
                 HostProcessExecutor(base_env, self.state_dir / "logs"),
                 backend=self._qa_backend,
-                work_dir=self.state_dir / "qa",
             )
         )
         self._ecs.install()

@@ -86,18 +86,17 @@ class LocalSandboxExecutor:
     container here, so the local sandbox backend (bwrap or docker) stands in for it. Code
     under test is never run unsandboxed."""
 
-    def __init__(self, inner: ContainerExecutor, backend: str, work_dir: Path) -> None:
+    def __init__(self, inner: ContainerExecutor, backend: str) -> None:
         if backend == "container":
             raise ValueError("the local cloud needs a local sandbox backend: bwrap or docker")
         self._inner = inner
         self._backend = backend
-        self._work_dir = work_dir
 
     def run(self, container: ContainerRun) -> int:
         environment = dict(container.environment)
         if environment.get("PRTRACE_SANDBOX_BACKEND") == "container":
+            # The work directory stays QA's default: a private one the sandbox user can use.
             environment["PRTRACE_SANDBOX_BACKEND"] = self._backend
-            environment.setdefault("PRTRACE_QA_WORK_DIR", str(self._work_dir))
         return self._inner.run(replace(container, environment=environment))
 
 

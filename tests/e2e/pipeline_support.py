@@ -1,0 +1,132 @@
+"""Helpers for the pipeline's end-to-end tests: a plain HTTP client of the API (what any
+client does: create, upload, send chunks, finalize, poll) and variants of the example
+trace whose final workspace differs (a fix that breaks another test, a hanging test)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from examples.snapshots import TRACE_DIR, finalize_request, fixed_workspace, workspace_archive
+
+TERMINAL = {"complete", "rejected", "failed"}
+MEDIA_TYPES = {".diff": "text/x-diff", ".gz": "application/gzip", ".txt": "text/plain"}
+
+
+class TraceClient:
+    """One tenant's client of the HTTP API."""
+
+    def __init__(self, endpoint: str, token: str, tenant: str) -> None:
+        self.tenant = tenant
+        self.http = httpx.Client(
+            base_url=endpoint, headers={"authorization": f"Bearer {token}"}, timeout=60
+        )
+
+    def upload(self, directory: Path) -> str:
+        """Create the trace, upload its artifacts and chunks; returns the trace id."""
+        metadata = orjson.loads((directory / "trace.json").read_bytes())
+        metadata["task"]["title"] += f" ({uuid.uuid4().hex[:8]})"  # a new trace every time
+        created = self._ok(self.http.post("/v1/traces", json=metadata), 201)
+        trace_id = str(created["trace_id"])
+        for path in sorted((directory / "artifacts").iterdir()):
+            content = path.read_bytes()
+            asked = self._ok(
+                self.http.post(
+                    f"/v1/traces/{trace_id}/artifacts",
+                    json={
+                        "sha256": hashlib.sha256(content).hexdigest(),
+                        "size": len(content),
+                        "media_type": MEDIA_TYPES.get(path.suffix, "text/plain"),
+                    },
+                ),
+                201,
+            )
+            if asked["upload"] is not None:
+                put = httpx.put(
+                    asked["upload"]["url"], content=content, headers=asked["upload"]["headers"]
+                )
+                assert put.status_code < 300, put.text
+        for seq, path in enumerate(sorted(directory.glob("chunk-*.json"))):
+            self._ok(
+                self.http.put(f"/v1/traces/{trace_id}/chunks/{seq}", content=path.read_bytes()),
+                201,
+            )
+        return trace_id
+
+    def finalize(self, trace_id: str, directory: Path) -> httpx.Response:
+        return self.http.post(
+            f"/v1/traces/{trace_id}/finalize",
+            content=(directory / "finalize.json").read_bytes(),
+            headers={"content-type": "application/json"},
+        )
+
+    def trace(self, trace_id: str) -> dict[str, Any]:
+        return dict(self._ok(self.http.get(f"/v1/traces/{trace_id}"), 200))
+
+    def wait(self, trace_id: str, timeout_s: float = 180) -> tuple[dict[str, Any], list[str]]:
+        """Poll until the pipeline ends; returns the final view and the statuses seen."""
+        deadline = time.monotonic() + timeout_s
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            view = self.trace(trace_id)
+            if not seen or seen[-1] != view["status"]:
+                seen.append(view["status"])
+            if view["status"] in TERMINAL:
+                return view, seen
+            time.sleep(0.25)
+        raise AssertionError(f"trace {trace_id} still {seen[-1]} after {timeout_s} s: {seen}")
+
+    def download(self, trace_id: str, result: str) -> Any:
+        link = self._ok(self.http.get(f"/v1/traces/{trace_id}/{result}"), 200)
+        answer = httpx.get(link["url"], timeout=60)
+        assert answer.status_code == 200, answer.text
+        return orjson.loads(answer.content)
+
+    @staticmethod
+    def _ok(answer: httpx.Response, status: int) -> Any:
+        assert answer.status_code == status, (
+            f"{answer.request.url}: {answer.status_code} {answer.text}"
+        )
+        return orjson.loads(answer.content)
+
+
+def trace_variant(target: Path, change_final: Callable[[Path], None]) -> Path:
+    """The example trace with its final workspace changed by `change_final` (the recorded
+    events stay as they are: QA judges the snapshots)."""
+    shutil.copytree(TRACE_DIR, target)
+    with tempfile.TemporaryDirectory() as scratch:
+        final = fixed_workspace(Path(scratch) / "workspace")
+        change_final(final)
+        archives = {
+            "workspace-base.tar.gz": (target / "artifacts" / "workspace-base.tar.gz").read_bytes(),
+            "workspace-final.tar.gz": workspace_archive(final),
+        }
+    (target / "artifacts" / "workspace-final.tar.gz").write_bytes(
+        archives["workspace-final.tar.gz"]
+    )
+    chunks = len(list(target.glob("chunk-*.json")))
+    (target / "finalize.json").write_bytes(orjson.dumps(finalize_request(archives, chunks)))
+    return target
+
+
+def break_shared_points(workspace: Path) -> None:
+    """Keeps the fix but makes touching intervals stop overlapping: a regression."""
+    merge = workspace / "ranges" / "merge.py"
+    merge.write_text(
+        merge.read_text() + "\n\ndef overlaps(a, b):\n    return a[0] < b[1] and b[0] < a[1]\n"
+    )
+
+
+def add_hanging_test(workspace: Path) -> None:
+    (workspace / "tests" / "test_hangs.py").write_text(
+        "import time\n\n\ndef test_waits_forever():\n    time.sleep(3600)\n"
+    )

@@ -1,0 +1,259 @@
+"""The whole pipeline on the local cloud, driven through the HTTP API only: finalize starts
+one Step Functions execution per trace, which assembles and verifies the trace, runs the
+QA task (the ECS task's entry point, under the local sandbox), judges it (the real OpenAI
+client against a local OpenAI-compatible server) and records the outcome.
+
+Only the attacker in the tampering tests touches S3 directly; the execution count is read
+from Step Functions to prove "exactly one"."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import orjson
+import pytest
+
+from examples.snapshots import TRACE_DIR
+from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
+from prtrace.adapters.wiring import build_token_store
+from prtrace.document import TraceDocument
+from prtrace.ingest import utc_now
+from prtrace.judge.rubric import DIMENSION_IDS
+from prtrace.tokens import issue_token
+from tests.e2e.pipeline_support import (
+    TraceClient,
+    add_hanging_test,
+    break_shared_points,
+    trace_variant,
+)
+from tests.fake_openai import FakeOpenAI, Scripted, answer, completion, fake_openai_server
+
+FAIL_TO_PASS = "tests/test_ranges.py::test_merge_keeps_last_interval"
+QA_WALL_TIMEOUT_S = 10
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[FakeOpenAI]:
+    with fake_openai_server() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory, llm: FakeOpenAI) -> Iterator[LocalCloudInfo]:
+    local = LocalCloud(
+        aws_port=0,
+        api_port=0,
+        state_dir=tmp_path_factory.mktemp("pipeline-cloud"),
+        context={
+            "stage": "local",
+            "destroy_data_on_delete": "true",
+            "qa_wall_timeout_s": str(QA_WALL_TIMEOUT_S),
+            "judge_mode": "openai",
+            "judge_openai_base_url": llm.url,
+        },
+    )
+    info = local.start()
+    try:
+        # The operator's step after deploying: put the model key in the named secret.
+        aws(info, "secretsmanager").create_secret(
+            Name="prtrace/openai-api-key", SecretString='{"api_key": "sk-local-e2e"}'
+        )
+        yield info
+    finally:
+        local.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_script(llm: FakeOpenAI) -> Iterator[None]:
+    llm.script.clear()
+    yield
+    llm.script.clear()
+
+
+def aws(info: LocalCloudInfo, service: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=info.aws_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+@pytest.fixture
+def client(cloud: LocalCloudInfo) -> TraceClient:
+    """A fresh tenant per test: its traces and idempotency keys are its own."""
+    tenant = f"e2e-{uuid.uuid4().hex[:10]}"
+    token, record = issue_token(tenant, ["ingest", "read"], now=utc_now(), description="e2e")
+    build_token_store(cloud.stack.outputs["TokensTableName"]).put_token(record)
+    return TraceClient(cloud.endpoint, token, tenant)
+
+
+def _judged_well(llm: FakeOpenAI) -> None:
+    llm.push(completion(answer({"correctness": 5})))
+
+
+def _executions(cloud: LocalCloudInfo, trace_id: str) -> list[dict[str, Any]]:
+    sfn = aws(cloud, "stepfunctions")
+    arn = cloud.stack.outputs["PipelineStateMachineArn"]
+    return [
+        e for e in sfn.list_executions(stateMachineArn=arn)["executions"] if e["name"] == trace_id
+    ]
+
+
+def test_the_example_trace_completes_resolved_with_judge_scores(
+    client: TraceClient, llm: FakeOpenAI, cloud: LocalCloudInfo
+) -> None:
+    _judged_well(llm)
+    trace_id = client.upload(TRACE_DIR)
+    assert client.finalize(trace_id, TRACE_DIR).status_code == 202
+    view, seen = client.wait(trace_id)
+
+    assert view["status"] == "complete", view
+    assert seen[-1] == "complete"
+    assert set(seen) <= {"finalizing", "assembling", "testing", "judging", "complete"}
+    outcome = view["outcome"]
+    assert outcome["qa"]["verdict"] == "resolved", outcome["qa"]
+    assert outcome["qa"]["fail_to_pass"]["ids"] == [FAIL_TO_PASS]
+    assert outcome["qa"]["pass_to_fail"]["count"] == 0
+    judge = outcome["judge"]
+    assert judge["status"] == "ok"
+    assert sorted(s["dimension"] for s in judge["scores"]) == sorted(DIMENSION_IDS)
+    assert all(s["rationale"] for s in judge["scores"])
+    assert outcome["metrics"]["events_by_type"]["test_run"] == 2
+    assert outcome["chain"]["length"] == 11
+
+    # The products behind the links are the stored documents themselves.
+    document = TraceDocument.model_validate(client.download(trace_id, "document"))
+    assert [e.seq for e in document.events] == list(range(11))
+    assert document.chain.head == outcome["chain"]["head"]
+    report = client.download(trace_id, "qa-report")
+    assert report["verdict"] == "resolved"
+    result = client.download(trace_id, "judge-result")
+    assert result["overall"] == judge["overall"]
+    # The model saw the trace (the prompt names the task) exactly once.
+    assert len(llm.requests) >= 1
+    assert "merge() drops the last interval" in orjson.dumps(llm.requests[-1]).decode()
+    assert len(_executions(cloud, trace_id)) == 1
+
+
+def test_a_fix_that_breaks_another_test_completes_unresolved(
+    client: TraceClient, llm: FakeOpenAI, tmp_path: Path
+) -> None:
+    _judged_well(llm)
+    directory = trace_variant(tmp_path / "regression", break_shared_points)
+    trace_id = client.upload(directory)
+    assert client.finalize(trace_id, directory).status_code == 202
+    view, _ = client.wait(trace_id)
+
+    assert view["status"] == "complete", view
+    qa = view["outcome"]["qa"]
+    assert qa["verdict"] == "unresolved"
+    assert FAIL_TO_PASS in qa["fail_to_pass"]["ids"]
+    assert "tests/test_ranges.py::test_overlaps_shared_point" in qa["pass_to_fail"]["ids"]
+    assert view["outcome"]["judge"]["status"] == "ok"
+
+
+def test_a_chunk_edited_in_s3_after_upload_is_rejected_naming_the_chunk(
+    client: TraceClient, cloud: LocalCloudInfo
+) -> None:
+    trace_id = client.upload(TRACE_DIR)
+    s3 = aws(cloud, "s3")
+    bucket = cloud.stack.outputs["DataBucketName"]
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="tenants/")["Contents"]
+    (body_key,) = [
+        o["Key"]
+        for o in listed
+        if trace_id in o["Key"] and "/chunks/" in o["Key"] and "000001" in o["Key"]
+    ]
+    body = s3.get_object(Bucket=bucket, Key=body_key)["Body"].read()
+    s3.put_object(Bucket=bucket, Key=body_key, Body=body.replace(b"merge", b"merg3", 1))
+
+    assert client.finalize(trace_id, TRACE_DIR).status_code == 202
+    view, seen = client.wait(trace_id)
+    assert view["status"] == "rejected", view
+    assert "testing" not in seen  # nothing runs on a trace that does not verify
+    reason = view["outcome"]["reason"]
+    assert reason["code"] == "chunk_body_mismatch"
+    assert reason["chunk_seq"] == 1
+    assert "chunk 1" in reason["detail"]
+    assert client.http.get(f"/v1/traces/{trace_id}/document").status_code == 409
+
+
+def test_a_missing_artifact_is_rejected(client: TraceClient, cloud: LocalCloudInfo) -> None:
+    trace_id = client.upload(TRACE_DIR)
+    diff = (TRACE_DIR / "artifacts" / "fix.diff").read_bytes()
+    digest = hashlib.sha256(diff).hexdigest()
+    s3 = aws(cloud, "s3")
+    bucket = cloud.stack.outputs["DataBucketName"]
+    s3.delete_object(
+        Bucket=bucket, Key=f"tenants/{client.tenant}/traces/{trace_id}/artifacts/sha256/{digest}"
+    )
+
+    assert client.finalize(trace_id, TRACE_DIR).status_code == 202
+    view, _ = client.wait(trace_id)
+    assert view["status"] == "rejected", view
+    reason = view["outcome"]["reason"]
+    assert reason["code"] == "artifact_missing"
+    assert reason["artifact_sha256"] == digest
+
+
+def test_a_qa_run_that_times_out_still_completes_with_judge_scores(
+    client: TraceClient, llm: FakeOpenAI, tmp_path: Path
+) -> None:
+    _judged_well(llm)
+    directory = trace_variant(tmp_path / "hangs", add_hanging_test)
+    trace_id = client.upload(directory)
+    assert client.finalize(trace_id, directory).status_code == 202
+    view, _ = client.wait(trace_id, timeout_s=180)
+
+    assert view["status"] == "complete", view
+    qa = view["outcome"]["qa"]
+    assert qa["verdict"] == "error"
+    assert qa["error_reason"] == "timeout"
+    assert view["outcome"]["judge"]["status"] == "ok"
+    assert len(view["outcome"]["judge"]["scores"]) == len(DIMENSION_IDS)
+
+
+def test_a_model_that_is_down_still_completes_with_judge_unavailable(
+    client: TraceClient, llm: FakeOpenAI
+) -> None:
+    overloaded = Scripted(status=503, body={"error": {"message": "overloaded"}})
+    llm.push(*[overloaded] * 50)
+    trace_id = client.upload(TRACE_DIR)
+    assert client.finalize(trace_id, TRACE_DIR).status_code == 202
+    view, _ = client.wait(trace_id)
+
+    assert view["status"] == "complete", view
+    assert view["outcome"]["qa"]["verdict"] == "resolved"
+    judge = view["outcome"]["judge"]
+    assert judge["status"] == "judge_unavailable"
+    assert len(judge["scores"]) == len(DIMENSION_IDS)  # the offline judge's scores
+
+
+def test_finalizing_twice_or_concurrently_starts_exactly_one_execution(
+    client: TraceClient, llm: FakeOpenAI, cloud: LocalCloudInfo
+) -> None:
+    _judged_well(llm)
+    trace_id = client.upload(TRACE_DIR)
+    answers: list[int] = []
+
+    def finalize() -> None:
+        answers.append(client.finalize(trace_id, TRACE_DIR).status_code)
+
+    threads = [threading.Thread(target=finalize) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [202] * 6
+    view, _ = client.wait(trace_id)
+    assert view["status"] == "complete"
+    assert client.finalize(trace_id, TRACE_DIR).status_code == 202  # after it ended, too
+    assert len(_executions(cloud, trace_id)) == 1
