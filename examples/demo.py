@@ -1,11 +1,14 @@
 """`make demo`: the example trace through the operators' stack on the local cloud.
 
 Starts the local cloud (moto with the synthesized CDK stack deployed into it, Lambda
-workers, the HTTP API gateway), creates a token with the `prtrace` admin command, then
-over HTTP only: creates the example trace, uploads its artifacts and workspace snapshots
-to S3 through presigned URLs, streams its chunks, shows a replay and a tampering attempt,
-finalizes, prints the status and counts, and verifies the stored chunks' MACs and the
-event chain with the key from Secrets Manager. Shuts everything down at the end.
+workers, Step Functions executing for real, the QA task run under the local sandbox, the
+HTTP API gateway), creates a token with the `prtrace` admin command, then over HTTP only:
+creates the example trace, uploads its artifacts and workspace snapshots to S3 through
+presigned URLs, streams its chunks, shows a replay and a tampering attempt, finalizes, and
+follows the pipeline (assemble and verify → QA before and after the fix → judge → record)
+to its end. Prints the QA verdict, the six judge scores with their rationales and the
+metrics, then shuts everything down. With OPENAI_API_KEY set, the key goes into the local
+cloud's secret and the OpenAI judge scores the trace; without it, the offline judge does.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 import orjson
@@ -22,6 +27,7 @@ from rich.table import Table
 
 from examples.submit import Send, submit_trace
 from examples.submit_example import http_sender
+from infra_cdk.config import StackConfig
 from infra_cdk.local.cloud import LocalCloud
 
 EXAMPLE = Path(__file__).parent / "sample-trace-chunks"
@@ -30,7 +36,7 @@ console = Console()
 
 def main() -> int:
     cloud = LocalCloud(aws_port=0, api_port=0)
-    console.rule("prtrace demo: ingestion on the local cloud")
+    console.rule("prtrace demo: a bug-fixing trace through the pipeline on the local cloud")
     with console.status("starting the local cloud (synth, deploy, warm-up)…"):
         info = cloud.start()
     try:
@@ -39,12 +45,24 @@ def main() -> int:
         cloud.stop()
 
 
+def use_openai_key_if_given(aws_endpoint: str) -> None:
+    key = os.environ.get("OPENAI_API_KEY")
+    if not key:
+        console.print("judge: offline (set OPENAI_API_KEY to have the OpenAI judge score it)")
+        return
+    boto3.client("secretsmanager", endpoint_url=aws_endpoint).create_secret(
+        Name=StackConfig().openai_secret_name, SecretString=orjson.dumps({"api_key": key}).decode()
+    )
+    console.print("judge: OpenAI (OPENAI_API_KEY stored in the local cloud's secret)")
+
+
 def run(endpoint: str, aws_endpoint: str, outputs: dict[str, str], startup_s: float) -> int:
     console.print(f"local cloud ready in {startup_s:.1f} s: API {endpoint}, AWS {aws_endpoint}")
     console.print(
         f"stack outputs: bucket {outputs['DataBucketName']}, "
         f"traces table {outputs['TracesTableName']}"
     )
+    use_openai_key_if_given(aws_endpoint)
     token = subprocess.run(  # noqa: S603 - the real admin command, against the deployed tokens table
         [sys.executable, "-m", "prtrace_cli.main", "tokens", "create", "--tenant", "demo",
          "--scopes", "ingest,read", "--description", "make demo",
@@ -85,43 +103,72 @@ def _submit_and_check(send: Send, outputs: dict[str, str]) -> int:
     status, _, body = send("PUT", f"/v1/traces/{trace_id}/chunks/1", tampered, {})
     console.print(f"tampered chunk 1 → HTTP {status} {orjson.loads(body)['type']}")
 
-    status, _, body = send("GET", f"/v1/traces/{trace_id}", None, {})
-    trace = orjson.loads(body)
-    console.print(
-        f"trace status [bold]{trace['status']}[/bold]: "
-        f"{trace['chunks_received']} chunks, {trace['events_received']} events, "
-        f"manifest {trace['finalize']['manifest_sha256'][:16]}…"
-    )
-    head = verify_stored_trace(outputs, "demo", trace_id)
-    console.print(f"verified every chunk MAC and the event chain: head {head[:16]}…")
+    trace = follow_pipeline(send, trace_id)
+    if trace["status"] != "complete":
+        console.print(f"[red]trace ended {trace['status']}[/red]: {trace.get('outcome')}")
+        return 1
+    show_outcome(trace)
     console.rule("done")
     return 0
 
 
-def verify_stored_trace(outputs: dict[str, str], tenant: str, trace_id: str) -> str:
-    """Re-read what was stored and check it with the server key, as the pipeline will."""
-    from prtrace.adapters.dynamodb import DynamoTraceStore
-    from prtrace.adapters.keys import load_key_ring
-    from prtrace.canonical import canonical_json
-    from prtrace.integrity import compute_chain, sha256_hex, verify_chunk_mac
+TERMINAL = {"complete", "rejected", "failed"}
 
-    ring = load_key_ring(secret_name=outputs["IntegrityKeySecretArn"])
-    store = DynamoTraceStore(boto3.client("dynamodb"), outputs["TracesTableName"])
-    s3 = boto3.client("s3")
-    canonical_events: list[bytes] = []
-    for chunk in store.list_chunks(tenant, trace_id, with_event_ids=False):
-        body = s3.get_object(Bucket=outputs["DataBucketName"], Key=chunk.body_key)["Body"].read()
-        if sha256_hex(body) != chunk.sha256 or not verify_chunk_mac(
-            ring.get(chunk.key_id),
-            chunk.mac,
-            tenant=tenant,
-            trace_id=trace_id,
-            chunk_seq=chunk.chunk_seq,
-            chunk_sha256=chunk.sha256,
-        ):
-            raise SystemExit(f"chunk {chunk.chunk_seq} failed verification")
-        canonical_events += [canonical_json(e) for e in orjson.loads(body)["events"]]
-    return compute_chain(ring.current, trace_id, canonical_events)[-1]
+
+def follow_pipeline(send: Send, trace_id: str, timeout_s: float = 300) -> dict[str, Any]:
+    """Poll the trace until the pipeline ends, printing each status as it is reached."""
+    started = time.monotonic()
+    last = ""
+    trace: dict[str, Any] = {}
+    with console.status("pipeline running…") as spinner:
+        while time.monotonic() - started < timeout_s:
+            status, _, body = send("GET", f"/v1/traces/{trace_id}", None, {})
+            if status != 200:
+                raise SystemExit(f"reading the trace failed: HTTP {status} {body[:300]!r}")
+            trace = orjson.loads(body)
+            if trace["status"] != last:
+                last = trace["status"]
+                console.print(f"  {time.monotonic() - started:5.1f} s  status [bold]{last}[/bold]")
+                spinner.update(f"pipeline: {last}…")
+            if last in TERMINAL:
+                return trace
+            time.sleep(0.25)
+    raise SystemExit(f"the pipeline did not finish within {timeout_s:.0f} s (last: {last})")
+
+
+def show_outcome(trace: dict[str, Any]) -> None:
+    outcome = trace["outcome"]
+    chain = outcome["chain"]
+    console.print(
+        f"assembled and verified: {trace['chunks_received']} chunks, "
+        f"{trace['events_received']} events, every chunk MAC and the event chain "
+        f"(head {chain['head'][:16]}…)"
+    )
+    qa = outcome["qa"]
+    console.print(f"QA verdict: [bold]{qa['verdict']}[/bold] ({qa['backend']} sandbox)")
+    for kind in ("fail_to_pass", "pass_to_pass", "pass_to_fail", "fail_to_fail"):
+        tests = qa[kind]
+        console.print(f"  {kind.upper()} ({tests['count']}): {', '.join(tests['ids']) or '-'}")
+
+    judge = outcome["judge"]
+    console.print(
+        f"judge: {judge['judge']} ({judge['status']}), rubric {judge['rubric_version']}, "
+        f"overall [bold]{judge['overall']}[/bold]"
+    )
+    scores = Table("dimension", "score", "rationale", show_lines=True)
+    for score in judge["scores"]:
+        scores.add_row(score["dimension"], str(score["score"]), score["rationale"])
+    console.print(scores)
+
+    metrics = outcome["metrics"]
+    shown = Table("metric", "value")
+    shown.columns[1].overflow = "fold"
+    for name, value in metrics.items():
+        if name != "version":
+            shown.add_row(
+                name, orjson.dumps(value).decode() if isinstance(value, dict) else str(value)
+            )
+    console.print(shown)
 
 
 if __name__ == "__main__":

@@ -122,6 +122,7 @@ class LocalCloud:
         # moto names every resource type it leaves to others (alarms, the HTTP API, …);
         # localize.py says which ones matter and how they are served.
         logging.getLogger("moto.cloudformation.parsing").setLevel(logging.ERROR)
+        logging.getLogger("moto").addFilter(_skipped_resource_types)
         # The interpreter logs every failed state at ERROR; executions' histories say it.
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         warnings.filterwarnings("ignore", message="Tried to parse AWS::", category=UserWarning)
@@ -282,6 +283,12 @@ class LocalCloud:
                 last = str(exc)
             time.sleep(0.2)
         raise LocalCloudError(f"the API did not become ready at {url}/readyz: {last}")
+
+
+def _skipped_resource_types(record: logging.LogRecord) -> bool:
+    """moto names each resource type it has no model for (alarms, bucket policies);
+    localize.py says which ones matter and how they are served."""
+    return not record.getMessage().startswith("No Moto CloudFormation support for")
 
 
 def local_environment(endpoint: str, region: str) -> dict[str, str]:
