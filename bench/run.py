@@ -22,7 +22,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from bench import assemble, e2e_local, judge, qa
+from bench import assemble, e2e_local, judge, pipeline, qa
 from prtrace.adapters.memory import MemoryBlobStore, MemoryTraceStore
 from prtrace.chunks import prepare_chunk
 from prtrace.ingest import IngestService
@@ -57,6 +57,7 @@ def main() -> None:
     console = Console()
     results |= _section(console, "assemble (1k, 10k and 100k events)", assemble.run)
     results |= _section(console, "end-to-end through the local cloud", e2e_local.run)
+    results |= _section(console, "pipeline: the demo trace, finalize to complete", pipeline.run)
     results |= _section(console, "QA sandbox", qa.run)
     results |= _section(console, "judge (100,000-event trace)", judge.run)
     RESULTS.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))

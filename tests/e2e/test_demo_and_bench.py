@@ -3,6 +3,7 @@ its figures are reported by `make bench`, never asserted as timings here)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from bench import e2e_local, judge, qa
+from bench import assemble, e2e_local, judge, pipeline, qa
 from bench import run as bench
 from prtrace.judge.rubric import DIMENSION_IDS
 
@@ -56,6 +57,8 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
     monkeypatch.setattr(e2e_local, "CHUNKS_PER_CLIENT", 2)
     monkeypatch.setattr(qa, "ROUNDS", 1)
     monkeypatch.setattr(judge, "EVENTS", 2_000)
+    monkeypatch.setattr(assemble, "run", functools.partial(assemble.run, (1_000,)))
+    monkeypatch.setattr(pipeline, "ROUNDS", 1)
     monkeypatch.setattr(bench, "RESULTS", tmp_path / "bench-results.json")
     bench.main()
     results = orjson.loads((tmp_path / "bench-results.json").read_bytes())
@@ -73,3 +76,5 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
     assert results["e2e_local_chunk_p99_ms"] >= results["e2e_local_chunk_p50_ms"] > 0
     assert results["qa_example_total_bwrap_s"] > 0
     assert results["judge_prompt_100k_events_s"] > 0
+    assert results["pipeline_finalize_to_complete_p50_s"] > 0
+    assert any(k.startswith("assemble_1k") for k in results), sorted(results)
