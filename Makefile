@@ -27,10 +27,10 @@ lint: setup  ## ruff and mypy
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy layers/core/python/prtrace functions infra_cdk prtrace_cli examples bench
 
-bench: setup  ## ingest benchmark; writes bench-results.json
+bench: setup sandbox  ## benchmarks (ingest, assemble, local cloud, pipeline, QA, judge); writes bench-results.json
 	$(PY) -m bench.run
 
-demo: setup  ## the example trace through the stack on the local cloud, then shut down
+demo: setup sandbox  ## the example trace through the whole pipeline on the local cloud, then shut down
 	$(PY) -m examples.demo
 
 local: setup  ## run the local cloud in the foreground (Ctrl-C stops it)
