@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,9 +43,9 @@ def init_repo(path: Path) -> Path:
 
 
 @pytest.fixture
-def buggy_repo(tmp_path: Path, isolated_git: None) -> Iterator[Path]:
+def buggy_repo(tmp_path: Path, isolated_git: None) -> Path:
     """A git repository holding a copy of examples/repo-buggy, committed once."""
     repo = tmp_path / "repo"
     shutil.copytree(REPO_BUGGY, repo, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
     (repo / ".gitignore").write_text("__pycache__/\n.pytest_cache/\n*.log\n")
-    yield init_repo(repo)
+    return init_repo(repo)

@@ -1,0 +1,152 @@
+"""File edits: diffs against the last recorded state (add, modify, delete), line counts,
+redacted before diffing, and a recorded state the user's git never sees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from prtrace_client.recorder.edits import EditTracker, file_edit
+from prtrace_client.recorder.snapshot import SnapshotError
+from tests.client.recorder.conftest import run_git
+
+BUG = "    if current is not None and not merged:\n"
+FIX = "    if current is not None:\n"
+GITHUB_PAT = "ghp_" + "R8mV2kQz7LwX4pN9sT1yB6cJ3hF5dG0aE2uK"
+
+
+@pytest.fixture
+def tracker(buggy_repo: Path) -> EditTracker:
+    tracker = EditTracker(buggy_repo, buggy_repo / ".git" / "prtrace")
+    tracker.record_baseline()
+    return tracker
+
+
+def fix_bug(repo: Path) -> None:
+    merge = repo / "ranges" / "merge.py"
+    source = merge.read_text()
+    assert BUG in source
+    merge.write_text(source.replace(BUG, FIX))
+
+
+def test_nothing_changed_means_no_edits(tracker: EditTracker) -> None:
+    assert tracker.capture() == []
+
+
+def test_a_modified_file_gives_a_diff_that_git_can_apply(
+    tracker: EditTracker, buggy_repo: Path, tmp_path: Path
+) -> None:
+    fix_bug(buggy_repo)
+
+    [edit] = tracker.capture()
+
+    assert (edit.path, edit.change, edit.lines_added, edit.lines_removed) == (
+        "ranges/merge.py",
+        "modify",
+        1,
+        1,
+    )
+    assert f"-{BUG}" in edit.diff
+    assert f"+{FIX}" in edit.diff
+    assert edit.diff.startswith("diff --git a/ranges/merge.py b/ranges/merge.py\n--- a/ranges")
+    # The recorded diff is a real patch: it turns the committed file into the fixed one.
+    patch = tmp_path / "fix.diff"
+    patch.write_text(edit.diff)
+    run_git(buggy_repo, "stash", "-q")
+    run_git(buggy_repo, "apply", str(patch))
+    assert FIX in (buggy_repo / "ranges" / "merge.py").read_text()
+    assert tracker.capture() == []  # the same content as recorded
+
+
+def test_each_capture_diffs_against_the_previous_capture(
+    tracker: EditTracker, buggy_repo: Path
+) -> None:
+    notes = buggy_repo / "NOTES.md"
+    notes.write_text("one\n")
+    [first] = tracker.capture()
+    notes.write_text("one\ntwo\nthree\n")
+    [second] = tracker.capture()
+    assert first.change == "add"
+    assert "--- /dev/null\n+++ b/NOTES.md" in first.diff
+    assert (second.change, second.lines_added, second.lines_removed) == ("modify", 2, 0)
+    assert "+two\n+three\n" in second.diff
+    assert "+one" not in second.diff
+
+
+def test_add_and_delete_in_path_order(tracker: EditTracker, buggy_repo: Path) -> None:
+    (buggy_repo / "README.md").unlink()
+    (buggy_repo / "ranges" / "extra.py").write_text("X = 1\nY = 2")  # no final newline
+
+    edits = tracker.capture()
+
+    assert [(e.path, e.change) for e in edits] == [
+        ("README.md", "delete"),
+        ("ranges/extra.py", "add"),
+    ]
+    deleted, added = edits
+    assert deleted.lines_added == 0
+    assert deleted.lines_removed == len(
+        (Path(__file__).parents[3] / "examples" / "repo-buggy" / "README.md")
+        .read_text()
+        .splitlines()
+    )
+    assert "+++ /dev/null" in deleted.diff
+    assert (added.lines_added, added.lines_removed) == (2, 0)
+    assert added.diff.endswith("+Y = 2\n\\ No newline at end of file\n")
+
+
+def test_ignored_and_secret_files_are_not_recorded(tracker: EditTracker, buggy_repo: Path) -> None:
+    (buggy_repo / "run.log").write_text("ignored\n")
+    (buggy_repo / ".env").write_text(f"GITHUB_TOKEN={GITHUB_PAT}\n")
+    (buggy_repo / "server.key").write_text("key\n")
+    assert tracker.capture() == []
+
+
+def test_secrets_in_edits_are_redacted_before_diffing(
+    tracker: EditTracker, buggy_repo: Path
+) -> None:
+    key = (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+        "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+        "QyNTUxOQAAACBtZXJnZS1rZWVwcy1sYXN0LWludGVydmFsLXRlc3Qta2V5AAAAAAAAAA==\n"
+        "-----END OPENSSH PRIVATE KEY-----\n"
+    )
+    (buggy_repo / "deploy.py").write_text(f'TOKEN = "{GITHUB_PAT}"\nKEY = """\n{key}"""\n')
+
+    [edit] = tracker.capture()
+
+    assert GITHUB_PAT not in edit.diff
+    assert "b3BlbnNzaC1rZXkt" not in edit.diff
+    assert "[REDACTED:github-token:sha256=" in edit.diff
+    assert "[REDACTED:private-key:sha256=" in edit.diff
+    assert edit.redactions == 2
+
+
+def test_the_users_index_and_status_are_untouched(tracker: EditTracker, buggy_repo: Path) -> None:
+    fix_bug(buggy_repo)
+    (buggy_repo / "new.py").write_text("x = 1\n")
+    before = run_git(buggy_repo, "status", "--porcelain")
+    tracker.capture()
+    assert run_git(buggy_repo, "status", "--porcelain") == before
+    assert run_git(buggy_repo, "diff", "--cached", "--name-only") == ""
+    assert " M ranges/merge.py" in before
+    assert "?? new.py" in before
+
+
+def test_binary_files_are_noted_without_content() -> None:
+    edit = file_edit("logo.png", "add", b"", b"\x89PNG\r\n\x1a\n\0\0\0")
+    assert edit.diff.endswith("Binary files /dev/null and b/logo.png differ\n")
+    assert (edit.lines_added, edit.lines_removed) == (0, 0)
+
+
+def test_a_new_tracker_without_a_baseline_records_everything(buggy_repo: Path) -> None:
+    tracker = EditTracker(buggy_repo, buggy_repo / ".git" / "other")
+    edits = tracker.capture()
+    assert {e.change for e in edits} == {"add"}
+    assert "ranges/merge.py" in {e.path for e in edits}
+
+
+def test_git_errors_say_where(tmp_path: Path) -> None:
+    with pytest.raises(SnapshotError, match=r"git ls-files .* failed in .*not a git repository"):
+        EditTracker(tmp_path, tmp_path / "state").record_baseline()
