@@ -44,6 +44,7 @@ from prtrace.validation import summarize
 MAX_CHUNK_SEQ: Final = 999_999
 MAX_CHUNK_BODY_BYTES: Final = 4 * 1024 * 1024
 MAX_SMALL_BODY_BYTES: Final = 64 * 1024
+MAX_REDACTIONS: Final = 2**53 - 1  # integers stay exact in canonical JSON
 TRACE_ID_PATTERN: Final = r"^tr_[0-9A-HJKMNP-TV-Z]{26}$"
 _TRACE_ID = re.compile(TRACE_ID_PATTERN)
 
@@ -71,6 +72,14 @@ class FinalizeRequest(BaseModel):
     snapshots: Annotated[
         WorkspaceSnapshots | None,
         Field(description="workspace archives for QA; each must already be uploaded"),
+    ] = None
+    redactions: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            le=MAX_REDACTIONS,
+            description="how many secrets the client redacted from outputs and diffs",
+        ),
     ] = None
 
 
@@ -295,12 +304,13 @@ class IngestService:
         trace_id: str,
         expected_chunks: int,
         snapshots: WorkspaceSnapshots | None = None,
+        redactions: int | None = None,
     ) -> TraceRecord:
         wanted = None if snapshots is None else snapshots.model_dump(mode="json")
         for _ in range(3):  # a chunk committed while we checked: check again
             trace = self.get_trace(tenant, trace_id)
             if trace.status != OPEN:
-                return self._finalized_already(trace, expected_chunks, wanted)
+                return self._finalized_already(trace, expected_chunks, wanted, redactions)
             chunks = list(self._traces.list_chunks(tenant, trace_id, with_event_ids=True))
             self._check_complete(trace_id, chunks, expected_chunks)
             if snapshots is not None:
@@ -316,6 +326,8 @@ class IngestService:
             }
             if wanted is not None:
                 finalize["snapshots"] = wanted
+            if redactions is not None:
+                finalize["redactions"] = redactions
             try:
                 # Conditional on the counts we checked: the manifest is exactly what is stored.
                 return self._traces.mark_finalizing(
@@ -327,13 +339,17 @@ class IngestService:
 
     @staticmethod
     def _finalized_already(
-        trace: TraceRecord, expected_chunks: int, snapshots: dict[str, Any] | None
+        trace: TraceRecord,
+        expected_chunks: int,
+        snapshots: dict[str, Any] | None,
+        redactions: int | None,
     ) -> TraceRecord:
         asked = trace.finalize or {}
         if (
             trace.status == FINALIZING
             and asked.get("expected_chunks") == expected_chunks
             and asked.get("snapshots") == snapshots
+            and asked.get("redactions") == redactions
         ):
             return trace  # a retried finalize gets the same answer
         raise TraceNotOpen(trace.trace_id, trace.status)
