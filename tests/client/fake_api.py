@@ -42,6 +42,7 @@ class Fault:
     path: str
     status: int = 0  # answer this instead of serving (0: serve)
     headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] | None = None  # the scripted answer's JSON body
     drop_before: bool = False  # connection fails before the service sees the request
     drop_after: bool = False  # the service handles it, then the answer is lost
     times: int = 1
@@ -71,7 +72,7 @@ class FakeApi:
             raise httpx.ConnectError("connection refused (fault)", request=request)
         if fault and fault.status:
             return httpx.Response(
-                fault.status, headers=fault.headers, json={"status": fault.status}
+                fault.status, headers=fault.headers, json=fault.body or {"status": fault.status}
             )
         response = self._serve(request)
         self.served.append((request.method, request.url.path, response.status_code))
@@ -117,7 +118,8 @@ class FakeApi:
             return httpx.Response(
                 problem.status_code,
                 content=str(problem.body).encode(),
-                headers={"content-type": "application/problem+json", **(problem.headers or {})},
+                headers={"content-type": "application/problem+json"}
+                | {k: str(v) for k, v in (problem.headers or {}).items()},
             )
         answer = orjson.dumps(document)
         if method == "POST" and key:
