@@ -215,16 +215,27 @@ class Outbox:
 
     # ---- recording --------------------------------------------------------------------
 
-    def start_trace(self, metadata: Mapping[str, Any]) -> str:
+    def start_trace(self, metadata: Mapping[str, Any], *, local_id: str | None = None) -> str:
         """Open a session for a new trace (TraceMetadata as a dict) and return its local
         id ("ls_…"). The server-side trace is created by the flusher, so this works
-        offline; `trace_id(local_id)` tells the server's id once known."""
-        local_id = f"ls_{ULID()}"
+        offline; `trace_id(local_id)` tells the server's id once known.
+
+        With `local_id` (a name you derive from the content, say) starting again returns
+        the existing session of that id instead of opening a second one."""
+        local_id = local_id or f"ls_{ULID()}"
+        encoded = orjson.dumps(dict(metadata))
         with self._write() as db:
+            row = db.execute(
+                "SELECT metadata FROM sessions WHERE local_id = ?", (local_id,)
+            ).fetchone()
+            if row is not None:
+                if orjson.loads(row[0]) != dict(metadata):
+                    raise SessionClosed(f"session {local_id} exists with other metadata")
+                return local_id
             db.execute(
                 "INSERT INTO sessions (local_id, created_at, metadata, create_key) "
                 "VALUES (?, ?, ?, ?)",
-                (local_id, utc_now(), orjson.dumps(dict(metadata)), f"create-{local_id}"),
+                (local_id, utc_now(), encoded, f"create-{local_id}"),
             )
         return local_id
 
