@@ -77,7 +77,7 @@ class EditTracker:
         new = self._write_tree()
         if new == old:
             return []
-        edits = self._diff(old, new)
+        edits = diff_trees(self.repo, old, new, self._exclude)
         self._save(new)  # only after the diffs are built: a crash re-captures them
         return edits
 
@@ -123,27 +123,34 @@ class EditTracker:
         scratch.write_text(tree + "\n")
         os.replace(scratch, self._tree_file)
 
-    def _diff(self, old: str, new: str) -> list[FileEdit]:
-        raw = git(self.repo, "diff-tree", "-r", "-z", "--no-renames", "--raw", old, new)
-        fields = raw.split(b"\0")
-        changes: list[tuple[str, Change, str, str]] = []
-        for header, name in zip(fields[0::2], fields[1::2], strict=False):
-            if not header:
-                continue
-            _modes_old, _mode_new, old_blob, new_blob, status = header.decode()[1:].split(" ")
-            if old_blob == new_blob:
-                continue  # a mode change alone
-            changes.append((os.fsdecode(name), _STATUS[status[0]], old_blob, new_blob))
-        edits = []
-        blobs = _BlobReader(self.repo)
-        try:
-            for path, change, old_blob, new_blob in sorted(changes):
-                before = b"" if change == "add" else blobs.read(old_blob)
-                after = b"" if change == "delete" else blobs.read(new_blob)
-                edits.append(file_edit(path, change, before, after))
-        finally:
-            blobs.close()
-        return edits
+
+def diff_trees(
+    repo: Path, old: str, new: str, exclude: Iterable[str] = SECRET_FILE_PATTERNS
+) -> list[FileEdit]:
+    """The redacted edits between two trees (or commits) of `repo`, in path order;
+    secret files are left out, mode-only changes too."""
+    patterns = tuple(exclude)
+    raw = git(repo, "diff-tree", "-r", "-z", "--no-renames", "--raw", old, new)
+    fields = raw.split(b"\0")
+    changes: list[tuple[str, Change, str, str]] = []
+    for header, name in zip(fields[0::2], fields[1::2], strict=False):
+        if not header:
+            continue
+        _old_mode, _new_mode, old_blob, new_blob, status = header.decode()[1:].split(" ")
+        path = os.fsdecode(name)
+        if old_blob == new_blob or is_secret_file(path, patterns):
+            continue
+        changes.append((path, _STATUS[status[0]], old_blob, new_blob))
+    edits = []
+    blobs = _BlobReader(repo)
+    try:
+        for path, change, old_blob, new_blob in sorted(changes):
+            before = b"" if change == "add" else blobs.read(old_blob)
+            after = b"" if change == "delete" else blobs.read(new_blob)
+            edits.append(file_edit(path, change, before, after))
+    finally:
+        blobs.close()
+    return edits
 
 
 class _BlobReader:

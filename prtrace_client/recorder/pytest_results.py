@@ -119,11 +119,14 @@ def from_output(output: str) -> TestResults:
     return results
 
 
-def read_results(report: Path | None, output: str) -> TestResults:
-    """The JUnit report when there is a readable one, else the terminal output."""
-    if report is not None and report.is_file():
+def read_results(report: Path | bytes | None, output: str) -> TestResults:
+    """The JUnit report (a file or its bytes) when there is a readable one, else the
+    terminal output."""
+    if isinstance(report, Path):
+        report = report.read_bytes() if report.is_file() else None
+    if report is not None:
         try:
-            return from_junit(report.read_bytes())
+            return from_junit(report)
         except ValueError:
             pass  # a half-written report (pytest was killed): the output still tells
     return from_output(output)
