@@ -43,7 +43,9 @@ class ApiError(PrtraceError):
         self.status = status
         self.problem = problem or {}
         self.problem_type = str(self.problem.get("type", "")).removeprefix("urn:prtrace:problem:")
-        self.detail = str(self.problem.get("detail") or text.strip()[:500] or "(no body)")
+        # problem+json has `detail`; the API gateway's own refusals say `message`.
+        detail = self.problem.get("detail") or self.problem.get("message")
+        self.detail = str(detail or text.strip()[:500] or "(no body)")
         self.field_problems = [
             FieldProblem(str(item.get("pointer", "")), str(item.get("detail", "")))
             for item in self.problem.get("errors") or []
@@ -56,6 +58,8 @@ class ApiError(PrtraceError):
         lines = [f"{self.method} {self.path} failed: HTTP {self.status}{kind}: {self.detail}"]
         lines += [f"  at {p.pointer or '/'}: {p.detail}" for p in self.field_problems[:20]]
         hint = _HINTS.get(self.status)
+        if self.status == 403 and self.problem_type != "insufficient-scope":
+            hint = _HINTS[401]  # the gateway's authorizer refuses unknown tokens with 403
         if hint:
             lines.append(f"  hint: {hint}")
         return "\n".join(lines)
