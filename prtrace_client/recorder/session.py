@@ -155,10 +155,13 @@ def repository_url(repo: Path) -> str:
 
 
 def default_author(repo: Path) -> str:
+    """The email git would put on a commit (config or GIT_AUTHOR_EMAIL), else the login."""
     try:
-        email = git(repo, "config", "user.email").decode().strip()
+        ident = git(repo, "var", "GIT_AUTHOR_IDENT").decode(errors="replace")
     except SnapshotError:
-        email = ""
+        ident = ""
+    start, end = ident.find("<"), ident.find(">")
+    email = ident[start + 1 : end].strip() if 0 <= start < end else ""
     return email or getpass.getuser()
 
 
