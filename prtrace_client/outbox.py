@@ -74,10 +74,8 @@ CREATE TABLE IF NOT EXISTS events (
     seq INTEGER NOT NULL,
     body BLOB NOT NULL,
     appended_at REAL NOT NULL,
-    chunk_seq INTEGER,
-    PRIMARY KEY (local_id, seq)
+    PRIMARY KEY (local_id, seq)  -- only unsealed events: sealing moves them into a chunk
 );
-CREATE INDEX IF NOT EXISTS events_unsealed ON events (local_id, chunk_seq, seq);
 CREATE TABLE IF NOT EXISTS chunks (
     local_id TEXT NOT NULL,
     chunk_seq INTEGER NOT NULL,
@@ -356,7 +354,7 @@ class Outbox:
                 db, session, "metadata, trace_id, next_event_seq, finalize_body, finalized"
             )
             unsealed, = db.execute(
-                "SELECT count(*) FROM events WHERE local_id = ? AND chunk_seq IS NULL", (session,)
+                "SELECT count(*) FROM events WHERE local_id = ?", (session,)
             ).fetchone()  # fmt: skip
             chunks, unacked = db.execute(
                 "SELECT count(*), count(*) - count(acked_at) FROM chunks WHERE local_id = ?",
@@ -415,8 +413,7 @@ class Outbox:
             chunk_seq = int(row[0])
             force = force or row[1] is not None
             pending = db.execute(
-                "SELECT seq, body, appended_at FROM events "
-                "WHERE local_id = ? AND chunk_seq IS NULL ORDER BY seq",
+                "SELECT seq, body, appended_at FROM events WHERE local_id = ? ORDER BY seq",
                 (session,),
             )
             batch: list[tuple[int, bytes, float]] = []
@@ -442,9 +439,10 @@ class Outbox:
                     (session, chunk_seq, cut[0][0], cut[-1][0], body,
                      hashlib.sha256(body).hexdigest(), now),
                 )  # fmt: skip
+                # The chunk now holds these bytes: the journal rows are no longer needed.
                 db.execute(
-                    "UPDATE events SET chunk_seq = ? WHERE local_id = ? AND seq BETWEEN ? AND ?",
-                    (chunk_seq, session, cut[0][0], cut[-1][0]),
+                    "DELETE FROM events WHERE local_id = ? AND seq BETWEEN ? AND ?",
+                    (session, cut[0][0], cut[-1][0]),
                 )
                 sealed.append(chunk_seq)
                 chunk_seq += 1
@@ -507,7 +505,7 @@ class Outbox:
         with self._lock:
             row = self._session_row(self._db, session, "next_chunk_seq, finalize_body")
             unsealed, = self._db.execute(
-                "SELECT count(*) FROM events WHERE local_id = ? AND chunk_seq IS NULL", (session,)
+                "SELECT count(*) FROM events WHERE local_id = ?", (session,)
             ).fetchone()  # fmt: skip
         if row[1] is None or unsealed:
             return None
@@ -519,6 +517,11 @@ class Outbox:
                 "UPDATE sessions SET finalized = ? WHERE local_id = ?",
                 (orjson.dumps(dict(view)), session),
             )
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file (keeps the WAL from growing)."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # ---- helpers ----------------------------------------------------------------------
 
@@ -669,7 +672,9 @@ class Flusher:
     def push(self, session: str | None = None) -> FlushReport:
         """Deliver everything pending now (partial chunks included) and finalize what was
         stopped: what `prtrace push` runs after a crash, a reboot or an outage."""
-        return self.flush(session, force=True)
+        report = self.flush(session, force=True)
+        self.outbox.checkpoint()
+        return report
 
     def start(self) -> None:
         """Flush every `interval_s` in a daemon thread until `stop()`. Delivery errors are
