@@ -12,14 +12,16 @@ from typing import Any
 
 import httpx
 import orjson
+from pydantic import ValidationError
 
 from functions.api.problems import from_domain_error
 from prtrace.adapters.memory import MemoryBlobStore, MemoryTraceStore
-from prtrace.errors import DomainError, InvalidInput
-from prtrace.ingest import ArtifactRequest, IngestService
+from prtrace.errors import DomainError
+from prtrace.ingest import ArtifactRequest, FinalizeRequest, IngestService
 from prtrace.integrity import KeyRing
 from prtrace.ports import PresignedUpload
-from prtrace.schema import TraceMetadata, WorkspaceSnapshots
+from prtrace.schema import TraceMetadata
+from prtrace.validation import invalid_body
 
 TENANT = "unit"
 KEY = KeyRing(current_id="k", keys={"k": b"k" * 32})
@@ -162,16 +164,12 @@ class FakeApi:
         return 201, self.service.request_artifact_upload(TENANT, trace_id, body)
 
     def _finalize(self, request: httpx.Request, trace_id: str) -> tuple[int, Any]:
-        body = orjson.loads(request.content)
-        unknown = set(body) - {"expected_chunks", "snapshots"}
-        if unknown:
-            raise InvalidInput(f"unknown fields {sorted(unknown)}")
-        snapshots = body.get("snapshots")
+        try:
+            body = FinalizeRequest.model_validate_json(request.content)
+        except ValidationError as exc:
+            raise invalid_body(exc, "finalize request") from None
         view = self.service.finalize(
-            TENANT,
-            trace_id,
-            body["expected_chunks"],
-            None if snapshots is None else WorkspaceSnapshots.model_validate(snapshots),
+            TENANT, trace_id, body.expected_chunks, body.snapshots, body.redactions
         )
         return 202, view.public()
 

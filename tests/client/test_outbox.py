@@ -19,6 +19,7 @@ from prtrace_client import (
     PrtraceClient,
     SessionClosed,
     TransportError,
+    ValidationFailed,
 )
 from tests.client.conftest import Sleeps, make_client, recorded
 from tests.client.fake_api import TENANT, FakeApi, Fault
@@ -265,3 +266,19 @@ def test_finalize_request_is_fixed_once_made(outbox: Outbox) -> None:
     empty = outbox.start_trace(trace_metadata())
     with pytest.raises(Exception, match="has no events"):
         outbox.request_finalize(empty)
+
+
+def test_finalize_extra_fields_reach_the_api(
+    api: FakeApi, client: PrtraceClient, outbox: Outbox
+) -> None:
+    session = fill(outbox, 5)
+    outbox.request_finalize(session, extra={"redactions": 3})
+    report = Flusher(outbox, client).push()
+    (view,) = report.finalized.values()
+    assert view["finalize"]["redactions"] == 3
+    refused = fill(outbox, 5)
+    outbox.request_finalize(refused, extra={"redactions": -1})
+    with pytest.raises(ValidationFailed, match=r"at /redactions: "):
+        Flusher(outbox, client).push(refused)
+    state = outbox.state(refused)
+    assert (state.unacked_chunks, state.finalized) == (0, None)  # chunks delivered; retryable
