@@ -22,7 +22,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from bench import client_upload, e2e_local, judge, qa
+from bench import client_overhead, client_upload, e2e_local, judge, qa
 from prtrace.adapters.memory import MemoryBlobStore, MemoryTraceStore
 from prtrace.chunks import prepare_chunk
 from prtrace.ingest import IngestService
@@ -57,6 +57,7 @@ def main() -> None:
     console = Console()
     results |= _section(console, "end-to-end through the local cloud", e2e_local.run)
     results |= _section(console, "client upload (100,000 events, SDK + outbox)", client_upload.run)
+    results |= _section(console, "client overhead per recorded command", client_overhead.run)
     results |= _section(console, "QA sandbox", qa.run)
     results |= _section(console, "judge (100,000-event trace)", judge.run)
     RESULTS.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))

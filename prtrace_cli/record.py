@@ -290,6 +290,15 @@ def post_commit() -> None:
             recorder.outbox.close()
 
 
+def post_commit_hook() -> int:
+    """The hook's entry point: only this module's imports, so commits stay quick."""
+    try:
+        post_commit()
+    except typer.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(record_app, name="record")
     app.command(

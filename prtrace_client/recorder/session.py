@@ -584,11 +584,12 @@ def _hook_script() -> str:
 {HOOK_MARK} (installed by `prtrace record start`, removed by `prtrace record stop`)
 status=0
 original="$(dirname "$0")/post-commit.prtrace-original"
+entry='import sys; from prtrace_cli.record import post_commit_hook; sys.exit(post_commit_hook())'
 if [ -x "$original" ]; then
     "$original" "$@"
     status=$?
 fi
-{python} -c 'from prtrace_cli.main import app; app()' hook post-commit \\
+{python} -c "$entry" \\
     || echo "prtrace: this commit was not recorded; run 'prtrace hook post-commit'" >&2
 exit $status
 """

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 
-from bench import e2e_local, judge, qa
+from bench import client_overhead, e2e_local, judge, qa
 from bench import run as bench
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +42,8 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "ROUNDS", 2)
     monkeypatch.setattr(e2e_local, "CHUNKS_PER_CLIENT", 2)
     monkeypatch.setattr(qa, "ROUNDS", 1)
+    monkeypatch.setattr(client_overhead, "ROUNDS", 2)
+    monkeypatch.setattr(client_overhead, "PYTEST_ROUNDS", 1)
     monkeypatch.setattr(judge, "EVENTS", 2_000)
     monkeypatch.setattr(bench, "RESULTS", tmp_path / "bench-results.json")
     bench.main()
@@ -60,3 +62,6 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
     assert results["e2e_local_chunk_p99_ms"] >= results["e2e_local_chunk_p50_ms"] > 0
     assert results["qa_example_total_bwrap_s"] > 0
     assert results["judge_prompt_100k_events_s"] > 0
+    assert results["client_prtrace_run_true_p50_ms"] > results["client_direct_true_p50_ms"] > 0
+    # 3 runs of `true` by the CLI and 3 in process, 3 edits each with a run, 2 pytest runs
+    assert results["client_events_journaled"] == 3 + 3 + 3 * 2 + 2
