@@ -293,3 +293,18 @@ def test_a_fresh_repository_can_record(tmp_path: Path, outbox: Outbox) -> None:
     recorder = Recorder.start(repo, outbox, title="t", author="bot-7", author_kind="agent")
     metadata, _, _ = outbox.creation(recorder.info.local_id)
     assert metadata["author"] == {"id": "bot-7", "kind": "agent"}
+
+
+def test_the_watcher_records_edits_as_they_happen(
+    buggy_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRTRACE_OUTBOX", str(tmp_path / "cli-outbox.db"))
+    assert cli(buggy_repo, "record", "start", "--title", "t", "--no-hook").returncode == 0
+    (buggy_repo / "ranges" / "merge.py").write_text("# one\n")
+    (buggy_repo / "NOTES.md").write_text("two\n")
+    watched = cli(buggy_repo, "record", "watch", "--once")
+    assert watched.returncode == 0
+    assert "recorded 2 file edit(s)" in watched.stderr
+    assert cli(buggy_repo, "record", "watch", "--once").stderr == ""  # nothing new
+    status = orjson.loads(cli(buggy_repo, "record", "status", "--json").stdout)
+    assert status["events"] == 2
