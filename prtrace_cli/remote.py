@@ -237,7 +237,15 @@ def status(
         if not watch:
             view = client.get_trace(trace_id)
         elif json_output or not sys.stderr.isatty():
-            view = client.wait(trace_id, poll_s=interval, timeout_s=timeout)
+            seen: list[str] = []
+
+            def changed(update: dict[str, Any]) -> None:  # one line per stage, for logs
+                current = str(update.get("status"))
+                if not seen or seen[-1] != current:
+                    seen.append(current)
+                    err.print(f"{trace_id}: {escape(current)}")
+
+            view = client.wait(trace_id, poll_s=interval, timeout_s=timeout, on_update=changed)
         else:
             with Live(_progress(client.get_trace(trace_id)), console=err, transient=False) as live:
                 view = client.wait(
@@ -248,9 +256,10 @@ def status(
                 )
     if json_output:
         _print_json(view)
-        return
-    if not watch:
-        Console().print(_progress(view))
+    elif not watch or not sys.stderr.isatty():  # a live display was not shown
+        console = Console()
+        console.width = max(console.width, 160)  # one line of stages; ids never cut
+        console.print(_progress(view))
     if view.get("status") in ("rejected", "failed"):
         raise typer.Exit(1)
 
