@@ -208,14 +208,16 @@ class Recorder:
                 )
             base_commit = _head(repo)
             snapshot = snapshot_workspace(repo, max_bytes=max_snapshot_bytes)
-            title_text = redact(title.strip()).text[:256]
+            redacted_title = redact(title.strip())
+            redacted_description = redact(description)
+            title_text = redacted_title.text[:256]
             if not title_text:
                 raise RecorderError("the task needs a title: pass --title or --issue")
             metadata = {
                 "repository": {"url": repository_url(repo), "base_commit": base_commit},
                 "task": {
                     "title": title_text,
-                    "description": redact(description).text[:MAX_TEXT_LEN],
+                    "description": redacted_description.text[:MAX_TEXT_LEN],
                 },
                 "author": {
                     "id": (author or default_author(repo))[:128],
@@ -234,6 +236,7 @@ class Recorder:
                 started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 base_commit=base_commit,
                 base_snapshot=base_ref,
+                redactions=redacted_title.count + redacted_description.count,
             )
             recorder = cls(repo, directory, info, outbox)
             recorder.edits.record_baseline()

@@ -290,9 +290,14 @@ def test_a_fresh_repository_can_record(tmp_path: Path, outbox: Outbox) -> None:
     repo.mkdir()
     (repo / "a.py").write_text("x = 1\n")
     init_repo(repo)
-    recorder = Recorder.start(repo, outbox, title="t", author="bot-7", author_kind="agent")
+    recorder = Recorder.start(
+        repo, outbox, title="t", description=f"seen {GITHUB_PAT}", author="bot-7",
+        author_kind="agent",
+    )  # fmt: skip
     metadata, _, _ = outbox.creation(recorder.info.local_id)
     assert metadata["author"] == {"id": "bot-7", "kind": "agent"}
+    assert metadata["task"]["description"].startswith("seen [REDACTED:github-token:")
+    assert recorder.info.redactions == 1
 
 
 def test_the_watcher_records_edits_as_they_happen(
