@@ -379,7 +379,7 @@ class Outbox:
         )
 
     def chunk(self, session: str, chunk_seq: int) -> Chunk:
-        """A sealed chunk, exactly as it is (re)sent."""
+        """A sealed chunk, exactly as it is (re)sent (empty once the trace is finalized)."""
         with self._lock:
             row = self._db.execute(
                 "SELECT first_seq, last_seq, body, sha256 FROM chunks "
@@ -512,11 +512,26 @@ class Outbox:
         return int(row[0]), orjson.loads(row[1])
 
     def set_finalized(self, session: str, view: Mapping[str, Any]) -> None:
+        """Record the API's finalize answer, then release what only delivery needed: the
+        chunk bytes (the receipts stay) and blob copies no undelivered artifact uses.
+        Files added with copy=False are never touched."""
         with self._write() as db:
             db.execute(
                 "UPDATE sessions SET finalized = ? WHERE local_id = ?",
                 (orjson.dumps(dict(view)), session),
             )
+            db.execute("UPDATE chunks SET body = x'' WHERE local_id = ?", (session,))
+            paths = [
+                Path(row[0])
+                for row in db.execute(
+                    "SELECT path FROM artifacts WHERE local_id = ? AND path NOT IN "
+                    "(SELECT path FROM artifacts WHERE uploaded_at IS NULL)",
+                    (session,),
+                )
+            ]
+        for path in paths:
+            if path.parent == self.blob_dir:
+                path.unlink(missing_ok=True)
 
     def checkpoint(self) -> None:
         """Fold the write-ahead log into the database file (keeps the WAL from growing)."""

@@ -282,3 +282,24 @@ def test_finalize_extra_fields_reach_the_api(
         Flusher(outbox, client).push(refused)
     state = outbox.state(refused)
     assert (state.unacked_chunks, state.finalized) == (0, None)  # chunks delivered; retryable
+
+
+def test_finalized_sessions_release_chunk_bytes_and_blob_copies(
+    client: PrtraceClient, outbox: Outbox, tmp_path: Path
+) -> None:
+    kept = tmp_path / "kept.txt"
+    kept.write_bytes(b"the user's own file")
+    done, waiting = fill(outbox, 1_200), fill(outbox, 3)
+    shared = outbox.add_artifact_bytes(done, b"output both sessions captured", "text/plain")
+    outbox.add_artifact_bytes(waiting, b"output both sessions captured", "text/plain")
+    alone = outbox.add_artifact_bytes(done, b"only the first session's", "text/plain")
+    outbox.add_artifact(done, kept, "text/plain", copy=False)
+    outbox.request_finalize(done)
+    Flusher(outbox, client).push(done)
+    assert outbox.chunk(done, 0).body == b""
+    assert outbox.state(done).delivered
+    assert not (outbox.blob_dir / alone["sha256"]).exists()
+    assert (outbox.blob_dir / shared["sha256"]).exists()  # the other session still needs it
+    assert kept.read_bytes() == b"the user's own file"
+    assert outbox.seal(waiting, force=True) == [0]
+    assert outbox.chunk(waiting, 0).body.startswith(b'{"events":[')  # undelivered: kept
