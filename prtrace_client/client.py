@@ -167,10 +167,24 @@ class PrtraceClient:
         if snapshots is not None:
             body["snapshots"] = dict(snapshots)
         body.update(extra or {})
-        return self._json(
-            "POST", f"/v1/traces/{trace_id}/finalize", body=orjson.dumps(body),
-            idempotency_key=idempotency_key or new_idempotency_key("finalize-"),
-        )  # fmt: skip
+        try:
+            return self._json(
+                "POST", f"/v1/traces/{trace_id}/finalize", body=orjson.dumps(body),
+                idempotency_key=idempotency_key or new_idempotency_key("finalize-"),
+            )  # fmt: skip
+        except ApiError as exc:
+            if exc.status != 409 or exc.problem_type != "trace-not-open":
+                raise
+            # An earlier attempt was accepted (its answer lost) and the pipeline has moved
+            # the trace on since: the stored finalize record says whether it was this one.
+            view = self.get_trace(trace_id)
+            asked = view.get("finalize") or {}
+            wanted = {k: v for k, v in body.items() if k != "expected_chunks"}
+            if asked.get("expected_chunks") == expected_chunks and all(
+                asked.get(k) == v for k, v in wanted.items()
+            ):
+                return view
+            raise
 
     def result_links(self, trace_id: str) -> dict[str, str]:
         """Links to a trace's results (report, verdicts) once the pipeline has published

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from prtrace.ingest import artifact_key
 from prtrace_client import (
+    ApiError,
     ChunkConflict,
     NotFound,
     PrtraceClient,
@@ -194,3 +196,19 @@ def test_finalize_and_status(client: PrtraceClient) -> None:
     assert client.get_trace(trace_id)["events_received"] == 4
     assert client.result_links(trace_id) == {}
     assert [t["trace_id"] for t in client.iter_traces(page_size=1)] == [trace_id]
+
+
+def test_finalize_accepted_earlier_is_recognised_after_the_pipeline_moved_on(
+    api: FakeApi, client: PrtraceClient
+) -> None:
+    trace_id = client.create_trace(trace_metadata())["trace_id"]
+    client.put_chunk(trace_id, 0, chunk_body(0, 4))
+    client.finalize(trace_id, 1, extra={"redactions": 2})
+    key = (TENANT, trace_id)
+    api.traces.traces[key] = replace(api.traces.traces[key], status="testing")
+    again = client.finalize(trace_id, 1, extra={"redactions": 2})  # a new key: no replay
+    assert (again["status"], again["finalize"]["redactions"]) == ("testing", 2)
+    with pytest.raises(ApiError) as caught:  # another finalize is a real conflict
+        client.finalize(trace_id, 2)
+    assert caught.value.problem_type == "trace-not-open"
+    assert "trace_status" in caught.value.problem
