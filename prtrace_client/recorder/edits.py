@@ -30,6 +30,8 @@ from prtrace_client.redaction import MARKER_PATTERN, redact
 Change = Literal["add", "modify", "delete"]
 EMPTY_TREE: Final = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 _BINARY_SNIFF: Final = 8000
+_SUBMODULE: Final = "160000"
+MAX_DIFF_INPUT: Final = 4 * 1024 * 1024  # bytes per side
 _STATUS: Final[dict[str, Change]] = {"A": "add", "M": "modify", "D": "delete", "T": "modify"}
 
 
@@ -132,22 +134,25 @@ def diff_trees(
     patterns = tuple(exclude)
     raw = git(repo, "diff-tree", "-r", "-z", "--no-renames", "--raw", old, new)
     fields = raw.split(b"\0")
-    changes: list[tuple[str, Change, str, str]] = []
+    changes: list[tuple[str, Change, str, str, str, str]] = []
     for header, name in zip(fields[0::2], fields[1::2], strict=False):
         if not header:
             continue
-        _old_mode, _new_mode, old_blob, new_blob, status = header.decode()[1:].split(" ")
+        old_mode, new_mode, old_blob, new_blob, status = header.decode()[1:].split(" ")
         path = os.fsdecode(name)
         if old_blob == new_blob or is_secret_file(path, patterns):
             continue
-        changes.append((path, _STATUS[status[0]], old_blob, new_blob))
+        if _SUBMODULE in (old_mode, new_mode):
+            continue  # a submodule's commit id, not content of this repository
+        changes.append((path, _STATUS[status[0]], old_blob, new_blob, old_mode, new_mode))
     edits = []
     blobs = _BlobReader(repo)
     try:
-        for path, change, old_blob, new_blob in sorted(changes):
+        for path, change, old_blob, new_blob, old_mode, new_mode in sorted(changes):
             before = b"" if change == "add" else blobs.read(old_blob)
             after = b"" if change == "delete" else blobs.read(new_blob)
-            edits.append(file_edit(path, change, before, after))
+            mode = old_mode if change == "delete" else new_mode
+            edits.append(file_edit(path, change, before, after, mode))
     finally:
         blobs.close()
     return edits
@@ -188,17 +193,26 @@ def _is_binary(data: bytes) -> bool:
     return b"\0" in data[:_BINARY_SNIFF]
 
 
-def file_edit(path: str, change: Change, before: bytes, after: bytes) -> FileEdit:
+def file_edit(
+    path: str, change: Change, before: bytes, after: bytes, mode: str = "100644"
+) -> FileEdit:
     """The redacted unified diff (git's format, three lines of context) of one file."""
     header = [f"diff --git a/{path} b/{path}\n"]
     if change == "add":
-        header.append("new file mode 100644\n")
+        header.append(f"new file mode {mode}\n")
     elif change == "delete":
-        header.append("deleted file mode 100644\n")
+        header.append(f"deleted file mode {mode}\n")
     old_name = "/dev/null" if change == "add" else f"a/{path}"
     new_name = "/dev/null" if change == "delete" else f"b/{path}"
     if _is_binary(before) or _is_binary(after):
         header.append(f"Binary files {old_name} and {new_name} differ\n")
+        return FileEdit(path, change, "".join(header), 0, 0, 0)
+    if max(len(before), len(after)) > MAX_DIFF_INPUT:
+        # Line diffs of generated or data files cost more than they tell.
+        header.append(
+            f"Files {old_name} and {new_name} differ ({len(before):,} -> {len(after):,} bytes; "
+            f"not diffed over {MAX_DIFF_INPUT:,} bytes)\n"
+        )
         return FileEdit(path, change, "".join(header), 0, 0, 0)
     old_lines = redact(before.decode("utf-8", "replace")).text.splitlines(keepends=True)
     new_lines = redact(after.decode("utf-8", "replace")).text.splitlines(keepends=True)

@@ -22,6 +22,7 @@ import fcntl
 import getpass
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -225,25 +226,33 @@ class Recorder:
                 },
                 "client": {"name": CLIENT_NAME, "version": CLIENT_VERSION},
             }
-            local_id = outbox.start_trace(metadata)
+            # Everything that can fail locally happens before the outbox holds a session,
+            # so a failed start leaves nothing for `prtrace push` to deliver.
+            EditTracker(repo, directory).record_baseline()
+            shutil.rmtree(directory / "commits", ignore_errors=True)  # the last session's
             base_path = directory / "base.tar.gz"
             _atomic_write(base_path, snapshot.data)
-            base_ref = outbox.add_artifact(local_id, base_path, MEDIA_TYPE)
-            info = SessionInfo(
-                local_id=local_id,
-                outbox=str(outbox.path),
-                repo=str(repo),
-                started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                base_commit=base_commit,
-                base_snapshot=base_ref,
-                redactions=redacted_title.count + redacted_description.count,
-            )
-            recorder = cls(repo, directory, info, outbox)
-            recorder.edits.record_baseline()
             if install_hook:
                 install_post_commit_hook(repo)
-                info.hook_installed = True
-            _write_info(directory, info)
+            try:
+                local_id = outbox.start_trace(metadata)
+                base_ref = outbox.add_artifact(local_id, base_path, MEDIA_TYPE)
+                info = SessionInfo(
+                    local_id=local_id,
+                    outbox=str(outbox.path),
+                    repo=str(repo),
+                    started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    base_commit=base_commit,
+                    base_snapshot=base_ref,
+                    redactions=redacted_title.count + redacted_description.count,
+                    hook_installed=install_hook,
+                )
+                _write_info(directory, info)
+            except BaseException:
+                if install_hook:
+                    uninstall_post_commit_hook(repo)
+                raise
+            recorder = cls(repo, directory, info, outbox)
         return recorder
 
     @classmethod

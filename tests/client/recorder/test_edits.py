@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from prtrace_client.recorder.edits import EditTracker, file_edit
+from prtrace_client.recorder.edits import MAX_DIFF_INPUT, EditTracker, diff_trees, file_edit
 from prtrace_client.recorder.snapshot import SnapshotError
-from tests.client.recorder.conftest import run_git
+from tests.client.recorder.conftest import init_repo, run_git
 
 BUG = "    if current is not None and not merged:\n"
 FIX = "    if current is not None:\n"
@@ -150,3 +150,37 @@ def test_a_new_tracker_without_a_baseline_records_everything(buggy_repo: Path) -
 def test_git_errors_say_where(tmp_path: Path) -> None:
     with pytest.raises(SnapshotError, match=r"git ls-files .* failed in .*not a git repository"):
         EditTracker(tmp_path, tmp_path / "state").record_baseline()
+
+
+def test_executable_files_keep_their_mode_in_the_diff(
+    tracker: EditTracker, buggy_repo: Path
+) -> None:
+    script = buggy_repo / "run.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o755)
+    [edit] = tracker.capture()
+    assert "new file mode 100755\n" in edit.diff
+
+
+def test_huge_files_are_noted_without_a_line_diff() -> None:
+    big = b"row\n" * (MAX_DIFF_INPUT // 4 + 1)
+    edit = file_edit("data.csv", "modify", b"row\n", big)
+    assert "not diffed over" in edit.diff
+    assert (edit.lines_added, edit.lines_removed) == (0, 0)
+    assert len(edit.diff) < 300
+
+
+def test_submodules_in_commits_are_skipped(buggy_repo: Path, tmp_path: Path) -> None:
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    (inner / "x.txt").write_text("x\n")
+    init_repo(inner)
+    inner_head = run_git(inner, "rev-parse", "HEAD").strip()
+    before = run_git(buggy_repo, "rev-parse", "HEAD").strip()
+    # Record a gitlink (what `git submodule add` stores) without cloning anything.
+    run_git(buggy_repo, "update-index", "--add", "--cacheinfo", f"160000,{inner_head},vendor/x")
+    (buggy_repo / "NOTES.md").write_text("notes\n")
+    run_git(buggy_repo, "add", "NOTES.md")
+    run_git(buggy_repo, "commit", "-q", "-m", "vendor")
+    edits = diff_trees(buggy_repo, before, "HEAD")
+    assert [e.path for e in edits] == ["NOTES.md"]

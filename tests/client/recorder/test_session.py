@@ -313,3 +313,16 @@ def test_the_watcher_records_edits_as_they_happen(
     assert cli(buggy_repo, "record", "watch", "--once").stderr == ""  # nothing new
     status = orjson.loads(cli(buggy_repo, "record", "status", "--json").stdout)
     assert status["events"] == 2
+
+
+def test_a_failed_start_leaves_no_session_and_no_hook(buggy_repo: Path, outbox: Outbox) -> None:
+    hooks = hook_path(buggy_repo)
+    hooks.write_text("#!/bin/sh\n")
+    hooks.chmod(0o755)
+    hooks.with_name("post-commit.prtrace-original").write_text("#!/bin/sh\n")  # a leftover
+    with pytest.raises(RecorderError, match="from an earlier session"):
+        Recorder.start(buggy_repo, outbox, title="x")
+    assert outbox.sessions() == []
+    assert hooks.read_text() == "#!/bin/sh\n"
+    with pytest.raises(NoActiveSession):
+        Recorder.open(buggy_repo)
