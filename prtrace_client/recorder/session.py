@@ -553,7 +553,13 @@ def _run_streaming(
 ) -> tuple[int, bytes, bytes]:
     try:
         process = subprocess.Popen(  # noqa: S603 - the user's own command, as given
-            argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            argv,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            # Output goes through a pipe: ask Python programs not to hold it back, so the
+            # terminal shows it live.
+            env={"PYTHONUNBUFFERED": "1"} | dict(os.environ),
         )
     except (FileNotFoundError, PermissionError) as exc:
         message = f"prtrace: cannot run {shlex.join(argv)}: {exc.strerror}\n".encode()

@@ -326,3 +326,35 @@ def test_a_failed_start_leaves_no_session_and_no_hook(buggy_repo: Path, outbox: 
     assert hooks.read_text() == "#!/bin/sh\n"
     with pytest.raises(NoActiveSession):
         Recorder.open(buggy_repo)
+
+
+def test_output_reaches_the_terminal_while_the_command_runs(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first line is on the terminal before the command ends (it waits for it)."""
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)
+
+    class Terminal(io.BytesIO):
+        def __init__(self, flag: Path) -> None:
+            super().__init__()
+            self.flag = flag
+
+        def write(self, data: Any) -> int:
+            if b"first" in bytes(data):
+                self.flag.write_text("seen")
+            return super().write(data)
+
+    flag = recorder.directory / "seen-flag"
+    program = (
+        "import pathlib, time\n"
+        "print('first')\n"
+        f"flag = pathlib.Path({str(flag)!r})\n"
+        "deadline = time.time() + 20\n"
+        "while not flag.exists() and time.time() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "print('second' if flag.exists() else 'never shown live')\n"
+    )
+    terminal = Terminal(flag)
+    outcome = recorder.run([sys.executable, "-c", program], stdout=terminal, stderr=io.BytesIO())
+    assert outcome.exit_code == 0
+    assert terminal.getvalue() == b"first\nsecond\n"
