@@ -27,7 +27,7 @@ from prtrace_client.recorder.snapshot import (
 )
 from prtrace_client.redaction import MARKER_PATTERN, redact
 
-Change = Literal["add", "modify", "delete"]
+Change = Literal["add", "modify", "delete", "rename"]
 EMPTY_TREE: Final = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 _BINARY_SNIFF: Final = 8000
 _SUBMODULE: Final = "160000"
@@ -43,6 +43,7 @@ class FileEdit:
     lines_added: int
     lines_removed: int
     redactions: int  # markers in `diff`
+    old_path: str | None = None  # for a rename
 
 
 class EditTracker:
@@ -126,33 +127,51 @@ class EditTracker:
         os.replace(scratch, self._tree_file)
 
 
+@dataclass(frozen=True, order=True)
+class _Change:
+    path: str
+    change: Change
+    old_blob: str
+    new_blob: str
+    old_mode: str
+    new_mode: str
+    old_path: str | None = None
+
+
 def diff_trees(
     repo: Path, old: str, new: str, exclude: Iterable[str] = SECRET_FILE_PATTERNS
 ) -> list[FileEdit]:
     """The redacted edits between two trees (or commits) of `repo`, in path order;
-    secret files are left out, mode-only changes too."""
+    renames are found by content (git's 50% similarity); secret files are left out,
+    mode-only changes too."""
     patterns = tuple(exclude)
-    raw = git(repo, "diff-tree", "-r", "-z", "--no-renames", "--raw", old, new)
-    fields = raw.split(b"\0")
-    changes: list[tuple[str, Change, str, str, str, str]] = []
-    for header, name in zip(fields[0::2], fields[1::2], strict=False):
+    raw = git(repo, "diff-tree", "-r", "-z", "-M", "--raw", old, new)
+    fields = iter(raw.split(b"\0"))
+    changes: list[_Change] = []
+    for header in fields:
         if not header:
             continue
         old_mode, new_mode, old_blob, new_blob, status = header.decode()[1:].split(" ")
-        path = os.fsdecode(name)
-        if old_blob == new_blob or is_secret_file(path, patterns):
+        path = os.fsdecode(next(fields))
+        old_path = None
+        if status[0] == "R":  # two paths follow: source, destination
+            old_path, path = path, os.fsdecode(next(fields))
+        kind: Change = "rename" if old_path is not None else _STATUS.get(status[0], "modify")
+        if is_secret_file(path, patterns) or (old_path and is_secret_file(old_path, patterns)):
             continue
         if _SUBMODULE in (old_mode, new_mode):
             continue  # a submodule's commit id, not content of this repository
-        changes.append((path, _STATUS[status[0]], old_blob, new_blob, old_mode, new_mode))
+        if old_blob == new_blob and kind != "rename":
+            continue
+        changes.append(_Change(path, kind, old_blob, new_blob, old_mode, new_mode, old_path))
     edits = []
     blobs = _BlobReader(repo)
     try:
-        for path, change, old_blob, new_blob, old_mode, new_mode in sorted(changes):
-            before = b"" if change == "add" else blobs.read(old_blob)
-            after = b"" if change == "delete" else blobs.read(new_blob)
-            mode = old_mode if change == "delete" else new_mode
-            edits.append(file_edit(path, change, before, after, mode))
+        for item in sorted(changes):
+            before = b"" if item.change == "add" else blobs.read(item.old_blob)
+            after = b"" if item.change == "delete" else blobs.read(item.new_blob)
+            mode = item.old_mode if item.change == "delete" else item.new_mode
+            edits.append(file_edit(item.path, item.change, before, after, mode, item.old_path))
     finally:
         blobs.close()
     return edits
@@ -194,26 +213,36 @@ def _is_binary(data: bytes) -> bool:
 
 
 def file_edit(
-    path: str, change: Change, before: bytes, after: bytes, mode: str = "100644"
+    path: str,
+    change: Change,
+    before: bytes,
+    after: bytes,
+    mode: str = "100644",
+    old_path: str | None = None,
 ) -> FileEdit:
     """The redacted unified diff (git's format, three lines of context) of one file."""
-    header = [f"diff --git a/{path} b/{path}\n"]
+    source = old_path or path
+    header = [f"diff --git a/{source} b/{path}\n"]
     if change == "add":
         header.append(f"new file mode {mode}\n")
     elif change == "delete":
         header.append(f"deleted file mode {mode}\n")
-    old_name = "/dev/null" if change == "add" else f"a/{path}"
+    elif change == "rename":
+        header.append(f"rename from {source}\nrename to {path}\n")
+    old_name = "/dev/null" if change == "add" else f"a/{source}"
     new_name = "/dev/null" if change == "delete" else f"b/{path}"
+
+    def summary(text: str) -> FileEdit:
+        return FileEdit(path, change, "".join([*header, text]), 0, 0, 0, old_path)
+
     if _is_binary(before) or _is_binary(after):
-        header.append(f"Binary files {old_name} and {new_name} differ\n")
-        return FileEdit(path, change, "".join(header), 0, 0, 0)
+        return summary(f"Binary files {old_name} and {new_name} differ\n")
     if max(len(before), len(after)) > MAX_DIFF_INPUT:
         # Line diffs of generated or data files cost more than they tell.
-        header.append(
+        return summary(
             f"Files {old_name} and {new_name} differ ({len(before):,} -> {len(after):,} bytes; "
             f"not diffed over {MAX_DIFF_INPUT:,} bytes)\n"
         )
-        return FileEdit(path, change, "".join(header), 0, 0, 0)
     old_lines = redact(before.decode("utf-8", "replace")).text.splitlines(keepends=True)
     new_lines = redact(after.decode("utf-8", "replace")).text.splitlines(keepends=True)
     body: list[str] = []
@@ -225,4 +254,5 @@ def file_edit(
             removed += 1
         body.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
     diff = "".join(header + body)
-    return FileEdit(path, change, diff, added, removed, len(MARKER_PATTERN.findall(diff)))
+    redactions = len(MARKER_PATTERN.findall(diff))
+    return FileEdit(path, change, diff, added, removed, redactions, old_path)

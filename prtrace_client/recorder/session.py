@@ -458,6 +458,8 @@ class Recorder:
             "lines_added": edit.lines_added,
             "lines_removed": edit.lines_removed,
         }
+        if edit.old_path is not None:
+            payload["old_path"] = edit.old_path
         if len(edit.diff) <= MAX_INLINE_DIFF_LEN:
             payload["diff"] = edit.diff
         else:

@@ -184,3 +184,30 @@ def test_submodules_in_commits_are_skipped(buggy_repo: Path, tmp_path: Path) -> 
     run_git(buggy_repo, "commit", "-q", "-m", "vendor")
     edits = diff_trees(buggy_repo, before, "HEAD")
     assert [e.path for e in edits] == ["NOTES.md"]
+
+
+def test_a_moved_file_is_a_rename_with_its_changes(
+    tracker: EditTracker, buggy_repo: Path, tmp_path: Path
+) -> None:
+    source = buggy_repo / "ranges" / "merge.py"
+    text = source.read_text()
+    source.unlink()
+    (buggy_repo / "ranges" / "intervals.py").write_text(text.replace(BUG, FIX))
+    (buggy_repo / "README.md").rename(buggy_repo / "README.txt")
+
+    edits = tracker.capture()
+
+    assert [(e.path, e.change, e.old_path) for e in edits] == [
+        ("README.txt", "rename", "README.md"),
+        ("ranges/intervals.py", "rename", "ranges/merge.py"),
+    ]
+    moved = edits[1]
+    assert (moved.lines_added, moved.lines_removed) == (1, 1)
+    assert "rename from ranges/merge.py\nrename to ranges/intervals.py\n" in moved.diff
+    assert edits[0].diff.endswith("rename from README.md\nrename to README.txt\n")
+    patch = tmp_path / "moves.diff"
+    patch.write_text("".join(e.diff for e in edits))
+    run_git(buggy_repo, "stash", "-q", "-u")
+    run_git(buggy_repo, "apply", str(patch))
+    assert FIX in (buggy_repo / "ranges" / "intervals.py").read_text()
+    assert not (buggy_repo / "README.md").exists()

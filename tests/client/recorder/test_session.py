@@ -358,3 +358,13 @@ def test_output_reaches_the_terminal_while_the_command_runs(
     outcome = recorder.run([sys.executable, "-c", program], stdout=terminal, stderr=io.BytesIO())
     assert outcome.exit_code == 0
     assert terminal.getvalue() == b"first\nsecond\n"
+
+
+def test_a_rename_is_journaled_with_its_old_path(
+    recorder: Recorder, outbox: Outbox, buggy_repo: Path
+) -> None:
+    run_git(buggy_repo, "mv", "README.md", "README.rst")
+    quiet_run(recorder, ["true"])
+    rename, _run = journaled(outbox, recorder.info.local_id)
+    assert rename["payload"]["change"] == "rename"
+    assert (rename["payload"]["path"], rename["payload"]["old_path"]) == ("README.rst", "README.md")
