@@ -368,3 +368,36 @@ def test_a_rename_is_journaled_with_its_old_path(
     rename, _run = journaled(outbox, recorder.info.local_id)
     assert rename["payload"]["change"] == "rename"
     assert (rename["payload"]["path"], rename["payload"]["old_path"]) == ("README.rst", "README.md")
+
+
+def test_a_note_while_a_command_runs_is_recorded_once_each(
+    buggy_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRTRACE_OUTBOX", str(tmp_path / "cli-outbox.db"))
+    assert cli(buggy_repo, "record", "start", "--title", "t", "--no-hook").returncode == 0
+    started, noted = tmp_path / "started", tmp_path / "noted"
+    program = (
+        f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); deadline = time.time() + 60\n"
+        f"while not pathlib.Path({str(noted)!r}).exists() and time.time() < deadline:\n"
+        "    time.sleep(0.05)\n"
+    )
+    running = subprocess.Popen(
+        [sys.executable, "-m", "prtrace_cli.main", "run", "--", sys.executable, "-c", program],
+        cwd=buggy_repo,
+    )
+    try:
+        for _ in range(400):
+            if started.exists():
+                break
+            subprocess.run(["sleep", "0.05"], check=True)
+        (buggy_repo / "NOTES.md").write_text("found it\n")
+        assert cli(buggy_repo, "note", "while the command runs").returncode == 0
+        assert running.poll() is None  # the note did not wait for the command
+    finally:
+        noted.touch()
+        assert running.wait(timeout=60) == 0
+    with Outbox.open(tmp_path / "cli-outbox.db") as journal:
+        [state] = journal.sessions()
+        events = journaled(journal, state.local_id)
+    assert [e["type"] for e in events] == ["file_edit", "rationale_note", "cmd_run"]
+    assert [e["seq"] for e in events] == [0, 1, 2]
