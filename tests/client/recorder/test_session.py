@@ -377,7 +377,8 @@ def test_a_note_while_a_command_runs_is_recorded_once_each(
     assert cli(buggy_repo, "record", "start", "--title", "t", "--no-hook").returncode == 0
     started, noted = tmp_path / "started", tmp_path / "noted"
     program = (
-        f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); deadline = time.time() + 60\n"
+        f"import pathlib, time; pathlib.Path({str(started)!r}).touch()\n"
+        "deadline = time.time() + 60\n"
         f"while not pathlib.Path({str(noted)!r}).exists() and time.time() < deadline:\n"
         "    time.sleep(0.05)\n"
     )
