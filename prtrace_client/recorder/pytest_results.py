@@ -83,6 +83,17 @@ def with_junit_report(argv: list[str], report: Path) -> list[str]:
     return [*argv[:position], *extra, *argv[position:]]
 
 
+def requested_report(argv: list[str]) -> str | None:
+    """The report path the user asked pytest for (`--junitxml=PATH`, `--junit-xml PATH`)."""
+    for index, arg in enumerate(argv):
+        for option in ("--junitxml", "--junit-xml"):
+            if arg.startswith(option + "="):
+                return arg.split("=", 1)[1]
+            if arg == option and index + 1 < len(argv):
+                return argv[index + 1]
+    return None
+
+
 def from_junit(xml: bytes) -> TestResults:
     parsed = parse_junit(xml)
     failing = sorted(t for t, o in parsed.outcomes.items() if o in ("failed", "error"))

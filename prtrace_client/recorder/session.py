@@ -50,6 +50,7 @@ from prtrace_client.recorder.edits import EMPTY_TREE, EditTracker, FileEdit, dif
 from prtrace_client.recorder.pytest_results import (
     is_pytest,
     read_results,
+    requested_report,
     with_junit_report,
 )
 from prtrace_client.recorder.snapshot import (
@@ -385,6 +386,8 @@ class Recorder:
             report = reports / f"junit-{run_number:05d}-{os.getpid()}.xml"
             report.unlink(missing_ok=True)
             command = with_junit_report(argv, report)
+            if (asked := requested_report(argv)) is not None:
+                report = workdir / asked  # the user's own report: read it, keep it
         started = time.monotonic()
         exit_code, out, err = _run_streaming(
             command, workdir, stdout or sys.stdout.buffer, stderr or sys.stderr.buffer
@@ -393,7 +396,8 @@ class Recorder:
         with self._locked():
             shown_argv = [self._redact(arg)[:MAX_ARG_LEN] for arg in argv[:MAX_ARGV_ITEMS]]
             if report is not None:
-                seq = self._record_test_run(shown_argv, out, report, duration_ms)
+                own = report.parent == self.directory / "reports"
+                seq = self._record_test_run(shown_argv, out, report, duration_ms, remove=own)
                 event: Literal["cmd_run", "test_run"] = "test_run"
             else:
                 seq = self._record_cmd_run(shown_argv, workdir, exit_code, out, err, duration_ms)
@@ -427,14 +431,17 @@ class Recorder:
                 )
         return self.outbox.append(self.info.local_id, {"type": "cmd_run", "payload": payload})
 
-    def _record_test_run(self, argv: list[str], out: bytes, report: Path, duration_ms: int) -> int:
+    def _record_test_run(
+        self, argv: list[str], out: bytes, report: Path, duration_ms: int, *, remove: bool
+    ) -> int:
         output, count = redact_bytes(out)
         self._count(count)
         xml: bytes | None = None
         if report.is_file():
             xml, count = redact_bytes(report.read_bytes())
             self._count(count)
-            report.unlink()
+            if remove:
+                report.unlink()
         results = read_results(xml, output.decode("utf-8", "replace"))
         payload = results.payload(argv, duration_ms)
         if xml is not None:

@@ -402,3 +402,18 @@ def test_a_note_while_a_command_runs_is_recorded_once_each(
         events = journaled(journal, state.local_id)
     assert [e["type"] for e in events] == ["file_edit", "rationale_note", "cmd_run"]
     assert [e["seq"] for e in events] == [0, 1, 2]
+
+
+def test_a_pytest_run_with_its_own_report_is_read_from_it(
+    recorder: Recorder, outbox: Outbox, buggy_repo: Path
+) -> None:
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--junitxml", "r.xml"]
+    code, _, _ = quiet_run(recorder, argv)
+    assert code == 1
+    [event] = journaled(outbox, recorder.info.local_id)
+    payload = event["payload"]
+    assert event["type"] == "test_run"
+    assert payload["command"] == argv
+    assert payload["failing_tests"] == ["tests/test_ranges.py::test_merge_keeps_last_interval"]
+    assert payload["report_ref"]["media_type"] == "application/xml"
+    assert (buggy_repo / "r.xml").is_file()  # the user's file stays
