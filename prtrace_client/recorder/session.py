@@ -274,17 +274,17 @@ class Recorder:
         finalize. The session ends here; delivery is the flusher's job."""
         with self._locked():
             self._capture_edits()
-            snapshot = snapshot_workspace(self.repo, max_bytes=max_snapshot_bytes)
-            final_path = self.directory / "final.tar.gz"
-            _atomic_write(final_path, snapshot.data)
-            final_ref = self.outbox.add_artifact(self.info.local_id, final_path, MEDIA_TYPE)
-            snapshots = {"base": self.info.base_snapshot, "final": final_ref}
             state = self.outbox.state(self.info.local_id)
             if state.events == 0:
                 raise RecorderError(
                     "nothing was recorded in this session (no command, note, edit or "
                     "commit); record something before stopping"
                 )
+            snapshot = snapshot_workspace(self.repo, max_bytes=max_snapshot_bytes)
+            final_path = self.directory / "final.tar.gz"
+            _atomic_write(final_path, snapshot.data)
+            final_ref = self.outbox.add_artifact(self.info.local_id, final_path, MEDIA_TYPE)
+            snapshots = {"base": self.info.base_snapshot, "final": final_ref}
             self.outbox.request_finalize(
                 self.info.local_id,
                 snapshots=snapshots,
