@@ -25,7 +25,7 @@ test: setup sandbox  ## the whole test suite
 lint: setup  ## ruff and mypy
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy layers/core/python/prtrace functions infra_cdk prtrace_cli examples bench
+	.venv/bin/mypy layers/core/python/prtrace functions infra_cdk prtrace_cli prtrace_client examples bench
 
 bench: setup sandbox  ## benchmarks (ingest, assemble, local cloud, pipeline, QA, judge); writes bench-results.json
 	$(PY) -m bench.run

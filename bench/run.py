@@ -22,7 +22,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from bench import assemble, e2e_local, judge, pipeline, qa
+from bench import assemble, client_overhead, client_upload, e2e_local, judge, pipeline, qa
 from prtrace.adapters.memory import MemoryBlobStore, MemoryTraceStore
 from prtrace.chunks import prepare_chunk
 from prtrace.ingest import IngestService
@@ -58,6 +58,8 @@ def main() -> None:
     results |= _section(console, "assemble (1k, 10k and 100k events)", assemble.run)
     results |= _section(console, "end-to-end through the local cloud", e2e_local.run)
     results |= _section(console, "pipeline: the demo trace, finalize to complete", pipeline.run)
+    results |= _section(console, "client upload (100,000 events, SDK + outbox)", client_upload.run)
+    results |= _section(console, "client overhead per recorded command", client_overhead.run)
     results |= _section(console, "QA sandbox", qa.run)
     results |= _section(console, "judge (100,000-event trace)", judge.run)
     RESULTS.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))

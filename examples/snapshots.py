@@ -6,16 +6,15 @@ the committed archives drift from the repository or the diff.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from prtrace_client.recorder.snapshot import deterministic_tar_gz
 
 EXAMPLES = Path(__file__).resolve().parent
 REPO = EXAMPLES / "repo-buggy"
@@ -25,25 +24,14 @@ SKIPPED = {"__pycache__", ".pytest_cache", ".git"}
 
 
 def workspace_archive(directory: Path) -> bytes:
-    """A tar.gz of the tree with fixed owners, modes and times, in name order."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for path in sorted(directory.rglob("*")):
-            relative = path.relative_to(directory)
-            if SKIPPED & set(relative.parts):
-                continue
-            info = tarfile.TarInfo(relative.as_posix())
-            info.mtime = 0
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            if path.is_dir():
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                archive.addfile(info)
-            else:
-                data = path.read_bytes()
-                info.size, info.mode = len(data), 0o644
-                archive.addfile(info, io.BytesIO(data))
-    return gzip.compress(raw.getvalue(), compresslevel=9, mtime=0)
+    """A tar.gz of the tree with fixed owners, modes and times, in name order (the same
+    archive format `prtrace record` uploads)."""
+    names = [
+        path.relative_to(directory).as_posix()
+        for path in directory.rglob("*")
+        if not SKIPPED & set(path.relative_to(directory).parts)
+    ]
+    return deterministic_tar_gz(directory, names)
 
 
 def fixed_workspace(target: Path) -> Path:

@@ -3,10 +3,12 @@
     python -m examples.submit_example                      # the running local cloud
     python -m examples.submit_example --endpoint URL --token prt_…  [DIR]
 
-Endpoint and token default to `.prtrace/local.json` (written by `make local`). Every POST
-carries an idempotency key and every request is retried with exponential backoff and
-jitter on connection errors, 429 and 5xx (honouring Retry-After), so running it again
-after a failure finishes the same submission instead of starting another.
+Endpoint and token default to `.prtrace/local.json` (written by `make local`). The
+submission goes through the client SDK (prtrace_client.submit.submit_directory): every
+POST carries an idempotency key and every request is retried with exponential backoff and
+full jitter on connection errors, 429 and 5xx (honouring Retry-After), so running it again
+after a failure finishes the same submission instead of starting another. `prtrace submit
+DIR` does the same from the CLI.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from pathlib import Path
 import httpx
 import typer
 
-from examples.submit import Send, Submission, SubmitError, submit_trace
+from examples.submit import Send
+from prtrace_client import PrtraceClient, PrtraceError
+from prtrace_client.submit import Submission, submit_directory
 
 EXAMPLE = Path(__file__).resolve().parent / "sample-trace-chunks"
 LOCAL_STATE = Path(__file__).resolve().parents[1] / ".prtrace" / "local.json"
@@ -59,9 +63,8 @@ def http_sender(
 
 
 def submit_over_http(endpoint: str, token: str, directory: Path = EXAMPLE) -> Submission:
-    send, client = http_sender(endpoint, token)
-    with client:
-        return submit_trace(send, directory)
+    with PrtraceClient(endpoint, token, user_agent="prtrace-submit-example") as client:
+        return submit_directory(client, directory)
 
 
 def main(
@@ -79,7 +82,7 @@ def main(
         endpoint, token = endpoint or state["endpoint"], token or state["token"]
     try:
         submission = submit_over_http(endpoint, token, directory)
-    except (SubmitError, httpx.HTTPError) as exc:
+    except PrtraceError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(json.dumps(submission.finalized, indent=2))

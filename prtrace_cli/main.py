@@ -20,6 +20,8 @@ from prtrace.ingest import utc_now
 from prtrace.ports import ConditionFailed
 from prtrace.tokens import issue_token
 from prtrace_cli.qa import qa_command
+from prtrace_cli.record import register as register_record_commands
+from prtrace_cli.remote import register as register_remote_commands
 
 # Never print locals in tracebacks: `create` holds the new token's secret.
 app = typer.Typer(
@@ -30,6 +32,8 @@ app = typer.Typer(
 tokens = typer.Typer(no_args_is_help=True, help="Create, list and revoke API tokens.")
 app.add_typer(tokens, name="tokens")
 app.command("qa")(qa_command)
+register_remote_commands(app)
+register_record_commands(app)
 err = Console(stderr=True, soft_wrap=True)  # one message, one line, at any width
 
 TableOption = Annotated[

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from bench import assemble, e2e_local, judge, pipeline, qa
+from bench import assemble, client_overhead, client_upload, e2e_local, judge, pipeline, qa
 from bench import run as bench
 from prtrace.judge.rubric import DIMENSION_IDS
 
@@ -56,9 +56,12 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "ROUNDS", 2)
     monkeypatch.setattr(e2e_local, "CHUNKS_PER_CLIENT", 2)
     monkeypatch.setattr(qa, "ROUNDS", 1)
+    monkeypatch.setattr(client_overhead, "ROUNDS", 2)
+    monkeypatch.setattr(client_overhead, "PYTEST_ROUNDS", 1)
     monkeypatch.setattr(judge, "EVENTS", 2_000)
     monkeypatch.setattr(assemble, "run", functools.partial(assemble.run, (1_000,)))
     monkeypatch.setattr(pipeline, "ROUNDS", 1)
+    monkeypatch.setattr(client_upload, "EVENTS", 5_000)
     monkeypatch.setattr(bench, "RESULTS", tmp_path / "bench-results.json")
     bench.main()
     results = orjson.loads((tmp_path / "bench-results.json").read_bytes())
@@ -78,3 +81,6 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
     assert results["judge_prompt_100k_events_s"] > 0
     assert results["pipeline_finalize_to_complete_p50_s"] > 0
     assert any(k.startswith("assemble_1k") for k in results), sorted(results)
+    assert results["client_prtrace_run_true_p50_ms"] > results["client_direct_true_p50_ms"] > 0
+    # 3 runs of `true` by the CLI and 3 in process, 3 edits each with a run, 2 pytest runs
+    assert results["client_events_journaled"] == 3 + 3 + 3 * 2 + 2

@@ -417,6 +417,30 @@ def test_finalize_validation(client):
     assert response.json()["errors"][0]["pointer"] == "/expected_chunks"
 
 
+def test_finalize_records_the_clients_redaction_count(client):
+    trace_id = new_trace(client)
+    assert put(client, trace_id, 0, chunk_body(0, 2)).status == 201
+    path = f"/v1/traces/{trace_id}/finalize"
+    response = client.call("POST", path, {"expected_chunks": 1, "redactions": 3})
+    assert response.status == 202
+    assert response.json()["finalize"]["redactions"] == 3
+    assert client.call("GET", f"/v1/traces/{trace_id}").json()["finalize"]["redactions"] == 3
+    # A retry is the same request only with the same count.
+    assert client.call("POST", path, {"expected_chunks": 1, "redactions": 3}).status == 202
+    other = client.call("POST", path, {"expected_chunks": 1, "redactions": 4})
+    assert other.status == 409
+    assert problem_type(other) == "trace-not-open"
+
+
+@pytest.mark.parametrize("redactions", [-1, "3", 1.5])
+def test_finalize_redactions_must_be_a_count(client, redactions):
+    trace_id = new_trace(client)
+    path = f"/v1/traces/{trace_id}/finalize"
+    response = client.call("POST", path, {"expected_chunks": 1, "redactions": redactions})
+    assert response.status == 422
+    assert response.json()["errors"][0]["pointer"] == "/redactions"
+
+
 # ---- idempotency keys ----------------------------------------------------------------
 
 

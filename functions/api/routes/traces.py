@@ -140,7 +140,13 @@ def finalize_trace(
     def finalize() -> dict[str, object]:
         return (
             ingest_service()
-            .finalize(caller.tenant, trace_id, request.expected_chunks, request.snapshots)
+            .finalize(
+                caller.tenant,
+                trace_id,
+                request.expected_chunks,
+                request.snapshots,
+                request.redactions,
+            )
             .public()
         )
 

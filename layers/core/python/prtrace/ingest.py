@@ -47,6 +47,7 @@ from prtrace.validation import summarize
 MAX_CHUNK_SEQ: Final = 999_999
 MAX_CHUNK_BODY_BYTES: Final = 4 * 1024 * 1024
 MAX_SMALL_BODY_BYTES: Final = 64 * 1024
+MAX_REDACTIONS: Final = 2**53 - 1  # integers stay exact in canonical JSON
 TRACE_ID_PATTERN: Final = r"^tr_[0-9A-HJKMNP-TV-Z]{26}$"
 _TRACE_ID = re.compile(TRACE_ID_PATTERN)
 
@@ -74,6 +75,14 @@ class FinalizeRequest(BaseModel):
     snapshots: Annotated[
         WorkspaceSnapshots | None,
         Field(description="workspace archives for QA; each must already be uploaded"),
+    ] = None
+    redactions: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            le=MAX_REDACTIONS,
+            description="how many secrets the client redacted from outputs and diffs",
+        ),
     ] = None
 
 
@@ -300,6 +309,7 @@ class IngestService:
         trace_id: str,
         expected_chunks: int,
         snapshots: WorkspaceSnapshots | None = None,
+        redactions: int | None = None,
     ) -> TraceRecord:
         """open -> finalizing, then start the trace's pipeline. A retried (or concurrent)
         identical finalize answers with the trace as it is now, and starts the pipeline again
@@ -309,7 +319,7 @@ class IngestService:
         for _ in range(3):  # a chunk committed while we checked: check again
             trace = self.get_trace(tenant, trace_id)
             if trace.status != OPEN:
-                self._finalized_already(trace, expected_chunks, wanted)
+                self._finalized_already(trace, expected_chunks, wanted, redactions)
                 if trace.status == FINALIZING:
                     self._start_pipeline(trace)
                 return trace
@@ -328,6 +338,8 @@ class IngestService:
             }
             if wanted is not None:
                 finalize["snapshots"] = wanted
+            if redactions is not None:
+                finalize["redactions"] = redactions
             try:
                 # Conditional on the counts we checked: the manifest is exactly what is stored.
                 finalized = self._traces.mark_finalizing(
@@ -352,12 +364,20 @@ class IngestService:
 
     @staticmethod
     def _finalized_already(
-        trace: TraceRecord, expected_chunks: int, snapshots: dict[str, Any] | None
+        trace: TraceRecord,
+        expected_chunks: int,
+        snapshots: dict[str, Any] | None,
+        redactions: int | None,
     ) -> None:
-        """A retried finalize is the same request (same chunks, same snapshots) in whatever
-        status the pipeline has moved the trace to since; anything else is refused."""
+        """A retried finalize is the same request (same chunks, snapshots and redaction
+        count) in whatever status the pipeline has moved the trace to since; anything else
+        is refused."""
         asked = trace.finalize or {}
-        if asked.get("expected_chunks") != expected_chunks or asked.get("snapshots") != snapshots:
+        if (
+            asked.get("expected_chunks") != expected_chunks
+            or asked.get("snapshots") != snapshots
+            or asked.get("redactions") != redactions
+        ):
             raise TraceNotOpen(trace.trace_id, trace.status)
 
     def _check_snapshots_uploaded(

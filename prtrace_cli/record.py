@@ -1,0 +1,309 @@
+"""`prtrace record start|stop|status|watch`, `prtrace run -- CMD…`, `prtrace note "…"` and
+the internal `prtrace hook post-commit`: recording a session in a git repository.
+
+Recording never waits for the network: events go to the local outbox, and `record stop`
+delivers them (or `prtrace push` later, when the API was unreachable).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import orjson
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from prtrace_cli.remote import EndpointOption, JsonOption, OutboxOption, TokenOption
+from prtrace_client.client import PrtraceClient
+from prtrace_client.errors import ConfigError, PrtraceError
+from prtrace_client.outbox import Flusher, Outbox, default_outbox_path
+from prtrace_client.recorder.issues import IssueError, task_from_issue
+from prtrace_client.recorder.session import (
+    NoActiveSession,
+    NoteKind,
+    Recorder,
+    RecorderError,
+)
+from prtrace_client.recorder.snapshot import DEFAULT_MAX_BYTES, SnapshotError
+
+err = Console(stderr=True, soft_wrap=True)
+record_app = typer.Typer(
+    no_args_is_help=True,
+    help="Record a bug-fixing session in a git repository (start, status, watch, stop).",
+)
+hook_app = typer.Typer(no_args_is_help=True, help="Git hooks prtrace installs (internal).")
+
+MaxSnapshotOption = Annotated[
+    int,
+    typer.Option(
+        "--max-snapshot-mb",
+        min=1,
+        help="Refuse a workspace snapshot over this many MiB (before compression).",
+    ),
+]
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """One actionable message instead of a traceback for everything expected."""
+    try:
+        yield
+    except (ConfigError, IssueError) as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    except (RecorderError, SnapshotError, PrtraceError) as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+
+
+def _emit(document: dict[str, Any]) -> None:
+    sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+@record_app.command("start")
+def start(
+    title: Annotated[
+        str | None, typer.Option(help="What is being fixed (or give --issue).")
+    ] = None,
+    description: Annotated[str, typer.Option(help="More about the task.")] = "",
+    issue: Annotated[
+        str | None,
+        typer.Option(help="A GitHub or GitLab issue URL to take the title and description from."),
+    ] = None,
+    author: Annotated[
+        str | None, typer.Option(help="Who fixes it (default: git's user.email).")
+    ] = None,
+    agent: Annotated[bool, typer.Option("--agent", help="The author is an agent.")] = False,
+    hook: Annotated[
+        bool, typer.Option("--hook/--no-hook", help="Record commits with a post-commit hook.")
+    ] = True,
+    max_snapshot_mb: MaxSnapshotOption = DEFAULT_MAX_BYTES // 2**20,
+    outbox: OutboxOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Start recording in this git repository.
+
+    Snapshots the workspace as the base, opens a trace and installs the commit hook. Then
+    use `prtrace run -- …`, `prtrace note "…"`, commit as usual, and `prtrace record stop`.
+    """
+    with _errors():
+        if issue:
+            task = task_from_issue(issue)
+            title = title or task["title"]
+            description = description or task["description"]
+        if not title:
+            raise RecorderError('the task needs a title: pass --title "…" or --issue URL')
+        journal = Outbox.open(outbox or default_outbox_path())
+        try:
+            recorder = Recorder.start(
+                Path.cwd(),
+                journal,
+                title=title,
+                description=description,
+                author=author,
+                author_kind="agent" if agent else "human",
+                max_snapshot_bytes=max_snapshot_mb * 2**20,
+                install_hook=hook,
+            )
+        finally:
+            journal.close()
+    info = recorder.info
+    if json_output:
+        _emit({"session": info.local_id, "repo": info.repo, "base_commit": info.base_commit,
+               "base_snapshot": info.base_snapshot, "outbox": info.outbox,
+               "hook_installed": info.hook_installed})  # fmt: skip
+        return
+    err.print(
+        f"recording session {info.local_id} in {info.repo} "
+        f"(base {info.base_commit[:12]}, snapshot {info.base_snapshot['size']:,} bytes)"
+    )
+    err.print('next: prtrace run -- pytest …, prtrace note "why…", git commit, prtrace record stop')
+
+
+@record_app.command("stop")
+def stop(
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Then follow the pipeline until it ends.")
+    ] = False,
+    max_snapshot_mb: MaxSnapshotOption = DEFAULT_MAX_BYTES // 2**20,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Stop recording, deliver the trace and finalize it.
+
+    Captures the last edits, snapshots the final workspace, delivers everything and
+    finalizes; prints the trace id (stdout) and its status.
+    """
+    with _errors():
+        recorder = Recorder.open(Path.cwd())
+        try:
+            stopped = recorder.stop(max_snapshot_bytes=max_snapshot_mb * 2**20)
+        finally:
+            recorder.outbox.close()
+    result: dict[str, Any] = {
+        "session": stopped.local_id,
+        "events": stopped.events,
+        "redactions": stopped.redactions,
+        "trace_id": None,
+        "status": "recorded",
+        "delivered": False,
+    }
+    with Outbox.open(stopped.outbox) as journal:
+        try:
+            with PrtraceClient(endpoint, token) as client:
+                Flusher(journal, client).push(stopped.local_id)
+                state = journal.state(stopped.local_id)
+                view = state.finalized or {}
+                if wait and state.trace_id:
+                    view = client.wait(state.trace_id)
+        except PrtraceError as exc:
+            result["error"] = str(exc)
+        state = journal.state(stopped.local_id)
+        result |= {"trace_id": state.trace_id, "delivered": state.delivered}
+        if state.delivered:
+            result["status"] = view.get("status", "finalizing")
+    if json_output:
+        _emit(result)
+    else:
+        if result["trace_id"]:
+            typer.echo(result["trace_id"])
+        err.print(
+            f"{stopped.events} events, {stopped.redactions} secrets redacted; "
+            f"status: {result['status']}"
+        )
+    if "error" in result:
+        err.print(
+            f"[red]error:[/red] not delivered yet: {escape(result['error'])}; the session is "
+            "safe in the outbox, run `prtrace push` when the API is reachable"
+        )
+        raise typer.Exit(1)
+
+
+@record_app.command("status")
+def record_status(json_output: JsonOption = False) -> None:
+    """Show the session recording in this repository, if any."""
+    with _errors():
+        try:
+            recorder = Recorder.open(Path.cwd())
+        except NoActiveSession as exc:
+            if json_output:
+                _emit({"recording": False})
+                return
+            err.print(str(exc))
+            raise typer.Exit(1) from None
+        try:
+            state = recorder.outbox.state(recorder.info.local_id)
+        finally:
+            recorder.outbox.close()
+    document = {
+        "recording": True,
+        "session": recorder.info.local_id,
+        "started_at": recorder.info.started_at,
+        "events": state.events,
+        "redactions": recorder.info.redactions,
+        "trace_id": state.trace_id,
+    }
+    if json_output:
+        _emit(document)
+    else:
+        err.print(
+            f"recording {document['session']} since {document['started_at']}: "
+            f"{state.events} events, {recorder.info.redactions} secrets redacted"
+        )
+
+
+@record_app.command("watch")
+def watch(
+    interval: Annotated[float, typer.Option(min=0.2, help="Seconds between scans.")] = 2.0,
+    once: Annotated[bool, typer.Option("--once", help="Scan once and exit.")] = False,
+) -> None:
+    """Record file edits as they happen (polls the working tree; Ctrl-C to end)."""
+    with _errors():
+        recorder = Recorder.open(Path.cwd())
+        try:
+            while True:
+                count = recorder.capture_edits()
+                if count:
+                    err.print(f"recorded {count} file edit(s)")
+                if once:
+                    return
+                time.sleep(interval)
+        except (KeyboardInterrupt, NoActiveSession):
+            return
+        finally:
+            recorder.outbox.close()
+
+
+def run_command(
+    command: Annotated[list[str], typer.Argument(help="The command and its arguments.")],
+) -> None:
+    """Run and record a command: prtrace run -- pytest -x
+
+    Its output is shown live and recorded (redacted); pytest runs are recorded as test
+    runs with counts and failing tests. Exits with the command's exit code.
+    """
+    with _errors():
+        recorder = Recorder.open(Path.cwd())
+        try:
+            outcome = recorder.run(command)
+        finally:
+            recorder.outbox.close()
+    code = outcome.exit_code
+    raise typer.Exit(code if 0 <= code <= 255 else 128 + abs(code))
+
+
+def note_command(
+    text: Annotated[str, typer.Argument(help="Why: a hypothesis, a plan, an observation.")],
+    kind: Annotated[
+        Literal["hypothesis", "plan", "observation", "decision"],
+        typer.Option(help="What kind of note this is."),
+    ] = "observation",
+) -> None:
+    """Record a rationale note (edits made so far are recorded first)."""
+    note_kind: NoteKind = kind
+    with _errors():
+        recorder = Recorder.open(Path.cwd())
+        try:
+            recorder.note(text, note_kind)
+        finally:
+            recorder.outbox.close()
+
+
+@hook_app.command("post-commit")
+def post_commit() -> None:
+    """Record the commit just made (run by the installed git hook)."""
+    with _errors():
+        try:
+            recorder = Recorder.open(Path.cwd())
+        except NoActiveSession:
+            return  # a leftover hook outside a session: nothing to record
+        try:
+            recorder.record_commit()
+        finally:
+            recorder.outbox.close()
+
+
+def post_commit_hook() -> int:
+    """The hook's entry point: only this module's imports, so commits stay quick."""
+    try:
+        post_commit()
+    except typer.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(record_app, name="record")
+    app.command(
+        "run",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(run_command)
+    app.command("note")(note_command)
+    app.add_typer(hook_app, name="hook", hidden=True)

@@ -1,0 +1,333 @@
+"""`prtrace submit | push | status | traces`: the commands that talk to the prtrace API.
+
+Endpoint and token come from --endpoint/--token, then PRTRACE_ENDPOINT/PRTRACE_TOKEN, then
+~/.config/prtrace/config.toml (or $PRTRACE_CONFIG), then a running local cloud. Each
+command prints a human view by default and one JSON document with --json. Expected
+failures (no configuration, unreachable API, refused requests) print one actionable
+message and exit non-zero: 1 for a failed request, 2 for a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from prtrace_client import (
+    PIPELINE_STATUSES,
+    TERMINAL_STATUSES,
+    ConfigError,
+    Flusher,
+    Outbox,
+    PrtraceClient,
+    PrtraceError,
+    default_outbox_path,
+)
+from prtrace_client.submit import InvalidSubmission, submit_directory, submit_jsonl
+
+err = Console(stderr=True, soft_wrap=True)
+
+EndpointOption = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint",
+        help="API endpoint (default: PRTRACE_ENDPOINT, the config file, or the local cloud).",
+        show_default=False,
+    ),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option("--token", help="Bearer token (default: PRTRACE_TOKEN or the config file).",
+                 show_default=False),
+]  # fmt: skip
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+OutboxOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--outbox",
+        envvar="PRTRACE_OUTBOX",
+        help="The local journal (default: ~/.local/share/prtrace/outbox.db).",
+        show_default=False,
+    ),
+]
+_STYLE = {"complete": "green", "rejected": "yellow", "failed": "red"}
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """One clear message instead of a traceback for everything expected."""
+    try:
+        yield
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    except InvalidSubmission as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    except PrtraceError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+
+
+def _client(endpoint: str | None, token: str | None) -> PrtraceClient:
+    return PrtraceClient(endpoint, token)
+
+
+def _print_json(document: Any) -> None:
+    sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def submit(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A trace directory (trace.json, chunk-NNN.json, artifacts/, finalize.json) "
+            "or a JSONL file of events.",
+            show_default=False,
+        ),
+    ],
+    metadata: Annotated[
+        Path | None,
+        typer.Option(help="TraceMetadata JSON for a JSONL file (default: trace.json beside it)."),
+    ] = None,
+    artifacts: Annotated[
+        Path | None,
+        typer.Option(help="For a JSONL file: a directory of artifacts its events reference."),
+    ] = None,
+    finalize: Annotated[
+        Path | None,
+        typer.Option(help="For a JSONL file: finalize.json with the workspace snapshots."),
+    ] = None,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
+    outbox: OutboxOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Submit a pre-recorded trace and finalize it.
+
+    Safe to run again after a failure: it finishes the same trace, never a second one."""
+    with _errors():
+        if not path.exists():
+            raise InvalidSubmission(f"{path} does not exist")
+        with _client(endpoint, token) as client:
+            if path.is_dir():
+                result = submit_directory(client, path, lambda step: err.print(f"  {step}"))
+                answer: dict[str, Any] = {
+                    "trace_id": result.trace_id,
+                    "finalized": result.finalized,
+                    "chunks": len(result.receipts),
+                    "artifacts": result.artifacts,
+                }
+            else:
+                meta_path = metadata or path.with_name("trace.json")
+                if not meta_path.is_file():
+                    raise InvalidSubmission(
+                        f"no trace metadata for {path}: pass --metadata FILE "
+                        f"(a TraceMetadata JSON; {meta_path} does not exist)"
+                    )
+                meta = orjson.loads(meta_path.read_bytes())
+                extra_files = (
+                    sorted(p for p in artifacts.iterdir() if p.is_file()) if artifacts else []
+                )
+                snapshots = (
+                    orjson.loads(finalize.read_bytes()).get("snapshots") if finalize else None
+                )
+                with Outbox.open(outbox or default_outbox_path()) as journal:
+                    session, result = submit_jsonl(
+                        client, journal, path, meta, artifacts=extra_files, snapshots=snapshots
+                    )
+                answer = {
+                    "trace_id": result.trace_id,
+                    "finalized": result.finalized,
+                    "session": session,
+                }
+    if json_output:
+        _print_json(answer)
+        return
+    view = answer["finalized"]
+    err.print(
+        f"submitted [bold]{answer['trace_id']}[/bold]: {view.get('events_received', '?')} "
+        f"events in {view.get('chunks_received', '?')} chunks, status {view.get('status')}"
+    )
+    typer.echo(answer["trace_id"])
+
+
+def push(
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
+    outbox: OutboxOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Deliver everything recorded that the API has not acknowledged yet.
+
+    Run it after a crash, a reboot or an outage: it sends exactly what is missing."""
+    failures = 0
+    rows: list[dict[str, Any]] = []
+    with _errors():
+        path = outbox or default_outbox_path()
+        if not path.exists():
+            err.print(f"nothing to push: no outbox at {path}")
+            if json_output:
+                _print_json({"sessions": []})
+            return
+        with Outbox.open(path) as journal, _client(endpoint, token) as client:
+            flusher = Flusher(journal, client)
+            for state in journal.sessions(pending_only=True):
+                row: dict[str, Any] = {"session": state.local_id, "title": state.title}
+                try:
+                    report = flusher.push(state.local_id)
+                except PrtraceError as exc:
+                    failures += 1
+                    row["error"] = str(exc)
+                    err.print(f"[red]error:[/red] {state.local_id}: {escape(str(exc))}")
+                else:
+                    row |= {"chunks_sent": report.chunks_sent, "events_sent": report.events_sent,
+                            "artifacts_uploaded": report.artifacts_uploaded}  # fmt: skip
+                done = journal.state(state.local_id)
+                row |= {"trace_id": done.trace_id, "delivered": done.delivered,
+                        "status": (done.finalized or {}).get("status", "open")}  # fmt: skip
+                rows.append(row)
+    if json_output:
+        _print_json({"sessions": rows})
+    elif not rows:
+        err.print("nothing to push: every recorded session is delivered")
+    else:
+        table = Table("session", "trace", "sent", "state")
+        for row in rows:
+            state_text = (
+                f"[red]{escape(row['error'][:120])}[/red]"
+                if "error" in row
+                else ("delivered, " + str(row["status"]) if row["delivered"] else "pending")
+            )
+            sent = f"{row.get('events_sent', 0)} events / {row.get('chunks_sent', 0)} chunks"
+            table.add_row(row["session"], row["trace_id"] or "-", sent, state_text)
+        Console().print(table)
+    if failures:
+        err.print("what was not delivered stays in the outbox; run `prtrace push` again")
+        raise typer.Exit(1)
+
+
+def status(
+    trace_id: Annotated[str, typer.Argument(help="The trace id (tr_…).", show_default=False)],
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Follow the pipeline until it ends.")
+    ] = False,
+    interval: Annotated[float, typer.Option(min=0.2, help="Seconds between polls.")] = 2.0,
+    timeout: Annotated[
+        float | None, typer.Option(help="Stop watching after this many seconds.")
+    ] = None,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show a trace's status and counts (--watch: follow it until the pipeline ends).
+
+    Exit code 1 when the trace was rejected or failed."""
+    with _errors(), _client(endpoint, token) as client:
+        if not watch:
+            view = client.get_trace(trace_id)
+        elif json_output or not sys.stderr.isatty():
+            seen: list[str] = []
+
+            def changed(update: dict[str, Any]) -> None:  # one line per stage, for logs
+                current = str(update.get("status"))
+                if not seen or seen[-1] != current:
+                    seen.append(current)
+                    err.print(f"{trace_id}: {escape(current)}")
+
+            view = client.wait(trace_id, poll_s=interval, timeout_s=timeout, on_update=changed)
+        else:
+            with Live(_progress(client.get_trace(trace_id)), console=err, transient=False) as live:
+                view = client.wait(
+                    trace_id,
+                    poll_s=interval,
+                    timeout_s=timeout,
+                    on_update=lambda v: live.update(_progress(v)),
+                )
+    if json_output:
+        _print_json(view)
+    elif not watch or not sys.stderr.isatty():  # a live display was not shown
+        console = Console()
+        console.width = max(console.width, 160)  # one line of stages; ids never cut
+        console.print(_progress(view))
+    if view.get("status") in ("rejected", "failed"):
+        raise typer.Exit(1)
+
+
+def _progress(view: dict[str, Any]) -> Table:
+    """Stages as a checklist: done ✓, current ●, to come ·; an unknown status is shown
+    as it is (newer servers may add stages)."""
+    current = str(view.get("status", "?"))
+    table = Table.grid(padding=(0, 1))
+    table.add_row(Text("trace", style="bold"), Text(str(view.get("trace_id", ""))))
+    counts = f"{view.get('events_received', 0)} events in {view.get('chunks_received', 0)} chunks"
+    table.add_row(Text("received", style="bold"), Text(counts))
+    stages = [s for s in PIPELINE_STATUSES if s not in TERMINAL_STATUSES]
+    line = Text()
+    index = stages.index(current) if current in stages else None
+    for position, stage in enumerate(stages):
+        if current in TERMINAL_STATUSES or (index is not None and position < index):
+            line.append(f"✓ {stage}  ", style="green")
+        elif index == position:
+            line.append(f"● {stage}  ", style="bold cyan")
+        else:
+            line.append(f"· {stage}  ", style="dim")
+    if current in TERMINAL_STATUSES:
+        line.append(f"■ {current}", style=f"bold {_STYLE[current]}")
+    elif index is None:
+        line.append(f"● {current} (unknown stage)", style="bold magenta")
+    table.add_row(Text("status", style="bold"), line)
+    for name, url in sorted((view.get("links") or {}).items()):
+        table.add_row(Text(str(name), style="bold"), Text(str(url)))
+    return table
+
+
+def traces(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 25,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List your traces, newest first."""
+    items: list[dict[str, Any]] = []
+    with _errors(), _client(endpoint, token) as client:
+        for item in client.iter_traces(page_size=min(limit, 100)):
+            items.append(item)
+            if len(items) >= limit:
+                break
+    if json_output:
+        _print_json({"items": items})
+        return
+    if not items:
+        err.print("no traces yet: `prtrace submit DIR` or `prtrace record start` makes one")
+        return
+    table = Table("trace", "status", "events", "created", "task")
+    for item in items:
+        state = str(item.get("status"))
+        table.add_row(
+            str(item["trace_id"]),
+            f"[{_STYLE.get(state, 'cyan')}]{escape(state)}[/]",
+            str(item.get("events_received", 0)),
+            str(item.get("created_at", "")),
+            escape(str(item.get("metadata", {}).get("task", {}).get("title", ""))[:60]),
+        )
+    console = Console()
+    console.width = max(console.width, 140)  # ids are copied into other commands: never cut
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("submit")(submit)
+    app.command("push")(push)
+    app.command("status")(status)
+    app.command("traces")(traces)

@@ -1,0 +1,258 @@
+"""File edits: unified diffs of the working tree against the last recorded state.
+
+The last recorded state is a git tree written through a private index in the session
+directory (`<git-dir>/prtrace/index`), never the user's index, so recording changes nothing
+the user sees in `git status` and nothing of it can be committed. Git's stat cache keeps
+re-scans cheap: only files whose size or mtime changed are hashed again.
+
+Both sides of each changed file are redacted before they are diffed, so a credential never
+reaches a diff, and a multi-line one (a private key) becomes one marker line on both sides.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+from prtrace_client.recorder.snapshot import (
+    SECRET_FILE_PATTERNS,
+    git,
+    is_secret_file,
+    workspace_files,
+)
+from prtrace_client.redaction import MARKER_PATTERN, redact
+
+Change = Literal["add", "modify", "delete", "rename"]
+EMPTY_TREE: Final = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+_BINARY_SNIFF: Final = 8000
+_SUBMODULE: Final = "160000"
+MAX_DIFF_INPUT: Final = 4 * 1024 * 1024  # bytes per side
+_STATUS: Final[dict[str, Change]] = {"A": "add", "M": "modify", "D": "delete", "T": "modify"}
+
+
+@dataclass(frozen=True)
+class FileEdit:
+    path: str
+    change: Change
+    diff: str  # unified diff, redacted
+    lines_added: int
+    lines_removed: int
+    redactions: int  # markers in `diff`
+    old_path: str | None = None  # for a rename
+
+
+class EditTracker:
+    """Diffs of the working tree of `repo` since the last call, in path order."""
+
+    def __init__(
+        self,
+        repo: Path,
+        state_dir: Path,
+        exclude: Iterable[str] = SECRET_FILE_PATTERNS,
+    ) -> None:
+        self.repo = repo
+        self.state_dir = state_dir
+        self._exclude = tuple(exclude)
+        self._index = state_dir / "index"
+        self._tree_file = state_dir / "last-tree"
+
+    @property
+    def last_tree(self) -> str | None:
+        try:
+            return self._tree_file.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def record_baseline(self) -> str:
+        """Take the working tree as it is now as the last recorded state."""
+        tree = self._write_tree()
+        self._save(tree)
+        return tree
+
+    def capture(self) -> list[FileEdit]:
+        """The edits since the last recorded state; they become the recorded state."""
+        old = self.last_tree or EMPTY_TREE
+        new = self._write_tree()
+        if new == old:
+            return []
+        edits = diff_trees(self.repo, old, new, self._exclude)
+        self._save(new)  # only after the diffs are built: a crash re-captures them
+        return edits
+
+    # ---- git plumbing -------------------------------------------------------------
+
+    def _git(self, *args: str, input_bytes: bytes | None = None) -> bytes:
+        env = os.environ | {"GIT_INDEX_FILE": str(self._index)}
+        result = subprocess.run(  # noqa: S603 - fixed git argv, no shell
+            ["git", *args],  # noqa: S607 - git from PATH, as the user runs it
+            cwd=self.repo,
+            input=input_bytes,
+            capture_output=True,
+            env=env,
+            check=False,
+        )
+        if result.returncode != 0:
+            message = result.stderr.decode(errors="replace").strip()
+            raise RuntimeError(f"git {args[0]} failed in {self.repo}: {message}")
+        return result.stdout
+
+    def _write_tree(self) -> str:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        wanted = [
+            name for name in workspace_files(self.repo) if not is_secret_file(name, self._exclude)
+        ]
+        indexed = {os.fsdecode(raw) for raw in self._git("ls-files", "-z").split(b"\0") if raw}
+        gone = sorted(indexed.difference(wanted))
+        if gone:
+            self._git(
+                "update-index", "-z", "--force-remove", "--stdin",
+                input_bytes=b"".join(os.fsencode(n) + b"\0" for n in gone),
+            )  # fmt: skip
+        if wanted:
+            # update-index skips hashing files whose stat data is unchanged.
+            self._git(
+                "update-index", "-z", "--add", "--replace", "--stdin",
+                input_bytes=b"".join(os.fsencode(n) + b"\0" for n in wanted),
+            )  # fmt: skip
+        return self._git("write-tree").decode().strip()
+
+    def _save(self, tree: str) -> None:
+        scratch = self._tree_file.with_suffix(".tmp")
+        scratch.write_text(tree + "\n")
+        os.replace(scratch, self._tree_file)
+
+
+@dataclass(frozen=True, order=True)
+class _Change:
+    path: str
+    change: Change
+    old_blob: str
+    new_blob: str
+    old_mode: str
+    new_mode: str
+    old_path: str | None = None
+
+
+def diff_trees(
+    repo: Path, old: str, new: str, exclude: Iterable[str] = SECRET_FILE_PATTERNS
+) -> list[FileEdit]:
+    """The redacted edits between two trees (or commits) of `repo`, in path order;
+    renames are found by content (git's 50% similarity); secret files are left out,
+    mode-only changes too."""
+    patterns = tuple(exclude)
+    raw = git(repo, "diff-tree", "-r", "-z", "-M", "--raw", old, new)
+    fields = iter(raw.split(b"\0"))
+    changes: list[_Change] = []
+    for header in fields:
+        if not header:
+            continue
+        old_mode, new_mode, old_blob, new_blob, status = header.decode()[1:].split(" ")
+        path = os.fsdecode(next(fields))
+        old_path = None
+        if status[0] == "R":  # two paths follow: source, destination
+            old_path, path = path, os.fsdecode(next(fields))
+        kind: Change = "rename" if old_path is not None else _STATUS.get(status[0], "modify")
+        if is_secret_file(path, patterns) or (old_path and is_secret_file(old_path, patterns)):
+            continue
+        if _SUBMODULE in (old_mode, new_mode):
+            continue  # a submodule's commit id, not content of this repository
+        if old_blob == new_blob and kind != "rename":
+            continue
+        changes.append(_Change(path, kind, old_blob, new_blob, old_mode, new_mode, old_path))
+    edits = []
+    blobs = _BlobReader(repo)
+    try:
+        for item in sorted(changes):
+            before = b"" if item.change == "add" else blobs.read(item.old_blob)
+            after = b"" if item.change == "delete" else blobs.read(item.new_blob)
+            mode = item.old_mode if item.change == "delete" else item.new_mode
+            edits.append(file_edit(item.path, item.change, before, after, mode, item.old_path))
+    finally:
+        blobs.close()
+    return edits
+
+
+class _BlobReader:
+    """One `git cat-file --batch` process for all the blobs of a capture."""
+
+    def __init__(self, repo: Path) -> None:
+        self._process = subprocess.Popen(
+            ["git", "cat-file", "--batch"],  # noqa: S607
+            cwd=repo,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+
+    def read(self, blob: str) -> bytes:
+        assert self._process.stdin is not None
+        assert self._process.stdout is not None
+        self._process.stdin.write(blob.encode() + b"\n")
+        self._process.stdin.flush()
+        header = self._process.stdout.readline().split()
+        if len(header) != 3:
+            raise RuntimeError(f"git cat-file could not read blob {blob}")
+        data = self._process.stdout.read(int(header[2]))
+        self._process.stdout.read(1)  # the newline after the contents
+        return data
+
+    def close(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+
+def _is_binary(data: bytes) -> bool:
+    return b"\0" in data[:_BINARY_SNIFF]
+
+
+def file_edit(
+    path: str,
+    change: Change,
+    before: bytes,
+    after: bytes,
+    mode: str = "100644",
+    old_path: str | None = None,
+) -> FileEdit:
+    """The redacted unified diff (git's format, three lines of context) of one file."""
+    source = old_path or path
+    header = [f"diff --git a/{source} b/{path}\n"]
+    if change == "add":
+        header.append(f"new file mode {mode}\n")
+    elif change == "delete":
+        header.append(f"deleted file mode {mode}\n")
+    elif change == "rename":
+        header.append(f"rename from {source}\nrename to {path}\n")
+    old_name = "/dev/null" if change == "add" else f"a/{source}"
+    new_name = "/dev/null" if change == "delete" else f"b/{path}"
+
+    def summary(text: str) -> FileEdit:
+        return FileEdit(path, change, "".join([*header, text]), 0, 0, 0, old_path)
+
+    if _is_binary(before) or _is_binary(after):
+        return summary(f"Binary files {old_name} and {new_name} differ\n")
+    if max(len(before), len(after)) > MAX_DIFF_INPUT:
+        # Line diffs of generated or data files cost more than they tell.
+        return summary(
+            f"Files {old_name} and {new_name} differ ({len(before):,} -> {len(after):,} bytes; "
+            f"not diffed over {MAX_DIFF_INPUT:,} bytes)\n"
+        )
+    old_lines = redact(before.decode("utf-8", "replace")).text.splitlines(keepends=True)
+    new_lines = redact(after.decode("utf-8", "replace")).text.splitlines(keepends=True)
+    body: list[str] = []
+    added = removed = 0
+    for line in difflib.unified_diff(old_lines, new_lines, old_name, new_name, n=3):
+        if line.startswith("+") and not line.startswith("+++ "):
+            added += 1
+        elif line.startswith("-") and not line.startswith("--- "):
+            removed += 1
+        body.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    diff = "".join(header + body)
+    redactions = len(MARKER_PATTERN.findall(diff))
+    return FileEdit(path, change, diff, added, removed, redactions, old_path)

@@ -1,0 +1,194 @@
+"""Client-side secret redaction: nothing that looks like a credential leaves the machine.
+
+Every match is replaced by `[REDACTED:<kind>:sha256=<hex>]`, the SHA-256 of the original
+secret, so a reviewer can tell two redacted values apart (and a key owner can confirm which
+key leaked) without the value itself being stored. Where a credential sits after a name
+(`password=…`, `Authorization: Bearer …`, `user:pass@host`) only the value is replaced and
+the name stays readable.
+
+Patterns are precompiled once and run in order, most specific first; markers never match a
+later pattern, so redacting twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Final
+
+MARKER_PATTERN: Final = re.compile(r"\[REDACTED:[a-z0-9-]+:sha256=[0-9a-f]{64}\]")
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str
+    pattern: re.Pattern[str]
+    # The group holding the secret; 0 is the whole match.
+    group: int | str = 0
+    # The rule runs only on text holding one of these (in lower case when `folded`): a
+    # substring test is far cheaper than a regex scan of a large command output.
+    hints: tuple[str, ...] = ()
+    folded: bool = False
+
+
+def _rule(
+    kind: str,
+    pattern: str,
+    group: int | str = 0,
+    flags: int = 0,
+    *,
+    hints: tuple[str, ...] = (),
+    folded: bool = False,
+) -> Rule:
+    return Rule(kind, re.compile(pattern, flags), group, hints, folded)
+
+
+# A value after `name=`: quoted anything, or unquoted text that is not code (a call, an
+# index, a variable) nor a placeholder. Unquoted values must hold a digit or a symbol, so
+# `password = user_password` in source code stays readable. The scan starts at the keyword
+# (`DB_PASSWORD` is found at `PASSWORD`): anchoring on the whole name would try every word.
+_ASSIGNED_KEYWORD = (
+    r"(?:passw(?:or)?d|pwd|secret|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|"
+    r"private[_-]?key|client[_-]?secret)"
+)
+_PLACEHOLDER = r"(?!(?:none|null|true|false|changeme|xxx+|\*+|<[^>]*>)\b)"
+_AWS_KEY_PREFIXES = ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "ABIA", "ACCA")
+
+RULES: Final[tuple[Rule, ...]] = (
+    _rule(
+        "private-key",
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----.*?"
+        r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
+        flags=re.DOTALL,
+        hints=("PRIVATE KEY",),
+    ),
+    _rule(
+        "jwt",
+        r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+        hints=("eyJ",),
+    ),
+    _rule(
+        "aws-access-key-id",
+        rf"\b(?:{'|'.join(_AWS_KEY_PREFIXES)})[0-9A-Z]{{16}}\b",
+        hints=_AWS_KEY_PREFIXES,
+    ),
+    _rule(
+        "aws-secret-key",
+        r"(?i:aws[A-Za-z0-9_.-]{0,20}secret[A-Za-z0-9_.-]{0,20})[\"']?\s*[:=]\s*[\"']?"
+        r"(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",
+        group="secret",
+        hints=("secret",),
+        folded=True,
+    ),
+    _rule(
+        "github-token",
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})",
+        hints=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    ),
+    _rule(
+        "gitlab-token",
+        r"\bgl(?:pat|dt|ptt|rt)-[A-Za-z0-9_-]{20,}",
+        hints=("glpat-", "gldt-", "glptt-", "glrt-"),
+    ),
+    _rule("slack-token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}", hints=("xox",)),
+    _rule(
+        "slack-webhook",
+        r"https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]+",
+        hints=("hooks.slack.com",),
+    ),
+    _rule(
+        "openai-key",
+        r"\bsk-(?:proj-|svcacct-|admin-|ant-)?[A-Za-z0-9_-]{20,}",
+        hints=("sk-",),
+    ),
+    _rule("stripe-key", r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}", hints=("k_live_", "k_test_")),
+    _rule("google-api-key", r"\bAIza[0-9A-Za-z_-]{35}", hints=("AIza",)),
+    _rule(
+        "bearer-token",
+        r"(?i:\bbearer)\s+(?P<secret>[A-Za-z0-9._~+/-]{16,}=*)",
+        group="secret",
+        hints=("bearer",),
+        folded=True,
+    ),
+    _rule(
+        "url-password",
+        r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@\[\]]+:(?P<secret>[^\s@/\[\]]+)@",
+        group="secret",
+        hints=("://",),
+    ),
+    _rule(
+        "assigned-secret",
+        rf"(?i:{_ASSIGNED_KEYWORD})[A-Za-z0-9_.-]*[\"']?\s*[:=]\s*"
+        rf"(?:(?P<quote>[\"']){_PLACEHOLDER}(?P<quoted>[^\"'\s\[]{{4,}})(?P=quote)"
+        rf"|{_PLACEHOLDER}(?P<bare>(?=[^\s\"',;()\[\]{{}}$<>]*[0-9!@#%^&*+/=~-])"
+        rf"[^\s\"',;()\[\]{{}}$<>]{{6,}}))",
+        hints=("pass", "pwd", "secret", "key", "token"),
+        folded=True,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Redacted:
+    text: str
+    count: int
+    kinds: tuple[str, ...] = ()
+
+
+def marker(kind: str, secret: str) -> str:
+    digest = hashlib.sha256(secret.encode("utf-8", "surrogateescape")).hexdigest()
+    return f"[REDACTED:{kind}:sha256={digest}]"
+
+
+def redact(text: str) -> Redacted:
+    """`text` with every credential replaced by its marker, and how many were replaced."""
+    kinds: list[str] = []
+    folded: str | None = None
+    for rule in RULES:
+        if rule.folded:
+            folded = text.lower() if folded is None else folded
+            haystack = folded
+        else:
+            haystack = text
+        if rule.hints and not any(hint in haystack for hint in rule.hints):
+            continue
+        before = len(kinds)
+        text = _apply(rule, text, kinds)
+        if len(kinds) != before:
+            folded = None  # the text changed
+    return Redacted(text, len(kinds), tuple(kinds))
+
+
+def _apply(rule: Rule, text: str, kinds: list[str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        if rule.kind == "assigned-secret":
+            group: int | str = "quoted" if match.group("quoted") is not None else "bare"
+        else:
+            group = rule.group
+        start, end = match.span(group)
+        whole_start, whole_end = match.span()
+        kinds.append(rule.kind)
+        source = match.string
+        return (
+            source[whole_start:start]
+            + marker(rule.kind, match.group(group))
+            + source[end:whole_end]
+        )
+
+    # Markers already in the text are left whole: `…:sha256=<hex>]` must not read as an
+    # assignment to redact again.
+    pieces: list[str] = []
+    done = 0
+    for existing in MARKER_PATTERN.finditer(text):
+        pieces.append(rule.pattern.sub(replace, text[done : existing.start()]))
+        pieces.append(existing.group())
+        done = existing.end()
+    pieces.append(rule.pattern.sub(replace, text[done:]))
+    return "".join(pieces)
+
+
+def redact_bytes(data: bytes) -> tuple[bytes, int]:
+    """Redact command output, which may not be UTF-8: undecodable bytes pass through."""
+    result = redact(data.decode("utf-8", "surrogateescape"))
+    return result.text.encode("utf-8", "surrogateescape"), result.count
