@@ -5,7 +5,7 @@ Each trace is stored beforehand in a directory bucket (chunk bodies, artifacts) 
 DynamoDB-shaped records, then assembled in a fresh Python process that only loads the
 records and runs `AssembleService.assemble`; the document goes to a temporary file and
 then into the directory bucket, as it would go to S3. Memory is that process's peak RSS
-(`ru_maxrss`, interpreter and imports included) and its growth during assembling (peak
+(VmHWM, interpreter and imports included) and its growth during assembling (peak
 after minus peak before). Target: 100,000 events in < 10 s with < 256 MB peak.
 `run()` returns flat keys with units in their names; `python -m bench.assemble` prints them.
 """
@@ -66,6 +66,13 @@ def prepare(root: Path, events: int) -> None:
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork and
+    exec, so a worker started by a big parent (a test session) would report the parent's."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

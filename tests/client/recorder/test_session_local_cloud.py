@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,16 @@ def archive_file(archive: bytes, name: str) -> bytes:
         return handle.read()
 
 
+def wait_for_pipeline(api: Api, trace_id: str, timeout_s: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        view = api.trace(trace_id)
+        if view["status"] in {"complete", "rejected", "failed"}:
+            return dict(view)
+        time.sleep(0.25)
+    raise AssertionError(f"trace {trace_id} did not finish its pipeline in {timeout_s} s")
+
+
 def stop(repo: Path) -> dict[str, Any]:
     answer = orjson.loads(prtrace(repo, "record", "stop", "--json").stdout)
     assert answer["delivered"] is True, answer
@@ -190,6 +201,14 @@ def test_a_recorded_fix_reaches_the_server_with_its_events_in_order(
     # The session is over: no hook left behind, and another start is possible.
     assert not (buggy_repo / ".git" / "hooks" / "post-commit").exists()
     assert run_git(buggy_repo, "status", "--porcelain") == ""
+
+    # The recorded trace goes through the whole pipeline: its snapshots are tested in the
+    # sandbox (the fix resolves the failing test) and the session is judged.
+    view = wait_for_pipeline(api, trace_id)
+    assert view["status"] == "complete", view
+    assert view["outcome"]["qa"]["verdict"] == "resolved"
+    assert view["outcome"]["qa"]["fail_to_pass"]["ids"] == [FAILING]
+    assert len(view["outcome"]["judge"]["scores"]) == 6
 
 
 @pytest.mark.usefixtures("cli_env")
