@@ -6,23 +6,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-from prtrace.adapters.wiring import build_token_store
-from prtrace.ingest import utc_now
-from prtrace.ports import ConditionFailed
-from prtrace.tokens import issue_token
 from prtrace_cli.qa import qa_command
 from prtrace_cli.record import register as register_record_commands
 from prtrace_cli.remote import register as register_remote_commands
 
+# Commands import what they use when they run: `prtrace run` is on the path of every
+# recorded command, and boto3 alone costs a third of a second to import.
 # Never print locals in tracebacks: `create` holds the new token's secret.
 app = typer.Typer(
     no_args_is_help=True,
@@ -55,6 +52,9 @@ def create_token(
     table: TableOption = "",
 ) -> None:
     """Create a token and print it on stdout (it is shown only this once)."""
+    from prtrace.ingest import utc_now
+    from prtrace.tokens import issue_token
+
     now = utc_now()
     expires = None
     if expires_in_days is not None:
@@ -89,6 +89,8 @@ def list_tokens(
     table: TableOption = "",
 ) -> None:
     """List tokens (ids, tenants, scopes and state; never secrets)."""
+    from prtrace.ingest import utc_now
+
     view = Table("token id", "tenant", "scopes", "created", "expires", "state")
     now = utc_now()
     with _aws_errors(table):
@@ -117,6 +119,9 @@ def list_tokens(
 @tokens.command("revoke")
 def revoke_token(token_id: str, table: TableOption = "") -> None:
     """Revoke a token by id; it stops working once the authorizer cache expires."""
+    from prtrace.ingest import utc_now
+    from prtrace.ports import ConditionFailed
+
     try:
         with _aws_errors(table):
             record = _store(table).revoke_token(token_id, utc_now())
@@ -129,6 +134,8 @@ def revoke_token(token_id: str, table: TableOption = "") -> None:
 @contextmanager
 def _aws_errors(table: str) -> Iterator[None]:
     """One clear line instead of a traceback for the usual setup mistakes."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         yield
     except ClientError as exc:
@@ -145,12 +152,17 @@ def _aws_errors(table: str) -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _store(table: str):  # type: ignore[no-untyped-def]
+def _store(table: str) -> TokenStore:
     if not table:
         err.print("[red]error:[/red] set PRTRACE_TOKENS_TABLE or pass --table")
         raise typer.Exit(2)
+    from prtrace.adapters.wiring import build_token_store
+
     return build_token_store(table)
 
+
+if TYPE_CHECKING:
+    from prtrace.ports import TokenStore
 
 if __name__ == "__main__":
     app()
