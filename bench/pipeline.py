@@ -38,20 +38,18 @@ def _finalize_to_end(client: TraceClient) -> tuple[float, dict[str, float]]:
 
 
 def run() -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as state:
-        cloud = LocalCloud(aws_port=0, api_port=0, state_dir=Path(state))
-        info = cloud.start()
-        try:
-            client = TraceClient(info.endpoint, info.token, "dev")
-            _finalize_to_end(client)  # warm every function's worker once
-            totals, testing, judging = [], [], []
-            for _ in range(ROUNDS):
-                total, entered = _finalize_to_end(client)
-                totals.append(total)
-                testing.append(entered.get("judging", total) - entered.get("testing", total))
-                judging.append(total - entered.get("judging", total))
-        finally:
-            cloud.stop()
+    with (
+        tempfile.TemporaryDirectory() as state,
+        LocalCloud(aws_port=0, api_port=0, state_dir=Path(state)) as info,
+    ):
+        client = TraceClient(info.endpoint, info.token, "dev")
+        _finalize_to_end(client)  # warm every function's worker once
+        totals, testing, judging = [], [], []
+        for _ in range(ROUNDS):
+            total, entered = _finalize_to_end(client)
+            totals.append(total)
+            testing.append(entered.get("judging", total) - entered.get("testing", total))
+            judging.append(total - entered.get("judging", total))
     return {
         "pipeline_rounds": ROUNDS,
         "pipeline_finalize_to_complete_p50_s": round(statistics.median(totals), 2),

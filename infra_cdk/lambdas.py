@@ -115,6 +115,10 @@ class ServiceFunction(Construct):
             "Log streams are created inside this function's own log group.",
         )
 
+    def allow(self, actions: list[str], resources: list[str]) -> None:
+        """Grant this function's role exactly these actions on these resources."""
+        self.role.add_to_policy(iam.PolicyStatement(actions=actions, resources=resources))
+
 
 def _log_group_cfn(fn: ServiceFunction) -> logs.CfnLogGroup:
     child = fn.log_group.node.default_child

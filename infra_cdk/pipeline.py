@@ -184,6 +184,22 @@ def _list_trace_prefixes(storage: StorageConstruct) -> iam.PolicyStatement:
     )
 
 
+def _trace_objects(fn: ServiceFunction, storage: StorageConstruct, *, writes: str | None) -> None:
+    """A pipeline step reads a trace's objects and writes only its own output."""
+    fn.allow(["s3:GetObject"], [storage.bucket.arn_for_objects(TRACE_OBJECTS)])
+    fn.role.add_to_policy(_list_trace_prefixes(storage))
+    if writes:
+        fn.allow(["s3:PutObject"], [storage.bucket.arn_for_objects(writes)])
+    for pattern in (TRACE_OBJECTS, writes):
+        if pattern:
+            acknowledge(
+                fn.role,
+                object_wildcard(storage.bucket, pattern),
+                "Object keys are per tenant and trace; each step reads a trace's objects "
+                "and writes only its own output.",
+            )
+
+
 class PipelineConstruct(Construct):
     def __init__(
         self,
@@ -197,7 +213,6 @@ class PipelineConstruct(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        objects = storage.bucket.arn_for_objects
 
         self.assemble = ServiceFunction(
             self,
@@ -210,27 +225,11 @@ class PipelineConstruct(Construct):
             timeout_s=900,
             description="Verify a finalized trace and write its document",
         )
-        self.assemble.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["dynamodb:GetItem", "dynamodb:Query"],
-                resources=[storage.traces_table.table_arn],
-            )
+        self.assemble.allow(
+            ["dynamodb:GetItem", "dynamodb:Query"], [storage.traces_table.table_arn]
         )
-        self.assemble.role.add_to_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects(TRACE_OBJECTS)])
-        )
-        self.assemble.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:PutObject"], resources=[objects(f"{TRACE_OBJECTS}/document.json")]
-            )
-        )
-        self.assemble.role.add_to_policy(_list_trace_prefixes(storage))
-        self.assemble.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["secretsmanager:GetSecretValue"],
-                resources=[storage.integrity_key.secret_arn],
-            )
-        )
+        _trace_objects(self.assemble, storage, writes=f"{TRACE_OBJECTS}/document.json")
+        self.assemble.allow(["secretsmanager:GetSecretValue"], [storage.integrity_key.secret_arn])
 
         judge_environment = {
             "PRTRACE_BUCKET": storage.bucket.bucket_name,
@@ -252,28 +251,18 @@ class PipelineConstruct(Construct):
             timeout_s=600,
             description="Score a trace on the rubric (OpenAI or the offline judge)",
         )
-        self.judge.role.add_to_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects(TRACE_OBJECTS)])
-        )
-        self.judge.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:PutObject"], resources=[objects(f"{TRACE_OBJECTS}/judge/*")]
-            )
-        )
-        self.judge.role.add_to_policy(_list_trace_prefixes(storage))
+        _trace_objects(self.judge, storage, writes=f"{TRACE_OBJECTS}/judge/*")
         # The operator creates and fills the secret; the stack only names it.
-        self.judge.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["secretsmanager:GetSecretValue"],
-                resources=[
-                    stack.format_arn(
-                        service="secretsmanager",
-                        resource="secret",
-                        resource_name=f"{config.openai_secret_name}-??????",
-                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                ],
-            )
+        self.judge.allow(
+            ["secretsmanager:GetSecretValue"],
+            [
+                stack.format_arn(
+                    service="secretsmanager",
+                    resource="secret",
+                    resource_name=f"{config.openai_secret_name}-??????",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+            ],
         )
 
         self.record = ServiceFunction(
@@ -287,30 +276,10 @@ class PipelineConstruct(Construct):
             timeout_s=60,
             description="Record a trace's final status and results",
         )
-        self.record.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
-                resources=[storage.traces_table.table_arn],
-            )
+        self.record.allow(
+            ["dynamodb:GetItem", "dynamodb:UpdateItem"], [storage.traces_table.table_arn]
         )
-        self.record.role.add_to_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects(TRACE_OBJECTS)])
-        )
-        self.record.role.add_to_policy(_list_trace_prefixes(storage))
-        writes = {
-            self.assemble: f"{TRACE_OBJECTS}/document.json",
-            self.judge: f"{TRACE_OBJECTS}/judge/*",
-            self.record: None,
-        }
-        for fn, written in writes.items():
-            for pattern in (TRACE_OBJECTS, written):
-                if pattern:
-                    acknowledge(
-                        fn.role,
-                        object_wildcard(storage.bucket, pattern),
-                        "Object keys are per tenant and trace; each step reads a trace's "
-                        "objects and writes only its own output.",
-                    )
+        _trace_objects(self.record, storage, writes=None)
 
         self.qa = QaTaskConstruct(self, "Qa", config=config, storage=storage)
         self.state_machine = self._state_machine(config, storage)

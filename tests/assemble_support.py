@@ -16,10 +16,10 @@ from pydantic import TypeAdapter
 from prtrace.adapters.artifacts import DirectoryArtifactStore
 from prtrace.adapters.memory import MemoryTraceStore
 from prtrace.canonical import canonical_json
-from prtrace.ingest import artifact_key, trace_prefix
 from prtrace.integrity import KeyRing, chunk_mac, sha256_hex
 from prtrace.records import ChunkRecord, TraceRecord
 from prtrace.schema import Event
+from prtrace.storage_keys import artifact_key, trace_prefix
 from tests.factories import blob_ref, event, trace_metadata
 
 KEY_RING = KeyRing(current_id="k1", keys={"k1": b"assemble-test-key-".ljust(32, b"k")})

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from prtrace.ingest import artifact_key
+from prtrace.storage_keys import artifact_key
 from prtrace_client import (
     ApiError,
     ChunkConflict,

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from prtrace.ingest import artifact_key
+from prtrace.storage_keys import artifact_key
 from prtrace_client import (
     Flusher,
     InvalidEvent,

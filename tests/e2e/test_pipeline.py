@@ -46,27 +46,20 @@ def llm() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory, llm: FakeOpenAI) -> Iterator[LocalCloudInfo]:
-    local = LocalCloud(
-        aws_port=0,
-        api_port=0,
-        state_dir=tmp_path_factory.mktemp("pipeline-cloud"),
-        context={
-            "stage": "local",
-            "destroy_data_on_delete": "true",
-            "qa_wall_timeout_s": str(QA_WALL_TIMEOUT_S),
-            "judge_mode": "openai",
-            "judge_openai_base_url": llm.url,
-        },
-    )
-    info = local.start()
-    try:
+    context = {
+        "stage": "local",
+        "destroy_data_on_delete": "true",
+        "qa_wall_timeout_s": str(QA_WALL_TIMEOUT_S),
+        "judge_mode": "openai",
+        "judge_openai_base_url": llm.url,
+    }
+    state_dir = tmp_path_factory.mktemp("pipeline-cloud")
+    with LocalCloud(aws_port=0, api_port=0, state_dir=state_dir, context=context) as info:
         # The operator's step after deploying: put the model key in the named secret.
         aws(info, "secretsmanager").create_secret(
             Name="prtrace/openai-api-key", SecretString='{"api_key": "sk-local-e2e"}'
         )
         yield info
-    finally:
-        local.stop()
 
 
 @pytest.fixture(autouse=True)

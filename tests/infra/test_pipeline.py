@@ -13,6 +13,7 @@ from aws_cdk.assertions import Template
 from infra_cdk.assets import ROOT
 from infra_cdk.config import ConfigError, StackConfig
 from infra_cdk.pipeline import ASL_PATH, QA_ENTRYPOINT
+from tests.infra import template_queries as q
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 
@@ -34,20 +35,6 @@ def _definition(template: Template) -> dict[str, Any]:
     filled = PLACEHOLDER.sub(lambda m: f"stand-in-{m.group(1)}", text)
     assert set(substitutions) == set(PLACEHOLDER.findall(text))
     return dict(json.loads(filled))
-
-
-def _statements(template: Template, role_logical_prefix: str) -> list[dict[str, Any]]:
-    found = []
-    for policy in template.find_resources("AWS::IAM::Policy").values():
-        roles = policy["Properties"]["Roles"]
-        if any(r["Ref"].startswith(role_logical_prefix) for r in roles):
-            found += policy["Properties"]["PolicyDocument"]["Statement"]
-    return found
-
-
-def _actions(statement: dict[str, Any]) -> list[str]:
-    action = statement["Action"]
-    return [action] if isinstance(action, str) else list(action)
 
 
 # ---- the definition -------------------------------------------------------------------
@@ -211,27 +198,27 @@ def test_the_state_machine_is_standard_traced_and_logged(template: Template) -> 
 
 
 def test_the_state_machine_role_reaches_only_the_pipeline(template: Template) -> None:
-    statements = _statements(template, "PipelineStateMachineRole")
-    actions = {a for s in statements for a in _actions(s)}
+    statements = q.statements(template, "PipelineStateMachineRole")
+    actions = {a for s in statements for a in q.actions(s)}
     assert not [a for a in actions if a.endswith("*")]
-    invoke = next(s for s in statements if "lambda:InvokeFunction" in _actions(s))
+    invoke = next(s for s in statements if "lambda:InvokeFunction" in q.actions(s))
     targets = json.dumps(invoke["Resource"])
     for fn in ("PipelineAssemble", "PipelineJudge", "PipelineRecord"):
         assert fn in targets
     assert "ApiFunction" not in targets
     assert "Authorizer" not in targets
-    updates = next(s for s in statements if "dynamodb:UpdateItem" in _actions(s))
-    assert _actions(updates) == ["dynamodb:UpdateItem"]
+    updates = next(s for s in statements if "dynamodb:UpdateItem" in q.actions(s))
+    assert q.actions(updates) == ["dynamodb:UpdateItem"]
     assert "StorageTraces" in json.dumps(updates["Resource"])
-    run = next(s for s in statements if "ecs:RunTask" in _actions(s))
+    run = next(s for s in statements if "ecs:RunTask" in q.actions(s))
     assert "ecs:cluster" in json.dumps(run["Condition"])
-    passed = next(s for s in statements if "iam:PassRole" in _actions(s))
+    passed = next(s for s in statements if "iam:PassRole" in q.actions(s))
     assert len(passed["Resource"]) == 2  # the task role and the execution role only
 
 
 def test_the_api_may_start_executions_of_this_state_machine_only(template: Template) -> None:
-    statements = _statements(template, "ApiRole")
-    start = [s for s in statements if "states:StartExecution" in _actions(s)]
+    statements = q.statements(template, "ApiRole")
+    start = [s for s in statements if "states:StartExecution" in q.actions(s)]
     assert len(start) == 1
     assert start[0]["Resource"]["Ref"].startswith("PipelineStateMachine")
     api = next(
@@ -247,8 +234,8 @@ def test_pipeline_steps_write_only_their_own_objects(template: Template) -> None
     def writes(prefix: str) -> list[str]:
         return [
             json.dumps(s["Resource"])
-            for s in _statements(template, prefix)
-            if "s3:PutObject" in _actions(s)
+            for s in q.statements(template, prefix)
+            if "s3:PutObject" in q.actions(s)
         ]
 
     assert [w.endswith('/document.json"]]}') for w in writes("PipelineAssembleRole")] == [True]
@@ -257,16 +244,16 @@ def test_pipeline_steps_write_only_their_own_objects(template: Template) -> None
     assert [w.endswith('/qa/*"]]}') for w in writes("PipelineQaTaskDefinitionTaskRole")] == [True]
     record_table = [
         a
-        for s in _statements(template, "PipelineRecordRole")
+        for s in q.statements(template, "PipelineRecordRole")
         if "StorageTraces" in json.dumps(s["Resource"])
-        for a in _actions(s)
+        for a in q.actions(s)
     ]
     assert sorted(record_table) == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
 
 
 def test_the_judge_reads_only_the_named_openai_secret(template: Template) -> None:
-    statements = _statements(template, "PipelineJudgeRole")
-    secret = next(s for s in statements if "secretsmanager:GetSecretValue" in _actions(s))
+    statements = q.statements(template, "PipelineJudgeRole")
+    secret = next(s for s in statements if "secretsmanager:GetSecretValue" in q.actions(s))
     assert "secret:prtrace/openai-api-key-??????" in json.dumps(secret["Resource"])
     judge = next(
         f

@@ -16,25 +16,11 @@ from aws_cdk.assertions import Match, Template
 from infra_cdk.api import PUBLIC_PATHS, api_routes
 from infra_cdk.app import build_app
 from infra_cdk.config import ConfigError, StackConfig
+from tests.infra import template_queries as q
 
 
 def _resources(template: Template, resource_type: str) -> dict[str, Any]:
     return template.find_resources(resource_type)
-
-
-def _statements(template: Template, role_logical_prefix: str) -> list[dict[str, Any]]:
-    policies = _resources(template, "AWS::IAM::Policy")
-    found = []
-    for policy in policies.values():
-        roles = policy["Properties"]["Roles"]
-        if any(r["Ref"].startswith(role_logical_prefix) for r in roles):
-            found += policy["Properties"]["PolicyDocument"]["Statement"]
-    return found
-
-
-def _actions(statement: dict[str, Any]) -> list[str]:
-    action = statement["Action"]
-    return [action] if isinstance(action, str) else list(action)
 
 
 # ---- storage -------------------------------------------------------------------------
@@ -203,27 +189,27 @@ def test_no_role_uses_a_managed_policy(template: Template) -> None:
 
 
 def test_the_authorizer_can_only_read_one_token_item(template: Template) -> None:
-    data = [s for s in _statements(template, "AuthorizerRole") if "xray" not in str(s["Action"])]
-    data = [s for s in data if not any(a.startswith("logs:") for a in _actions(s))]
+    data = [s for s in q.statements(template, "AuthorizerRole") if "xray" not in str(s["Action"])]
+    data = [s for s in data if not any(a.startswith("logs:") for a in q.actions(s))]
     assert len(data) == 1
-    assert _actions(data[0]) == ["dynamodb:GetItem"]
+    assert q.actions(data[0]) == ["dynamodb:GetItem"]
     assert data[0]["Resource"]["Fn::GetAtt"][0].startswith("StorageTokens")
 
 
 def test_the_api_role_has_no_wildcard_actions_and_no_token_table_access(
     template: Template,
 ) -> None:
-    statements = _statements(template, "ApiRole")
-    actions = [a for s in statements for a in _actions(s)]
+    statements = q.statements(template, "ApiRole")
+    actions = [a for s in statements for a in q.actions(s)]
     assert not [a for a in actions if a.endswith("*")]
     assert "dynamodb:DeleteItem" not in [
-        a for s in statements if "StorageTraces" in json.dumps(s["Resource"]) for a in _actions(s)
+        a for s in statements if "StorageTraces" in json.dumps(s["Resource"]) for a in q.actions(s)
     ]  # chunks and traces are never deleted by the API
     assert "StorageTokens" not in json.dumps(statements)
-    s3_writes = [s for s in statements if "s3:PutObject" in _actions(s)]
+    s3_writes = [s for s in statements if "s3:PutObject" in q.actions(s)]
     assert len(s3_writes) == 1
     assert json.dumps(s3_writes[0]["Resource"]).endswith('"/tenants/*"]]}')
-    listing = next(s for s in statements if "s3:ListBucket" in _actions(s))
+    listing = next(s for s in statements if "s3:ListBucket" in q.actions(s))
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["tenants/*"]}}
 
 

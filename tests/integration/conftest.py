@@ -31,12 +31,10 @@ REGION = "us-east-1"
 
 @pytest.fixture(scope="package")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloudInfo]:
-    local = LocalCloud(aws_port=0, api_port=0, state_dir=tmp_path_factory.mktemp("local-cloud"))
-    info = local.start()
-    try:
+    with LocalCloud(
+        aws_port=0, api_port=0, state_dir=tmp_path_factory.mktemp("local-cloud")
+    ) as info:
         yield info
-    finally:
-        local.stop()
 
 
 def aws(info: LocalCloudInfo, service: str) -> Any:

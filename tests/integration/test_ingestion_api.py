@@ -11,7 +11,7 @@ import orjson
 
 from examples.submit_example import EXAMPLE, submit_over_http
 from infra_cdk.local.cloud import LocalCloudInfo
-from prtrace.ingest import artifact_key
+from prtrace.storage_keys import artifact_key
 from tests.factories import blob_ref, chunk_body, trace_metadata
 from tests.integration.conftest import Api, aws, make_token, new_tenant, problem_type
 

@@ -22,8 +22,8 @@ from moto import mock_aws
 
 from functions.qa_runner.main import main
 from prtrace.document import ChainSummary, TraceDocument, WorkspaceSnapshots
-from prtrace.ingest import artifact_key
 from prtrace.schema import BlobRef, TraceMetadata
+from prtrace.storage_keys import artifact_key
 from tests.factories import trace_metadata
 from tests.moto_server import moto_server
 from tests.sandbox.archives import Member, tar_bytes

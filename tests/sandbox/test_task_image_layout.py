@@ -18,8 +18,8 @@ from pathlib import Path
 
 import boto3
 
-from prtrace.ingest import artifact_key
 from prtrace.qa.runner_site import copy_distributions
+from prtrace.storage_keys import artifact_key
 from tests.moto_server import moto_server
 from tests.sandbox.conftest import EXAMPLE_REPO, Backend
 

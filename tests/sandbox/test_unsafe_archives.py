@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from prtrace.adapters.artifacts import DirectoryArtifactStore
-from prtrace.ingest import artifact_key
 from prtrace.qa.archive import ArchiveLimits, extract_archive
 from prtrace.qa.errors import QAError, UnsafeArchive
 from prtrace.qa.service import QAService
 from prtrace.qa.snapshots import fetch_snapshot
 from prtrace.schema import BlobRef
+from prtrace.storage_keys import artifact_key
 from tests.sandbox.archives import Member, compress, tar_bytes
 from tests.sandbox.conftest import Backend
 

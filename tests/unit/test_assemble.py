@@ -21,12 +21,12 @@ from prtrace.assemble.service import (
     Rejected,
 )
 from prtrace.document import ChainSummary, TraceDocument
-from prtrace.ingest import ArtifactRequest, IngestService, artifact_key
+from prtrace.ingest import ArtifactRequest, IngestService
 from prtrace.integrity import KeyRing, chunk_mac, compute_chain, sha256_hex
 from prtrace.metrics import compute_metrics
 from prtrace.ports import PresignedUpload
 from prtrace.schema import Event, TraceMetadata, WorkspaceSnapshots
-from prtrace.storage_keys import document_key, judge_result_key, qa_report_key
+from prtrace.storage_keys import artifact_key, document_key, judge_result_key, qa_report_key
 from tests.assemble_support import (
     KEY_RING,
     TENANT,

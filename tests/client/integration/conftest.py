@@ -16,12 +16,10 @@ from tests.integration.conftest import make_token, new_tenant
 
 @pytest.fixture(scope="package")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloudInfo]:
-    local = LocalCloud(aws_port=0, api_port=0, state_dir=tmp_path_factory.mktemp("local-cloud"))
-    info = local.start()
-    try:
+    with LocalCloud(
+        aws_port=0, api_port=0, state_dir=tmp_path_factory.mktemp("local-cloud")
+    ) as info:
         yield info
-    finally:
-        local.stop()
 
 
 @dataclass(frozen=True)

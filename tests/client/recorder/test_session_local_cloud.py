@@ -45,12 +45,10 @@ SECRETS = [AWS_KEY_ID, AWS_SECRET, GITHUB_PAT, SLACK, DB_PASSWORD, BEARER, PEM_B
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloudInfo]:
-    local = LocalCloud(aws_port=0, api_port=0, state_dir=tmp_path_factory.mktemp("local-cloud"))
-    info = local.start()
-    try:
+    with LocalCloud(
+        aws_port=0, api_port=0, state_dir=tmp_path_factory.mktemp("local-cloud")
+    ) as info:
         yield info
-    finally:
-        local.stop()
 
 
 @pytest.fixture

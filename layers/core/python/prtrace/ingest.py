@@ -42,6 +42,7 @@ from prtrace.ports import (
 )
 from prtrace.records import FINALIZING, OPEN, ChunkRecord, Page, TraceRecord
 from prtrace.schema import MAX_BLOB_SIZE, BlobRef, Sha256Hex, TraceMetadata, WorkspaceSnapshots
+from prtrace.storage_keys import artifact_key, chunk_body_key
 from prtrace.validation import summarize
 
 MAX_CHUNK_SEQ: Final = 999_999
@@ -93,15 +94,6 @@ def utc_now() -> str:
 def new_trace_id() -> str:
     """Time-ordered, so a tenant's traces list newest first without an index."""
     return f"tr_{ULID()}"
-
-
-def trace_prefix(tenant: str, trace_id: str) -> str:
-    return f"tenants/{tenant}/traces/{trace_id}"
-
-
-def artifact_key(tenant: str, trace_id: str, sha256: str) -> str:
-    """Artifacts are content-addressed within their trace."""
-    return f"{trace_prefix(tenant, trace_id)}/artifacts/sha256/{sha256}"
 
 
 @dataclass(frozen=True)
@@ -174,7 +166,7 @@ class IngestService:
         self._check_against_stored(tenant, trace_id, prepared)
 
         ring = self._key_ring()
-        body_key = f"{trace_prefix(tenant, trace_id)}/chunks/{chunk_seq:06d}-{prepared.sha256}.json"
+        body_key = chunk_body_key(tenant, trace_id, chunk_seq, prepared.sha256)
         try:
             self._blobs.put_if_absent(body_key, prepared.body, prepared.sha256, "application/json")
         except Contention:

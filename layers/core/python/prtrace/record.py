@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from prtrace.ingest import TRACE_ID_PATTERN, trace_prefix, utc_now
+from prtrace.ingest import TRACE_ID_PATTERN, utc_now
 from prtrace.judge.result import JudgeResult
 from prtrace.outcome import (
     FailedStage,
@@ -31,6 +31,7 @@ from prtrace.outcome import (
 from prtrace.ports import ConditionFailed, TraceStore
 from prtrace.qa.report import QAReport
 from prtrace.records import TraceRecord
+from prtrace.storage_keys import trace_prefix
 from prtrace.validation import field_errors, summarize
 
 Key = Annotated[str, Field(min_length=1, max_length=1024)]

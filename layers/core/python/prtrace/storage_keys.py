@@ -1,12 +1,26 @@
-"""Where the pipeline's products live in the data bucket: one definition of each key.
+"""Where a trace's objects live in the data bucket: one definition of each key.
 
-Every key sits under the trace's prefix (`tenants/{tenant}/traces/{trace_id}/`), next to the
-chunks and artifacts ingestion stores, so a tenant's data never leaves its prefix.
+Every key sits under the trace's prefix (`tenants/{tenant}/traces/{trace_id}/`): the chunk
+bodies and artifacts ingestion stores and the pipeline's products, so a tenant's data
+never leaves its prefix (and IAM policies can name these shapes).
 """
 
 from __future__ import annotations
 
-from prtrace.ingest import trace_prefix
+
+def trace_prefix(tenant: str, trace_id: str) -> str:
+    return f"tenants/{tenant}/traces/{trace_id}"
+
+
+def chunk_body_key(tenant: str, trace_id: str, chunk_seq: int, sha256: str) -> str:
+    """A chunk's canonical body; named by its digest too, so a losing commit race leaves
+    an orphan body instead of overwriting the winner's."""
+    return f"{trace_prefix(tenant, trace_id)}/chunks/{chunk_seq:06d}-{sha256}.json"
+
+
+def artifact_key(tenant: str, trace_id: str, sha256: str) -> str:
+    """Artifacts are content-addressed within their trace."""
+    return f"{trace_prefix(tenant, trace_id)}/artifacts/sha256/{sha256}"
 
 
 def document_key(tenant: str, trace_id: str) -> str:

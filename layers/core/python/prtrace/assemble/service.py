@@ -27,7 +27,6 @@ from prtrace.assemble.ports import ReadableBlob, StreamingBlobStore
 from prtrace.assemble.rejection import Rejection, TraceRejected, reject
 from prtrace.canonical import canonical_json
 from prtrace.document import ChainSummary, TraceDocumentWriter
-from prtrace.ingest import artifact_key
 from prtrace.integrity import EventChain, KeyRing, UnknownKey, verify_chunk_mac
 from prtrace.metrics import MetricsAccumulator, timestamp_ms
 from prtrace.ports import TraceStore
@@ -44,7 +43,7 @@ from prtrace.schema import (
     TraceMetadata,
     WorkspaceSnapshots,
 )
-from prtrace.storage_keys import document_key, judge_result_key, qa_report_key
+from prtrace.storage_keys import artifact_key, document_key, judge_result_key, qa_report_key
 from prtrace.validation import field_errors, summarize
 
 # Recorders on one machine can still step their clock back a little (NTP slews, a restart

@@ -9,9 +9,9 @@ import io
 import tarfile
 from pathlib import Path
 
-from prtrace.ingest import artifact_key
 from prtrace.qa.ports import ArtifactStore
 from prtrace.schema import BlobRef
+from prtrace.storage_keys import artifact_key
 
 _MAGIC = {b"\x1f\x8b": "application/gzip", b"\x28\xb5\x2f\xfd": "application/zstd"}
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from prtrace.ingest import artifact_key
 from prtrace.qa.archive import extract_archive
 from prtrace.qa.dependencies import prepare_dependencies
 from prtrace.qa.errors import QAError
@@ -29,6 +28,7 @@ from prtrace.qa.shared_dirs import private_subdir, shared_dir
 from prtrace.qa.snapshots import fetch_snapshot
 from prtrace.qa.verdict import attribute_collection_errors, classify
 from prtrace.schema import BlobRef
+from prtrace.storage_keys import artifact_key
 
 Side = Literal["base", "final"]
 SIDES: Final[tuple[Side, Side]] = ("base", "final")

@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from prtrace.ingest import artifact_key
 from prtrace.qa.archive import MEDIA_TYPES
 from prtrace.qa.errors import QAError
 from prtrace.qa.ports import ArtifactMissing, ArtifactStore, ArtifactTooLarge
 from prtrace.schema import BlobRef
+from prtrace.storage_keys import artifact_key
 
 
 def sha256_of_file(path: Path) -> str:
