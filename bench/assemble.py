@@ -13,7 +13,6 @@ after minus peak before). Target: 100,000 events in < 10 s with < 256 MB peak.
 from __future__ import annotations
 
 import dataclasses
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from bench.memory import peak_rss_mb
 from prtrace.adapters.artifacts import DirectoryArtifactStore
 from prtrace.adapters.memory import MemoryTraceStore
 from prtrace.assemble.service import Assembled, AssembleService
@@ -65,17 +65,6 @@ def prepare(root: Path, events: int) -> None:
     (root / "records.json").write_bytes(orjson.dumps(records))
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork and
-    exec, so a worker started by a big parent (a test session) would report the parent's."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def worker(root: Path) -> dict[str, Any]:
     """Runs in the fresh process: load the records, assemble once, report."""
     records = orjson.loads((root / "records.json").read_bytes())
@@ -88,7 +77,7 @@ def worker(root: Path) -> dict[str, Any]:
     del records
     blobs = DirectoryArtifactStore(root / "bucket")
     service = AssembleService(traces, blobs, lambda: KEY_RING, spool_dir=str(root))
-    before = _peak_rss_mb()
+    before = peak_rss_mb()
     start = time.perf_counter()
     outcome = service.assemble(TENANT, TRACE_ID)
     elapsed = time.perf_counter() - start
@@ -96,7 +85,7 @@ def worker(root: Path) -> dict[str, Any]:
         raise SystemExit(f"benchmark trace was rejected: {outcome.reason}")
     return {
         "seconds": elapsed,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "rss_before_mb": before,
         "events": outcome.event_count,
         "document_bytes": outcome.document_bytes,

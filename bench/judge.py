@@ -11,14 +11,18 @@ Measured, each the median of `ROUNDS` runs after one warm-up:
 
 from __future__ import annotations
 
-import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from bench.memory import peak_rss_mb
 from prtrace.document import TraceDocument
 from prtrace.judge.prompt import DEFAULT_TOKEN_BUDGET, build_prompt
 from prtrace.judge.rubric import load_rubric
@@ -64,13 +68,36 @@ def run() -> dict[str, float]:
         ),
     }
     results = {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}
-    results["judge_peak_rss_mb"] = round(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
-    )
+    results["judge_offline_100k_events_peak_rss_mb"] = _lambda_peak_mb(raw)
     return results
 
 
+def _lambda_peak_mb(raw: bytes) -> float:
+    """What the Judge Lambda holds at its peak: a fresh process loads the stored document
+    and runs the offline judge on it (the OpenAI judge holds the same plus the prompt)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "document.json"
+        path.write_bytes(raw)
+        answer = subprocess.run(  # noqa: S603 - this interpreter running this module
+            [sys.executable, "-m", "bench.judge", "--worker", str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+    return round(float(answer.stdout.splitlines()[-1]), 1)
+
+
+def _worker(path: Path) -> float:
+    doc = TraceDocument.model_validate_json(path.read_bytes())
+    judge_trace(doc, None, load_rubric(), None)
+    return peak_rss_mb()
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        print(_worker(Path(sys.argv[2])))
+        return
     results = run()
     table = Table(f"judge on a {EVENTS:,}-event trace (median of {ROUNDS})", "value")
     for key, value in results.items():

@@ -12,7 +12,6 @@ Prints a table and writes the same figures to bench-results.json (flat keys, uni
 from __future__ import annotations
 
 import os
-import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import assemble, client_overhead, client_upload, e2e_local, judge, pipeline, qa
+from bench.memory import peak_rss_mb
 from prtrace.adapters.memory import MemoryBlobStore, MemoryTraceStore
 from prtrace.chunks import prepare_chunk
 from prtrace.ingest import IngestService
@@ -111,7 +111,7 @@ def run() -> dict[str, float]:
         results[f"{name}_p99_ms"] = round(p99 * 1000, 3)
         table.add_row(name, f"{EVENTS / p50:,.0f}", f"{p50 * 1000:.2f}", f"{p99 * 1000:.2f}")
     results["ingest_chunk_target_events_per_s"] = 60_000
-    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    results["peak_rss_mb"] = round(peak_rss_mb(), 1)
     console = Console()
     console.print(table)
     console.print(f"target ingest_chunk ≥ 60,000 events/s; peak RSS {results['peak_rss_mb']} MB")

@@ -247,7 +247,7 @@ class PipelineConstruct(Construct):
             shared=shared,
             handler="functions.judge.handler.lambda_handler",
             environment=judge_environment,
-            memory_mb=1536,  # a 100,000-event document is ~30 MB of JSON to load
+            memory_mb=1536,  # 100,000 events: ~385 MB peak (make bench); memory is CPU here
             timeout_s=600,
             description="Score a trace on the rubric (OpenAI or the offline judge)",
         )
