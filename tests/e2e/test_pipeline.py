@@ -9,6 +9,7 @@ from Step Functions to prove "exactly one"."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 import threading
 import uuid
 from collections.abc import Iterator
@@ -250,3 +251,24 @@ def test_finalizing_twice_or_concurrently_starts_exactly_one_execution(
     assert view["status"] == "complete"
     assert client.finalize(trace_id, TRACE_DIR).status_code == 202  # after it ended, too
     assert len(_executions(cloud, trace_id)) == 1
+
+
+def test_a_trace_without_snapshots_is_judged_without_qa(
+    client: TraceClient, llm: FakeOpenAI, tmp_path: Path
+) -> None:
+    _judged_well(llm)
+    directory = tmp_path / "no-snapshots"
+    shutil.copytree(TRACE_DIR, directory)
+    (directory / "finalize.json").write_text('{"expected_chunks": 3}')
+    trace_id = client.upload(directory)
+    assert client.finalize(trace_id, directory).status_code == 202
+    view, seen = client.wait(trace_id)
+
+    assert view["status"] == "complete", view
+    assert "testing" not in seen
+    assert view["outcome"]["qa"] is None
+    assert view["outcome"]["qa_skipped"] == "no_snapshots"
+    assert view["outcome"]["judge"]["status"] == "ok"
+    missing = client.http.get(f"/v1/traces/{trace_id}/qa-report")
+    assert missing.status_code == 409
+    assert "snapshot" in missing.json()["detail"]
