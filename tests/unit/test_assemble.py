@@ -24,13 +24,13 @@ from prtrace.document import ChainSummary, TraceDocument
 from prtrace.ingest import ArtifactRequest, IngestService
 from prtrace.integrity import KeyRing, chunk_mac, compute_chain, sha256_hex
 from prtrace.metrics import compute_metrics
-from prtrace.ports import PresignedUpload
 from prtrace.schema import Event, TraceMetadata, WorkspaceSnapshots
 from prtrace.storage_keys import artifact_key, document_key, judge_result_key, qa_report_key
 from tests.assemble_support import (
     KEY_RING,
     TENANT,
     TRACE_ID,
+    IngestBlobs,
     StoredTrace,
     artifacts_of,
     at_ms,
@@ -209,25 +209,6 @@ def test_each_distinct_artifact_is_read_once(traces, blobs):
     blobs.open_read = counting  # type: ignore[method-assign]
     assembled(trace)
     assert opened.count(artifact_key(TENANT, TRACE_ID, hashlib.sha256(log).hexdigest())) == 1
-
-
-class IngestBlobs(DirectoryArtifactStore):
-    """The directory store with what ingestion also asks of a blob store."""
-
-    def head(self, key: str) -> int | None:
-        found = self.open_read(key)
-        if found is None:
-            return None
-        found.body.close()
-        return found.size
-
-    def presign_put(
-        self, key: str, sha256_hex: str, size: int, content_type: str, expires_in: int
-    ) -> PresignedUpload:
-        return PresignedUpload(url=f"file://{key}", headers={}, expires_in=expires_in)
-
-    def ping(self) -> None:
-        return None
 
 
 def test_assembles_what_ingestion_stored(tmp_path):

@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 from prtrace.adapters.memory import MemoryBlobStore, MemoryTraceStore
+from prtrace.assemble.service import AssembleService, Rejected
 from prtrace.errors import (
     ChunkConflict,
-    DuplicateEventIds,
     IncompleteTrace,
     SeqDiscontinuity,
     TraceNotOpen,
@@ -18,6 +18,7 @@ from prtrace.errors import (
 from prtrace.ingest import IngestService
 from prtrace.integrity import KeyRing
 from prtrace.schema import TraceMetadata
+from tests.assemble_support import IngestBlobs
 from tests.factories import chunk_body, event, trace_metadata
 
 RING = KeyRing(current_id="k1", keys={"k1": b"s" * 32})
@@ -89,20 +90,27 @@ def test_two_finalizers_agree(setup):
     assert service.finalize("acme", trace_id, 1).status == "finalizing"
 
 
-def test_finalize_catches_duplicates_that_raced_past_chunk_checks(setup):
-    store, _, service, trace_id = setup
-    service.put_chunk("acme", trace_id, 0, chunk_body(0, 2))
-    chunk1 = orjson.dumps({"events": [event(2, event_id="dup")]})
-    chunk2 = orjson.dumps({"events": [event(3, event_id="dup")]})
+def test_duplicates_that_raced_past_chunk_checks_end_rejected_not_stuck_open(tmp_path):
+    store = RacingStore()
+    blobs = IngestBlobs(tmp_path / "bucket")
+    service = IngestService(store, blobs, lambda: RING)
+    trace_id = service.create_trace("acme", TraceMetadata.model_validate(trace_metadata())).trace_id
+    notes = [event(seq, "rationale_note") for seq in range(4)]  # no artifacts to upload
+    notes[2]["event_id"] = notes[3]["event_id"] = "dup"
+    service.put_chunk("acme", trace_id, 0, orjson.dumps({"events": notes[:2]}))
+    chunk1 = orjson.dumps({"events": [notes[2]]})
+    chunk2 = orjson.dumps({"events": [notes[3]]})
     # Each PUT checks the trace before the other is stored, so both are accepted...
     store.competitor = lambda: service.put_chunk("acme", trace_id, 1, chunk1)
     service.put_chunk("acme", trace_id, 2, chunk2)
     assert store.get_trace("acme", trace_id).chunk_count == 3
-    # ...and finalize, which re-checks the whole trace, refuses it and names the chunk.
-    with pytest.raises(DuplicateEventIds) as caught:
-        service.finalize("acme", trace_id, 3)
-    assert caught.value.duplicates == {"dup": 1}
-    assert store.get_trace("acme", trace_id).status == "open"
+    # ...and no later request can change stored chunks: finalize takes the trace, and the
+    # pipeline's Assemble step rejects it, naming the chunk and the event.
+    assert service.finalize("acme", trace_id, 3).status == "finalizing"
+    outcome = AssembleService(store, blobs, lambda: RING).assemble("acme", trace_id)
+    assert isinstance(outcome, Rejected)
+    assert outcome.reason.code == "duplicate_event_id"
+    assert (outcome.reason.chunk_seq, outcome.reason.event_id) == (2, "dup")
 
 
 def test_finalize_rechecks_when_a_chunk_lands_meanwhile(setup):
