@@ -3,14 +3,16 @@
 Each worker has the function's own environment, its deployed code and layers, and is held
 to the function's timeout (killed and replaced) and memory size (resident memory watched;
 over the limit the worker is killed, as Lambda ends a function that runs out of memory).
-Logs of every worker go to `<log_dir>/<function>.log`; the tail of an invocation's log is
-returned with it (LogResult) and printed when the invocation fails.
+Each worker logs to its own file, `<log_dir>/<function>-<n>.log` (as each Lambda execution
+environment has its own log stream), so the tail of an invocation's log, returned with it
+(LogResult) and printed when it fails, is that invocation's alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import logging
 import os
 import subprocess
@@ -187,7 +189,8 @@ class FunctionPool:
         self.spec = spec
         self._code_dir = unzip_to(spec.code_zip, work_dir / spec.name / spec.fingerprint[:16])
         self._base_env = base_env
-        self._log_path = log_dir / f"{spec.name}.log"
+        self._log_dir = log_dir
+        self._started = itertools.count(1)
         self._idle: list[_Worker] = []
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
@@ -210,7 +213,8 @@ class FunctionPool:
         with self._lock:
             worker = self._idle.pop() if self._idle else None
         if worker is None or not worker.alive():
-            worker = _Worker(self.spec, self._code_dir, self._base_env, self._log_path)
+            log_path = self._log_dir / f"{self.spec.name}-{next(self._started)}.log"
+            worker = _Worker(self.spec, self._code_dir, self._base_env, log_path)
             with self._lock:
                 self._all.append(worker)
         try:

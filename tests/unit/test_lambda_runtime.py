@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,11 @@ def handler(event, context):
         return len(blocks)
     if action == "exit":
         os._exit(3)
+    if action == "chatter":
+        for line in range(event["lines"]):
+            print(event["who"], line, flush=True)
+            time.sleep(0.01)
+        raise RuntimeError(event["who"])
     remaining = context.get_remaining_time_in_millis()
     return {"cold": _cold, "pid": os.getpid(), "remaining_ms": remaining,
             "name": context.function_name}
@@ -124,6 +130,26 @@ def test_an_exception_is_the_invocations_error_with_its_log(runtime: LambdaRunti
     again, errored, _ = _invoke(runtime, _spec(), {})
     assert not errored  # the worker survives a handled error
     assert "pid" in again  # type: ignore[operator]
+
+
+def test_concurrent_invocations_get_only_their_own_log(runtime: LambdaRuntime) -> None:
+    """Each worker logs to its own file: a failing invocation's log never carries lines
+    another invocation printed meanwhile."""
+    spec = _spec()
+    results: dict[str, str] = {}
+
+    def chatter(who: str) -> None:
+        results[who] = _invoke(runtime, spec, {"action": "chatter", "who": who, "lines": 20})[2]
+
+    threads = [threading.Thread(target=chatter, args=(who,)) for who in ("alpha", "omega")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert "alpha 19" in results["alpha"]
+    assert "omega" not in results["alpha"]
+    assert "omega 19" in results["omega"]
+    assert "alpha" not in results["omega"]
 
 
 def test_the_timeout_kills_the_worker_and_a_fresh_one_serves_next(runtime: LambdaRuntime) -> None:
