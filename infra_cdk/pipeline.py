@@ -132,31 +132,14 @@ class QaTaskConstruct(Construct):
             ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False)  # noqa: S108
         )
         # The task reads the trace's document and snapshots and writes only its report.
-        task_role = self.task_definition.task_role
-        task_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject"], resources=[storage.bucket.arn_for_objects(TRACE_OBJECTS)]
-            )
+        _grant_trace_objects(
+            self.task_definition.task_role, storage, writes=f"{TRACE_OBJECTS}/qa/*"
         )
-        task_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["s3:PutObject"],
-                resources=[storage.bucket.arn_for_objects(f"{TRACE_OBJECTS}/qa/*")],
-            )
-        )
-        task_role.add_to_principal_policy(_list_trace_prefixes(storage))
         acknowledge(
             self.task_definition,
             "AwsSolutions-ECS2",
             "Plain settings only (bucket name, limits); no secret is passed to the task.",
         )
-        for pattern in (TRACE_OBJECTS, f"{TRACE_OBJECTS}/qa/*"):
-            acknowledge(
-                task_role,
-                object_wildcard(storage.bucket, pattern),
-                "Object keys are per tenant and trace; the task reads one trace's objects "
-                "and writes only its QA report.",
-            )
         acknowledge(
             self.task_definition.obtain_execution_role(),
             "AwsSolutions-IAM5[Resource::*]",
@@ -175,25 +158,22 @@ def _no_capabilities(scope: Construct) -> ecs.LinuxParameters:
     return parameters
 
 
-def _list_trace_prefixes(storage: StorageConstruct) -> iam.PolicyStatement:
-    # Without ListBucket a read of a missing key is 403, not 404.
-    return iam.PolicyStatement(
-        actions=["s3:ListBucket"],
-        resources=[storage.bucket.bucket_arn],
-        conditions={"StringLike": {"s3:prefix": ["tenants/*"]}},
+def _grant_trace_objects(role: iam.IRole, storage: StorageConstruct, *, writes: str | None) -> None:
+    """A pipeline step (function or QA task) reads a trace's objects and writes only its
+    own output."""
+    objects = storage.bucket.arn_for_objects
+    role.add_to_principal_policy(
+        iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects(TRACE_OBJECTS)])
     )
-
-
-def _trace_objects(fn: ServiceFunction, storage: StorageConstruct, *, writes: str | None) -> None:
-    """A pipeline step reads a trace's objects and writes only its own output."""
-    fn.allow(["s3:GetObject"], [storage.bucket.arn_for_objects(TRACE_OBJECTS)])
-    fn.role.add_to_policy(_list_trace_prefixes(storage))
+    role.add_to_principal_policy(storage.list_tenant_data())
     if writes:
-        fn.allow(["s3:PutObject"], [storage.bucket.arn_for_objects(writes)])
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[objects(writes)])
+        )
     for pattern in (TRACE_OBJECTS, writes):
         if pattern:
             acknowledge(
-                fn.role,
+                role,
                 object_wildcard(storage.bucket, pattern),
                 "Object keys are per tenant and trace; each step reads a trace's objects "
                 "and writes only its own output.",
@@ -228,7 +208,7 @@ class PipelineConstruct(Construct):
         self.assemble.allow(
             ["dynamodb:GetItem", "dynamodb:Query"], [storage.traces_table.table_arn]
         )
-        _trace_objects(self.assemble, storage, writes=f"{TRACE_OBJECTS}/document.json")
+        _grant_trace_objects(self.assemble.role, storage, writes=f"{TRACE_OBJECTS}/document.json")
         self.assemble.allow(["secretsmanager:GetSecretValue"], [storage.integrity_key.secret_arn])
 
         judge_environment = {
@@ -251,7 +231,7 @@ class PipelineConstruct(Construct):
             timeout_s=600,
             description="Score a trace on the rubric (OpenAI or the offline judge)",
         )
-        _trace_objects(self.judge, storage, writes=f"{TRACE_OBJECTS}/judge/*")
+        _grant_trace_objects(self.judge.role, storage, writes=f"{TRACE_OBJECTS}/judge/*")
         # The operator creates and fills the secret; the stack only names it.
         self.judge.allow(
             ["secretsmanager:GetSecretValue"],
@@ -279,7 +259,7 @@ class PipelineConstruct(Construct):
         self.record.allow(
             ["dynamodb:GetItem", "dynamodb:UpdateItem"], [storage.traces_table.table_arn]
         )
-        _trace_objects(self.record, storage, writes=None)
+        _grant_trace_objects(self.record.role, storage, writes=None)
 
         self.qa = QaTaskConstruct(self, "Qa", config=config, storage=storage)
         self.state_machine = self._state_machine(config, storage)

@@ -12,9 +12,7 @@ from infra_cdk.lambdas import ServiceFunction, SharedCode
 from infra_cdk.monitoring import MonitoringConstruct
 from infra_cdk.nag import acknowledge, object_wildcard
 from infra_cdk.pipeline import PipelineConstruct
-from infra_cdk.storage import StorageConstruct
-
-TENANT_DATA_PREFIX = "tenants/*"
+from infra_cdk.storage import TENANT_DATA_PREFIX, StorageConstruct
 
 
 class PrtraceStack(Stack):
@@ -158,14 +156,7 @@ class PrtraceStack(Stack):
                 resources=[storage.bucket.arn_for_objects(TENANT_DATA_PREFIX)],
             )
         )
-        # Without ListBucket a HEAD of a missing key is 403, not 404.
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[storage.bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [TENANT_DATA_PREFIX]}},
-            )
-        )
+        role.add_to_policy(storage.list_tenant_data())
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["secretsmanager:GetSecretValue"],

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra_cdk.config import StackConfig
 from infra_cdk.nag import acknowledge
+
+# Every object of a tenant is under this prefix (prtrace.storage_keys).
+TENANT_DATA_PREFIX = "tenants/*"
 
 INTEGRITY_KEY_ID = "k1"
 
@@ -99,6 +103,15 @@ class StorageConstruct(Construct):
             self.integrity_key,
             "AwsSolutions-SMG4",
             "Key ids make rotation a manual, audited key-ring edit; old keys must stay.",
+        )
+
+    def list_tenant_data(self) -> iam.PolicyStatement:
+        """ListBucket under the tenants' prefix: without it a read or HEAD of a missing key
+        is 403, not 404."""
+        return iam.PolicyStatement(
+            actions=["s3:ListBucket"],
+            resources=[self.bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [TENANT_DATA_PREFIX]}},
         )
 
     def _table(
