@@ -1,10 +1,9 @@
-"""Helpers for the pipeline's end-to-end tests: a plain HTTP client of the API (what any
-client does: create, upload, send chunks, finalize, poll) and variants of the example
+"""Helpers for the pipeline's end-to-end tests: a client of the API (the SDK uploads;
+finalize and polling are plain HTTP, so tests see the status codes) and variants of the example
 trace whose final workspace differs (a fix that breaks another test, a hanging test)."""
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 import time
@@ -17,9 +16,10 @@ import httpx
 import orjson
 
 from examples.snapshots import TRACE_DIR, finalize_request, fixed_workspace, workspace_archive
+from prtrace_client import PrtraceClient
+from prtrace_client.submit import media_type
 
 TERMINAL = {"complete", "rejected", "failed"}
-MEDIA_TYPES = {".diff": "text/x-diff", ".gz": "application/gzip", ".txt": "text/plain"}
 
 
 class TraceClient:
@@ -27,39 +27,21 @@ class TraceClient:
 
     def __init__(self, endpoint: str, token: str, tenant: str) -> None:
         self.tenant = tenant
+        self.sdk = PrtraceClient(endpoint, token)
         self.http = httpx.Client(
             base_url=endpoint, headers={"authorization": f"Bearer {token}"}, timeout=60
         )
 
     def upload(self, directory: Path) -> str:
-        """Create the trace, upload its artifacts and chunks; returns the trace id."""
+        """Create the trace, upload its artifacts and chunks through the SDK (finalize is
+        left to the test); returns the trace id."""
         metadata = orjson.loads((directory / "trace.json").read_bytes())
         metadata["task"]["title"] += f" ({uuid.uuid4().hex[:8]})"  # a new trace every time
-        created = self._ok(self.http.post("/v1/traces", json=metadata), 201)
-        trace_id = str(created["trace_id"])
+        trace_id = str(self.sdk.create_trace(metadata)["trace_id"])
         for path in sorted((directory / "artifacts").iterdir()):
-            content = path.read_bytes()
-            asked = self._ok(
-                self.http.post(
-                    f"/v1/traces/{trace_id}/artifacts",
-                    json={
-                        "sha256": hashlib.sha256(content).hexdigest(),
-                        "size": len(content),
-                        "media_type": MEDIA_TYPES.get(path.suffix, "text/plain"),
-                    },
-                ),
-                201,
-            )
-            if asked["upload"] is not None:
-                put = httpx.put(
-                    asked["upload"]["url"], content=content, headers=asked["upload"]["headers"]
-                )
-                assert put.status_code < 300, put.text
+            self.sdk.upload_artifact(trace_id, path, media_type(path))
         for seq, path in enumerate(sorted(directory.glob("chunk-*.json"))):
-            self._ok(
-                self.http.put(f"/v1/traces/{trace_id}/chunks/{seq}", content=path.read_bytes()),
-                201,
-            )
+            self.sdk.put_chunk(trace_id, seq, path.read_bytes())
         return trace_id
 
     def finalize(self, trace_id: str, directory: Path) -> httpx.Response:
