@@ -11,7 +11,7 @@ from pathlib import Path
 
 from examples.snapshots import TRACE_DIR
 from infra_cdk.local.cloud import LocalCloud
-from tests.e2e.pipeline_support import TERMINAL, TraceClient
+from tests.e2e.pipeline_support import TraceClient
 
 ROUNDS = 5
 POLL_S = 0.05
@@ -23,17 +23,9 @@ def _finalize_to_end(client: TraceClient) -> tuple[float, dict[str, float]]:
     answer = client.finalize(trace_id, TRACE_DIR)
     if answer.status_code != 202:
         raise RuntimeError(f"finalize answered {answer.status_code}: {answer.text}")
-    entered: dict[str, float] = {}
-    while True:
-        status = client.trace(trace_id)["status"]
-        entered.setdefault(status, time.perf_counter() - started)
-        if status in TERMINAL:
-            break
-        if time.perf_counter() - started > 300:
-            raise RuntimeError(f"trace {trace_id} still {status} after 300 s")
-        time.sleep(POLL_S)
-    if status != "complete":
-        raise RuntimeError(f"trace {trace_id} ended {status}")
+    view, entered = client.wait(trace_id, timeout_s=300, poll_s=POLL_S, since=started)
+    if view["status"] != "complete":
+        raise RuntimeError(f"trace {trace_id} ended {view['status']}")
     return entered["complete"], entered
 
 

@@ -54,18 +54,25 @@ class TraceClient:
     def trace(self, trace_id: str) -> dict[str, Any]:
         return dict(self._ok(self.http.get(f"/v1/traces/{trace_id}"), 200))
 
-    def wait(self, trace_id: str, timeout_s: float = 180) -> tuple[dict[str, Any], list[str]]:
-        """Poll until the pipeline ends; returns the final view and the statuses seen."""
-        deadline = time.monotonic() + timeout_s
-        seen: list[str] = []
-        while time.monotonic() < deadline:
+    def wait(
+        self,
+        trace_id: str,
+        timeout_s: float = 180,
+        poll_s: float = 0.25,
+        since: float | None = None,
+    ) -> tuple[dict[str, Any], dict[str, float]]:
+        """Poll until the pipeline ends; returns the final view and each status seen, in
+        order, with when it was first seen (seconds after `since`, a perf_counter time,
+        by default the call)."""
+        started = time.perf_counter() if since is None else since
+        seen: dict[str, float] = {}
+        while time.perf_counter() - started < timeout_s:
             view = self.trace(trace_id)
-            if not seen or seen[-1] != view["status"]:
-                seen.append(view["status"])
+            seen.setdefault(view["status"], time.perf_counter() - started)
             if view["status"] in TERMINAL:
                 return view, seen
-            time.sleep(0.25)
-        raise AssertionError(f"trace {trace_id} still {seen[-1]} after {timeout_s} s: {seen}")
+            time.sleep(poll_s)
+        raise AssertionError(f"trace {trace_id} not finished after {timeout_s} s: {list(seen)}")
 
     def download(self, trace_id: str, result: str) -> Any:
         link = self._ok(self.http.get(f"/v1/traces/{trace_id}/{result}"), 200)

@@ -110,7 +110,7 @@ def test_the_example_trace_completes_resolved_with_judge_scores(
     view, seen = client.wait(trace_id)
 
     assert view["status"] == "complete", view
-    assert seen[-1] == "complete"
+    assert list(seen)[-1] == "complete"
     assert set(seen) <= {"finalizing", "assembling", "testing", "judging", "complete"}
     outcome = view["outcome"]
     assert outcome["qa"]["verdict"] == "resolved", outcome["qa"]
