@@ -11,22 +11,17 @@ from __future__ import annotations
 import hashlib
 import shutil
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import orjson
 import pytest
 
 from examples.snapshots import TRACE_DIR
 from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
-from prtrace.adapters.wiring import build_token_store
 from prtrace.document import TraceDocument
-from prtrace.ingest import utc_now
 from prtrace.judge.rubric import DIMENSION_IDS
-from prtrace.tokens import issue_token
 from tests.e2e.pipeline_support import (
     TraceClient,
     add_hanging_test,
@@ -34,6 +29,7 @@ from tests.e2e.pipeline_support import (
     trace_variant,
 )
 from tests.fake_openai import FakeOpenAI, Scripted, answer, completion, fake_openai_server
+from tests.integration.conftest import aws, make_token, new_tenant
 
 FAIL_TO_PASS = "tests/test_ranges.py::test_merge_keeps_last_interval"
 QA_WALL_TIMEOUT_S = 10
@@ -70,23 +66,11 @@ def _fresh_script(llm: FakeOpenAI) -> Iterator[None]:
     llm.script.clear()
 
 
-def aws(info: LocalCloudInfo, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=info.aws_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-
-
 @pytest.fixture
 def client(cloud: LocalCloudInfo) -> TraceClient:
     """A fresh tenant per test: its traces and idempotency keys are its own."""
-    tenant = f"e2e-{uuid.uuid4().hex[:10]}"
-    token, record = issue_token(tenant, ["ingest", "read"], now=utc_now(), description="e2e")
-    build_token_store(cloud.stack.outputs["TokensTableName"]).put_token(record)
-    return TraceClient(cloud.endpoint, token, tenant)
+    tenant = new_tenant()
+    return TraceClient(cloud.endpoint, make_token(cloud, tenant, ["ingest", "read"]), tenant)
 
 
 def _judged_well(llm: FakeOpenAI) -> None:
