@@ -119,9 +119,6 @@ class LocalCloud:
     def _start(self, started: float) -> LocalCloudInfo:
         if self._target is not None:
             return self._start_against_target(self._target, started)
-        # moto names every resource type it leaves to others (alarms, the HTTP API, …);
-        # localize.py says which ones matter and how they are served.
-        logging.getLogger("moto.cloudformation.parsing").setLevel(logging.ERROR)
         logging.getLogger("moto").addFilter(_skipped_resource_types)
         # The interpreter logs every failed state at ERROR; executions' histories say it.
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
