@@ -34,10 +34,6 @@ QA_USER: Final = "10001:10001"
 TRACE_OBJECTS: Final = "tenants/*/traces/*"
 
 
-def asl_text() -> str:
-    return ASL_PATH.read_text()
-
-
 class QaTaskConstruct(Construct):
     """The QA container on Fargate: isolated subnets (no route out; only the S3, ECR and
     Logs endpoints answer), a read-only root file system, a non-root user, no Linux
@@ -279,7 +275,6 @@ class PipelineConstruct(Construct):
             "QaSubnetB": subnets[1 % len(subnets)].subnet_id,
             "QaSecurityGroupId": qa.security_group.security_group_id,
         }
-        self.substitutions = substitutions
         log_group = logs.LogGroup(
             self,
             "ExecutionLogs",
@@ -295,7 +290,9 @@ class PipelineConstruct(Construct):
         state_machine = sfn.StateMachine(
             self,
             "StateMachine",
-            definition_body=sfn.DefinitionBody.from_string(Fn.sub(asl_text(), substitutions)),
+            definition_body=sfn.DefinitionBody.from_string(
+                Fn.sub(ASL_PATH.read_text(), substitutions)
+            ),
             state_machine_type=sfn.StateMachineType.STANDARD,
             role=role,
             tracing_enabled=True,
