@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from prtrace.qa.dependencies import read_declaration
+from prtrace.qa.declarations import read_declaration
 from prtrace.qa.errors import QAError
 
 
@@ -21,7 +21,8 @@ def test_requirements_and_pyproject_dependencies(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[project]\ndependencies = ["idna==3.10"]\n')
     declaration = read_declaration(tmp_path)
     assert declaration.requirement_files == ["requirements-dev.txt", "requirements.txt"]
-    assert declaration.pyproject_dependencies == ["idna==3.10"]
+    assert declaration.project_requirements == ["idna==3.10"]
+    assert not declaration.installable  # no [build-system], no setup.py
 
 
 def test_the_key_covers_local_files_the_requirements_name(tmp_path: Path) -> None:
@@ -34,8 +35,9 @@ def test_the_key_covers_local_files_the_requirements_name(tmp_path: Path) -> Non
     assert read_declaration(tmp_path).fingerprint != first
 
 
-def test_invalid_pyproject_is_a_dependency_error(tmp_path: Path) -> None:
+def test_invalid_pyproject_is_the_repositorys_error(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[project\n")
     with pytest.raises(QAError) as failed:
         read_declaration(tmp_path)
-    assert failed.value.reason == "dependency_install_failed"
+    assert failed.value.reason == "repo_error"
+    assert "pyproject.toml" in failed.value.detail

@@ -1,86 +1,72 @@
-"""The repository's declared dependencies, installed in a separate preparation step.
+"""The run's private Python environment, prepared in a separate sandboxed step.
 
-Declarations: `requirements*.txt` at the workspace root and `[project].dependencies` in
-pyproject.toml. They are installed with pip (`--target`) inside the sandbox with network
-(unless disabled: then `--no-index`, so only local wheels and paths resolve) into a cache
-directory keyed by the SHA-256 of the declarations, the interpreter and the backend; the
-test run then mounts that directory read-only, without network.
+What goes in is read by declarations.py. Like SWE-bench's harness, the step makes a virtual
+environment with the sandbox's interpreter and installs, in one pip resolution, the declared
+test requirements and the workspace project itself (editable, with its extras), so tests
+import the workspace code and never a released copy a test dependency dragged in. When the
+project cannot be built, its requirements are installed without it and the test run puts
+`src/` first on the path instead (`workspace_install: src_path`, with pip's reason).
+
+The runner's pytest (runner_site.py) is appended to the environment's path by a `.pth` file,
+so it is used only when the environment has no pytest of its own: a repository that
+declares (or pins) pytest runs its own.
+
+Installs run with network (unless disabled: then `--no-index`, so only local wheels and
+paths resolve) into a cache directory keyed by the SHA-256 of everything that was read,
+the interpreter, the backend and the runner; the test runs mount it read-only, without
+network.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
-import tomllib
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Final
 
+from prtrace.qa.declarations import Declaration, read_declaration
 from prtrace.qa.errors import QAError
-from prtrace.qa.sandbox import Sandbox, SandboxLimits, SandboxRun
+from prtrace.qa.report import PytestSource, WorkspaceInstall
+from prtrace.qa.sandbox import Sandbox, SandboxLimits, SandboxResult, SandboxRun
 from prtrace.qa.shared_dirs import READABLE, private_subdir, shared_dir
+
+_STATE_FILE: Final = "prtrace-environment.json"
+_RUNNER_PTH: Final = "zzz-prtrace-runner.pth"  # sorted last: the lowest priority on sys.path
+# Makes the environment with the sandbox's own interpreter, then runs that interpreter's
+# pip against it (`pip --python`): no pip inside the environment, nothing from the host.
+_BOOTSTRAP: Final = (
+    "import runpy, sys, venv\n"
+    "target = sys.argv[1]\n"
+    "venv.create(target, with_pip=False, symlinks=True)\n"
+    "sys.argv = ['pip', '--python', target + '/bin/python', *sys.argv[2:]]\n"
+    "runpy.run_module('pip', run_name='__main__', alter_sys=True)\n"
+)
 
 
 @dataclass(frozen=True)
-class Declaration:
-    requirement_files: list[str]  # relative to the workspace root
-    pyproject_dependencies: list[str]
-    fingerprint: str
+class TestSetup:
+    """What a test run needs from preparation: the environment (None: the runner's pytest
+    alone), how the workspace is importable, and the repository's own pytest arguments."""
 
-    @property
-    def empty(self) -> bool:
-        return not self.requirement_files and not self.pyproject_dependencies
+    __test__ = False
 
+    environment: Path | None = None  # host directory, read-only to test runs
+    workspace_install: WorkspaceInstall = "none"
+    pytest_source: PytestSource = "runner"
+    install_detail: str | None = None
+    sources: list[str] = field(default_factory=list)
+    pytest_args: list[str] = field(default_factory=list)
 
-def read_declaration(workspace: Path) -> Declaration:
-    digest = hashlib.sha256()
-    files = sorted(
-        p.name for p in workspace.glob("requirements*.txt") if p.is_file() and not p.is_symlink()
-    )
-    for name in files:
-        text = (workspace / name).read_bytes()
-        digest.update(b"file\0" + name.encode() + b"\0" + text)
-        for referenced in _local_files(workspace, text):
-            # A wheel, archive or -r/-c file in the workspace: its bytes are part of the key.
-            digest.update(
-                b"ref\0" + referenced.encode() + b"\0" + (workspace / referenced).read_bytes()
-            )
-    dependencies: list[str] = []
-    pyproject = workspace / "pyproject.toml"
-    if pyproject.is_file() and not pyproject.is_symlink():
-        try:
-            project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-            raise QAError(
-                "dependency_install_failed", f"pyproject.toml is not valid TOML: {error}"
-            ) from None
-        raw = project.get("dependencies", []) if isinstance(project, dict) else []
-        if not isinstance(raw, list) or not all(isinstance(d, str) for d in raw):
-            raise QAError(
-                "dependency_install_failed", "[project].dependencies is not a list of strings"
-            )
-        dependencies = list(raw)
-        for spec in dependencies:
-            digest.update(b"dep\0" + spec.encode() + b"\0")
-    return Declaration(files, dependencies, digest.hexdigest())
-
-
-def _local_files(workspace: Path, requirements: bytes) -> list[str]:
-    """Files inside the workspace that a requirements file names (local wheels, sdists,
-    nested -r/-c files); symlinks and anything outside are ignored."""
-    found: list[str] = []
-    root = workspace.resolve()
-    for line in requirements.decode(errors="replace").splitlines():
-        for token in line.split("#", 1)[0].split():
-            if token.startswith("-") or "://" in token:
-                continue
-            candidate = (workspace / token).resolve()
-            if candidate.is_relative_to(root) and candidate.is_file():
-                path = workspace / token
-                if not path.is_symlink():
-                    found.append(candidate.relative_to(root).as_posix())
-    return sorted(set(found))
+    def summary(self) -> dict[str, object]:
+        """For the report."""
+        values = asdict(self)
+        values.pop("environment")
+        values.pop("pytest_args")
+        return values
 
 
 def _own_tree(root: Path, owner: tuple[int, int]) -> None:
@@ -103,6 +89,18 @@ def _readable_tree(root: Path) -> None:
                 os.chmod(path, READABLE if executable else READABLE & 0o666)
 
 
+def _site_packages(environment: Path) -> Path | None:
+    found = sorted(environment.glob("lib/python3*/site-packages"))
+    return found[0] if found else None
+
+
+def _tail(result: SandboxResult, lines: int = 5) -> str:
+    why = "timed out" if result.timed_out else f"pip exited {result.exit_code}"
+    text = result.stderr.decode(errors="replace").strip().splitlines()
+    errors = [line for line in text if line.startswith("ERROR")] or text
+    return f"{why}: " + " | ".join(errors[-lines:])
+
+
 def prepare_dependencies(
     sandbox: Sandbox,
     workspace: Path,
@@ -110,72 +108,162 @@ def prepare_dependencies(
     owner: tuple[int, int],
     limits: SandboxLimits,
     network: bool,
-) -> Path | None:
-    """The read-only dependency site for this workspace, or None when nothing is declared."""
-    declaration = read_declaration(workspace)
+    runner_site: Path,
+) -> TestSetup:
+    """The test setup for this workspace; an environment only when something is declared."""
+    where = sandbox.paths(workspace, runner_site, cache, cache)
+    declaration = read_declaration(workspace, where.workspace)
     if declaration.empty:
-        return None
-    paths = sandbox.paths(workspace, cache, cache, cache)
+        return TestSetup(pytest_args=declaration.pytest_args)
     key = hashlib.sha256(
-        f"{declaration.fingerprint}\0{paths.python}\0{sandbox.name}\0{network}".encode()
+        "\0".join(
+            [
+                "env-v2",
+                declaration.fingerprint,
+                where.python,
+                where.workspace,
+                where.runner_site,
+                sandbox.name,
+                str(network),
+            ]
+        ).encode()
     ).hexdigest()[:24]
-    target = cache / f"deps-{key}"
-    if target.is_dir():
-        return target
+    target = cache / f"env-{key}"
+    state = target / _STATE_FILE
+    if state.is_file():
+        return _load(target)
     shared_dir(cache)
-    staging = private_subdir(cache, f".deps-{key}-{uuid.uuid4().hex[:8]}", 0o755)
+    staging = private_subdir(cache, f".env-{key}-{uuid.uuid4().hex[:8]}", 0o755)
     output = private_subdir(cache, f".out-{key}-{uuid.uuid4().hex[:8]}", 0o755)
-    _own_tree(staging, owner)
-    _own_tree(output, owner)
-    paths = sandbox.paths(workspace, cache, staging, output)
-    argv = [
-        paths.python,
-        "-m",
-        "pip",
-        "install",
-        "--no-input",
-        "--disable-pip-version-check",
-        "--no-cache-dir",
-        "--target",
-        paths.deps,
-    ]
-    if not network:
-        argv.append("--no-index")
-    for name in declaration.requirement_files:
-        argv += ["-r", f"{paths.workspace}/{name}"]
-    argv += declaration.pyproject_dependencies
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": "/tmp",  # noqa: S108 - the sandbox's own tmpfs
-        "LANG": "C.UTF-8",
-    }
-    if network:
-        env["PIP_CERT"] = "/etc/ssl/certs/ca-certificates.crt"
     try:
-        result = sandbox.run(
-            SandboxRun(
-                argv=argv,
-                workspace=workspace,
-                output=output,
-                deps=staging,
-                deps_writable=True,
-                env=env,
-                network=network,
-                limits=limits,
-            )
+        _install(
+            sandbox, workspace, declaration, staging, output, owner, limits, network, runner_site
         )
-        if result.timed_out or result.exit_code != 0:
-            why = "timed out" if result.timed_out else f"pip exited {result.exit_code}"
-            tail = result.stderr.decode(errors="replace").strip().splitlines()[-5:]
-            raise QAError("dependency_install_failed", f"{why}: " + " | ".join(tail))
         _own_tree(staging, (os.geteuid(), os.getegid()))  # the cache is read-only to runs
         _readable_tree(staging)
         try:
             staging.rename(target)
         except OSError:  # prepared concurrently: keep theirs
             shutil.rmtree(staging, ignore_errors=True)
-        return target
+        return _load(target)
     finally:
         shutil.rmtree(output, ignore_errors=True)
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _load(target: Path) -> TestSetup:
+    values = json.loads((target / _STATE_FILE).read_text())
+    environment = target if _site_packages(target) is not None else None
+    return TestSetup(environment=environment, **values)
+
+
+def _install(
+    sandbox: Sandbox,
+    workspace: Path,
+    declaration: Declaration,
+    staging: Path,
+    output: Path,
+    owner: tuple[int, int],
+    limits: SandboxLimits,
+    network: bool,
+    runner_site: Path,
+) -> None:
+    """Writes the environment and its state file into `staging`."""
+    paths = sandbox.paths(workspace, runner_site, staging, output)
+    common = [f"--{flag}" for flag in ("no-input", "disable-pip-version-check", "no-cache-dir")]
+    if not network:
+        common.append("--no-index")
+    requirements: list[str] = []
+    for name in declaration.requirement_files:
+        requirements += ["-r", f"{paths.workspace}/{name}"]
+    for name in declaration.constraint_files:
+        requirements += ["-c", f"{paths.workspace}/{name}"]
+    requirements += declaration.requirements
+    if declaration.names_pytest():
+        requirements.append("pytest-timeout")  # one compatible with the repository's pytest
+    attempts: list[tuple[WorkspaceInstall, list[str]]] = []
+    if declaration.installable:
+        extras = f"[{','.join(declaration.extras)}]" if declaration.extras else ""
+        attempts.append(("editable", [*requirements, "-e", f"{paths.workspace}{extras}"]))
+    attempts.append(
+        ("src_path" if declaration.installable else "none",
+         [*requirements, *declaration.project_requirements])
+    )  # fmt: skip
+    failures: list[str] = []
+    for mode, specs in attempts:
+        if not specs:  # the build failed and nothing else is declared: no environment
+            _clear(staging)
+            _write_state(staging, declaration, mode, "runner", failures)
+            return
+        _clear(staging)
+        _own_tree(staging, owner)
+        _own_tree(output, owner)
+        result = sandbox.run(
+            SandboxRun(
+                argv=[paths.python, "-c", _BOOTSTRAP, paths.deps, "install", *common, *specs],
+                workspace=workspace,
+                output=output,
+                deps=staging,
+                deps_writable=True,
+                env=_prepare_env(network),
+                network=network,
+                limits=limits,
+            )
+        )
+        if result.timed_out or result.exit_code != 0:
+            failures.append(f"{mode}: {_tail(result)}")
+            if result.timed_out:
+                break
+            continue
+        site = _site_packages(staging)
+        if site is None:
+            raise QAError("infra_error", "the prepared environment has no site-packages")
+        (site / _RUNNER_PTH).write_text(paths.runner_site + "\n")
+        has_pytest = (site / "pytest" / "__init__.py").is_file()
+        _write_state(staging, declaration, mode, "repository" if has_pytest else "runner", failures)
+        return
+    raise QAError("dependency_install_failed", "; ".join(failures))
+
+
+def _write_state(
+    staging: Path,
+    declaration: Declaration,
+    mode: WorkspaceInstall,
+    pytest_source: PytestSource,
+    failures: list[str],
+) -> None:
+    detail = None
+    if failures:
+        detail = (
+            "the project could not be installed; its tests import it from src/ (or the "
+            f"root) instead: {failures[0]}"
+        )
+    state = {
+        "workspace_install": mode,
+        "pytest_source": pytest_source,
+        "install_detail": detail,
+        "sources": declaration.sources,
+        "pytest_args": declaration.pytest_args,
+    }
+    (staging / _STATE_FILE).write_text(json.dumps(state))
+
+
+def _clear(directory: Path) -> None:
+    for child in directory.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def _prepare_env(network: bool) -> dict[str, str]:
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp",  # noqa: S108 - the sandbox's own tmpfs
+        "TMPDIR": "/tmp",  # noqa: S108
+        "LANG": "C.UTF-8",
+    }
+    if network:
+        env["PIP_CERT"] = "/etc/ssl/certs/ca-certificates.crt"
+    return env

@@ -15,14 +15,18 @@ QA_REPORT_VERSION: Final = "prtrace.qa/v1"
 Verdict = Literal["resolved", "unresolved", "error"]
 # Why a QA run could not decide: kept apart from the code's own fault (a failing test is
 # not an error, it is the evidence).
+# Each reason names the party at fault; README "QA sandbox" documents each with a remedy.
 ErrorReason = Literal[
     "timeout",
     "oom",
     "collection_error",
-    "infra_error",
+    "repo_error",  # the repository's own configuration, conftest or plugins (pytest exit 3/4)
+    "infra_error",  # prtrace or the sandbox failed
     "unsafe_archive",
     "dependency_install_failed",
 ]
+WorkspaceInstall = Literal["editable", "src_path", "none"]
+PytestSource = Literal["repository", "runner"]
 Outcome = Literal["passed", "failed", "error", "skipped", "absent"]
 
 _REPORT = ConfigDict(extra="forbid", frozen=True)
@@ -54,6 +58,21 @@ class RunSummary(BaseModel):
     skipped: int = 0
     timed_out: bool = False
     error_reason: ErrorReason | None = None
+    # Modules that failed to import: they are not tests, so they are listed here only.
+    collection_errors: list[str] = Field(default_factory=list)
+    pytest_version: str | None = Field(default=None, description="the pytest that ran")
+    pytest_source: PytestSource | None = Field(
+        default=None, description="repository: its environment's own; runner: prtrace's"
+    )
+    workspace_install: WorkspaceInstall | None = Field(
+        default=None,
+        description="editable: installed from the workspace; src_path: its build failed, "
+        "src/ first on the path; none: nothing to build",
+    )
+    install_detail: str | None = None
+    dependency_sources: list[str] = Field(
+        default_factory=list, description="where the installed test dependencies were declared"
+    )
     log_key: str | None = Field(default=None, description="artifact key of the truncated log")
     junit_key: str | None = Field(default=None, description="artifact key of the JUnit XML")
 

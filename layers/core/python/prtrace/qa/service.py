@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from prtrace.qa.archive import extract_archive
-from prtrace.qa.dependencies import prepare_dependencies
+from prtrace.qa.dependencies import TestSetup, prepare_dependencies
 from prtrace.qa.errors import QAError
 from prtrace.qa.junit import JUnitOutcomes, parse_junit
 from prtrace.qa.overlay import build_overlay, changed_tests
@@ -26,7 +27,7 @@ from prtrace.qa.sandbox import Sandbox, SandboxResult, SandboxRun
 from prtrace.qa.settings import QASettings
 from prtrace.qa.shared_dirs import private_subdir, shared_dir
 from prtrace.qa.snapshots import fetch_snapshot
-from prtrace.qa.verdict import attribute_collection_errors, classify
+from prtrace.qa.verdict import attribute_collection_errors, classify, drop_modules
 from prtrace.schema import BlobRef
 from prtrace.storage_keys import artifact_key
 
@@ -36,12 +37,36 @@ RunName = Literal["base", "final", "base_with_final_tests"]
 _JUNIT_MAX_BYTES: Final = 32 * 1024 * 1024
 
 
+# A run on the base code that could not import or configure anything is evidence, not an
+# error, when the final runs: its tests count as failing before.
+_RESCUABLE: Final[frozenset[ErrorReason]] = frozenset({"collection_error", "repo_error"})
+_BEFORE_RUNS: Final[frozenset[RunName]] = frozenset({"base", "base_with_final_tests"})
+_PYTEST_VERSION = re.compile(rb"\bpytest-(\d[\w.+-]*), ")
+# Our own options, were pytest to refuse them, would be our fault, not the repository's.
+_RUNNER_OPTIONS: Final = ("--timeout", "--junitxml", "junit_family", "--continue-on-collection")
+
+
 @dataclass(frozen=True)
 class SideRun:
     summary: RunSummary
     outcomes: dict[str, Outcome]
     flaky: frozenset[str]
     detail: str | None
+    collection_errors: frozenset[str] = frozenset()
+
+
+def _stops_qa(name: RunName, reason: ErrorReason | None) -> bool:
+    return reason is not None and not (name in _BEFORE_RUNS and reason in _RESCUABLE)
+
+
+def _before_side_rescued(name: RunName, reason: ErrorReason, runs: dict[RunName, SideRun]) -> bool:
+    final = runs.get("final")
+    return (
+        name in _BEFORE_RUNS
+        and reason in _RESCUABLE
+        and final is not None
+        and final.summary.error_reason is None
+    )
 
 
 def _read_result_file(path: Path, max_bytes: int) -> bytes | None:
@@ -73,41 +98,50 @@ def run_pytest(
     workspace: Path,
     output: Path,
     runner_site: Path,
-    deps: Path | None,
+    setup: TestSetup | None,
 ) -> tuple[SandboxResult, JUnitOutcomes | None, bytes | None]:
     """One pytest run in the sandbox: JUnit (xunit1, for node ids), per-test timeouts,
     collection errors do not stop the session."""
+    setup = setup or TestSetup()
     private_subdir(output.parent, output.name, 0o755)
     if os.geteuid() == 0:
         os.chown(output, *owner)
-    paths = sandbox.paths(workspace, runner_site, deps or runner_site, output)
-    python_path = paths.runner_site + (f":{paths.deps}" if deps else "")
+    environment = setup.environment
+    paths = sandbox.paths(workspace, runner_site, environment or runner_site, output)
+    # With an environment, its interpreter finds its own packages first and the runner's
+    # pytest last (a .pth file); without one, the runner's pytest is all there is.
+    python = f"{paths.deps}/bin/python" if environment else paths.python
+    python_path = [] if environment else [paths.runner_site]
+    if setup.workspace_install != "editable" and (workspace / "src").is_dir():
+        python_path.insert(0, f"{paths.workspace}/src")  # an uninstalled src layout
     argv = [
-        paths.python, "-m", "pytest",
+        python, "-m", "pytest",
         "-p", "no:cacheprovider",  # writes nothing but what the tests write
         "--continue-on-collection-errors",  # one broken module must not hide the others
         "-o", "junit_family=xunit1",  # xunit1 carries each test's file: exact node ids
         f"--junitxml={paths.output}/junit.xml",
         f"--timeout={settings.per_test_timeout_s}",  # a hung test fails, the report completes
         "--color=no", "-rfE",
+        *setup.pytest_args,
     ]  # fmt: skip
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": "/tmp",  # noqa: S108 - the sandbox's private tmpfs
         "TMPDIR": "/tmp",  # noqa: S108
         "LANG": "C.UTF-8",
-        "PYTHONPATH": python_path,
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONNOUSERSITE": "1",
         "PYTHONHASHSEED": "0",
     }
+    if python_path:
+        env["PYTHONPATH"] = ":".join(python_path)
     result = sandbox.run(
         SandboxRun(
             argv=argv,
             workspace=workspace,
             output=output,
             runner_site=runner_site,
-            deps=deps,
+            deps=environment,
             env=env,
             limits=settings.limits,
         )
@@ -187,42 +221,43 @@ class QAService:
         overlay = self._base_with_final_tests(workspaces, work)
         runner_site = build_runner_site()
         runs: dict[RunName, SideRun] = {}
-        deps: dict[Side, Path | None] = {}
-        for side in SIDES:
-            deps[side] = None
-            if self._settings.install_dependencies:
-                deps[side] = prepare_dependencies(
-                    self._sandbox,
-                    workspaces[side],
-                    cache_root(),
-                    self._owner,
-                    self._settings.prepare_limits,
-                    network=self._settings.dependency_network,
-                )
-            runs[side] = self._test_side(
-                tenant, trace_id, workspaces[side], work / side, runner_site, deps[side]
+        setups: dict[Side, TestSetup] = {}
+        plan: list[tuple[RunName, Path, Path, Side]] = [
+            ("base", workspaces["base"], work / "base", "base"),
+            ("final", workspaces["final"], work / "final", "final"),
+        ]
+        if overlay is not None:  # the base code's environment, the final's tests
+            plan.append(("base_with_final_tests", overlay, overlay.parent, "base"))
+        for name, workspace, side_dir, side in plan:
+            if side not in setups:
+                setups[side] = self._prepare(workspace, runner_site)
+            runs[name] = self._test_side(
+                tenant, trace_id, workspace, side_dir, runner_site, setups[side]
             )
-        if overlay is not None:  # the base code's dependencies, the final's tests
-            runs["base_with_final_tests"] = self._test_side(
-                tenant, trace_id, overlay, overlay.parent, runner_site, deps["base"]
-            )
+            if _stops_qa(name, runs[name].summary.error_reason):
+                break  # e.g. base timed out: the verdict is decided, spend no more time
         summaries = {name: run.summary for name, run in runs.items()}
         for name, run in runs.items():
-            if run.summary.error_reason is not None:
+            reason = run.summary.error_reason
+            if reason is not None and not _before_side_rescued(name, reason, runs):
                 return self._error_report(
-                    trace_id,
-                    run.summary.error_reason,
-                    f"{name.replace('_', ' ')}: {run.detail}",
-                    start,
-                    summaries,
+                    trace_id, reason, f"{name.replace('_', ' ')}: {run.detail}", start, summaries
                 )
-        before = dict(runs["base"].outcomes)
-        if overlay is not None:  # the final's tests on the base code decide "before"
-            before.update(runs["base_with_final_tests"].outcomes)
         after = runs["final"].outcomes
+        before: dict[str, Outcome] = {}
+        for name in ("base", "base_with_final_tests"):
+            if name not in runs:
+                continue
+            if runs[name].summary.error_reason is not None:
+                # Nothing could run on the base code (it did not import): every test the
+                # final runs was failing before, as SWE-bench counts it.
+                before.update(dict.fromkeys(after, "error"))
+            else:
+                before.update(runs[name].outcomes)
+        broken_modules = frozenset().union(*(run.collection_errors for run in runs.values()))
         result = classify(
-            attribute_collection_errors(before, after.keys()),
-            after,
+            drop_modules(attribute_collection_errors(before, after.keys()), broken_modules),
+            drop_modules(after, broken_modules),
             flaky=frozenset().union(*(run.flaky for run in runs.values())),
         )
         return QAReport(
@@ -238,6 +273,19 @@ class QAService:
             final=summaries["final"],
             base_with_final_tests=summaries.get("base_with_final_tests"),
             duration_ms=int((time.monotonic() - start) * 1000),
+        )
+
+    def _prepare(self, workspace: Path, runner_site: Path) -> TestSetup:
+        if not self._settings.install_dependencies:
+            return TestSetup()
+        return prepare_dependencies(
+            self._sandbox,
+            workspace,
+            cache_root(),
+            self._owner,
+            self._settings.prepare_limits,
+            network=self._settings.dependency_network,
+            runner_site=runner_site,
         )
 
     def _base_with_final_tests(self, workspaces: dict[Side, Path], work: Path) -> Path | None:
@@ -287,7 +335,7 @@ class QAService:
         workspace: Path,
         side_dir: Path,
         runner_site: Path,
-        deps: Path | None,
+        setup: TestSetup,
     ) -> SideRun:
         first: tuple[SandboxResult, JUnitOutcomes | None, bytes | None] | None = None
         flaky: set[str] = set()
@@ -299,7 +347,7 @@ class QAService:
                 workspace,
                 side_dir / f"out-{attempt}",
                 runner_site,
-                deps,
+                setup,
             )
             if first is None:
                 first = (result, parsed, junit)
@@ -313,6 +361,7 @@ class QAService:
         result, parsed, junit = first
         reason, detail = self._run_error(result, parsed)
         log = b"== stdout ==\n" + result.stdout + b"\n== stderr ==\n" + result.stderr
+        version = _PYTEST_VERSION.search(result.stdout[:4096])
         summary = RunSummary(
             exit_code=result.exit_code,
             duration_ms=result.duration_ms,
@@ -322,6 +371,12 @@ class QAService:
             skipped=parsed.count("skipped") if parsed else 0,
             timed_out=result.timed_out,
             error_reason=reason,
+            collection_errors=parsed.collection_errors if parsed else [],
+            pytest_version=version.group(1).decode() if version else None,
+            pytest_source=setup.pytest_source,
+            workspace_install=setup.workspace_install,
+            install_detail=setup.install_detail,
+            dependency_sources=setup.sources,
             log_key=self._keep(tenant, trace_id, log, "text/plain; charset=utf-8"),
             junit_key=self._keep(tenant, trace_id, junit, "application/xml") if junit else None,
         )
@@ -330,6 +385,7 @@ class QAService:
             outcomes=parsed.outcomes if parsed else {},
             flaky=frozenset(flaky),
             detail=detail,
+            collection_errors=frozenset(parsed.collection_errors if parsed else ()),
         )
 
     @staticmethod
@@ -338,16 +394,21 @@ class QAService:
     ) -> tuple[ErrorReason | None, str | None]:
         if result.timed_out:
             return "timeout", "the test run exceeded its wall-clock limit and was killed"
+        stderr = result.stderr.decode(errors="replace")
+        tail = " | ".join(
+            (stderr.strip() or result.stdout.decode(errors="replace").strip()).splitlines()[-3:]
+        )
+        if result.exit_code in (3, 4):
+            # Internal or usage error: raised by the repository's configuration, conftest or
+            # plugins (our own options are known good), unless pytest refused one of ours.
+            if any(option in stderr for option in _RUNNER_OPTIONS):
+                return "infra_error", f"pytest refused the runner's options: {tail}"
+            kind = "internal" if result.exit_code == 3 else "usage"
+            return "repo_error", f"pytest {kind} error (exit {result.exit_code}): {tail}"
         if parsed is None:
             if result.oom_killed:
                 return "oom", "the test run was killed at its memory limit"
-            tail = result.stderr.decode(errors="replace").strip().splitlines()[-3:]
-            return (
-                "infra_error",
-                f"pytest exited {result.exit_code} without a report: " + " | ".join(tail),
-            )
-        if result.exit_code in (3, 4):
-            return "infra_error", f"pytest internal or usage error (exit {result.exit_code})"
+            return "infra_error", f"pytest exited {result.exit_code} without a report: {tail}"
         if len(parsed.outcomes) == len(parsed.collection_errors):
             if parsed.collection_errors:
                 return "collection_error", "no test could be collected: " + ", ".join(

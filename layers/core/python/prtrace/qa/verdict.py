@@ -51,6 +51,12 @@ def attribute_collection_errors(
     return filled
 
 
+def drop_modules(outcomes: dict[str, Outcome], modules: frozenset[str]) -> dict[str, Outcome]:
+    """A module that failed to import is not a test: it is listed in its run's summary
+    (`collection_errors`), its tests are attributed above, and it leaves the comparison."""
+    return {test_id: outcome for test_id, outcome in outcomes.items() if test_id not in modules}
+
+
 def classify(
     before: dict[str, Outcome], after: dict[str, Outcome], flaky: frozenset[str] = frozenset()
 ) -> Classification:

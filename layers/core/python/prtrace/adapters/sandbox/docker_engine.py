@@ -28,6 +28,9 @@ from prtrace.qa.sandbox import SandboxPaths, SandboxResult, SandboxRun
 DEFAULT_IMAGE: Final = "prtrace-qa-python:bookworm"
 PYTHON: Final = "/usr/bin/python3"
 LABEL: Final = "prtrace.qa.run"
+# The host's CA bundle: the dependency step (only it has network) must trust what the host
+# trusts, e.g. an intercepting HTTPS proxy's CA. Never mounted into a test run.
+HOST_CA_BUNDLE: Final = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 class DockerSandbox:
@@ -80,6 +83,8 @@ class DockerSandbox:
             volumes[str(run.runner_site)] = {"bind": RUNNER, "mode": "ro"}
         if run.deps is not None:
             volumes[str(run.deps)] = {"bind": DEPS, "mode": "rw" if run.deps_writable else "ro"}
+        if run.network and HOST_CA_BUNDLE.is_file():
+            volumes[str(HOST_CA_BUNDLE.resolve())] = {"bind": str(HOST_CA_BUNDLE), "mode": "ro"}
         memory = f"{limits.memory_mb}m"
         uid, gid = self.owner
         cpu_s = int(limits.wall_timeout_s * limits.cpus) + 5

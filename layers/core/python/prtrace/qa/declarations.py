@@ -1,0 +1,318 @@
+"""Where a repository declares how its tests are installed and run, read without running
+any of its code.
+
+In this order (everything found is combined; README "QA sandbox" documents it):
+1. `[tool.prtrace.qa]` in pyproject.toml: `extras`, `requirements` (files), `dependency_groups`
+   and `pytest_args`. When it names any extras, files or groups, nothing below is looked for.
+2. `requirements*.txt` at the root; in a `requirements/` folder, the files whose names start
+   with `test` (`test.txt`, `tests.txt`, `testing.txt`, ...), else those starting with `dev`.
+3. Extras of `[project.optional-dependencies]` or setup.cfg `[options.extras_require]` named
+   `test`, `tests` or `testing`, else `dev`.
+4. `[dependency-groups]` (PEP 735) named the same way.
+5. tox.ini `[testenv] deps` (factor-conditioned lines and substitutions other than
+   `{toxinidir}` are left out).
+The project itself is installed (editable) when it can be built: pyproject.toml has
+`[build-system]`, or there is a setup.py. Its `[project].dependencies` then come with it;
+otherwise they are installed as plain requirements.
+"""
+
+from __future__ import annotations
+
+import configparser
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from dependency_groups import resolve as resolve_groups
+from packaging.requirements import InvalidRequirement, Requirement
+
+from prtrace.qa.errors import QAError
+
+TEST_NAMES: Final = ("test", "tests", "testing")
+FALLBACK_NAME: Final = "dev"
+_FACTOR_LINE = re.compile(r"^[\w.,!-]+\s*:\s")  # tox "py311,py312: dep"
+
+
+@dataclass
+class Declaration:
+    """What to install for the tests, with paths relative to the workspace root."""
+
+    installable: bool = False  # build the project itself (editable)
+    extras: list[str] = field(default_factory=list)  # of the project, when installable
+    requirement_files: list[str] = field(default_factory=list)
+    constraint_files: list[str] = field(default_factory=list)
+    requirements: list[str] = field(default_factory=list)
+    # The project's own requirements read statically: used when it is not installable, or
+    # when its build fails (then only these and the files above are installed).
+    project_requirements: list[str] = field(default_factory=list)
+    pytest_args: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # where each part was declared
+    fingerprint: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.installable
+            or self.requirement_files
+            or self.requirements
+            or self.project_requirements
+        )
+
+    def names_pytest(self) -> bool:
+        return any(_requirement_name(spec) == "pytest" for spec in self._all_specs())
+
+    def _all_specs(self) -> list[str]:
+        return [*self.requirements, *self.project_requirements]
+
+
+def _requirement_name(spec: str) -> str | None:
+    try:
+        return Requirement(spec).name.lower().replace("_", "-")
+    except InvalidRequirement:
+        return None
+
+
+def _repo_error(where: str, why: str) -> QAError:
+    return QAError("repo_error", f"{where}: {why}")
+
+
+def _regular_file(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()
+
+
+def _string_list(value: object, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _repo_error(where, "must be a list of strings")
+    return list(value)
+
+
+def _preferred(names: list[str]) -> list[str]:
+    """The test-named ones, else `dev`."""
+    chosen: list[str] = [name for name in TEST_NAMES if name in names]
+    return chosen or ([FALLBACK_NAME] if FALLBACK_NAME in names else [])
+
+
+class _Reader:
+    def __init__(self, workspace: Path) -> None:
+        self.root = workspace
+        self.digest = hashlib.sha256()
+        self.declaration = Declaration()
+
+    def read(self, relative: str) -> bytes | None:
+        path = self.root / relative
+        if not _regular_file(path) or not path.resolve().is_relative_to(self.root.resolve()):
+            return None
+        data = path.read_bytes()
+        self.digest.update(b"file\0" + relative.encode() + b"\0" + data)
+        return data
+
+    def text(self, relative: str) -> str | None:
+        data = self.read(relative)
+        if data is None:
+            return None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _repo_error(relative, "is not UTF-8") from None
+
+    def add_requirement_file(self, relative: str, source: str) -> None:
+        data = self.read(relative)
+        if data is None or relative in self.declaration.requirement_files:
+            return
+        self.declaration.requirement_files.append(relative)
+        self.declaration.sources.append(source)
+        for referenced in _local_files(self.root, (self.root / relative).parent, data):
+            self.read(referenced)  # a wheel or nested -r file: its bytes are part of the key
+
+
+def _local_files(root: Path, base: Path, requirements: bytes) -> list[str]:
+    """Files inside the workspace that a requirements file names (local wheels, sdists,
+    nested -r/-c files); symlinks and anything outside are ignored."""
+    found: list[str] = []
+    resolved_root = root.resolve()
+    for line in requirements.decode(errors="replace").splitlines():
+        for token in line.split("#", 1)[0].split():
+            if token.startswith("-") or "://" in token:
+                continue
+            path = base / token
+            candidate = path.resolve()
+            if candidate.is_relative_to(resolved_root) and _regular_file(path):
+                found.append(candidate.relative_to(resolved_root).as_posix())
+    return sorted(set(found))
+
+
+def _pyproject(reader: _Reader) -> dict[str, object]:
+    text = reader.text("pyproject.toml")
+    if text is None:
+        return {}
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise _repo_error("pyproject.toml", f"not valid TOML: {error}") from None
+
+
+def _table(document: dict[str, object], *keys: str) -> dict[str, object]:
+    current: object = document
+    for key in keys:
+        if not isinstance(current, dict):
+            return {}
+        current = current.get(key, {})
+    if not isinstance(current, dict):
+        raise _repo_error("pyproject.toml", f"[{'.'.join(keys)}] must be a table")
+    return current
+
+
+def _setup_cfg_extras(reader: _Reader) -> dict[str, list[str]]:
+    text = reader.text("setup.cfg")
+    if text is None:
+        return {}
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text)
+    except configparser.Error as error:
+        raise _repo_error("setup.cfg", f"cannot be parsed: {error}") from None
+    if not parser.has_section("options.extras_require"):
+        return {}
+    return {
+        name: [line.strip() for line in value.splitlines() if line.strip()]
+        for name, value in parser.items("options.extras_require")
+    }
+
+
+def _tox_deps(reader: _Reader, workspace_in_sandbox: str) -> list[str]:
+    text = reader.text("tox.ini")
+    if text is None:
+        return []
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text)
+    except configparser.Error as error:
+        raise _repo_error("tox.ini", f"cannot be parsed: {error}") from None
+    if not parser.has_option("testenv", "deps"):
+        return []
+    deps: list[str] = []
+    for raw in parser.get("testenv", "deps").splitlines():
+        line = raw.split(" #", 1)[0].strip().replace("{toxinidir}", workspace_in_sandbox)
+        if not line or line.startswith("#") or "{" in line or _FACTOR_LINE.match(line):
+            continue
+        if line in ("-e .", "-e.", "."):
+            continue  # the project itself: installed anyway when it can be built
+        deps.append(line)
+    return deps
+
+
+def read_declaration(workspace: Path, workspace_in_sandbox: str = "/workspace") -> Declaration:
+    """Raises QAError(repo_error) when a declaration the repository ships cannot be read."""
+    reader = _Reader(workspace)
+    declaration = reader.declaration
+    pyproject = _pyproject(reader)
+    project = _table(pyproject, "project")
+    explicit = _table(pyproject, "tool", "prtrace", "qa")
+    setup_py = reader.read("setup.py") is not None
+    extras_table = _table(project, "optional-dependencies")
+    cfg_extras = _setup_cfg_extras(reader)
+    declaration.installable = "build-system" in pyproject or setup_py
+    if "dependencies" in project:
+        declaration.project_requirements = _string_list(
+            project["dependencies"], "pyproject.toml [project].dependencies"
+        )
+        if declaration.project_requirements:
+            declaration.sources.append("pyproject.toml [project].dependencies")
+    extras: dict[str, list[str]] = dict(cfg_extras)
+    for name, specs in extras_table.items():
+        extras[name] = _string_list(specs, f"pyproject.toml [project.optional-dependencies].{name}")
+    groups = _table(pyproject, "dependency-groups")
+
+    if explicit:
+        where = "pyproject.toml [tool.prtrace.qa]"
+        chosen_extras = _string_list(explicit.get("extras", []), f"{where}.extras")
+        files = _string_list(explicit.get("requirements", []), f"{where}.requirements")
+        chosen_groups = _string_list(
+            explicit.get("dependency_groups", []), f"{where}.dependency_groups"
+        )
+        declaration.pytest_args = _string_list(
+            explicit.get("pytest_args", []), f"{where}.pytest_args"
+        )
+        for name in [*chosen_extras, *chosen_groups]:
+            if name not in (extras if name in chosen_extras else groups):
+                raise _repo_error(where, f"names {name!r}, which the project does not declare")
+        for relative in files:
+            if reader.read(relative) is None:
+                raise _repo_error(where, f"requirements file {relative!r} is not in the workspace")
+            reader.add_requirement_file(relative, f"{where}.requirements {relative}")
+        discover = not (chosen_extras or files or chosen_groups)
+        if discover:
+            chosen_extras = _preferred(list(extras))
+            chosen_groups = _preferred(list(groups))
+    else:
+        discover = True
+        chosen_extras = _preferred(list(extras))
+        chosen_groups = _preferred(list(groups))
+
+    if discover:
+        for path in sorted(workspace.glob("requirements*.txt")):
+            reader.add_requirement_file(path.name, path.name)
+        folder = workspace / "requirements"
+        if folder.is_dir() and not folder.is_symlink():
+            names = sorted(p.name for p in folder.glob("*.txt"))
+            picked = [n for n in names if n.startswith(TEST_NAMES)] or [
+                n for n in names if n.startswith(FALLBACK_NAME)
+            ]
+            for name in picked:
+                reader.add_requirement_file(f"requirements/{name}", f"requirements/{name}")
+        for line in _tox_deps(reader, workspace_in_sandbox):
+            _add_tox_line(reader, line, workspace_in_sandbox)
+
+    if discover and declaration.installable and setup_py and not chosen_extras:
+        # setup.py's extras_require cannot be read without running it: ask pip for the
+        # usual test extras (an extra a project does not have is only a warning).
+        declaration.extras += list(TEST_NAMES)
+        declaration.sources.append("setup.py extras test/tests/testing, where declared")
+    for name in chosen_extras:
+        origin = "pyproject.toml [project.optional-dependencies]"
+        if name in cfg_extras and name not in extras_table:
+            origin = "setup.cfg [options.extras_require]"
+        declaration.sources.append(f"{origin}.{name}")
+        if declaration.installable:
+            declaration.extras.append(name)
+        declaration.project_requirements += extras[name]
+    if chosen_groups:
+        try:
+            resolved = resolve_groups(groups, *chosen_groups)  # type: ignore[arg-type]
+        except (ValueError, LookupError, TypeError) as error:  # cycles, unknown, malformed
+            raise _repo_error("pyproject.toml [dependency-groups]", str(error)) from None
+        declaration.requirements += list(resolved)
+        declaration.sources += [f"pyproject.toml [dependency-groups].{n}" for n in chosen_groups]
+
+    # The layout decides what an editable install maps: part of the key.
+    for top in (workspace, workspace / "src"):
+        if top.is_dir():
+            names = sorted(p.name for p in top.iterdir() if not p.name.startswith("."))
+            reader.digest.update(b"layout\0" + "\0".join(names).encode())
+    declaration.fingerprint = reader.digest.hexdigest()
+    return declaration
+
+
+def _add_tox_line(reader: _Reader, line: str, workspace_in_sandbox: str) -> None:
+    declaration = reader.declaration
+    for flag, target in (
+        ("-r", declaration.requirement_files),
+        ("-c", declaration.constraint_files),
+    ):
+        if line.startswith(flag):
+            relative = line[len(flag) :].strip()
+            if relative.startswith(workspace_in_sandbox + "/"):
+                relative = relative[len(workspace_in_sandbox) + 1 :]
+            if target is declaration.requirement_files:
+                reader.add_requirement_file(relative, f"tox.ini [testenv] deps -r {relative}")
+            elif reader.read(relative) is not None:
+                target.append(relative)
+            return
+    if line.startswith("-"):
+        return  # other pip options (-e paths, --pre, ...) are not followed
+    declaration.requirements.append(line)
+    if "tox.ini [testenv] deps" not in declaration.sources:
+        declaration.sources.append("tox.ini [testenv] deps")
