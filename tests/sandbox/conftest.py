@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from prtrace.adapters.sandbox.select import build_sandbox
@@ -80,3 +81,17 @@ def own(tree: Path, owner: tuple[int, int]) -> None:
     for directory, dirs, files in os.walk(tree):
         for name in dirs + files:
             os.lchown(os.path.join(directory, name), *owner)
+
+
+@pytest.fixture(scope="session")
+def pypi() -> str:
+    """The real package index, which dependency preparation reaches with network. Skipped
+    only when it cannot be reached here, and never under CI=true."""
+    url = "https://pypi.org/simple/pip/"
+    try:
+        httpx.head(url, timeout=10, follow_redirects=True).raise_for_status()
+    except httpx.HTTPError as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PyPI cannot be reached ({error}); CI needs it for these tests")
+        pytest.skip(f"PyPI cannot be reached here: {error}")
+    return url

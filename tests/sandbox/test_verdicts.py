@@ -173,9 +173,12 @@ def test_a_broken_test_module_is_listed_and_is_no_fix(bwrap: Backend, scratch: P
         files={"tests/test_extra.py": "import not_installed_anywhere\n"},
     )
     report, _ = _qa(bwrap, scratch, EXAMPLE_REPO, final)
-    outcomes = {t.test_id: (t.before, t.after) for t in report.tests}
-    assert outcomes["tests/test_extra.py"] == ("error", "error")
-    assert "tests/test_extra.py" in report.fail_to_fail
+    # A module that cannot import is no test: listed with its run, in no class.
+    assert "tests/test_extra.py" not in {t.test_id for t in report.tests}
+    assert report.final is not None
+    assert report.base_with_final_tests is not None
+    assert report.final.collection_errors == ["tests/test_extra.py"]
+    assert report.base_with_final_tests.collection_errors == ["tests/test_extra.py"]
     assert report.verdict == "resolved"  # no passing test broke; the real fix still counts
 
 
@@ -220,8 +223,73 @@ def test_a_new_test_module_that_cannot_import_on_the_base_code_counts(
         "tests/test_span.py::test_span",
         "tests/test_span.py::test_span_empty",
     ]
-    outcomes = {t.test_id: (t.before, t.after) for t in report.tests}
-    assert outcomes["tests/test_span.py"] == ("error", "absent")  # the collection error itself
+    assert report.base_with_final_tests is not None
+    assert report.base_with_final_tests.collection_errors == ["tests/test_span.py"]
+    assert "tests/test_span.py" not in {t.test_id for t in report.tests}
+
+
+def test_a_base_that_cannot_import_counts_every_test_passing_on_final(
+    backend: Backend, scratch: Path
+) -> None:
+    """The bug broke import of the package itself: no module collects on base, so the base
+    run alone would be a collection error. Final runs, so its passing tests are FAIL_TO_PASS."""
+    base = _repo(scratch, "base", files={"ranges/__init__.py": "from .merge import merge, (\n"})
+    final = _repo(scratch, "final", {"ranges/merge.py": (BUG, FIX)})
+    report, _ = _qa(backend, scratch, base, final)
+    assert report.verdict == "resolved", report.error_detail
+    assert report.base is not None
+    assert report.base.error_reason == "collection_error"
+    assert report.base.collection_errors == ["tests/test_ranges.py"]
+    assert len(report.fail_to_pass) == 6  # every test of the module, none left as "absent"
+    assert all(t.before == "error" and t.after == "passed" for t in report.tests)
+
+
+def test_a_conftest_that_cannot_import_on_base_is_rescued_by_final(
+    bwrap: Backend, scratch: Path
+) -> None:
+    """pytest exits 4 (usage error, no report) when a conftest cannot import the broken
+    package: the repository's error on base, evidence once final runs."""
+    conftest = {"tests/conftest.py": "import ranges  # noqa: F401\n"}
+    base = _repo(
+        scratch, "base", files={**conftest, "ranges/__init__.py": "raise ImportError('bug')\n"}
+    )
+    final = _repo(scratch, "final", {"ranges/merge.py": (BUG, FIX)}, conftest)
+    report, _ = _qa(bwrap, scratch, base, final)
+    assert report.base is not None
+    assert (report.base.error_reason, report.base.exit_code) == ("repo_error", 4)
+    assert report.verdict == "resolved", report.error_detail
+    assert len(report.fail_to_pass) == 6
+
+
+def test_the_repositorys_own_usage_error_is_a_repo_error(bwrap: Backend, scratch: Path) -> None:
+    """addopts naming an option of a plugin that is not installed: pytest exits 4. That is
+    the repository's configuration, not prtrace's fault."""
+    pyproject = (
+        (EXAMPLE_REPO / "pyproject.toml")
+        .read_text()
+        .replace('pythonpath = ["."]', 'pythonpath = ["."]\naddopts = "--cov=ranges"')
+    )
+    base = _repo(scratch, "base", files={"pyproject.toml": pyproject})
+    final = _repo(scratch, "final", {"ranges/merge.py": (BUG, FIX)}, {"pyproject.toml": pyproject})
+    report, _ = _qa(bwrap, scratch, base, final)
+    assert report.verdict == "error"
+    assert report.error_reason == "repo_error"
+    assert "exit 4" in (report.error_detail or "")
+    assert "--cov" in (report.error_detail or "")
+
+
+def test_qa_stops_once_base_has_timed_out(bwrap: Backend, scratch: Path) -> None:
+    hang = {"tests/test_hang.py": "import time\n\ndef test_hangs():\n    time.sleep(600)\n"}
+    base = _repo(scratch, "base", files=hang)
+    final = _repo(scratch, "final", {"ranges/merge.py": (BUG, FIX)}, hang)
+    report, _ = _qa(
+        bwrap, scratch, base, final, limits=SandboxLimits(wall_timeout_s=3), per_test_timeout_s=300
+    )
+    assert (report.verdict, report.error_reason) == ("error", "timeout")
+    assert report.base is not None
+    assert report.base.timed_out
+    assert report.final is None  # never started: the verdict was already decided
+    assert report.duration_ms < 2 * 3000
 
 
 def test_flaky_test_is_flagged_and_left_out(bwrap: Backend, scratch: Path) -> None:
@@ -244,12 +312,14 @@ def test_flaky_test_is_flagged_and_left_out(bwrap: Backend, scratch: Path) -> No
     assert report.verdict == "resolved"
 
 
-def _wheel(name: str, version: str, module_text: str) -> bytes:
+def _wheel(name: str, version: str, module_text: str, requires: tuple[str, ...] = ()) -> bytes:
     """A minimal pure-Python wheel, so dependency tests need no index."""
     dist = f"{name}-{version}.dist-info"
+    requirements = "".join(f"Requires-Dist: {spec}\n" for spec in requires)
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{requirements}"
     files = {
         f"{name}/__init__.py": module_text.encode(),
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{dist}/METADATA": metadata.encode(),
         f"{dist}/WHEEL": (
             b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
         ),
@@ -293,9 +363,12 @@ def test_declared_dependencies_are_prepared_offline_and_mounted(
     outcomes = {t.test_id: (t.before, t.after) for t in report.tests}
     assert outcomes["tests/test_dep.py::test_dependency_is_importable"] == ("passed", "passed")
     # One declaration, one prepared site: the final reused the base's (cached by its hash).
-    prepared = sorted(p.name for p in (scratch / "cache").iterdir() if p.name.startswith("deps-"))
+    prepared = sorted((scratch / "cache").glob("env-*"))
     assert len(prepared) == 1
-    assert (scratch / "cache" / prepared[0] / "tinydep" / "__init__.py").exists()
+    assert list(prepared[0].glob("lib/python3*/site-packages/tinydep/__init__.py"))
+    assert report.final is not None
+    assert report.final.dependency_sources == ["requirements.txt"]
+    assert (report.final.workspace_install, report.final.pytest_source) == ("none", "runner")
 
 
 def test_dependency_that_cannot_be_installed_is_an_error(bwrap: Backend, scratch: Path) -> None:

@@ -41,3 +41,158 @@ def test_invalid_pyproject_is_the_repositorys_error(tmp_path: Path) -> None:
         read_declaration(tmp_path)
     assert failed.value.reason == "repo_error"
     assert "pyproject.toml" in failed.value.detail
+
+
+def _write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+BUILD = '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+
+
+def test_test_extras_are_installed_with_the_project(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "pyproject.toml": BUILD + '[project]\nname = "x"\ndependencies = ["attrs"]\n'
+            "[project.optional-dependencies]\n"
+            'test = ["pytest<8"]\ntesting = ["hypothesis"]\ndev = ["mypy"]\ndocs = ["sphinx"]\n'
+        },
+    )
+    declaration = read_declaration(tmp_path)
+    assert declaration.installable
+    assert declaration.extras == ["test", "testing"]  # dev only when no test-named extra
+    assert declaration.names_pytest()
+    assert "pyproject.toml [project.optional-dependencies].test" in declaration.sources
+
+
+def test_dev_extra_when_no_test_extra(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "pyproject.toml": BUILD + '[project]\nname = "x"\n'
+            '[project.optional-dependencies]\ndev = ["pytest"]\n'
+        },
+    )
+    assert read_declaration(tmp_path).extras == ["dev"]
+
+
+def test_requirements_folder_prefers_test_files(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "requirements/base.txt": "attrs\n",
+            "requirements/tests.txt": "-r base.txt\npytest\n",
+            "requirements/dev.txt": "mypy\n",
+            "requirements/docs.txt": "sphinx\n",
+        },
+    )
+    declaration = read_declaration(tmp_path)
+    assert declaration.requirement_files == ["requirements/tests.txt"]
+    # The nested -r file is part of the cache key.
+    first = declaration.fingerprint
+    (tmp_path / "requirements/base.txt").write_text("attrs==25.1.0\n")
+    assert read_declaration(tmp_path).fingerprint != first
+
+
+def test_dependency_groups_with_includes(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "pyproject.toml": "[dependency-groups]\n"
+            'lint = ["ruff"]\ncommon = ["attrs"]\n'
+            'test = ["pytest==7.4.4", {include-group = "common"}]\n'
+        },
+    )
+    declaration = read_declaration(tmp_path)
+    assert declaration.requirements == ["pytest==7.4.4", "attrs"]
+    assert declaration.sources == ["pyproject.toml [dependency-groups].test"]
+
+
+def test_tox_deps_keep_plain_lines_and_requirement_files(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "tox.ini": "[tox]\nenvlist = py311\n\n[testenv]\ndeps =\n"
+            "    pytest>=7\n    -r{toxinidir}/requirements-test.txt\n"
+            "    py38: importlib-metadata\n    {[base]deps}\n    -e .\ncommands = pytest\n",
+            "requirements-test.txt": "freezegun\n",
+        },
+    )
+    declaration = read_declaration(tmp_path)
+    assert declaration.requirements == ["pytest>=7"]
+    assert declaration.requirement_files == ["requirements-test.txt"]
+
+
+def test_setup_cfg_extras_and_setup_py_make_it_installable(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "setup.py": "from setuptools import setup\nsetup()\n",
+            "setup.cfg": "[metadata]\nname = x\n\n[options.extras_require]\n"
+            "testing =\n    pytest\n    pytest-mock\n",
+        },
+    )
+    declaration = read_declaration(tmp_path)
+    assert declaration.installable
+    assert declaration.extras == ["testing"]
+    assert declaration.sources == ["setup.cfg [options.extras_require].testing"]
+
+
+def test_setup_py_alone_asks_for_the_usual_test_extras(tmp_path: Path) -> None:
+    _write(tmp_path, {"setup.py": "from setuptools import setup\nsetup()\n"})
+    declaration = read_declaration(tmp_path)
+    assert declaration.extras == ["test", "tests", "testing"]
+
+
+def test_explicit_table_wins_over_discovery(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "pyproject.toml": BUILD + '[project]\nname = "x"\n'
+            '[project.optional-dependencies]\ntest = ["a"]\nci = ["b"]\n'
+            '[tool.prtrace.qa]\nextras = ["ci"]\nrequirements = ["ci/reqs.txt"]\n'
+            'pytest_args = ["tests/unit", "-p", "no:randomly"]\n',
+            "ci/reqs.txt": "c\n",
+            "requirements.txt": "ignored\n",
+        },
+    )
+    declaration = read_declaration(tmp_path)
+    assert declaration.extras == ["ci"]
+    assert declaration.requirement_files == ["ci/reqs.txt"]
+    assert declaration.pytest_args == ["tests/unit", "-p", "no:randomly"]
+
+
+@pytest.mark.parametrize(
+    ("table", "complaint"),
+    [
+        ('extras = "test"', "must be a list of strings"),
+        ('extras = ["nope"]', "does not declare"),
+        ('requirements = ["missing.txt"]', "not in the workspace"),
+    ],
+)
+def test_a_bad_explicit_table_is_the_repositorys_error(
+    tmp_path: Path, table: str, complaint: str
+) -> None:
+    _write(tmp_path, {"pyproject.toml": f"[tool.prtrace.qa]\n{table}\n"})
+    with pytest.raises(QAError) as failed:
+        read_declaration(tmp_path)
+    assert failed.value.reason == "repo_error"
+    assert complaint in failed.value.detail
+    assert "[tool.prtrace.qa]" in failed.value.detail
+
+
+def test_a_dependency_group_cycle_is_the_repositorys_error(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "pyproject.toml": "[dependency-groups]\n"
+            'test = [{include-group = "other"}]\nother = [{include-group = "test"}]\n'
+        },
+    )
+    with pytest.raises(QAError) as failed:
+        read_declaration(tmp_path)
+    assert failed.value.reason == "repo_error"

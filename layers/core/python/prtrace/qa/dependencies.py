@@ -94,11 +94,13 @@ def _site_packages(environment: Path) -> Path | None:
     return found[0] if found else None
 
 
-def _tail(result: SandboxResult, lines: int = 5) -> str:
+def _tail(result: SandboxResult, lines: int = 3) -> str:
+    """pip's own ERROR lines (also those of a failed build step), else the output's tail."""
     why = "timed out" if result.timed_out else f"pip exited {result.exit_code}"
-    text = result.stderr.decode(errors="replace").strip().splitlines()
-    errors = [line for line in text if line.startswith("ERROR")] or text
-    return f"{why}: " + " | ".join(errors[-lines:])
+    text = (result.stdout + b"\n" + result.stderr).decode(errors="replace").splitlines()
+    errors = [line.strip() for line in text if line.strip().startswith("ERROR")]
+    picked = errors[:lines] or [line.strip() for line in text if line.strip()][-lines:]
+    return f"{why}: " + " | ".join(picked)
 
 
 def prepare_dependencies(

@@ -1,0 +1,140 @@
+"""The workspace project is what the tests import: installed editable into the run's own
+environment with the dependencies it declares, the repository's own pytest when it names
+one, and `src/` on the path when the project cannot be built."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from prtrace.adapters.artifacts import DirectoryArtifactStore
+from prtrace.qa.local_inputs import store_local_snapshot
+from prtrace.qa.report import QAReport
+from prtrace.qa.service import QAService
+from tests.sandbox.conftest import Backend
+from tests.sandbox.test_verdicts import _wheel
+
+SETUPTOOLS = (
+    '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+)
+SUBTRACT, ADD = "    return a - b\n", "    return a + b\n"
+
+
+def _project(root: Path, name: str, files: dict[str, str | bytes]) -> Path:
+    repo = root / name
+    for path, body in files.items():
+        target = repo / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(body, bytes):
+            target.write_bytes(body)
+        else:
+            target.write_text(body)
+    return repo
+
+
+def _pair(root: Path, files: dict[str, str | bytes]) -> tuple[Path, Path]:
+    base = _project(root, "base", files)
+    final = root / "final"
+    shutil.copytree(base, final)
+    module = final / "src" / "calc" / "__init__.py"
+    module.write_text(module.read_text().replace(SUBTRACT, ADD))
+    return base, final
+
+
+def _qa(backend: Backend, root: Path, base: Path, final: Path, **settings: object) -> QAReport:
+    store = DirectoryArtifactStore(root / "artifacts")
+    refs = [store_local_snapshot(tree, store, "t1", "tr_ws") for tree in (base, final)]
+    settings = {"work_dir": root / "work", **settings}
+    service = QAService(backend.sandbox, store, backend.settings(**settings), backend.owner)
+    return service.run("t1", "tr_ws", refs[0], refs[1])
+
+
+CALC = "def add(a, b):\n" + SUBTRACT
+PROVES_WHICH_FILE = (
+    "import calc\n\n"
+    "def test_add():\n    assert calc.add(2, 3) == 5\n\n"
+    "def test_imported_from_the_workspace():\n"
+    "    assert calc.__file__ == '/workspace/src/calc/__init__.py', calc.__file__\n"
+)
+
+
+def test_a_released_copy_dragged_in_by_a_test_dependency_is_not_what_runs(
+    backend: Backend, scratch: Path, pypi: str
+) -> None:
+    """src layout; its test dependency `needs-calc` requires `calc`, and a released `calc`
+    (with the fix already in it) sits in the index the requirements name. Without the
+    workspace installed, that copy is what `import calc` finds and no test fails on base."""
+    released = _wheel("calc", "1.0", "def add(a, b):\n" + ADD)
+    dragger = _wheel("needs_calc", "0.1", "", requires=("calc",))
+    base, final = _pair(
+        scratch,
+        {
+            "pyproject.toml": SETUPTOOLS + '[project]\nname = "calc"\nversion = "1.0"\n',
+            "src/calc/__init__.py": CALC,
+            "tests/test_calc.py": PROVES_WHICH_FILE,
+            "requirements-test.txt": "--find-links ./wheels\nneeds_calc==0.1\n",
+            "wheels/calc-1.0-py3-none-any.whl": released,
+            "wheels/needs_calc-0.1-py3-none-any.whl": dragger,
+        },
+    )
+    report = _qa(backend, scratch, base, final)
+    assert report.verdict == "resolved", report.error_detail
+    assert report.fail_to_pass == ["tests/test_calc.py::test_add"]
+    assert report.pass_to_pass == ["tests/test_calc.py::test_imported_from_the_workspace"]
+    assert report.final is not None
+    assert report.final.workspace_install == "editable"
+    assert report.final.dependency_sources == ["requirements-test.txt"]
+
+
+def test_a_repository_pinning_an_older_pytest_runs_its_own(
+    bwrap: Backend, scratch: Path, pypi: str
+) -> None:
+    """Its conftest uses a hook signature pytest 9 removed (`path`): with the runner's pytest
+    the run would be a usage error. It pins pytest 7, so pytest 7 runs it."""
+    base, final = _pair(
+        scratch,
+        {
+            "pyproject.toml": SETUPTOOLS + '[project]\nname = "calc"\nversion = "1.0"\n'
+            '[project.optional-dependencies]\ntest = ["pytest==7.4.4"]\n',
+            "src/calc/__init__.py": CALC,
+            "tests/test_calc.py": PROVES_WHICH_FILE,
+            "conftest.py": "def pytest_ignore_collect(path, config):\n"
+            "    return path.basename == 'ignored'\n",
+        },
+    )
+    report = _qa(bwrap, scratch, base, final)
+    assert report.verdict == "resolved", report.error_detail
+    assert report.fail_to_pass == ["tests/test_calc.py::test_add"]
+    assert report.final is not None
+    assert report.final.pytest_version == "7.4.4"
+    assert report.final.pytest_source == "repository"
+    assert report.final.dependency_sources == [
+        "pyproject.toml [project.optional-dependencies].test"
+    ]
+
+
+def test_a_project_that_cannot_be_built_runs_from_src(
+    bwrap: Backend, scratch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRTRACE_QA_CACHE_DIR", str(scratch / "cache"))  # a cold cache
+    broken_build = (
+        '[build-system]\nrequires = ["no-such-backend-prtrace"]\n'
+        'build-backend = "no_such_backend"\n[project]\nname = "calc"\nversion = "1.0"\n'
+    )
+    base, final = _pair(
+        scratch,
+        {
+            "pyproject.toml": broken_build,
+            "src/calc/__init__.py": CALC,
+            "tests/test_calc.py": PROVES_WHICH_FILE,
+        },
+    )
+    report = _qa(bwrap, scratch, base, final, dependency_network=False)
+    assert report.verdict == "resolved", report.error_detail
+    assert report.fail_to_pass == ["tests/test_calc.py::test_add"]
+    assert report.final is not None
+    assert report.final.workspace_install == "src_path"
+    assert report.final.pytest_source == "runner"
+    assert "no-such-backend-prtrace" in (report.final.install_detail or "")
