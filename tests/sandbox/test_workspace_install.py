@@ -138,3 +138,54 @@ def test_a_project_that_cannot_be_built_runs_from_src(
     assert report.final.workspace_install == "src_path"
     assert report.final.pytest_source == "runner"
     assert "no-such-backend-prtrace" in (report.final.install_detail or "")
+
+
+NODE_ID_SUITE: dict[str, str | bytes] = {
+    "src/calc/__init__.py": (
+        'def add(a, b):\n    """\n    >>> add(2, 3)\n    5\n    """\n' + SUBTRACT
+    ),
+    "tests/unit/test_shapes.py": (
+        "import pytest\nimport calc\n\n"
+        "class TestAdd:\n"
+        "    class TestNested:\n"
+        "        def test_deep(self):\n            assert calc.add(1, 1) == 2\n\n"
+        "    @pytest.mark.parametrize('x', [1, 'a.b', 'sp ace'])\n"
+        "    def test_param(self, x):\n            assert calc.add(0, 0) == 0\n\n"
+        "def test_top():\n    assert calc.add(2, 2) == 4\n"
+    ),
+    "tests/test_broken.py": "import not_installed_anywhere\n",
+}
+
+
+@pytest.mark.parametrize("pytest_version", ["7.4.4", "8.4.2", "9.0.1"])
+def test_node_ids_are_the_same_with_pytest_7_8_and_9(
+    bwrap: Backend, scratch: Path, pypi: str, pytest_version: str
+) -> None:
+    base, final = _pair(
+        scratch,
+        {
+            **NODE_ID_SUITE,
+            "pyproject.toml": SETUPTOOLS + '[project]\nname = "calc"\nversion = "1.0"\n'
+            '[tool.pytest.ini_options]\naddopts = "--doctest-modules"\n'
+            'testpaths = ["src", "tests"]\n',
+            "requirements/test.txt": f"pytest=={pytest_version}\n",
+        },
+    )
+    report = _qa(bwrap, scratch, base, final)
+    assert report.final is not None
+    assert (report.final.pytest_version, report.final.pytest_source) == (
+        pytest_version,
+        "repository",
+    )
+    assert report.final.collection_errors == ["tests/test_broken.py"]
+    assert report.fail_to_pass == [
+        "src/calc/__init__.py::calc.add",
+        "tests/unit/test_shapes.py::TestAdd::TestNested::test_deep",
+        "tests/unit/test_shapes.py::test_top",
+    ]
+    assert report.pass_to_pass == [
+        "tests/unit/test_shapes.py::TestAdd::test_param[1]",
+        "tests/unit/test_shapes.py::TestAdd::test_param[a.b]",
+        "tests/unit/test_shapes.py::TestAdd::test_param[sp ace]",
+    ]
+    assert report.verdict == "resolved"
