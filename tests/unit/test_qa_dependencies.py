@@ -172,6 +172,7 @@ def test_explicit_table_wins_over_discovery(tmp_path: Path) -> None:
         ('extras = "test"', "must be a list of strings"),
         ('extras = ["nope"]', "does not declare"),
         ('requirements = ["missing.txt"]', "not in the workspace"),
+        ('python = "3.12"', "unknown key 'python'"),
     ],
 )
 def test_a_bad_explicit_table_is_the_repositorys_error(

@@ -33,6 +33,7 @@ from prtrace.qa.errors import QAError
 
 TEST_NAMES: Final = ("test", "tests", "testing")
 FALLBACK_NAME: Final = "dev"
+EXPLICIT_KEYS: Final = ("extras", "requirements", "dependency_groups", "pytest_args")
 _FACTOR_LINE = re.compile(r"^[\w.,!-]+\s*:\s")  # tox "py311,py312: dep"
 
 
@@ -228,6 +229,13 @@ def read_declaration(workspace: Path, workspace_in_sandbox: str = "/workspace") 
 
     if explicit:
         where = "pyproject.toml [tool.prtrace.qa]"
+        unknown = sorted(set(explicit) - set(EXPLICIT_KEYS))
+        if unknown:
+            raise _repo_error(
+                where,
+                f"unknown key {unknown[0]!r} (known: {', '.join(EXPLICIT_KEYS)}; the tests "
+                "always run on the sandbox's python3)",
+            )
         chosen_extras = _string_list(explicit.get("extras", []), f"{where}.extras")
         files = _string_list(explicit.get("requirements", []), f"{where}.requirements")
         chosen_groups = _string_list(
