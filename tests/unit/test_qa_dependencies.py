@@ -197,3 +197,20 @@ def test_a_dependency_group_cycle_is_the_repositorys_error(tmp_path: Path) -> No
     with pytest.raises(QAError) as failed:
         read_declaration(tmp_path)
     assert failed.value.reason == "repo_error"
+
+
+def test_tox_extras_and_prefixed_requirement_files(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "pyproject.toml": BUILD + '[project]\nname = "x"\n'
+            '[project.optional-dependencies]\ncheck = ["a"]\ninflect = ["b"]\ndocs = ["c"]\n',
+            "tox.ini": "[testenv]\nextras =\n    check\n    inflect\n    py38: docs\n",
+            "requirements/requirements-tests.txt": "pytest\n",
+            "requirements/requirements-docs.txt": "sphinx\n",
+        },
+    )
+    declaration = read_declaration(tmp_path)
+    assert declaration.extras == ["check", "inflect"]  # only with no test-named extra
+    assert declaration.requirement_files == ["requirements/requirements-tests.txt"]
+    assert "tox.ini [testenv] extras" in declaration.sources

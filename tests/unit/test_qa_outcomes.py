@@ -108,3 +108,25 @@ def test_qa_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PRTRACE_SANDBOX_BACKEND", "none")
     with pytest.raises(ConfigurationError, match="backend"):
         QASettings.from_env()
+
+
+def test_inherited_tests_take_the_module_that_collected_them() -> None:
+    """xunit1's file is where the test function is defined (a mixin in tests/__init__.py);
+    pytest's node id, and the classname, name the module that collected it."""
+    xml = b"""<testsuites><testsuite name="pytest">
+<testcase classname="tests.test_rr.RRCacheTest" name="test_rr" file="tests/__init__.py"/>
+<testcase classname="tests.test_lru.LRUCacheTest" name="test_rr" file="tests/__init__.py"/>
+</testsuite></testsuites>"""
+    files = {"tests/__init__.py", "tests/test_rr.py", "tests/test_lru.py"}
+    parsed = parse_junit(xml, files.__contains__)
+    assert set(parsed.outcomes) == {
+        "tests/test_rr.py::RRCacheTest::test_rr",
+        "tests/test_lru.py::LRUCacheTest::test_rr",
+    }
+
+
+def test_an_item_of_the_root_itself_keeps_its_node_id() -> None:
+    xml = b"""<testsuites><testsuite name="pytest">
+<testcase classname="" name="project" file="."><failure message="build failed"/></testcase>
+</testsuite></testsuites>"""
+    assert parse_junit(xml, lambda _: False).outcomes == {".::project": "failed"}

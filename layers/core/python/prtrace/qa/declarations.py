@@ -10,7 +10,7 @@ In this order (everything found is combined; README "QA sandbox" documents it):
    `test`, `tests` or `testing`, else `dev`.
 4. `[dependency-groups]` (PEP 735) named the same way.
 5. tox.ini `[testenv] deps` (factor-conditioned lines and substitutions other than
-   `{toxinidir}` are left out).
+   `{toxinidir}` are left out), and its `extras` when no extra is test-named.
 The project itself is installed (editable) when it can be built: pyproject.toml has
 `[build-system]`, or there is a setup.py. Its `[project].dependencies` then come with it;
 otherwise they are installed as plain requirements.
@@ -183,19 +183,38 @@ def _setup_cfg_extras(reader: _Reader) -> dict[str, list[str]]:
     }
 
 
-def _tox_deps(reader: _Reader, workspace_in_sandbox: str) -> list[str]:
+def _folder_stem(name: str) -> str:
+    """`requirements/requirements-tests.txt` is named like `requirements/tests.txt`."""
+    return re.sub(r"^requirements[-_.]", "", name)
+
+
+def _tox_testenv(reader: _Reader) -> configparser.SectionProxy | None:
     text = reader.text("tox.ini")
     if text is None:
-        return []
+        return None
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(text)
     except configparser.Error as error:
         raise _repo_error("tox.ini", f"cannot be parsed: {error}") from None
-    if not parser.has_option("testenv", "deps"):
+    return parser["testenv"] if parser.has_section("testenv") else None
+
+
+def _plain_lines(value: str) -> list[str]:
+    """tox's multi-line values without comments, factor conditions or substitutions."""
+    lines: list[str] = []
+    for raw in value.splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if line and not line.startswith("#") and "{" not in line and not _FACTOR_LINE.match(line):
+            lines += [part.strip() for part in line.split(",") if part.strip()]
+    return lines
+
+
+def _tox_deps(testenv: configparser.SectionProxy | None, workspace_in_sandbox: str) -> list[str]:
+    if testenv is None or "deps" not in testenv:
         return []
     deps: list[str] = []
-    for raw in parser.get("testenv", "deps").splitlines():
+    for raw in testenv["deps"].splitlines():
         line = raw.split(" #", 1)[0].strip().replace("{toxinidir}", workspace_in_sandbox)
         if not line or line.startswith("#") or "{" in line or _FACTOR_LINE.match(line):
             continue
@@ -266,13 +285,19 @@ def read_declaration(workspace: Path, workspace_in_sandbox: str = "/workspace") 
         folder = workspace / "requirements"
         if folder.is_dir() and not folder.is_symlink():
             names = sorted(p.name for p in folder.glob("*.txt"))
-            picked = [n for n in names if n.startswith(TEST_NAMES)] or [
-                n for n in names if n.startswith(FALLBACK_NAME)
+            picked = [n for n in names if _folder_stem(n).startswith(TEST_NAMES)] or [
+                n for n in names if _folder_stem(n).startswith(FALLBACK_NAME)
             ]
             for name in picked:
                 reader.add_requirement_file(f"requirements/{name}", f"requirements/{name}")
-        for line in _tox_deps(reader, workspace_in_sandbox):
+        testenv = _tox_testenv(reader)
+        for line in _tox_deps(testenv, workspace_in_sandbox):
             _add_tox_line(reader, line, workspace_in_sandbox)
+        if testenv is not None and "extras" in testenv and not chosen_extras:
+            listed = [n for n in _plain_lines(testenv["extras"]) if n in extras]
+            chosen_extras += [n for n in listed if n not in chosen_extras]
+            if listed:
+                declaration.sources.append("tox.ini [testenv] extras")
 
     if discover and declaration.installable and setup_py and not chosen_extras:
         # setup.py's extras_require cannot be read without running it: ask pip for the

@@ -9,6 +9,7 @@ import appears as one entry with the module's path as its id and outcome `error`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -29,10 +30,31 @@ class JUnitOutcomes:
         return sum(1 for value in self.outcomes.values() if value == outcome)
 
 
-def node_id(case: TestCase) -> str:
+def _module_file(classname: str, is_file: Callable[[str], bool]) -> tuple[str, list[str]] | None:
+    """The longest dotted prefix of `classname` that is a module file in the tree, and the
+    classes after it."""
+    parts = classname.split(".")
+    for cut in range(len(parts), 0, -1):
+        candidate = "/".join(parts[:cut]) + ".py"
+        if is_file(candidate):
+            return candidate, parts[cut:]
+    return None
+
+
+def node_id(case: TestCase, is_file: Callable[[str], bool] | None = None) -> str:
+    """`is_file` (a path relative to the root: is it a file of the tree?) settles tests
+    inherited from a class in another module: xunit1's `file` is where a test function is
+    defined (a base class in tests/__init__.py), while the node id names the module that
+    collected it, which the classname carries."""
     file = case._elem.get("file")
     classname = case.classname or ""
     name = case.name or ""
+    if file and PurePosixPath(file).name and classname and is_file is not None:
+        module = ".".join(PurePosixPath(file).with_suffix("").parts)
+        if classname != module and not classname.startswith(module + "."):
+            found = _module_file(classname, is_file)
+            if found is not None:
+                return "::".join([found[0], *found[1], name])
     if not file:
         # No file attribute (xunit2 or another producer): best effort from the dotted path.
         module, _, cls = classname.rpartition(".")
@@ -40,6 +62,8 @@ def node_id(case: TestCase) -> str:
             return f"{module.replace('.', '/')}.py::{cls}::{name}"
         return f"{classname.replace('.', '/')}.py::{name}"
     path = PurePosixPath(file)
+    if not path.name:  # an item of the root itself (e.g. `.::project` from a plugin)
+        return f"{file}::{name}"
     module = ".".join(path.with_suffix("").parts)
     if not classname:
         return f"{file}::{name}"
@@ -71,7 +95,7 @@ def _is_collection_error(case: TestCase) -> bool:
     )
 
 
-def parse_junit(xml: bytes) -> JUnitOutcomes:
+def parse_junit(xml: bytes, is_file: Callable[[str], bool] | None = None) -> JUnitOutcomes:
     """Raise ValueError when the XML is not JUnit. The file was written inside the sandbox:
     a DTD (entity expansion, external entities) is refused before any parser sees it;
     pytest never writes one."""
@@ -93,7 +117,7 @@ def parse_junit(xml: bytes) -> JUnitOutcomes:
                 parsed.collection_errors.append(test_id)
                 parsed.outcomes[test_id] = "error"
                 continue
-            test_id = node_id(case)
+            test_id = node_id(case, is_file)
             outcome = _outcome(case)
             previous = parsed.outcomes.get(test_id, "absent")
             if _SEVERITY[outcome] > _SEVERITY[previous]:

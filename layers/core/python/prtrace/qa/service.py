@@ -12,7 +12,8 @@ import stat
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
+from pathlib import Path, PurePosixPath
 from typing import Final, Literal
 
 from prtrace.qa.archive import extract_archive
@@ -91,6 +92,16 @@ def _workspace_root(extracted: Path) -> Path:
     return extracted
 
 
+def _is_tree_file(root: Path, relative: str) -> bool:
+    """A regular file of the workspace, links not followed (the tree is the tests')."""
+    if relative.startswith("/") or ".." in PurePosixPath(relative).parts:
+        return False
+    try:
+        return stat.S_ISREG(os.lstat(root / relative).st_mode)
+    except OSError:
+        return False
+
+
 def run_pytest(
     sandbox: Sandbox,
     settings: QASettings,
@@ -150,7 +161,7 @@ def run_pytest(
     parsed = None
     if junit is not None and not result.timed_out:
         try:
-            parsed = parse_junit(junit)
+            parsed = parse_junit(junit, partial(_is_tree_file, workspace))
         except ValueError:
             parsed = None
     return result, parsed, junit
