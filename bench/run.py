@@ -21,7 +21,16 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from bench import assemble, client_overhead, client_upload, e2e_local, judge, pipeline, qa
+from bench import (
+    assemble,
+    client_overhead,
+    client_upload,
+    e2e_local,
+    judge,
+    pipeline,
+    qa,
+    qa_corpus,
+)
 from bench.memory import peak_rss_mb
 from prtrace.adapters.memory import MemoryBlobStore, MemoryTraceStore
 from prtrace.chunks import prepare_chunk
@@ -61,6 +70,9 @@ def main() -> None:
     results |= _section(console, "client upload (100,000 events, SDK + outbox)", client_upload.run)
     results |= _section(console, "client overhead per recorded command", client_overhead.run)
     results |= _section(console, "QA sandbox", qa.run)
+    results |= _section(
+        console, "QA on real projects (tests/qa_corpus) vs bare pytest", qa_corpus.run
+    )
     results |= _section(console, "judge (100,000-event trace)", judge.run)
     RESULTS.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     console.print(f"wrote {RESULTS}")

@@ -1,0 +1,133 @@
+"""QA of the real-project corpus (tests/qa_corpus) against bare pytest, per project.
+
+For each project and each backend that runs here:
+  qa_corpus_<project>_bare_pytest_s        bare pytest on the buggy and on the original tree,
+                                           summed: no sandbox, the same interpreter
+                                           (/usr/bin/python3), the project installed editable
+                                           with its test dependencies by uv
+  qa_corpus_<project>_<backend>_s          the whole QA (buggy base, original final) with a
+                                           warm environment cache
+  qa_corpus_<project>_<backend>_ratio      that / the bare sum (targets: 1.3 bwrap, 1.5 docker)
+  qa_corpus_<project>_<backend>_cold_s     the same QA with an empty cache (the environment
+                                           prepared from PyPI first)
+Every QA must be `resolved` with the corpus's FAIL_TO_PASS, and the bare runs must agree
+with the corpus (tests/qa_corpus/verify_bare.py), or the bench fails. Needs root, the
+sandbox setup and PyPI. `python -m bench.qa_corpus [project ...]` prints a table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.qa import WORK, _available
+from prtrace.adapters.artifacts import DirectoryArtifactStore
+from prtrace.qa.local_inputs import store_local_snapshot
+from prtrace.qa.service import QAService
+from prtrace.qa.settings import BackendName, QASettings
+from tests.qa_corpus.projects import BY_NAME, PROJECTS, CorpusProject
+from tests.qa_corpus.sdists import materialize
+from tests.qa_corpus.verify_bare import find_uv, verify
+
+
+@contextlib.contextmanager
+def _qa_cache(path: Path) -> Iterator[None]:
+    previous = os.environ.get("PRTRACE_QA_CACHE_DIR")
+    os.environ["PRTRACE_QA_CACHE_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["PRTRACE_QA_CACHE_DIR"]
+        else:
+            os.environ["PRTRACE_QA_CACHE_DIR"] = previous
+
+
+def _qa_seconds(backend: BackendName, project: CorpusProject, trees: dict[str, Path]) -> float:
+    found = _available(backend)
+    assert found is not None
+    sandbox, owner = found
+    with tempfile.TemporaryDirectory() as scratch:
+        store = DirectoryArtifactStore(Path(scratch))
+        start = time.perf_counter()
+        base, final = (
+            store_local_snapshot(trees[variant], store, "bench", "tr_corpus")
+            for variant in ("buggy", "original")
+        )
+        settings = QASettings(backend=backend, work_dir=WORK / "work")
+        report = QAService(sandbox, store, settings, owner).run("bench", "tr_corpus", base, final)
+        elapsed = time.perf_counter() - start
+    if report.verdict != "resolved" or report.fail_to_pass != sorted(project.fail_to_pass):
+        raise RuntimeError(
+            f"{project.name} on {backend}: {report.verdict} ({report.error_reason}: "
+            f"{report.error_detail}), FAIL_TO_PASS {report.fail_to_pass}"
+        )
+    return elapsed
+
+
+def run(names: list[str] | None = None) -> dict[str, float]:
+    projects = [BY_NAME[name] for name in names] if names else list(PROJECTS)
+    candidates: tuple[BackendName, ...] = ("bwrap", "docker")
+    backends = [name for name in candidates if _available(name) is not None]
+    if "bwrap" not in backends:
+        raise RuntimeError("the bwrap backend is unavailable: run .ci/sandbox-setup.sh as root")
+    uv = find_uv()
+    results: dict[str, float] = {}
+    WORK.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=WORK, prefix="corpus-"))
+    work.chmod(0o711)
+    try:
+        for project in projects:
+            bare = verify(project, work / "bare", uv)
+            if not bare.ok:
+                raise RuntimeError(f"{project.name}: bare pytest disagrees: {bare.problems}")
+            bare_s = bare.seconds + bare.seconds_buggy
+            prefix = f"qa_corpus_{project.name.replace('-', '_')}"
+            results[f"{prefix}_bare_pytest_s"] = round(bare_s, 2)
+            trees = {
+                v: materialize(project, work / project.name / v, v) for v in ("original", "buggy")
+            }
+            for backend in backends:
+                cache = work / f"cache-{project.name}-{backend}"
+                with _qa_cache(cache):
+                    cold = _qa_seconds(backend, project, trees)
+                    warm = _qa_seconds(backend, project, trees)
+                shutil.rmtree(cache, ignore_errors=True)
+                results[f"{prefix}_{backend}_cold_s"] = round(cold, 2)
+                results[f"{prefix}_{backend}_s"] = round(warm, 2)
+                results[f"{prefix}_{backend}_ratio"] = round(warm / bare_s, 2)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def main() -> None:
+    results = run(sys.argv[1:])
+    table = Table(
+        "project",
+        "bare pytest s",
+        *[f"{b} {k}" for b in ("bwrap", "docker") for k in ("s", "ratio", "cold s")],
+    )
+    for project in PROJECTS:
+        prefix = f"qa_corpus_{project.name.replace('-', '_')}"
+        if f"{prefix}_bare_pytest_s" not in results:
+            continue
+        row = [project.name, str(results[f"{prefix}_bare_pytest_s"])]
+        for backend in ("bwrap", "docker"):
+            for key in ("s", "ratio", "cold_s"):
+                row.append(str(results.get(f"{prefix}_{backend}_{key}", "-")))
+        table.add_row(*row)
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
