@@ -54,6 +54,20 @@ def print_report(report: QAReport, console: Console) -> None:
         natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
         console.width = max(console.width, natural)
         console.print(table)
+    for name, run in (
+        ("base", report.base),
+        ("final", report.final),
+        ("base with final tests", report.base_with_final_tests),
+    ):
+        if run is None:
+            continue
+        line = f"{name}: pytest {run.pytest_version or '?'} ({run.pytest_source or '?'})"
+        line += f", workspace {run.workspace_install or '?'}"
+        if run.collection_errors:
+            line += ", could not import: " + ", ".join(run.collection_errors)
+        console.print(escape(line))
+        if run.install_detail:
+            console.print(escape(f"  {run.install_detail}"))
     style = _STYLE[report.verdict]
     line = f"verdict: [bold {style}]{report.verdict}[/]"
     if report.error_reason:

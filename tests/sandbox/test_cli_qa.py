@@ -4,6 +4,7 @@ unavailable backend (never a silent fallback)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tarfile
 from pathlib import Path
@@ -40,6 +41,8 @@ def test_prints_the_verdict_table(bwrap: Backend, fixed: Path) -> None:
     assert FAILING_TEST in result.output  # never cut, whatever the terminal width
     assert "FAIL_TO_PASS" in result.output
     assert "verdict: resolved - 1 fail→pass, 0 pass→fail, 5 pass→pass" in result.output
+    # Which pytest ran, and how the workspace was importable (nothing to build here).
+    assert re.search(r"^final: pytest 9\.\S+ \(runner\), workspace none$", result.output, re.M)
 
 
 def test_json_report_and_unresolved_exit_code(bwrap: Backend, fixed: Path) -> None:
