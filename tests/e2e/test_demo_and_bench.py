@@ -12,7 +12,16 @@ from pathlib import Path
 
 import orjson
 
-from bench import assemble, client_overhead, client_upload, e2e_local, judge, pipeline, qa
+from bench import (
+    assemble,
+    client_overhead,
+    client_upload,
+    e2e_local,
+    judge,
+    pipeline,
+    qa,
+    qa_corpus,
+)
 from bench import run as bench
 from prtrace.judge.rubric import DIMENSION_IDS
 
@@ -62,6 +71,8 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
     monkeypatch.setattr(assemble, "run", functools.partial(assemble.run, (1_000,)))
     monkeypatch.setattr(pipeline, "ROUNDS", 1)
     monkeypatch.setattr(client_upload, "EVENTS", 5_000)
+    # One small corpus project (the whole corpus is tests/sandbox/test_qa_corpus.py's).
+    monkeypatch.setattr(qa_corpus, "run", functools.partial(qa_corpus.run, ["itsdangerous"]))
     monkeypatch.setattr(bench, "RESULTS", tmp_path / "bench-results.json")
     bench.main()
     results = orjson.loads((tmp_path / "bench-results.json").read_bytes())
@@ -78,6 +89,11 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
     assert results["e2e_local_events_per_s"] > 0
     assert results["e2e_local_chunk_p99_ms"] >= results["e2e_local_chunk_p50_ms"] > 0
     assert results["qa_example_total_bwrap_s"] > 0
+    assert results["qa_corpus_itsdangerous_bare_pytest_s"] > 0
+    engines = ["bwrap"] + (["docker"] if "qa_sandbox_start_docker_ms" in results else [])
+    for backend in engines:
+        assert results[f"qa_corpus_itsdangerous_{backend}_cold_s"] > 0
+        assert results[f"qa_corpus_itsdangerous_{backend}_ratio"] > 0
     assert results["judge_prompt_100k_events_s"] > 0
     assert results["pipeline_finalize_to_complete_p50_s"] > 0
     assert any(k.startswith("assemble_1k") for k in results), sorted(results)

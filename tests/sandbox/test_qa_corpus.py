@@ -14,13 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from prtrace.adapters.artifacts import DirectoryArtifactStore
-from prtrace.qa.local_inputs import store_local_snapshot
 from prtrace.qa.report import QAReport
-from prtrace.qa.service import QAService
 from tests.qa_corpus.projects import FEATURES, PROJECTS, CorpusProject
 from tests.qa_corpus.sdists import CorpusUnavailable, materialize
 from tests.sandbox.conftest import Backend
+from tests.sandbox.helpers import run_qa
 
 
 def test_the_corpus_covers_every_feature_the_qa_must_handle() -> None:
@@ -40,14 +38,6 @@ def _trees(project: CorpusProject, root: Path) -> dict[str, Path]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"the corpus cannot be downloaded: {error}")
         pytest.skip(f"the corpus cannot be downloaded here: {error}")
-
-
-def _qa(backend: Backend, root: Path, name: str, base: Path, final: Path) -> QAReport:
-    store = DirectoryArtifactStore(root / f"artifacts-{name}")
-    refs = [store_local_snapshot(tree, store, "t1", f"tr_{name}") for tree in (base, final)]
-    settings = backend.settings(work_dir=root / "work")
-    service = QAService(backend.sandbox, store, settings, backend.owner)
-    return service.run("t1", f"tr_{name}", refs[0], refs[1])
 
 
 def _explain(report: QAReport) -> str:
@@ -71,7 +61,7 @@ def test_corpus_project_fix_and_regression(
     trees = _trees(project, scratch / "trees")
     expected = sorted(project.fail_to_pass)
 
-    fixed = _qa(backend, scratch, "fix", trees["buggy"], trees["original"])
+    fixed, _ = run_qa(backend, scratch, trees["buggy"], trees["original"], "tr_fix")
     assert fixed.verdict == "resolved", _explain(fixed)
     assert fixed.fail_to_pass == expected, _explain(fixed)
     assert fixed.pass_to_fail == []
@@ -82,7 +72,7 @@ def test_corpus_project_fix_and_regression(
         assert fixed.final.pytest_source == "repository"
         assert fixed.final.pytest_version.startswith("7."), _explain(fixed)
 
-    regressed = _qa(backend, scratch, "regression", trees["original"], trees["buggy"])
+    regressed, _ = run_qa(backend, scratch, trees["original"], trees["buggy"], "tr_regression")
     assert regressed.verdict == "unresolved", _explain(regressed)
     assert regressed.pass_to_fail == expected, _explain(regressed)
     assert regressed.fail_to_pass == []

@@ -3,28 +3,22 @@ dependencies, flaky tests, and the logs and JUnit files kept as artifacts."""
 
 from __future__ import annotations
 
-import base64
 import functools
 import gzip
 import hashlib
 import http.server
-import io
 import shutil
 import tarfile
 import threading
-import zipfile
 from pathlib import Path
 
 import pytest
 import zstandard
 
-from prtrace.adapters.artifacts import DirectoryArtifactStore
 from prtrace.qa.junit import parse_junit
-from prtrace.qa.local_inputs import store_local_snapshot
-from prtrace.qa.report import QAReport
 from prtrace.qa.sandbox import SandboxLimits
-from prtrace.qa.service import QAService
 from tests.sandbox.conftest import EXAMPLE_REPO, Backend, select_backend
+from tests.sandbox.helpers import run_qa, wheel
 
 FAILING_TEST = "tests/test_ranges.py::test_merge_keeps_last_interval"
 BUG = "    if current is not None and not merged:\n"
@@ -49,19 +43,9 @@ def _repo(
     return repo
 
 
-def _qa(
-    backend: Backend, root: Path, base: Path, final: Path, **settings: object
-) -> tuple[QAReport, DirectoryArtifactStore]:
-    store = DirectoryArtifactStore(root / "artifacts")
-    base_ref = store_local_snapshot(base, store, "t1", "tr_qa")
-    final_ref = store_local_snapshot(final, store, "t1", "tr_qa")
-    service = QAService(backend.sandbox, store, backend.settings(**settings), backend.owner)
-    return service.run("t1", "tr_qa", base_ref, final_ref), store
-
-
 def test_example_fix_is_resolved(backend: Backend, scratch: Path) -> None:
     final = _repo(scratch, "final", {"ranges/merge.py": (BUG, FIX)})
-    report, store = _qa(backend, scratch, EXAMPLE_REPO, final)
+    report, store = run_qa(backend, scratch, EXAMPLE_REPO, final)
     assert report.verdict == "resolved", report.error_detail
     assert report.backend == backend.name
     assert report.fail_to_pass == [FAILING_TEST]
@@ -92,7 +76,7 @@ def test_fix_that_breaks_another_test_is_unresolved(backend: Backend, scratch: P
             "return a[0] <= b[1] and b[0] <= a[1]", "return a[0] < b[1] and b[0] < a[1]"
         )
     )
-    report, _ = _qa(backend, scratch, EXAMPLE_REPO, final)
+    report, _ = run_qa(backend, scratch, EXAMPLE_REPO, final)
     assert report.verdict == "unresolved"
     assert report.fail_to_pass == [FAILING_TEST]
     assert report.pass_to_fail == ["tests/test_ranges.py::test_overlaps_shared_point"]
@@ -102,7 +86,7 @@ def test_deleting_a_passing_test_counts_as_a_regression(bwrap: Backend, scratch:
     final = _repo(scratch, "final", {"ranges/merge.py": (BUG, FIX)})
     tests = final / "tests" / "test_ranges.py"
     tests.write_text(tests.read_text().split("def test_overlaps_shared_point")[0])
-    report, _ = _qa(bwrap, scratch, EXAMPLE_REPO, final)
+    report, _ = run_qa(bwrap, scratch, EXAMPLE_REPO, final)
     assert report.verdict == "unresolved"
     assert report.pass_to_fail == ["tests/test_ranges.py::test_overlaps_shared_point"]
 
@@ -114,7 +98,7 @@ def test_hung_test_fails_by_the_per_test_timeout(bwrap: Backend, scratch: Path) 
         {"ranges/merge.py": (BUG, FIX)},
         files={"tests/test_hang.py": "import time\n\ndef test_hangs():\n    time.sleep(600)\n"},
     )
-    report, _ = _qa(bwrap, scratch, EXAMPLE_REPO, final, per_test_timeout_s=2)
+    report, _ = run_qa(bwrap, scratch, EXAMPLE_REPO, final, per_test_timeout_s=2)
     assert report.verdict == "resolved", report.error_detail  # the report is complete
     outcomes = {t.test_id: (t.before, t.after) for t in report.tests}
     # A test file added with the fix also runs on the base code (and hangs there too).
@@ -129,7 +113,7 @@ def test_run_over_the_wall_clock_is_a_timeout_error(backend: Backend, scratch: P
         files={"tests/test_hang.py": "import time\n\ndef test_hangs():\n    time.sleep(600)\n"},
     )
     limits = SandboxLimits(wall_timeout_s=4)
-    report, _ = _qa(backend, scratch, EXAMPLE_REPO, final, limits=limits, per_test_timeout_s=300)
+    report, _ = run_qa(backend, scratch, EXAMPLE_REPO, final, limits=limits, per_test_timeout_s=300)
     assert report.verdict == "error"
     assert report.error_reason == "timeout"
     assert report.final is not None
@@ -143,7 +127,7 @@ def test_test_run_killed_at_the_memory_limit_is_an_oom_error(
 ) -> None:
     hog = "def test_hog():\n    blocks = [bytearray(32 * 1024 * 1024) for _ in range(64)]\n"
     final = _repo(scratch, "final", files={"tests/test_hog.py": hog})
-    report, _ = _qa(backend, scratch, EXAMPLE_REPO, final, limits=SandboxLimits(memory_mb=256))
+    report, _ = run_qa(backend, scratch, EXAMPLE_REPO, final, limits=SandboxLimits(memory_mb=256))
     assert report.verdict == "error"
     assert report.error_reason == "oom", report.error_detail
 
@@ -159,7 +143,7 @@ def test_nothing_collectable_is_a_collection_error(bwrap: Backend, scratch: Path
             )
         },
     )
-    report, _ = _qa(bwrap, scratch, EXAMPLE_REPO, final)
+    report, _ = run_qa(bwrap, scratch, EXAMPLE_REPO, final)
     assert report.verdict == "error"
     assert report.error_reason == "collection_error"
     assert "tests/test_ranges.py" in (report.error_detail or "")
@@ -172,7 +156,7 @@ def test_a_broken_test_module_is_listed_and_is_no_fix(bwrap: Backend, scratch: P
         {"ranges/merge.py": (BUG, FIX)},
         files={"tests/test_extra.py": "import not_installed_anywhere\n"},
     )
-    report, _ = _qa(bwrap, scratch, EXAMPLE_REPO, final)
+    report, _ = run_qa(bwrap, scratch, EXAMPLE_REPO, final)
     # A module that cannot import is no test: listed with its run, in no class.
     assert "tests/test_extra.py" not in {t.test_id for t in report.tests}
     assert report.final is not None
@@ -194,7 +178,7 @@ def test_a_test_added_with_the_fix_counts_when_it_fails_on_the_base_code(
         kept + "def test_merge_touching" + rest.partition("def test_merge_touching")[2]
     )
     final = _repo(scratch, "final", {"ranges/merge.py": (BUG, FIX)})
-    report, _ = _qa(backend, scratch, base, final)
+    report, _ = run_qa(backend, scratch, base, final)
     assert report.verdict == "resolved", report.error_detail
     assert report.fail_to_pass == [FAILING_TEST]
     assert report.base_with_final_tests is not None
@@ -217,7 +201,7 @@ def test_a_new_test_module_that_cannot_import_on_the_base_code_counts(
             ),
         },
     )
-    report, _ = _qa(bwrap, scratch, EXAMPLE_REPO, final)
+    report, _ = run_qa(bwrap, scratch, EXAMPLE_REPO, final)
     assert report.verdict == "resolved", report.error_detail
     assert report.fail_to_pass == [
         "tests/test_span.py::test_span",
@@ -235,7 +219,7 @@ def test_a_base_that_cannot_import_counts_every_test_passing_on_final(
     run alone would be a collection error. Final runs, so its passing tests are FAIL_TO_PASS."""
     base = _repo(scratch, "base", files={"ranges/__init__.py": "from .merge import merge, (\n"})
     final = _repo(scratch, "final", {"ranges/merge.py": (BUG, FIX)})
-    report, _ = _qa(backend, scratch, base, final)
+    report, _ = run_qa(backend, scratch, base, final)
     assert report.verdict == "resolved", report.error_detail
     assert report.base is not None
     assert report.base.error_reason == "collection_error"
@@ -254,7 +238,7 @@ def test_a_conftest_that_cannot_import_on_base_is_rescued_by_final(
         scratch, "base", files={**conftest, "ranges/__init__.py": "raise ImportError('bug')\n"}
     )
     final = _repo(scratch, "final", {"ranges/merge.py": (BUG, FIX)}, conftest)
-    report, _ = _qa(bwrap, scratch, base, final)
+    report, _ = run_qa(bwrap, scratch, base, final)
     assert report.base is not None
     assert (report.base.error_reason, report.base.exit_code) == ("repo_error", 4)
     assert report.verdict == "resolved", report.error_detail
@@ -271,7 +255,7 @@ def test_the_repositorys_own_usage_error_is_a_repo_error(bwrap: Backend, scratch
     )
     base = _repo(scratch, "base", files={"pyproject.toml": pyproject})
     final = _repo(scratch, "final", {"ranges/merge.py": (BUG, FIX)}, {"pyproject.toml": pyproject})
-    report, _ = _qa(bwrap, scratch, base, final)
+    report, _ = run_qa(bwrap, scratch, base, final)
     assert report.verdict == "error"
     assert report.error_reason == "repo_error"
     assert "exit 4" in (report.error_detail or "")
@@ -282,7 +266,7 @@ def test_qa_stops_once_base_has_timed_out(bwrap: Backend, scratch: Path) -> None
     hang = {"tests/test_hang.py": "import time\n\ndef test_hangs():\n    time.sleep(600)\n"}
     base = _repo(scratch, "base", files=hang)
     final = _repo(scratch, "final", {"ranges/merge.py": (BUG, FIX)}, hang)
-    report, _ = _qa(
+    report, _ = run_qa(
         bwrap, scratch, base, final, limits=SandboxLimits(wall_timeout_s=3), per_test_timeout_s=300
     )
     assert (report.verdict, report.error_reason) == ("error", "timeout")
@@ -305,35 +289,11 @@ def test_flaky_test_is_flagged_and_left_out(bwrap: Backend, scratch: Path) -> No
         scratch, "final", {"ranges/merge.py": (BUG, FIX)}, files={"tests/test_flaky.py": flaky}
     )
     base = _repo(scratch, "base", files={"tests/test_flaky.py": flaky})
-    report, _ = _qa(bwrap, scratch, base, final, reruns=1)
+    report, _ = run_qa(bwrap, scratch, base, final, reruns=1)
     flagged = {t.test_id for t in report.tests if t.flaky}
     assert flagged == {"tests/test_flaky.py::test_sometimes"}
     assert "tests/test_flaky.py::test_sometimes" not in report.pass_to_pass + report.pass_to_fail
     assert report.verdict == "resolved"
-
-
-def _wheel(name: str, version: str, module_text: str, requires: tuple[str, ...] = ()) -> bytes:
-    """A minimal pure-Python wheel, so dependency tests need no index."""
-    dist = f"{name}-{version}.dist-info"
-    requirements = "".join(f"Requires-Dist: {spec}\n" for spec in requires)
-    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{requirements}"
-    files = {
-        f"{name}/__init__.py": module_text.encode(),
-        f"{dist}/METADATA": metadata.encode(),
-        f"{dist}/WHEEL": (
-            b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-        ),
-    }
-    record = ""
-    for path, body in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(body).digest()).rstrip(b"=").decode()
-        record += f"{path},sha256={digest},{len(body)}\n"
-    files[f"{dist}/RECORD"] = (record + f"{dist}/RECORD,,\n").encode()
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path, body in files.items():
-            archive.writestr(path, body)
-    return buffer.getvalue()
 
 
 def test_declared_dependencies_are_prepared_offline_and_mounted(
@@ -356,9 +316,9 @@ def test_declared_dependencies_are_prepared_offline_and_mounted(
         )
         (repos[side] / "wheels").mkdir()
         (repos[side] / "wheels" / "tinydep-0.1-py3-none-any.whl").write_bytes(
-            _wheel("tinydep", "0.1", "VALUE = 42\n")
+            wheel("tinydep", "0.1", "VALUE = 42\n")
         )
-    report, _ = _qa(backend, scratch, repos["base"], repos["final"], dependency_network=False)
+    report, _ = run_qa(backend, scratch, repos["base"], repos["final"], dependency_network=False)
     assert report.verdict == "resolved", report.error_detail
     outcomes = {t.test_id: (t.before, t.after) for t in report.tests}
     assert outcomes["tests/test_dep.py::test_dependency_is_importable"] == ("passed", "passed")
@@ -373,7 +333,7 @@ def test_declared_dependencies_are_prepared_offline_and_mounted(
 
 def test_dependency_that_cannot_be_installed_is_an_error(bwrap: Backend, scratch: Path) -> None:
     final = _repo(scratch, "final", files={"requirements.txt": "no-such-package-prtrace==9.9.9\n"})
-    report, _ = _qa(bwrap, scratch, EXAMPLE_REPO, final, dependency_network=False)
+    report, _ = run_qa(bwrap, scratch, EXAMPLE_REPO, final, dependency_network=False)
     assert report.verdict == "error"
     assert report.error_reason == "dependency_install_failed"
     assert "no-such-package-prtrace" in (report.error_detail or "")
@@ -382,7 +342,7 @@ def test_dependency_that_cannot_be_installed_is_an_error(bwrap: Backend, scratch
 def test_container_backend_resolves_the_example(scratch: Path) -> None:
     container = select_backend("container")
     final = _repo(scratch, "final", {"ranges/merge.py": (BUG, FIX)})
-    report, _ = _qa(container, scratch, EXAMPLE_REPO, final)
+    report, _ = run_qa(container, scratch, EXAMPLE_REPO, final)
     assert report.verdict == "resolved", report.error_detail
     assert report.fail_to_pass == [FAILING_TEST]
 
@@ -400,7 +360,7 @@ def test_archives_of_each_kind_are_accepted(bwrap: Backend, scratch: Path, suffi
     elif suffix == ".tar.zst":
         archive = scratch / "final.tar.zst"
         archive.write_bytes(zstandard.ZstdCompressor().compress(plain.read_bytes()))
-    report, _ = _qa(bwrap, scratch, EXAMPLE_REPO, archive)
+    report, _ = run_qa(bwrap, scratch, EXAMPLE_REPO, archive)
     assert report.verdict == "resolved", report.error_detail
     assert report.fail_to_pass == [FAILING_TEST]
 
@@ -412,11 +372,11 @@ def test_preparation_has_network_and_the_test_run_has_none(
     tests, run afterwards with the installed package, cannot reach that same index."""
     monkeypatch.setenv("PRTRACE_QA_CACHE_DIR", str(scratch / "cache"))
     index = scratch / "index"
-    wheel = _wheel("netdep", "0.1", "VALUE = 'from the index'\n")
+    netdep = wheel("netdep", "0.1", "VALUE = 'from the index'\n")
     (index / "files").mkdir(parents=True)
-    (index / "files" / "netdep-0.1-py3-none-any.whl").write_bytes(wheel)
+    (index / "files" / "netdep-0.1-py3-none-any.whl").write_bytes(netdep)
     (index / "simple" / "netdep").mkdir(parents=True)
-    digest = hashlib.sha256(wheel).hexdigest()
+    digest = hashlib.sha256(netdep).hexdigest()
     (index / "simple" / "netdep" / "index.html").write_text(
         f'<a href="/files/netdep-0.1-py3-none-any.whl#sha256={digest}">'
         "netdep-0.1-py3-none-any.whl</a>\n"
@@ -444,7 +404,7 @@ def test_preparation_has_network_and_the_test_run_has_none(
             {"ranges/merge.py": (BUG, FIX)},
             files={"requirements.txt": requirements, "tests/test_net.py": uses_dep},
         )
-        report, _ = _qa(bwrap, scratch, base, final, dependency_network=True)
+        report, _ = run_qa(bwrap, scratch, base, final, dependency_network=True)
     finally:
         server.shutdown()
         server.server_close()

@@ -9,12 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from prtrace.adapters.artifacts import DirectoryArtifactStore
-from prtrace.qa.local_inputs import store_local_snapshot
-from prtrace.qa.report import QAReport
-from prtrace.qa.service import QAService
 from tests.sandbox.conftest import Backend
-from tests.sandbox.test_verdicts import _wheel
+from tests.sandbox.helpers import run_qa, wheel
 
 SETUPTOOLS = (
     '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
@@ -43,14 +39,6 @@ def _pair(root: Path, files: dict[str, str | bytes]) -> tuple[Path, Path]:
     return base, final
 
 
-def _qa(backend: Backend, root: Path, base: Path, final: Path, **settings: object) -> QAReport:
-    store = DirectoryArtifactStore(root / "artifacts")
-    refs = [store_local_snapshot(tree, store, "t1", "tr_ws") for tree in (base, final)]
-    settings = {"work_dir": root / "work", **settings}
-    service = QAService(backend.sandbox, store, backend.settings(**settings), backend.owner)
-    return service.run("t1", "tr_ws", refs[0], refs[1])
-
-
 CALC = "def add(a, b):\n" + SUBTRACT
 PROVES_WHICH_FILE = (
     "import calc\n\n"
@@ -66,8 +54,8 @@ def test_a_released_copy_dragged_in_by_a_test_dependency_is_not_what_runs(
     """src layout; its test dependency `needs-calc` requires `calc`, and a released `calc`
     (with the fix already in it) sits in the index the requirements name. Without the
     workspace installed, that copy is what `import calc` finds and no test fails on base."""
-    released = _wheel("calc", "1.0", "def add(a, b):\n" + ADD)
-    dragger = _wheel("needs_calc", "0.1", "", requires=("calc",))
+    released = wheel("calc", "1.0", "def add(a, b):\n" + ADD)
+    dragger = wheel("needs_calc", "0.1", "", requires=("calc",))
     base, final = _pair(
         scratch,
         {
@@ -79,7 +67,7 @@ def test_a_released_copy_dragged_in_by_a_test_dependency_is_not_what_runs(
             "wheels/needs_calc-0.1-py3-none-any.whl": dragger,
         },
     )
-    report = _qa(backend, scratch, base, final)
+    report, _ = run_qa(backend, scratch, base, final)
     assert report.verdict == "resolved", report.error_detail
     assert report.fail_to_pass == ["tests/test_calc.py::test_add"]
     assert report.pass_to_pass == ["tests/test_calc.py::test_imported_from_the_workspace"]
@@ -104,7 +92,7 @@ def test_a_repository_pinning_an_older_pytest_runs_its_own(
             "    return path.basename == 'ignored'\n",
         },
     )
-    report = _qa(bwrap, scratch, base, final)
+    report, _ = run_qa(bwrap, scratch, base, final)
     assert report.verdict == "resolved", report.error_detail
     assert report.fail_to_pass == ["tests/test_calc.py::test_add"]
     assert report.final is not None
@@ -131,7 +119,7 @@ def test_a_project_that_cannot_be_built_runs_from_src(
             "tests/test_calc.py": PROVES_WHICH_FILE,
         },
     )
-    report = _qa(bwrap, scratch, base, final, dependency_network=False)
+    report, _ = run_qa(bwrap, scratch, base, final, dependency_network=False)
     assert report.verdict == "resolved", report.error_detail
     assert report.fail_to_pass == ["tests/test_calc.py::test_add"]
     assert report.final is not None
@@ -171,7 +159,7 @@ def test_node_ids_are_the_same_with_pytest_7_8_and_9(
             "requirements/test.txt": f"pytest=={pytest_version}\n",
         },
     )
-    report = _qa(bwrap, scratch, base, final)
+    report, _ = run_qa(bwrap, scratch, base, final)
     assert report.final is not None
     assert (report.final.pytest_version, report.final.pytest_source) == (
         pytest_version,

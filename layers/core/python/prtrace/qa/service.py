@@ -167,6 +167,21 @@ def run_pytest(
     return result, parsed, junit
 
 
+def _before_outcomes(runs: dict[RunName, SideRun], after: dict[str, Outcome]) -> dict[str, Outcome]:
+    """The base run's outcomes, overridden by the final's tests on the base code."""
+    before: dict[str, Outcome] = {}
+    for name in ("base", "base_with_final_tests"):
+        if name not in runs:
+            continue
+        if runs[name].summary.error_reason is not None:
+            # Nothing could run on the base code (it did not import): every test the final
+            # runs was failing before, as SWE-bench counts it.
+            before.update(dict.fromkeys(after, "error"))
+        else:
+            before.update(runs[name].outcomes)
+    return before
+
+
 class QAService:
     def __init__(
         self,
@@ -241,7 +256,10 @@ class QAService:
             plan.append(("base_with_final_tests", overlay, overlay.parent, "base"))
         for name, workspace, side_dir, side in plan:
             if side not in setups:
-                setups[side] = self._prepare(workspace, runner_site)
+                try:
+                    setups[side] = self._prepare(workspace, runner_site)
+                except QAError as error:
+                    raise QAError(error.reason, f"{side} environment: {error.detail}") from None
             runs[name] = self._test_side(
                 tenant, trace_id, workspace, side_dir, runner_site, setups[side]
             )
@@ -255,16 +273,7 @@ class QAService:
                     trace_id, reason, f"{name.replace('_', ' ')}: {run.detail}", start, summaries
                 )
         after = runs["final"].outcomes
-        before: dict[str, Outcome] = {}
-        for name in ("base", "base_with_final_tests"):
-            if name not in runs:
-                continue
-            if runs[name].summary.error_reason is not None:
-                # Nothing could run on the base code (it did not import): every test the
-                # final runs was failing before, as SWE-bench counts it.
-                before.update(dict.fromkeys(after, "error"))
-            else:
-                before.update(runs[name].outcomes)
+        before = _before_outcomes(runs, after)
         broken_modules = frozenset().union(*(run.collection_errors for run in runs.values()))
         result = classify(
             drop_modules(attribute_collection_errors(before, after.keys()), broken_modules),
