@@ -4,10 +4,32 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
+from moto.dynamodb.responses import DynamoHandler
 from moto.server import ThreadedMotoServer
+
+_DYNAMODB_LOCK = threading.RLock()
+
+
+def serialize_dynamodb() -> None:
+    """One DynamoDB call at a time in this process, as DynamoDB itself applies each write
+    and transaction atomically. moto's threaded server does not: concurrent transactions
+    were seen to count a chunk twice, or to fail while copying a table another thread was
+    writing. Idempotent."""
+    original: Callable[[Any], Any] = DynamoHandler.call_action
+    if getattr(original, "_prtrace_serialized", False):
+        return
+
+    def call_action(self: Any) -> Any:
+        with _DYNAMODB_LOCK:
+            return original(self)
+
+    call_action._prtrace_serialized = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
 
 @contextmanager
@@ -18,6 +40,7 @@ def moto_server(port: int = 0) -> Iterator[str]:
     as a bucket name.
     """
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request access log
+    serialize_dynamodb()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:

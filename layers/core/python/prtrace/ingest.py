@@ -6,6 +6,7 @@ tenant's trace is indistinguishable from one that does not exist.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from prtrace.ports import (
     PipelineUnavailable,
     TraceStore,
 )
-from prtrace.records import FINALIZING, OPEN, ChunkRecord, Page, TraceRecord
+from prtrace.records import FINALIZING, OPEN, ChunkNeighbourhood, ChunkRecord, Page, TraceRecord
 from prtrace.schema import MAX_BLOB_SIZE, BlobRef, Sha256Hex, TraceMetadata, WorkspaceSnapshots
 from prtrace.storage_keys import artifact_key, chunk_body_key
 from prtrace.validation import summarize
@@ -158,12 +159,12 @@ class IngestService:
             raise PayloadTooLarge(len(raw), MAX_CHUNK_BODY_BYTES)
         trace = self.get_trace(tenant, trace_id)
         prepared = prepare_chunk(raw, chunk_seq)
-        stored = self._traces.get_chunk(tenant, trace_id, chunk_seq)
-        if stored is not None:
-            return self._replay(stored, prepared)
+        around = self._traces.chunk_neighbourhood(tenant, trace_id, chunk_seq)
+        if around.same is not None:
+            return self._replay(around.same, prepared)
         if trace.status != OPEN:
             raise TraceNotOpen(trace_id, trace.status)
-        self._check_against_stored(tenant, trace_id, prepared)
+        _check_fits(prepared, around)
 
         ring = self._key_ring()
         body_key = chunk_body_key(tenant, trace_id, chunk_seq, prepared.sha256)
@@ -199,8 +200,12 @@ class IngestService:
         except ConditionFailed:
             raise TraceNotOpen(trace_id, self.get_trace(tenant, trace_id).status) from None
         except NeighbourChanged:
-            # An adjacent chunk landed meanwhile; explain the mismatch as if it had been first.
-            self._check_against_stored(tenant, trace_id, prepared)
+            # An adjacent chunk landed meanwhile; explain the mismatch as if it had been first
+            # (or answer as a replay, if the same chunk landed too).
+            around = self._traces.chunk_neighbourhood(tenant, trace_id, chunk_seq)
+            if around.same is not None:
+                return self._replay(around.same, prepared)
+            _check_fits(prepared, around)
             raise StoreBusy(f"chunk {chunk_seq} raced an adjacent chunk; retry the PUT") from None
         except Contention:
             raise StoreBusy(
@@ -213,50 +218,6 @@ class IngestService:
         if stored.sha256 != prepared.sha256:
             raise ChunkConflict(stored.chunk_seq, stored.sha256, prepared.sha256)
         return ChunkOutcome(stored, replayed=True)
-
-    def _check_against_stored(self, tenant: str, trace_id: str, chunk: PreparedChunk) -> None:
-        """Refuse a chunk that could never be part of a complete trace with the chunks
-        already stored: stored chunks are immutable, so accepting it would block the trace.
-
-        Every chunk holds at least one event, so between stored chunk b (below) and this
-        one there must be room for one event per missing chunk; the same holds above.
-        Adjacent chunks must continue each other exactly. Event ids must be unused.
-        """
-        seq = chunk.chunk_seq
-        below: ChunkRecord | None = None
-        above: ChunkRecord | None = None
-        mine = set(chunk.event_ids)
-        duplicates: dict[str, int] = {}
-        for stored in self._traces.list_chunks(tenant, trace_id, with_event_ids=True):
-            if stored.chunk_seq < seq:
-                below = stored  # listed in seq order: the last one below is the nearest
-            elif stored.chunk_seq > seq and above is None:
-                above = stored
-            for event_id in mine.intersection(stored.event_ids):
-                duplicates[event_id] = stored.chunk_seq
-        last_pointer = f"/events/{chunk.last_event_seq - chunk.first_event_seq}/seq"
-        if below is not None:
-            gap = seq - below.chunk_seq
-            least = below.last_event_seq + gap
-            if chunk.first_event_seq < least or (gap == 1 and chunk.first_event_seq != least):
-                raise SeqDiscontinuity(
-                    _seq_detail(seq, below.chunk_seq, least, chunk.first_event_seq, gap, "start"),
-                    expected_seq=least,
-                    neighbour_chunk=below.chunk_seq,
-                    pointer="/events/0/seq",
-                )
-        if above is not None:
-            gap = above.chunk_seq - seq
-            most = above.first_event_seq - gap
-            if chunk.last_event_seq > most or (gap == 1 and chunk.last_event_seq != most):
-                raise SeqDiscontinuity(
-                    _seq_detail(seq, above.chunk_seq, most, chunk.last_event_seq, gap, "end"),
-                    expected_seq=most,
-                    neighbour_chunk=above.chunk_seq,
-                    pointer=last_pointer,
-                )
-        if duplicates:
-            raise DuplicateEventIds(duplicates)
 
     # ---- artifacts ------------------------------------------------------------------
 
@@ -338,10 +299,27 @@ class IngestService:
                     tenant, trace_id, finalize, now, len(chunks), events
                 )
             except ConditionFailed:
+                self._repair_drifted_counts(trace, (len(chunks), events))
                 continue
             self._start_pipeline(finalized)
             return finalized
         raise StoreBusy(f"trace {trace_id} kept changing while it was being finalized; retry")
+
+    def _repair_drifted_counts(self, seen: TraceRecord, stored: tuple[int, int]) -> None:
+        """The counters are a running total kept beside the chunk items. When they disagree
+        with the stored items and did not move while we listed them, no chunk was committed
+        meanwhile (a commit moves them): they drifted, and the items are the truth. Without
+        this, any drift would keep the trace from ever being finalized."""
+        counted = (seen.chunk_count, seen.event_count)
+        if counted == stored:
+            return
+        latest = self._traces.get_trace(seen.tenant, seen.trace_id)
+        if latest is None or latest.status != OPEN:
+            return
+        if (latest.chunk_count, latest.event_count) != counted:
+            return  # a chunk landed meanwhile: list again
+        with contextlib.suppress(ConditionFailed):  # it moved since: list again
+            self._traces.repair_counts(seen.tenant, seen.trace_id, counted, stored)
 
     def _start_pipeline(self, trace: TraceRecord) -> None:
         if self._pipeline is None:
@@ -414,6 +392,50 @@ class IngestService:
         # chunks are immutable, so refusing finalize would leave the trace open forever:
         # it is finalized, and the pipeline's Assemble step rejects it naming the chunk and
         # event, a terminal status the client can see.
+
+
+def _check_fits(chunk: PreparedChunk, around: ChunkNeighbourhood) -> None:
+    """Refuse a chunk that could never be part of a complete trace with the chunks already
+    stored: stored chunks are immutable, so accepting it would block the trace.
+
+    Every chunk holds at least one event, so between the nearest stored chunk below and this
+    one there must be room for one event per missing chunk; the same holds above. Adjacent
+    chunks must continue each other exactly. Event ids must not be used by either of those
+    two chunks: a duplicate in a farther chunk is found by Assemble, which rejects the trace
+    naming both (SCHEMA.md, "Duplicate event ids"), so a PUT costs the same at chunk 1 and at
+    chunk 10,000.
+    """
+    seq = chunk.chunk_seq
+    below, above = around.below, around.above
+    last_pointer = f"/events/{chunk.last_event_seq - chunk.first_event_seq}/seq"
+    if below is not None:
+        gap = seq - below.chunk_seq
+        least = below.last_event_seq + gap
+        if chunk.first_event_seq < least or (gap == 1 and chunk.first_event_seq != least):
+            raise SeqDiscontinuity(
+                _seq_detail(seq, below.chunk_seq, least, chunk.first_event_seq, gap, "start"),
+                expected_seq=least,
+                neighbour_chunk=below.chunk_seq,
+                pointer="/events/0/seq",
+            )
+    if above is not None:
+        gap = above.chunk_seq - seq
+        most = above.first_event_seq - gap
+        if chunk.last_event_seq > most or (gap == 1 and chunk.last_event_seq != most):
+            raise SeqDiscontinuity(
+                _seq_detail(seq, above.chunk_seq, most, chunk.last_event_seq, gap, "end"),
+                expected_seq=most,
+                neighbour_chunk=above.chunk_seq,
+                pointer=last_pointer,
+            )
+    mine = set(chunk.event_ids)
+    duplicates: dict[str, int] = {}
+    for stored in (below, above):
+        if stored is not None:
+            for event_id in mine.intersection(stored.event_ids):
+                duplicates[event_id] = stored.chunk_seq
+    if duplicates:
+        raise DuplicateEventIds(duplicates)
 
 
 def _seq_detail(seq: int, other: int, bound: int, got: int, gap: int, end: str) -> str:

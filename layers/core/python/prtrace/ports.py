@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from prtrace.records import ChunkRecord, Page, TraceRecord
+from prtrace.records import ChunkNeighbourhood, ChunkRecord, Page, TraceRecord
 from prtrace.tokens import TokenRecord
 
 
@@ -46,6 +46,10 @@ class TraceStore(Protocol):
     ) -> Iterator[ChunkRecord]:
         """All chunks of a trace in chunk seq order."""
 
+    def chunk_neighbourhood(self, tenant: str, trace_id: str, chunk_seq: int) -> ChunkNeighbourhood:
+        """The chunk stored at `chunk_seq` and the nearest below and above, with event ids,
+        in a constant number of reads."""
+
     def commit_chunk(self, chunk: ChunkRecord) -> None:
         """Store the chunk and count it on its trace, atomically, only while the trace is
         open, the chunk seq is free and each adjacent chunk is absent or continues this
@@ -63,6 +67,12 @@ class TraceStore(Protocol):
     ) -> TraceRecord:
         """open -> finalizing, only while the trace still holds exactly the chunks and events
         the caller checked; raises ConditionFailed otherwise."""
+
+    def repair_counts(
+        self, tenant: str, trace_id: str, seen: tuple[int, int], stored: tuple[int, int]
+    ) -> None:
+        """Set the open trace's (chunk_count, event_count) from `seen` to what its stored
+        chunk items hold, only while they still read `seen`; ConditionFailed otherwise."""
 
     def record_outcome(
         self, tenant: str, trace_id: str, status: str, outcome: dict[str, Any], now: str

@@ -120,6 +120,17 @@ class ChunkRecord:
 
 
 @dataclass(frozen=True)
+class ChunkNeighbourhood:
+    """What a new chunk must fit with: the stored chunk at its seq (a replay), and the
+    nearest stored chunks below and above it, with their event ids. Reading it costs the
+    same at chunk 1 and at chunk 10,000."""
+
+    below: ChunkRecord | None
+    same: ChunkRecord | None
+    above: ChunkRecord | None
+
+
+@dataclass(frozen=True)
 class Page:
     items: list[TraceRecord]
     next_token: str | None

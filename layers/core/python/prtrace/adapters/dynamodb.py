@@ -18,13 +18,22 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from prtrace.ports import AlreadyExists, ConditionFailed, Contention, NeighbourChanged
-from prtrace.records import FINALIZING, IN_PIPELINE, OPEN, ChunkRecord, Page, TraceRecord
+from prtrace.records import (
+    FINALIZING,
+    IN_PIPELINE,
+    OPEN,
+    ChunkNeighbourhood,
+    ChunkRecord,
+    Page,
+    TraceRecord,
+)
 from prtrace.tokens import TokenRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 _TRANSACTION_ATTEMPTS = 5
+_MAX_SEQ = 999_999  # chunk sort keys are CHUNK#{seq:06d}
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -182,6 +191,37 @@ class DynamoTraceStore:
             for item in page.get("Items", []):
                 yield _chunk_from_item(item)
 
+    def chunk_neighbourhood(self, tenant: str, trace_id: str, chunk_seq: int) -> ChunkNeighbourhood:
+        """Two queries of at most two items, whatever the number of stored chunks."""
+        below = (
+            self._chunks_between(tenant, trace_id, 0, chunk_seq - 1, limit=1, forward=False)
+            if chunk_seq > 0
+            else []
+        )
+        upward = self._chunks_between(tenant, trace_id, chunk_seq, _MAX_SEQ, limit=2, forward=True)
+        same = upward[0] if upward and upward[0].chunk_seq == chunk_seq else None
+        above = [c for c in upward if c.chunk_seq != chunk_seq][:1]
+        return ChunkNeighbourhood(
+            below=below[0] if below else None, same=same, above=above[0] if above else None
+        )
+
+    def _chunks_between(
+        self, tenant: str, trace_id: str, low: int, high: int, limit: int, forward: bool
+    ) -> list[ChunkRecord]:
+        response = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+            ExpressionAttributeValues={
+                ":pk": {"S": f"T#{tenant}#{trace_id}"},
+                ":low": {"S": f"CHUNK#{low:06d}"},
+                ":high": {"S": f"CHUNK#{high:06d}"},
+            },
+            ScanIndexForward=forward,
+            Limit=limit,
+            ConsistentRead=True,
+        )
+        return [_chunk_from_item(item) for item in response.get("Items", [])]
+
     def commit_chunk(self, chunk: ChunkRecord) -> None:
         item = _chunk_key(chunk.tenant, chunk.trace_id, chunk.chunk_seq) | _to_item(
             {
@@ -302,6 +342,30 @@ class DynamoTraceStore:
                 raise ConditionFailed(trace_id) from error
             raise
         return _trace_from_item(response["Attributes"])
+
+    def repair_counts(
+        self, tenant: str, trace_id: str, seen: tuple[int, int], stored: tuple[int, int]
+    ) -> None:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_trace_key(tenant, trace_id),
+                ConditionExpression="#status = :open AND chunk_count = :seen_chunks "
+                "AND event_count = :seen_events",
+                UpdateExpression="SET chunk_count = :chunks, event_count = :events",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":open": {"S": OPEN},
+                    ":seen_chunks": {"N": str(seen[0])},
+                    ":seen_events": {"N": str(seen[1])},
+                    ":chunks": {"N": str(stored[0])},
+                    ":events": {"N": str(stored[1])},
+                },
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                raise ConditionFailed(trace_id) from error
+            raise
 
     def record_outcome(
         self, tenant: str, trace_id: str, status: str, outcome: dict[str, Any], now: str

@@ -3,6 +3,7 @@ the real adapters. For unit tests and benchmarks; not for production."""
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -15,15 +16,44 @@ from prtrace.ports import (
     PipelineUnavailable,
     PresignedUpload,
 )
-from prtrace.records import FINALIZING, IN_PIPELINE, OPEN, ChunkRecord, Page, TraceRecord
+from prtrace.records import (
+    FINALIZING,
+    IN_PIPELINE,
+    OPEN,
+    ChunkNeighbourhood,
+    ChunkRecord,
+    Page,
+    TraceRecord,
+)
 from prtrace.tokens import TokenRecord
+
+
+class _ChunkTable(dict[tuple[str, str, int], ChunkRecord]):
+    """Chunks by (tenant, trace, seq), with each trace's stored seqs kept sorted, so the
+    neighbourhood of a seq is found by bisection (tests may set and delete items)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seqs: dict[tuple[str, str], list[int]] = {}
+
+    def __setitem__(self, key: tuple[str, str, int], value: ChunkRecord) -> None:
+        if key not in self:
+            bisect.insort(self._seqs.setdefault(key[:2], []), key[2])
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: tuple[str, str, int]) -> None:
+        super().__delitem__(key)
+        self._seqs[key[:2]].remove(key[2])
+
+    def seqs(self, tenant: str, trace_id: str) -> list[int]:
+        return self._seqs.get((tenant, trace_id), [])
 
 
 class MemoryTraceStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.traces: dict[tuple[str, str], TraceRecord] = {}
-        self.chunks: dict[tuple[str, str, int], ChunkRecord] = {}
+        self.chunks = _ChunkTable()
 
     def create_trace(self, trace: TraceRecord) -> None:
         with self._lock:
@@ -47,10 +77,24 @@ class MemoryTraceStore:
     def list_chunks(
         self, tenant: str, trace_id: str, with_event_ids: bool
     ) -> Iterator[ChunkRecord]:
-        keys = sorted(k for k in self.chunks if k[:2] == (tenant, trace_id))
-        for key in keys:
-            chunk = self.chunks[key]
+        for seq in list(self.chunks.seqs(tenant, trace_id)):
+            chunk = self.chunks[(tenant, trace_id, seq)]
             yield chunk if with_event_ids else replace(chunk, event_ids=())
+
+    def chunk_neighbourhood(self, tenant: str, trace_id: str, chunk_seq: int) -> ChunkNeighbourhood:
+        seqs = self.chunks.seqs(tenant, trace_id)
+        at = bisect.bisect_left(seqs, chunk_seq)
+        same = at < len(seqs) and seqs[at] == chunk_seq
+        above = at + 1 if same else at
+
+        def chunk(index: int) -> ChunkRecord | None:
+            if 0 <= index < len(seqs):
+                return self.chunks[(tenant, trace_id, seqs[index])]
+            return None
+
+        return ChunkNeighbourhood(
+            below=chunk(at - 1), same=chunk(at) if same else None, above=chunk(above)
+        )
 
     def commit_chunk(self, chunk: ChunkRecord) -> None:
         with self._lock:
@@ -95,6 +139,21 @@ class MemoryTraceStore:
             updated = replace(trace, status=FINALIZING, finalize=finalize, updated_at=now)
             self.traces[(tenant, trace_id)] = updated
             return updated
+
+    def repair_counts(
+        self, tenant: str, trace_id: str, seen: tuple[int, int], stored: tuple[int, int]
+    ) -> None:
+        with self._lock:
+            trace = self.traces.get((tenant, trace_id))
+            if (
+                trace is None
+                or trace.status != OPEN
+                or (trace.chunk_count, trace.event_count) != seen
+            ):
+                raise ConditionFailed(trace_id)
+            self.traces[(tenant, trace_id)] = replace(
+                trace, chunk_count=stored[0], event_count=stored[1]
+            )
 
     def set_status(self, tenant: str, trace_id: str, status: str, now: str) -> None:
         """What the state machine does to the item between steps (tests only)."""
