@@ -23,6 +23,7 @@ from rich.table import Table
 
 from bench import (
     assemble,
+    chunk_put_cost,
     client_overhead,
     client_upload,
     e2e_local,
@@ -64,6 +65,7 @@ def main() -> None:
     finally:
         os.sched_setaffinity(0, cores)
     console = Console()
+    results |= _section(console, "chunk PUT cost at chunk 1, 100 and 1,000", chunk_put_cost.run)
     results |= _section(console, "assemble (1k, 10k and 100k events)", assemble.run)
     results |= _section(console, "end-to-end through the local cloud", e2e_local.run)
     results |= _section(console, "pipeline: the demo trace, finalize to complete", pipeline.run)

@@ -14,6 +14,7 @@ import orjson
 
 from bench import (
     assemble,
+    chunk_put_cost,
     client_overhead,
     client_upload,
     e2e_local,
@@ -71,6 +72,8 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
     monkeypatch.setattr(assemble, "run", functools.partial(assemble.run, (1_000,)))
     monkeypatch.setattr(pipeline, "ROUNDS", 1)
     monkeypatch.setattr(client_upload, "EVENTS", 5_000)
+    monkeypatch.setattr(chunk_put_cost, "CHUNKS", 100)
+    monkeypatch.setattr(chunk_put_cost, "POSITIONS", (1, 50, 100))
     # One small corpus project (the whole corpus is tests/sandbox/test_qa_corpus.py's).
     monkeypatch.setattr(qa_corpus, "run", functools.partial(qa_corpus.run, ["itsdangerous"]))
     monkeypatch.setattr(bench, "RESULTS", tmp_path / "bench-results.json")
@@ -89,6 +92,8 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
     assert results["e2e_local_events_per_s"] > 0
     assert results["e2e_local_chunk_p99_ms"] >= results["e2e_local_chunk_p50_ms"] > 0
     assert results["qa_example_total_bwrap_s"] > 0
+    assert results["chunk_put_memory_at_100_ms"] > 0
+    assert results["chunk_put_moto_100_over_1"] > 0
     assert results["qa_corpus_itsdangerous_bare_pytest_s"] > 0
     engines = ["bwrap"] + (["docker"] if "qa_sandbox_start_docker_ms" in results else [])
     for backend in engines:
