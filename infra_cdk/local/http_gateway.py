@@ -5,8 +5,8 @@ match first), runs the route's Lambda authorizer (simple responses, answers cach
 identity source for the authorizer's TTL), then invokes the integration's Lambda through
 the Lambda API with a payload v2.0 event and returns its response as is (status, headers,
 cookies, base64 bodies). The Lambdas run in the local cloud's workers, behind moto.
-Errors the gateway itself produces are problem+json, except 401/403 from the authorizer,
-which keep API Gateway's own `{"message": ...}` shape.
+Errors the gateway itself produces are problem+json, except an unrouted request (404) and
+a missing or refused token (401/403), which keep API Gateway's own `{"message": ...}` shape.
 """
 
 from __future__ import annotations
@@ -148,9 +148,8 @@ class LocalHttpApi:
         path = raw_path.split("?", 1)[0]
         route, params = self._route(method, path)
         if route is None:
-            return problem(
-                404, "route-not-found", f"{method} {path} is not a route of this API", instance=path
-            )
+            # API Gateway's own answer, which clients of the deployed API see.
+            return _aws_message(404, "Not Found")
         event = http_api_event(
             method, f"http://localhost{raw_path}", headers, request.body or None, route.route_key
         )

@@ -5,7 +5,8 @@ each connection, and every limit a hostile or slow client could abuse is enforce
   the backlog, they are not reset).
 - A request's head (request line and headers) must arrive within `read_timeout_s` of its
   first byte and its body must never stall longer than that; an idle keep-alive connection
-  is closed after `idle_timeout_s`. A stalled half request is answered 408 and closed.
+  is closed after `idle_timeout_s`. A stalled half request is answered 408 and closed. An
+  answer must be taken within 30 s.
 - Request bodies are read as framed (Content-Length or chunked); an invalid or negative
   Content-Length, or both framings at once, is a 400.
 - Whenever the server answers before it has read the whole request (400, 405, 408, 413,
@@ -42,6 +43,7 @@ _HOP_BY_HOP = frozenset(
 )
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE = re.compile(rb"([\x21-\x7e\x80-\xff]([\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?")
+_WRITE_TIMEOUT_S = 30.0
 _LINGER_S = 2.0  # how long unread request bytes are discarded before a closing socket closes
 
 
@@ -372,7 +374,8 @@ class _Connection:
         self._write(out)
 
     def _write(self, data: bytes | None) -> None:
-        self._sock.settimeout(self._limits.read_timeout_s)
+        # sendall's timeout bounds the whole answer; a client that never reads is dropped.
+        self._sock.settimeout(max(self._limits.read_timeout_s, _WRITE_TIMEOUT_S))
         try:
             self._sock.sendall(data or b"")
         except OSError as error:
