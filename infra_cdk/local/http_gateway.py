@@ -5,6 +5,8 @@ match first), runs the route's Lambda authorizer (simple responses, answers cach
 identity source for the authorizer's TTL), then invokes the integration's Lambda through
 the Lambda API with a payload v2.0 event and returns its response as is (status, headers,
 cookies, base64 bodies). The Lambdas run in the local cloud's workers, behind moto.
+Errors the gateway itself produces are problem+json, except an unrouted request (404) and
+a missing or refused token (401/403), which keep API Gateway's own `{"message": ...}` shape.
 """
 
 from __future__ import annotations
@@ -17,18 +19,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
 
 from infra_cdk.local.gateway import authorizer_event, http_api_event
+from infra_cdk.local.http_server import HttpLimits, HttpReply, HttpRequest, HttpServer, problem
 
 log = logging.getLogger("prtrace.local.gateway")
 
 # (function name, event) -> (payload, errored)
 Invoke = Callable[[str, dict[str, Any]], tuple[bytes, bool]]
-MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 
 
 @dataclass(frozen=True)
@@ -105,83 +106,75 @@ def routes_from_template(template: dict[str, Any], physical_ids: dict[str, str])
 
 
 class LocalHttpApi:
-    def __init__(self, invoke: Invoke, host: str = "127.0.0.1", port: int = 0) -> None:
+    """The template's routes behind the local HTTP/1.1 server (`http_server.py`: its limits,
+    timeouts and problem+json errors). `limits` is for tests that need short timeouts."""
+
+    def __init__(
+        self,
+        invoke: Invoke,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        limits: HttpLimits | None = None,
+    ) -> None:
         self._invoke = invoke
         self.routes: list[Route] = []
         self._cache: dict[tuple[str, tuple[str, ...]], tuple[float, dict[str, Any]]] = {}
         self._cache_lock = threading.Lock()
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                api._handle(self)
-
-            # http.server dispatches on do_<METHOD>.
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve  # noqa: N815
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug(format, *args)
-
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = HttpServer(self._handle, host, port, limits=limits)
 
     @property
     def url(self) -> str:
-        return f"http://localhost:{self._server.server_address[1]}"
+        return f"http://localhost:{self._server.port}"
 
     def start(self) -> None:
-        self._thread.start()
+        self._server.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     # -- one request ----------------------------------------------------------------
 
-    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+    def _handle(self, request: HttpRequest) -> HttpReply:
         started = time.perf_counter()
-        method = request.command
-        raw_path = request.path
-        size = int(request.headers.get("content-length") or 0)
-        if size > MAX_BODY_BYTES:
-            self._reply(request, 413, {"content-type": "application/json"},
-                        b'{"message":"Request Entity Too Large"}')  # fmt: skip
-            return
-        body = request.rfile.read(size) if size else None
-        headers = _joined_headers(request)
+        reply = self._answer(request)
+        log.info("%s %s -> %s (%.0f ms)", request.method, request.target, reply.status,
+                 (time.perf_counter() - started) * 1000)  # fmt: skip
+        return reply
+
+    def _answer(self, request: HttpRequest) -> HttpReply:
+        method, raw_path = request.method, request.target
+        headers = _joined_headers(request.headers)
         path = raw_path.split("?", 1)[0]
         route, params = self._route(method, path)
         if route is None:
-            self._reply(
-                request, 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
-            )
-            return
+            # API Gateway's own answer, which clients of the deployed API see.
+            return _aws_message(404, "Not Found")
         event = http_api_event(
-            method, f"http://localhost{raw_path}", headers, body, route.route_key
+            method, f"http://localhost{raw_path}", headers, request.body or None, route.route_key
         )
         if params:
             event["pathParameters"] = params
-        if request.headers.get("cookie"):
-            event["cookies"] = [c.strip() for c in request.headers["cookie"].split(";")]
+        if headers.get("cookie"):
+            event["cookies"] = [c.strip() for c in headers["cookie"].split(";") if c.strip()]
         if route.authorizer is not None:
             verdict = self._authorize(route.authorizer, event)
+            # API Gateway's own answers (and shapes) for a missing or refused token.
             if verdict is None:
-                self._reply(request, 401, {"content-type": "application/json"},
-                            b'{"message":"Unauthorized"}')  # fmt: skip
-                return
+                return _aws_message(401, "Unauthorized")
             if not verdict.get("isAuthorized"):
-                self._reply(request, 403, {"content-type": "application/json"},
-                            b'{"message":"Forbidden"}')  # fmt: skip
-                return
+                return _aws_message(403, "Forbidden")
             event["requestContext"]["authorizer"] = {"lambda": verdict.get("context") or {}}
-        payload, errored = self._invoke(route.function, event)
-        status, out_headers, out_body = _response(payload, errored, event)
-        self._reply(request, status, out_headers, out_body)
-        log.info("%s %s -> %s (%.0f ms)", method, raw_path, status,
-                 (time.perf_counter() - started) * 1000)  # fmt: skip
+        request_id = event["requestContext"]["requestId"]
+        try:
+            payload, errored = self._invoke(route.function, event)
+        except Exception as error:
+            log.exception("invoking %s failed", route.function)
+            return _upstream_problem(500, request_id, f"invoke failed: {type(error).__name__}")
+        try:
+            return _response(payload, errored, request_id)
+        except (ValueError, TypeError, AttributeError) as error:  # a malformed Lambda answer
+            return _upstream_problem(500, request_id, f"invalid function response: {error}")
 
     def _route(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
         for route in self.routes:
@@ -215,24 +208,14 @@ class LocalHttpApi:
                 self._cache[key] = (now + authorizer.ttl_s, verdict)
         return verdict
 
-    @staticmethod
-    def _reply(
-        request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes
-    ) -> None:
-        request.send_response(status)
-        for name, value in headers.items():
-            if name.lower() not in {"content-length", "connection", "transfer-encoding"}:
-                request.send_header(name, value)
-        request.send_header("content-length", str(len(body)))
-        request.end_headers()
-        if request.command != "HEAD":
-            request.wfile.write(body)
+
+def _aws_message(status: int, message: str) -> HttpReply:
+    return HttpReply(
+        status, [("content-type", "application/json")], orjson.dumps({"message": message})
+    )
 
 
-def _response(
-    payload: bytes, errored: bool, event: dict[str, Any]
-) -> tuple[int, dict[str, str], bytes]:
-    request_id = event["requestContext"]["requestId"]
+def _response(payload: bytes, errored: bool, request_id: str) -> HttpReply:
     if errored:
         error = orjson.loads(payload) if payload else {}
         timed_out = error.get("errorType") == "Sandbox.Timedout"
@@ -243,38 +226,38 @@ def _response(
         return _upstream_problem(500, request_id, "invalid JSON from the function")
     if not (isinstance(result, dict) and "statusCode" in result):
         # Payload v2.0: anything else is the body of a 200 JSON response.
-        return 200, {"content-type": "application/json"}, orjson.dumps(result)
+        return HttpReply(200, [("content-type", "application/json")], orjson.dumps(result))
     headers = {str(k).lower(): str(v) for k, v in (result.get("headers") or {}).items()}
     for name, values in (result.get("multiValueHeaders") or {}).items():
         headers[str(name).lower()] = ",".join(str(v) for v in values)
-    if result.get("cookies"):
-        headers["set-cookie"] = ", ".join(result["cookies"])
+    # One Set-Cookie line per cookie, as API Gateway sends them.
+    cookies = [("set-cookie", str(c)) for c in result.get("cookies") or []]
     raw = result.get("body") or ""
     body = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode()
-    return int(result["statusCode"]), headers, body
+    status = int(result["statusCode"])
+    if not 200 <= status <= 599:
+        raise ValueError(f"statusCode {status}")
+    return HttpReply(status, [*headers.items(), *cookies], body)
 
 
-def _upstream_problem(
-    status: int, request_id: str, cause: str | None
-) -> tuple[int, dict[str, str], bytes]:
+def _upstream_problem(status: int, request_id: str, cause: str | None) -> HttpReply:
     """Where AWS answers {"message": "Internal Server Error"}, the local gateway answers
     the API's own problem format, naming the request so its log can be found."""
-    problem = {
-        "type": "urn:prtrace:problem:upstream-failure",
-        "title": "Service Unavailable" if status == 503 else "Internal Server Error",
-        "status": status,
-        "detail": f"the function serving this route failed ({cause or 'unknown'}); "
-        f"request id {request_id}",
-    }
-    return status, {"content-type": "application/problem+json"}, orjson.dumps(problem)
+    return problem(
+        status,
+        "upstream-failure",
+        f"the function serving this route failed ({cause or 'unknown'}); request id {request_id}",
+    )
 
 
-def _joined_headers(request: BaseHTTPRequestHandler) -> dict[str, str]:
-    """HTTP APIs join repeated headers with commas and lower-case the names."""
+def _joined_headers(fields: list[tuple[str, str]]) -> dict[str, str]:
+    """HTTP APIs join repeated headers with commas (cookies with "; ") and lower-case the
+    names."""
     headers: dict[str, str] = {}
-    for name, value in request.headers.items():
+    for name, value in fields:
         key = name.lower()
-        headers[key] = f"{headers[key]},{value}" if key in headers else value
+        joiner = "; " if key == "cookie" else ","
+        headers[key] = f"{headers[key]}{joiner}{value}" if key in headers else value
     return headers
 
 
