@@ -85,6 +85,57 @@ def test_non_json_bodies_are_415(client, media_type):
     assert "application/json" in response.json()["detail"]
 
 
+def _small_body_routes(client: Client) -> list[tuple[str, bytes]]:
+    trace_id = new_trace(client)
+    return [
+        ("/v1/traces", orjson.dumps(trace_metadata())),
+        (f"/v1/traces/{trace_id}/artifacts", orjson.dumps({"sha256": "a" * 64, "size": 3})),
+        (f"/v1/traces/{trace_id}/finalize", b'{"expected_chunks": 1}'),
+    ]
+
+
+@pytest.mark.parametrize("raw", [b"\xff", b'{"expected_chunks": "\xc3"}', b"{}\xed\xa0\x80"])
+def test_invalid_utf8_bodies_are_422_naming_the_byte(client, raw):
+    for path, _ in _small_body_routes(client):
+        response = client.call("POST", path, raw=raw)
+        assert response.status == 422, (path, response.body)
+        assert problem_type(response) == "validation-error"
+        body = response.json()
+        assert "UTF-8" in body["detail"]
+        assert "offset" in body["detail"]
+        assert [e["pointer"] for e in body["errors"]] == [""]
+
+
+@pytest.mark.parametrize(
+    "media_type",
+    [
+        "APPLICATION/JSON",
+        "Application/Json; charset=utf-8",
+        "application/json;charset=UTF-8",
+        "application/merge-patch+json",
+        "application/vnd.api+json; charset=utf-8",
+    ],
+)
+def test_json_media_types_are_accepted_in_any_spelling(client, media_type):
+    for path, body in _small_body_routes(client):
+        response = client.call("POST", path, raw=body, headers={"Content-Type": media_type})
+        # finalize of a trace with no chunk is a 409, but it was read as JSON to get there
+        assert response.status in (201, 409), (path, response.body)
+        if response.status == 409:
+            assert problem_type(response) == "incomplete-trace"
+
+
+@pytest.mark.parametrize(
+    "media_type",
+    ["application/jsonx", "+json", "text/json+xml", "application/json; charset=latin-1"],
+)
+def test_near_json_media_types_are_415(client, media_type):
+    for path, body in _small_body_routes(client):
+        response = client.call("POST", path, raw=body, headers={"Content-Type": media_type})
+        assert response.status == 415, (path, response.body)
+        assert problem_type(response) == "unsupported-media-type"
+
+
 def test_get_trace_reports_counts(client):
     trace_id = new_trace(client)
     assert put(client, trace_id, 0, chunk_body(0, 7)).status == 201
