@@ -6,7 +6,6 @@ import base64
 import binascii
 from typing import Any
 
-import orjson
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
@@ -17,12 +16,13 @@ from functions.api.routes import artifacts, chunks, health, traces
 from functions.api.telemetry import logger, metrics, tracer
 from prtrace.errors import DomainError, FieldError, InvalidInput
 from prtrace.ingest import MAX_CHUNK_BODY_BYTES, MAX_SMALL_BODY_BYTES
-from prtrace.validation import field_errors, summarize
+from prtrace.validation import field_errors, load_json, summarize
 
 JSON_MEDIA_TYPE = "application/json"
 
-# orjson: faster, and a too-long integer is a JSON error (422), not a ValueError (500).
-app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=orjson.loads)
+# orjson: faster, and a too-long integer is a JSON error (422), not a ValueError (500);
+# load_json reads 3.0 as the integer 3, as the documented JSON Schema does.
+app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=load_json)
 for module in (traces, chunks, artifacts, health):
     app.include_router(module.router)
 
@@ -45,8 +45,27 @@ def _validation_error(error: RequestValidationError) -> Response[str]:
     return problems.from_domain_error(invalid, app.current_event.path)
 
 
+def _allowed_methods(path: str) -> list[str]:
+    """The methods some route serves at `path` (Powertools keeps its routes in two lists)."""
+    routes = app._static_routes + app._dynamic_routes
+    return sorted({r.method for r in routes if r.rule.fullmatch(path)})
+
+
 @app.not_found
 def _not_found(_: Exception) -> Response[str]:
+    event = app.current_event
+    allowed = _allowed_methods(event.path)
+    if allowed:
+        response = problems.problem(
+            405,
+            "method-not-allowed",
+            "Method not allowed",
+            f"{event.http_method[:16]} is not served at this path; it serves {', '.join(allowed)}",
+            event.path,
+            allowed=allowed,
+        )
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
     return problems.problem(
         404,
         "route-not-found",

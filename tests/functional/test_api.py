@@ -577,7 +577,7 @@ def test_readiness_fails_when_the_bucket_is_gone(gateway):
 
 
 def test_unknown_route_is_a_404_problem(client):
-    response = client.call("DELETE", "/v1/traces")
+    response = client.call("GET", "/v1/nothing-here")
     assert response.status == 404
     assert problem_type(response) == "route-not-found"
 
@@ -610,3 +610,38 @@ def test_empty_artifact_can_be_declared(client):
     )
     assert response.status == 201
     assert response.json()["blob_ref"] == {**ref, "media_type": "application/octet-stream"}
+
+
+# ---- HTTP semantics ------------------------------------------------------------------
+
+
+def test_an_undeclared_method_on_a_route_is_405_with_allow(client):
+    response = client.call("DELETE", "/v1/traces")
+    assert response.status == 405
+    assert problem_type(response) == "method-not-allowed"
+    assert response.headers["allow"] == "GET, POST"
+    assert response.json()["allowed"] == ["GET", "POST"]
+
+
+def test_whole_number_floats_are_integers_in_small_bodies(client):
+    trace_id = new_trace(client)
+    artifact = client.call(
+        "POST",
+        f"/v1/traces/{trace_id}/artifacts",
+        raw=b'{"sha256": "' + b"a" * 64 + b'", "size": 3.0}',
+    )
+    assert artifact.status == 201, artifact.body
+    assert artifact.json()["blob_ref"]["size"] == 3
+    assert put(client, trace_id, 0, chunk_body(0, 2)).status == 201
+    done = client.call("POST", f"/v1/traces/{trace_id}/finalize", raw=b'{"expected_chunks": 1.0}')
+    assert done.status == 202, done.body
+    assert done.json()["finalize"]["expected_chunks"] == 1
+
+
+def test_fractional_numbers_are_refused_where_integers_are_expected(client):
+    trace_id = new_trace(client)
+    response = client.call(
+        "POST", f"/v1/traces/{trace_id}/finalize", raw=b'{"expected_chunks": 1.5}'
+    )
+    assert response.status == 422
+    assert response.json()["errors"][0]["pointer"] == "/expected_chunks"

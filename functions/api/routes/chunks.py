@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.api.dependencies import ingest_service, require
+from functions.api.models import ChunkReceipt, answer
 from functions.api.routes.responses import json_response
 from functions.api.routes.traces import TraceId
 from functions.api.telemetry import metrics
@@ -22,7 +23,13 @@ router = Router()
 @router.put(
     "/v1/traces/<trace_id>/chunks/<chunk_seq>",
     summary="Store one chunk of events (idempotent: the same body again gets the same answer)",
-    responses={201: {"description": "Stored (or already stored with this exact body)"}},
+    responses=answer(
+        201,
+        ChunkReceipt,
+        "Stored (or already stored with this exact body: Idempotent-Replayed: true)",
+        _404="No such trace for this caller",
+        _409="A different chunk is stored under this seq, or the chunk does not fit the trace",
+    ),
 )
 def put_chunk(
     trace_id: TraceId, chunk_seq: Annotated[int, Path(ge=0, le=MAX_CHUNK_SEQ)]

@@ -31,6 +31,7 @@ MAX_LINE_COUNT: Final = 10_000_000
 MAX_TEST_COUNT: Final = 1_000_000
 MAX_BLOB_SIZE: Final = 5 * 1024**3
 
+_URL_CHARS: Final = r"[^\x00-\x20\x7F-\x9F]"
 _STRICT = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
@@ -117,7 +118,10 @@ class Repository(BaseModel):
         Field(
             min_length=1,
             max_length=2_048,
-            pattern=r"^(https?|ssh|git|file)://[^\s]+$|^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[^\s]+$",
+            # An explicit class, not \s: Python's and ECMA 262's \s differ (U+0085), and JSON
+            # Schema validators use ECMA regexes. No space, no C0/C1 control, no DEL.
+            pattern=rf"^(https?|ssh|git|file)://{_URL_CHARS}+$"
+            rf"|^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:{_URL_CHARS}+$",
         ),
     ]
     base_commit: GitSha
