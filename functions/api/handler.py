@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.api import dependencies, problems
 from functions.api.routes import artifacts, chunks, health, traces
 from functions.api.telemetry import logger, metrics, tracer
-from prtrace.errors import DomainError, FieldError, InvalidInput
+from prtrace.errors import DomainError, FieldError, InvalidInput, echoed
 from prtrace.ingest import MAX_CHUNK_BODY_BYTES, MAX_SMALL_BODY_BYTES
 from prtrace.validation import field_errors, load_json, summarize
 
@@ -60,7 +60,8 @@ def _not_found(_: Exception) -> Response[str]:
             405,
             "method-not-allowed",
             "Method not allowed",
-            f"{event.http_method[:16]} is not served at this path; it serves {', '.join(allowed)}",
+            f"{echoed(event.http_method, 16)} is not served at this path; "
+            f"it serves {', '.join(allowed)}",
             event.path,
             allowed=allowed,
         )
@@ -70,7 +71,8 @@ def _not_found(_: Exception) -> Response[str]:
         404,
         "route-not-found",
         "No such route",
-        f"{app.current_event.http_method} {app.current_event.path} is not a route of this API",
+        f"{echoed(app.current_event.http_method, 16)} {echoed(app.current_event.path)} "
+        "is not a route of this API",
         app.current_event.path,
     )
 

@@ -645,3 +645,23 @@ def test_fractional_numbers_are_refused_where_integers_are_expected(client):
     )
     assert response.status == 422
     assert response.json()["errors"][0]["pointer"] == "/expected_chunks"
+
+
+@pytest.mark.parametrize("seq", ["01", "1.0", "+1", "1e0", "%201"])
+def test_a_chunk_seq_that_is_not_canonical_decimal_is_refused(client, seq):
+    trace_id = new_trace(client)
+    assert put(client, trace_id, 0, chunk_body(0, 2)).status == 201
+    response = client.call("PUT", f"/v1/traces/{trace_id}/chunks/{seq}", raw=chunk_body(2, 2))
+    assert response.status == 422, response.body
+    assert problem_type(response) == "validation-error"
+    assert [e["pointer"] for e in response.json()["errors"]] == ["/path/chunk_seq"]
+    # nothing was stored under chunk 1
+    assert client.call("GET", f"/v1/traces/{trace_id}").json()["chunks_received"] == 1
+
+
+def test_a_404_does_not_echo_a_huge_id_whole(client):
+    response = client.call("GET", "/v1/traces/" + "x" * 30_000)
+    assert response.status == 404
+    assert problem_type(response) == "trace-not-found"
+    assert len(response.body) < 2_000
+    assert response.json()["instance"].endswith("(30011 characters)")

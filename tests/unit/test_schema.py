@@ -713,3 +713,35 @@ def test_repository_url_pattern_means_the_same_in_ecma_and_python_regexes() -> N
         "pattern"
     ]
     assert "\\s" not in pattern  # Python's \s matches U+0085, ECMA 262's does not
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "0000-00-00T00:00:00Z",
+        "0000-01-01T00:00:00Z",
+        "2026-00-01T00:00:00Z",
+        "2026-01-00T00:00:00Z",
+        "2026-01-32T00:00:00Z",
+        "2026-01-01T24:00:00Z",
+        "2026-01-01T00:60:00Z",
+        "2026-01-01T00:00:60Z",
+    ],
+)
+def test_published_ts_pattern_refuses_impossible_fields(ts: str) -> None:
+    import re
+
+    schema = TypeAdapter(Event).json_schema()
+    pattern = schema["$defs"]["CmdRunEvent"]["properties"]["ts"]["pattern"]
+    assert re.search(pattern, ts) is None
+    assert not is_valid_event(with_value(event(1, "cmd_run"), ("ts",), ts))
+
+
+def test_published_ts_is_a_date_time_and_admits_real_ones() -> None:
+    import re
+
+    schema = TypeAdapter(Event).json_schema()
+    ts = schema["$defs"]["CmdRunEvent"]["properties"]["ts"]
+    assert ts["format"] == "date-time"
+    for real in ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "2024-02-29T12:00:00Z"):
+        assert re.search(ts["pattern"], real), real

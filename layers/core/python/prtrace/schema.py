@@ -57,9 +57,16 @@ UtcTimestamp = Annotated[
         # [0-9], not \d: pydantic's regex engine reads \d as any Unicode digit, so fraction
         # digits past the 6th (unchecked by fromisoformat) admitted e.g. "٣"; JSON Schema's
         # \d is ASCII-only, so [0-9] also keeps the published schema and the server in step.
-        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z$",
+        # Each field within its range (year 0001-9999, as the server's calendar check), so
+        # the published schema refuses 0000-00-00 too; only day-of-month limits (02-30) are
+        # left to that check.
+        pattern=r"^([0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"
+        r"-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+        r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?Z$",
         max_length=30,
-        description="RFC 3339 timestamp in UTC with a `Z` suffix",
+        description="RFC 3339 timestamp in UTC with a `Z` suffix; a real calendar date and "
+        "time (the server also refuses days a month does not have, e.g. 02-30)",
+        json_schema_extra={"format": "date-time"},
         examples=["2026-11-25T09:14:03.120Z"],
     ),
     AfterValidator(_utc_instant),
