@@ -18,6 +18,7 @@ import orjson
 from pydantic.json_schema import models_json_schema
 
 from functions.api.handler import app
+from prtrace.json_schema import NUMBERS_NOTE
 from prtrace.schema import ChunkBody
 
 COMMITTED_PATH = Path(__file__).with_name("openapi.json")
@@ -68,7 +69,8 @@ def openapi_document() -> dict[str, Any]:
         app.get_openapi_json_schema(
             title=TITLE,
             version=VERSION,
-            description="Capture, verify, test and score bug-fixing sessions.",
+            description="Capture, verify, test and score bug-fixing sessions. Bodies are UTF-8 "
+            f"JSON (application/json or any +json type); {NUMBERS_NOTE}",
         )
     )
     components = document.setdefault("components", {})
