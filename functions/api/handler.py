@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
-import orjson
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
@@ -13,12 +14,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.api import dependencies, problems
 from functions.api.routes import artifacts, chunks, health, traces
 from functions.api.telemetry import logger, metrics, tracer
-from prtrace.errors import DomainError, FieldError, InvalidInput
+from prtrace.errors import DomainError, FieldError, InvalidInput, echoed
 from prtrace.ingest import MAX_CHUNK_BODY_BYTES, MAX_SMALL_BODY_BYTES
-from prtrace.validation import field_errors, summarize
+from prtrace.validation import field_errors, load_json, summarize
 
-# orjson: faster, and a too-long integer is a JSON error (422), not a ValueError (500).
-app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=orjson.loads)
+JSON_MEDIA_TYPE = "application/json"
+
+# orjson: faster, and a too-long integer is a JSON error (422), not a ValueError (500);
+# load_json reads 3.0 as the integer 3, as the documented JSON Schema does.
+app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=load_json)
 for module in (traces, chunks, artifacts, health):
     app.include_router(module.router)
 
@@ -41,13 +45,34 @@ def _validation_error(error: RequestValidationError) -> Response[str]:
     return problems.from_domain_error(invalid, app.current_event.path)
 
 
+def _allowed_methods(path: str) -> list[str]:
+    """The methods some route serves at `path` (Powertools keeps its routes in two lists)."""
+    routes = app._static_routes + app._dynamic_routes
+    return sorted({r.method for r in routes if r.rule.fullmatch(path)})
+
+
 @app.not_found
 def _not_found(_: Exception) -> Response[str]:
+    event = app.current_event
+    allowed = _allowed_methods(event.path)
+    if allowed:
+        response = problems.problem(
+            405,
+            "method-not-allowed",
+            "Method not allowed",
+            f"{echoed(event.http_method, 16)} is not served at this path; "
+            f"it serves {', '.join(allowed)}",
+            event.path,
+            allowed=allowed,
+        )
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
     return problems.problem(
         404,
         "route-not-found",
         "No such route",
-        f"{app.current_event.http_method} {app.current_event.path} is not a route of this API",
+        f"{echoed(app.current_event.http_method, 16)} {echoed(app.current_event.path)} "
+        "is not a route of this API",
         app.current_event.path,
     )
 
@@ -64,39 +89,92 @@ def _unexpected(error: Exception) -> Response[str]:
     )
 
 
-def _body_limit(event: dict[str, Any]) -> int:
+def _is_chunk_put(event: dict[str, Any]) -> bool:
     route = str(event.get("routeKey") or "")
     method = event.get("requestContext", {}).get("http", {}).get("method", "")
     path = str(event.get("rawPath") or "")
-    if "/chunks/" in route or (method == "PUT" and "/chunks/" in path):
-        return MAX_CHUNK_BODY_BYTES
-    return MAX_SMALL_BODY_BYTES
+    return "/chunks/" in route or (method == "PUT" and "/chunks/" in path)
+
+
+def _body_limit(event: dict[str, Any]) -> int:
+    return MAX_CHUNK_BODY_BYTES if _is_chunk_put(event) else MAX_SMALL_BODY_BYTES
+
+
+def _media_type(event: dict[str, Any]) -> tuple[str, str | None]:
+    """The body's media type, lowercased (media types are case-insensitive), and its charset."""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    kind, *params = str(headers.get("content-type", "")).split(";")
+    charset = None
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+    return kind.strip().lower(), charset
+
+
+def _is_json(media_type: str) -> bool:
+    """application/json, or any structured-syntax `+json` type (RFC 6839); none sent = JSON."""
+    if not media_type or media_type == JSON_MEDIA_TYPE:
+        return True
+    top, _, sub = media_type.partition("/")
+    return bool(top) and sub.endswith("+json") and len(sub) > len("+json")
 
 
 def _content_type_refused(event: dict[str, Any]) -> str | None:
     """Bodies are JSON; say so plainly instead of trying to read a form (curl -d) as one."""
     if not event.get("body"):
         return None
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    media_type = str(headers.get("content-type", "")).split(";")[0].strip().lower()
-    if not media_type or media_type == "application/json" or media_type.endswith("+json"):
-        return None
-    return media_type
+    media_type, charset = _media_type(event)
+    if not _is_json(media_type):
+        return media_type
+    if charset not in (None, "utf-8", "utf8"):
+        return f"{media_type}; charset={charset}"
+    return None
 
 
-def _raw_problem(
-    status: int, slug: str, title: str, detail: str, event: dict[str, Any], **extensions: Any
-) -> dict[str, Any]:
+def _present_as_json(event: dict[str, Any]) -> None:
+    """Powertools reads a body as JSON only under the exact spelling `application/json`; the
+    media type was accepted above (any case, `+json`, parameters), so present it that way."""
+    headers = event.get("headers") or {}
+    for name in [k for k in headers if k.lower() == "content-type"]:
+        headers[name] = JSON_MEDIA_TYPE
+
+
+def _utf8_error(event: dict[str, Any]) -> InvalidInput | None:
+    """JSON is UTF-8 (RFC 8259). Chunk bodies are checked by the chunk parser in the same
+    pass that reads them; the small bodies are checked here, before Powertools decodes them."""
+    body = event.get("body")
+    if not body or not event.get("isBase64Encoded"):
+        return None  # a text body reached the Lambda as a str: it is valid Unicode already
+    try:
+        base64.b64decode(body, validate=True).decode("utf-8")
+    except binascii.Error:
+        return InvalidInput(
+            "request body is not valid base64", [FieldError("", "request body is not base64")]
+        )
+    except UnicodeDecodeError as error:
+        where = f"byte 0x{error.object[error.start]:02x} at offset {error.start}"
+        message = f"request body is not valid UTF-8 ({error.reason}: {where})"
+        return InvalidInput(f"{message}; JSON bodies must be UTF-8", [FieldError("", message)])
+    return None
+
+
+def _raw_response(response: Response[str]) -> dict[str, Any]:
     """A problem answered before routing: nothing is parsed, nothing is stored."""
-    response = problems.problem(
-        status, slug, title, detail, str(event.get("rawPath")), **extensions
-    )
     return {
         "statusCode": response.status_code,
         "body": response.body,
         "headers": {"Content-Type": problems.PROBLEM_CONTENT_TYPE},
         "isBase64Encoded": False,
     }
+
+
+def _raw_problem(
+    status: int, slug: str, title: str, detail: str, event: dict[str, Any], **extensions: Any
+) -> dict[str, Any]:
+    return _raw_response(
+        problems.problem(status, slug, title, detail, str(event.get("rawPath")), **extensions)
+    )
 
 
 def _body_size(event: dict[str, Any]) -> int:
@@ -128,9 +206,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             415,
             "unsupported-media-type",
             "Request body must be JSON",
-            f"request bodies are JSON: send Content-Type: application/json "
+            f"request bodies are UTF-8 JSON: send Content-Type: application/json "
             f"(got {media_type[:100]})",
             event,
         )
+    if event.get("body"):
+        if not _is_chunk_put(event) and (invalid := _utf8_error(event)) is not None:
+            return _raw_response(problems.from_domain_error(invalid, str(event.get("rawPath"))))
+        _present_as_json(event)
     dependencies.register_lambda_context(context)
     return app.resolve(event, context)

@@ -1,8 +1,9 @@
 """The API's OpenAPI document, generated from the routes and models (never edited by hand).
 
 Powertools derives paths, parameters and the small JSON bodies from the route signatures.
-Three things it cannot see are added here: the chunk body (validated by the domain for
-speed), the problem+json error shape, and bearer authentication.
+What it cannot see is added here: the chunk body (validated by the domain for speed), the
+problem+json error shape, bearer authentication and API Gateway's own 401/403 answers.
+Answers are documented per route with `functions.api.models.answer`.
 
     python -m functions.api.openapi > functions/api/openapi.json
 """
@@ -10,14 +11,17 @@ speed), the problem+json error shape, and bearer authentication.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import orjson
 from pydantic.json_schema import models_json_schema
 
 from functions.api.handler import app
+from prtrace.json_schema import NUMBERS_NOTE
 from prtrace.schema import ChunkBody
 
+COMMITTED_PATH = Path(__file__).with_name("openapi.json")
 TITLE = "prtrace API"
 VERSION = "1.0.0"
 _PUBLIC = {"/healthz", "/readyz"}
@@ -51,12 +55,22 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
+# API Gateway answers 401/403 itself when the authorizer refuses a request.
+GATEWAY_MESSAGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "API Gateway's own answer (not a problem document)",
+    "required": ["message"],
+    "properties": {"message": {"type": "string"}},
+}
+
+
 def openapi_document() -> dict[str, Any]:
     document: dict[str, Any] = orjson.loads(
         app.get_openapi_json_schema(
             title=TITLE,
             version=VERSION,
-            description="Capture, verify, test and score bug-fixing sessions.",
+            description="Capture, verify, test and score bug-fixing sessions. Bodies are UTF-8 "
+            f"JSON (application/json or any +json type); {NUMBERS_NOTE}",
         )
     )
     components = document.setdefault("components", {})
@@ -68,9 +82,12 @@ def openapi_document() -> dict[str, Any]:
     schemas["Problem"] = PROBLEM_SCHEMA
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
+    schemas.pop("ResponseValidationError", None)  # Powertools' own; never answered
+    schemas["GatewayMessage"] = GATEWAY_MESSAGE_SCHEMA
     components["securitySchemes"] = {
         "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "prt_<id>_<secret>"}
     }
+    gateway_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/GatewayMessage"}}}
     problem_ref = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
@@ -86,6 +103,15 @@ def openapi_document() -> dict[str, Any]:
             }
             if path not in _PUBLIC:
                 operation["security"] = [{"bearer": []}]
+                responses["401"] = {
+                    "description": "No bearer token (answered by API Gateway)",
+                    "content": gateway_ref,
+                }
+                responses["403"] = {
+                    "description": "Token refused (API Gateway), or it lacks the route's "
+                    "scope (problem type urn:prtrace:problem:insufficient-scope)",
+                    "content": gateway_ref | problem_ref,
+                }
             if method == "put" and path.endswith("/chunks/{chunk_seq}"):
                 operation["requestBody"] = {
                     "required": True,

@@ -71,7 +71,7 @@ def problem(
         "detail": detail,
     }
     if instance:
-        body["instance"] = instance
+        body["instance"] = e.echoed(instance, 512)
     body.update({k: v for k, v in extensions.items() if v is not None})
     retry = status == 503 or slug == "request-in-progress"
     headers = {"Retry-After": "1"} if retry else None

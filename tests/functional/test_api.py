@@ -85,6 +85,57 @@ def test_non_json_bodies_are_415(client, media_type):
     assert "application/json" in response.json()["detail"]
 
 
+def _small_body_routes(client: Client) -> list[tuple[str, bytes]]:
+    trace_id = new_trace(client)
+    return [
+        ("/v1/traces", orjson.dumps(trace_metadata())),
+        (f"/v1/traces/{trace_id}/artifacts", orjson.dumps({"sha256": "a" * 64, "size": 3})),
+        (f"/v1/traces/{trace_id}/finalize", b'{"expected_chunks": 1}'),
+    ]
+
+
+@pytest.mark.parametrize("raw", [b"\xff", b'{"expected_chunks": "\xc3"}', b"{}\xed\xa0\x80"])
+def test_invalid_utf8_bodies_are_422_naming_the_byte(client, raw):
+    for path, _ in _small_body_routes(client):
+        response = client.call("POST", path, raw=raw)
+        assert response.status == 422, (path, response.body)
+        assert problem_type(response) == "validation-error"
+        body = response.json()
+        assert "UTF-8" in body["detail"]
+        assert "offset" in body["detail"]
+        assert [e["pointer"] for e in body["errors"]] == [""]
+
+
+@pytest.mark.parametrize(
+    "media_type",
+    [
+        "APPLICATION/JSON",
+        "Application/Json; charset=utf-8",
+        "application/json;charset=UTF-8",
+        "application/merge-patch+json",
+        "application/vnd.api+json; charset=utf-8",
+    ],
+)
+def test_json_media_types_are_accepted_in_any_spelling(client, media_type):
+    for path, body in _small_body_routes(client):
+        response = client.call("POST", path, raw=body, headers={"Content-Type": media_type})
+        # finalize of a trace with no chunk is a 409, but it was read as JSON to get there
+        assert response.status in (201, 409), (path, response.body)
+        if response.status == 409:
+            assert problem_type(response) == "incomplete-trace"
+
+
+@pytest.mark.parametrize(
+    "media_type",
+    ["application/jsonx", "+json", "text/json+xml", "application/json; charset=latin-1"],
+)
+def test_near_json_media_types_are_415(client, media_type):
+    for path, body in _small_body_routes(client):
+        response = client.call("POST", path, raw=body, headers={"Content-Type": media_type})
+        assert response.status == 415, (path, response.body)
+        assert problem_type(response) == "unsupported-media-type"
+
+
 def test_get_trace_reports_counts(client):
     trace_id = new_trace(client)
     assert put(client, trace_id, 0, chunk_body(0, 7)).status == 201
@@ -526,7 +577,7 @@ def test_readiness_fails_when_the_bucket_is_gone(gateway):
 
 
 def test_unknown_route_is_a_404_problem(client):
-    response = client.call("DELETE", "/v1/traces")
+    response = client.call("GET", "/v1/nothing-here")
     assert response.status == 404
     assert problem_type(response) == "route-not-found"
 
@@ -559,3 +610,58 @@ def test_empty_artifact_can_be_declared(client):
     )
     assert response.status == 201
     assert response.json()["blob_ref"] == {**ref, "media_type": "application/octet-stream"}
+
+
+# ---- HTTP semantics ------------------------------------------------------------------
+
+
+def test_an_undeclared_method_on_a_route_is_405_with_allow(client):
+    response = client.call("DELETE", "/v1/traces")
+    assert response.status == 405
+    assert problem_type(response) == "method-not-allowed"
+    assert response.headers["allow"] == "GET, POST"
+    assert response.json()["allowed"] == ["GET", "POST"]
+
+
+def test_whole_number_floats_are_integers_in_small_bodies(client):
+    trace_id = new_trace(client)
+    artifact = client.call(
+        "POST",
+        f"/v1/traces/{trace_id}/artifacts",
+        raw=b'{"sha256": "' + b"a" * 64 + b'", "size": 3.0}',
+    )
+    assert artifact.status == 201, artifact.body
+    assert artifact.json()["blob_ref"]["size"] == 3
+    assert put(client, trace_id, 0, chunk_body(0, 2)).status == 201
+    done = client.call("POST", f"/v1/traces/{trace_id}/finalize", raw=b'{"expected_chunks": 1.0}')
+    assert done.status == 202, done.body
+    assert done.json()["finalize"]["expected_chunks"] == 1
+
+
+def test_fractional_numbers_are_refused_where_integers_are_expected(client):
+    trace_id = new_trace(client)
+    response = client.call(
+        "POST", f"/v1/traces/{trace_id}/finalize", raw=b'{"expected_chunks": 1.5}'
+    )
+    assert response.status == 422
+    assert response.json()["errors"][0]["pointer"] == "/expected_chunks"
+
+
+@pytest.mark.parametrize("seq", ["01", "1.0", "+1", "1e0", "%201"])
+def test_a_chunk_seq_that_is_not_canonical_decimal_is_refused(client, seq):
+    trace_id = new_trace(client)
+    assert put(client, trace_id, 0, chunk_body(0, 2)).status == 201
+    response = client.call("PUT", f"/v1/traces/{trace_id}/chunks/{seq}", raw=chunk_body(2, 2))
+    assert response.status == 422, response.body
+    assert problem_type(response) == "validation-error"
+    assert [e["pointer"] for e in response.json()["errors"]] == ["/path/chunk_seq"]
+    # nothing was stored under chunk 1
+    assert client.call("GET", f"/v1/traces/{trace_id}").json()["chunks_received"] == 1
+
+
+def test_a_404_does_not_echo_a_huge_id_whole(client):
+    response = client.call("GET", "/v1/traces/" + "x" * 30_000)
+    assert response.status == 404
+    assert problem_type(response) == "trace-not-found"
+    assert len(response.body) < 2_000
+    assert response.json()["instance"].endswith("(30011 characters)")

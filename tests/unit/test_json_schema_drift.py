@@ -122,3 +122,10 @@ def test_schema_md_canonical_example_is_exact() -> None:
 )
 def test_schema_md_states_each_limit(limit: int) -> None:
     assert f"{limit:,}" in SCHEMA_MD
+
+
+def test_each_document_says_how_integers_are_read():
+    from prtrace.json_schema import json_schemas
+
+    for name, document in json_schemas().items():
+        assert "3.0" in document["$comment"], name

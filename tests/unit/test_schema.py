@@ -680,3 +680,68 @@ def test_different_events_have_different_digests() -> None:
     raw = events(0, 3)
     changed = with_value(raw, (2, "payload", "passed"), 40)
     assert prepare_chunk(body_of(raw), 0).sha256 != prepare_chunk(body_of(changed), 0).sha256
+
+
+# ---- JSON numbers and ECMA-compatible patterns -------------------------------------------
+
+
+def test_whole_number_floats_in_json_are_integers_and_store_as_integers() -> None:
+    # JSON Schema's `integer` admits 3.0; the server reads JSON the same way.
+    plain = body_of(events(0, 3))
+    as_floats = plain.replace(b'"seq":1,', b'"seq":1.0,').replace(b'"seq":2,', b'"seq":2e0,')
+    assert as_floats != plain
+    assert prepare_chunk(as_floats, 0).body == prepare_chunk(plain, 0).body
+
+
+def test_fractional_numbers_are_still_refused_where_an_integer_is_expected() -> None:
+    body = body_of(events(0, 2)).replace(b'"seq":1,', b'"seq":1.5,')
+    with pytest.raises(InvalidInput) as caught:
+        prepare_chunk(body, 0)
+    assert any(e.pointer == "/events/1/seq" for e in caught.value.errors)
+
+
+@pytest.mark.parametrize("char", ["\x85", " ", "\t", "\x00", "\x7f", "\x9f"])
+def test_repository_url_refuses_spaces_and_control_characters(char: str) -> None:
+    metadata = trace_metadata()
+    metadata["repository"]["url"] = f"https://git.example.com/a{char}b.git"
+    with pytest.raises(ValidationError):
+        TraceMetadata.model_validate(metadata)
+
+
+def test_repository_url_pattern_means_the_same_in_ecma_and_python_regexes() -> None:
+    pattern = TraceMetadata.model_json_schema()["$defs"]["Repository"]["properties"]["url"][
+        "pattern"
+    ]
+    assert "\\s" not in pattern  # Python's \s matches U+0085, ECMA 262's does not
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "0000-00-00T00:00:00Z",
+        "0000-01-01T00:00:00Z",
+        "2026-00-01T00:00:00Z",
+        "2026-01-00T00:00:00Z",
+        "2026-01-32T00:00:00Z",
+        "2026-01-01T24:00:00Z",
+        "2026-01-01T00:60:00Z",
+        "2026-01-01T00:00:60Z",
+    ],
+)
+def test_published_ts_pattern_refuses_impossible_fields(ts: str) -> None:
+    import re
+
+    schema = TypeAdapter(Event).json_schema()
+    pattern = schema["$defs"]["CmdRunEvent"]["properties"]["ts"]["pattern"]
+    assert re.search(pattern, ts) is None
+    assert not is_valid_event(with_value(event(1, "cmd_run"), ("ts",), ts))
+
+
+def test_published_ts_is_a_date_time_and_admits_real_ones() -> None:
+    import re
+
+    schema = TypeAdapter(Event).json_schema()
+    ts = schema["$defs"]["CmdRunEvent"]["properties"]["ts"]
+    assert ts["format"] == "date-time"
+    for real in ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "2024-02-29T12:00:00Z"):
+        assert re.search(ts["pattern"], real), real

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from functions.api.dependencies import ingest_service, require, run_idempotent
+from functions.api.models import ArtifactUpload, answer
 from functions.api.routes.responses import json_response
 from functions.api.routes.traces import TraceId
 from prtrace.ingest import ArtifactRequest
@@ -19,7 +20,13 @@ router = Router()
 @router.post(
     "/v1/traces/<trace_id>/artifacts",
     summary="Get a presigned upload bound to the artifact's SHA-256 and size",
-    responses={201: {"description": "Upload URL issued, or the artifact is already present"}},
+    responses=answer(
+        201,
+        ArtifactUpload,
+        "Upload URL issued, or the artifact is already present",
+        _404="No such trace for this caller",
+        _409="The trace no longer accepts artifacts",
+    ),
 )
 def request_artifact_upload(
     trace_id: TraceId, request: Annotated[ArtifactRequest, Body(embed=False)]

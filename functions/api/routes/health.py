@@ -6,18 +6,29 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from functions.api.dependencies import ingest_service
+from functions.api.models import Liveness, Readiness, answer
 from functions.api.routes.responses import json_response
 from functions.api.telemetry import logger
 
 router = Router()
 
+_READINESS = answer(200, Readiness, "Ready")
+_READINESS[503] = {
+    "description": "Not ready: a check failed (the same shape, not a problem)",
+    "content": {"application/json": {"model": Readiness}},
+}
 
-@router.get("/healthz", summary="Liveness")
+
+@router.get("/healthz", summary="Liveness", responses=answer(200, Liveness, "Alive"))
 def healthz() -> Response[str]:
     return json_response(200, {"status": "ok"})
 
 
-@router.get("/readyz", summary="Readiness: the table and the bucket answer")
+@router.get(
+    "/readyz",
+    summary="Readiness: the table and the bucket answer",
+    responses=_READINESS,
+)
 def readyz() -> Response[str]:
     checks: dict[str, str] = {}
     service = ingest_service()

@@ -7,15 +7,10 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import (
-    OpenAPIResponse,
-    OpenAPIResponseContentModel,
-    OpenAPIResponseContentSchema,
-)
-from pydantic import BaseModel, Field
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from functions.api.dependencies import ingest_service, require, run_idempotent, trace_results
-from functions.api.problems import PROBLEM_CONTENT_TYPE
+from functions.api.models import ResultLink, TracePage, TraceView, answer
 from functions.api.routes.responses import json_response
 from prtrace.ingest import TRACE_ID_PATTERN, FinalizeRequest
 from prtrace.results import ResultName
@@ -28,7 +23,11 @@ router = Router()
 TraceId = Annotated[str, Path(description=f"trace id, {TRACE_ID_PATTERN}")]
 
 
-@router.post("/v1/traces", summary="Create a trace", responses={201: {"description": "Created"}})
+@router.post(
+    "/v1/traces",
+    summary="Create a trace",
+    responses=answer(201, TraceView, "Created (Location: the trace)"),
+)
 def create_trace(metadata: Annotated[TraceMetadata, Body(embed=False)]) -> Response[str]:
     caller = require(router, "ingest")
     body = metadata.model_dump(mode="json")
@@ -45,6 +44,7 @@ def create_trace(metadata: Annotated[TraceMetadata, Body(embed=False)]) -> Respo
     summary="List the caller's traces, newest first",
     description="Items are trace views with only the headline of an outcome (QA verdict, "
     "judge status and overall score, failure stage); GET the trace for all of it.",
+    responses=answer(200, TracePage, "A page of traces"),
 )
 def list_traces(
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
@@ -66,32 +66,21 @@ def list_traces(
         "with rationales, metrics, event chain head) and `links` to its results; a rejected "
         "one the reason; a failed one the stage, error and cause."
     ),
+    responses=answer(200, TraceView, "The trace", _404="No such trace for this caller"),
 )
 def get_trace(trace_id: TraceId) -> Response[str]:
     caller = require(router, "read")
     return json_response(200, ingest_service().get_trace(caller.tenant, trace_id).public())
 
 
-class ResultLink(BaseModel):
-    url: Annotated[str, Field(description="presigned GET of the stored JSON object")]
-    expires_in: Annotated[int, Field(description="seconds the URL stays valid")]
-
-
-_PROBLEM: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
-    PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
-}
-_RESULT_RESPONSES: dict[int, OpenAPIResponse] = {
-    200: {
-        "description": "A download link",
-        "content": {"application/json": {"model": ResultLink}},
-    },
-    404: {"description": "No such trace for this caller", "content": _PROBLEM},
-    409: {
-        "description": "Not produced yet, or never for this trace "
-        "(type urn:prtrace:problem:result-not-available)",
-        "content": _PROBLEM,
-    },
-}
+_RESULT_RESPONSES: dict[int, OpenAPIResponse] = answer(
+    200,
+    ResultLink,
+    "A download link",
+    _404="No such trace for this caller",
+    _409="Not produced yet, or never for this trace "
+    "(type urn:prtrace:problem:result-not-available)",
+)
 
 
 def _result_link(trace_id: str, result: ResultName) -> Response[str]:
@@ -130,7 +119,14 @@ def get_judge_result(trace_id: TraceId) -> Response[str]:
 @router.post(
     "/v1/traces/<trace_id>/finalize",
     summary="Finalize a trace",
-    responses={202: {"description": "Accepted: the trace is finalizing and its pipeline started"}},
+    responses=answer(
+        202,
+        TraceView,
+        "Accepted: the trace is finalizing and its pipeline started (the same finalize "
+        "again answers the trace as it is now)",
+        _404="No such trace for this caller",
+        _409="Chunks missing, or the trace was finalized differently",
+    ),
 )
 def finalize_trace(
     trace_id: TraceId, request: Annotated[FinalizeRequest, Body(embed=False)]

@@ -16,7 +16,7 @@ from prtrace.canonical import canonical_json
 from prtrace.errors import FieldError, InvalidInput
 from prtrace.integrity import chunk_mac, sha256_hex
 from prtrace.schema import ChunkBody
-from prtrace.validation import invalid_body, summarize
+from prtrace.validation import invalid_body, load_json, summarize
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class PreparedChunk:
 
 def parse_chunk(raw: bytes) -> ChunkBody:
     try:
-        document = orjson.loads(raw)
+        document = load_json(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(
             f"chunk body is not valid JSON: {exc}", [FieldError("", str(exc))]

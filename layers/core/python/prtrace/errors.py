@@ -33,9 +33,18 @@ class PayloadTooLarge(DomainError):
         self.limit = limit
 
 
+MAX_ECHOED_CHARS = 128
+
+
+def echoed(text: str, limit: int = MAX_ECHOED_CHARS) -> str:
+    """What a problem repeats of a client's input: at most `limit` characters (an id can be
+    anything up to the request's size; repeating 30 KB of it helps no one)."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 class TraceNotFound(DomainError):
     def __init__(self, trace_id: str) -> None:
-        super().__init__(f"trace {trace_id} does not exist")
+        super().__init__(f"trace {echoed(trace_id)} does not exist")
 
 
 class TraceNotOpen(DomainError):

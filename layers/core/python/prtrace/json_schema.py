@@ -22,6 +22,11 @@ from prtrace.schema import ChunkBody, Event, TraceMetadata
 
 DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 DEFAULT_OUTPUT_DIR: Final = Path("schemas") / "trace-v1"
+# The server reads numbers as JSON Schema does; said in each document so nobody guesses.
+NUMBERS_NOTE: Final = (
+    "integer means any JSON number with no fractional part: 3, 3.0 and 3e0 are accepted "
+    "as 3 (and stored as 3); 3.5 is refused. See SCHEMA.md."
+)
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
@@ -33,7 +38,10 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         "chunk-body.schema.json": ChunkBody.model_json_schema(),
         "event.schema.json": event,
     }
-    return {name: {"$schema": DIALECT, **doc} for name, doc in documents.items()}
+    return {
+        name: {"$schema": DIALECT, "$comment": NUMBERS_NOTE, **doc}
+        for name, doc in documents.items()
+    }
 
 
 def render(document: dict[str, Any]) -> bytes:

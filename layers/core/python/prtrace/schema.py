@@ -31,6 +31,7 @@ MAX_LINE_COUNT: Final = 10_000_000
 MAX_TEST_COUNT: Final = 1_000_000
 MAX_BLOB_SIZE: Final = 5 * 1024**3
 
+_URL_CHARS: Final = r"[^\x00-\x20\x7F-\x9F]"
 _STRICT = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
@@ -56,9 +57,16 @@ UtcTimestamp = Annotated[
         # [0-9], not \d: pydantic's regex engine reads \d as any Unicode digit, so fraction
         # digits past the 6th (unchecked by fromisoformat) admitted e.g. "٣"; JSON Schema's
         # \d is ASCII-only, so [0-9] also keeps the published schema and the server in step.
-        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z$",
+        # Each field within its range (year 0001-9999, as the server's calendar check), so
+        # the published schema refuses 0000-00-00 too; only day-of-month limits (02-30) are
+        # left to that check.
+        pattern=r"^([0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"
+        r"-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+        r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?Z$",
         max_length=30,
-        description="RFC 3339 timestamp in UTC with a `Z` suffix",
+        description="RFC 3339 timestamp in UTC with a `Z` suffix; a real calendar date and "
+        "time (the server also refuses days a month does not have, e.g. 02-30)",
+        json_schema_extra={"format": "date-time"},
         examples=["2026-11-25T09:14:03.120Z"],
     ),
     AfterValidator(_utc_instant),
@@ -117,7 +125,10 @@ class Repository(BaseModel):
         Field(
             min_length=1,
             max_length=2_048,
-            pattern=r"^(https?|ssh|git|file)://[^\s]+$|^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[^\s]+$",
+            # An explicit class, not \s: Python's and ECMA 262's \s differ (U+0085), and JSON
+            # Schema validators use ECMA regexes. No space, no C0/C1 control, no DEL.
+            pattern=rf"^(https?|ssh|git|file)://{_URL_CHARS}+$"
+            rf"|^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:{_URL_CHARS}+$",
         ),
     ]
     base_commit: GitSha

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from prtrace.errors import FieldError, InvalidInput
@@ -52,3 +53,21 @@ def summarize(errors: Sequence[FieldError]) -> str:
 def invalid_body(exc: ValidationError, what: str) -> InvalidInput:
     errors = field_errors(exc.errors(include_url=False, include_input=False))
     return InvalidInput(f"{what} is invalid: {summarize(errors)}", errors)
+
+
+def load_json(raw: bytes | str) -> Any:
+    """Parse a request body as JSON Schema reads JSON: a number with no fractional part is
+    an integer, so `3.0` (or `3e0`) is the integer 3. Other floats stay floats, for the strict
+    models to refuse. Canonical forms are built from the models, so `3.0` and `3` store alike
+    (as RFC 8785 does)."""
+    return _whole_numbers_as_int(orjson.loads(raw))
+
+
+def _whole_numbers_as_int(value: Any) -> Any:
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, dict):
+        return {k: _whole_numbers_as_int(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers_as_int(v) for v in value]
+    return value

@@ -1,0 +1,241 @@
+"""The shapes of the API's JSON answers, for the OpenAPI document.
+
+Routes answer with JSON the domain builds (`TraceRecord.public()`, `ChunkRecord.receipt()`,
+…) and serialize it once with orjson; these models say what that JSON is, so the document
+(and clients generated from it) has the real schema of every answer. Schemathesis checks
+every answer of the in-process API against them (tests/functional/test_api_contract.py).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools.event_handler.openapi.types import (
+    OpenAPIResponse,
+    OpenAPIResponseContentModel,
+    OpenAPIResponseContentSchema,
+)
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.api.problems import PROBLEM_CONTENT_TYPE
+from prtrace.ingest import TRACE_ID_PATTERN
+from prtrace.judge.result import JudgeStatus
+from prtrace.qa.report import ErrorReason, Verdict
+from prtrace.records import TraceStatus
+from prtrace.schema import BlobRef, TraceMetadata, WorkspaceSnapshots
+
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+TraceIdOut = Annotated[str, Field(pattern=TRACE_ID_PATTERN)]
+Timestamp = Annotated[str, Field(description="RFC 3339 UTC, milliseconds")]
+Count = Annotated[int, Field(ge=0)]
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FinalizeView(_Answer):
+    """What a finalize recorded (pins exactly the chunks that were finalized)."""
+
+    expected_chunks: Count
+    event_count: Count
+    manifest_sha256: Sha256
+    requested_at: Timestamp
+    snapshots: WorkspaceSnapshots | None = None
+    redactions: Count | None = None
+
+
+class TestList(_Answer):
+    count: Count
+    ids: list[str]
+    truncated: bool
+
+
+class QAView(_Answer):
+    verdict: Verdict
+    error_reason: ErrorReason | None
+    error_detail: str | None
+    backend: str | None
+    duration_ms: int | None
+    fail_to_pass: TestList
+    pass_to_pass: TestList
+    pass_to_fail: TestList
+    fail_to_fail: TestList
+
+
+class ScoreView(_Answer):
+    dimension: str
+    score: Annotated[int, Field(ge=0, le=5)]
+    rationale: str
+    cited_event_ids: list[str]
+
+
+class JudgeView(_Answer):
+    status: JudgeStatus
+    judge: str
+    rubric_version: str
+    overall: float | None
+    summary: str
+    problems: list[str]
+    needs_human_review: bool | None
+    scores: list[ScoreView]
+
+
+class ChainView(_Answer):
+    key_id: str
+    head: str
+    length: Count
+
+
+class CompleteOutcome(_Answer):
+    """How a complete trace's pipeline ended (bounded; the full results are behind links)."""
+
+    qa: QAView | None
+    qa_skipped: Literal["no_snapshots", "timeout"] | None
+    judge: JudgeView
+    metrics: dict[str, Any]
+    chain: ChainView
+    event_count: Count
+    chunk_count: Count
+    recorded_at: Timestamp
+
+
+class RejectionReason(_Answer):
+    code: str
+    detail: str
+    chunk_seq: int | None = None
+    event_seq: int | None = None
+    event_id: str | None = None
+    artifact_sha256: str | None = None
+
+
+class RejectedOutcome(_Answer):
+    reason: RejectionReason
+    recorded_at: Timestamp
+
+
+class FailedOutcome(_Answer):
+    stage: Literal["assemble", "qa", "judge", "record"]
+    error: str
+    cause: str
+    cause_truncated: bool
+    recorded_at: Timestamp
+
+
+class QAHeadline(_Answer):
+    verdict: Verdict
+    error_reason: ErrorReason | None
+
+
+class JudgeHeadline(_Answer):
+    status: JudgeStatus | None
+    overall: float | None
+
+
+class CompleteHeadline(_Answer):
+    """A list page's view of a complete outcome: GET the trace for all of it."""
+
+    qa: QAHeadline | None
+    qa_skipped: Literal["no_snapshots", "timeout"] | None
+    judge: JudgeHeadline
+
+
+class FailedHeadline(_Answer):
+    stage: Literal["assemble", "qa", "judge", "record"]
+    error: str
+
+
+class ResultLinks(_Answer):
+    """Routes that answer with a presigned GET of each result (null: never produced)."""
+
+    document: str
+    qa_report: str | None
+    judge_result: str
+
+
+class TraceView(_Answer):
+    trace_id: TraceIdOut
+    status: TraceStatus
+    created_at: Timestamp
+    updated_at: Timestamp
+    chunks_received: Count
+    events_received: Count
+    metadata: TraceMetadata
+    finalize: FinalizeView | None = Field(default=None, description="once finalized")
+    outcome: CompleteOutcome | RejectedOutcome | FailedOutcome | None = Field(
+        default=None, description="once the pipeline ended (complete, rejected or failed)"
+    )
+    links: ResultLinks | None = Field(default=None, description="when complete")
+
+
+class TraceSummary(TraceView):
+    """A list item: the outcome is only its headline."""
+
+    outcome: CompleteHeadline | RejectedOutcome | FailedHeadline | None = Field(  # type: ignore[assignment]
+        default=None, description="the outcome's headline, once the pipeline ended"
+    )
+
+
+class TracePage(_Answer):
+    items: list[TraceSummary]
+    next_token: TraceIdOut | None = Field(description="pass back for the next page; null: last")
+
+
+class ChunkReceipt(_Answer):
+    trace_id: TraceIdOut
+    chunk_seq: Count
+    sha256: Annotated[Sha256, Field(description="of the stored (canonical) chunk body")]
+    first_event_seq: Count
+    last_event_seq: Count
+    event_count: Count
+    stored_at: Timestamp
+
+
+class UploadInstructions(_Answer):
+    method: Literal["PUT"]
+    url: str
+    headers: dict[str, str] = Field(description="send exactly these headers with the PUT")
+    expires_in: Annotated[int, Field(description="seconds the URL stays valid")]
+
+
+class ArtifactUpload(_Answer):
+    blob_ref: BlobRef
+    status: Literal["upload_required", "present"]
+    upload: UploadInstructions | None = Field(description="null when already present")
+
+
+class ResultLink(_Answer):
+    url: Annotated[str, Field(description="presigned GET of the stored JSON object")]
+    expires_in: Annotated[int, Field(description="seconds the URL stays valid")]
+
+
+class Liveness(_Answer):
+    status: Literal["ok"]
+
+
+class ReadinessChecks(_Answer):
+    table: Literal["ok", "unavailable"]
+    bucket: Literal["ok", "unavailable"]
+
+
+class Readiness(_Answer):
+    status: Literal["ready", "not_ready"]
+    checks: ReadinessChecks
+
+
+Content = dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel]
+
+PROBLEM: Content = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def answer(
+    status: int, model: type[BaseModel], description: str, **problems: str
+) -> dict[int, OpenAPIResponse]:
+    """A route's `responses=`: its success answer as `model`, and the problems it documents
+    by status (`_404="No such trace"`); every route also has the 4XX/5XX problem answers."""
+    responses: dict[int, OpenAPIResponse] = {
+        status: {"description": description, "content": {"application/json": {"model": model}}}
+    }
+    for key, text in problems.items():
+        responses[int(key.lstrip("_"))] = {"description": text, "content": PROBLEM}
+    return responses
