@@ -63,10 +63,8 @@ class Declaration:
         )
 
     def names_pytest(self) -> bool:
-        return any(_requirement_name(spec) == "pytest" for spec in self._all_specs())
-
-    def _all_specs(self) -> list[str]:
-        return [*self.requirements, *self.project_requirements]
+        specs = [*self.requirements, *self.project_requirements]
+        return any(_requirement_name(spec) == "pytest" for spec in specs)
 
 
 def _requirement_name(spec: str) -> str | None:
@@ -166,16 +164,22 @@ def _table(document: dict[str, object], *keys: str) -> dict[str, object]:
     return current
 
 
-def _setup_cfg_extras(reader: _Reader) -> dict[str, list[str]]:
-    text = reader.text("setup.cfg")
+def _ini(reader: _Reader, relative: str) -> configparser.ConfigParser | None:
+    """An INI file the repository ships (setup.cfg, tox.ini), parsed without interpolation."""
+    text = reader.text(relative)
     if text is None:
-        return {}
+        return None
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(text)
     except configparser.Error as error:
-        raise _repo_error("setup.cfg", f"cannot be parsed: {error}") from None
-    if not parser.has_section("options.extras_require"):
+        raise _repo_error(relative, f"cannot be parsed: {error}") from None
+    return parser
+
+
+def _setup_cfg_extras(reader: _Reader) -> dict[str, list[str]]:
+    parser = _ini(reader, "setup.cfg")
+    if parser is None or not parser.has_section("options.extras_require"):
         return {}
     return {
         name: [line.strip() for line in value.splitlines() if line.strip()]
@@ -189,15 +193,8 @@ def _folder_stem(name: str) -> str:
 
 
 def _tox_testenv(reader: _Reader) -> configparser.SectionProxy | None:
-    text = reader.text("tox.ini")
-    if text is None:
-        return None
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        parser.read_string(text)
-    except configparser.Error as error:
-        raise _repo_error("tox.ini", f"cannot be parsed: {error}") from None
-    return parser["testenv"] if parser.has_section("testenv") else None
+    parser = _ini(reader, "tox.ini")
+    return parser["testenv"] if parser is not None and parser.has_section("testenv") else None
 
 
 def _plain_lines(value: str) -> list[str]:
@@ -206,22 +203,16 @@ def _plain_lines(value: str) -> list[str]:
     for raw in value.splitlines():
         line = raw.split(" #", 1)[0].strip()
         if line and not line.startswith("#") and "{" not in line and not _FACTOR_LINE.match(line):
-            lines += [part.strip() for part in line.split(",") if part.strip()]
+            lines.append(line)
     return lines
 
 
 def _tox_deps(testenv: configparser.SectionProxy | None, workspace_in_sandbox: str) -> list[str]:
     if testenv is None or "deps" not in testenv:
         return []
-    deps: list[str] = []
-    for raw in testenv["deps"].splitlines():
-        line = raw.split(" #", 1)[0].strip().replace("{toxinidir}", workspace_in_sandbox)
-        if not line or line.startswith("#") or "{" in line or _FACTOR_LINE.match(line):
-            continue
-        if line in ("-e .", "-e.", "."):
-            continue  # the project itself: installed anyway when it can be built
-        deps.append(line)
-    return deps
+    deps = _plain_lines(testenv["deps"].replace("{toxinidir}", workspace_in_sandbox))
+    # The project itself is installed anyway when it can be built.
+    return [line for line in deps if line not in ("-e .", "-e.", ".")]
 
 
 def read_declaration(workspace: Path, workspace_in_sandbox: str = "/workspace") -> Declaration:
@@ -294,7 +285,8 @@ def read_declaration(workspace: Path, workspace_in_sandbox: str = "/workspace") 
         for line in _tox_deps(testenv, workspace_in_sandbox):
             _add_tox_line(reader, line, workspace_in_sandbox)
         if testenv is not None and "extras" in testenv and not chosen_extras:
-            listed = [n for n in _plain_lines(testenv["extras"]) if n in extras]
+            names = [n.strip() for line in _plain_lines(testenv["extras"]) for n in line.split(",")]
+            listed = [n for n in names if n in extras]
             chosen_extras += [n for n in listed if n not in chosen_extras]
             if listed:
                 declaration.sources.append("tox.ini [testenv] extras")

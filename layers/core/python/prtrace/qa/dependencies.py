@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -60,13 +60,6 @@ class TestSetup:
     install_detail: str | None = None
     sources: list[str] = field(default_factory=list)
     pytest_args: list[str] = field(default_factory=list)
-
-    def summary(self) -> dict[str, object]:
-        """For the report."""
-        values = asdict(self)
-        values.pop("environment")
-        values.pop("pytest_args")
-        return values
 
 
 def _own_tree(root: Path, owner: tuple[int, int]) -> None:
@@ -194,11 +187,10 @@ def _install(
     )  # fmt: skip
     failures: list[str] = []
     for mode, specs in attempts:
+        _clear(staging)  # what a failed attempt left
         if not specs:  # the build failed and nothing else is declared: no environment
-            _clear(staging)
             _write_state(staging, declaration, mode, "runner", failures)
             return
-        _clear(staging)
         _own_tree(staging, owner)
         _own_tree(output, owner)
         result = sandbox.run(

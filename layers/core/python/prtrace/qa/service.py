@@ -53,21 +53,19 @@ class SideRun:
     outcomes: dict[str, Outcome]
     flaky: frozenset[str]
     detail: str | None
-    collection_errors: frozenset[str] = frozenset()
+
+
+def _rescuable(name: RunName, reason: ErrorReason) -> bool:
+    return name in _BEFORE_RUNS and reason in _RESCUABLE
 
 
 def _stops_qa(name: RunName, reason: ErrorReason | None) -> bool:
-    return reason is not None and not (name in _BEFORE_RUNS and reason in _RESCUABLE)
+    return reason is not None and not _rescuable(name, reason)
 
 
 def _before_side_rescued(name: RunName, reason: ErrorReason, runs: dict[RunName, SideRun]) -> bool:
     final = runs.get("final")
-    return (
-        name in _BEFORE_RUNS
-        and reason in _RESCUABLE
-        and final is not None
-        and final.summary.error_reason is None
-    )
+    return _rescuable(name, reason) and final is not None and final.summary.error_reason is None
 
 
 def _read_result_file(path: Path, max_bytes: int) -> bytes | None:
@@ -274,7 +272,9 @@ class QAService:
                 )
         after = runs["final"].outcomes
         before = _before_outcomes(runs, after)
-        broken_modules = frozenset().union(*(run.collection_errors for run in runs.values()))
+        broken_modules = frozenset().union(
+            *(run.summary.collection_errors for run in runs.values())
+        )
         result = classify(
             drop_modules(attribute_collection_errors(before, after.keys()), broken_modules),
             drop_modules(after, broken_modules),
@@ -405,7 +405,6 @@ class QAService:
             outcomes=parsed.outcomes if parsed else {},
             flaky=frozenset(flaky),
             detail=detail,
-            collection_errors=frozenset(parsed.collection_errors if parsed else ()),
         )
 
     @staticmethod
