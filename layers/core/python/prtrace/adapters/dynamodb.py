@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 _TRANSACTION_ATTEMPTS = 5
-_MAX_SEQ = 999_999  # chunk sort keys are CHUNK#{seq:06d}
+_MAX_SEQ = 10**6 - 1  # the largest seq a six-digit chunk sort key holds
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -77,7 +77,12 @@ def _trace_key(tenant: str, trace_id: str) -> dict[str, Any]:
 
 
 def _chunk_key(tenant: str, trace_id: str, chunk_seq: int) -> dict[str, Any]:
-    return {"pk": {"S": f"T#{tenant}#{trace_id}"}, "sk": {"S": f"CHUNK#{chunk_seq:06d}"}}
+    return {"pk": {"S": f"T#{tenant}#{trace_id}"}, "sk": {"S": _chunk_sk(chunk_seq)}}
+
+
+def _chunk_sk(chunk_seq: int) -> str:
+    """Zero-padded, so sort-key order is seq order (key ranges, newest/oldest queries)."""
+    return f"CHUNK#{chunk_seq:06d}"
 
 
 def _trace_from_item(item: dict[str, Any]) -> TraceRecord:
@@ -213,8 +218,8 @@ class DynamoTraceStore:
             KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
             ExpressionAttributeValues={
                 ":pk": {"S": f"T#{tenant}#{trace_id}"},
-                ":low": {"S": f"CHUNK#{low:06d}"},
-                ":high": {"S": f"CHUNK#{high:06d}"},
+                ":low": {"S": _chunk_sk(low)},
+                ":high": {"S": _chunk_sk(high)},
             },
             ScanIndexForward=forward,
             Limit=limit,
