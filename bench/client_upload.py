@@ -1,13 +1,15 @@
 """Upload of a 100,000-event trace to the local cloud through the client SDK and the
 durable outbox, as `prtrace push` does it: journal the events (one transaction), then seal
-1,000-event chunks and PUT them in order, one client, over real HTTP (gateway → authorizer
-→ API Lambda worker → moto's DynamoDB and S3), then finalize."""
+1,000-event chunks and PUT them in order, one client in its own process, over real HTTP
+(gateway → authorizer → API Lambda worker → moto's DynamoDB and S3), then finalize."""
 
 from __future__ import annotations
 
+import multiprocessing
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,48 +33,55 @@ def _events(count: int) -> list[dict[str, object]]:
 
 
 def run() -> dict[str, float]:
-    events = _events(EVENTS)
     with tempfile.TemporaryDirectory() as state:
         cloud = LocalCloud(aws_port=0, api_port=0, state_dir=Path(state) / "cloud")
         info = cloud.start()
         try:
-            with Outbox.open(Path(state) / "outbox.db") as outbox:
-                # One event per transaction, as a recorder appends while a session runs.
-                single = outbox.start_trace(trace_metadata("single appends"))
-                latencies = []
-                for one in events[:SINGLE_APPENDS]:
-                    started = time.perf_counter()
-                    outbox.append(single, one)
-                    latencies.append(time.perf_counter() - started)
-
-                session = outbox.start_trace(trace_metadata("100,000 events"))
-                started = time.perf_counter()
-                outbox.append_many(session, events)
-                outbox.request_finalize(session)
-                journaled = time.perf_counter() - started
-
-                client = PrtraceClient(config=ClientConfig(info.endpoint, info.token, "bench"))
-                with client:
-                    # Warm the API worker (a cold start is not what this measures).
-                    client.list_traces(limit=1)
-                    chunk_latencies: list[float] = []
-                    timed_put = client.put_chunk
-
-                    def put_chunk(trace_id: str, chunk_seq: int, body: bytes) -> dict[str, Any]:
-                        began = time.perf_counter()
-                        receipt = timed_put(trace_id, chunk_seq, body)
-                        chunk_latencies.append(time.perf_counter() - began)
-                        return receipt
-
-                    client.put_chunk = put_chunk  # type: ignore[method-assign]
-                    started = time.perf_counter()
-                    report = Flusher(outbox, client, max_events=CHUNK_EVENTS).push(session)
-                    pushed = time.perf_counter() - started
-                    trace_id = outbox.trace_id(session) or ""
-                    view = client.get_trace(trace_id)
-                outbox_bytes = sum(p.stat().st_size for p in Path(state).glob("outbox.db*"))
+            # The client runs in its own process, as it does on a developer's machine: in
+            # this one it would share the local cloud's interpreter lock with the emulator.
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                return pool.submit(_upload, info.endpoint, info.token, state).result()
         finally:
             cloud.stop()
+
+
+def _upload(endpoint: str, token: str, state: str) -> dict[str, float]:
+    events = _events(EVENTS)
+    with Outbox.open(Path(state) / "outbox.db") as outbox:
+        # One event per transaction, as a recorder appends while a session runs.
+        single = outbox.start_trace(trace_metadata("single appends"))
+        latencies = []
+        for one in events[:SINGLE_APPENDS]:
+            started = time.perf_counter()
+            outbox.append(single, one)
+            latencies.append(time.perf_counter() - started)
+
+        session = outbox.start_trace(trace_metadata("100,000 events"))
+        started = time.perf_counter()
+        outbox.append_many(session, events)
+        outbox.request_finalize(session)
+        journaled = time.perf_counter() - started
+
+        client = PrtraceClient(config=ClientConfig(endpoint, token, "bench"))
+        with client:
+            # Warm the API worker (a cold start is not what this measures).
+            client.list_traces(limit=1)
+            chunk_latencies: list[float] = []
+            timed_put = client.put_chunk
+
+            def put_chunk(trace_id: str, chunk_seq: int, body: bytes) -> dict[str, Any]:
+                began = time.perf_counter()
+                receipt = timed_put(trace_id, chunk_seq, body)
+                chunk_latencies.append(time.perf_counter() - began)
+                return receipt
+
+            client.put_chunk = put_chunk  # type: ignore[method-assign]
+            started = time.perf_counter()
+            report = Flusher(outbox, client, max_events=CHUNK_EVENTS).push(session)
+            pushed = time.perf_counter() - started
+            trace_id = outbox.trace_id(session) or ""
+            view = client.get_trace(trace_id)
+    outbox_bytes = sum(p.stat().st_size for p in Path(state).glob("outbox.db*"))
     if view["events_received"] != EVENTS or report.events_sent != EVENTS:
         raise RuntimeError(f"upload incomplete: {view}")
     return {
@@ -82,7 +91,7 @@ def run() -> dict[str, float]:
         "client_upload_journal_events_per_s": round(EVENTS / journaled),
         "client_upload_single_append_p50_ms": round(statistics.median(latencies) * 1000, 2),
         "client_upload_push_s": round(pushed, 2),
-        # The API checks each chunk against the stored ones: later chunks take longer.
+        # Flat: a PUT reads the chunks next to it, never every stored one.
         "client_upload_chunk_first10_p50_ms": round(statistics.median(chunk_latencies[:10]) * 1000),
         "client_upload_chunk_last10_p50_ms": round(statistics.median(chunk_latencies[-10:]) * 1000),
         "client_upload_events_per_s": round(EVENTS / pushed),

@@ -16,7 +16,7 @@ from prtrace.canonical import canonical_json
 from prtrace.errors import FieldError, InvalidInput
 from prtrace.integrity import chunk_mac, sha256_hex
 from prtrace.schema import ChunkBody
-from prtrace.validation import invalid_body, load_json, summarize
+from prtrace.validation import summarize, validate_document
 
 
 @dataclass(frozen=True)
@@ -41,15 +41,18 @@ class PreparedChunk:
 
 def parse_chunk(raw: bytes) -> ChunkBody:
     try:
-        document = load_json(raw)
+        # The bodies clients send parse and validate in one pass inside pydantic-core.
+        return ChunkBody.model_validate_json(raw)
+    except ValidationError:
+        pass  # refused: answered by the reference path below, with its errors and its
+        # reading of whole-number floats, so both paths accept exactly the same bodies
+    try:
+        document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(
             f"chunk body is not valid JSON: {exc}", [FieldError("", str(exc))]
         ) from None
-    try:
-        return ChunkBody.model_validate(document)
-    except ValidationError as exc:
-        raise invalid_body(exc, "chunk body") from None
+    return validate_document(ChunkBody, document, "chunk body")
 
 
 def prepare_chunk(raw: bytes, chunk_seq: int) -> PreparedChunk:
@@ -92,9 +95,9 @@ def prepare_chunk(raw: bytes, chunk_seq: int) -> PreparedChunk:
             seen[event.event_id] = index
     if errors:
         raise InvalidInput(f"chunk {chunk_seq} is inconsistent: {summarize(errors)}", errors)
-    canonical_events = tuple(
-        canonical_json(event.model_dump(mode="json", exclude_none=True)) for event in events
-    )
+    # One dump of the whole body (one call into pydantic-core, not one per event).
+    dumped = chunk.model_dump(mode="json", exclude_none=True)["events"]
+    canonical_events = tuple(canonical_json(event) for event in dumped)
     body = b'{"events":[' + b",".join(canonical_events) + b"]}"
     return PreparedChunk(
         chunk_seq=chunk_seq,

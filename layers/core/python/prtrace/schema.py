@@ -37,6 +37,8 @@ _STRICT = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 def _utc_instant(value: str) -> str:
     """The pattern admits only `...Z`; this also rejects impossible dates like 02-30."""
+    if value[8:10] <= "28":
+        return value  # the pattern bounds every field; days 01-28 exist in every month
     # fromisoformat takes at most 6 fractional digits; RFC 3339 allows more.
     head, _, frac = value[:-1].partition(".")
     try:

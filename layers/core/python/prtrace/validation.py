@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from prtrace.errors import FieldError, InvalidInput
 from prtrace.schema import EVENT_TYPES
 
 _UNION_TAGS = frozenset(EVENT_TYPES)
+Model = TypeVar("Model", bound=BaseModel)
 
 
 def json_pointer(loc: Sequence[Any]) -> str:
@@ -61,6 +62,28 @@ def load_json(raw: bytes | str) -> Any:
     models to refuse. Canonical forms are built from the models, so `3.0` and `3` store alike
     (as RFC 8785 does)."""
     return _whole_numbers_as_int(orjson.loads(raw))
+
+
+def validate_document(model: type[Model], document: Any, what: str) -> Model:
+    """`model` from a parsed JSON document, reading whole-number floats as `load_json` does.
+
+    For large bodies (chunks): the strict models refuse floats where integers go, so the
+    float-to-int walk over every value runs only when a refusal says a float was given,
+    instead of on every body. Same answer as validating `load_json`'s output, at no cost
+    for the bodies clients actually send.
+    """
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        if not any(
+            error["type"] == "int_type" and isinstance(error.get("input"), float)
+            for error in exc.errors(include_url=False)
+        ):
+            raise invalid_body(exc, what) from None
+    try:
+        return model.model_validate(_whole_numbers_as_int(document))
+    except ValidationError as exc:
+        raise invalid_body(exc, what) from None
 
 
 def _whole_numbers_as_int(value: Any) -> Any:
