@@ -28,13 +28,16 @@ Use (one journal file per user or per workspace; several processes may share it)
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import sqlite3
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -661,6 +664,7 @@ class Flusher:
         max_bytes: int = 1024 * 1024,
         max_age_s: float = 2.0,
         interval_s: float = 0.5,
+        in_flight: int = 4,
     ) -> None:
         self.outbox = outbox
         self.client = client
@@ -668,6 +672,9 @@ class Flusher:
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self.interval_s = interval_s
+        # Chunk PUTs outstanding at once: each is its own idempotent request and the server
+        # accepts a trace's chunks in any order, so a slow round trip is not paid per chunk.
+        self.in_flight = max(1, in_flight)
         self.last_error: BaseException | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -740,8 +747,7 @@ class Flusher:
             max_age_s=self.max_age_s,
             force=force,
         )
-        for chunk in self.outbox.unacked_chunks(session):
-            receipt = self.client.put_chunk(trace_id, chunk.chunk_seq, chunk.body)
+        for chunk, receipt in self._put_chunks(trace_id, self.outbox.unacked_chunks(session)):
             if receipt.get("sha256") != chunk.sha256:
                 raise PrtraceError(
                     f"trace {trace_id} chunk {chunk.chunk_seq}: the server stored sha256 "
@@ -763,6 +769,41 @@ class Flusher:
             self.outbox.set_finalized(session, view)
             report.finalized[trace_id] = view
         return report
+
+    def _put_chunks(
+        self, trace_id: str, chunks: list[Chunk]
+    ) -> Iterator[tuple[Chunk, dict[str, Any]]]:
+        """PUT `chunks` with up to `in_flight` outstanding; yield each stored one with its
+        receipt, in chunk order. After a failure no new PUT starts; those already sent
+        finish (and are yielded, so acknowledged), then the first failure is raised: the
+        next flush sends only what has no receipt."""
+
+        def put(chunk: Chunk) -> dict[str, Any]:
+            return self.client.put_chunk(trace_id, chunk.chunk_seq, chunk.body)
+
+        if self.in_flight == 1 or len(chunks) < 2:
+            for chunk in chunks:
+                yield chunk, put(chunk)
+            return
+        waiting = iter(chunks)
+        failure: Exception | None = None
+        with ThreadPoolExecutor(self.in_flight, thread_name_prefix="prtrace-put") as pool:
+            sent = deque(
+                (c, pool.submit(put, c)) for c in itertools.islice(waiting, self.in_flight)
+            )
+            while sent:
+                chunk, receipt = sent.popleft()
+                try:
+                    answer = receipt.result()
+                except Exception as exc:
+                    failure = failure or exc
+                    continue
+                following = next(waiting, None) if failure is None else None
+                if following is not None:
+                    sent.append((following, pool.submit(put, following)))
+                yield chunk, answer
+        if failure is not None:
+            raise failure
 
     def _ensure_trace(self, session: str, report: FlushReport) -> str:
         metadata, key, endpoint = self.outbox.creation(session)

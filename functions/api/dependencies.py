@@ -54,6 +54,15 @@ def register_lambda_context(context: LambdaContext) -> None:
     _IDEMPOTENCY_CONFIG.register_lambda_context(context)
 
 
+def build_all() -> None:
+    """Build every per-container dependency now: during a cold start (Lambda's init phase),
+    not in the first request's time, and before `gc.freeze()` moves them out of the cyclic
+    collector's scans. No network call: clients connect on first use."""
+    ingest_service()
+    trace_results()
+    _idempotency_store()
+
+
 @cache
 def settings() -> Settings:
     return Settings.from_env()

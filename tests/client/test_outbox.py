@@ -157,14 +157,15 @@ def test_killed_between_chunks_resumes_without_gaps_or_duplicates(
         api.add_fault(Fault("PUT", r".*/chunks/2", drop_before=True, times=2))
         with pytest.raises(TransportError):
             Flusher(outbox, client, max_events=1_000).push()
-        assert outbox.state(session).unacked_chunks == 2  # 0 and 1 are acknowledged
+        assert outbox.state(session).unacked_chunks == 1  # 0, 1 and 3 are acknowledged
     with Outbox.open(path) as reopened:  # the next process: `prtrace push`
         report = Flusher(reopened, client, max_events=500).push()  # other thresholds now
-        assert report.chunks_sent == 2
+        assert report.chunks_sent == 1
         trace_id = reopened.trace_id(session)
     assert trace_id is not None
     puts = [p for m, p, _ in api.served if m == "PUT"]
-    assert [p.rsplit("/", 1)[1] for p in puts] == ["0", "1", "2", "3"]  # nothing resent
+    # Chunk 3 was in flight beside chunk 2 and stored: acknowledged, it is not sent again.
+    assert sorted(p.rsplit("/", 1)[1] for p in puts) == ["0", "1", "2", "3"]  # nothing resent
     assert_stored_once(api, trace_id, 3_500)
 
 
@@ -303,3 +304,42 @@ def test_finalized_sessions_release_chunk_bytes_and_blob_copies(
     assert kept.read_bytes() == b"the user's own file"
     assert outbox.seal(waiting, force=True) == [0]
     assert outbox.chunk(waiting, 0).body.startswith(b'{"events":[')  # undelivered: kept
+
+
+@pytest.mark.parametrize("in_flight", [1, 3])
+def test_chunks_go_out_up_to_in_flight_at_once_and_are_acknowledged_in_order(
+    api: FakeApi, client: PrtraceClient, outbox: Outbox, monkeypatch: pytest.MonkeyPatch,
+    in_flight: int,
+) -> None:  # fmt: skip
+    session = fill(outbox, 8_000)
+    outbox.request_finalize(session)
+    lock, outstanding, most = threading.Lock(), [0], [0]
+    real_put = client.put_chunk
+
+    def put_chunk(trace_id: str, chunk_seq: int, body: bytes) -> dict[str, Any]:
+        with lock:
+            outstanding[0] += 1
+            most[0] = max(most[0], outstanding[0])
+        try:
+            threading.Event().wait(0.02)  # a round trip: long enough for PUTs to overlap
+            return real_put(trace_id, chunk_seq, body)
+        finally:
+            with lock:
+                outstanding[0] -= 1
+
+    monkeypatch.setattr(client, "put_chunk", put_chunk)
+    acked: list[int] = []
+    real_ack = Outbox.ack_chunk
+
+    def ack_chunk(self: Outbox, s: str, seq: int, receipt: Any) -> None:
+        acked.append(seq)
+        real_ack(self, s, seq, receipt)
+
+    monkeypatch.setattr(Outbox, "ack_chunk", ack_chunk)
+    report = Flusher(outbox, client, in_flight=in_flight).push()
+    assert report.chunks_sent == 8
+    assert most[0] == in_flight
+    assert acked == list(range(8))
+    trace_id = outbox.trace_id(session)
+    assert trace_id is not None
+    assert_stored_once(api, trace_id, 8_000)
