@@ -7,7 +7,9 @@ same events (key order, whitespace, explicit nulls) produce the same bytes and d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -25,9 +27,14 @@ class PreparedChunk:
     first_event_seq: int
     last_event_seq: int
     event_ids: tuple[str, ...]
-    canonical_events: tuple[bytes, ...]
+    events: list[dict[str, Any]] = field(repr=False)  # validated, as JSON values
     body: bytes  # canonical JSON of {"events": [...]}, what is stored
     sha256: str
+
+    @cached_property
+    def canonical_events(self) -> tuple[bytes, ...]:
+        """Each event's canonical bytes (the pieces of `body`), for chaining."""
+        return tuple(canonical_json(event) for event in self.events)
 
     def mac(self, key: bytes, *, tenant: str, trace_id: str) -> str:
         return chunk_mac(
@@ -97,14 +104,13 @@ def prepare_chunk(raw: bytes, chunk_seq: int) -> PreparedChunk:
         raise InvalidInput(f"chunk {chunk_seq} is inconsistent: {summarize(errors)}", errors)
     # One dump of the whole body (one call into pydantic-core, not one per event).
     dumped = chunk.model_dump(mode="json", exclude_none=True)["events"]
-    canonical_events = tuple(canonical_json(event) for event in dumped)
-    body = b'{"events":[' + b",".join(canonical_events) + b"]}"
+    body = canonical_json({"events": dumped})  # one serializer call for the whole chunk
     return PreparedChunk(
         chunk_seq=chunk_seq,
         first_event_seq=first,
         last_event_seq=events[-1].seq,
         event_ids=tuple(seen),
-        canonical_events=canonical_events,
+        events=dumped,
         body=body,
         sha256=sha256_hex(body),
     )
