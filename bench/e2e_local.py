@@ -20,7 +20,7 @@ from infra_cdk.local.cloud import LocalCloud
 from tests.factories import chunk_body, trace_metadata
 
 CLIENTS = 4
-CHUNKS_PER_CLIENT = 10
+CHUNKS_PER_CLIENT = 25  # 100 latencies: p99 is not just the slowest one
 EVENTS_PER_CHUNK = 1_000
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
@@ -104,11 +103,6 @@ class ChunkOutcome:
     replayed: bool  # True when this exact chunk was already stored
 
 
-# Store reads a chunk PUT overlaps with its own CPU work (one at a time per PUT; a Lambda
-# environment serves one request at a time, and the tests' threads share it safely).
-_READS: Final = ThreadPoolExecutor(max_workers=4, thread_name_prefix="prtrace-reads")
-
-
 class IngestService:
     def __init__(
         self,
@@ -163,15 +157,9 @@ class IngestService:
     def put_chunk(self, tenant: str, trace_id: str, chunk_seq: int, raw: bytes) -> ChunkOutcome:
         if len(raw) > MAX_CHUNK_BODY_BYTES:
             raise PayloadTooLarge(len(raw), MAX_CHUNK_BODY_BYTES)
-        # The stored state is read while the body is checked: the reads wait on the store,
-        # the checks on the CPU, so a PUT costs about the longer of the two, not their sum.
-        around_later = _READS.submit(self._traces.chunk_neighbourhood, tenant, trace_id, chunk_seq)
-        try:
-            trace = self.get_trace(tenant, trace_id)
-            prepared = prepare_chunk(raw, chunk_seq)
-            around = around_later.result()
-        finally:
-            around_later.cancel()  # no effect once it runs; an unstarted read is skipped
+        trace = self.get_trace(tenant, trace_id)
+        prepared = prepare_chunk(raw, chunk_seq)
+        around = self._traces.chunk_neighbourhood(tenant, trace_id, chunk_seq)
         if around.same is not None:
             return self._replay(around.same, prepared)
         if trace.status != OPEN:
