@@ -40,13 +40,14 @@ def run() -> dict[str, float]:
             # The client runs in its own process, as it does on a developer's machine: in
             # this one it would share the local cloud's interpreter lock with the emulator.
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                return pool.submit(_upload, info.endpoint, info.token, state).result()
+                # Sizes go as arguments: the child imports this module afresh.
+                return pool.submit(_upload, info.endpoint, info.token, state, EVENTS).result()
         finally:
             cloud.stop()
 
 
-def _upload(endpoint: str, token: str, state: str) -> dict[str, float]:
-    events = _events(EVENTS)
+def _upload(endpoint: str, token: str, state: str, count: int) -> dict[str, float]:
+    events = _events(count)
     with Outbox.open(Path(state) / "outbox.db") as outbox:
         # One event per transaction, as a recorder appends while a session runs.
         single = outbox.start_trace(trace_metadata("single appends"))
@@ -82,21 +83,21 @@ def _upload(endpoint: str, token: str, state: str) -> dict[str, float]:
             trace_id = outbox.trace_id(session) or ""
             view = client.get_trace(trace_id)
     outbox_bytes = sum(p.stat().st_size for p in Path(state).glob("outbox.db*"))
-    if view["events_received"] != EVENTS or report.events_sent != EVENTS:
+    if view["events_received"] != count or report.events_sent != count:
         raise RuntimeError(f"upload incomplete: {view}")
     return {
-        "client_upload_events": EVENTS,
+        "client_upload_events": count,
         "client_upload_chunks": report.chunks_sent,
         "client_upload_journal_s": round(journaled, 2),
-        "client_upload_journal_events_per_s": round(EVENTS / journaled),
+        "client_upload_journal_events_per_s": round(count / journaled),
         "client_upload_single_append_p50_ms": round(statistics.median(latencies) * 1000, 2),
         "client_upload_push_s": round(pushed, 2),
         # Flat: a PUT reads the chunks next to it, never every stored one.
         "client_upload_chunk_first10_p50_ms": round(statistics.median(chunk_latencies[:10]) * 1000),
         "client_upload_chunk_last10_p50_ms": round(statistics.median(chunk_latencies[-10:]) * 1000),
-        "client_upload_events_per_s": round(EVENTS / pushed),
+        "client_upload_events_per_s": round(count / pushed),
         "client_upload_total_s": round(journaled + pushed, 2),
-        "client_upload_total_events_per_s": round(EVENTS / (journaled + pushed)),
+        "client_upload_total_events_per_s": round(count / (journaled + pushed)),
         "client_upload_outbox_mb": round(outbox_bytes / 1024**2, 1),
     }
 

@@ -39,11 +39,13 @@ def _client_run(
                 errors.append(f"{answer.status_code} {answer.text[:200]}")
 
 
-def _clients(endpoint: str, token: str) -> tuple[float, list[float], list[str]]:
+def _clients(
+    endpoint: str, token: str, chunks_per_client: int
+) -> tuple[float, list[float], list[str]]:
     """CLIENTS concurrent clients (threads of one process, not the local cloud's): the
     elapsed time of the measured round, its chunk latencies, and any refusals."""
     bodies = [
-        chunk_body(seq * EVENTS_PER_CHUNK, EVENTS_PER_CHUNK) for seq in range(CHUNKS_PER_CLIENT)
+        chunk_body(seq * EVENTS_PER_CHUNK, EVENTS_PER_CHUNK) for seq in range(chunks_per_client)
     ]
 
     def round_of_clients(latencies: list[float], errors: list[str]) -> float:
@@ -72,8 +74,9 @@ def run() -> dict[str, float]:
             # Clients run in their own process: in this one they would share the local
             # cloud's interpreter lock with the emulator and the gateway.
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                # Sizes go as arguments: the child imports this module afresh.
                 elapsed, latencies, errors = pool.submit(
-                    _clients, info.endpoint, info.token
+                    _clients, info.endpoint, info.token, CHUNKS_PER_CLIENT
                 ).result()
         finally:
             cloud.stop()
