@@ -28,6 +28,9 @@ FARGATE_MEMORY_MB: Final = {
 # The QA state's own timeout (state_machines/trace_pipeline.asl.json): the runner's wall
 # clock covers two test runs and the dependency step, so it must end well inside it.
 QA_STATE_TIMEOUT_S: Final = 3600
+# The whole pipeline's (the definition's top-level TimeoutSeconds): an execution that runs
+# longer is ended as TIMED_OUT, and the execution-end rule records the trace as failed.
+PIPELINE_TIMEOUT_S: Final = 3 * 3600
 
 
 class ConfigError(ValueError):

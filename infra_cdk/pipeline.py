@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from aws_cdk import ArnFormat, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -299,7 +299,8 @@ class PipelineConstruct(Construct):
             logs=sfn.LogOptions(
                 destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False
             ),
-            timeout=Duration.hours(3),
+            # No `timeout=`: CDK drops it for a definition given as a string; the overall
+            # limit is the definition's own TimeoutSeconds (PIPELINE_TIMEOUT_S, checked).
         )
         functions = [self.assemble, self.judge, self.record]
         role.add_to_policy(

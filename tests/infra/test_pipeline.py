@@ -11,7 +11,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from infra_cdk.assets import ROOT
-from infra_cdk.config import ConfigError, StackConfig
+from infra_cdk.config import PIPELINE_TIMEOUT_S, QA_STATE_TIMEOUT_S, ConfigError, StackConfig
 from infra_cdk.pipeline import ASL_PATH, QA_ENTRYPOINT
 from tests.infra import template_queries as q
 
@@ -95,6 +95,24 @@ def test_every_task_retries_transient_errors_and_failures_are_recorded(
     failure = states["RecordFailure"]["Parameters"]["Payload"]
     assert failure["status"] == "failed"
     assert {"stage.$", "error.$", "cause.$"} <= set(failure)
+
+
+def test_the_whole_pipeline_has_a_timeout_longer_than_any_state(template: Template) -> None:
+    definition = _definition(template)
+    assert definition["TimeoutSeconds"] == PIPELINE_TIMEOUT_S
+    timeouts = [s["TimeoutSeconds"] for s in definition["States"].values() if "TimeoutSeconds" in s]
+    assert timeouts == [QA_STATE_TIMEOUT_S]
+    assert QA_STATE_TIMEOUT_S < PIPELINE_TIMEOUT_S
+
+
+def test_a_qa_task_that_fails_to_start_is_started_again(template: Template) -> None:
+    # ECS start failures (ResourceInitializationError, CannotPullContainerError) reach the
+    # state as States.TaskFailed; a timeout is not one of them (it is caught as QA timeout).
+    retriers = _definition(template)["States"]["RunQa"]["Retry"]
+    started_again = [r for r in retriers if r["ErrorEquals"] == ["States.TaskFailed"]]
+    assert started_again
+    assert started_again[0]["MaxAttempts"] >= 1
+    assert not any("States.Timeout" in r["ErrorEquals"] for r in retriers)
 
 
 def test_states_pass_keys_and_summaries_never_events(template: Template) -> None:
