@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from aws_cdk import ArnFormat, Fn, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
@@ -23,6 +25,7 @@ from infra_cdk.config import StackConfig
 from infra_cdk.lambdas import ServiceFunction, SharedCode, log_retention
 from infra_cdk.nag import acknowledge, arn_wildcard, object_wildcard
 from infra_cdk.storage import StorageConstruct
+from prtrace.record import ENDED_BADLY, EXECUTION_STATUS_CHANGE
 
 ASL_PATH: Final = ROOT / "state_machines" / "trace_pipeline.asl.json"
 QA_CONTAINER: Final = "qa-runner"
@@ -259,6 +262,32 @@ class PipelineConstruct(Construct):
 
         self.qa = QaTaskConstruct(self, "Qa", config=config, storage=storage)
         self.state_machine = self._state_machine(config, storage)
+        self.execution_ended = self._record_ended_executions()
+
+    def _record_ended_executions(self) -> events.Rule:
+        """An execution that times out, is aborted, or fails where no Catch leads to Record
+        (RecordFailure itself failing) never records its trace: EventBridge hands such
+        executions to Record, which fails the trace unless it already ended."""
+        return events.Rule(
+            self,
+            "ExecutionEnded",
+            description="Pipeline executions that ended FAILED, TIMED_OUT or ABORTED -> Record",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=[EXECUTION_STATUS_CHANGE],
+                detail={
+                    "stateMachineArn": [self.state_machine.state_machine_arn],
+                    "status": list(ENDED_BADLY),
+                },
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    self.record.function,
+                    retry_attempts=8,
+                    max_event_age=Duration.hours(24),
+                )
+            ],
+        )
 
     def _state_machine(self, config: StackConfig, storage: StorageConstruct) -> sfn.StateMachine:
         qa = self.qa

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from prtrace.judge.result import DimensionScore, JudgeResult
 from prtrace.judge.rubric import DIMENSION_IDS
 from prtrace.storage_keys import document_key, judge_result_key, qa_report_key
@@ -114,4 +116,38 @@ def stored_results(tenant: str = "acme", trace_id: str = TRACE_ID) -> dict[str, 
         .model_dump_json()
         .encode(),
         judge_result_key(tenant, trace_id): judge_result(trace_id).model_dump_json().encode(),
+    }
+
+
+def execution_ended(
+    status: str = "TIMED_OUT",
+    tenant: str = "acme",
+    trace_id: str = TRACE_ID,
+    error: str | None = None,
+    cause: str | None = None,
+) -> dict[str, Any]:
+    """EventBridge's "Step Functions Execution Status Change" for a pipeline execution."""
+    machine = "arn:aws:states:us-east-1:123456789012:stateMachine:prtrace-pipeline"
+    arn = f"{machine.replace(':stateMachine:', ':execution:')}:{trace_id}"
+    return {
+        "version": "0",
+        "id": "2c3a5b8e-0000-4000-8000-000000000001",
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": "123456789012",
+        "time": "2026-11-26T07:00:00Z",
+        "region": "us-east-1",
+        "resources": [arn],
+        "detail": {
+            "executionArn": arn,
+            "stateMachineArn": machine,
+            "name": trace_id,
+            "status": status,
+            "startDate": 1764136800000,
+            "stopDate": 1764147600000,
+            "input": orjson.dumps({"tenant": tenant, "trace_id": trace_id}).decode(),
+            "output": None,
+            "error": error,
+            "cause": cause,
+        },
     }

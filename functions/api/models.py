@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from functions.api.problems import PROBLEM_CONTENT_TYPE
 from prtrace.ingest import TRACE_ID_PATTERN
 from prtrace.judge.result import JudgeStatus
+from prtrace.outcome import FailedStage
 from prtrace.qa.report import ErrorReason, Verdict
 from prtrace.records import TraceStatus
 from prtrace.schema import BlobRef, TraceMetadata, WorkspaceSnapshots
@@ -115,7 +116,7 @@ class RejectedOutcome(_Answer):
 
 
 class FailedOutcome(_Answer):
-    stage: Literal["assemble", "qa", "judge", "record"]
+    stage: FailedStage
     error: str
     cause: str
     cause_truncated: bool
@@ -141,7 +142,7 @@ class CompleteHeadline(_Answer):
 
 
 class FailedHeadline(_Answer):
-    stage: Literal["assemble", "qa", "judge", "record"]
+    stage: FailedStage
     error: str
 
 

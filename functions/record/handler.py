@@ -1,8 +1,11 @@
-"""Record step Lambda (Step Functions task): store how a trace's pipeline ended.
+"""Record step Lambda: store how a trace's pipeline ended.
 
-Events and outcome shapes: prtrace.record and prtrace.outcome. Returns
-{"status", "trace_id"}. A malformed event, a QA report or judge result that is not stored,
-or a trace already ended otherwise raise, so the state machine catches them.
+Called by the state machine (events and outcome shapes: prtrace.record and prtrace.outcome)
+and by the execution-end rule with EventBridge's "Step Functions Execution Status Change"
+for executions that ended FAILED, TIMED_OUT or ABORTED, which never ran their own Record
+(a trace already ended is left as it is). Returns {"status", "trace_id"}. A malformed
+event, a QA report or judge result that is not stored, or a trace already ended otherwise
+raise, so the state machine catches them (and EventBridge retries).
 """
 
 from __future__ import annotations
@@ -14,7 +17,12 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from prtrace.adapters.wiring import build_record_step
-from prtrace.record import RecordStep, parse_record_event
+from prtrace.record import (
+    RecordStep,
+    is_execution_end,
+    parse_execution_end,
+    parse_record_event,
+)
 from prtrace.settings import RecordSettings
 
 SERVICE = "prtrace-record"
@@ -35,10 +43,14 @@ def reset() -> None:
 @logger.inject_lambda_context(log_event=True)  # ids, keys, statuses: nothing secret
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = parse_record_event(event)
-    trace = record_step().record(request)
+    if is_execution_end(event):
+        failure = parse_execution_end(event)
+        tenant, trace = failure.tenant, record_step().record_ended_execution(failure)
+    else:
+        request = parse_record_event(event)
+        tenant, trace = request.tenant, record_step().record(request)
     logger.info(
         "recorded",
-        extra={"tenant": request.tenant, "trace_id": trace.trace_id, "status": trace.status},
+        extra={"tenant": tenant, "trace_id": trace.trace_id, "status": trace.status},
     )
     return {"status": trace.status, "trace_id": trace.trace_id}

@@ -23,6 +23,7 @@ from prtrace.storage_keys import qa_report_key
 from tests.pipeline_factories import (
     TRACE_ID,
     complete_event,
+    execution_ended,
     failed_event,
     rejected_event,
     stored_results,
@@ -116,3 +117,61 @@ def test_missing_configuration_is_named(aws, monkeypatch):
     handler.reset()
     with pytest.raises(ConfigurationError, match="bucket"):
         invoke(failed_event())
+
+
+# ---- executions that ended without recording (the execution-end rule) ----------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        ("TIMED_OUT", "States.Timeout"),
+        ("ABORTED", "ExecutionAborted"),
+        ("FAILED", "ExecutionFailed"),
+    ],
+)
+def test_an_execution_that_ended_badly_fails_the_trace_it_left_in_progress(aws, status, error):
+    assert invoke(execution_ended(status)) == {"status": "failed", "trace_id": TRACE_ID}
+    outcome = aws.get_trace("acme", TRACE_ID).public()["outcome"]
+    assert (outcome["stage"], outcome["error"]) == ("pipeline", error)
+    assert status in outcome["cause"]
+    # EventBridge may deliver it again: the same answer, nothing rewritten.
+    assert invoke(execution_ended(status)) == {"status": "failed", "trace_id": TRACE_ID}
+    assert aws.get_trace("acme", TRACE_ID).public()["outcome"] == outcome
+
+
+def test_the_execution_s_own_error_and_cause_are_kept(aws):
+    invoke(execution_ended("FAILED", error="Lambda.Unknown", cause="Record ran out of memory"))
+    outcome = aws.get_trace("acme", TRACE_ID).public()["outcome"]
+    assert (outcome["error"], outcome["cause"]) == ("Lambda.Unknown", "Record ran out of memory")
+
+
+@pytest.mark.parametrize("first", [complete_event, rejected_event, failed_event])
+def test_a_trace_its_own_record_step_ended_is_left_as_it_is(aws, first):
+    put_results(stored_results())
+    ended = invoke(first())
+    before = aws.get_trace("acme", TRACE_ID).public()
+    assert invoke(execution_ended("FAILED")) == ended
+    assert aws.get_trace("acme", TRACE_ID).public() == before
+
+
+def test_an_execution_end_for_a_trace_that_does_not_exist_raises(aws):
+    with pytest.raises(OutcomeConflict):
+        invoke(execution_ended(tenant="other"))
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda e: e["detail"].update(input="not json"),
+        lambda e: e["detail"].update(input='{"tenant": "acme"}'),
+        lambda e: e["detail"].update(status="SUCCEEDED"),
+        lambda e: e["detail"].update(input='{"tenant": "ACME!", "trace_id": "x"}'),
+    ],
+)
+def test_a_malformed_execution_end_is_refused(aws, spoil):
+    event = execution_ended()
+    spoil(event)
+    with pytest.raises(InvalidRecordEvent):
+        invoke(event)
+    assert aws.get_trace("acme", TRACE_ID).status == "finalizing"

@@ -296,3 +296,28 @@ def test_the_judge_reads_only_the_named_openai_secret(template: Template) -> Non
 def test_bad_pipeline_settings_fail_naming_the_setting(context: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         StackConfig.resolve(context, {})
+
+
+def test_executions_that_end_badly_are_handed_to_record(template: Template) -> None:
+    rules = [
+        r["Properties"]
+        for r in template.find_resources("AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.states"]
+    ]
+    assert len(rules) == 1
+    pattern, target = rules[0]["EventPattern"], rules[0]["Targets"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert sorted(pattern["detail"]["status"]) == ["ABORTED", "FAILED", "TIMED_OUT"]
+    machines = template.find_resources("AWS::StepFunctions::StateMachine")
+    assert pattern["detail"]["stateMachineArn"] == [{"Ref": next(iter(machines))}]
+    functions = template.find_resources("AWS::Lambda::Function")
+    (record,) = [k for k, f in functions.items() if "record.handler" in f["Properties"]["Handler"]]
+    assert [t["Arn"] for t in target] == [{"Fn::GetAtt": [record, "Arn"]}]
+    assert target[0]["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    # EventBridge may invoke Record (and only Record).
+    permissions = [
+        p["Properties"]
+        for p in template.find_resources("AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "events.amazonaws.com"
+    ]
+    assert [p["FunctionName"] for p in permissions] == [{"Fn::GetAtt": [record, "Arn"]}]

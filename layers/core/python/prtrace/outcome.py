@@ -47,7 +47,9 @@ MAX_METRICS_BYTES: Final = 16 * 1024
 MAX_OUTCOME_BYTES: Final = 160 * 1024
 
 QASkipped = Literal["no_snapshots", "timeout"]
-FailedStage = Literal["assemble", "qa", "judge", "record"]
+# "pipeline": the execution itself ended (timed out, aborted, or failed recording the failure)
+# before a stage could record it; the execution-end rule or the sweeper records it.
+FailedStage = Literal["assemble", "qa", "judge", "record", "pipeline"]
 
 QA_TIMEOUT_DETAIL: Final = "the QA task did not finish within its time limit"
 

@@ -15,9 +15,18 @@ stored is never overwritten (OutcomeConflict).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Final, Literal, Protocol, cast
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+import orjson
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from prtrace.ingest import TRACE_ID_PATTERN, utc_now
 from prtrace.judge.result import JudgeResult
@@ -30,7 +39,7 @@ from prtrace.outcome import (
 )
 from prtrace.ports import ConditionFailed, TraceStore
 from prtrace.qa.report import QAReport
-from prtrace.records import TraceRecord
+from prtrace.records import TERMINAL, TraceRecord
 from prtrace.storage_keys import trace_prefix
 from prtrace.validation import field_errors, summarize
 
@@ -173,6 +182,78 @@ def parse_record_event(event: Any) -> RecordComplete | RecordRejected | RecordFa
         raise InvalidRecordEvent(f"Record step event is invalid: {summarize(errors)}") from None
 
 
+def _json_text(value: Any) -> Any:
+    """Step Functions gives an execution's input as JSON text."""
+    if isinstance(value, str | bytes):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"not JSON: {exc}") from None
+    return value
+
+
+# EventBridge's event when a Step Functions execution changes status (the execution-end
+# rule sends the ones below to this step: the pipeline ended without recording the trace).
+EXECUTION_STATUS_CHANGE: Final = "Step Functions Execution Status Change"
+ENDED_BADLY: Final = ("FAILED", "TIMED_OUT", "ABORTED")
+_ENDED_ERRORS: Final = {
+    "FAILED": "ExecutionFailed",
+    "TIMED_OUT": "States.Timeout",
+    "ABORTED": "ExecutionAborted",
+}
+
+
+class _ExecutionInput(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    tenant: str
+    trace_id: str
+
+
+class _ExecutionEnd(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    executionArn: str  # noqa: N815 - EventBridge's own field names
+    status: Literal["FAILED", "TIMED_OUT", "ABORTED"]
+    input: Annotated[_ExecutionInput, BeforeValidator(_json_text)]
+    error: str | None = None
+    cause: str | None = None
+
+
+class _ExecutionStatusChange(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    detail_type: Annotated[Literal[EXECUTION_STATUS_CHANGE], Field(alias="detail-type")]  # type: ignore[valid-type]
+    detail: _ExecutionEnd
+
+
+def is_execution_end(event: Any) -> bool:
+    return isinstance(event, dict) and event.get("detail-type") == EXECUTION_STATUS_CHANGE
+
+
+def parse_execution_end(event: Any) -> RecordFailed:
+    """The failure to record for a pipeline execution that ended FAILED, TIMED_OUT or
+    ABORTED (its input names the trace), or InvalidRecordEvent."""
+    try:
+        end = _ExecutionStatusChange.model_validate(event).detail
+    except ValidationError as exc:
+        errors = field_errors(exc.errors(include_url=False, include_input=False))
+        raise InvalidRecordEvent(f"execution-end event is invalid: {summarize(errors)}") from None
+    failure = parse_record_event(
+        {
+            "tenant": end.input.tenant,
+            "trace_id": end.input.trace_id,
+            "status": "failed",
+            "stage": "pipeline",
+            "error": end.error or _ENDED_ERRORS[end.status],
+            "cause": end.cause
+            or f"the pipeline execution {end.executionArn} ended {end.status} before it "
+            "recorded the trace",
+        }
+    )
+    return cast(RecordFailed, failure)  # "status": "failed" chose the member
+
+
 class ObjectReader(Protocol):
     def get(self, key: str) -> bytes | None:
         """The stored bytes, or None when there is no such object."""
@@ -206,6 +287,18 @@ class RecordStep:
                 f"cannot record trace {event.trace_id} as {event.status}: it {found}; "
                 "only a finalized trace the pipeline has not ended yet can be"
             ) from None
+
+    def record_ended_execution(self, failure: RecordFailed) -> TraceRecord:
+        """Record a failure for a trace whose execution ended without recording it. A trace
+        its own Record step already ended (the usual case for FAILED) is left as it is:
+        this runs for every execution that ends badly, and may run more than once."""
+        try:
+            return self.record(failure)
+        except OutcomeConflict:
+            stored = self._traces.get_trace(failure.tenant, failure.trace_id)
+            if stored is not None and stored.status in TERMINAL:
+                return stored
+            raise
 
     def _complete(self, event: RecordComplete, now: str) -> dict[str, Any]:
         qa: QAReport | None = None
