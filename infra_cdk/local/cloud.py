@@ -36,7 +36,11 @@ from infra_cdk.local.ecs import (
 from infra_cdk.local.emulator import moto_server
 from infra_cdk.local.http_gateway import LocalHttpApi, routes_from_template
 from infra_cdk.local.lambda_runtime import LambdaRuntime
-from infra_cdk.local.stepfunctions import hand_to_interpreter, normalise_ecs_integration
+from infra_cdk.local.stepfunctions import (
+    deliver_execution_ends,
+    hand_to_interpreter,
+    normalise_ecs_integration,
+)
 from prtrace.adapters.wiring import build_token_store
 from prtrace.ingest import utc_now
 from prtrace.tokens import issue_token
@@ -159,6 +163,7 @@ class LocalCloud:
         )
         self._ecs.install()
         self._moto.callback(normalise_ecs_integration())
+        self._moto.callback(deliver_execution_ends(self._invoke_function))
 
         return self._deploy_and_serve(aws_endpoint, started, build_deps=False)
 

@@ -10,10 +10,21 @@ definition and role, so StartExecution through the API runs it for real.
 
 from __future__ import annotations
 
+import datetime
+import json
+import logging
+import threading
+import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from infra_cdk.local.assembly import LOCAL_ACCOUNT, LOCAL_REGION
+from prtrace.record import ENDED_BADLY, EXECUTION_STATUS_CHANGE
+
+log = logging.getLogger("prtrace.local.stepfunctions")
+# (function name, event) -> (payload, errored), as the gateway invokes
+Invoke = Callable[[str, dict[str, Any]], tuple[bytes, bool]]
 
 
 def hand_to_interpreter(state_machine_arns: Iterable[str]) -> list[str]:
@@ -95,3 +106,81 @@ def normalise_ecs_integration() -> Callable[[], None]:
                 setattr(service, name, original)
 
     return undo
+
+
+def deliver_execution_ends(invoke: Invoke) -> Callable[[], None]:
+    """Send "Step Functions Execution Status Change" for executions that end FAILED,
+    TIMED_OUT or ABORTED to the Lambda targets of the EventBridge rules that match it, as
+    AWS does; returns the undo.
+
+    moto's interpreter emits no EventBridge events, and moto's EventBridge delivers to no
+    Lambda target: this is the one place the local cloud bridges both. Delivery is
+    asynchronous (a thread), as EventBridge's is, and retried on a function error.
+    """
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+
+    original = BaseExecutionWorkerCommunication.terminated
+
+    def terminated(self: Any) -> None:
+        original(self)
+        execution = self.execution
+        status = getattr(execution.exec_status, "value", None)
+        if status in ENDED_BADLY:
+            event = _status_change(execution, status)
+            threading.Thread(
+                target=_deliver, args=(invoke, event), name="local-eventbridge", daemon=True
+            ).start()
+
+    BaseExecutionWorkerCommunication.terminated = terminated  # type: ignore[method-assign]
+
+    def undo() -> None:
+        BaseExecutionWorkerCommunication.terminated = original  # type: ignore[method-assign]
+
+    return undo
+
+
+def _status_change(execution: Any, status: str) -> dict[str, Any]:
+    def millis(moment: datetime.datetime | None) -> int | None:
+        return None if moment is None else int(moment.timestamp() * 1000)
+
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": EXECUTION_STATUS_CHANGE,
+        "source": "aws.states",
+        "account": LOCAL_ACCOUNT,
+        "time": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": LOCAL_REGION,
+        "resources": [execution.exec_arn],
+        "detail": {
+            "executionArn": execution.exec_arn,
+            "stateMachineArn": execution.state_machine_arn,
+            "name": execution.name,
+            "status": status,
+            "startDate": millis(execution.start_date),
+            "stopDate": millis(execution.stop_date),
+            "input": json.dumps(execution.input_data),
+            "output": None,
+            "error": execution.error,
+            "cause": execution.cause,
+        },
+    }
+
+
+def _deliver(invoke: Invoke, event: dict[str, Any], attempts: int = 3) -> None:
+    from moto.events.models import events_backends
+
+    rules = events_backends[LOCAL_ACCOUNT][LOCAL_REGION].event_buses["default"].rules.values()
+    for rule in list(rules):
+        if rule.state != "ENABLED" or not rule.event_pattern.matches_event(event):  # type: ignore[arg-type]
+            continue
+        for target in rule.targets:
+            arn: str = target["Arn"]
+            if ":lambda:" not in arn:
+                continue
+            for attempt in range(attempts):
+                _, errored = invoke(arn.split(":")[6], event)
+                if not errored:
+                    break
+                log.warning("%s failed on %s (attempt %d)", arn, rule.name, attempt + 1)
+                time.sleep(0.5 * (attempt + 1))

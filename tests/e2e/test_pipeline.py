@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -256,3 +257,23 @@ def test_a_trace_without_snapshots_is_judged_without_qa(
     missing = client.http.get(f"/v1/traces/{trace_id}/qa-report")
     assert missing.status_code == 409
     assert "snapshot" in missing.json()["detail"]
+
+
+def test_an_aborted_execution_still_ends_its_trace(
+    client: TraceClient, cloud: LocalCloudInfo, tmp_path: Path
+) -> None:
+    directory = trace_variant(tmp_path / "aborted", add_hanging_test)
+    trace_id = client.upload(directory)
+    assert client.finalize(trace_id, directory).status_code == 202
+    deadline = time.monotonic() + 60
+    while client.trace(trace_id)["status"] != "testing":  # the QA task runs the hanging test
+        assert time.monotonic() < deadline, client.trace(trace_id)
+        time.sleep(0.1)
+    (execution,) = _executions(cloud, trace_id)
+    aws(cloud, "stepfunctions").stop_execution(executionArn=execution["executionArn"])
+
+    view, _ = client.wait(trace_id, timeout_s=120)
+    assert view["status"] == "failed", view
+    assert view["outcome"]["stage"] == "pipeline"
+    assert "ABORTED" in view["outcome"]["cause"] or view["outcome"]["error"] == "ExecutionAborted"
+    assert [e["status"] for e in _executions(cloud, trace_id)] == ["ABORTED"]
