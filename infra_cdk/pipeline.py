@@ -21,10 +21,11 @@ from aws_cdk.aws_ecr_assets import Platform
 from constructs import Construct
 
 from infra_cdk.assets import QA_IMAGE_DOCKERFILE, ROOT, stage_qa_image_context
-from infra_cdk.config import StackConfig
+from infra_cdk.config import PIPELINE_TIMEOUT_S, StackConfig
 from infra_cdk.lambdas import ServiceFunction, SharedCode, log_retention
 from infra_cdk.nag import acknowledge, arn_wildcard, object_wildcard
 from infra_cdk.storage import StorageConstruct
+from prtrace.adapters.dynamodb import IN_PIPELINE_INDEX
 from prtrace.record import ENDED_BADLY, EXECUTION_STATUS_CHANGE
 
 ASL_PATH: Final = ROOT / "state_machines" / "trace_pipeline.asl.json"
@@ -35,6 +36,9 @@ QA_ENTRYPOINT: Final = ("python", "-m", "functions.qa_runner")
 QA_USER: Final = "10001:10001"
 
 TRACE_OBJECTS: Final = "tenants/*/traces/*"
+# A trace still in the pipeline this long after finalize is stuck: an hour past the
+# longest an execution may run (its start can lag finalize by a retried request).
+STUCK_AFTER_S: Final = PIPELINE_TIMEOUT_S + 3600
 
 
 class QaTaskConstruct(Construct):
@@ -259,6 +263,31 @@ class PipelineConstruct(Construct):
             ["dynamodb:GetItem", "dynamodb:UpdateItem"], [storage.traces_table.table_arn]
         )
         _grant_trace_objects(self.record.role, storage, writes=None)
+
+        self.sweeper = ServiceFunction(
+            self,
+            "Sweeper",
+            config=config,
+            shared=shared,
+            handler="functions.sweeper.handler.lambda_handler",
+            environment=data_environment | {"PRTRACE_STUCK_AFTER_S": str(STUCK_AFTER_S)},
+            memory_mb=256,
+            timeout_s=300,
+            description="End traces the pipeline left in progress past its timeout",
+        )
+        self.sweeper.allow(
+            ["dynamodb:Query"], [f"{storage.traces_table.table_arn}/index/{IN_PIPELINE_INDEX}"]
+        )
+        self.sweeper.allow(
+            ["dynamodb:GetItem", "dynamodb:UpdateItem"], [storage.traces_table.table_arn]
+        )
+        events.Rule(
+            self,
+            "SweepHourly",
+            description="End traces stuck in the pipeline",
+            schedule=events.Schedule.rate(Duration.hours(1)),
+            targets=[targets.LambdaFunction(self.sweeper.function, retry_attempts=2)],
+        )
 
         self.qa = QaTaskConstruct(self, "Qa", config=config, storage=storage)
         self.state_machine = self._state_machine(config, storage)

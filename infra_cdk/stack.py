@@ -93,6 +93,7 @@ class PrtraceStack(Stack):
             ("Assemble", self.pipeline.assemble),
             ("Judge", self.pipeline.judge),
             ("Record", self.pipeline.record),
+            ("Sweeper", self.pipeline.sweeper),
         ):
             self.monitoring.watch_function(name, fn.function)
         self.monitoring.watch_api(self.http_api.api)

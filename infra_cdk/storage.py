@@ -14,6 +14,7 @@ from constructs import Construct
 
 from infra_cdk.config import StackConfig
 from infra_cdk.nag import acknowledge
+from prtrace.adapters.dynamodb import IN_PIPELINE_INDEX, IN_PIPELINE_KEY, IN_PIPELINE_SINCE
 
 # Every object of a tenant is under this prefix (prtrace.storage_keys).
 TENANT_DATA_PREFIX = "tenants/*"
@@ -71,6 +72,15 @@ class StorageConstruct(Construct):
             partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
             removal=removal,
+        )
+        # Traces in the pipeline (finalized, not ended), for the stuck-trace sweeper.
+        self.traces_table.add_global_secondary_index(
+            index_name=IN_PIPELINE_INDEX,
+            partition_key=dynamodb.Attribute(
+                name=IN_PIPELINE_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            sort_key=dynamodb.Attribute(name=IN_PIPELINE_SINCE, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
         self.tokens_table = self._table(
             "Tokens",

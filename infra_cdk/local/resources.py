@@ -9,10 +9,11 @@ prtrace.adapters.dynamodb (tests/infra asserts the stack's side).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import boto3
 
+from prtrace.adapters.dynamodb import IN_PIPELINE_INDEX, IN_PIPELINE_KEY, IN_PIPELINE_SINCE
 from prtrace.adapters.keys import new_key_ring_secret
 
 
@@ -35,6 +36,17 @@ class ResourceNames:
         }
 
 
+_IN_PIPELINE_KEYS: list[tuple[str, Literal["HASH", "RANGE"]]] = [
+    (IN_PIPELINE_KEY, "HASH"),
+    (IN_PIPELINE_SINCE, "RANGE"),
+]
+_IN_PIPELINE_INDEX: Any = {
+    "IndexName": IN_PIPELINE_INDEX,
+    "KeySchema": [{"AttributeName": n, "KeyType": t} for n, t in _IN_PIPELINE_KEYS],
+    "Projection": {"ProjectionType": "KEYS_ONLY"},
+}
+
+
 def provision(names: ResourceNames, region: str = "us-east-1") -> None:
     """Create everything that is missing; leave what exists untouched."""
     dynamodb = boto3.client("dynamodb", region_name=region)
@@ -47,12 +59,18 @@ def provision(names: ResourceNames, region: str = "us-east-1") -> None:
     for table, keys in tables.items():
         if table in existing:
             continue
-        dynamodb.create_table(
-            TableName=table,
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": n, "KeyType": t} for n, t in keys],
-            AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n, _ in keys],
-        )
+        request: dict[str, Any] = {
+            "TableName": table,
+            "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": n, "KeyType": t} for n, t in keys],
+        }
+        if table == names.traces_table:
+            keys = keys + _IN_PIPELINE_KEYS
+            request["GlobalSecondaryIndexes"] = [_IN_PIPELINE_INDEX]
+        request["AttributeDefinitions"] = [
+            {"AttributeName": n, "AttributeType": "S"} for n, _ in keys
+        ]
+        dynamodb.create_table(**request)
     s3 = boto3.client("s3", region_name=region)
     if names.bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
         s3.create_bucket(Bucket=names.bucket)

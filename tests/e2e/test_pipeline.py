@@ -13,6 +13,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ import pytest
 
 from examples.snapshots import TRACE_DIR
 from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
+from prtrace.adapters.dynamodb import DynamoTraceStore
 from prtrace.document import TraceDocument
+from prtrace.ingest import utc_now
 from prtrace.judge.rubric import DIMENSION_IDS
 from tests.e2e.pipeline_support import (
     TraceClient,
@@ -277,3 +280,38 @@ def test_an_aborted_execution_still_ends_its_trace(
     assert view["outcome"]["stage"] == "pipeline"
     assert "ABORTED" in view["outcome"]["cause"] or view["outcome"]["error"] == "ExecutionAborted"
     assert [e["status"] for e in _executions(cloud, trace_id)] == ["ABORTED"]
+
+
+def test_a_trace_whose_pipeline_never_started_is_ended_by_the_sweeper(
+    client: TraceClient, cloud: LocalCloudInfo, tmp_path: Path
+) -> None:
+    """A finalize that stored `finalizing` and crashed before starting the pipeline (and was
+    never retried): the hourly sweep, once the pipeline's timeout has passed, ends it."""
+    trace_id = client.upload(TRACE_DIR)
+    store = DynamoTraceStore(aws(cloud, "dynamodb"), cloud.stack.outputs["TracesTableName"])
+    stored = store.get_trace(client.tenant, trace_id)
+    assert stored is not None
+    store.mark_finalizing(
+        client.tenant, trace_id, {"expected_chunks": stored.chunk_count}, utc_now(),
+        stored.chunk_count, stored.event_count,
+    )  # fmt: skip
+    (sweeper,) = [
+        physical
+        for logical, physical in cloud.stack.physical_ids.items()
+        if logical.startswith("PipelineSweeperFunction")
+    ]
+
+    def sweep(hours_from_now: float) -> Any:
+        at = datetime.now(UTC) + timedelta(hours=hours_from_now)
+        event = {"detail-type": "Scheduled Event", "source": "aws.events", "time": at.isoformat()}
+        answer = aws(cloud, "lambda").invoke(FunctionName=sweeper, Payload=orjson.dumps(event))
+        assert "FunctionError" not in answer, answer["Payload"].read()
+        return orjson.loads(answer["Payload"].read())["ended"]
+
+    assert trace_id not in sweep(1)  # its pipeline could still be running
+    assert client.trace(trace_id)["status"] == "finalizing"
+    assert trace_id in sweep(5)
+    view = client.trace(trace_id)
+    assert view["status"] == "failed"
+    assert (view["outcome"]["stage"], view["outcome"]["error"]) == ("pipeline", "PipelineStuck")
+    assert _executions(cloud, trace_id) == []  # nothing ran: the sweep alone ended it

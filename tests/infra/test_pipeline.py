@@ -314,10 +314,40 @@ def test_executions_that_end_badly_are_handed_to_record(template: Template) -> N
     (record,) = [k for k, f in functions.items() if "record.handler" in f["Properties"]["Handler"]]
     assert [t["Arn"] for t in target] == [{"Fn::GetAtt": [record, "Arn"]}]
     assert target[0]["RetryPolicy"]["MaximumRetryAttempts"] >= 1
-    # EventBridge may invoke Record (and only Record).
+    # EventBridge may invoke Record and the sweeper, nothing else.
     permissions = [
         p["Properties"]
         for p in template.find_resources("AWS::Lambda::Permission").values()
         if p["Properties"]["Principal"] == "events.amazonaws.com"
     ]
-    assert [p["FunctionName"] for p in permissions] == [{"Fn::GetAtt": [record, "Arn"]}]
+    (sweeper,) = [k for k, f in functions.items() if "sweeper" in f["Properties"]["Handler"]]
+    assert sorted(p["FunctionName"]["Fn::GetAtt"][0] for p in permissions) == sorted(
+        [record, sweeper]
+    )
+
+
+def test_the_sweeper_runs_hourly_and_may_only_end_traces(template: Template) -> None:
+    functions = template.find_resources("AWS::Lambda::Function")
+    (sweeper,) = [k for k, f in functions.items() if "sweeper" in f["Properties"]["Handler"]]
+    schedules = [
+        r["Properties"]
+        for r in template.find_resources("AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+    ]
+    assert [(s["ScheduleExpression"], s["Targets"][0]["Arn"]) for s in schedules] == [
+        ("rate(1 hour)", {"Fn::GetAtt": [sweeper, "Arn"]})
+    ]
+    environment = functions[sweeper]["Properties"]["Environment"]["Variables"]
+    assert int(environment["PRTRACE_STUCK_AFTER_S"]) > PIPELINE_TIMEOUT_S
+    role = functions[sweeper]["Properties"]["Role"]["Fn::GetAtt"][0]
+    actions = set()
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        if {"Ref": role} in policy["Properties"]["Roles"]:
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                found = statement["Action"]
+                actions |= {found} if isinstance(found, str) else set(found)
+    assert {a for a in actions if a.startswith(("dynamodb:", "s3:"))} == {
+        "dynamodb:Query",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+    }

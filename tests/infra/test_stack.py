@@ -173,7 +173,7 @@ def test_integrations_use_payload_format_2(template: Template) -> None:
 def test_each_function_has_its_own_role_layers_and_tracing(template: Template) -> None:
     functions = _resources(template, "AWS::Lambda::Function")
     roles = [f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()]
-    assert len(roles) == len(set(roles)) == 5  # authorizer, API, assemble, judge, record
+    assert len(roles) == len(set(roles)) == 6  # authorizer, API, assemble, judge, record, sweeper
     for function in functions.values():
         props = function["Properties"]
         assert props["Runtime"] == "python3.14"
@@ -218,7 +218,7 @@ def test_errors_throttles_5xx_and_failed_executions_raise_alarms(template: Templ
     metrics = sorted(a["Properties"]["MetricName"] for a in alarms.values())
     assert metrics == sorted(
         ["5xx", "ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"]
-        + ["Errors", "Throttles"] * 5
+        + ["Errors", "Throttles"] * 6
     )
 
 

@@ -130,3 +130,13 @@ def test_a_missing_or_other_tenants_trace_cannot_end(harness):
         harness.store.record_outcome("acme", TRACE_ID, "failed", FAILED, T1)
     assert harness.store.get_trace("acme", TRACE_ID) is None  # no item was created
     assert harness.store.get_trace("globex", TRACE_ID).status == "finalizing"
+
+
+def test_finalized_traces_are_listed_as_in_the_pipeline_until_they_end(harness):
+    assert harness.store.in_pipeline_since_before(T2, 10) == []
+    harness.finalized()
+    harness.set_status("acme", TRACE_ID, "testing", T1)  # the pipeline's own writes keep it
+    assert harness.store.in_pipeline_since_before(T0, 10) == []  # finalized at T0, not before
+    assert harness.store.in_pipeline_since_before(T1, 10) == [("acme", TRACE_ID)]
+    harness.store.record_outcome("acme", TRACE_ID, "failed", FAILED, T2)
+    assert harness.store.in_pipeline_since_before(T2, 10) == []

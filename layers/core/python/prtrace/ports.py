@@ -82,6 +82,11 @@ class TraceStore(Protocol):
         stored (a retried Record step); any other status raises ConditionFailed, so a
         recorded outcome is never overwritten."""
 
+    def in_pipeline_since_before(self, before: str, limit: int) -> list[tuple[str, str]]:
+        """(tenant, trace_id) of traces finalized before `before` (a UTC timestamp as
+        utc_now writes it) that the pipeline has not ended yet, oldest first, at most
+        `limit`: what the sweeper ends when their pipeline never recorded them."""
+
     def ping(self) -> None:
         """Raise when the store cannot be reached (readiness)."""
 

@@ -267,6 +267,10 @@ class RecordStep:
         self._objects = objects
         self._now = clock
 
+    @property
+    def traces(self) -> TraceStore:
+        return self._traces
+
     def record(self, event: RecordComplete | RecordRejected | RecordFailed) -> TraceRecord:
         now = self._now()
         match event:

@@ -71,6 +71,26 @@ class RecordSettings(BaseModel):
             raise ConfigurationError(f"invalid or missing configuration: {names}") from None
 
 
+class SweeperSettings(RecordSettings):
+    """The sweeper ends traces the pipeline left in progress longer than `stuck_after_s`
+    after finalize (longer than any execution may run)."""
+
+    stuck_after_s: Annotated[int, Field(ge=60)]
+
+    @classmethod
+    def from_env(cls) -> SweeperSettings:
+        record = RecordSettings.from_env()
+        env = os.environ
+        try:
+            return cls(
+                **record.model_dump(),
+                stuck_after_s=_integer(env, "PRTRACE_STUCK_AFTER_S", 4 * 3600),
+            )
+        except ValidationError as exc:
+            names = ", ".join(str(e["loc"][0]) for e in exc.errors())
+            raise ConfigurationError(f"invalid or missing configuration: {names}") from None
+
+
 def _integer(env: os._Environ[str], name: str, default: int) -> int:
     raw = env.get(name) or str(default)
     try:

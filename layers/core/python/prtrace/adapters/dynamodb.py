@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -70,6 +70,14 @@ def _plain(value: Any) -> Any:
 
 def _condition_failed(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+# A sparse index of the traces in the pipeline (finalized, not yet ended): one partition,
+# sorted by when they were finalized; its keys exist only on those trace items.
+IN_PIPELINE_INDEX: Final = "InPipeline"
+IN_PIPELINE_KEY: Final = "in_pipeline"
+IN_PIPELINE_SINCE: Final = "in_pipeline_since"
+IN_PIPELINE_LISTED: Final = "listed"
 
 
 def _trace_key(tenant: str, trace_id: str) -> dict[str, Any]:
@@ -328,11 +336,14 @@ class DynamoTraceStore:
                 Key=_trace_key(tenant, trace_id),
                 ConditionExpression="#status = :open AND chunk_count = :chunks "
                 "AND event_count = :events",
+                # The in-pipeline index keys: the trace is listed there until it ends.
                 UpdateExpression=(
-                    "SET #status = :finalizing, finalize = :finalize, updated_at = :now"
+                    "SET #status = :finalizing, finalize = :finalize, updated_at = :now, "
+                    f"{IN_PIPELINE_KEY} = :listed, {IN_PIPELINE_SINCE} = :now"
                 ),
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
+                    ":listed": {"S": IN_PIPELINE_LISTED},
                     ":open": {"S": OPEN},
                     ":finalizing": {"S": FINALIZING},
                     ":finalize": _serializer.serialize(finalize),
@@ -383,7 +394,8 @@ class DynamoTraceStore:
                 TableName=self._table,
                 Key=_trace_key(tenant, trace_id),
                 ConditionExpression=f"#status IN ({', '.join(in_pipeline)})",
-                UpdateExpression="SET #status = :status, outcome = :outcome, updated_at = :now",
+                UpdateExpression="SET #status = :status, outcome = :outcome, updated_at = :now "
+                f"REMOVE {IN_PIPELINE_KEY}, {IN_PIPELINE_SINCE}",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=in_pipeline
                 | {
@@ -401,6 +413,22 @@ class DynamoTraceStore:
                 return stored  # a retry of the write that already landed
             raise ConditionFailed(trace_id) from error
         return _trace_from_item(response["Attributes"])
+
+    def in_pipeline_since_before(self, before: str, limit: int) -> list[tuple[str, str]]:
+        response = self._db.query(
+            TableName=self._table,
+            IndexName=IN_PIPELINE_INDEX,
+            KeyConditionExpression=f"{IN_PIPELINE_KEY} = :listed AND {IN_PIPELINE_SINCE} < :before",
+            ExpressionAttributeValues={
+                ":listed": {"S": IN_PIPELINE_LISTED},
+                ":before": {"S": before},
+            },
+            Limit=limit,
+        )
+        return [
+            (item["pk"]["S"].removeprefix("T#"), item["sk"]["S"].removeprefix("TRACE#"))
+            for item in response.get("Items", [])
+        ]
 
     def ping(self) -> None:
         self._db.describe_table(TableName=self._table)

@@ -54,6 +54,8 @@ class MemoryTraceStore:
         self._lock = threading.Lock()
         self.traces: dict[tuple[str, str], TraceRecord] = {}
         self.chunks = _ChunkTable()
+        # (tenant, trace_id) -> when it was finalized, while the pipeline has not ended it
+        self._in_pipeline: dict[tuple[str, str], str] = {}
 
     def create_trace(self, trace: TraceRecord) -> None:
         with self._lock:
@@ -138,6 +140,7 @@ class MemoryTraceStore:
                 raise ConditionFailed(trace_id)
             updated = replace(trace, status=FINALIZING, finalize=finalize, updated_at=now)
             self.traces[(tenant, trace_id)] = updated
+            self._in_pipeline[(tenant, trace_id)] = now
             return updated
 
     def repair_counts(
@@ -172,7 +175,15 @@ class MemoryTraceStore:
                 raise ConditionFailed(trace_id)
             updated = replace(trace, status=status, outcome=outcome, updated_at=now)
             self.traces[(tenant, trace_id)] = updated
+            self._in_pipeline.pop((tenant, trace_id), None)
             return updated
+
+    def in_pipeline_since_before(self, before: str, limit: int) -> list[tuple[str, str]]:
+        with self._lock:
+            listed = sorted(
+                (since, key) for key, since in self._in_pipeline.items() if since < before
+            )
+        return [key for _, key in listed[:limit]]
 
     def ping(self) -> None:
         return None

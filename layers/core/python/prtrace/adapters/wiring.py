@@ -15,7 +15,8 @@ from prtrace.ingest import IngestService
 from prtrace.ports import PipelineStarter
 from prtrace.record import RecordStep
 from prtrace.results import TraceResults
-from prtrace.settings import RecordSettings, Settings
+from prtrace.settings import RecordSettings, Settings, SweeperSettings
+from prtrace.sweeper import StuckTraceSweeper
 
 # Standard retry mode backs off on throttling; short timeouts keep API latency bounded.
 BOTO_CONFIG = Config(
@@ -73,6 +74,11 @@ def build_record_step(settings: RecordSettings) -> RecordStep:
         ),
         objects=S3BlobStore(boto3.client("s3", config=S3_CONFIG), settings.bucket),
     )
+
+
+def build_sweeper(settings: SweeperSettings) -> StuckTraceSweeper:
+    step = build_record_step(settings)
+    return StuckTraceSweeper(step.traces, step, settings.stuck_after_s)
 
 
 def build_token_store(table_name: str) -> DynamoTokenStore:
