@@ -22,6 +22,7 @@ import pytest
 
 from examples.snapshots import TRACE_DIR
 from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
+from infra_cdk.local.lambda_runtime import LambdaRuntime
 from prtrace.adapters.dynamodb import DynamoTraceStore
 from prtrace.document import TraceDocument
 from prtrace.ingest import utc_now
@@ -315,3 +316,29 @@ def test_a_trace_whose_pipeline_never_started_is_ended_by_the_sweeper(
     assert view["status"] == "failed"
     assert (view["outcome"]["stage"], view["outcome"]["error"]) == ("pipeline", "PipelineStuck")
     assert _executions(cloud, trace_id) == []  # nothing ran: the sweep alone ended it
+
+
+def test_a_record_step_that_fails_once_is_retried_and_the_trace_completes(
+    client: TraceClient, llm: FakeOpenAI, cloud: LocalCloudInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _judged_well(llm)
+    real_invoke = LambdaRuntime.invoke_moto_function
+    crashed: list[str] = []
+
+    def crash_record_once(self: LambdaRuntime, function: Any, event: Any) -> Any:
+        if "PipelineRecordFunction" in function.function_name and not crashed:
+            crashed.append(function.function_name)
+            error = {
+                "errorMessage": "Runtime exited with code -9",
+                "errorType": "Runtime.ExitError",
+            }
+            return orjson.dumps(error).decode(), True, ""
+        return real_invoke(self, function, event)
+
+    monkeypatch.setattr(LambdaRuntime, "invoke_moto_function", crash_record_once)
+    trace_id = client.upload(TRACE_DIR)
+    assert client.finalize(trace_id, TRACE_DIR).status_code == 202
+    view, _ = client.wait(trace_id, timeout_s=180)
+    assert crashed  # RecordComplete crashed once, and Step Functions ran it again
+    assert view["status"] == "complete", view
+    assert view["outcome"]["qa"]["verdict"] == "resolved"
