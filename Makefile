@@ -1,11 +1,14 @@
 # prtrace developer commands. `make demo` and `make test` work on a fresh machine.
 SHELL := /bin/bash
 UV_VERSION := 0.13.8
+# The CDK CLI, pinned (`--yes`: npx never stops to ask on a fresh machine).
+CDK := npx --yes aws-cdk@2.1148.1
+STAGE ?= prod
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: setup sandbox test lint bench demo local synth openapi schemas clean
+.PHONY: setup sandbox test lint bench demo local synth deploy openapi schemas clean
 
 .tools/bin/uv:
 	python3 -m venv .tools && .tools/bin/pip install --quiet uv==$(UV_VERSION)
@@ -39,6 +42,10 @@ local: setup  ## run the local cloud in the foreground (Ctrl-C stops it)
 synth: setup  ## synthesize the CloudFormation template into cdk.out (deps layer built)
 	PATH="$(dir $(abspath $(UV))):$$PATH" JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 \
 	  CDK_OUTDIR=cdk.out $(PY) -m infra_cdk.app
+
+deploy: setup  ## bootstrap (idempotent) and deploy to the AWS account in the environment
+	$(CDK) bootstrap
+	$(CDK) deploy -c stage=$(STAGE) --require-approval broadening
 
 openapi: setup  ## regenerate the committed OpenAPI document
 	$(PY) -m functions.api.openapi > functions/api/openapi.json

@@ -86,39 +86,59 @@ def _tree_digest(directory: Path) -> str:
     return digest.hexdigest()
 
 
+# Packages no function imports (the CLI's terminal UI, the local Docker client): pruned from
+# the layer with every dependency only they need. boto3 stays: functions run the pin tested.
+NOT_IN_LAMBDAS: Final = ("typer", "rich", "docker")
+
+
+def deps_layer_key(lock: bytes | None = None) -> str:
+    """What the deps layer is built from: the lock file, the target platform and Python,
+    and what is pruned. A change to any of them is a new layer directory, built afresh."""
+    digest = hashlib.sha256(lock if lock is not None else (ROOT / "uv.lock").read_bytes())
+    digest.update(f"\0{LAMBDA_PLATFORM}\0{LAMBDA_PYTHON_VERSION}\0".encode())
+    digest.update(" ".join(NOT_IN_LAMBDAS).encode())
+    return digest.hexdigest()[:16]
+
+
 def deps_layer_dir(*, build: bool) -> Path:
     """The deps layer; `build=False` stages an empty placeholder (local cloud and tests take
     third-party packages from the project environment instead)."""
-    target = BUILD / ("lambda-deps" if build else "lambda-deps-placeholder")
-    python_dir = target / "python"
-    if build:
-        if not (target / ".complete").exists():
-            _install_deps(python_dir)
-            (target / ".complete").write_text("ok\n")
-    else:
+    if not build:
+        target = BUILD / "lambda-deps-placeholder"
+        python_dir = target / "python"
         python_dir.mkdir(parents=True, exist_ok=True)
         (python_dir / "README.txt").write_text(
             "Placeholder: third-party packages come from the local environment.\n"
         )
+        return target
+    key = deps_layer_key()
+    target = BUILD / f"lambda-deps-{key}"
+    if not (target / ".complete").exists():
+        _install_deps(target / "python", BUILD / f"lambda-requirements-{key}.txt")
+        (target / ".complete").write_text(key + "\n")
     return target
 
 
-def _install_deps(python_dir: Path) -> None:
-    requirements = BUILD / "lambda-requirements.txt"
-    BUILD.mkdir(exist_ok=True)
-    uv = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
+def export_lambda_requirements(uv: str) -> str:
+    """The layer's requirements from the lock file, each with its hashes."""
     exported = subprocess.run(
-        [uv, "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project"],
+        [uv, "export", "--frozen", "--no-dev", "--no-emit-project",
+         *(f"--prune={name}" for name in NOT_IN_LAMBDAS)],
         cwd=ROOT, check=True, capture_output=True, text=True,
     )  # fmt: skip
-    # The runtime ships its own boto3; the CLI-only packages have no place in a Lambda.
-    skipped = ("boto3", "botocore", "s3transfer", "typer", "rich", "docker")
-    lines = [ln for ln in exported.stdout.splitlines() if not ln.startswith(skipped)]
-    requirements.write_text("\n".join(lines) + "\n")
+    return exported.stdout
+
+
+def _install_deps(python_dir: Path, requirements: Path) -> None:
+    BUILD.mkdir(exist_ok=True)
+    uv = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
+    requirements.write_text(export_lambda_requirements(uv))
     if python_dir.exists():
         shutil.rmtree(python_dir)
+    # No bytecode: compiling for the runtime needs its interpreter (Python 3.14), and pyc
+    # files made by another one are ignored by it.
     subprocess.run(
-        [uv, "pip", "install", "--quiet", "--no-deps",
+        [uv, "pip", "install", "--quiet", "--no-deps", "--require-hashes",
          "--python-platform", LAMBDA_PLATFORM, "--python-version", LAMBDA_PYTHON_VERSION,
          "--only-binary", ":all:", "--target", str(python_dir), "-r", str(requirements)],
         check=True,
