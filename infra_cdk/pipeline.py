@@ -199,6 +199,7 @@ class PipelineConstruct(Construct):
             environment=data_environment,
             memory_mb=1024,
             timeout_s=900,
+            reserved_concurrency=config.reserved_concurrency("assemble"),
             description="Verify a finalized trace and write its document",
         )
         self.assemble.allow(
@@ -225,6 +226,7 @@ class PipelineConstruct(Construct):
             environment=judge_environment,
             memory_mb=1536,  # 100,000 events: ~385 MB peak (make bench); memory is CPU here
             timeout_s=600,
+            reserved_concurrency=config.reserved_concurrency("judge"),
             description="Score a trace on the rubric (OpenAI or the offline judge)",
         )
         _grant_trace_objects(self.judge.role, storage, writes=f"{TRACE_OBJECTS}/judge/*")
@@ -250,6 +252,7 @@ class PipelineConstruct(Construct):
             environment=data_environment,
             memory_mb=512,
             timeout_s=60,
+            reserved_concurrency=config.reserved_concurrency("record"),
             description="Record a trace's final status and results",
         )
         self.record.allow(
