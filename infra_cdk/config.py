@@ -31,6 +31,11 @@ QA_STATE_TIMEOUT_S: Final = 3600
 # The whole pipeline's (the definition's top-level TimeoutSeconds): an execution that runs
 # longer is ended as TIMED_OUT, and the execution-end rule records the trace as failed.
 PIPELINE_TIMEOUT_S: Final = 3 * 3600
+# Plain addresses only: SNS e-mail subscriptions take no display names.
+_EMAIL = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,63}$"
+# Each function's reserved concurrency; None = it draws from the account's unreserved pool.
+FUNCTIONS: Final = ("authorizer", "api", "assemble", "judge", "record", "sweeper")
+ReservedConcurrency = Annotated[int, Field(ge=1, le=10_000)] | None
 
 
 class ConfigError(ValueError):
@@ -49,6 +54,23 @@ class StackConfig(BaseModel):
     # Dev stages may be torn down completely; anything else keeps its data on stack deletion.
     destroy_data_on_delete: bool = False
     alarm_topic_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:sns:")] | None = None
+    # Subscribed to the stack's own alarm topic (each confirms once by e-mail); a comma-
+    # separated list in a PRTRACE_ALARM_EMAILS variable or `-c alarm_emails=...`.
+    alarm_emails: Annotated[
+        tuple[Annotated[str, Field(pattern=_EMAIL, max_length=254)], ...], Field(max_length=20)
+    ] = ()
+    # A monthly AWS cost budget (USD) that notifies the alarm topic; 0 = no budget.
+    monthly_budget_usd: Annotated[float, Field(ge=0, le=1_000_000)] = 0
+    # The ingestion path keeps capacity however busy the pipeline is; the pipeline steps
+    # stay unreserved, since a throttled step fails its trace once Step Functions' retries
+    # (about two minutes) run out. Reservations need the account's quota to keep 100
+    # unreserved: on a new account with a low quota, set them to "none".
+    authorizer_reserved_concurrency: ReservedConcurrency = 10
+    api_reserved_concurrency: ReservedConcurrency = 20
+    assemble_reserved_concurrency: ReservedConcurrency = None
+    judge_reserved_concurrency: ReservedConcurrency = None
+    record_reserved_concurrency: ReservedConcurrency = None
+    sweeper_reserved_concurrency: ReservedConcurrency = 1  # sweeps never overlap
     # The QA task (ECS Fargate): size, and the wall clock of each sandboxed test run.
     qa_task_cpu: int = 1024
     qa_task_memory_mb: int = 4096
@@ -64,6 +86,33 @@ class StackConfig(BaseModel):
         if value not in LOG_RETENTION_DAYS:
             allowed = ", ".join(str(d) for d in sorted(LOG_RETENTION_DAYS))
             raise ValueError(f"must be one of {allowed}")
+        return value
+
+    @field_validator("alarm_emails", mode="before")
+    @classmethod
+    def _email_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator(*(f"{name}_reserved_concurrency" for name in FUNCTIONS), mode="before")
+    @classmethod
+    def _unreserved(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in {"", "none"}:
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _one_alarm_topic(self) -> StackConfig:
+        if self.alarm_topic_arn and self.alarm_emails:
+            raise ValueError(
+                "alarm_emails subscribe the stack's own topic, which alarm_topic_arn replaces: "
+                "subscribe those addresses to that topic instead"
+            )
+        return self
+
+    def reserved_concurrency(self, function: str) -> int | None:
+        value: int | None = getattr(self, f"{function}_reserved_concurrency")
         return value
 
     @model_validator(mode="after")

@@ -55,10 +55,12 @@ class ServiceFunction(Construct):
         environment: dict[str, str],
         memory_mb: int = 512,
         timeout_s: int = 29,
+        reserved_concurrency: int | None = None,
         description: str,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
+        self.timeout = Duration.seconds(timeout_s)
         self.log_group = logs.LogGroup(
             self,
             "Logs",
@@ -92,7 +94,8 @@ class ServiceFunction(Construct):
             layers=[shared.core_layer, shared.deps_layer],
             role=self.role,
             memory_size=memory_mb,
-            timeout=Duration.seconds(timeout_s),
+            timeout=self.timeout,
+            reserved_concurrent_executions=reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             description=description,

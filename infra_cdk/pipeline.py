@@ -206,6 +206,7 @@ class PipelineConstruct(Construct):
             environment=data_environment,
             memory_mb=1024,
             timeout_s=900,
+            reserved_concurrency=config.reserved_concurrency("assemble"),
             description="Verify a finalized trace and write its document",
         )
         self.assemble.allow(
@@ -232,6 +233,7 @@ class PipelineConstruct(Construct):
             environment=judge_environment,
             memory_mb=1536,  # 100,000 events: ~385 MB peak (make bench); memory is CPU here
             timeout_s=600,
+            reserved_concurrency=config.reserved_concurrency("judge"),
             description="Score a trace on the rubric (OpenAI or the offline judge)",
         )
         _grant_trace_objects(self.judge.role, storage, writes=f"{TRACE_OBJECTS}/judge/*")
@@ -257,6 +259,7 @@ class PipelineConstruct(Construct):
             environment=data_environment,
             memory_mb=512,
             timeout_s=60,
+            reserved_concurrency=config.reserved_concurrency("record"),
             description="Record a trace's final status and results",
         )
         self.record.allow(
@@ -273,6 +276,7 @@ class PipelineConstruct(Construct):
             environment=data_environment | {"PRTRACE_STUCK_AFTER_S": str(STUCK_AFTER_S)},
             memory_mb=256,
             timeout_s=300,
+            reserved_concurrency=config.reserved_concurrency("sweeper"),
             description="End traces the pipeline left in progress past its timeout",
         )
         self.sweeper.allow(

@@ -8,6 +8,7 @@ from constructs import Construct
 
 from infra_cdk.api import HttpApiConstruct
 from infra_cdk.config import StackConfig
+from infra_cdk.dashboard import OperationsDashboard
 from infra_cdk.lambdas import ServiceFunction, SharedCode
 from infra_cdk.monitoring import MonitoringConstruct
 from infra_cdk.nag import acknowledge, object_wildcard
@@ -40,6 +41,7 @@ class PrtraceStack(Stack):
             environment={"PRTRACE_TOKENS_TABLE": self.storage.tokens_table.table_name},
             memory_mb=256,
             timeout_s=10,
+            reserved_concurrency=config.reserved_concurrency("authorizer"),
             description="Bearer token -> tenant and scopes",
         )
         # Reads one token item; nothing else.
@@ -57,6 +59,7 @@ class PrtraceStack(Stack):
             handler="functions.api.handler.lambda_handler",
             environment=self.data_environment(),
             memory_mb=1024,
+            reserved_concurrency=config.reserved_concurrency("api"),
             description="prtrace ingestion API",
         )
         self._grant_api_data_access(self.api_function.role)
@@ -87,17 +90,36 @@ class PrtraceStack(Stack):
             api_function=self.api_function.function,
             authorizer_function=self.authorizer.function,
         )
-        for name, fn in (
-            ("Authorizer", self.authorizer),
-            ("Api", self.api_function),
-            ("Assemble", self.pipeline.assemble),
-            ("Judge", self.pipeline.judge),
-            ("Record", self.pipeline.record),
-            ("Sweeper", self.pipeline.sweeper),
-        ):
-            self.monitoring.watch_function(name, fn.function)
+        api_functions = {"Authorizer": self.authorizer, "Api": self.api_function}
+        pipeline_steps = {
+            "Assemble": self.pipeline.assemble,
+            "Judge": self.pipeline.judge,
+            "Record": self.pipeline.record,
+            "Sweeper": self.pipeline.sweeper,
+        }
+        tables = {
+            "Traces": self.storage.traces_table,
+            "Tokens": self.storage.tokens_table,
+            "Idempotency": self.storage.idempotency_table,
+        }
+        for name, fn in {**api_functions, **pipeline_steps}.items():
+            self.monitoring.watch_function(name, fn)
         self.monitoring.watch_api(self.http_api.api)
         self.monitoring.watch_state_machine(state_machine)
+        for name, table in tables.items():
+            self.monitoring.watch_table(name, table)
+        self.monitoring.watch_judge()
+        self.dashboard = OperationsDashboard(
+            self,
+            "Operations",
+            config=config,
+            api=self.http_api.api,
+            api_functions=api_functions,
+            pipeline_steps=pipeline_steps,
+            state_machine=state_machine,
+            tables=tables,
+            alarms=self.monitoring.alarms,
+        )
 
         CfnOutput(self, "ApiEndpoint", value=self.http_api.url)
         CfnOutput(self, "DataBucketName", value=self.storage.bucket.bucket_name)
@@ -106,6 +128,7 @@ class PrtraceStack(Stack):
         CfnOutput(self, "IdempotencyTableName", value=self.storage.idempotency_table.table_name)
         CfnOutput(self, "IntegrityKeySecretArn", value=self.storage.integrity_key.secret_arn)
         CfnOutput(self, "PipelineStateMachineArn", value=state_machine.state_machine_arn)
+        CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
 
     @property
     def availability_zones(self) -> list[str]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
-SERVICE = "prtrace-api"
+from prtrace import cloudwatch_names as names
+
+SERVICE = names.API_SERVICE
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
-metrics = Metrics(namespace="prtrace", service=SERVICE)
+metrics = Metrics(namespace=names.NAMESPACE, service=SERVICE)

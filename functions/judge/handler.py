@@ -13,14 +13,17 @@ from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any
 
 import boto3
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
+from prtrace import cloudwatch_names as names
 from prtrace.adapters.openai_chat import build_llm_judge
 from prtrace.adapters.s3 import S3BlobStore
 from prtrace.adapters.wiring import BOTO_CONFIG
 from prtrace.judge.llm import LLMJudge
+from prtrace.judge.result import JudgeResult
 from prtrace.judge.rubric import load_rubric
 from prtrace.judge.service import JudgeRequest, run_judge_step
 from prtrace.judge.settings import JudgeSettings
@@ -29,9 +32,10 @@ from prtrace.settings import ConfigurationError
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
-SERVICE = "prtrace-judge"
+SERVICE = names.JUDGE_SERVICE
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
+metrics = Metrics(namespace=names.NAMESPACE, service=SERVICE)
 
 Key = Annotated[str, Field(min_length=1, max_length=1024)]
 # Kept back from the model for the offline fallback and the result's write, so an
@@ -73,6 +77,7 @@ def reset() -> None:
 
 @logger.inject_lambda_context(log_event=True)  # keys and ids only: nothing secret
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = JudgeEvent.model_validate(event)
     bucket = request.bucket or settings().bucket
@@ -91,6 +96,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         llm_judge,
         time_left_s=lambda: context.get_remaining_time_in_millis() / 1000 - STORE_RESERVE_S,
     )
+    _publish_metrics(result)
     facts = {"trace_id": request.trace_id, "status": result.status, "judge": result.judge}
     if result.status == "ok":
         logger.info("judged", extra=facts)
@@ -102,3 +108,21 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "status": result.status,
         "judge": result.judge,
     }
+
+
+def _publish_metrics(result: JudgeResult) -> None:
+    """An unreachable model must not go unnoticed: the alarm on JudgeUnavailable says so.
+    0 is published too, so the dashboard shows the share of traces affected."""
+    unavailable = 1 if result.status == "judge_unavailable" else 0
+    metrics.add_metric(name=names.JUDGE_UNAVAILABLE, unit=MetricUnit.Count, value=unavailable)
+    if result.usage is None:
+        return  # the offline judge spends no tokens
+    usage = result.usage
+    metrics.add_metric(
+        name=names.JUDGE_PROMPT_TOKENS, unit=MetricUnit.Count, value=usage.prompt_tokens
+    )
+    metrics.add_metric(
+        name=names.JUDGE_COMPLETION_TOKENS, unit=MetricUnit.Count, value=usage.completion_tokens
+    )
+    if usage.cost_usd is not None:
+        metrics.add_metric(name=names.JUDGE_COST_USD, unit=MetricUnit.NoUnit, value=usage.cost_usd)

@@ -14,8 +14,10 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from prtrace import cloudwatch_names as names
 from prtrace.adapters.wiring import build_record_step
 from prtrace.record import (
     RecordStep,
@@ -23,9 +25,10 @@ from prtrace.record import (
     parse_execution_end,
     parse_record_event,
 )
+from prtrace.records import COMPLETE, TraceRecord
 from prtrace.settings import RecordSettings
 
-SERVICE = "prtrace-record"
+SERVICE = names.RECORD_SERVICE
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
 
@@ -53,4 +56,20 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "recorded",
         extra={"tenant": tenant, "trace_id": trace.trace_id, "status": trace.status},
     )
+    _count_verdict(trace)
     return {"status": trace.status, "trace_id": trace.trace_id}
+
+
+def _count_verdict(trace: TraceRecord) -> None:
+    """The QA verdict is known for certain only here, once the trace is complete."""
+    qa = (trace.outcome or {}).get("qa") if trace.status == COMPLETE else None
+    if not qa or not qa.get("verdict"):
+        return  # QA skipped (no snapshots), or the trace did not complete
+    with single_metric(
+        name=names.QA_VERDICT,
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=names.NAMESPACE,
+        default_dimensions={"service": SERVICE},
+    ) as metric:
+        metric.add_dimension(name=names.VERDICT_DIMENSION, value=str(qa["verdict"]))

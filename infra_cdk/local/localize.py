@@ -3,7 +3,9 @@
 moto models no HTTP API (AWS::ApiGatewayV2::*): it skips those resources and then fails on
 anything that refers to them. The local gateway serves them instead, straight from the
 original template, so here they are removed and references to them become the values the
-local gateway stands for (the API endpoint is the gateway's URL). Nothing else changes.
+local gateway stands for (the API endpoint is the gateway's URL). The operations dashboard
+is removed too: its alarm widget names the alarms by ARN, and moto skips alarms, so it
+cannot resolve them (nothing refers to the dashboard). Nothing else changes.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ SERVED_BY_LOCAL_GATEWAY: Final = frozenset(
 )
 
 
+# Not deployed locally at all (see above).
+NOT_DEPLOYED_LOCALLY: Final = frozenset({"AWS::CloudWatch::Dashboard"})
+
 # moto's CloudFormation skips these too; the deployer creates them through their own API
 # first (from the same properties) and references resolve to what it created.
 PROVISIONED_BEFORE_THE_STACK: Final = frozenset({"AWS::SecretsManager::Secret"})
@@ -38,7 +43,8 @@ def localize_template(
     removed = {
         logical_id
         for logical_id, resource in resources.items()
-        if resource["Type"] in SERVED_BY_LOCAL_GATEWAY or logical_id in provisioned
+        if resource["Type"] in SERVED_BY_LOCAL_GATEWAY | NOT_DEPLOYED_LOCALLY
+        or logical_id in provisioned
     }
     for logical_id in removed:
         del resources[logical_id]

@@ -7,6 +7,7 @@ import io
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import orjson
@@ -175,3 +176,54 @@ def test_no_model_call_is_started_too_close_to_the_lambda_deadline(s3, monkeypat
     assert fake.requests == []  # 6 s minus the 5 s kept for storing leaves too little
     assert answer_["status"] == "judge_unavailable"
     assert any("before the deadline" in p for p in _stored(s3).problems)
+
+
+def _published(captured: str) -> dict[str, Any]:
+    """The metrics (name -> value) and dimensions of the handler's one EMF record."""
+    records = [orjson.loads(line) for line in captured.splitlines() if '"_aws"' in line]
+    assert len(records) == 1, records
+    (directive,) = records[0]["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "prtrace"
+    names = [m["Name"] for m in directive["Metrics"]]
+    dimensions = {d: records[0][d] for group in directive["Dimensions"] for d in group}
+    # Powertools writes each value as a list of the values added (one here).
+    metrics = {}
+    for name in names:
+        (metrics[name],) = records[0][name]
+    return {"metrics": metrics, "dimensions": dimensions}
+
+
+def test_an_unreachable_model_publishes_judge_unavailable(s3, monkeypatch, capsys):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{closed_port}/v1")
+    monkeypatch.setenv("PRTRACE_JUDGE_MAX_RETRIES", "0")
+    capsys.readouterr()
+    assert handler.lambda_handler(dict(EVENT), LambdaContext())["status"] == "judge_unavailable"
+    published = _published(capsys.readouterr().out)
+    assert published["dimensions"] == {"service": "prtrace-judge"}
+    assert published["metrics"]["JudgeUnavailable"] == 1.0
+    assert "JudgeCostUsd" not in published["metrics"]  # no price configured
+
+
+def test_a_model_answer_publishes_its_tokens_and_no_unavailability(s3, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+    monkeypatch.setenv("PRTRACE_JUDGE_INPUT_USD_PER_1M", "2")
+    monkeypatch.setenv("PRTRACE_JUDGE_OUTPUT_USD_PER_1M", "8")
+    with fake_openai_server() as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+        fake.push(completion(answer(), prompt_tokens=1_500, completion_tokens=250))
+        capsys.readouterr()
+        assert handler.lambda_handler(dict(EVENT), LambdaContext())["status"] == "ok"
+    metrics = _published(capsys.readouterr().out)["metrics"]
+    assert metrics["JudgeUnavailable"] == 0.0
+    assert (metrics["JudgePromptTokens"], metrics["JudgeCompletionTokens"]) == (1500.0, 250.0)
+    assert metrics["JudgeCostUsd"] == pytest.approx(0.005)  # 1500*2/1e6 + 250*8/1e6
+
+
+def test_the_offline_judge_publishes_no_token_counts(s3, capsys):
+    capsys.readouterr()
+    handler.lambda_handler(dict(EVENT), LambdaContext())
+    assert _published(capsys.readouterr().out)["metrics"] == {"JudgeUnavailable": 0.0}

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import orjson
 import pytest
 from moto import mock_aws
 
@@ -175,3 +176,27 @@ def test_a_malformed_execution_end_is_refused(aws, spoil):
     with pytest.raises(InvalidRecordEvent):
         invoke(event)
     assert aws.get_trace("acme", TRACE_ID).status == "finalizing"
+
+
+def _verdict_metrics(captured: str) -> list[dict[str, Any]]:
+    records = [orjson.loads(line) for line in captured.splitlines() if '"_aws"' in line]
+    return [r for r in records if "QaVerdict" in r]
+
+
+def test_a_completed_trace_counts_its_qa_verdict(aws, capsys):
+    put_results(stored_results())
+    capsys.readouterr()
+    invoke(complete_event())
+    (record,) = _verdict_metrics(capsys.readouterr().out)
+    (directive,) = record["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "prtrace"
+    assert directive["Metrics"] == [{"Name": "QaVerdict", "Unit": "Count"}]
+    assert sorted(directive["Dimensions"][0]) == ["service", "verdict"]
+    assert (record["service"], record["verdict"]) == ("prtrace-record", "resolved")
+    assert record["QaVerdict"] == [1.0]  # Powertools writes values as lists
+
+
+def test_traces_that_did_not_complete_count_no_verdict(aws, capsys):
+    capsys.readouterr()
+    invoke(rejected_event())
+    assert _verdict_metrics(capsys.readouterr().out) == []

@@ -49,3 +49,15 @@ def test_a_sub_with_the_context_object_becomes_the_same_value_as_join_parts() ->
 def test_a_sub_without_dollar_dollar_is_left_as_it_is() -> None:
     sub = {"Fn::Sub": ['{"Fn": "${FnArn}"}', {"FnArn": {"Ref": "Fn"}}]}
     assert _definition(_template(sub)) == sub
+
+
+def test_the_dashboard_is_left_out_and_nothing_else() -> None:
+    """Its alarm widget reads alarms' ARNs, which moto (it skips alarms) cannot resolve."""
+    template = _template("{}")
+    template["Resources"]["Alarm"] = {"Type": "AWS::CloudWatch::Alarm", "Properties": {}}
+    template["Resources"]["Board"] = {
+        "Type": "AWS::CloudWatch::Dashboard",
+        "Properties": {"DashboardBody": {"Fn::Join": ["", [{"Fn::GetAtt": ["Alarm", "Arn"]}]]}},
+    }
+    local = localize_template(template, gateway_url="http://localhost:1")
+    assert set(local["Resources"]) == {"Machine", "Fn", "Alarm"}

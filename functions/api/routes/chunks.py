@@ -15,6 +15,7 @@ from functions.api.models import ChunkReceipt, answer
 from functions.api.routes.responses import json_response
 from functions.api.routes.traces import TraceId
 from functions.api.telemetry import metrics
+from prtrace import cloudwatch_names as names
 from prtrace.errors import FieldError, InvalidInput, echoed
 from prtrace.ingest import MAX_CHUNK_SEQ
 
@@ -44,9 +45,9 @@ def put_chunk(
     # one pass (see prtrace.chunks). Its schema is added to the OpenAPI document by hand.
     outcome = ingest_service().put_chunk(caller.tenant, trace_id, chunk_seq, _raw_body())
     if not outcome.replayed:
-        metrics.add_metric(name="ChunksStored", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=names.CHUNKS_STORED, unit=MetricUnit.Count, value=1)
         metrics.add_metric(
-            name="EventsStored", unit=MetricUnit.Count, value=outcome.chunk.event_count
+            name=names.EVENTS_STORED, unit=MetricUnit.Count, value=outcome.chunk.event_count
         )
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
     return json_response(201, outcome.chunk.receipt(), headers)
