@@ -89,7 +89,12 @@ class FinalizeRequest(BaseModel):
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_timestamp(datetime.now(UTC))
+
+
+def utc_timestamp(moment: datetime) -> str:
+    """Millisecond UTC with `Z`, as every stored time is written: comparable as text."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_trace_id() -> str:

@@ -10,9 +10,10 @@ only a trace still in the pipeline, so a sweep that races its pipeline loses har
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
+from prtrace.ingest import utc_timestamp
 from prtrace.ports import TraceStore
 from prtrace.record import RecordFailed, RecordStep, parse_record_event
 from prtrace.records import TraceRecord
@@ -32,7 +33,7 @@ class StuckTraceSweeper:
     def sweep(self, now: datetime) -> list[TraceRecord]:
         """End every trace finalized more than `stuck_after_s` before `now` that is still in
         the pipeline (at most `batch` per call: the next sweep takes the rest)."""
-        before = _timestamp(now - self._stuck_after)
+        before = utc_timestamp(now - self._stuck_after)
         hours = self._stuck_after.total_seconds() / 3600
         ended = []
         for tenant, trace_id in self._traces.in_pipeline_since_before(before, self._batch):
@@ -51,8 +52,3 @@ class StuckTraceSweeper:
             )
             ended.append(self._record.record_ended_execution(cast(RecordFailed, failure)))
         return ended
-
-
-def _timestamp(moment: datetime) -> str:
-    """As prtrace.ingest.utc_now writes them (millisecond UTC, `Z`): comparable as text."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
