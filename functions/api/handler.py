@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import gc
 import os
 from typing import Any
 
@@ -18,6 +17,7 @@ from functions.api import dependencies, problems
 from functions.api.routes import artifacts, chunks, health, traces
 from functions.api.telemetry import logger, metrics, tracer
 from prtrace.errors import DomainError, FieldError, InvalidInput, echoed
+from prtrace.heap import settle_after_init
 from prtrace.ingest import MAX_CHUNK_BODY_BYTES, MAX_SMALL_BODY_BYTES
 from prtrace.validation import field_errors, load_json, summarize
 
@@ -225,6 +225,5 @@ if "AWS_LAMBDA_FUNCTION_NAME" in os.environ:  # a Lambda environment's init phas
     with contextlib.suppress(Exception):  # a misconfiguration is then answered per request
         dependencies.build_all()
 # What the cold start built (modules, validators, schemas, SDK clients) lives as long as the
-# execution environment: kept out of the cyclic collector's scans, the full collections a
-# chunk's garbage triggers no longer walk it (they set the chunk PUT's tail latency).
-gc.freeze()
+# execution environment: frozen out of the cyclic collector's scans (see prtrace.heap).
+settle_after_init()

@@ -8,7 +8,6 @@ local gateway. `python -m infra_cdk.local` runs it in the foreground.
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
@@ -42,6 +41,7 @@ from infra_cdk.local.stepfunctions import (
     normalise_ecs_integration,
 )
 from prtrace.adapters.wiring import build_token_store
+from prtrace.heap import settle_after_init
 from prtrace.ingest import utc_now
 from prtrace.tokens import issue_token
 
@@ -124,8 +124,7 @@ class LocalCloud:
         # What start-up built (moto's models, the synthesized stack, imports) stays for the
         # cloud's life; kept out of the cyclic collector's scans, a full collection no longer
         # stops every request of this process for a quarter of a second.
-        gc.collect()
-        gc.freeze()
+        settle_after_init()
         return info
 
     def _start(self, started: float) -> LocalCloudInfo:

@@ -7,6 +7,7 @@ same events (key order, whitespace, explicit nulls) produce the same bytes and d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 from prtrace.canonical import canonical_json
 from prtrace.errors import FieldError, InvalidInput
 from prtrace.integrity import chunk_mac, sha256_hex
-from prtrace.schema import ChunkBody
+from prtrace.schema import ChunkBody, Event
 from prtrace.validation import summarize, validate_document
 
 
@@ -81,6 +82,30 @@ def prepare_chunk(raw: bytes, chunk_seq: int) -> PreparedChunk:
                 f"(every earlier chunk holds at least one event), got {first}",
             )
         )
+    event_ids = tuple(event.event_id for event in events)
+    contiguous = [event.seq for event in events] == list(range(first, first + len(events)))
+    if not contiguous or len(set(event_ids)) != len(event_ids):
+        errors += _order_errors(events, first)
+    if errors:
+        raise InvalidInput(f"chunk {chunk_seq} is inconsistent: {summarize(errors)}", errors)
+    # One dump of the whole body (one call into pydantic-core, not one per event).
+    dumped = chunk.model_dump(mode="json", exclude_none=True)["events"]
+    body = canonical_json({"events": dumped})  # one serializer call for the whole chunk
+    return PreparedChunk(
+        chunk_seq=chunk_seq,
+        first_event_seq=first,
+        last_event_seq=events[-1].seq,
+        event_ids=event_ids,
+        events=dumped,
+        body=body,
+        sha256=sha256_hex(body),
+    )
+
+
+def _order_errors(events: Sequence[Event], first: int) -> list[FieldError]:
+    """Where the events break contiguous seqs or reuse an event id (the slow path: the
+    caller found that they do)."""
+    errors: list[FieldError] = []
     seen: dict[str, int] = {}
     for index, event in enumerate(events):
         if event.seq != first + index:
@@ -100,17 +125,4 @@ def prepare_chunk(raw: bytes, chunk_seq: int) -> PreparedChunk:
             )
         else:
             seen[event.event_id] = index
-    if errors:
-        raise InvalidInput(f"chunk {chunk_seq} is inconsistent: {summarize(errors)}", errors)
-    # One dump of the whole body (one call into pydantic-core, not one per event).
-    dumped = chunk.model_dump(mode="json", exclude_none=True)["events"]
-    body = canonical_json({"events": dumped})  # one serializer call for the whole chunk
-    return PreparedChunk(
-        chunk_seq=chunk_seq,
-        first_event_seq=first,
-        last_event_seq=events[-1].seq,
-        event_ids=tuple(seen),
-        events=dumped,
-        body=body,
-        sha256=sha256_hex(body),
-    )
+    return errors
