@@ -34,24 +34,38 @@ def main(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    up = threading.Event()
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def interrupted(*_: object) -> None:
+        stop.set()  # even where a library swallows the interrupt below, the wait ends
+        if not up.is_set():
+            raise KeyboardInterrupt  # abandon start-up; whatever started is stopped below
+
+    # Handlers of their own, not Python's default: a shell that starts a job in the
+    # background leaves SIGINT ignored, and Python then raises no KeyboardInterrupt for it.
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
     cloud = LocalCloud(
         aws_port=aws_port,
         api_port=api_port,
         state_dir=state_dir,
         target_endpoint=aws_endpoint or None,
     )
-    with console.status("starting the local cloud (synth, deploy, warm-up)…"):
-        info = cloud.start()
     try:
+        with console.status("starting the local cloud (synth, deploy, warm-up)…"):
+            info = cloud.start()
+        up.set()
         console.print(f"[green]ready[/green] in {info.startup_s:.1f} s")
         console.print(f"  API endpoint   {info.endpoint}")
         console.print(f"  AWS endpoint   {info.aws_endpoint}")
         console.print(f"  dev token      {info.token}")
         console.print(f"  written to     {cloud.state_dir / 'local.json'}")
         console.print("Ctrl-C stops it.")
-        stop.wait()
+        # A signal the kernel hands to another thread only flags the handler to run: a
+        # main thread blocked in an untimed wait would never run it. Wake up to look.
+        while not stop.wait(timeout=0.2):
+            pass
     except KeyboardInterrupt:
         pass
     finally:

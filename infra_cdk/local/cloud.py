@@ -121,10 +121,6 @@ class LocalCloud:
         except BaseException:
             self.stop()
             raise
-        # What start-up built (moto's models, the synthesized stack, imports) stays for the
-        # cloud's life; kept out of the cyclic collector's scans, a full collection no longer
-        # stops every request of this process for a quarter of a second.
-        settle_after_init()
         return info
 
     def _start(self, started: float) -> LocalCloudInfo:
@@ -187,6 +183,11 @@ class LocalCloud:
         self._gateway.routes = routes_from_template(self.assembly.template, stack.physical_ids)
         token = self._create_dev_token(stack)
         self._wait_ready(self._gateway.url)
+        # What start-up built (moto's models, the synthesized stack, imports) stays for the
+        # cloud's life; kept out of the cyclic collector's scans, a full collection no longer
+        # stops every request of this process for a quarter of a second. Before local.json:
+        # a cloud said to be ready has settled (and an interrupt meanwhile still stops it).
+        settle_after_init()
         self.info = LocalCloudInfo(
             endpoint=self._gateway.url,
             token=token,

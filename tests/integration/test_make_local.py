@@ -36,6 +36,10 @@ def alive(pid: int) -> bool:
     return "zombie" not in state
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def test_make_local_runs_until_ctrl_c_and_leaves_nothing_behind(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     local_json = state_dir / "local.json"
@@ -58,6 +62,8 @@ def test_make_local_runs_until_ctrl_c_and_leaves_nothing_behind(tmp_path: Path) 
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            # As a shell starts a background job: SIGINT ignored. Ctrl-C must stop it anyway.
+            preexec_fn=_ignore_sigint,
         )
     try:
         deadline = time.monotonic() + 60
