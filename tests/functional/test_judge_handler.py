@@ -87,9 +87,9 @@ def test_offline_by_default_and_result_stored(s3):
 
 
 def test_without_a_qa_report(s3):
-    event = dict(EVENT, qa_report_key=None, result_key=f"{PREFIX}/judge/no-qa.json")
+    event = dict(EVENT, qa_report_key=None)
     answer_ = handler.lambda_handler(event, LambdaContext())
-    stored = _stored(s3, event["result_key"])
+    stored = _stored(s3)
     assert stored.qa_verdict is None
     assert stored.score_of("fix_correctness") == 3  # own green run, unconfirmed by QA
     assert answer_["overall"] == stored.overall
