@@ -18,8 +18,9 @@ scope. Its own tests: tests/infra/test_iam_policy.py.
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from types import MappingProxyType
@@ -133,3 +134,29 @@ def evaluate(statements: Iterable[Mapping[str, Any]], request: Request) -> Decis
 
 def allows(statements: Iterable[Mapping[str, Any]], request: Request) -> bool:
     return evaluate(statements, request) == "allow"
+
+
+def single_grants(statements: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every Allow statement cut into its single grants: one action on one resource, with
+    one value for each condition key (a grant no request uses is a grant too many)."""
+    for statement in statements:
+        if statement["Effect"] != "Allow":
+            continue
+        conditions = [
+            [(operator, key, value) for value in as_list(values)]
+            for operator, keys in statement.get("Condition", {}).items()
+            for key, values in keys.items()
+        ]
+        for action in as_list(statement["Action"]):
+            for resource in as_list(statement["Resource"]):
+                for chosen in itertools.product(*conditions):
+                    grant: dict[str, Any] = {
+                        "Effect": "Allow",
+                        "Action": action,
+                        "Resource": resource,
+                    }
+                    if chosen:
+                        grant["Condition"] = {}
+                        for operator, key, value in chosen:
+                            grant["Condition"].setdefault(operator, {})[key] = value
+                    yield grant

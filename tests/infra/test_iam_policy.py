@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.infra.iam_policy import Request, allows, evaluate
+from tests.infra.iam_policy import Request, allows, evaluate, single_grants
 
 BUCKET = "arn:aws:s3:::data"
 READ_CHUNKS = {
@@ -85,3 +85,20 @@ def test_an_unknown_condition_operator_is_an_error_not_a_guess() -> None:
     }
     with pytest.raises(NotImplementedError, match="DateLessThan"):
         allows([statement], Request("a:B", "r"))
+
+
+def test_a_statement_cuts_into_one_grant_per_action_resource_and_condition_value() -> None:
+    statement = {
+        "Effect": "Allow",
+        "Action": ["s3:ListBucket", "s3:GetObject"],
+        "Resource": BUCKET,
+        "Condition": {"StringLike": {"s3:prefix": ["a/*", "b/*"]}},
+    }
+    grants = list(single_grants([statement, {**statement, "Effect": "Deny"}]))
+    assert len(grants) == 4
+    assert grants[0] == {
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": BUCKET,
+        "Condition": {"StringLike": {"s3:prefix": "a/*"}},
+    }
