@@ -1,8 +1,9 @@
 """The AWS operations each Lambda's code makes, recorded while tests run its handler.
 
 A pytest plugin: `pytest tests/functional -p tests.infra.aws_calls --record-aws-calls=PATH`
-(`make iam-usage`) records every boto3 call, and every presigned URL, made while a
-`functions.<name>.handler.lambda_handler` is on the stack, under that function's name.
+(`make iam-usage`) records every boto3 call, presigned URL and Powertools parameter read
+made while a `functions.<name>.handler.lambda_handler` is on the stack, under that
+function's name.
 Calls made by the tests themselves (fixtures, seeding, checks) are outside any handler
 and are not recorded. `recording()` does the same inside one test.
 
