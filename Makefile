@@ -8,7 +8,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: setup sandbox test lint bench demo local synth deploy openapi schemas clean
+.PHONY: setup sandbox test lint bench demo local synth deploy openapi schemas iam-usage clean
 
 .tools/bin/uv:
 	python3 -m venv .tools && .tools/bin/pip install --quiet uv==$(UV_VERSION)
@@ -52,6 +52,9 @@ openapi: setup  ## regenerate the committed OpenAPI document
 
 schemas: setup  ## regenerate the committed JSON Schemas of trace schema v1
 	$(PY) -m prtrace.json_schema
+
+iam-usage: setup  ## re-record the AWS calls each function makes (tests/functional) for the IAM check
+	$(PY) -m pytest tests/functional -q -p tests.infra.aws_calls --record-aws-calls=tests/infra/iam_usage.json
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache .hypothesis bench-results.json \

@@ -16,10 +16,3 @@ def object_wildcard(bucket: s3.IBucket, pattern: str) -> str:
     cfn = bucket.node.default_child
     assert isinstance(cfn, s3.CfnBucket)
     return f"AwsSolutions-IAM5[Resource::<{Stack.of(bucket).get_logical_id(cfn)}.Arn>/{pattern}]"
-
-
-def arn_wildcard(resource: IConstruct, suffix: str) -> str:
-    """The IAM5 finding id of `<resource ARN><suffix>` (e.g. a function's versions, `:*`)."""
-    cfn = resource.node.default_child
-    assert cfn is not None
-    return f"AwsSolutions-IAM5[Resource::<{Stack.of(resource).get_logical_id(cfn)}.Arn>{suffix}]"  # type: ignore[arg-type]

@@ -23,8 +23,8 @@ from constructs import Construct
 from infra_cdk.assets import QA_IMAGE_DOCKERFILE, ROOT, stage_qa_image_context
 from infra_cdk.config import PIPELINE_TIMEOUT_S, StackConfig
 from infra_cdk.lambdas import ServiceFunction, SharedCode, log_retention
-from infra_cdk.nag import acknowledge, arn_wildcard, object_wildcard
-from infra_cdk.storage import StorageConstruct
+from infra_cdk.nag import acknowledge
+from infra_cdk.storage import ObjectKind, StorageConstruct
 from prtrace.adapters.dynamodb import IN_PIPELINE_INDEX
 from prtrace.record import ENDED_BADLY, EXECUTION_STATUS_CHANGE
 
@@ -35,7 +35,6 @@ QA_CONTAINER: Final = "qa-runner"
 QA_ENTRYPOINT: Final = ("python", "-m", "functions.qa_runner")
 QA_USER: Final = "10001:10001"
 
-TRACE_OBJECTS: Final = "tenants/*/traces/*"
 # A trace still in the pipeline this long after finalize is stuck: an hour past the
 # longest an execution may run (its start can lag finalize by a retried request).
 STUCK_AFTER_S: Final = PIPELINE_TIMEOUT_S + 3600
@@ -135,9 +134,10 @@ class QaTaskConstruct(Construct):
             ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False)  # noqa: S108
         )
         # The task reads the trace's document and snapshots and writes only its report.
-        _grant_trace_objects(
-            self.task_definition.task_role, storage, writes=f"{TRACE_OBJECTS}/qa/*"
-        )
+        task_role = self.task_definition.task_role
+        storage.grant_objects(task_role, ["document", "artifact"], ["s3:GetObject"])
+        storage.grant_listing(task_role, ["document", "artifact"])
+        storage.grant_objects(task_role, ["qa_report"], ["s3:PutObject"])
         acknowledge(
             self.task_definition,
             "AwsSolutions-ECS2",
@@ -159,28 +159,6 @@ def _no_capabilities(scope: Construct) -> ecs.LinuxParameters:
     parameters = ecs.LinuxParameters(scope, "LinuxParameters", init_process_enabled=True)
     parameters.drop_capabilities(ecs.Capability.ALL)
     return parameters
-
-
-def _grant_trace_objects(role: iam.IRole, storage: StorageConstruct, *, writes: str | None) -> None:
-    """A pipeline step (function or QA task) reads a trace's objects and writes only its
-    own output."""
-    objects = storage.bucket.arn_for_objects
-    role.add_to_principal_policy(
-        iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects(TRACE_OBJECTS)])
-    )
-    role.add_to_principal_policy(storage.list_tenant_data())
-    if writes:
-        role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:PutObject"], resources=[objects(writes)])
-        )
-    for pattern in (TRACE_OBJECTS, writes):
-        if pattern:
-            acknowledge(
-                role,
-                object_wildcard(storage.bucket, pattern),
-                "Object keys are per tenant and trace; each step reads a trace's objects "
-                "and writes only its own output.",
-            )
 
 
 class PipelineConstruct(Construct):
@@ -212,7 +190,12 @@ class PipelineConstruct(Construct):
         self.assemble.allow(
             ["dynamodb:GetItem", "dynamodb:Query"], [storage.traces_table.table_arn]
         )
-        _grant_trace_objects(self.assemble.role, storage, writes=f"{TRACE_OBJECTS}/document.json")
+        # It reads the chunks and artifacts (a missing one rejects the trace) and writes
+        # the document (reading it back when a retry finds it written).
+        readable: list[ObjectKind] = ["chunk", "artifact", "document"]
+        storage.grant_objects(self.assemble.role, readable, ["s3:GetObject"])
+        storage.grant_listing(self.assemble.role, ["chunk", "artifact"])
+        storage.grant_objects(self.assemble.role, ["document"], ["s3:PutObject"])
         self.assemble.allow(["secretsmanager:GetSecretValue"], [storage.integrity_key.secret_arn])
 
         judge_environment = {
@@ -236,7 +219,12 @@ class PipelineConstruct(Construct):
             reserved_concurrency=config.reserved_concurrency("judge"),
             description="Score a trace on the rubric (OpenAI or the offline judge)",
         )
-        _grant_trace_objects(self.judge.role, storage, writes=f"{TRACE_OBJECTS}/judge/*")
+        # It reads the document and the QA report and writes its result (reading it first:
+        # a retry returns the stored one).
+        readable = ["document", "qa_report", "judge_result"]
+        storage.grant_objects(self.judge.role, readable, ["s3:GetObject"])
+        storage.grant_listing(self.judge.role, ["document", "judge_result"])
+        storage.grant_objects(self.judge.role, ["judge_result"], ["s3:PutObject"])
         # The operator creates and fills the secret; the stack only names it.
         self.judge.allow(
             ["secretsmanager:GetSecretValue"],
@@ -265,7 +253,9 @@ class PipelineConstruct(Construct):
         self.record.allow(
             ["dynamodb:GetItem", "dynamodb:UpdateItem"], [storage.traces_table.table_arn]
         )
-        _grant_trace_objects(self.record.role, storage, writes=None)
+        # It reads the QA report and the judge result into the outcome.
+        storage.grant_objects(self.record.role, ["qa_report", "judge_result"], ["s3:GetObject"])
+        storage.grant_listing(self.record.role, ["qa_report"])
 
         self.sweeper = ServiceFunction(
             self,
@@ -364,12 +354,12 @@ class PipelineConstruct(Construct):
             # No `timeout=`: CDK drops it for a definition given as a string; the overall
             # limit is the definition's own TimeoutSeconds (PIPELINE_TIMEOUT_S, checked).
         )
+        # The definition invokes the functions by their unqualified ARNs, never a version.
         functions = [self.assemble, self.judge, self.record]
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"],
-                resources=[fn.function.function_arn for fn in functions]
-                + [f"{fn.function.function_arn}:*" for fn in functions],
+                resources=[fn.function.function_arn for fn in functions],
             )
         )
         role.add_to_policy(
@@ -398,6 +388,7 @@ class PipelineConstruct(Construct):
                     qa.task_definition.task_role.role_arn,
                     qa.task_definition.obtain_execution_role().role_arn,
                 ],
+                conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
             )
         )
         # How `.sync` learns that the task stopped (a rule Step Functions manages).
@@ -414,12 +405,6 @@ class PipelineConstruct(Construct):
                 ],
             )
         )
-        for fn in functions:
-            acknowledge(
-                role,
-                arn_wildcard(fn.function, ":*"),
-                "Versions and aliases of the pipeline's own functions.",
-            )
         acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::*]",

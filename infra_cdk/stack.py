@@ -11,9 +11,9 @@ from infra_cdk.config import StackConfig
 from infra_cdk.dashboard import OperationsDashboard
 from infra_cdk.lambdas import ServiceFunction, SharedCode
 from infra_cdk.monitoring import MonitoringConstruct
-from infra_cdk.nag import acknowledge, object_wildcard
 from infra_cdk.pipeline import PipelineConstruct
-from infra_cdk.storage import TENANT_DATA_PREFIX, StorageConstruct
+from infra_cdk.storage import ObjectKind, StorageConstruct
+from prtrace.storage_keys import READINESS_PREFIX
 
 
 class PrtraceStack(Stack):
@@ -162,11 +162,12 @@ class PrtraceStack(Stack):
                 resources=[storage.traces_table.table_arn],
             )
         )
-        # Powertools idempotency records: get, claim, complete, release on failure.
+        # Powertools idempotency records: claim, complete, release on failure. A claim that
+        # finds a record gets it back with the refusal (ReturnValuesOnConditionCheckFailure),
+        # so no GetItem.
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=[
-                    "dynamodb:GetItem",
                     "dynamodb:PutItem",
                     "dynamodb:UpdateItem",
                     "dynamodb:DeleteItem",
@@ -174,21 +175,15 @@ class PrtraceStack(Stack):
                 resources=[storage.idempotency_table.table_arn],
             )
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject", "s3:PutObject"],
-                resources=[storage.bucket.arn_for_objects(TENANT_DATA_PREFIX)],
-            )
-        )
-        role.add_to_policy(storage.list_tenant_data())
+        # Ingestion stores chunks and artifacts (through presigned PUTs); the result routes
+        # read the pipeline's products, and find out which are missing.
+        storage.grant_objects(role, ["chunk", "artifact"], ["s3:PutObject"])
+        readable: list[ObjectKind] = ["artifact", "document", "qa_report", "judge_result"]
+        storage.grant_objects(role, readable, ["s3:GetObject"])
+        storage.grant_listing(role, readable, prefixes=[READINESS_PREFIX])
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["secretsmanager:GetSecretValue"],
                 resources=[storage.integrity_key.secret_arn],
             )
-        )
-        acknowledge(
-            role,
-            object_wildcard(storage.bucket, TENANT_DATA_PREFIX),
-            "Object keys are per tenant and trace (tenants/*); the bucket is the scope.",
         )

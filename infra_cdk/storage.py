@@ -5,6 +5,9 @@ Key schemas here must match prtrace.adapters.dynamodb and the Powertools idempot
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Final, Literal
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -13,11 +16,21 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra_cdk.config import StackConfig
-from infra_cdk.nag import acknowledge
+from infra_cdk.nag import acknowledge, object_wildcard
+from prtrace import storage_keys
 from prtrace.adapters.dynamodb import IN_PIPELINE_INDEX, IN_PIPELINE_KEY, IN_PIPELINE_SINCE
 
-# Every object of a tenant is under this prefix (prtrace.storage_keys).
-TENANT_DATA_PREFIX = "tenants/*"
+# Every object of a trace is under its prefix, each kind at its own keys
+# (prtrace.storage_keys, filled in with wildcards). Grants name kinds: a role reaches only
+# the objects it uses.
+ObjectKind = Literal["chunk", "artifact", "document", "qa_report", "judge_result"]
+OBJECT_PATTERNS: Final[dict[ObjectKind, str]] = {
+    "chunk": f"{storage_keys.trace_prefix('*', '*')}/chunks/*",  # the seq is a number
+    "artifact": storage_keys.artifact_key("*", "*", "*"),
+    "document": storage_keys.document_key("*", "*"),
+    "qa_report": storage_keys.qa_report_key("*", "*"),
+    "judge_result": storage_keys.judge_result_key("*", "*"),
+}
 
 INTEGRITY_KEY_ID = "k1"
 
@@ -115,13 +128,40 @@ class StorageConstruct(Construct):
             "Key ids make rotation a manual, audited key-ring edit; old keys must stay.",
         )
 
-    def list_tenant_data(self) -> iam.PolicyStatement:
-        """ListBucket under the tenants' prefix: without it a read or HEAD of a missing key
-        is 403, not 404."""
-        return iam.PolicyStatement(
-            actions=["s3:ListBucket"],
-            resources=[self.bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [TENANT_DATA_PREFIX]}},
+    def grant_objects(
+        self, role: iam.IRole, kinds: Sequence[ObjectKind], actions: Sequence[str]
+    ) -> None:
+        """These object actions (s3:GetObject, s3:PutObject) on these kinds of trace
+        objects, of every tenant and trace, and on nothing else."""
+        patterns = [OBJECT_PATTERNS[kind] for kind in kinds]
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=list(actions),
+                resources=[self.bucket.arn_for_objects(pattern) for pattern in patterns],
+            )
+        )
+        for pattern in patterns:
+            acknowledge(
+                role,
+                object_wildcard(self.bucket, pattern),
+                "Keys are per tenant and trace; the role reaches only this kind of object.",
+            )
+
+    def grant_listing(
+        self, role: iam.IRole, kinds: Sequence[ObjectKind], prefixes: Sequence[str] = ()
+    ) -> None:
+        """s3:ListBucket of these kinds' keys: without it a read of a missing object is 403,
+        not the 404 the adapters take for "absent". `prefixes`: exact further prefixes."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[self.bucket.bucket_arn],
+                conditions={
+                    "StringLike": {
+                        "s3:prefix": [*(OBJECT_PATTERNS[kind] for kind in kinds), *prefixes]
+                    }
+                },
+            )
         )
 
     def _table(

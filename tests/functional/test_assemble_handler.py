@@ -122,6 +122,19 @@ def test_chunk_edited_in_s3_is_rejected_naming_the_chunk(client, assemble):
         s3.get_object(Bucket=NAMES.bucket, Key=document_key(TENANT, trace_id))
 
 
+def test_missing_chunk_body_is_rejected_naming_the_chunk(client, assemble):
+    trace_id = submit_example(client)
+    chunk = DynamoTraceStore(boto3.client("dynamodb"), NAMES.traces_table).get_chunk(
+        TENANT, trace_id, 2
+    )
+    assert chunk is not None
+    boto3.client("s3").delete_object(Bucket=NAMES.bucket, Key=chunk.body_key)
+
+    output = assemble(trace_id)
+    assert output["outcome"] == "rejected"
+    assert (output["reason"]["code"], output["reason"]["chunk_seq"]) == ("chunk_body_missing", 2)
+
+
 def test_missing_artifact_is_rejected_naming_it(client, assemble):
     trace_id = submit_example(client)
     log = (EXAMPLE / "artifacts" / "pytest-before.txt").read_bytes()

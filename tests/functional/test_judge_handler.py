@@ -87,9 +87,9 @@ def test_offline_by_default_and_result_stored(s3):
 
 
 def test_without_a_qa_report(s3):
-    event = dict(EVENT, qa_report_key=None, result_key=f"{PREFIX}/judge/no-qa.json")
+    event = dict(EVENT, qa_report_key=None)
     answer_ = handler.lambda_handler(event, LambdaContext())
-    stored = _stored(s3, event["result_key"])
+    stored = _stored(s3)
     assert stored.qa_verdict is None
     assert stored.score_of("fix_correctness") == 3  # own green run, unconfirmed by QA
     assert answer_["overall"] == stored.overall
@@ -144,6 +144,7 @@ def test_openai_judge_with_the_key_from_secrets_manager(s3, monkeypatch):
     assert stored.usage.prompt_tokens == 1_000
 
 
+@pytest.mark.aws_calls_unrecorded("a bucket the stack does not have")
 def test_bucket_in_the_event_wins(s3, monkeypatch):
     s3.create_bucket(Bucket="other-bucket")
     for key in (EVENT["document_key"], EVENT["qa_report_key"]):
@@ -156,9 +157,9 @@ def test_bucket_in_the_event_wins(s3, monkeypatch):
 
 
 def test_missing_document_fails_the_task(s3):
-    event = dict(EVENT, document_key=f"{PREFIX}/absent.json")
+    s3.delete_object(Bucket=BUCKET, Key=EVENT["document_key"])
     with pytest.raises(JudgeInputMissing, match="trace document"):
-        handler.lambda_handler(event, LambdaContext())
+        handler.lambda_handler(dict(EVENT), LambdaContext())
 
 
 def test_document_of_another_trace_is_refused(s3):

@@ -305,9 +305,10 @@ def test_nothing_is_available_while_open_or_before_it_is_produced(client, state_
 
     trace_id = finalized_trace(client)
     set_status(trace_id, "assembling")
-    body = not_available(client, trace_id, "judge-result")
-    assert body["trace_status"] == "assembling"
-    assert "not produced yet" in body["detail"]
+    for route in ROUTES.values():
+        body = not_available(client, trace_id, route)
+        assert body["trace_status"] == "assembling"
+        assert "not produced yet" in body["detail"]
     # Once the document is stored its link works, whatever the status.
     store(document_key("acme", trace_id), b"{}")
     assert client.call("GET", f"/v1/traces/{trace_id}/document").status == 200

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aws_cdk import App
@@ -26,6 +27,11 @@ def template(synthesized: tuple[App, Path]) -> Template:
     app, _ = synthesized
     stack = app.node.find_child("prtrace-test")
     return Template.from_stack(stack)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def template_json(template: Template) -> dict[str, Any]:
+    return template.to_json()  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")

