@@ -4,6 +4,7 @@ UV_VERSION := 0.13.8
 # The CDK CLI, pinned (`--yes`: npx never stops to ask on a fresh machine).
 CDK := npx --yes aws-cdk@2.1148.1
 STAGE ?= prod
+LAMBDA_PYTHON := 3.14  # infra_cdk.assets.LAMBDA_PYTHON_VERSION
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 export UV_PROJECT_ENVIRONMENT := .venv
@@ -44,6 +45,8 @@ synth: setup  ## synthesize the CloudFormation template into cdk.out (deps layer
 	  CDK_OUTDIR=cdk.out $(PY) -m infra_cdk.app
 
 deploy: setup  ## bootstrap (idempotent) and deploy to the AWS account in the environment
+	@# The runtime's Python compiles the deps layer's bytecode (synth warns if none is found).
+	$(UV) python install $(LAMBDA_PYTHON) || echo "no Python $(LAMBDA_PYTHON): layer without bytecode"
 	$(CDK) bootstrap
 	$(CDK) deploy -c stage=$(STAGE) --require-approval broadening
 

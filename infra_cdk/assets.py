@@ -10,9 +10,11 @@ reachable from the build machines, and plain directories keep asset hashes stabl
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Final
 
@@ -91,13 +93,54 @@ def _tree_digest(directory: Path) -> str:
 NOT_IN_LAMBDAS: Final = ("typer", "rich", "docker")
 
 
-def deps_layer_key(lock: bytes | None = None) -> str:
+def deps_layer_key(lock: bytes | None = None, *, bytecode: bool = False) -> str:
     """What the deps layer is built from: the lock file, the target platform and Python,
-    and what is pruned. A change to any of them is a new layer directory, built afresh."""
+    what is pruned, and whether it carries bytecode. A change to any of them is a new
+    layer directory, built afresh."""
     digest = hashlib.sha256(lock if lock is not None else (ROOT / "uv.lock").read_bytes())
     digest.update(f"\0{LAMBDA_PLATFORM}\0{LAMBDA_PYTHON_VERSION}\0".encode())
     digest.update(" ".join(NOT_IN_LAMBDAS).encode())
+    digest.update(b"\0bytecode" if bytecode else b"")
     return digest.hexdigest()[:16]
+
+
+def runtime_interpreter() -> str | None:
+    """A CPython of the Lambda runtime's version on this machine (on PATH, or one uv
+    manages: `make deploy` asks uv for it), or None. Nothing is downloaded here."""
+    uv = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
+    found = subprocess.run(
+        [uv, "python", "find", "--no-project", "--python-preference", "only-managed",
+         LAMBDA_PYTHON_VERSION],
+        capture_output=True, text=True, check=False,
+        env=os.environ | {"UV_PYTHON_DOWNLOADS": "never"},
+    )  # fmt: skip
+    for candidate in (shutil.which(f"python{LAMBDA_PYTHON_VERSION}"), found.stdout.strip()):
+        if candidate and python_version(candidate) == LAMBDA_PYTHON_VERSION:
+            return candidate
+    return None
+
+
+def python_version(interpreter: str) -> str | None:
+    try:
+        answer = subprocess.run(
+            [interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True, text=True, check=True, timeout=30,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return answer.stdout.strip()
+
+
+def compile_bytecode(directory: Path, interpreter: str) -> None:
+    """Compile every module for `interpreter`, as hash-checked-never pyc files: the layer is
+    read-only at run time (nothing compiled on a cold start could be kept), and a zip's
+    file times are not the build's, which timestamp-checked pyc files would compare.
+    Files that are not Python 3 (templates, test data of some packages) keep no pyc."""
+    subprocess.run(
+        [interpreter, "-m", "compileall", "-qq", "-j", "0",
+         "--invalidation-mode", "unchecked-hash", str(directory)],
+        check=False,
+    )  # fmt: skip
 
 
 def deps_layer_dir(*, build: bool) -> Path:
@@ -111,10 +154,20 @@ def deps_layer_dir(*, build: bool) -> Path:
             "Placeholder: third-party packages come from the local environment.\n"
         )
         return target
-    key = deps_layer_key()
+    interpreter = runtime_interpreter()
+    key = deps_layer_key(bytecode=interpreter is not None)
     target = BUILD / f"lambda-deps-{key}"
     if not (target / ".complete").exists():
         _install_deps(target / "python", BUILD / f"lambda-requirements-{key}.txt")
+        if interpreter is None:
+            warnings.warn(
+                f"no Python {LAMBDA_PYTHON_VERSION} here: the deps layer ships without "
+                "bytecode (each cold start compiles what it imports); `make deploy` "
+                "installs one with uv",
+                stacklevel=2,
+            )
+        else:
+            compile_bytecode(target / "python", interpreter)
         (target / ".complete").write_text(key + "\n")
     return target
 
@@ -135,8 +188,7 @@ def _install_deps(python_dir: Path, requirements: Path) -> None:
     requirements.write_text(export_lambda_requirements(uv))
     if python_dir.exists():
         shutil.rmtree(python_dir)
-    # No bytecode: compiling for the runtime needs its interpreter (Python 3.14), and pyc
-    # files made by another one are ignored by it.
+    # Bytecode is compiled afterwards, by the runtime's own interpreter (deps_layer_dir).
     subprocess.run(
         [uv, "pip", "install", "--quiet", "--no-deps", "--require-hashes",
          "--python-platform", LAMBDA_PLATFORM, "--python-version", LAMBDA_PYTHON_VERSION,
