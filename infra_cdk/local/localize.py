@@ -58,8 +58,8 @@ def localize_template(
         return f"local-{logical_id}" if attribute is None else f"local-{logical_id}-{attribute}"
 
     def rewrite(node: Any) -> Any:
-        if isinstance(node, dict) and _sub_with_dollar_dollar(node):
-            return rewrite(_sub_as_join(*node["Fn::Sub"]))
+        if isinstance(node, dict) and sub_with_dollar_dollar(node):
+            return rewrite(sub_as_join(*node["Fn::Sub"]))
         if isinstance(node, dict):
             if set(node) == {"Ref"} and node["Ref"] in removed:
                 return stand_in(node["Ref"], None)
@@ -95,14 +95,14 @@ def _sub_text(text: str, removed: set[str], gateway_id: str) -> str:
 _PLACEHOLDER = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
-def _sub_with_dollar_dollar(node: dict[str, Any]) -> bool:
+def sub_with_dollar_dollar(node: dict[str, Any]) -> bool:
     """moto's Fn::Sub substitutes with string.Template, which turns `$$` into `$`: the
     Step Functions context object (`$$.State…`) would not survive it."""
     sub = node.get("Fn::Sub")
     return isinstance(sub, list) and len(sub) == 2 and "$$" in sub[0]
 
 
-def _sub_as_join(text: str, mappings: dict[str, Any]) -> dict[str, Any]:
+def sub_as_join(text: str, mappings: dict[str, Any]) -> dict[str, Any]:
     """The same value as CloudFormation's Fn::Sub, spelled as Fn::Join parts."""
     parts: list[Any] = []
     position = 0

@@ -126,3 +126,39 @@ def test_the_interpreter_still_leaves_ecs_normalisation_out() -> None:
         assert helper in base.__dict__, helper
     assert "self._normalise_parameters(normalised_parameters)" in inspect.getsource(base)
     assert 'service_action_name="describe_tasks"' in inspect.getsource(ecs)
+
+
+def test_cloudformation_still_lacks_what_the_cdk_bridge_models() -> None:
+    """If moto learns to deploy one of these, cdk_bridge.py should stop modelling it."""
+    from infra_cdk.local.cdk_bridge import BRIDGED
+
+    for resource_type in BRIDGED:
+        assert resource_type not in get_model_map(), resource_type
+
+
+def test_the_parser_looks_up_what_the_cdk_bridge_replaces_as_module_globals() -> None:
+    """cdk_bridge.install replaces parsing.resource_class_from_type and parsing.clean_json;
+    every use must go through the module's globals for that to reach it."""
+    from moto.cloudformation import parsing
+
+    assert "resource_class_from_type(resource_type)" in inspect.getsource(parsing.parse_resource)
+    assert "resource_class_from_type(resource_type)" in inspect.getsource(
+        parsing.ResourceMap.validate_outputs
+    )
+    assert "clean_json(resource_json, resources_map)" in inspect.getsource(parsing.parse_resource)
+    assert "clean_json(" in inspect.getsource(parsing.clean_json).split('"""', 2)[2]
+
+
+def test_an_executed_change_set_still_leaves_the_outputs_as_they_were() -> None:
+    """cdk_bridge re-evaluates them after ExecuteChangeSet; when moto does, this fails."""
+    from moto.cloudformation.models import CloudFormationBackend
+
+    assert "output_map" not in inspect.getsource(CloudFormationBackend.execute_change_set)
+
+
+def test_stack_deletion_asks_each_resource_to_delete_itself_first() -> None:
+    """cdk_bridge's models delete themselves (with their resolved properties)."""
+    from moto.cloudformation.parsing import ResourceMap
+
+    source = inspect.getsource(ResourceMap._delete_resource)
+    assert "parsed_resource.delete(self._account_id, self._region_name)" in source
