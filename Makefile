@@ -9,7 +9,8 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: setup sandbox test lint bench demo local synth deploy openapi schemas iam-usage clean
+.PHONY: setup sandbox cdk-cli test lint bench demo local deploy-local synth deploy openapi \
+  schemas iam-usage clean
 
 .tools/bin/uv:
 	python3 -m venv .tools && .tools/bin/pip install --quiet uv==$(UV_VERSION)
@@ -23,7 +24,10 @@ setup: .venv/.synced
 sandbox: ## bubblewrap, a Docker engine and the offline QA test image (root; cached)
 	bash .ci/sandbox-setup.sh
 
-test: setup sandbox  ## the whole test suite
+cdk-cli:  ## fetch the pinned CDK CLI into npm's cache (the deploy-local test runs it)
+	$(CDK) --version >/dev/null
+
+test: setup sandbox cdk-cli  ## the whole test suite
 	$(PY) -m pytest
 
 lint: setup  ## ruff and mypy
@@ -38,7 +42,11 @@ demo: setup sandbox  ## the example trace through the whole pipeline on the loca
 	$(PY) -m examples.demo
 
 local: setup  ## run the local cloud in the foreground (Ctrl-C stops it)
-	$(PY) -m infra_cdk.local
+	$(PY) -m infra_cdk.local $(LOCAL_ARGS)
+
+# LOCAL_ARGS: more options of `python -m infra_cdk.local` (--aws-port, --api-port, --state-dir).
+deploy-local: setup cdk-cli  ## `make local`, the stack deployed by the real CDK CLI
+	$(PY) -m infra_cdk.local --cdk-cli "$(CDK)" $(LOCAL_ARGS)
 
 synth: setup  ## synthesize the CloudFormation template into cdk.out (deps layer built)
 	PATH="$(dir $(abspath $(UV))):$$PATH" JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 \

@@ -1,4 +1,5 @@
-"""`make local`: run the local cloud in the foreground until Ctrl-C."""
+"""`make local`: run the local cloud in the foreground until Ctrl-C. `make deploy-local`:
+the same, with the stack deployed by the real CDK CLI (`--cdk-cli`)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ def main(
     state_dir: Path = typer.Option(  # noqa: B008
         ROOT / ".prtrace", help="Where local.json, logs and the synthesized stack go."
     ),
+    cdk_cli: str = typer.Option(
+        "",
+        help="Deploy with this CDK CLI command (`cdk bootstrap`, `cdk synth`, `cdk deploy` "
+        "against the emulator's endpoint), as an operator deploys, instead of the local "
+        "cloud's own deployer.",
+    ),
 ) -> None:
     """Start the local cloud, print where it is, and run until Ctrl-C."""
     logging.basicConfig(
@@ -51,10 +58,16 @@ def main(
         api_port=api_port,
         state_dir=state_dir,
         target_endpoint=aws_endpoint or None,
+        cdk_cli=cdk_cli or None,
+        echo=_show_cli_output if cdk_cli else None,
     )
     try:
-        with console.status("starting the local cloud (synth, deploy, warm-up)…"):
+        if cdk_cli:
+            console.print(f"starting the local cloud; deploying with `{cdk_cli}`")
             info = cloud.start()
+        else:
+            with console.status("starting the local cloud (synth, deploy, warm-up)…"):
+                info = cloud.start()
         up.set()
         console.print(f"[green]ready[/green] in {info.startup_s:.1f} s")
         console.print(f"  API endpoint   {info.endpoint}")
@@ -71,6 +84,10 @@ def main(
     finally:
         console.print("stopping…")
         cloud.stop()
+
+
+def _show_cli_output(line: str) -> None:
+    console.print(f"  cdk | {line}", style="dim", markup=False, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,9 @@ import orjson
 from botocore.config import Config
 
 from infra_cdk.assets import ROOT
+from infra_cdk.local import cdk_bridge
 from infra_cdk.local.assembly import LOCAL_REGION, StackAssembly, function_layers, synthesize
+from infra_cdk.local.cdk_cli import deploy_with_cdk_cli
 from infra_cdk.local.deploy import DeployedStack, deploy
 from infra_cdk.local.ecs import (
     ContainerExecutor,
@@ -89,11 +92,19 @@ class LocalCloud:
         ecs_executor: ContainerExecutor | None = None,
         qa_backend: str | None = None,
         target_endpoint: str | None = None,
+        cdk_cli: str | None = None,
+        echo: Callable[[str], None] | None = None,
     ) -> None:
         """`target_endpoint`: deploy into another emulator (a LocalStack with an auth token
         and a Docker engine runs the Lambdas itself) instead of starting moto here; only the
         HTTP API gateway then runs locally. `qa_backend`: the sandbox the QA task's tests run
-        in here (bwrap, the default, or docker; PRTRACE_LOCAL_QA_BACKEND)."""
+        in here (bwrap, the default, or docker; PRTRACE_LOCAL_QA_BACKEND). `cdk_cli`: the
+        command of the CDK CLI that deploys the stack (`cdk bootstrap`, `cdk deploy`) into
+        the emulator, as an operator deploys it (cdk_cli.py); without it, the local cloud
+        deploys the synthesized template itself (deploy.py). `echo` is shown the CLI's
+        output as it comes."""
+        if cdk_cli is not None and target_endpoint is not None:
+            raise ValueError("the CDK CLI deploys into the embedded emulator only")
         self.state_dir = state_dir
         self._aws_port = aws_port
         self._api_port = api_port
@@ -101,6 +112,8 @@ class LocalCloud:
         self._ecs_executor = ecs_executor
         self._qa_backend = qa_backend or os.environ.get("PRTRACE_LOCAL_QA_BACKEND", "bwrap")
         self._target = target_endpoint
+        self._cdk_cli = cdk_cli
+        self._echo = echo
         self._moto = ExitStack()
         self._function_layers: dict[str, tuple[Path, ...]] = {}
         self._gateway: LocalHttpApi | None = None
@@ -159,6 +172,12 @@ class LocalCloud:
         self._ecs.install()
         self._moto.callback(normalise_ecs_integration())
         self._moto.callback(deliver_execution_ends(self._invoke_function))
+        self._gateway = LocalHttpApi(self._invoke_function, port=self._api_port)
+        self._gateway.start()
+        if self._cdk_cli is not None:
+            self._moto.callback(
+                cdk_bridge.install(aws_endpoint=aws_endpoint, gateway_url=self._gateway.url)
+            )
 
         return self._deploy_and_serve(aws_endpoint, started, build_deps=False)
 
@@ -170,12 +189,24 @@ class LocalCloud:
     def _deploy_and_serve(
         self, aws_endpoint: str, started: float, *, build_deps: bool
     ) -> LocalCloudInfo:
-        self._gateway = LocalHttpApi(self._invoke_function, port=self._api_port)
-        self._gateway.start()
-        self.assembly = synthesize(
-            self.state_dir / "cdk.out", context=self._context, build_deps=build_deps
-        )
-        stack = deploy(self.assembly, gateway_url=self._gateway.url)
+        if self._gateway is None:
+            self._gateway = LocalHttpApi(self._invoke_function, port=self._api_port)
+            self._gateway.start()
+        if self._cdk_cli is not None:
+            self.assembly, stack = deploy_with_cdk_cli(
+                self._cdk_cli,
+                aws_endpoint=aws_endpoint,
+                outdir=self.state_dir / "cdk.out",
+                context=self._context,
+                work_dir=self.state_dir,
+                log_path=self.state_dir / "logs" / "cdk-cli.log",
+                echo=self._echo,
+            )
+        else:
+            self.assembly = synthesize(
+                self.state_dir / "cdk.out", context=self._context, build_deps=build_deps
+            )
+            stack = deploy(self.assembly, gateway_url=self._gateway.url)
         if self._target is None:
             machines = self.assembly.resources_of_type("AWS::StepFunctions::StateMachine")
             hand_to_interpreter(stack.physical_ids[logical_id] for logical_id in machines)

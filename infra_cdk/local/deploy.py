@@ -66,14 +66,21 @@ def deploy(
         if time.monotonic() > deadline:
             raise DeployError(f"stack {assembly.stack_name} still {status} after {timeout_s} s")
         time.sleep(0.2)
+    return describe_deployed_stack(assembly.stack_name, region)
+
+
+def describe_deployed_stack(stack_name: str, region: str = LOCAL_REGION) -> DeployedStack:
+    """A deployed stack's outputs and resources, as CloudFormation reports them."""
+    cfn = boto3.client("cloudformation", region_name=region)
+    stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     physical_ids: dict[str, str] = {}
     paginator = cfn.get_paginator("list_stack_resources")
-    for page in paginator.paginate(StackName=assembly.stack_name):
+    for page in paginator.paginate(StackName=stack_name):
         for summary in page["StackResourceSummaries"]:
             if summary.get("PhysicalResourceId") and summary.get("LogicalResourceId"):
                 physical_ids[summary["LogicalResourceId"]] = summary["PhysicalResourceId"]
-    return DeployedStack(name=assembly.stack_name, outputs=outputs, physical_ids=physical_ids)
+    return DeployedStack(name=stack_name, outputs=outputs, physical_ids=physical_ids)
 
 
 def _provision_secrets(assembly: StackAssembly, region: str) -> dict[str, str]:
