@@ -1,5 +1,6 @@
 """What moto cannot model of the operators' stack, bridged in this one place, so that the
-real CDK CLI (`cdk bootstrap`, `cdk deploy`) deploys the unchanged template into it.
+unchanged template deploys into it, whether the real CDK CLI (`cdk bootstrap`, `cdk
+deploy`: cdk_cli.py) or the local cloud's own deployer (deploy.py) deploys it.
 
 moto's CloudFormation skips resource types it has no model for, and a reference to a
 skipped resource resolves to nothing (an IAM policy naming the integrity key's ARN is then
@@ -41,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +51,6 @@ from typing import Any, ClassVar, Final
 import boto3
 
 from infra_cdk.local.assembly import LOCAL_ACCOUNT, LOCAL_REGION
-from infra_cdk.local.localize import sub_as_join, sub_with_dollar_dollar
 
 
 @dataclass(frozen=True)
@@ -292,6 +293,7 @@ def install(*, aws_endpoint: str, gateway_url: str) -> Callable[[], None]:
     from moto.cloudformation import parsing
     from moto.cloudformation.models import CloudFormationBackend
 
+    original_settings = EmulatedResource.settings
     EmulatedResource.settings = _Settings(aws_endpoint=aws_endpoint, gateway_url=gateway_url)
     original_class_from_type = parsing.resource_class_from_type
     original_clean_json = parsing.clean_json
@@ -302,7 +304,7 @@ def install(*, aws_endpoint: str, gateway_url: str) -> Callable[[], None]:
         return bridged if bridged is not None else original_class_from_type(resource_type)
 
     def clean_json(resource_json: Any, resources_map: Any) -> Any:
-        if isinstance(resource_json, dict) and sub_with_dollar_dollar(resource_json):
+        if isinstance(resource_json, dict) and _sub_with_dollar_dollar(resource_json):
             resource_json = sub_as_join(*resource_json["Fn::Sub"])
         return original_clean_json(resource_json, resources_map)
 
@@ -328,9 +330,36 @@ def install(*, aws_endpoint: str, gateway_url: str) -> Callable[[], None]:
         parsing.resource_class_from_type = original_class_from_type
         parsing.clean_json = original_clean_json
         CloudFormationBackend.execute_change_set = original_execute_change_set  # type: ignore[method-assign]
-        EmulatedResource.settings = None
+        EmulatedResource.settings = original_settings
 
     return undo
+
+
+_PLACEHOLDER = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+def _sub_with_dollar_dollar(node: dict[str, Any]) -> bool:
+    sub = node.get("Fn::Sub")
+    return isinstance(sub, list) and len(sub) == 2 and "$$" in sub[0]
+
+
+def sub_as_join(text: str, mappings: dict[str, Any]) -> dict[str, Any]:
+    """The same value as CloudFormation's `Fn::Sub: [text, mappings]`, spelled as Fn::Join
+    parts (moto's Fn::Join passes text through as it is)."""
+    parts: list[Any] = []
+    position = 0
+    for match in _PLACEHOLDER.finditer(text):
+        parts.append(text[position : match.start()].replace("${!", "${"))
+        name = match.group(1)
+        if name in mappings:
+            parts.append(mappings[name])
+        elif "." in name and not name.startswith("AWS::"):
+            parts.append({"Fn::GetAtt": name.split(".", 1)})
+        else:
+            parts.append({"Ref": name})
+        position = match.end()
+    parts.append(text[position:].replace("${!", "${"))
+    return {"Fn::Join": ["", [part for part in parts if part != ""]]}
 
 
 def register_container_images(

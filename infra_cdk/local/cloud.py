@@ -1,9 +1,11 @@
 """The local cloud: the operators' stack running on this machine.
 
 moto's server (all AWS APIs, Step Functions executing for real) on 127.0.0.1:4566, the
-synthesized CDK template deployed into it through CloudFormation, Lambda invocations run
-by warm local workers, ECS tasks by a pluggable executor, and the HTTP API served by the
-local gateway. `python -m infra_cdk.local` runs it in the foreground.
+synthesized CDK template deployed into it through CloudFormation (by deploy.py, or by the
+real CDK CLI: cdk_cli.py), what moto's CloudFormation cannot model supplied by
+cdk_bridge.py, Lambda invocations run by warm local workers, ECS tasks by a pluggable
+executor, and the HTTP API served by the local gateway. `python -m infra_cdk.local` runs
+it in the foreground.
 """
 
 from __future__ import annotations
@@ -174,10 +176,9 @@ class LocalCloud:
         self._moto.callback(deliver_execution_ends(self._invoke_function))
         self._gateway = LocalHttpApi(self._invoke_function, port=self._api_port)
         self._gateway.start()
-        if self._cdk_cli is not None:
-            self._moto.callback(
-                cdk_bridge.install(aws_endpoint=aws_endpoint, gateway_url=self._gateway.url)
-            )
+        self._moto.callback(
+            cdk_bridge.install(aws_endpoint=aws_endpoint, gateway_url=self._gateway.url)
+        )
 
         return self._deploy_and_serve(aws_endpoint, started, build_deps=False)
 
@@ -206,7 +207,7 @@ class LocalCloud:
             self.assembly = synthesize(
                 self.state_dir / "cdk.out", context=self._context, build_deps=build_deps
             )
-            stack = deploy(self.assembly, gateway_url=self._gateway.url)
+            stack = deploy(self.assembly)
         if self._target is None:
             machines = self.assembly.resources_of_type("AWS::StepFunctions::StateMachine")
             hand_to_interpreter(stack.physical_ids[logical_id] for logical_id in machines)
@@ -337,8 +338,8 @@ class LocalCloud:
 
 
 def _skipped_resource_types(record: logging.LogRecord) -> bool:
-    """moto names each resource type it has no model for (alarms, bucket policies);
-    localize.py says which ones matter and how they are served."""
+    """moto names each resource type it has no model for (bucket policies, topic policies);
+    cdk_bridge.py models the ones that matter."""
     return not record.getMessage().startswith("No Moto CloudFormation support for")
 
 

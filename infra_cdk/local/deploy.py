@@ -1,5 +1,7 @@
 """Deploy a synthesized stack into an AWS endpoint through its CloudFormation API, as
-`cdk deploy` would: publish the file assets, satisfy the bootstrap check, create the stack."""
+`cdk deploy` would: publish the file assets, satisfy the bootstrap check, create the stack
+from the template as synthesized (in moto, cdk_bridge.py supplies what it cannot model).
+Without a bootstrap stack: `make deploy-local` has the real CDK CLI bootstrap and deploy."""
 
 from __future__ import annotations
 
@@ -10,12 +12,10 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import boto3
 
 from infra_cdk.local.assembly import LOCAL_ACCOUNT, LOCAL_REGION, StackAssembly
-from infra_cdk.local.localize import localize_template
 
 BOOTSTRAP_VERSION_PARAMETER = "/cdk-bootstrap/hnb659fds/version"
 BOOTSTRAP_VERSION = "30"
@@ -35,7 +35,6 @@ class DeployedStack:
 def deploy(
     assembly: StackAssembly,
     *,
-    gateway_url: str,
     region: str = LOCAL_REGION,
     timeout_s: float = 60,
 ) -> DeployedStack:
@@ -44,13 +43,10 @@ def deploy(
     ssm.put_parameter(
         Name=BOOTSTRAP_VERSION_PARAMETER, Value=BOOTSTRAP_VERSION, Type="String", Overwrite=True
     )
-    provisioned = _provision_secrets(assembly, region)
     cfn = boto3.client("cloudformation", region_name=region)
     cfn.create_stack(
         StackName=assembly.stack_name,
-        TemplateBody=json.dumps(
-            localize_template(assembly.template, gateway_url=gateway_url, provisioned=provisioned)
-        ),
+        TemplateBody=json.dumps(assembly.template),
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
     )
     deadline = time.monotonic() + timeout_s
@@ -81,34 +77,6 @@ def describe_deployed_stack(stack_name: str, region: str = LOCAL_REGION) -> Depl
             if summary.get("PhysicalResourceId") and summary.get("LogicalResourceId"):
                 physical_ids[summary["LogicalResourceId"]] = summary["PhysicalResourceId"]
     return DeployedStack(name=stack_name, outputs=outputs, physical_ids=physical_ids)
-
-
-def _provision_secrets(assembly: StackAssembly, region: str) -> dict[str, str]:
-    """Create each AWS::SecretsManager::Secret as CloudFormation would (GenerateSecretString:
-    the template JSON plus one generated value); keep a secret that already exists."""
-    secrets = boto3.client("secretsmanager", region_name=region)
-    created: dict[str, str] = {}
-    for logical_id, resource in assembly.resources_of_type("AWS::SecretsManager::Secret").items():
-        properties = resource.get("Properties", {})
-        name = f"{assembly.stack_name}-{logical_id}"
-        try:
-            created[logical_id] = secrets.describe_secret(SecretId=name)["ARN"]
-            continue
-        except secrets.exceptions.ResourceNotFoundException:
-            pass
-        generate = properties.get("GenerateSecretString", {})
-        value: dict[str, Any] = json.loads(generate.get("SecretStringTemplate", "{}"))
-        value[generate.get("GenerateStringKey", "password")] = secrets.get_random_password(
-            PasswordLength=generate.get("PasswordLength", 32),
-            ExcludePunctuation=generate.get("ExcludePunctuation", False),
-            IncludeSpace=generate.get("IncludeSpace", True),
-        )["RandomPassword"]
-        created[logical_id] = secrets.create_secret(
-            Name=name,
-            Description=properties.get("Description", ""),
-            SecretString=json.dumps(value),
-        )["ARN"]
-    return created
 
 
 def _publish_assets(assembly: StackAssembly, region: str) -> None:

@@ -276,3 +276,44 @@ def test_undo_restores_moto() -> None:
         CloudFormationBackend.execute_change_set,
     )
     assert after == before
+
+
+def test_sub_as_join_is_the_value_cloudformation_substitutes() -> None:
+    text = (
+        '{"At": "$$.State.EnteredTime", "Fn": "${FnArn}", "R": "${AWS::Region}", '
+        '"L": "${!Literal}", "A": "${Fn.Arn}", "L2": "${!Again}"}'
+    )
+    joined = cdk_bridge.sub_as_join(text, {"FnArn": {"Fn::GetAtt": ["Fn", "Arn"]}})
+    assert joined == {
+        "Fn::Join": [
+            "",
+            [
+                '{"At": "$$.State.EnteredTime", "Fn": "',
+                {"Fn::GetAtt": ["Fn", "Arn"]},
+                '", "R": "',
+                {"Ref": "AWS::Region"},
+                '", "L": "${Literal}", "A": "',
+                {"Fn::GetAtt": ["Fn", "Arn"]},
+                '", "L2": "${Again}"}',
+            ],
+        ]
+    }
+
+
+@pytest.mark.usefixtures("endpoint")
+def test_only_a_sub_with_dollar_dollar_is_evaluated_differently() -> None:
+    from moto.cloudformation.parsing import clean_json
+
+    assert clean_json({"Fn::Sub": ["$$.State ${X}", {"X": "x"}]}, {}) == "$$.State x"
+    assert clean_json({"Fn::Sub": ["${X}-$.State", {"X": "x"}]}, {}) == "x-$.State"
+
+
+def test_create_stack_deploys_the_bridged_types_too(endpoint: str) -> None:
+    """The local cloud's own deployer (deploy.py) creates the stack with CreateStack."""
+    cfn = client(endpoint, "cloudformation")
+    cfn.create_stack(StackName="created", TemplateBody=json.dumps(TEMPLATE))
+    stack = cfn.describe_stacks(StackName="created")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    assert outputs["ApiEndpoint"] == GATEWAY_URL
+    assert outputs["KeyArn"].startswith("arn:aws:secretsmanager:us-east-1:123456789012:secret:")

@@ -13,8 +13,6 @@ from moto.cloudformation.parsing import get_model_map
 from moto.ecs.models import Container, EC2ContainerServiceBackend, Task
 from moto.moto_api import state_manager
 
-from infra_cdk.local.localize import PROVISIONED_BEFORE_THE_STACK, SERVED_BY_LOCAL_GATEWAY
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -62,10 +60,7 @@ def test_ecs_run_task_and_the_task_state_the_executor_drives() -> None:
     state_manager.unset_transition("ecs::task")
 
 
-def test_cloudformation_still_lacks_what_the_local_cloud_supplies() -> None:
-    """If moto learns to deploy these, localize.py should stop standing in for them."""
-    for resource_type in SERVED_BY_LOCAL_GATEWAY | PROVISIONED_BEFORE_THE_STACK:
-        assert resource_type not in get_model_map(), resource_type
+def test_cloudformation_still_models_what_the_local_cloud_relies_on() -> None:
     for resource_type in (
         "AWS::Lambda::Function",
         "AWS::Lambda::LayerVersion",
@@ -74,6 +69,7 @@ def test_cloudformation_still_lacks_what_the_local_cloud_supplies() -> None:
         "AWS::IAM::Role",
         "AWS::StepFunctions::StateMachine",
         "AWS::ECS::TaskDefinition",
+        "AWS::CloudWatch::Dashboard",
     ):
         assert resource_type in get_model_map(), resource_type
 
@@ -102,8 +98,8 @@ def test_cloudformation_state_machines_land_where_the_local_cloud_fetches_them()
 
 
 def test_fn_sub_still_halves_dollar_dollar() -> None:
-    """localize.py spells such Fn::Sub values as Fn::Join because of this; when moto fixes
-    it, this fails and the workaround can go."""
+    """cdk_bridge evaluates such Fn::Sub values as the equivalent Fn::Join because of this;
+    when moto fixes it, this fails and the workaround can go."""
     from moto.cloudformation.parsing import clean_json
 
     value = clean_json({"Fn::Sub": ["$$.State ${X}", {"X": "x"}]}, {})
