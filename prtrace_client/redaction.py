@@ -1,10 +1,14 @@
 """Client-side secret redaction: nothing that looks like a credential leaves the machine.
 
-Every match is replaced by `[REDACTED:<kind>:sha256=<hex>]`, the SHA-256 of the original
-secret, so a reviewer can tell two redacted values apart (and a key owner can confirm which
-key leaked) without the value itself being stored. Where a credential sits after a name
-(`password=…`, `Authorization: Bearer …`, `user:pass@host`) only the value is replaced and
-the name stays readable.
+Every match is replaced by `[REDACTED:<kind>:hmac-sha256=<hex>]`, an HMAC-SHA256 of the
+original secret under this installation's redaction key (created once, 0600, beside the
+client's config file). A reviewer can tell two redacted values of one installation apart,
+and whoever holds that key can confirm which secret leaked; without the key the marker says
+nothing about the secret, so a weak password cannot be brute-forced from a stored trace.
+When the key cannot be created (a read-only config directory) the marker carries no hash.
+
+Where a credential sits after a name (`password=…`, `Authorization: Bearer …`,
+`user:pass@host`) only the value is replaced and the name stays readable.
 
 Patterns are precompiled once and run in order, most specific first; markers never match a
 later pattern, so redacting twice changes nothing.
@@ -12,12 +16,27 @@ later pattern, so redacting twice changes nothing.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import hmac
+import os
 import re
+import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
-MARKER_PATTERN: Final = re.compile(r"\[REDACTED:[a-z0-9-]+:sha256=[0-9a-f]{64}\]")
+from prtrace_client.config import default_config_path
+
+# Older clients wrote a bare `sha256=`: their markers are still recognised (never redacted
+# again, still counted), never produced.
+MARKER_PATTERN: Final = re.compile(
+    r"\[REDACTED:[a-z0-9-]+(?::(?:hmac-sha256|sha256)=[0-9a-f]{64})?\]"
+)
+KEY_FILE_NAME: Final = "redaction.key"
+KEY_BYTES: Final = 32
 
 
 @dataclass(frozen=True)
@@ -136,13 +155,59 @@ class Redacted:
     kinds: tuple[str, ...] = ()
 
 
-def marker(kind: str, secret: str) -> str:
-    digest = hashlib.sha256(secret.encode("utf-8", "surrogateescape")).hexdigest()
-    return f"[REDACTED:{kind}:sha256={digest}]"
+def redaction_key_path(env: Mapping[str, str] | None = None) -> Path:
+    """The installation's redaction key: beside the config file (see config.py)."""
+    return default_config_path(env).parent / KEY_FILE_NAME
 
 
-def redact(text: str) -> Redacted:
-    """`text` with every credential replaced by its marker, and how many were replaced."""
+def load_redaction_key(path: Path) -> bytes:
+    """The key at `path`, created (random, mode 0600) when there is none yet.
+
+    Written to a private temporary file and linked into place, so a reader never sees a
+    half-written key and two first runs racing agree on one key."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(KEY_BYTES) + "\n")
+            # Another process that created it first wins: use its key.
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+    key = bytes.fromhex(path.read_text().strip())
+    if len(key) < KEY_BYTES:
+        raise ValueError(f"redaction key {path} is shorter than {KEY_BYTES} bytes")
+    return key
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_key(path: str) -> bytes | None:
+    try:
+        return load_redaction_key(Path(path))
+    except (OSError, ValueError):
+        return None
+
+
+def installation_key() -> bytes | None:
+    """This installation's redaction key, or None when it cannot be read nor created."""
+    return _cached_key(str(redaction_key_path()))
+
+
+def marker(kind: str, secret: str, key: bytes | None = None) -> str:
+    """The marker replacing `secret`; keyed by `key`, else by the installation's key."""
+    key = key if key is not None else installation_key()
+    if key is None:
+        return f"[REDACTED:{kind}]"
+    digest = hmac.new(key, secret.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
+    return f"[REDACTED:{kind}:hmac-sha256={digest}]"
+
+
+def redact(text: str, key: bytes | None = None) -> Redacted:
+    """`text` with every credential replaced by its marker, and how many were replaced;
+    markers are keyed by `key`, else by the installation's key."""
     kinds: list[str] = []
     folded: str | None = None
     for rule in RULES:
@@ -154,13 +219,13 @@ def redact(text: str) -> Redacted:
         if rule.hints and not any(hint in haystack for hint in rule.hints):
             continue
         before = len(kinds)
-        text = _apply(rule, text, kinds)
+        text = _apply(rule, text, kinds, key)
         if len(kinds) != before:
             folded = None  # the text changed
     return Redacted(text, len(kinds), tuple(kinds))
 
 
-def _apply(rule: Rule, text: str, kinds: list[str]) -> str:
+def _apply(rule: Rule, text: str, kinds: list[str], key: bytes | None) -> str:
     def replace(match: re.Match[str]) -> str:
         if rule.kind == "assigned-secret":
             group: int | str = "quoted" if match.group("quoted") is not None else "bare"
@@ -172,11 +237,11 @@ def _apply(rule: Rule, text: str, kinds: list[str]) -> str:
         source = match.string
         return (
             source[whole_start:start]
-            + marker(rule.kind, match.group(group))
+            + marker(rule.kind, match.group(group), key)
             + source[end:whole_end]
         )
 
-    # Markers already in the text are left whole: `…:sha256=<hex>]` must not read as an
+    # Markers already in the text are left whole: `…:hmac-sha256=<hex>]` must not read as an
     # assignment to redact again.
     pieces: list[str] = []
     done = 0

@@ -116,7 +116,7 @@ def test_commands_are_recorded_with_redacted_output(recorder: Recorder, outbox: 
     assert "stderr_ref" not in payload  # nothing on stderr
     stored = Path(outbox.blob_dir / payload["stdout_ref"]["sha256"]).read_bytes()
     assert GITHUB_PAT.encode() not in stored
-    assert stored.startswith(b"token [REDACTED:github-token:sha256=")
+    assert stored.startswith(b"token [REDACTED:github-token:hmac-sha256=")
     assert GITHUB_PAT not in orjson.dumps(event).decode()  # nor in the argv
     assert Recorder.open(recorder.repo, outbox).info.redactions == 2
 
@@ -162,7 +162,7 @@ def test_notes_and_commits(recorder: Recorder, outbox: Outbox, buggy_repo: Path)
     edit, note, commit = journaled(outbox, recorder.info.local_id)
     assert edit["payload"]["path"] == "ranges/merge.py"
     assert note["payload"]["kind"] == "hypothesis"
-    assert note["payload"]["text"].startswith("the token [REDACTED:github-token:sha256=")
+    assert note["payload"]["text"].startswith("the token [REDACTED:github-token:hmac-sha256=")
     assert commit["payload"]["sha"] == head
     assert commit["payload"]["files"] == ["ranges/merge.py"]
 
