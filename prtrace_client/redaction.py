@@ -71,7 +71,21 @@ _ASSIGNED_KEYWORD = (
     r"(?:passw(?:or)?d|pwd|secret|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|"
     r"private[_-]?key|client[_-]?secret)"
 )
-_PLACEHOLDER = r"(?!(?:none|null|true|false|changeme|xxx+|\*+|<[^>]*>)\b)"
+_FLAG_KEYWORD = (
+    r"(?:passw(?:or)?d|pwd|pass|secret|api[_-]?key|apikey|token|access[_-]?token|"
+    r"auth[_-]?token|private[_-]?key|client[_-]?secret)"
+)
+# A flag's value: not another flag, not a shell variable or placeholder, not a path to a file
+# holding the secret (`--token-file` never matches the keyword's end anyway).
+_FLAG_VALUE = (
+    r"(?![-$<{]|(?:none|null|true|false|changeme|xxx+|\*+|stdin|-)(?:\s|$))"
+    r"[^\s\"']{4,}"
+)
+# Values that are code, not secrets: an environment variable's name in quotes
+# (`"api_key": "OPENAI_API_KEY"`) and an attribute read (`secret=token.secret_sha256`).
+_ENV_NAME = r"(?![A-Z][A-Z0-9]*_[A-Z0-9_]*[\"'])"
+_DOTTED_NAME = r"(?![A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+(?:[\s,;)\]}]|$))"
+_PLACEHOLDER = r"(?!(?:none|null|true|false|changeme|xxx+|\*+|<[^>]*>)\b|[^\s\"']*(?:…|\.\.\.))"
 _AWS_KEY_PREFIXES = ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "ABIA", "ACCA")
 
 RULES: Final[tuple[Rule, ...]] = (
@@ -86,6 +100,17 @@ RULES: Final[tuple[Rule, ...]] = (
         "jwt",
         r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
         hints=("eyJ",),
+    ),
+    # An unlabelled secret key printed beside its key id (`AKIA… / <40 chars>`, a CSV row):
+    # only the secret is replaced here, the key id by the next rule. A git SHA-1 (40 hex
+    # digits) never matches: the secret must mix upper and lower case.
+    _rule(
+        "aws-secret-key",
+        rf"\b(?:{'|'.join(_AWS_KEY_PREFIXES)})[0-9A-Z]{{16}}\b[^\n]{{0,40}}?"
+        r"(?<![A-Za-z0-9/+])(?P<secret>(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[a-z])"
+        r"[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
+        group="secret",
+        hints=_AWS_KEY_PREFIXES,
     ),
     _rule(
         "aws-access-key-id",
@@ -136,16 +161,44 @@ RULES: Final[tuple[Rule, ...]] = (
         group="secret",
         hints=("://",),
     ),
+    # `--password VALUE` (space-separated) in a printed command line; argv items are
+    # paired by `redact_argv`.
+    _rule(
+        "flag-secret",
+        rf"(?<![A-Za-z0-9_-])--?(?:[A-Za-z0-9]+[_-])*{_FLAG_KEYWORD}[ \t]+"
+        rf"(?P<secret>{_FLAG_VALUE})",
+        group="secret",
+        flags=re.IGNORECASE,
+        hints=("pass", "pwd", "secret", "key", "token"),
+        folded=True,
+    ),
+    # Prose: "my password is hunter2!", "the token was 'abc123xyz'". The value must be
+    # quoted or hold a digit or a symbol, so "the password is incorrect" stays readable.
+    _rule(
+        "prose-secret",
+        r"(?i:\b(?:password|passphrase|passwd|passcode|secret key|api key|token)\s+"
+        r"(?:is|was)(?:\s+set\s+to)?:?\s+)"
+        r"(?:(?P<quote>[\"'`])(?P<quoted>[^\"'`\s]{4,})(?P=quote)"
+        r"|(?P<bare>(?=[^\s\"'`]*[0-9!@#$%^&*+=~_/\\-])[^\s\"'`]{4,}?)(?=[.,;:!?)]*(?:\s|$)))",
+        hints=("pass", "secret", "api key", "token"),
+        folded=True,
+    ),
     _rule(
         "assigned-secret",
         rf"(?i:{_ASSIGNED_KEYWORD})[A-Za-z0-9_.-]*[\"']?\s*[:=]\s*"
-        rf"(?:(?P<quote>[\"']){_PLACEHOLDER}(?P<quoted>[^\"'\s\[]{{4,}})(?P=quote)"
-        rf"|{_PLACEHOLDER}(?P<bare>(?=[^\s\"',;()\[\]{{}}$<>]*[0-9!@#%^&*+/=~-])"
-        rf"[^\s\"',;()\[\]{{}}$<>]{{6,}}))",
+        rf"(?:(?P<quote>[\"']){_PLACEHOLDER}{_ENV_NAME}(?P<quoted>[^\"'\s\[]{{4,}})(?P=quote)"
+        rf"|{_PLACEHOLDER}{_DOTTED_NAME}(?P<bare>(?=[^\s\"'`,;()\[\]{{}}$<>]*[0-9!@#%^&*+/=~-])"
+        rf"[^\s\"'`,;()\[\]{{}}$<>]{{6,}}))",
         hints=("pass", "pwd", "secret", "key", "token"),
         folded=True,
     ),
 )
+
+
+# Rules whose secret is in group `quoted` or `bare`, whichever matched.
+_GROUPED_KINDS: Final = frozenset({"assigned-secret", "prose-secret"})
+_FLAG_NAME: Final = re.compile(rf"--?(?:[A-Za-z0-9]+[_-])*{_FLAG_KEYWORD}", re.IGNORECASE)
+_FLAG_ARGUMENT: Final = re.compile(_FLAG_VALUE, re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -227,7 +280,7 @@ def redact(text: str, key: bytes | None = None) -> Redacted:
 
 def _apply(rule: Rule, text: str, kinds: list[str], key: bytes | None) -> str:
     def replace(match: re.Match[str]) -> str:
-        if rule.kind == "assigned-secret":
+        if rule.kind in _GROUPED_KINDS:
             group: int | str = "quoted" if match.group("quoted") is not None else "bare"
         else:
             group = rule.group
@@ -251,6 +304,23 @@ def _apply(rule: Rule, text: str, kinds: list[str], key: bytes | None) -> str:
         done = existing.end()
     pieces.append(rule.pattern.sub(replace, text[done:]))
     return "".join(pieces)
+
+
+def redact_argv(argv: list[str], key: bytes | None = None) -> tuple[list[str], int]:
+    """A command's arguments, each redacted, and the value after a secret-naming flag
+    (`--password VALUE`, `-token VALUE`) replaced whole; with how many were replaced."""
+    shown: list[str] = []
+    count = 0
+    for index, arg in enumerate(argv):
+        previous = argv[index - 1] if index else ""
+        if _FLAG_NAME.fullmatch(previous) and _FLAG_ARGUMENT.fullmatch(arg):
+            shown.append(marker("flag-secret", arg, key))
+            count += 1
+            continue
+        result = redact(arg, key)
+        shown.append(result.text)
+        count += result.count
+    return shown, count
 
 
 def redact_bytes(data: bytes) -> tuple[bytes, int]:

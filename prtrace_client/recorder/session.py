@@ -60,7 +60,7 @@ from prtrace_client.recorder.snapshot import (
     git,
     snapshot_workspace,
 )
-from prtrace_client.redaction import redact, redact_bytes
+from prtrace_client.redaction import redact, redact_argv, redact_bytes
 
 CLIENT_NAME: Final = "prtrace-cli"
 CLIENT_VERSION: Final = "0.1.0"
@@ -394,7 +394,9 @@ class Recorder:
         )
         duration_ms = min(MAX_DURATION_MS, round((time.monotonic() - started) * 1000))
         with self._locked():
-            shown_argv = [self._redact(arg)[:MAX_ARG_LEN] for arg in argv[:MAX_ARGV_ITEMS]]
+            shown, redacted_args = redact_argv(argv[:MAX_ARGV_ITEMS])
+            self._count(redacted_args)
+            shown_argv = [arg[:MAX_ARG_LEN] for arg in shown]
             if report is not None:
                 own = report.parent == self.directory / "reports"
                 seq = self._record_test_run(shown_argv, out, report, duration_ms, remove=own)

@@ -128,6 +128,18 @@ def test_secrets_in_arguments_are_redacted(recorder: Recorder, outbox: Outbox) -
     assert event["payload"]["argv"][1].startswith("--token=[REDACTED:github-token:")
 
 
+def test_a_secret_after_a_space_separated_flag_is_redacted(
+    recorder: Recorder, outbox: Outbox
+) -> None:
+    quiet_run(recorder, ["echo", "--password", "letmein12345", "--user", "ada"])
+    [event] = journaled(outbox, recorder.info.local_id)
+    assert "letmein12345" not in orjson.dumps(event).decode()
+    argv = event["payload"]["argv"]
+    assert argv[:2] == ["echo", "--password"]
+    assert argv[2].startswith("[REDACTED:flag-secret:hmac-sha256=")
+    assert argv[3:] == ["--user", "ada"]
+
+
 def test_a_missing_command_is_recorded_as_exit_127(recorder: Recorder, outbox: Outbox) -> None:
     code, _, err = quiet_run(recorder, ["no-such-command-anywhere"])
     assert code == 127
