@@ -429,7 +429,9 @@ class Recorder:
             shown_argv = [arg[:MAX_ARG_LEN] for arg in shown]
             if report is not None:
                 own = report.parent == self.directory / "reports"
-                seq = self._record_test_run(shown_argv, out, report, duration_ms, remove=own)
+                seq = self._record_test_run(
+                    shown_argv, exit_code, out, report, duration_ms, remove=own
+                )
                 event: Literal["cmd_run", "test_run"] = "test_run"
             else:
                 seq = self._record_cmd_run(shown_argv, workdir, exit_code, out, err, duration_ms)
@@ -464,7 +466,14 @@ class Recorder:
         return self.outbox.append(self.info.local_id, {"type": "cmd_run", "payload": payload})
 
     def _record_test_run(
-        self, argv: list[str], out: bytes, report: Path, duration_ms: int, *, remove: bool
+        self,
+        argv: list[str],
+        exit_code: int,
+        out: bytes,
+        report: Path,
+        duration_ms: int,
+        *,
+        remove: bool,
     ) -> int:
         output, count = redact_bytes(out)
         self._count(count)
@@ -474,8 +483,9 @@ class Recorder:
             self._count(count)
             if remove:
                 report.unlink()
-        results = read_results(xml, output.decode("utf-8", "replace"))
-        payload = results.payload(argv, duration_ms)
+        text = output.decode("utf-8", "replace")
+        results = read_results(xml, text)
+        payload = results.payload(argv, duration_ms, exit_code, text)
         if xml is not None:
             payload["report_ref"] = self.outbox.add_artifact_bytes(
                 self.info.local_id, xml, "application/xml"

@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from prtrace.schema import MAX_INLINE_DIFF_LEN
+from prtrace.schema import MAX_INLINE_DIFF_LEN, TestRunPayload
 from prtrace_client.outbox import Outbox
 from prtrace_client.recorder.issues import IssueError, task_from_issue
 from prtrace_client.recorder.session import (
@@ -429,3 +429,23 @@ def test_a_pytest_run_with_its_own_report_is_read_from_it(
     assert payload["failing_tests"] == ["tests/test_ranges.py::test_merge_keeps_last_interval"]
     assert payload["report_ref"]["media_type"] == "application/xml"
     assert (buggy_repo / "r.xml").is_file()  # the user's file stays
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "outcome"),
+    [
+        ([], 1, "failed"),
+        (["tests/no_such_test.py"], 4, "usage_error"),
+        (["-k", "nothing_is_named_this"], 5, "no_tests_collected"),
+        (["tests/broken_module.py"], 2, "collection_error"),
+    ],
+)
+def test_a_pytest_run_records_its_exit_status_and_outcome(
+    recorder: Recorder, outbox: Outbox, buggy_repo: Path, args: list[str], code: int, outcome: str
+) -> None:
+    (buggy_repo / "tests" / "broken_module.py").write_text("import no_such_module_here\n")
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+    assert quiet_run(recorder, argv)[0] == code
+    [event] = [e for e in journaled(outbox, recorder.info.local_id) if e["type"] == "test_run"]
+    assert (event["payload"]["exit_code"], event["payload"]["outcome"]) == (code, outcome)
+    TestRunPayload.model_validate(event["payload"])
