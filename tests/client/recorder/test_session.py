@@ -7,6 +7,7 @@ import io
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -449,3 +450,22 @@ def test_a_pytest_run_records_its_exit_status_and_outcome(
     [event] = [e for e in journaled(outbox, recorder.info.local_id) if e["type"] == "test_run"]
     assert (event["payload"]["exit_code"], event["payload"]["outcome"]) == (code, outcome)
     TestRunPayload.model_validate(event["payload"])
+
+
+def test_a_command_is_stamped_when_it_exits_and_edits_before_it(
+    recorder: Recorder, outbox: Outbox, buggy_repo: Path
+) -> None:
+    """SCHEMA.md, Timestamps: `ts` is when the event was complete (a command's exit)."""
+    (buggy_repo / "ranges" / "merge.py").write_text("# edited\n")
+    before = datetime.now(UTC)
+    quiet_run(recorder, [sys.executable, "-c", "import time; time.sleep(0.5)"])
+    edit, command = journaled(outbox, recorder.info.local_id)
+    assert (edit["type"], command["type"]) == ("file_edit", "cmd_run")
+
+    def stamp(event: dict[str, Any]) -> datetime:
+        return datetime.fromisoformat(event["ts"].replace("Z", "+00:00"))
+
+    assert stamp(edit) < stamp(command)
+    started = stamp(command) - timedelta(milliseconds=command["payload"]["duration_ms"])
+    assert stamp(command) - before >= timedelta(milliseconds=500)
+    assert abs(started - before) < timedelta(milliseconds=400)
