@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from prtrace.schema import MAX_TEXT_LEN
 from prtrace_cli.remote import EndpointOption, JsonOption, OutboxOption, TokenOption
 from prtrace_client.client import PrtraceClient
 from prtrace_client.errors import ConfigError, PrtraceError
@@ -296,13 +297,28 @@ def run_command(
     runs with counts and failing tests. Exits with the command's exit code.
     """
     with _errors():
-        recorder = Recorder.open(Path.cwd())
         try:
-            outcome = recorder.run(command)
-        finally:
-            recorder.outbox.close()
-    code = outcome.exit_code
+            recorder = Recorder.open(Path.cwd())
+        except RecorderError as exc:  # no session, not a git repository, …
+            # The command still runs: its exit status must be its own, never ours.
+            err.print(f"[yellow]warning:[/yellow] not recorded: {escape(str(exc))}")
+            code = _run_unrecorded(command)
+        else:
+            try:
+                code = recorder.run(command).exit_code
+            finally:
+                recorder.outbox.close()
     raise typer.Exit(code if 0 <= code <= 255 else 128 + abs(code))
+
+
+def _run_unrecorded(command: list[str]) -> int:
+    import subprocess
+
+    try:
+        return subprocess.run(command, check=False).returncode  # noqa: S603 - the user's own
+    except OSError as exc:
+        err.print(f"[red]error:[/red] cannot run {escape(command[0])}: {escape(str(exc))}")
+        return 127
 
 
 def note_command(
@@ -320,6 +336,12 @@ def note_command(
             recorder.note(text, note_kind)
         finally:
             recorder.outbox.close()
+    if len(text) > MAX_TEXT_LEN:
+        err.print(
+            f"[yellow]warning:[/yellow] the note holds {len(text):,} characters; only the "
+            f"first {MAX_TEXT_LEN:,} were recorded"
+        )
+    err.print(f"noted ({kind})")
 
 
 @hook_app.command("post-commit")
