@@ -33,6 +33,30 @@ register_remote_commands(app)
 register_record_commands(app)
 err = Console(stderr=True, soft_wrap=True)  # one message, one line, at any width
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"prtrace {version('prtrace')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            typer.echo("prtrace (version unknown: not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """prtrace: capture and verify bug-fixing sessions."""
+
+
 TableOption = Annotated[
     str,
     typer.Option(

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from prtrace.schema import MAX_TEXT_LEN
 from prtrace_cli.remote import EndpointOption, JsonOption, OutboxOption, TokenOption
 from prtrace_client.client import PrtraceClient
 from prtrace_client.errors import ConfigError, PrtraceError
@@ -132,6 +133,15 @@ def stop(
         bool, typer.Option("--wait", help="Then follow the pipeline until it ends.")
     ] = False,
     max_snapshot_mb: MaxSnapshotOption = DEFAULT_MAX_BYTES // 2**20,
+    exclude_redacted: Annotated[
+        bool | None,
+        typer.Option(
+            "--exclude-redacted/--keep-redacted",
+            help="Leave out of the final snapshot (or keep in it) the files that still hold "
+            "a secret redacted from their diffs; QA then runs without them. Asked on a "
+            "terminal, else kept with a warning.",
+        ),
+    ] = None,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
     json_output: JsonOption = False,
@@ -144,13 +154,21 @@ def stop(
     with _errors():
         recorder = Recorder.open(Path.cwd())
         try:
-            stopped = recorder.stop(max_snapshot_bytes=max_snapshot_mb * 2**20)
+            if exclude_redacted is None:
+                recorder.capture_edits()
+                holding = recorder.still_holding_secrets()
+                exclude_redacted = bool(holding) and _ask_to_exclude(holding, json_output)
+            stopped = recorder.stop(
+                max_snapshot_bytes=max_snapshot_mb * 2**20, exclude_redacted=exclude_redacted
+            )
         finally:
             recorder.outbox.close()
     result: dict[str, Any] = {
         "session": stopped.local_id,
         "events": stopped.events,
         "redactions": stopped.redactions,
+        "redacted_in_snapshot": list(stopped.redacted_in_snapshot),
+        "excluded_from_snapshot": list(stopped.excluded_redacted),
         "trace_id": None,
         "status": "recorded",
         "delivered": False,
@@ -169,6 +187,17 @@ def stop(
         result |= {"trace_id": state.trace_id, "delivered": state.delivered}
         if state.delivered:
             result["status"] = view.get("status", "finalizing")
+    if stopped.redacted_in_snapshot:
+        err.print(
+            "[yellow]warning:[/yellow] secrets were redacted from the diffs of "
+            f"{escape(', '.join(stopped.redacted_in_snapshot))}, but the final snapshot holds "
+            "them in clear (`record stop --exclude-redacted` leaves such files out)"
+        )
+    elif stopped.excluded_redacted:
+        err.print(
+            "left out of the final snapshot (they hold redacted secrets): "
+            f"{escape(', '.join(stopped.excluded_redacted))}"
+        )
     if json_output:
         _emit(result)
     else:
@@ -186,6 +215,17 @@ def stop(
         raise typer.Exit(1)
 
 
+def _ask_to_exclude(holding: list[str], json_output: bool) -> bool:
+    """On a terminal, whether to leave the files holding secrets out of the snapshot."""
+    if json_output or not sys.stdin.isatty():
+        return False
+    err.print(
+        f"secrets were redacted from the diffs of {escape(', '.join(holding))}; the final "
+        "snapshot would hold them in clear."
+    )
+    return typer.confirm("Leave them out of the final snapshot?", default=True, err=True)
+
+
 @record_app.command("status")
 def record_status(json_output: JsonOption = False) -> None:
     """Show the session recording in this repository, if any."""
@@ -200,6 +240,7 @@ def record_status(json_output: JsonOption = False) -> None:
             raise typer.Exit(1) from None
         try:
             state = recorder.outbox.state(recorder.info.local_id)
+            holding = recorder.still_holding_secrets()
         finally:
             recorder.outbox.close()
     document = {
@@ -208,6 +249,7 @@ def record_status(json_output: JsonOption = False) -> None:
         "started_at": recorder.info.started_at,
         "events": state.events,
         "redactions": recorder.info.redactions,
+        "holding_redacted_secrets": holding,
         "trace_id": state.trace_id,
     }
     if json_output:
@@ -217,6 +259,11 @@ def record_status(json_output: JsonOption = False) -> None:
             f"recording {document['session']} since {document['started_at']}: "
             f"{state.events} events, {recorder.info.redactions} secrets redacted"
         )
+        if holding:
+            err.print(
+                f"files holding redacted secrets: {escape(', '.join(holding))} (the final "
+                "snapshot holds them in clear unless `record stop --exclude-redacted`)"
+            )
 
 
 @record_app.command("watch")
@@ -250,13 +297,28 @@ def run_command(
     runs with counts and failing tests. Exits with the command's exit code.
     """
     with _errors():
-        recorder = Recorder.open(Path.cwd())
         try:
-            outcome = recorder.run(command)
-        finally:
-            recorder.outbox.close()
-    code = outcome.exit_code
+            recorder = Recorder.open(Path.cwd())
+        except RecorderError as exc:  # no session, not a git repository, …
+            # The command still runs: its exit status must be its own, never ours.
+            err.print(f"[yellow]warning:[/yellow] not recorded: {escape(str(exc))}")
+            code = _run_unrecorded(command)
+        else:
+            try:
+                code = recorder.run(command).exit_code
+            finally:
+                recorder.outbox.close()
     raise typer.Exit(code if 0 <= code <= 255 else 128 + abs(code))
+
+
+def _run_unrecorded(command: list[str]) -> int:
+    import subprocess
+
+    try:
+        return subprocess.run(command, check=False).returncode  # noqa: S603 - the user's own
+    except OSError as exc:
+        err.print(f"[red]error:[/red] cannot run {escape(command[0])}: {escape(str(exc))}")
+        return 127
 
 
 def note_command(
@@ -274,6 +336,12 @@ def note_command(
             recorder.note(text, note_kind)
         finally:
             recorder.outbox.close()
+    if len(text) > MAX_TEXT_LEN:
+        err.print(
+            f"[yellow]warning:[/yellow] the note holds {len(text):,} characters; only the "
+            f"first {MAX_TEXT_LEN:,} were recorded"
+        )
+    err.print(f"noted ({kind})")
 
 
 @hook_app.command("post-commit")

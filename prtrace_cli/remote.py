@@ -156,8 +156,9 @@ def submit(
         return
     view = answer["finalized"]
     err.print(
-        f"submitted [bold]{answer['trace_id']}[/bold]: {view.get('events_received', '?')} "
-        f"events in {view.get('chunks_received', '?')} chunks, status {view.get('status')}"
+        f"submitted [bold]{answer['trace_id']}[/bold]: "
+        f"{_plural(view.get('events_received', '?'), 'event')} in "
+        f"{_plural(view.get('chunks_received', '?'), 'chunk')}, status {view.get('status')}"
     )
     typer.echo(answer["trace_id"])
 
@@ -264,13 +265,18 @@ def status(
         raise typer.Exit(1)
 
 
+def _plural(count: object, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _progress(view: dict[str, Any]) -> Table:
     """Stages as a checklist: done ✓, current ●, to come ·; an unknown status is shown
     as it is (newer servers may add stages)."""
     current = str(view.get("status", "?"))
     table = Table.grid(padding=(0, 1))
     table.add_row(Text("trace", style="bold"), Text(str(view.get("trace_id", ""))))
-    counts = f"{view.get('events_received', 0)} events in {view.get('chunks_received', 0)} chunks"
+    events, chunks = view.get("events_received", 0), view.get("chunks_received", 0)
+    counts = f"{_plural(events, 'event')} in {_plural(chunks, 'chunk')}"
     table.add_row(Text("received", style="bold"), Text(counts))
     stages = [s for s in PIPELINE_STATUSES if s not in TERMINAL_STATUSES]
     line = Text()

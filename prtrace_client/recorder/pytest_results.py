@@ -38,8 +38,16 @@ class TestResults:
     failing_tests: list[str] = field(default_factory=list)
     source: str = "output"  # "junit" or "output"
 
-    def payload(self, command: list[str], duration_ms: int) -> dict[str, object]:
-        return {
+    def payload(
+        self, command: list[str], duration_ms: int, exit_code: int | None = None, output: str = ""
+    ) -> dict[str, object]:
+        status: dict[str, object] = {}
+        if exit_code is not None:
+            status = {
+                "exit_code": max(-255, min(255, exit_code)),
+                "outcome": pytest_outcome(exit_code, output),
+            }
+        return status | {
             "framework": FRAMEWORK,
             "command": command,
             "passed": self.passed,
@@ -128,6 +136,29 @@ def from_output(output: str) -> TestResults:
         seen.setdefault(match.group("id"))
     results.failing_tests = sorted(seen)
     return results
+
+
+# pytest's exit statuses (pytest.ExitCode), by name in the schema's `outcome`.
+_PYTEST_OUTCOMES: Final = {
+    0: "passed",
+    1: "failed",
+    2: "interrupted",
+    3: "internal_error",
+    4: "usage_error",
+    5: "no_tests_collected",
+}
+_COLLECTION_ERRORS: Final = re.compile(r"\b\d+ errors? during collection\b")
+
+
+def pytest_outcome(exit_code: int, output: str) -> str:
+    """How a pytest run ended: its exit status by name, and `collection_error` for the
+    interruption pytest reports when a test module cannot be collected (status 2)."""
+    if exit_code < 0:
+        return "killed"
+    outcome = _PYTEST_OUTCOMES.get(exit_code, "other")
+    if outcome == "interrupted" and _COLLECTION_ERRORS.search(_ANSI.sub("", output)):
+        return "collection_error"
+    return outcome
 
 
 def read_results(report: Path | bytes | None, output: str) -> TestResults:

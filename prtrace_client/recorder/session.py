@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -60,7 +60,7 @@ from prtrace_client.recorder.snapshot import (
     git,
     snapshot_workspace,
 )
-from prtrace_client.redaction import redact, redact_bytes
+from prtrace_client.redaction import redact, redact_argv, redact_bytes
 
 CLIENT_NAME: Final = "prtrace-cli"
 CLIENT_VERSION: Final = "0.1.0"
@@ -90,6 +90,8 @@ class SessionInfo:
     redactions: int = 0
     runs: int = 0
     hook_installed: bool = False
+    # Files whose recorded diffs had a secret redacted: the snapshots hold them in clear.
+    redacted_files: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,10 @@ class Stopped:
     events: int
     redactions: int
     snapshots: dict[str, dict[str, Any]]
+    # Of the files whose diffs had secrets redacted: in the final snapshot (in clear), and
+    # left out of it (`exclude_redacted`).
+    redacted_in_snapshot: tuple[str, ...] = ()
+    excluded_redacted: tuple[str, ...] = ()
 
 
 # ---- git helpers -------------------------------------------------------------------
@@ -269,9 +275,14 @@ class Recorder:
         info = _read_info(directory)
         return cls(repo, directory, info, outbox or Outbox.open(info.outbox))
 
-    def stop(self, *, max_snapshot_bytes: int = DEFAULT_MAX_BYTES) -> Stopped:
+    def stop(
+        self, *, max_snapshot_bytes: int = DEFAULT_MAX_BYTES, exclude_redacted: bool = False
+    ) -> Stopped:
         """Capture the last edits, snapshot the final workspace and ask the outbox to
-        finalize. The session ends here; delivery is the flusher's job."""
+        finalize. The session ends here; delivery is the flusher's job.
+
+        `exclude_redacted` leaves the files whose diffs had secrets redacted out of the
+        final snapshot (QA then runs without them)."""
         with self._locked():
             self._capture_edits()
             state = self.outbox.state(self.info.local_id)
@@ -280,7 +291,12 @@ class Recorder:
                     "nothing was recorded in this session (no command, note, edit or "
                     "commit); record something before stopping"
                 )
-            snapshot = snapshot_workspace(self.repo, max_bytes=max_snapshot_bytes)
+            redacted = set(self.still_holding_secrets())
+            snapshot = snapshot_workspace(
+                self.repo,
+                max_bytes=max_snapshot_bytes,
+                exclude_paths=redacted if exclude_redacted else (),
+            )
             final_path = self.directory / "final.tar.gz"
             _atomic_write(final_path, snapshot.data)
             final_ref = self.outbox.add_artifact(self.info.local_id, final_path, MEDIA_TYPE)
@@ -301,7 +317,21 @@ class Recorder:
                 events=state.events,
                 redactions=self.info.redactions,
                 snapshots=snapshots,
+                redacted_in_snapshot=tuple(f for f in snapshot.files if f in redacted),
+                excluded_redacted=tuple(f for f in snapshot.excluded if f in redacted),
             )
+
+    def still_holding_secrets(self) -> list[str]:
+        """The files whose recorded diffs had secrets redacted and that still hold one:
+        the final snapshot would carry them in clear."""
+        holding = []
+        for name in self.info.redacted_files:
+            path = self.repo / name
+            if path.is_file() and not path.is_symlink():
+                text = path.read_bytes().decode("utf-8", "replace")
+                if redact(text).count:
+                    holding.append(name)
+        return holding
 
     # ---- what gets recorded ---------------------------------------------------------
 
@@ -351,7 +381,7 @@ class Recorder:
             edits = diff_trees(self.repo, parent, commit)
             patch = "".join(edit.diff for edit in edits)
             if patch:
-                self._count(sum(edit.redactions for edit in edits))
+                self._count_edits(edits)
                 payload["diff_ref"] = self.outbox.add_artifact_bytes(
                     self.info.local_id, patch.encode(), "text/x-diff"
                 )
@@ -394,10 +424,14 @@ class Recorder:
         )
         duration_ms = min(MAX_DURATION_MS, round((time.monotonic() - started) * 1000))
         with self._locked():
-            shown_argv = [self._redact(arg)[:MAX_ARG_LEN] for arg in argv[:MAX_ARGV_ITEMS]]
+            shown, redacted_args = redact_argv(argv[:MAX_ARGV_ITEMS])
+            self._count(redacted_args)
+            shown_argv = [arg[:MAX_ARG_LEN] for arg in shown]
             if report is not None:
                 own = report.parent == self.directory / "reports"
-                seq = self._record_test_run(shown_argv, out, report, duration_ms, remove=own)
+                seq = self._record_test_run(
+                    shown_argv, exit_code, out, report, duration_ms, remove=own
+                )
                 event: Literal["cmd_run", "test_run"] = "test_run"
             else:
                 seq = self._record_cmd_run(shown_argv, workdir, exit_code, out, err, duration_ms)
@@ -432,7 +466,14 @@ class Recorder:
         return self.outbox.append(self.info.local_id, {"type": "cmd_run", "payload": payload})
 
     def _record_test_run(
-        self, argv: list[str], out: bytes, report: Path, duration_ms: int, *, remove: bool
+        self,
+        argv: list[str],
+        exit_code: int,
+        out: bytes,
+        report: Path,
+        duration_ms: int,
+        *,
+        remove: bool,
     ) -> int:
         output, count = redact_bytes(out)
         self._count(count)
@@ -442,8 +483,9 @@ class Recorder:
             self._count(count)
             if remove:
                 report.unlink()
-        results = read_results(xml, output.decode("utf-8", "replace"))
-        payload = results.payload(argv, duration_ms)
+        text = output.decode("utf-8", "replace")
+        results = read_results(xml, text)
+        payload = results.payload(argv, duration_ms, exit_code, text)
         if xml is not None:
             payload["report_ref"] = self.outbox.add_artifact_bytes(
                 self.info.local_id, xml, "application/xml"
@@ -455,7 +497,7 @@ class Recorder:
         if not edits:
             return 0
         self.outbox.append_many(self.info.local_id, [self._edit_event(e) for e in edits])
-        self._count(sum(e.redactions for e in edits))
+        self._count_edits(edits)
         return len(edits)
 
     def _edit_event(self, edit: FileEdit) -> dict[str, Any]:
@@ -479,6 +521,13 @@ class Recorder:
         result = redact(text)
         self._count(result.count)
         return result.text
+
+    def _count_edits(self, edits: list[FileEdit]) -> None:
+        redacted = [
+            e.path for e in edits if e.redactions and e.path not in self.info.redacted_files
+        ]
+        self.info.redacted_files.extend(redacted)  # written by _count below
+        self._count(sum(e.redactions for e in edits))
 
     def _count(self, redactions: int) -> None:
         if redactions:

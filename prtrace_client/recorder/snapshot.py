@@ -165,14 +165,17 @@ def snapshot_workspace(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     exclude: Iterable[str] = SECRET_FILE_PATTERNS,
+    exclude_paths: Iterable[str] = (),
 ) -> Snapshot:
-    """Archive the working tree of the git repository at `repo`."""
+    """Archive the working tree of the git repository at `repo`, without the files
+    matching `exclude` (patterns) or named in `exclude_paths` (paths from the root)."""
     patterns = tuple(exclude)
+    dropped = set(exclude_paths)
     kept: list[str] = []
     excluded: list[str] = []
     sizes: list[tuple[str, int]] = []
     for name in workspace_files(repo):
-        if is_secret_file(name, patterns):
+        if name in dropped or is_secret_file(name, patterns):
             excluded.append(name)
             continue
         kept.append(name)

@@ -3,6 +3,7 @@ statuses (known, unknown, terminal) as `status --watch` sees them."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -71,4 +72,9 @@ def test_current_stage_is_marked(api: FakeApi, trace_id: str) -> None:
     assert "✓ open" in result.stdout
     assert "● finalizing" in result.stdout
     assert "· judging" in result.stdout
-    assert "3 events in 1 chunks" in result.stdout
+    assert "3 events in 1 chunk" in result.stdout
+
+
+def test_counts_agree_in_number(trace_id: str) -> None:
+    result = CliRunner().invoke(app, ["status", trace_id])
+    assert re.search(r"3 events in 1 chunk *\n", result.output)

@@ -183,3 +183,55 @@ def test_test_run_events_win_over_test_commands():
 )
 def test_is_test_command(argv, expected):
     assert is_test_command(argv) is expected
+
+
+def _rationale(result, dimension):
+    return next(s for s in result.scores if s.dimension == dimension).rationale
+
+
+def test_an_unrelated_collection_error_does_not_name_the_failing_tests():
+    s = SessionBuilder()
+    s.test(["tests/test_io.py"], passed=0)  # ModuleNotFoundError while collecting a module
+    s.edit("ranges/merge.py")
+    s.test([], passed=6)
+    for qa in (None, qa_report("resolved")):
+        result = _judge(s.events, qa)
+        assert "named the failing tests" not in _rationale(result, "diagnosis")
+        assert "reproduced by a failing test run" in _rationale(result, "problem_understanding")
+
+
+def test_the_reproduction_names_the_failing_tests_when_it_names_a_qa_target():
+    s = SessionBuilder()
+    s.test(["tests/test_io.py::test_read"])  # another failing test, not what QA targets
+    named = s.test([FAILING_TEST])
+    s.edit("ranges/merge.py")
+    s.test([], passed=6)
+    result = _judge(s.events, qa_report("resolved"))
+    assert "named the failing tests" in _rationale(result, "diagnosis")
+    diagnosis = next(x for x in result.scores if x.dimension == "diagnosis")
+    assert named in diagnosis.cited_event_ids
+    unrelated = _judge(s.events[:1] + s.events[2:], qa_report("resolved"))
+    assert "named the failing tests" not in _rationale(unrelated, "diagnosis")
+
+
+def test_every_note_before_the_first_edit_is_counted_not_only_the_cited_ones():
+    s = SessionBuilder()
+    for i in range(151):
+        s.note("observation", f"Observation {i}.", after_s=1)
+    s.edit("ranges/merge.py")
+    result = _judge(s.events)
+    assert "151 rationale note(s) before the first edit" in _rationale(
+        result, "problem_understanding"
+    )
+    assert (
+        len(next(x for x in result.scores if x.dimension == "communication").cited_event_ids) <= 8
+    )
+
+
+def test_unresolved_with_nothing_failing_on_the_base_does_not_say_targets_still_fail():
+    qa = qa_report("unresolved", fail_to_fail=[])  # base and final both pass everything
+    rationale = _rationale(_judge(disciplined_events(), qa), "fix_correctness")
+    assert "still fail" not in rationale
+    assert "no test failed on the base snapshot" in rationale
+    failing = _rationale(_judge(disciplined_events(), qa_report("unresolved")), "fix_correctness")
+    assert "1 target test(s) still fail" in failing

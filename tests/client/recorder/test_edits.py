@@ -118,8 +118,8 @@ def test_secrets_in_edits_are_redacted_before_diffing(
 
     assert GITHUB_PAT not in edit.diff
     assert "b3BlbnNzaC1rZXkt" not in edit.diff
-    assert "[REDACTED:github-token:sha256=" in edit.diff
-    assert "[REDACTED:private-key:sha256=" in edit.diff
+    assert "[REDACTED:github-token:hmac-sha256=" in edit.diff
+    assert "[REDACTED:private-key:hmac-sha256=" in edit.diff
     assert edit.redactions == 2
 
 

@@ -13,6 +13,7 @@ from prtrace.schema import TestRunPayload
 from prtrace_client.recorder.pytest_results import (
     from_output,
     is_pytest,
+    pytest_outcome,
     read_results,
     with_junit_report,
 )
@@ -144,3 +145,22 @@ def test_coloured_output_and_collection_errors() -> None:
 def test_output_without_a_summary_counts_nothing() -> None:
     results = from_output("ImportError while loading conftest\n")
     assert (results.passed, results.failed, results.errors, results.skipped) == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("code", "output", "outcome"),
+    [
+        (0, "3 passed in 0.1s", "passed"),
+        (1, "1 failed, 2 passed", "failed"),
+        (2, "!!! Interrupted: 1 error during collection !!!", "collection_error"),
+        (2, "\x1b[31m!!! Interrupted: 3 errors during collection !!!\x1b[0m", "collection_error"),
+        (2, "KeyboardInterrupt", "interrupted"),
+        (3, "INTERNALERROR>", "internal_error"),
+        (4, "ERROR: file or directory not found: tests/x.py", "usage_error"),
+        (5, "no tests ran in 0.01s", "no_tests_collected"),
+        (-9, "", "killed"),
+        (77, "", "other"),
+    ],
+)
+def test_the_outcome_names_pytests_exit_status(code: int, output: str, outcome: str) -> None:
+    assert pytest_outcome(code, output) == outcome

@@ -1,13 +1,26 @@
-"""Secret redaction: realistic credentials are replaced by markers carrying their SHA-256;
-identifiers that only look random (git SHAs, UUIDs, digests, code) are left alone."""
+"""Secret redaction: realistic credentials are replaced by markers carrying their keyed hash
+(HMAC-SHA256 under the installation's key); identifiers that only look random (git SHAs,
+UUIDs, digests, code) are left alone."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import os
+import stat
+from pathlib import Path
 
 import pytest
 
-from prtrace_client.redaction import MARKER_PATTERN, marker, redact, redact_bytes
+from prtrace_client.redaction import (
+    MARKER_PATTERN,
+    installation_key,
+    load_redaction_key,
+    marker,
+    redact,
+    redact_bytes,
+    redaction_key_path,
+)
 
 AWS_KEY_ID = "AKIAQ3EGRX7PVN2LKD5T"
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzq8Hk2Lm9T"
@@ -29,8 +42,10 @@ PEM = (
 )
 
 
-def sha(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+def keyed(value: str) -> str:
+    key = installation_key()
+    assert key is not None
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
 
 @pytest.mark.parametrize(
@@ -66,21 +81,22 @@ def sha(value: str) -> str:
         (f"key file:\n{PEM}\nend", "private-key", PEM),
     ],
 )
-def test_credentials_are_replaced_by_a_marker_with_their_digest(
+def test_credentials_are_replaced_by_a_marker_with_their_keyed_hash(
     text: str, kind: str, secret: str
 ) -> None:
     result = redact(text)
     assert secret not in result.text
     assert marker(kind, secret) in result.text
-    assert f"[REDACTED:{kind}:sha256={sha(secret)}]" in result.text
+    assert f"[REDACTED:{kind}:hmac-sha256={keyed(secret)}]" in result.text
+    assert hashlib.sha256(secret.encode()).hexdigest() not in result.text
     assert result.count == 1
     assert result.kinds == (kind,)
 
 
 def test_only_the_value_is_replaced_and_the_name_stays_readable() -> None:
     result = redact("remote: https://deploy:pw-9876543@git.example.com/x.git\nDB_PASSWORD=s3cr3t!x")
-    assert result.text.startswith("remote: https://deploy:[REDACTED:url-password:sha256=")
-    assert "@git.example.com/x.git\nDB_PASSWORD=[REDACTED:assigned-secret:sha256=" in result.text
+    assert result.text.startswith("remote: https://deploy:[REDACTED:url-password:hmac-")
+    assert "@git.example.com/x.git\nDB_PASSWORD=[REDACTED:assigned-secret:hmac-" in result.text
     assert result.count == 2
 
 
@@ -131,5 +147,39 @@ def test_bytes_that_are_not_utf8_pass_through() -> None:
     out, count = redact_bytes(data)
     assert count == 1
     assert GITHUB_PAT.encode() not in out
-    assert out.startswith(b"\xff\xfe binary [REDACTED:github-token:sha256=")
+    assert out.startswith(b"\xff\xfe binary [REDACTED:github-token:hmac-sha256=")
     assert out.endswith(b"] \x80 end")
+
+
+def test_the_installation_key_is_created_once_private_beside_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRTRACE_CONFIG", str(tmp_path / "conf" / "config.toml"))
+    path = redaction_key_path()
+    assert path == tmp_path / "conf" / "redaction.key"
+    key = load_redaction_key(path)
+    assert len(key) == 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_redaction_key(path) == key  # read, never replaced
+    assert [p.name for p in path.parent.iterdir()] == ["redaction.key"]
+
+
+def test_a_weak_secret_cannot_be_found_from_its_marker_without_the_key() -> None:
+    text = redact("password=letmein12345").text
+    assert hashlib.sha256(b"letmein12345").hexdigest() not in text
+    # Same secret, same installation: same marker; another key: another marker.
+    assert redact("pwd=letmein12345").text.endswith(text.removeprefix("password="))
+    other = redact("password=letmein12345", key=os.urandom(32)).text
+    assert other != text
+    assert MARKER_PATTERN.fullmatch(other.removeprefix("password="))
+
+
+def test_without_a_usable_key_the_marker_carries_no_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("PRTRACE_CONFIG", str(blocker / "config.toml"))
+    result = redact(f"token {GITHUB_PAT}")
+    assert result.text == "token [REDACTED:github-token]"
+    assert redact(result.text).count == 0

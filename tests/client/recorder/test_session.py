@@ -7,6 +7,7 @@ import io
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import httpx
 import orjson
 import pytest
 
-from prtrace.schema import MAX_INLINE_DIFF_LEN
+from prtrace.schema import MAX_INLINE_DIFF_LEN, TestRunPayload
 from prtrace_client.outbox import Outbox
 from prtrace_client.recorder.issues import IssueError, task_from_issue
 from prtrace_client.recorder.session import (
@@ -116,7 +117,7 @@ def test_commands_are_recorded_with_redacted_output(recorder: Recorder, outbox: 
     assert "stderr_ref" not in payload  # nothing on stderr
     stored = Path(outbox.blob_dir / payload["stdout_ref"]["sha256"]).read_bytes()
     assert GITHUB_PAT.encode() not in stored
-    assert stored.startswith(b"token [REDACTED:github-token:sha256=")
+    assert stored.startswith(b"token [REDACTED:github-token:hmac-sha256=")
     assert GITHUB_PAT not in orjson.dumps(event).decode()  # nor in the argv
     assert Recorder.open(recorder.repo, outbox).info.redactions == 2
 
@@ -126,6 +127,18 @@ def test_secrets_in_arguments_are_redacted(recorder: Recorder, outbox: Outbox) -
     [event] = journaled(outbox, recorder.info.local_id)
     assert GITHUB_PAT not in orjson.dumps(event).decode()
     assert event["payload"]["argv"][1].startswith("--token=[REDACTED:github-token:")
+
+
+def test_a_secret_after_a_space_separated_flag_is_redacted(
+    recorder: Recorder, outbox: Outbox
+) -> None:
+    quiet_run(recorder, ["echo", "--password", "letmein12345", "--user", "ada"])
+    [event] = journaled(outbox, recorder.info.local_id)
+    assert "letmein12345" not in orjson.dumps(event).decode()
+    argv = event["payload"]["argv"]
+    assert argv[:2] == ["echo", "--password"]
+    assert argv[2].startswith("[REDACTED:flag-secret:hmac-sha256=")
+    assert argv[3:] == ["--user", "ada"]
 
 
 def test_a_missing_command_is_recorded_as_exit_127(recorder: Recorder, outbox: Outbox) -> None:
@@ -162,7 +175,7 @@ def test_notes_and_commits(recorder: Recorder, outbox: Outbox, buggy_repo: Path)
     edit, note, commit = journaled(outbox, recorder.info.local_id)
     assert edit["payload"]["path"] == "ranges/merge.py"
     assert note["payload"]["kind"] == "hypothesis"
-    assert note["payload"]["text"].startswith("the token [REDACTED:github-token:sha256=")
+    assert note["payload"]["text"].startswith("the token [REDACTED:github-token:hmac-sha256=")
     assert commit["payload"]["sha"] == head
     assert commit["payload"]["files"] == ["ranges/merge.py"]
 
@@ -259,9 +272,10 @@ def cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_errors_are_one_actionable_line(tmp_path: Path, buggy_repo: Path) -> None:
-    outside = cli(tmp_path, "run", "--", "true")
+    outside = cli(tmp_path, "run", "--", "false")  # runs anyway, with its own status
     assert outside.returncode == 1
     assert "not inside a git repository" in outside.stderr
+    assert "warning: not recorded" in outside.stderr
     assert "Traceback" not in outside.stderr
     idle = cli(buggy_repo, "note", "why")
     assert idle.returncode == 1
@@ -417,3 +431,42 @@ def test_a_pytest_run_with_its_own_report_is_read_from_it(
     assert payload["failing_tests"] == ["tests/test_ranges.py::test_merge_keeps_last_interval"]
     assert payload["report_ref"]["media_type"] == "application/xml"
     assert (buggy_repo / "r.xml").is_file()  # the user's file stays
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "outcome"),
+    [
+        ([], 1, "failed"),
+        (["tests/no_such_test.py"], 4, "usage_error"),
+        (["-k", "nothing_is_named_this"], 5, "no_tests_collected"),
+        (["tests/broken_module.py"], 2, "collection_error"),
+    ],
+)
+def test_a_pytest_run_records_its_exit_status_and_outcome(
+    recorder: Recorder, outbox: Outbox, buggy_repo: Path, args: list[str], code: int, outcome: str
+) -> None:
+    (buggy_repo / "tests" / "broken_module.py").write_text("import no_such_module_here\n")
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+    assert quiet_run(recorder, argv)[0] == code
+    [event] = [e for e in journaled(outbox, recorder.info.local_id) if e["type"] == "test_run"]
+    assert (event["payload"]["exit_code"], event["payload"]["outcome"]) == (code, outcome)
+    TestRunPayload.model_validate(event["payload"])
+
+
+def test_a_command_is_stamped_when_it_exits_and_edits_before_it(
+    recorder: Recorder, outbox: Outbox, buggy_repo: Path
+) -> None:
+    """SCHEMA.md, Timestamps: `ts` is when the event was complete (a command's exit)."""
+    (buggy_repo / "ranges" / "merge.py").write_text("# edited\n")
+    before = datetime.now(UTC)
+    quiet_run(recorder, [sys.executable, "-c", "import time; time.sleep(0.5)"])
+    edit, command = journaled(outbox, recorder.info.local_id)
+    assert (edit["type"], command["type"]) == ("file_edit", "cmd_run")
+
+    def stamp(event: dict[str, Any]) -> datetime:
+        return datetime.fromisoformat(event["ts"].replace("Z", "+00:00"))
+
+    assert stamp(edit) < stamp(command)
+    started = stamp(command) - timedelta(milliseconds=command["payload"]["duration_ms"])
+    assert stamp(command) - before >= timedelta(milliseconds=500)
+    assert abs(started - before) < timedelta(milliseconds=400)

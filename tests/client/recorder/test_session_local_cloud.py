@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import hmac
 import io
 import os
 import subprocess
@@ -23,6 +24,7 @@ import pytest
 
 from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
 from prtrace_client.client import PIPELINE_STATUSES
+from prtrace_client.redaction import load_redaction_key, redaction_key_path
 from tests.client.recorder.conftest import run_git
 from tests.integration.conftest import Api, aws, make_token, new_tenant
 
@@ -262,7 +264,9 @@ def test_secrets_in_outputs_diffs_notes_and_commits_never_reach_the_server(
     stored = b"\n".join(readable)
     for secret in SECRETS:
         assert secret.encode() not in stored, f"{secret[:8]}… reached the server"
-    # Each secret left a marker naming its digest instead.
+    # Each secret left a marker naming its keyed hash instead, under the installation's
+    # key (beside the config file), never the secret's bare SHA-256.
+    key = load_redaction_key(redaction_key_path())
     for kind, secret in [
         ("aws-access-key-id", AWS_KEY_ID),
         ("aws-secret-key", AWS_SECRET),
@@ -272,8 +276,8 @@ def test_secrets_in_outputs_diffs_notes_and_commits_never_reach_the_server(
         ("assigned-secret", DB_PASSWORD),
         ("github-token", GITHUB_PAT),
     ]:
-        digest = hashlib.sha256(secret.encode()).hexdigest()
-        assert f"[REDACTED:{kind}:sha256={digest}]".encode() in stored, kind
+        digest = hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()
+        assert f"[REDACTED:{kind}:hmac-sha256={digest}]".encode() in stored, kind
     assert ".env" not in {e["payload"].get("path") for e in events}
     assert answer["redactions"] == view["finalize"]["redactions"]
     assert view["finalize"]["redactions"] >= 10

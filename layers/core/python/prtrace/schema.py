@@ -214,6 +214,23 @@ class CmdRunPayload(BaseModel):
     stderr_ref: BlobRef | None = None
 
 
+# How a test run ended: `passed`/`failed` ran tests; `collection_error`: a test module
+# failed to import or collect; `no_tests_collected`; `usage_error` (bad option, missing
+# path); `interrupted`; `internal_error` (the runner crashed); `killed` (by a signal);
+# `other` (an exit status the framework does not define).
+TestOutcome = Literal[
+    "passed",
+    "failed",
+    "collection_error",
+    "no_tests_collected",
+    "usage_error",
+    "interrupted",
+    "internal_error",
+    "killed",
+    "other",
+]
+
+
 class TestRunPayload(BaseModel):
     __test__: ClassVar[bool] = False  # not a pytest test class
     model_config = _STRICT
@@ -227,6 +244,17 @@ class TestRunPayload(BaseModel):
     failing_tests: Annotated[list[TestId], Field(max_length=MAX_LIST_ITEMS)] = []
     duration_ms: DurationMs | None = None
     report_ref: BlobRef | None = Field(default=None, description="e.g. the JUnit XML report")
+    # Added compatibly in v1 (both optional): without them a usage error, an empty
+    # collection and a missing path all read as 0 passed / 0 failed.
+    exit_code: Annotated[
+        int | None,
+        Field(
+            ge=-255, le=255, description="the test runner's exit status; negative: killed by signal"
+        ),
+    ] = None
+    outcome: TestOutcome | None = Field(
+        default=None, description="how the run ended, from the exit status and the output"
+    )
 
 
 class CommitPayload(BaseModel):

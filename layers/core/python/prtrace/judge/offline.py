@@ -80,7 +80,8 @@ class TestEvidence:
     runs: int = 0
     ids: list[str] = field(default_factory=list)
     reproduction: str | None = None  # failing run before the first edit
-    reproduction_named_tests: bool = False
+    # A failing run before the first edit that named the failing tests (see `names_tests`).
+    named_reproduction: str | None = None
     green_after_last_edit: str | None = None
     tested_batches: int = 0
     _untested_batch: bool = False
@@ -97,9 +98,11 @@ class TestEvidence:
         if self._untested_batch:
             self.tested_batches += 1
             self._untested_batch = False
-        if failing and not edits_so_far and self.reproduction is None:
-            self.reproduction = event_id
-            self.reproduction_named_tests = named
+        if failing and not edits_so_far:
+            if self.reproduction is None:
+                self.reproduction = event_id
+            if named and self.named_reproduction is None:
+                self.named_reproduction = event_id
         if green and edits_so_far:
             self.green_after_last_edit = event_id
 
@@ -108,11 +111,16 @@ class TestEvidence:
 class EvidenceAccumulator:
     """Bounded evidence from one pass in seq order: counts, flags and a few event ids."""
 
+    # The tests QA found the fix must turn from failing to passing (FAIL_TO_PASS), when
+    # known: a reproduction names the failing tests only when it names one of them.
+    targets: frozenset[str] = frozenset()
     edits: int = 0
     first_edit: str | None = None
     edit_batches: int = 0
     _editing: bool = False
     notes_before_edit: list[tuple[str, str]] = field(default_factory=list)  # (id, kind)
+    # The count apart from the ids: the citation cap bounds the ids, not the evidence.
+    notes_before_edit_count: int = 0
     note_kinds: set[str] = field(default_factory=set)
     notes: int = 0
     note_ids: list[str] = field(default_factory=list)
@@ -165,7 +173,7 @@ class EvidenceAccumulator:
             event.event_id,
             failing=is_failing(event),
             green=is_green(event),
-            named=bool(event.payload.failing_tests),
+            named=names_tests(event.payload.failing_tests, self.targets),
             edits_so_far=self.edits,
         )
         command = tuple(event.payload.command)
@@ -199,8 +207,19 @@ class EvidenceAccumulator:
         _cite(self.note_ids, event.event_id)
         if event.payload.kind == "hypothesis":
             _cite(self.hypothesis_ids, event.event_id)
-        if self.first_edit is None and len(self.notes_before_edit) < MAX_CITATIONS:
-            self.notes_before_edit.append((event.event_id, event.payload.kind))
+        if self.first_edit is None:
+            self.notes_before_edit_count += 1
+            if len(self.notes_before_edit) < MAX_CITATIONS:
+                self.notes_before_edit.append((event.event_id, event.payload.kind))
+
+
+def names_tests(failing: Sequence[str], targets: frozenset[str]) -> bool:
+    """Whether a run's failing ids name failing tests: one of the QA targets when known,
+    else a test node id (`path::name`). A module that failed to import (a collection error
+    such as ModuleNotFoundError, listed as a bare path) names no test."""
+    if targets:
+        return any(test_id in targets for test_id in failing)
+    return any("::" in test_id for test_id in failing)
 
 
 def _cite(ids: list[str], event_id: str) -> None:
@@ -208,8 +227,8 @@ def _cite(ids: list[str], event_id: str) -> None:
         ids.append(event_id)
 
 
-def gather_evidence(events: Iterable[Event]) -> EvidenceAccumulator:
-    evidence = EvidenceAccumulator()
+def gather_evidence(events: Iterable[Event], targets: Iterable[str] = ()) -> EvidenceAccumulator:
+    evidence = EvidenceAccumulator(targets=frozenset(targets))
     for event in events:
         evidence.add(event)
     return evidence
@@ -244,7 +263,8 @@ def _problem_understanding(ev: EvidenceAccumulator) -> DimensionScore:
     s = _Score()
     before = ev.notes_before_edit
     if before:
-        s.add(2, f"{len(before)} rationale note(s) before the first edit", before[0][0])
+        count = ev.notes_before_edit_count
+        s.add(2, f"{count} rationale note(s) before the first edit", before[0][0])
         kinds = {kind for _, kind in before}
         if len(kinds) >= 2:
             second = next(i for i, kind in before if kind != before[0][1])
@@ -265,8 +285,8 @@ def _diagnosis(ev: EvidenceAccumulator, metrics: dict[str, Any]) -> DimensionSco
         s.add(2, "a hypothesis or observation preceded the first edit", *reasoning[:2])
     if ev.hypothesis_ids:
         s.add(1, "an explicit hypothesis was stated", ev.hypothesis_ids[0])
-    if ev.tests.reproduction and ev.tests.reproduction_named_tests:
-        s.add(1, "the reproduction named the failing tests", ev.tests.reproduction)
+    if ev.tests.named_reproduction:
+        s.add(1, "the reproduction named the failing tests", ev.tests.named_reproduction)
     changed = metrics["lines_added"] + metrics["lines_removed"]
     if ev.edits and metrics["files_touched"] <= FOCUSED_MAX_FILES and changed <= FOCUSED_MAX_LINES:
         s.add(
@@ -294,8 +314,15 @@ def _fix_correctness(ev: EvidenceAccumulator, qa: QAReport | None) -> DimensionS
             s.add(2, f"QA unresolved; {len(qa.fail_to_pass)} FAIL_TO_PASS (partial)", *final)
         elif qa.pass_to_fail:
             s.add(0, f"QA unresolved; {len(qa.pass_to_fail)} test(s) went PASS_TO_FAIL", *final)
+        elif qa.fail_to_fail:
+            s.add(1, f"QA unresolved: {len(qa.fail_to_fail)} target test(s) still fail", *final)
         else:
-            s.add(1, "QA unresolved: the target tests still fail", *final)
+            s.add(
+                1,
+                "QA unresolved: no test failed on the base snapshot, so QA saw no "
+                "failure for the fix to resolve",
+                *final,
+            )
     else:
         why = "QA could not decide" if qa is not None else "no QA run"
         if green:
@@ -365,7 +392,7 @@ def _communication(ev: EvidenceAccumulator) -> DimensionScore:
 def score_offline(
     document: TraceDocument, qa: QAReport | None, rubric: Rubric, metrics: dict[str, Any]
 ) -> JudgeResult:
-    evidence = gather_evidence(document.events)
+    evidence = gather_evidence(document.events, qa.fail_to_pass if qa is not None else ())
     by_id = {
         "problem_understanding": _problem_understanding(evidence),
         "diagnosis": _diagnosis(evidence, metrics),
