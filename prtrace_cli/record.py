@@ -1,12 +1,15 @@
 """`prtrace record start|stop|status|watch`, `prtrace run -- CMD…`, `prtrace note "…"` and
 the internal `prtrace hook post-commit`: recording a session in a git repository.
 
-Recording never waits for the network: events go to the local outbox, and `record stop`
-delivers them (or `prtrace push` later, when the API was unreachable).
+Recording never waits for the network: events go to the local outbox. The session's
+recorder process (prtrace_cli/recorderd.py) records `prtrace run` and commits quickly and
+delivers live in the background; `record stop` delivers the rest (or `prtrace push` later,
+when the API was unreachable). Without a running recorder, commands record directly.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -19,6 +22,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from prtrace_cli import recorderd
 from prtrace_cli.remote import EndpointOption, JsonOption, OutboxOption, TokenOption
 from prtrace_client.client import PrtraceClient
 from prtrace_client.errors import ConfigError, PrtraceError
@@ -27,6 +31,7 @@ from prtrace_client.recorder.issues import IssueError, task_from_issue
 from prtrace_client.recorder.session import (
     NoActiveSession,
     NoteKind,
+    PreparedRun,
     Recorder,
     RecorderError,
 )
@@ -84,13 +89,33 @@ def start(
         bool, typer.Option("--hook/--no-hook", help="Record commits with a post-commit hook.")
     ] = True,
     max_snapshot_mb: MaxSnapshotOption = DEFAULT_MAX_BYTES // 2**20,
+    recorder_process: Annotated[
+        bool,
+        typer.Option(
+            "--recorder/--no-recorder",
+            help="Run a background recorder: fast `prtrace run`, live delivery.",
+        ),
+    ] = True,
+    deliver_every: Annotated[
+        float,
+        typer.Option(
+            "--deliver-every",
+            envvar=recorderd.DELIVER_EVERY_ENV,
+            min=0,
+            help="Send a partly filled chunk at most this many seconds after its first "
+            "event (full chunks go at once); 0 delivers only at `record stop`.",
+        ),
+    ] = recorderd.DEFAULT_DELIVER_EVERY_S,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
     outbox: OutboxOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Start recording in this git repository.
 
-    Snapshots the workspace as the base, opens a trace and installs the commit hook. Then
-    use `prtrace run -- …`, `prtrace note "…"`, commit as usual, and `prtrace record stop`.
+    Snapshots the workspace as the base, opens a trace, installs the commit hook and starts
+    the session's recorder, which delivers the session live. Then use `prtrace run -- …`,
+    `prtrace note "…"`, commit as usual, and `prtrace record stop`.
     """
     with _errors():
         if issue:
@@ -113,16 +138,29 @@ def start(
             )
         finally:
             journal.close()
+    pid = None
+    if recorder_process:
+        # The recorder finds the API as every command does; explicit options reach it
+        # through its environment (never its argv, which `ps` shows).
+        for name, value in (("PRTRACE_ENDPOINT", endpoint), ("PRTRACE_TOKEN", token)):
+            if value:
+                os.environ[name] = value
+        pid = recorderd.spawn(recorder, every_s=deliver_every)
     info = recorder.info
     if json_output:
         _emit({"session": info.local_id, "repo": info.repo, "base_commit": info.base_commit,
                "base_snapshot": info.base_snapshot, "outbox": info.outbox,
-               "hook_installed": info.hook_installed})  # fmt: skip
+               "hook_installed": info.hook_installed, "recorder_pid": pid})  # fmt: skip
         return
     err.print(
         f"recording session {info.local_id} in {info.repo} "
         f"(base {info.base_commit[:12]}, snapshot {info.base_snapshot['size']:,} bytes)"
     )
+    if recorder_process and pid is None:
+        err.print(
+            "[yellow]warning:[/yellow] the background recorder did not start (see "
+            f"{recorder.directory / 'recorder.log'}); commands are recorded directly (slower)"
+        )
     err.print('next: prtrace run -- pytest …, prtrace note "why…", git commit, prtrace record stop')
 
 
@@ -143,6 +181,8 @@ def stop(
     """
     with _errors():
         recorder = Recorder.open(Path.cwd())
+        # The recorder process exits first: what it acknowledged is in the outbox.
+        recorderd.stop(recorder.directory)
         try:
             stopped = recorder.stop(max_snapshot_bytes=max_snapshot_mb * 2**20)
         finally:
@@ -202,21 +242,39 @@ def record_status(json_output: JsonOption = False) -> None:
             state = recorder.outbox.state(recorder.info.local_id)
         finally:
             recorder.outbox.close()
+        running = recorderd.status(recorder.directory)
     document = {
         "recording": True,
         "session": recorder.info.local_id,
         "started_at": recorder.info.started_at,
         "events": state.events,
+        "journaled": state.events,
+        "delivered": state.delivered_events,
+        "pending": state.events - state.delivered_events,
         "redactions": recorder.info.redactions,
         "trace_id": state.trace_id,
+        "recorder": None
+        if running is None
+        else {k: running.get(k) for k in ("pid", "live", "deliver_every_s", "last_delivery")},
+        "last_error": None if running is None else running.get("last_error"),
     }
     if json_output:
         _emit(document)
+        return
+    err.print(
+        f"recording {document['session']} since {document['started_at']}: "
+        f"{state.events} events journaled, {state.delivered_events} delivered, "
+        f"{document['pending']} pending; {recorder.info.redactions} secrets redacted"
+    )
+    if state.trace_id:
+        err.print(f"trace {state.trace_id}")
+    if running is None:
+        err.print("recorder: not running (commands are recorded directly, delivered at stop)")
     else:
-        err.print(
-            f"recording {document['session']} since {document['started_at']}: "
-            f"{state.events} events, {recorder.info.redactions} secrets redacted"
-        )
+        live = "live delivery" if running.get("live") else "no live delivery"
+        err.print(f"recorder: pid {running.get('pid')}, {live}")
+    if document["last_error"]:
+        err.print(f"last error: {escape(str(document['last_error']))}")
 
 
 @record_app.command("watch")
@@ -255,8 +313,36 @@ def run_command(
             outcome = recorder.run(command)
         finally:
             recorder.outbox.close()
+        _revive_recorder(recorder)
     code = outcome.exit_code
     raise typer.Exit(code if 0 <= code <= 255 else 128 + abs(code))
+
+
+def _revive_recorder(recorder: Recorder) -> None:
+    """The session had a recorder process and it died: start another for the next
+    commands (the outbox holds everything it acknowledged)."""
+    if recorderd.was_started(recorder.directory) and not recorderd.is_running(recorder.directory):
+        recorderd.spawn(recorder, every_s=recorderd.started_with(recorder.directory), wait_s=0)
+
+
+def finish_run_directly(
+    prepared: dict[str, Any], exit_code: int, out: bytes, err_out: bytes, duration_ms: int
+) -> int:
+    """The fast path ran a command but its recorder did not acknowledge the end: record it
+    in this process. Returns the exit status for the wrapper."""
+    try:
+        with _errors():
+            recorder = Recorder.open(Path(prepared["workdir"]))
+            try:
+                recorder.finish_run(
+                    PreparedRun.from_dict(prepared), exit_code, out, err_out, duration_ms
+                )
+            finally:
+                recorder.outbox.close()
+            _revive_recorder(recorder)
+    except typer.Exit as exc:
+        return exc.exit_code
+    return exit_code if 0 <= exit_code <= 255 else 128 + abs(exit_code)
 
 
 def note_command(
