@@ -31,6 +31,8 @@ import sys
 import time
 
 SOCKET_NAME = "recorder.sock"  # in the session directory
+DELIVER_EVERY_ENV = "PRTRACE_DELIVER_EVERY"
+DEFAULT_DELIVER_EVERY_S = 5.0
 WIRE_VERSION = 1
 MAX_CAPTURED_OUTPUT = 32 * 1024 * 1024  # per stream, as the direct path keeps
 TIMEOUT_S = 120.0  # a begin diffs the edits made so far: can be slow for a huge change

@@ -15,34 +15,26 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from prtrace_cli import recorderd
+from prtrace_cli import fast
+from prtrace_cli.console import LazyConsole, escape
 from prtrace_cli.remote import EndpointOption, JsonOption, OutboxOption, TokenOption
-from prtrace_client.client import PrtraceClient
-from prtrace_client.errors import ConfigError, PrtraceError
-from prtrace_client.outbox import Flusher, Outbox, default_outbox_path
-from prtrace_client.recorder.issues import IssueError, task_from_issue
-from prtrace_client.recorder.session import (
-    NoActiveSession,
-    NoteKind,
-    PreparedRun,
-    Recorder,
-    RecorderError,
-)
-from prtrace_client.recorder.snapshot import DEFAULT_MAX_BYTES, SnapshotError
 
-err = Console(stderr=True, soft_wrap=True)
+err = LazyConsole(stderr=True, soft_wrap=True)
+# snapshot.DEFAULT_MAX_BYTES in MiB, spelled out: importing the recorder costs `--help` 0.2 s.
+DEFAULT_MAX_SNAPSHOT_MB = 100
 record_app = typer.Typer(
+    rich_markup_mode=None,
     no_args_is_help=True,
     help="Record a bug-fixing session in a git repository (start, status, watch, stop).",
 )
-hook_app = typer.Typer(no_args_is_help=True, help="Git hooks prtrace installs (internal).")
+hook_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Git hooks prtrace installs (internal)."
+)
 
 MaxSnapshotOption = Annotated[
     int,
@@ -57,6 +49,11 @@ MaxSnapshotOption = Annotated[
 @contextmanager
 def _errors() -> Iterator[None]:
     """One actionable message instead of a traceback for everything expected."""
+    from prtrace_client.errors import ConfigError, PrtraceError
+    from prtrace_client.recorder.issues import IssueError
+    from prtrace_client.recorder.session import RecorderError
+    from prtrace_client.recorder.snapshot import SnapshotError
+
     try:
         yield
     except (ConfigError, IssueError) as exc:
@@ -88,7 +85,7 @@ def start(
     hook: Annotated[
         bool, typer.Option("--hook/--no-hook", help="Record commits with a post-commit hook.")
     ] = True,
-    max_snapshot_mb: MaxSnapshotOption = DEFAULT_MAX_BYTES // 2**20,
+    max_snapshot_mb: MaxSnapshotOption = DEFAULT_MAX_SNAPSHOT_MB,
     recorder_process: Annotated[
         bool,
         typer.Option(
@@ -100,12 +97,12 @@ def start(
         float,
         typer.Option(
             "--deliver-every",
-            envvar=recorderd.DELIVER_EVERY_ENV,
+            envvar=fast.DELIVER_EVERY_ENV,
             min=0,
             help="Send a partly filled chunk at most this many seconds after its first "
             "event (full chunks go at once); 0 delivers only at `record stop`.",
         ),
-    ] = recorderd.DEFAULT_DELIVER_EVERY_S,
+    ] = fast.DEFAULT_DELIVER_EVERY_S,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
     outbox: OutboxOption = None,
@@ -117,6 +114,11 @@ def start(
     the session's recorder, which delivers the session live. Then use `prtrace run -- …`,
     `prtrace note "…"`, commit as usual, and `prtrace record stop`.
     """
+    from prtrace_cli import recorderd
+    from prtrace_client.outbox import Outbox, default_outbox_path
+    from prtrace_client.recorder.issues import task_from_issue
+    from prtrace_client.recorder.session import Recorder, RecorderError
+
     with _errors():
         if issue:
             task = task_from_issue(issue)
@@ -169,7 +171,7 @@ def stop(
     wait: Annotated[
         bool, typer.Option("--wait", help="Then follow the pipeline until it ends.")
     ] = False,
-    max_snapshot_mb: MaxSnapshotOption = DEFAULT_MAX_BYTES // 2**20,
+    max_snapshot_mb: MaxSnapshotOption = DEFAULT_MAX_SNAPSHOT_MB,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
     json_output: JsonOption = False,
@@ -179,6 +181,12 @@ def stop(
     Captures the last edits, snapshots the final workspace, delivers everything and
     finalizes; prints the trace id (stdout) and its status.
     """
+    from prtrace_cli import recorderd
+    from prtrace_client.client import PrtraceClient
+    from prtrace_client.errors import PrtraceError
+    from prtrace_client.outbox import Flusher, Outbox
+    from prtrace_client.recorder.session import Recorder
+
     with _errors():
         recorder = Recorder.open(Path.cwd())
         # The recorder process exits first: what it acknowledged is in the outbox.
@@ -229,6 +237,9 @@ def stop(
 @record_app.command("status")
 def record_status(json_output: JsonOption = False) -> None:
     """Show the session recording in this repository, if any."""
+    from prtrace_cli import recorderd
+    from prtrace_client.recorder.session import NoActiveSession, Recorder
+
     with _errors():
         try:
             recorder = Recorder.open(Path.cwd())
@@ -283,6 +294,8 @@ def watch(
     once: Annotated[bool, typer.Option("--once", help="Scan once and exit.")] = False,
 ) -> None:
     """Record file edits as they happen (polls the working tree; Ctrl-C to end)."""
+    from prtrace_client.recorder.session import NoActiveSession, Recorder
+
     with _errors():
         recorder = Recorder.open(Path.cwd())
         try:
@@ -307,6 +320,8 @@ def run_command(
     Its output is shown live and recorded (redacted); pytest runs are recorded as test
     runs with counts and failing tests. Exits with the command's exit code.
     """
+    from prtrace_client.recorder.session import Recorder
+
     with _errors():
         recorder = Recorder.open(Path.cwd())
         try:
@@ -321,6 +336,8 @@ def run_command(
 def _revive_recorder(recorder: Recorder) -> None:
     """The session had a recorder process and it died: start another for the next
     commands (the outbox holds everything it acknowledged)."""
+    from prtrace_cli import recorderd
+
     if recorderd.was_started(recorder.directory) and not recorderd.is_running(recorder.directory):
         recorderd.spawn(recorder, every_s=recorderd.started_with(recorder.directory), wait_s=0)
 
@@ -330,6 +347,8 @@ def finish_run_directly(
 ) -> int:
     """The fast path ran a command but its recorder did not acknowledge the end: record it
     in this process. Returns the exit status for the wrapper."""
+    from prtrace_client.recorder.session import PreparedRun, Recorder
+
     try:
         with _errors():
             recorder = Recorder.open(Path(prepared["workdir"]))
@@ -353,6 +372,8 @@ def note_command(
     ] = "observation",
 ) -> None:
     """Record a rationale note (edits made so far are recorded first)."""
+    from prtrace_client.recorder.session import Recorder
+
     note_kind: NoteKind = kind
     with _errors():
         recorder = Recorder.open(Path.cwd())
@@ -365,6 +386,8 @@ def note_command(
 @hook_app.command("post-commit")
 def post_commit() -> None:
     """Record the commit just made (run by the installed git hook)."""
+    from prtrace_client.recorder.session import NoActiveSession, Recorder
+
     with _errors():
         try:
             recorder = Recorder.open(Path.cwd())
@@ -393,3 +416,7 @@ def register(app: typer.Typer) -> None:
     )(run_command)
     app.command("note")(note_command)
     app.add_typer(hook_app, name="hook", hidden=True)
+
+
+if TYPE_CHECKING:  # the commands import these when they run (fast --help)
+    from prtrace_client.recorder.session import NoteKind, Recorder

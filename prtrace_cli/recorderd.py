@@ -35,15 +35,21 @@ from typing import Any, Final
 
 import orjson
 
-from prtrace_cli.fast import SOCKET_NAME, WIRE_VERSION, RecorderUnavailable, receive, request
+from prtrace_cli.fast import (
+    DEFAULT_DELIVER_EVERY_S,
+    DELIVER_EVERY_ENV,
+    SOCKET_NAME,
+    WIRE_VERSION,
+    RecorderUnavailable,
+    receive,
+    request,
+)
 from prtrace_client.errors import PrtraceError
 from prtrace_client.outbox import Flusher
 from prtrace_client.recorder.session import PreparedRun, Recorder, RecorderError
 
 log = logging.getLogger("prtrace_cli.recorderd")
 
-DELIVER_EVERY_ENV: Final = "PRTRACE_DELIVER_EVERY"
-DEFAULT_DELIVER_EVERY_S: Final = 5.0
 RECORDER_FILE: Final = "recorder.json"  # pid, session, delivery interval (while it serves)
 _LOCK_FILE: Final = "recorder.lock"
 _LOG_FILE: Final = "recorder.log"
