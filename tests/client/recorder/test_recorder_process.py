@@ -8,12 +8,14 @@ test_session_local_cloud.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,16 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("PRTRACE_ENDPOINT", raising=False)
     monkeypatch.delenv("PRTRACE_TOKEN", raising=False)
     return outbox
+
+
+@pytest.fixture(autouse=True)
+def no_recorder_left(buggy_repo: Path) -> Iterator[None]:
+    """A failing test must not leave its recorder process running."""
+    yield
+    info = buggy_repo / ".git" / "prtrace" / "recorder.json"
+    if info.exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(recorder_pid(buggy_repo), signal.SIGKILL)
 
 
 def prtrace(repo: Path, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
