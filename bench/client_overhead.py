@@ -1,15 +1,19 @@
 """Client overhead per recorded command: `prtrace run -- CMD` against running CMD directly,
 in a git repository (a copy of the buggy example) with a recording session open.
 
-  direct            `true` run directly (process start only)
-  prtrace_run       `prtrace run -- true` (a new Python process: CLI start, edit scan, run,
-                    journal the event in the SQLite outbox)
-  prtrace_run_edit  the same with one file edited before each run (diff + file_edit event)
-  recorder_inproc   Recorder.run(["true"]) inside one process (no interpreter start-up)
-  cli_startup       `prtrace --help` (interpreter + CLI imports, for reference)
-  pytest_direct / prtrace_run_pytest   the example's test suite, plain and recorded
+  direct_true                 `true` run directly (process start only)
+  prtrace_run_true            `prtrace run -- true` through the session's recorder process
+                              (the fast path: a minimal-import client, a socket round trip
+                              for the edit scan and one for the journaled event)
+  prtrace_run_true_after_edit the same with one file edited before each run (diff + file_edit)
+  prtrace_run_true_direct     `prtrace run -- true` with no recorder (--no-recorder: the full
+                              CLI in a new process, as before the recorder existed)
+  recorder_inprocess_run_true Recorder.run(["true"]) inside one process
+  cli_startup                 `prtrace --help` (interpreter + CLI imports)
+  direct_pytest / prtrace_run_pytest   the example's test suite, plain and recorded
 
-Nothing touches the network: recording only journals; delivery happens at `record stop`.
+p50 and p99 of each, and the overhead (recorded minus bare, same run) at p50 and p99.
+Nothing touches the network: the recorder runs without an API (no live delivery).
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,9 +32,10 @@ from prtrace_client.outbox import Outbox
 from prtrace_client.recorder.session import Recorder
 
 REPO_BUGGY = Path(__file__).resolve().parent.parent / "examples" / "repo-buggy"
-ROUNDS = 15
+ROUNDS = 100
+SLOW_ROUNDS = 15  # the direct path: half a second each
 PYTEST_ROUNDS = 5
-CLI = [sys.executable, "-m", "prtrace_cli.main"]
+CLI = [str(Path(sys.executable).with_name("prtrace"))]  # the console script users run
 
 
 def _samples(fn: Callable[[], object], rounds: int) -> list[float]:
@@ -67,6 +71,7 @@ def run() -> dict[str, float]:
             "GIT_COMMITTER_NAME": "bench",
             "GIT_COMMITTER_EMAIL": "bench@example.com",
             "PRTRACE_OUTBOX": str(root / "outbox.db"),
+            "PRTRACE_CONFIG": str(root / "no-config.toml"),  # no API: journal only
         }
         saved = dict(os.environ)
         os.environ.update(env)
@@ -81,54 +86,114 @@ def run() -> dict[str, float]:
 
 
 def _measure(repo: Path, root: Path, env: dict[str, str]) -> dict[str, float]:
-    with Outbox.open(root / "outbox.db") as outbox:
-        recorder = Recorder.start(repo, outbox, title="bench", install_hook=False)
-        sink = io.BytesIO()
-        stages: dict[str, list[float]] = {
-            "direct_true": _samples(lambda: _run(["true"], repo, env), ROUNDS),
-            "prtrace_run_true": _samples(
-                lambda: _run([*CLI, "run", "--", "true"], repo, env), ROUNDS
-            ),
-            "cli_startup": _samples(lambda: _run([*CLI, "--help"], repo, env), ROUNDS),
-            "recorder_inprocess_run_true": _samples(
-                lambda: recorder.run(["true"], stdout=sink, stderr=sink, cwd=repo), ROUNDS
-            ),
-        }
-        notes = repo / "NOTES.md"
-        counter = iter(range(10**6))
+    stages: dict[str, list[float]] = {}
+    notes = repo / "NOTES.md"
+    counter = iter(range(10**6))
 
-        def edit_then_run() -> None:
-            notes.write_text(f"edit {next(counter)}\n")
-            _run([*CLI, "run", "--", "true"], repo, env)
+    def edit_then_run() -> None:
+        notes.write_text(f"edit {next(counter)}\n")
+        _run([*CLI, "run", "--", "true"], repo, env)
 
+    # The direct path first (no recorder process), then a session with one.
+    _run([*CLI, "record", "start", "--title", "bench", "--no-hook", "--no-recorder"], repo, env)
+    stages["prtrace_run_true_direct"] = _samples(
+        lambda: _run([*CLI, "run", "--", "true"], repo, env), SLOW_ROUNDS
+    )
+    _run([*CLI, "record", "stop"], repo, env)
+    _run([*CLI, "record", "start", "--title", "bench", "--no-hook"], repo, env)
+    try:
+        # Bare and recorded interleaved round by round: load on the machine hits both.
+        bare, recorded = _paired(
+            lambda: _run(["true"], repo, env),
+            lambda: _run([*CLI, "run", "--", "true"], repo, env),
+            ROUNDS,
+        )
+        stages["direct_true"], stages["prtrace_run_true"] = bare, recorded
         stages["prtrace_run_true_after_edit"] = _samples(edit_then_run, ROUNDS)
+        stages["cli_startup"] = _samples(lambda: _run([*CLI, "--help"], repo, env), SLOW_ROUNDS)
         pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
         stages["direct_pytest"] = _samples(lambda: _run(pytest, repo, env), PYTEST_ROUNDS)
         stages["prtrace_run_pytest"] = _samples(
             lambda: _run([*CLI, "run", "--", *pytest], repo, env), PYTEST_ROUNDS
         )
-        events = outbox.state(recorder.info.local_id).events
+    finally:
+        _run([*CLI, "record", "stop"], repo, env)
+    with Outbox.open(root / "outbox.db") as outbox:
+        events = sum(state.events for state in outbox.sessions())
+        recorder = Recorder.start(repo, outbox, title="bench in-process", install_hook=False)
+        sink = io.BytesIO()
+        stages["recorder_inprocess_run_true"] = _samples(
+            lambda: recorder.run(["true"], stdout=sink, stderr=sink, cwd=repo), ROUNDS
+        )
 
-    p50 = {name: statistics.median(samples) for name, samples in stages.items()}
     results: dict[str, float] = {}
     for name, samples in stages.items():
-        ordered = sorted(samples)
-        results[f"client_{name}_p50_ms"] = round(p50[name], 2)
-        results[f"client_{name}_max_ms"] = round(ordered[-1], 2)
-    results["client_run_overhead_per_command_p50_ms"] = round(
-        p50["prtrace_run_true"] - p50["direct_true"], 2
-    )
-    results["client_run_overhead_with_one_edit_p50_ms"] = round(
-        p50["prtrace_run_true_after_edit"] - p50["direct_true"], 2
-    )
-    results["client_recorder_overhead_inprocess_p50_ms"] = round(
-        p50["recorder_inprocess_run_true"] - p50["direct_true"], 2
-    )
-    results["client_pytest_recording_overhead_p50_ms"] = round(
-        p50["prtrace_run_pytest"] - p50["direct_pytest"], 2
-    )
+        results[f"client_{name}_p50_ms"] = round(_percentile(samples, 50), 2)
+        results[f"client_{name}_p99_ms"] = round(_percentile(samples, 99), 2)
+    for label, with_prtrace, without in (
+        ("run", "prtrace_run_true", "direct_true"),
+        ("run_with_one_edit", "prtrace_run_true_after_edit", "direct_true"),
+        ("run_direct_path", "prtrace_run_true_direct", "direct_true"),
+        ("recorder_inprocess", "recorder_inprocess_run_true", "direct_true"),
+        ("pytest_recording", "prtrace_run_pytest", "direct_pytest"),
+    ):
+        for q in (50, 99):
+            results[f"client_{label}_overhead_p{q}_ms"] = round(
+                _percentile(stages[with_prtrace], q) - _percentile(stages[without], q), 2
+            )
     results["client_events_journaled"] = events
     return results
+
+
+def side_by_side(results: dict[str, float]) -> list[tuple[str, str, str, str, str]]:
+    """Rows of the bench table: each case beside its bare command, p50 and p99 (ms)."""
+    rows = []
+    for label, stage, overhead in (
+        ("true", "direct_true", None),
+        ("prtrace run -- true", "prtrace_run_true", "run"),
+        ("prtrace run -- true, a file changed", "prtrace_run_true_after_edit", "run_with_one_edit"),
+        ("prtrace run -- true, no recorder", "prtrace_run_true_direct", "run_direct_path"),
+        ("pytest (example suite)", "direct_pytest", None),
+        ("prtrace run -- pytest", "prtrace_run_pytest", "pytest_recording"),
+        ("prtrace --help", "cli_startup", None),
+    ):  # fmt: skip
+        extra = (
+            (
+                f"+{results[f'client_{overhead}_overhead_p50_ms']:,}",
+                f"+{results[f'client_{overhead}_overhead_p99_ms']:,}",
+            )
+            if overhead
+            else ("", "")
+        )
+        rows.append(
+            (
+                label,
+                f"{results[f'client_{stage}_p50_ms']:,}",
+                f"{results[f'client_{stage}_p99_ms']:,}",
+                *extra,
+            )
+        )
+    return rows
+
+
+def _paired(
+    first: Callable[[], object], second: Callable[[], object], rounds: int
+) -> tuple[list[float], list[float]]:
+    first()
+    second()
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(rounds):
+        for fn, taken in ((first, a), (second, b)):
+            start = time.perf_counter()
+            fn()
+            taken.append((time.perf_counter() - start) * 1000)
+    return a, b
+
+
+def _percentile(samples: list[float], q: int) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 if __name__ == "__main__":

@@ -71,7 +71,14 @@ def main() -> None:
     results |= _section(console, "end-to-end through the local cloud", e2e_local.run)
     results |= _section(console, "pipeline: the demo trace, finalize to complete", pipeline.run)
     results |= _section(console, "client upload (100,000 events, SDK + outbox)", client_upload.run)
-    results |= _section(console, "client overhead per recorded command", client_overhead.run)
+    overhead = client_overhead.run()
+    table = Table(
+        "client overhead per recorded command", "p50 ms", "p99 ms", "over bare p50", "over bare p99"
+    )
+    for row in client_overhead.side_by_side(overhead):
+        table.add_row(*row)
+    console.print(table)
+    results |= overhead
     results |= _section(console, "QA sandbox", qa.run)
     results |= _section(
         console, "QA on real projects (tests/qa_corpus) vs bare pytest", qa_corpus.run

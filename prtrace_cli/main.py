@@ -9,11 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.measure import Measurement
-from rich.table import Table
 
+from prtrace_cli.console import LazyConsole, escape
 from prtrace_cli.qa import qa_command
 from prtrace_cli.record import register as register_record_commands
 from prtrace_cli.remote import register as register_remote_commands
@@ -22,16 +19,19 @@ from prtrace_cli.remote import register as register_remote_commands
 # recorded command, and boto3 alone costs a third of a second to import.
 # Never print locals in tracebacks: `create` holds the new token's secret.
 app = typer.Typer(
+    rich_markup_mode=None,  # plain help: rich's help formatter costs --help 0.1 s of imports
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     help="prtrace: capture and verify bug-fixing sessions.",
 )
-tokens = typer.Typer(no_args_is_help=True, help="Create, list and revoke API tokens.")
+tokens = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Create, list and revoke API tokens."
+)
 app.add_typer(tokens, name="tokens")
 app.command("qa")(qa_command)
 register_remote_commands(app)
 register_record_commands(app)
-err = Console(stderr=True, soft_wrap=True)  # one message, one line, at any width
+err = LazyConsole(stderr=True, soft_wrap=True)  # one message, one line, at any width
 
 
 def _print_version(value: bool) -> None:
@@ -113,6 +113,10 @@ def list_tokens(
     table: TableOption = "",
 ) -> None:
     """List tokens (ids, tenants, scopes and state; never secrets)."""
+    from rich.console import Console
+    from rich.measure import Measurement
+    from rich.table import Table
+
     from prtrace.ingest import utc_now
 
     view = Table("token id", "tenant", "scopes", "created", "expires", "state")
@@ -185,8 +189,9 @@ def _store(table: str) -> TokenStore:
     return build_token_store(table)
 
 
-if TYPE_CHECKING:
-    from prtrace.ports import TokenStore
-
 if __name__ == "__main__":
     app()
+
+
+if TYPE_CHECKING:  # the commands import these when they run (fast --help)
+    from prtrace.ports import TokenStore

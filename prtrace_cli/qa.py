@@ -5,26 +5,19 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.measure import Measurement
-from rich.table import Table
 
-from prtrace.adapters.artifacts import DirectoryArtifactStore
-from prtrace.adapters.sandbox.select import build_sandbox
-from prtrace.qa.local_inputs import store_local_snapshot
-from prtrace.qa.report import QAReport
-from prtrace.qa.service import QAService
-from prtrace.qa.settings import BackendName, QASettings
-from prtrace.settings import ConfigurationError
+from prtrace_cli.console import escape
 
 LOCAL_TENANT = "local"
 LOCAL_TRACE = "tr_local"
 EXIT_CODES = {"resolved": 0, "unresolved": 1, "error": 2}
 _STYLE = {"resolved": "green", "unresolved": "yellow", "error": "red"}
+
+# prtrace.qa.settings.BackendName, spelled out: that module imports pydantic (`--help` cost).
+BackendName = Literal["bwrap", "docker", "container"]
 
 
 def _category(report: QAReport, test_id: str) -> str:
@@ -40,6 +33,9 @@ def _category(report: QAReport, test_id: str) -> str:
 
 
 def print_report(report: QAReport, console: Console) -> None:
+    from rich.measure import Measurement
+    from rich.table import Table
+
     table = Table(title=f"QA ({report.backend} sandbox)")
     table.add_column("test", no_wrap=True)
     for name in ("base", "final", "class"):
@@ -104,6 +100,15 @@ def qa_command(
 ) -> None:
     """Run the repository's tests on both snapshots in the sandbox and print the verdict.
     Exit code: 0 resolved, 1 unresolved, 2 error."""
+    from rich.console import Console
+
+    from prtrace.adapters.artifacts import DirectoryArtifactStore
+    from prtrace.adapters.sandbox.select import build_sandbox
+    from prtrace.qa.local_inputs import store_local_snapshot
+    from prtrace.qa.service import QAService
+    from prtrace.qa.settings import QASettings
+    from prtrace.settings import ConfigurationError
+
     # Options given on the command line win over PRTRACE_QA_* variables, defaults do not.
     given = {"backend": backend, "reruns": reruns, "per_test_timeout_s": per_test_timeout}
     overrides: dict[str, object] = {k: v for k, v in given.items() if v is not None}
@@ -125,3 +130,9 @@ def qa_command(
     else:
         print_report(report, Console())
     raise typer.Exit(EXIT_CODES[report.verdict])
+
+
+if TYPE_CHECKING:  # the commands import these when they run (fast --help)
+    from rich.console import Console
+
+    from prtrace.qa.report import QAReport

@@ -1,44 +1,40 @@
 """`prtrace record start|stop|status|watch`, `prtrace run -- CMD…`, `prtrace note "…"` and
 the internal `prtrace hook post-commit`: recording a session in a git repository.
 
-Recording never waits for the network: events go to the local outbox, and `record stop`
-delivers them (or `prtrace push` later, when the API was unreachable).
+Recording never waits for the network: events go to the local outbox. The session's
+recorder process (prtrace_cli/recorderd.py) records `prtrace run` and commits quickly and
+delivers live in the background; `record stop` delivers the rest (or `prtrace push` later,
+when the API was unreachable). Without a running recorder, commands record directly.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from prtrace.schema import MAX_TEXT_LEN
+from prtrace_cli import fast
+from prtrace_cli.console import LazyConsole, escape
 from prtrace_cli.remote import EndpointOption, JsonOption, OutboxOption, TokenOption
-from prtrace_client.client import PrtraceClient
-from prtrace_client.errors import ConfigError, PrtraceError
-from prtrace_client.outbox import Flusher, Outbox, default_outbox_path
-from prtrace_client.recorder.issues import IssueError, task_from_issue
-from prtrace_client.recorder.session import (
-    NoActiveSession,
-    NoteKind,
-    Recorder,
-    RecorderError,
-)
-from prtrace_client.recorder.snapshot import DEFAULT_MAX_BYTES, SnapshotError
 
-err = Console(stderr=True, soft_wrap=True)
+err = LazyConsole(stderr=True, soft_wrap=True)
+# snapshot.DEFAULT_MAX_BYTES in MiB, spelled out: importing the recorder costs `--help` 0.2 s.
+DEFAULT_MAX_SNAPSHOT_MB = 100
 record_app = typer.Typer(
+    rich_markup_mode=None,
     no_args_is_help=True,
     help="Record a bug-fixing session in a git repository (start, status, watch, stop).",
 )
-hook_app = typer.Typer(no_args_is_help=True, help="Git hooks prtrace installs (internal).")
+hook_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Git hooks prtrace installs (internal)."
+)
 
 MaxSnapshotOption = Annotated[
     int,
@@ -53,6 +49,11 @@ MaxSnapshotOption = Annotated[
 @contextmanager
 def _errors() -> Iterator[None]:
     """One actionable message instead of a traceback for everything expected."""
+    from prtrace_client.errors import ConfigError, PrtraceError
+    from prtrace_client.recorder.issues import IssueError
+    from prtrace_client.recorder.session import RecorderError
+    from prtrace_client.recorder.snapshot import SnapshotError
+
     try:
         yield
     except (ConfigError, IssueError) as exc:
@@ -84,15 +85,40 @@ def start(
     hook: Annotated[
         bool, typer.Option("--hook/--no-hook", help="Record commits with a post-commit hook.")
     ] = True,
-    max_snapshot_mb: MaxSnapshotOption = DEFAULT_MAX_BYTES // 2**20,
+    max_snapshot_mb: MaxSnapshotOption = DEFAULT_MAX_SNAPSHOT_MB,
+    recorder_process: Annotated[
+        bool,
+        typer.Option(
+            "--recorder/--no-recorder",
+            help="Run a background recorder: fast `prtrace run`, live delivery.",
+        ),
+    ] = True,
+    deliver_every: Annotated[
+        float,
+        typer.Option(
+            "--deliver-every",
+            envvar=fast.DELIVER_EVERY_ENV,
+            min=0,
+            help="Send a partly filled chunk at most this many seconds after its first "
+            "event (full chunks go at once); 0 delivers only at `record stop`.",
+        ),
+    ] = fast.DEFAULT_DELIVER_EVERY_S,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
     outbox: OutboxOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Start recording in this git repository.
 
-    Snapshots the workspace as the base, opens a trace and installs the commit hook. Then
-    use `prtrace run -- …`, `prtrace note "…"`, commit as usual, and `prtrace record stop`.
+    Snapshots the workspace as the base, opens a trace, installs the commit hook and starts
+    the session's recorder, which delivers the session live. Then use `prtrace run -- …`,
+    `prtrace note "…"`, commit as usual, and `prtrace record stop`.
     """
+    from prtrace_cli import recorderd
+    from prtrace_client.outbox import Outbox, default_outbox_path
+    from prtrace_client.recorder.issues import task_from_issue
+    from prtrace_client.recorder.session import Recorder, RecorderError
+
     with _errors():
         if issue:
             task = task_from_issue(issue)
@@ -114,16 +140,29 @@ def start(
             )
         finally:
             journal.close()
+    pid = None
+    if recorder_process:
+        # The recorder finds the API as every command does; explicit options reach it
+        # through its environment (never its argv, which `ps` shows).
+        for name, value in (("PRTRACE_ENDPOINT", endpoint), ("PRTRACE_TOKEN", token)):
+            if value:
+                os.environ[name] = value
+        pid = recorderd.spawn(recorder, every_s=deliver_every)
     info = recorder.info
     if json_output:
         _emit({"session": info.local_id, "repo": info.repo, "base_commit": info.base_commit,
                "base_snapshot": info.base_snapshot, "outbox": info.outbox,
-               "hook_installed": info.hook_installed})  # fmt: skip
+               "hook_installed": info.hook_installed, "recorder_pid": pid})  # fmt: skip
         return
     err.print(
         f"recording session {info.local_id} in {info.repo} "
         f"(base {info.base_commit[:12]}, snapshot {info.base_snapshot['size']:,} bytes)"
     )
+    if recorder_process and pid is None:
+        err.print(
+            "[yellow]warning:[/yellow] the background recorder did not start (see "
+            f"{recorder.directory / 'recorder.log'}); commands are recorded directly (slower)"
+        )
     err.print('next: prtrace run -- pytest …, prtrace note "why…", git commit, prtrace record stop')
 
 
@@ -132,7 +171,7 @@ def stop(
     wait: Annotated[
         bool, typer.Option("--wait", help="Then follow the pipeline until it ends.")
     ] = False,
-    max_snapshot_mb: MaxSnapshotOption = DEFAULT_MAX_BYTES // 2**20,
+    max_snapshot_mb: MaxSnapshotOption = DEFAULT_MAX_SNAPSHOT_MB,
     exclude_redacted: Annotated[
         bool | None,
         typer.Option(
@@ -151,8 +190,16 @@ def stop(
     Captures the last edits, snapshots the final workspace, delivers everything and
     finalizes; prints the trace id (stdout) and its status.
     """
+    from prtrace_cli import recorderd
+    from prtrace_client.client import PrtraceClient
+    from prtrace_client.errors import PrtraceError
+    from prtrace_client.outbox import Flusher, Outbox
+    from prtrace_client.recorder.session import Recorder
+
     with _errors():
         recorder = Recorder.open(Path.cwd())
+        # The recorder process exits first: what it acknowledged is in the outbox.
+        recorderd.stop(recorder.directory)
         try:
             if exclude_redacted is None:
                 recorder.capture_edits()
@@ -229,6 +276,9 @@ def _ask_to_exclude(holding: list[str], json_output: bool) -> bool:
 @record_app.command("status")
 def record_status(json_output: JsonOption = False) -> None:
     """Show the session recording in this repository, if any."""
+    from prtrace_cli import recorderd
+    from prtrace_client.recorder.session import NoActiveSession, Recorder
+
     with _errors():
         try:
             recorder = Recorder.open(Path.cwd())
@@ -243,27 +293,45 @@ def record_status(json_output: JsonOption = False) -> None:
             holding = recorder.still_holding_secrets()
         finally:
             recorder.outbox.close()
+        running = recorderd.status(recorder.directory)
     document = {
         "recording": True,
         "session": recorder.info.local_id,
         "started_at": recorder.info.started_at,
         "events": state.events,
+        "journaled": state.events,
+        "delivered": state.delivered_events,
+        "pending": state.events - state.delivered_events,
         "redactions": recorder.info.redactions,
         "holding_redacted_secrets": holding,
         "trace_id": state.trace_id,
+        "recorder": None
+        if running is None
+        else {k: running.get(k) for k in ("pid", "live", "deliver_every_s", "last_delivery")},
+        "last_error": None if running is None else running.get("last_error"),
     }
     if json_output:
         _emit(document)
+        return
+    err.print(
+        f"recording {document['session']} since {document['started_at']}: "
+        f"{state.events} events journaled, {state.delivered_events} delivered, "
+        f"{document['pending']} pending; {recorder.info.redactions} secrets redacted"
+    )
+    if state.trace_id:
+        err.print(f"trace {state.trace_id}")
+    if running is None:
+        err.print("recorder: not running (commands are recorded directly, delivered at stop)")
     else:
+        live = "live delivery" if running.get("live") else "no live delivery"
+        err.print(f"recorder: pid {running.get('pid')}, {live}")
+    if document["last_error"]:
+        err.print(f"last error: {escape(str(document['last_error']))}")
+    if holding:
         err.print(
-            f"recording {document['session']} since {document['started_at']}: "
-            f"{state.events} events, {recorder.info.redactions} secrets redacted"
+            f"files holding redacted secrets: {escape(', '.join(holding))} (the final "
+            "snapshot holds them in clear unless `record stop --exclude-redacted`)"
         )
-        if holding:
-            err.print(
-                f"files holding redacted secrets: {escape(', '.join(holding))} (the final "
-                "snapshot holds them in clear unless `record stop --exclude-redacted`)"
-            )
 
 
 @record_app.command("watch")
@@ -272,6 +340,8 @@ def watch(
     once: Annotated[bool, typer.Option("--once", help="Scan once and exit.")] = False,
 ) -> None:
     """Record file edits as they happen (polls the working tree; Ctrl-C to end)."""
+    from prtrace_client.recorder.session import NoActiveSession, Recorder
+
     with _errors():
         recorder = Recorder.open(Path.cwd())
         try:
@@ -296,6 +366,8 @@ def run_command(
     Its output is shown live and recorded (redacted); pytest runs are recorded as test
     runs with counts and failing tests. Exits with the command's exit code.
     """
+    from prtrace_client.recorder.session import Recorder, RecorderError
+
     with _errors():
         try:
             recorder = Recorder.open(Path.cwd())
@@ -308,6 +380,7 @@ def run_command(
                 code = recorder.run(command).exit_code
             finally:
                 recorder.outbox.close()
+            _revive_recorder(recorder)
     raise typer.Exit(code if 0 <= code <= 255 else 128 + abs(code))
 
 
@@ -321,6 +394,37 @@ def _run_unrecorded(command: list[str]) -> int:
         return 127
 
 
+def _revive_recorder(recorder: Recorder) -> None:
+    """The session had a recorder process and it died: start another for the next
+    commands (the outbox holds everything it acknowledged)."""
+    from prtrace_cli import recorderd
+
+    if recorderd.was_started(recorder.directory) and not recorderd.is_running(recorder.directory):
+        recorderd.spawn(recorder, every_s=recorderd.started_with(recorder.directory), wait_s=0)
+
+
+def finish_run_directly(
+    prepared: dict[str, Any], exit_code: int, out: bytes, err_out: bytes, duration_ms: int
+) -> int:
+    """The fast path ran a command but its recorder did not acknowledge the end: record it
+    in this process. Returns the exit status for the wrapper."""
+    from prtrace_client.recorder.session import PreparedRun, Recorder
+
+    try:
+        with _errors():
+            recorder = Recorder.open(Path(prepared["workdir"]))
+            try:
+                recorder.finish_run(
+                    PreparedRun.from_dict(prepared), exit_code, out, err_out, duration_ms
+                )
+            finally:
+                recorder.outbox.close()
+            _revive_recorder(recorder)
+    except typer.Exit as exc:
+        return exc.exit_code
+    return exit_code if 0 <= exit_code <= 255 else 128 + abs(exit_code)
+
+
 def note_command(
     text: Annotated[str, typer.Argument(help="Why: a hypothesis, a plan, an observation.")],
     kind: Annotated[
@@ -329,6 +433,9 @@ def note_command(
     ] = "observation",
 ) -> None:
     """Record a rationale note (edits made so far are recorded first)."""
+    from prtrace.schema import MAX_TEXT_LEN
+    from prtrace_client.recorder.session import Recorder
+
     note_kind: NoteKind = kind
     with _errors():
         recorder = Recorder.open(Path.cwd())
@@ -347,6 +454,8 @@ def note_command(
 @hook_app.command("post-commit")
 def post_commit() -> None:
     """Record the commit just made (run by the installed git hook)."""
+    from prtrace_client.recorder.session import NoActiveSession, Recorder
+
     with _errors():
         try:
             recorder = Recorder.open(Path.cwd())
@@ -375,3 +484,7 @@ def register(app: typer.Typer) -> None:
     )(run_command)
     app.command("note")(note_command)
     app.add_typer(hook_app, name="hook", hidden=True)
+
+
+if TYPE_CHECKING:  # the commands import these when they run (fast --help)
+    from prtrace_client.recorder.session import NoteKind, Recorder

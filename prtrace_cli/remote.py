@@ -13,29 +13,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
-from rich.live import Live
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
-from prtrace_client import (
-    PIPELINE_STATUSES,
-    TERMINAL_STATUSES,
-    ConfigError,
-    Flusher,
-    Outbox,
-    PrtraceClient,
-    PrtraceError,
-    default_outbox_path,
-)
-from prtrace_client.submit import InvalidSubmission, submit_directory, submit_jsonl
+from prtrace_cli.console import LazyConsole, escape
 
-err = Console(stderr=True, soft_wrap=True)
+err = LazyConsole(stderr=True, soft_wrap=True)
 
 EndpointOption = Annotated[
     str | None,
@@ -66,6 +51,9 @@ _STYLE = {"complete": "green", "rejected": "yellow", "failed": "red"}
 @contextmanager
 def _errors() -> Iterator[None]:
     """One clear message instead of a traceback for everything expected."""
+    from prtrace_client import ConfigError, PrtraceError
+    from prtrace_client.submit import InvalidSubmission
+
     try:
         yield
     except ConfigError as exc:
@@ -80,6 +68,8 @@ def _errors() -> Iterator[None]:
 
 
 def _client(endpoint: str | None, token: str | None) -> PrtraceClient:
+    from prtrace_client import PrtraceClient
+
     return PrtraceClient(endpoint, token)
 
 
@@ -116,6 +106,9 @@ def submit(
     """Submit a pre-recorded trace and finalize it.
 
     Safe to run again after a failure: it finishes the same trace, never a second one."""
+    from prtrace_client import Outbox, default_outbox_path
+    from prtrace_client.submit import InvalidSubmission, submit_directory, submit_jsonl
+
     with _errors():
         if not path.exists():
             raise InvalidSubmission(f"{path} does not exist")
@@ -172,6 +165,11 @@ def push(
     """Deliver everything recorded that the API has not acknowledged yet.
 
     Run it after a crash, a reboot or an outage: it sends exactly what is missing."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from prtrace_client import Flusher, Outbox, PrtraceError, default_outbox_path
+
     failures = 0
     rows: list[dict[str, Any]] = []
     with _errors():
@@ -234,6 +232,9 @@ def status(
     """Show a trace's status and counts (--watch: follow it until the pipeline ends).
 
     Exit code 1 when the trace was rejected or failed."""
+    from rich.console import Console
+    from rich.live import Live
+
     with _errors(), _client(endpoint, token) as client:
         if not watch:
             view = client.get_trace(trace_id)
@@ -248,7 +249,9 @@ def status(
 
             view = client.wait(trace_id, poll_s=interval, timeout_s=timeout, on_update=changed)
         else:
-            with Live(_progress(client.get_trace(trace_id)), console=err, transient=False) as live:
+            with Live(
+                _progress(client.get_trace(trace_id)), console=err.get(), transient=False
+            ) as live:
                 view = client.wait(
                     trace_id,
                     poll_s=interval,
@@ -272,6 +275,11 @@ def _plural(count: object, noun: str) -> str:
 def _progress(view: dict[str, Any]) -> Table:
     """Stages as a checklist: done ✓, current ●, to come ·; an unknown status is shown
     as it is (newer servers may add stages)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from prtrace_client import PIPELINE_STATUSES, TERMINAL_STATUSES
+
     current = str(view.get("status", "?"))
     table = Table.grid(padding=(0, 1))
     table.add_row(Text("trace", style="bold"), Text(str(view.get("trace_id", ""))))
@@ -305,6 +313,9 @@ def traces(
     json_output: JsonOption = False,
 ) -> None:
     """List your traces, newest first."""
+    from rich.console import Console
+    from rich.table import Table
+
     items: list[dict[str, Any]] = []
     with _errors(), _client(endpoint, token) as client:
         for item in client.iter_traces(page_size=min(limit, 100)):
@@ -337,3 +348,9 @@ def register(app: typer.Typer) -> None:
     app.command("push")(push)
     app.command("status")(status)
     app.command("traces")(traces)
+
+
+if TYPE_CHECKING:  # the commands import these when they run (fast --help)
+    from rich.table import Table
+
+    from prtrace_client import PrtraceClient

@@ -141,6 +141,7 @@ class SessionState:
     pending_artifacts: int
     finalize_requested: bool
     finalized: dict[str, Any] | None  # the API's answer to finalize, once received
+    delivered_events: int = 0  # in chunks the server has acknowledged
 
     @property
     def delivered(self) -> bool:
@@ -359,8 +360,10 @@ class Outbox:
             unsealed, = db.execute(
                 "SELECT count(*) FROM events WHERE local_id = ?", (session,)
             ).fetchone()  # fmt: skip
-            chunks, unacked = db.execute(
-                "SELECT count(*), count(*) - count(acked_at) FROM chunks WHERE local_id = ?",
+            chunks, unacked, acked_events = db.execute(
+                "SELECT count(*), count(*) - count(acked_at), "
+                "coalesce(sum(CASE WHEN acked_at IS NOT NULL THEN last_seq - first_seq + 1 END),"
+                " 0) FROM chunks WHERE local_id = ?",
                 (session,),
             ).fetchone()
             artifacts, = db.execute(
@@ -379,6 +382,7 @@ class Outbox:
             pending_artifacts=int(artifacts),
             finalize_requested=row[3] is not None,
             finalized=None if row[4] is None else orjson.loads(row[4]),
+            delivered_events=int(acked_events),
         )
 
     def chunk(self, session: str, chunk_seq: int) -> Chunk:
@@ -676,8 +680,10 @@ class Flusher:
         # accepts a trace's chunks in any order, so a slow round trip is not paid per chunk.
         self.in_flight = max(1, in_flight)
         self.last_error: BaseException | None = None
+        self.last_delivery: float | None = None  # time.time() of the last clean pass
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._session: str | None = None
 
     def flush(self, session: str | None = None, *, force: bool = False) -> FlushReport:
         """One delivery pass over `session` (default: every session with pending work).
@@ -698,29 +704,36 @@ class Flusher:
         self.outbox.checkpoint()
         return report
 
-    def start(self) -> None:
-        """Flush every `interval_s` in a daemon thread until `stop()`. Delivery errors are
-        kept in `last_error` and retried on the next tick (the data stays in the outbox)."""
+    def start(self, session: str | None = None) -> None:
+        """Flush `session` (default: every session) every `interval_s` in a daemon thread
+        until `stop()`. Delivery errors are kept in `last_error` and retried on the next
+        tick (the data stays in the outbox)."""
         if self._thread is not None:
             return
+        self._session = session
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="prtrace-flusher", daemon=True)
         self._thread.start()
 
-    def stop(self, *, final_push: bool = True) -> FlushReport | None:
+    def stop(
+        self, *, final_push: bool = True, timeout_s: float | None = None
+    ) -> FlushReport | None:
         """Stop the thread; with `final_push`, deliver everything pending (errors raise,
-        and what was not delivered stays in the outbox for `prtrace push`)."""
+        and what was not delivered stays in the outbox for `prtrace push`). With
+        `timeout_s`, stop waiting for a pass still retrying after that long: it is a
+        daemon thread, and whatever it had not acknowledged is resent by the next flush."""
         if self._thread is not None:
             self._stop.set()
-            self._thread.join()
+            self._thread.join(timeout_s)
             self._thread = None
-        return self.push() if final_push else None
+        return self.push(self._session) if final_push else None
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
-                self.flush()
+                self.flush(self._session)
                 self.last_error = None
+                self.last_delivery = time.time()
             except Exception as exc:  # keep recording; the next tick retries
                 self.last_error = exc
                 log.warning("background flush failed (will retry): %s", exc)

@@ -95,6 +95,40 @@ class SessionInfo:
 
 
 @dataclass(frozen=True)
+class PreparedRun:
+    """A command about to run: what `begin_run` decided, what `finish_run` records."""
+
+    argv: list[str]  # as the user gave it (recorded, redacted)
+    command: list[str]  # as it runs (a pytest run writes a JUnit report)
+    workdir: Path
+    report: Path | None  # the JUnit report to read afterwards
+    own_report: bool  # the report is prtrace's own: removed once read
+    edits: int  # file_edit events recorded before the command
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "argv": self.argv,
+            "command": self.command,
+            "workdir": str(self.workdir),
+            "report": None if self.report is None else str(self.report),
+            "own_report": self.own_report,
+            "edits": self.edits,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreparedRun:
+        report = data.get("report")
+        return cls(
+            argv=[str(a) for a in data["argv"]],
+            command=[str(a) for a in data["command"]],
+            workdir=Path(data["workdir"]),
+            report=None if report is None else Path(report),
+            own_report=bool(data.get("own_report")),
+            edits=int(data.get("edits", 0)),
+        )
+
+
+@dataclass(frozen=True)
 class RunOutcome:
     exit_code: int
     event: Literal["cmd_run", "test_run"]
@@ -400,15 +434,31 @@ class Recorder:
     ) -> RunOutcome:
         """Run `argv`, showing its output live while capturing it, and record a `cmd_run`
         (a `test_run` for pytest). The edits made before it are recorded first."""
+        prepared = self.begin_run(argv, cwd or Path.cwd())
+        started = time.monotonic()
+        exit_code, out, err = _run_streaming(
+            prepared.command,
+            prepared.workdir,
+            stdout or sys.stdout.buffer,
+            stderr or sys.stderr.buffer,
+        )
+        duration_ms = round((time.monotonic() - started) * 1000)
+        return self.finish_run(prepared, exit_code, out, err, duration_ms)
+
+    def begin_run(self, argv: list[str], cwd: Path) -> PreparedRun:
+        """Before a command runs: record the edits made so far and say how to run it (a
+        pytest run gets a JUnit report). The command runs wherever the caller is (its own
+        terminal); `finish_run` records how it ended."""
         if not argv:
             raise RecorderError("nothing to run: prtrace run -- COMMAND [ARGS…]")
-        workdir = (cwd or Path.cwd()).resolve()
+        workdir = cwd.resolve()
         with self._locked():
             edits = self._capture_edits()
             self.info.runs += 1
             _write_info(self.directory, self.info)
             run_number = self.info.runs
         report: Path | None = None
+        own_report = False
         command = argv
         if is_pytest(argv):
             reports = self.directory / "reports"
@@ -416,27 +466,38 @@ class Recorder:
             report = reports / f"junit-{run_number:05d}-{os.getpid()}.xml"
             report.unlink(missing_ok=True)
             command = with_junit_report(argv, report)
+            own_report = True
             if (asked := requested_report(argv)) is not None:
                 report = workdir / asked  # the user's own report: read it, keep it
-        started = time.monotonic()
-        exit_code, out, err = _run_streaming(
-            command, workdir, stdout or sys.stdout.buffer, stderr or sys.stderr.buffer
-        )
-        duration_ms = min(MAX_DURATION_MS, round((time.monotonic() - started) * 1000))
+                own_report = False
+        return PreparedRun(list(argv), command, workdir, report, own_report, edits)
+
+    def finish_run(
+        self, prepared: PreparedRun, exit_code: int, out: bytes, err: bytes, duration_ms: int
+    ) -> RunOutcome:
+        """Record the command `begin_run` prepared, with how it ended."""
+        duration_ms = max(0, min(MAX_DURATION_MS, duration_ms))
         with self._locked():
+            argv = prepared.argv
             shown, redacted_args = redact_argv(argv[:MAX_ARGV_ITEMS])
             self._count(redacted_args)
             shown_argv = [arg[:MAX_ARG_LEN] for arg in shown]
-            if report is not None:
-                own = report.parent == self.directory / "reports"
+            if prepared.report is not None:
                 seq = self._record_test_run(
-                    shown_argv, exit_code, out, report, duration_ms, remove=own
+                    shown_argv,
+                    exit_code,
+                    out,
+                    prepared.report,
+                    duration_ms,
+                    remove=prepared.own_report,
                 )
                 event: Literal["cmd_run", "test_run"] = "test_run"
             else:
-                seq = self._record_cmd_run(shown_argv, workdir, exit_code, out, err, duration_ms)
+                seq = self._record_cmd_run(
+                    shown_argv, prepared.workdir, exit_code, out, err, duration_ms
+                )
                 event = "cmd_run"
-        return RunOutcome(exit_code, event, seq, edits)
+        return RunOutcome(exit_code, event, seq, prepared.edits)
 
     # ---- internals ------------------------------------------------------------------
 
@@ -660,7 +721,7 @@ def _hook_script() -> str:
 {HOOK_MARK} (installed by `prtrace record start`, removed by `prtrace record stop`)
 status=0
 original="$(dirname "$0")/post-commit.prtrace-original"
-entry='import sys; from prtrace_cli.record import post_commit_hook; sys.exit(post_commit_hook())'
+entry='import sys; from prtrace_cli.fast import post_commit; sys.exit(post_commit())'
 if [ -x "$original" ]; then
     "$original" "$@"
     status=$?

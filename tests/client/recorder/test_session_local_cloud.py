@@ -283,3 +283,32 @@ def test_secrets_in_outputs_diffs_notes_and_commits_never_reach_the_server(
     assert view["finalize"]["redactions"] >= 10
     assert view["metadata"]["task"]["description"].startswith("the CI token [REDACTED:github")
     assert os.environ["PRTRACE_OUTBOX"]  # the outbox stays local; only redacted data left it
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_the_recorder_delivers_chunks_while_the_session_runs(
+    buggy_repo: Path, cloud: LocalCloudInfo, api: Api
+) -> None:
+    fast = [sys.executable, "-m", "prtrace_cli.fast"]
+    prtrace(buggy_repo, "record", "start", "--title", "live", "--deliver-every", "1")
+    for n in range(3):
+        subprocess.run([*fast, "run", "--", "echo", str(n)], cwd=buggy_repo, check=True)
+
+    # Visible through the API before `record stop`: the trace and its first chunks.
+    deadline = time.monotonic() + 60
+    while True:
+        status = orjson.loads(prtrace(buggy_repo, "record", "status", "--json").stdout)
+        if status["trace_id"] and api.trace(status["trace_id"])["events_received"] == 3:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(0.25)
+    assert (status["journaled"], status["delivered"], status["pending"]) == (3, 3, 0)
+    assert status["recorder"]["live"] is True
+    assert status["last_error"] is None
+
+    subprocess.run([*fast, "run", "--", "echo", "3"], cwd=buggy_repo, check=True)
+    answer = stop(buggy_repo)
+    assert answer["trace_id"] == status["trace_id"]
+    events = stored_events(stored_objects(cloud, api, answer["trace_id"]))
+    assert [e["seq"] for e in events] == [0, 1, 2, 3]  # each once, in order
+    assert [e["payload"]["argv"] for e in events] == [["echo", str(n)] for n in range(4)]
