@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
+from prtrace_cli.export import register as register_export_command
 from prtrace_cli.qa import qa_command
 from prtrace_cli.record import register as register_record_commands
 from prtrace_cli.remote import register as register_remote_commands
@@ -31,6 +32,7 @@ app.add_typer(tokens, name="tokens")
 app.command("qa")(qa_command)
 register_remote_commands(app)
 register_record_commands(app)
+register_export_command(app)
 err = Console(stderr=True, soft_wrap=True)  # one message, one line, at any width
 
 TableOption = Annotated[
