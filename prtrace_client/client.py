@@ -192,6 +192,27 @@ class PrtraceClient:
         links = self.get_trace(trace_id).get("links") or {}
         return {str(k): str(v) for k, v in links.items()} if isinstance(links, dict) else {}
 
+    def download_result(self, trace_id: str, result: str) -> bytes:
+        """The bytes of a result of a complete trace: `document`, `qa-report` or
+        `judge-result` (GET its link, then the presigned URL)."""
+        link = self._json("GET", f"/v1/traces/{trace_id}/{result}")
+        return self._download(str(link["url"]), f"{result} of {trace_id}")
+
+    def download_artifact(self, trace_id: str, sha256: str) -> bytes:
+        """The bytes of an artifact the trace uploaded, by its SHA-256 (checked)."""
+        link = self._json("GET", f"/v1/traces/{trace_id}/artifacts/{sha256}")
+        data = self._download(str(link["url"]), f"artifact {sha256[:12]}… of {trace_id}")
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise ApiError("GET", f"artifact {sha256}", 200, None, "downloaded bytes differ")
+        return data
+
+    def _download(self, url: str, what: str) -> bytes:
+        # A presigned URL carries its own authorization: never send our bearer token there.
+        response = self._with_retries("GET", what, lambda: self._storage.get(url))
+        if response.status_code >= 300:
+            raise ApiError("GET", what, response.status_code, None, response.text)
+        return response.content
+
     def wait(
         self,
         trace_id: str,

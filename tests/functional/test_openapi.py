@@ -20,6 +20,7 @@ def test_openapi_documents_every_route_and_the_chunk_body():
         "/v1/traces/{trace_id}",
         "/v1/traces/{trace_id}/chunks/{chunk_seq}",
         "/v1/traces/{trace_id}/artifacts",
+        "/v1/traces/{trace_id}/artifacts/{sha256}",
         "/v1/traces/{trace_id}/finalize",
         "/v1/traces/{trace_id}/document",
         "/v1/traces/{trace_id}/qa-report",

@@ -6,10 +6,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
-from functions.api.dependencies import ingest_service, require, run_idempotent
-from functions.api.models import ArtifactUpload, answer
+from functions.api.dependencies import ingest_service, require, run_idempotent, trace_results
+from functions.api.models import ArtifactUpload, ResultLink, answer
 from functions.api.routes.responses import json_response
 from functions.api.routes.traces import TraceId
 from prtrace.ingest import ArtifactRequest
@@ -45,3 +45,22 @@ def request_artifact_upload(
         lambda: service.artifact_ref(caller.tenant, trace_id, request),
     )
     return json_response(201, service.request_artifact_upload(caller.tenant, trace_id, request))
+
+
+@router.get(
+    "/v1/traces/<trace_id>/artifacts/<sha256>",
+    summary="Link to an artifact of the trace (a presigned GET), by its SHA-256",
+    responses=answer(
+        200,
+        ResultLink,
+        "A download link",
+        _404="No such trace for this caller, or no such artifact in it",
+    ),
+)
+def get_artifact(
+    trace_id: TraceId,
+    sha256: Annotated[str, Path(description="lowercase hex SHA-256 of the artifact")],
+) -> Response[str]:
+    caller = require(router, "read")
+    trace = ingest_service().get_trace(caller.tenant, trace_id)
+    return json_response(200, trace_results().artifact_link(trace, sha256))

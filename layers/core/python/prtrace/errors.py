@@ -121,6 +121,13 @@ class PipelineNotStarted(DomainError):
     finalize starts it."""
 
 
+class ArtifactNotFound(DomainError):
+    """No artifact with this SHA-256 was uploaded to the trace."""
+
+    def __init__(self, trace_id: str, sha256: str) -> None:
+        super().__init__(f"trace {trace_id} has no artifact with SHA-256 {echoed(sha256)}")
+
+
 class ResultNotAvailable(DomainError):
     """A pipeline product (document, QA report, judge result) does not exist: not yet, or
     never for this trace."""

@@ -8,14 +8,16 @@ timed out, the pipeline failed first).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, Final, Literal
 
-from prtrace.errors import ResultNotAvailable
+from prtrace.errors import ArtifactNotFound, ResultNotAvailable
 from prtrace.ports import BlobStore
 from prtrace.records import COMPLETE, FAILED, IN_PIPELINE, OPEN, REJECTED, TraceRecord
-from prtrace.storage_keys import document_key, judge_result_key, qa_report_key
+from prtrace.storage_keys import artifact_key, document_key, judge_result_key, qa_report_key
 
+_SHA256: Final = re.compile(r"[0-9a-f]{64}")
 ResultName = Literal["document", "qa_report", "judge_result"]
 
 _KEYS: Final[dict[str, Callable[[str, str], str]]] = {
@@ -45,6 +47,14 @@ class TraceResults:
         key = _KEYS[result](trace.tenant, trace.trace_id)
         if self._blobs.head(key) is None:
             raise self._missing(trace, result)
+        return {"url": self._blobs.presign_get(key, self._ttl_s), "expires_in": self._ttl_s}
+
+    def artifact_link(self, trace: TraceRecord, sha256: str) -> dict[str, Any]:
+        """{"url": presigned GET, "expires_in": seconds} for an artifact the trace stored
+        (a diff, a command's output, a workspace snapshot), named by its SHA-256."""
+        key = artifact_key(trace.tenant, trace.trace_id, sha256)
+        if not _SHA256.fullmatch(sha256) or self._blobs.head(key) is None:
+            raise ArtifactNotFound(trace.trace_id, sha256)
         return {"url": self._blobs.presign_get(key, self._ttl_s), "expires_in": self._ttl_s}
 
     @staticmethod

@@ -1,0 +1,355 @@
+"""Dataset rows built from a complete trace: SWE-bench-style instances, event rows and
+trace rows, plus the export filters and the patch between two workspace trees.
+
+Pure: everything here takes the assembled document, the QA report and the judge result
+(already fetched) and returns plain dicts, so the CLI export and any later export job build
+the same rows. Nothing reads the clock: the same inputs give the same rows.
+
+The patch of an instance is the diff from the base workspace snapshot to the final one,
+the trees QA tested, not the `file_edit` events: those are per-edit (a file edited three
+times has three diffs), may be hunks without file headers, or artifacts, and do not compose
+reliably into one diff against the base. A trace without snapshots has no patch.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+import orjson
+
+from prtrace.canonical import canonical_json
+from prtrace.document import TraceDocument
+from prtrace.judge.result import JudgeResult
+from prtrace.judge.rubric import DIMENSION_IDS
+from prtrace.qa.report import QAReport
+
+EXPORT_VERSION: Final = "prtrace.export/v1"
+PatchSource = Literal["snapshots", "none"]
+# SWE-bench's harness treats files under these directories as test files.
+_TEST_DIRS: Final = frozenset({"test", "tests", "testing", "e2e", "__tests__"})
+_NO_NEWLINE: Final = "\\ No newline at end of file\n"
+
+
+# ---- the patch ------------------------------------------------------------------------
+
+
+def workspace_patch(base: Mapping[str, bytes], final: Mapping[str, bytes]) -> str:
+    """A git-style unified diff (`git apply -p1`) turning the `base` tree into `final`,
+    files in path order. Trees map a POSIX relative path to the file's bytes. Files that
+    are not UTF-8 text (binary) are left out: a text patch cannot carry them."""
+    parts: list[str] = []
+    for path in sorted(set(base) | set(final)):
+        before, after = base.get(path), final.get(path)
+        if before == after:
+            continue
+        old, new = _text(before), _text(after)
+        if old is None or new is None:
+            continue
+        parts.append(
+            _file_diff(path, None if before is None else old, None if after is None else new)
+        )
+    return "".join(parts)
+
+
+def _text(data: bytes | None) -> str | None:
+    if data is None:
+        return ""
+    if b"\0" in data:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _lines(text: str) -> list[str]:
+    """Lines with their "\n" (only "\n" ends a line, as for git), the last maybe without."""
+    pieces = text.split("\n")
+    lines = [piece + "\n" for piece in pieces[:-1]]
+    if pieces[-1]:
+        lines.append(pieces[-1])
+    return lines
+
+
+def _file_diff(path: str, old: str | None, new: str | None) -> str:
+    header = [f"diff --git a/{path} b/{path}\n"]
+    if old is None:
+        header.append("new file mode 100644\n")
+    elif new is None:
+        header.append("deleted file mode 100644\n")
+    hunks = list(
+        difflib.unified_diff(
+            _lines(old or ""),
+            _lines(new or ""),
+            fromfile="/dev/null" if old is None else f"a/{path}",
+            tofile="/dev/null" if new is None else f"b/{path}",
+            n=3,
+        )
+    )
+    body: list[str] = []
+    for line in hunks:
+        body.append(line if line.endswith("\n") else line + "\n" + _NO_NEWLINE)
+    return "".join(header + body)
+
+
+def is_test_file(path: str) -> bool:
+    """Whether a path is a test file, by SWE-bench's rule of thumb: under a test directory,
+    or named like a test (test_*.py, *_test.py, *.test.js, *.spec.ts, conftest.py)."""
+    *directories, name = path.split("/")
+    if _TEST_DIRS & set(directories):
+        return True
+    stem = name.rsplit(".", 1)[0]
+    return (
+        name == "conftest.py"
+        or stem.startswith("test_")
+        or stem.endswith(("_test", ".test", ".spec"))
+    )
+
+
+def split_patch(patch: str) -> tuple[str, str]:
+    """(code patch, test patch): the file diffs of `patch` not touching and touching test
+    files. Joined they are the whole patch, as SWE-bench's `patch` and `test_patch` are."""
+    code: list[str] = []
+    tests: list[str] = []
+    for path, diff in _file_diffs(patch):
+        (tests if is_test_file(path) else code).append(diff)
+    return "".join(code), "".join(tests)
+
+
+def patch_files(patch: str) -> list[str]:
+    return [path for path, _ in _file_diffs(patch)]
+
+
+def _file_diffs(patch: str) -> list[tuple[str, str]]:
+    found: list[tuple[str, list[str]]] = []
+    for line in patch.splitlines(keepends=True):
+        if line.startswith("diff --git a/"):
+            # The paths are the same on both sides (no renames are produced here).
+            path = line.removeprefix("diff --git a/").rstrip("\n").split(" b/", 1)[0]
+            found.append((path, []))
+        if found:
+            found[-1][1].append(line)
+    return [(path, "".join(lines)) for path, lines in found]
+
+
+# ---- the rows -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TraceBundle:
+    """A complete trace as the export reads it: the API's trace view, the assembled
+    document, the QA report (None: QA did not run) and the judge result."""
+
+    view: Mapping[str, Any]
+    document: TraceDocument
+    qa_report: QAReport | None
+    judge_result: JudgeResult | None
+    patch: str = ""
+    patch_source: PatchSource = "none"
+
+    @property
+    def trace_id(self) -> str:
+        return self.document.trace_id
+
+
+def repository_slug(url: str) -> str:
+    """`owner/name` of a repository URL (https, ssh, scp-style or file), `.git` dropped."""
+    path = url.split("://", 1)[1] if "://" in url else url.split(":", 1)[-1]
+    if "://" in url:
+        path = path.split("/", 1)[1] if "/" in path else ""
+    parts = [p for p in path.rstrip("/").removesuffix(".git").split("/") if p]
+    return "/".join(parts[-2:]) if parts else url
+
+
+def judge_scores(result: JudgeResult | None) -> dict[str, int | None]:
+    """Score per rubric dimension, every dimension present (None: not scored)."""
+    scored: dict[str, int] = {s.dimension: s.score for s in result.scores} if result else {}
+    return {dimension: scored.get(dimension) for dimension in DIMENSION_IDS}
+
+
+def swebench_instance(bundle: TraceBundle) -> dict[str, Any]:
+    """One SWE-bench-style instance; the prtrace fields come after SWE-bench's own."""
+    document, report, judge = bundle.document, bundle.qa_report, bundle.judge_result
+    metadata = document.metadata
+    slug = repository_slug(metadata.repository.url)
+    code_patch, test_patch = split_patch(bundle.patch)
+    task = metadata.task
+    return {
+        "instance_id": f"{slug.replace('/', '__')}-{document.trace_id}",
+        "repo": slug,
+        "base_commit": metadata.repository.base_commit,
+        "patch": code_patch,
+        "test_patch": test_patch,
+        "problem_statement": f"{task.title}\n\n{task.description}".strip(),
+        "hints_text": "",
+        "created_at": str(bundle.view.get("created_at", "")),
+        "FAIL_TO_PASS": list(report.fail_to_pass) if report else [],
+        "PASS_TO_PASS": list(report.pass_to_pass) if report else [],
+        "trace_id": document.trace_id,
+        "chain_head": document.chain.head,
+        "repo_url": metadata.repository.url,
+        "patch_source": bundle.patch_source,
+        "qa_verdict": report.verdict if report else None,
+        "judge_status": judge.status if judge else None,
+        "judge_overall": judge.overall if judge else None,
+        "judge_scores": judge_scores(judge),
+    }
+
+
+def event_records(document: TraceDocument) -> list[dict[str, Any]]:
+    """The trace's events in seq order, each as its canonical object plus `trace_id`."""
+    return [
+        {"trace_id": document.trace_id} | event.model_dump(mode="json", exclude_none=True)
+        for event in document.events
+    ]
+
+
+def parse_ts(ts: str) -> datetime:
+    """An RFC 3339 UTC timestamp of the schema, to microseconds (finer digits dropped)."""
+    date, _, rest = ts.rstrip("Z").partition("T")
+    clock, _, fraction = rest.partition(".")
+    micro = int((fraction + "000000")[:6]) if fraction else 0
+    parsed = datetime.strptime(f"{date}T{clock}", "%Y-%m-%dT%H:%M:%S")
+    return parsed.replace(microsecond=micro, tzinfo=UTC)
+
+
+def event_rows(document: TraceDocument) -> list[dict[str, Any]]:
+    """One flat row per event (the events table); the payload stays whole as canonical
+    JSON, and the fields most queries want are columns of their own."""
+    rows = []
+    for event in document.events:
+        payload = event.payload.model_dump(mode="json", exclude_none=True)
+        rows.append(
+            {
+                "trace_id": document.trace_id,
+                "seq": event.seq,
+                "event_id": event.event_id,
+                "ts": event.ts,
+                "time": parse_ts(event.ts),
+                "type": event.type,
+                "path": payload.get("path"),
+                "exit_code": payload.get("exit_code"),
+                "tests_passed": payload.get("passed"),
+                "tests_failed": payload.get("failed"),
+                "payload": canonical_json(payload).decode(),
+            }
+        )
+    return rows
+
+
+def trace_row(bundle: TraceBundle) -> dict[str, Any]:
+    """One flat row per trace (the traces table)."""
+    document, report, judge = bundle.document, bundle.qa_report, bundle.judge_result
+    metadata = document.metadata
+    scores = judge_scores(judge)
+    return {
+        "trace_id": document.trace_id,
+        "status": str(bundle.view.get("status", "")),
+        "created_at": str(bundle.view.get("created_at", "")),
+        "repo": repository_slug(metadata.repository.url),
+        "repo_url": metadata.repository.url,
+        "base_commit": metadata.repository.base_commit,
+        "task_title": metadata.task.title,
+        "task_description": metadata.task.description,
+        "author_id": metadata.author.id,
+        "author_kind": metadata.author.kind,
+        "client_name": metadata.client.name,
+        "client_version": metadata.client.version,
+        "event_count": len(document.events),
+        "chain_key_id": document.chain.key_id,
+        "chain_head": document.chain.head,
+        "qa_verdict": report.verdict if report else None,
+        "fail_to_pass": list(report.fail_to_pass) if report else [],
+        "pass_to_pass": list(report.pass_to_pass) if report else [],
+        "pass_to_fail": list(report.pass_to_fail) if report else [],
+        "fail_to_fail": list(report.fail_to_fail) if report else [],
+        "judge_status": judge.status if judge else None,
+        "judge_overall": judge.overall if judge else None,
+        **{f"score_{dimension}": score for dimension, score in scores.items()},
+        "patch_source": bundle.patch_source,
+        "patch_files": patch_files(bundle.patch),
+        "metrics": canonical_json(document.metrics).decode(),
+    }
+
+
+# ---- filters --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportFilter:
+    """Which traces an export takes. A trace view (a list item) is checked first, cheaply;
+    the per-dimension thresholds need the judge result, so they are checked on the bundle."""
+
+    statuses: frozenset[str] = frozenset({"complete"})
+    verdicts: frozenset[str] = frozenset()  # empty: any; "none" matches a trace without QA
+    min_overall: float | None = None
+    min_scores: Mapping[str, int] = field(default_factory=dict)
+    since: str | None = None  # created_at >= since (RFC 3339 UTC)
+    until: str | None = None  # created_at < until
+    repositories: frozenset[str] = frozenset()  # URL or owner/name; empty: any
+
+    def describe(self) -> dict[str, Any]:
+        """The filter as recorded in an export's manifest."""
+        return {
+            "statuses": sorted(self.statuses),
+            "verdicts": sorted(self.verdicts),
+            "min_overall": self.min_overall,
+            "min_scores": dict(sorted(self.min_scores.items())),
+            "since": self.since,
+            "until": self.until,
+            "repositories": sorted(self.repositories),
+        }
+
+    def matches_view(self, view: Mapping[str, Any]) -> bool:
+        if view.get("status") not in self.statuses:
+            return False
+        created = parse_ts(str(view.get("created_at", "")))
+        if self.since and created < parse_ts(self.since):
+            return False
+        if self.until and created >= parse_ts(self.until):
+            return False
+        if self.repositories:
+            url = str(((view.get("metadata") or {}).get("repository") or {}).get("url", ""))
+            if not {url, repository_slug(url)} & self.repositories:
+                return False
+        outcome = view.get("outcome") or {}
+        if self.verdicts:
+            verdict = (outcome.get("qa") or {}).get("verdict") or "none"
+            if verdict not in self.verdicts:
+                return False
+        if self.min_overall is not None:
+            overall = (outcome.get("judge") or {}).get("overall")
+            if overall is None or overall < self.min_overall:
+                return False
+        return True
+
+    def matches_bundle(self, bundle: TraceBundle) -> bool:
+        if not self.min_scores:
+            return True
+        scores = judge_scores(bundle.judge_result)
+        for dimension, least in self.min_scores.items():
+            score = scores.get(dimension)
+            if score is None or score < least:
+                return False
+        return True
+
+
+def sorted_bundles(bundles: Iterable[TraceBundle]) -> list[TraceBundle]:
+    """Traces in trace id order, whatever order they were fetched in."""
+    return sorted(bundles, key=lambda b: b.trace_id)
+
+
+def export_json(value: Any) -> bytes:
+    """JSON with keys sorted and no whitespace: canonical JSON (RFC 8785) where the value
+    has no fractional numbers; judge scores' means are written as orjson's shortest
+    round-trip form, the same bytes every time."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def jsonl(records: Sequence[Mapping[str, Any]]) -> bytes:
+    """JSON Lines of `export_json` records, one per line."""
+    return b"".join(export_json(dict(record)) + b"\n" for record in records)

@@ -1,0 +1,112 @@
+"""`prtrace export`: the tenant's complete traces as a dataset (README "Dataset export")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from prtrace.dataset import ExportFilter
+from prtrace.judge.rubric import DIMENSION_IDS
+from prtrace_cli.remote import EndpointOption, JsonOption, TokenOption
+from prtrace_client import ConfigError, PrtraceClient, PrtraceError
+from prtrace_client.export import FORMATS, ExportError, collect, write_export
+
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _scores(values: list[str]) -> dict[str, int]:
+    scores: dict[str, int] = {}
+    for value in values:
+        dimension, _, least = value.partition("=")
+        if dimension not in DIMENSION_IDS or not least.isdigit() or int(least) > 5:
+            raise typer.BadParameter(
+                f"{value!r}: expected DIMENSION=0..5 with a dimension of {', '.join(DIMENSION_IDS)}"
+            )
+        scores[dimension] = int(least)
+    return scores
+
+
+def export(
+    out: Annotated[
+        Path, typer.Argument(help="Directory to write the files and manifest.json into.")
+    ],
+    formats: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format", help=f"One of {', '.join(FORMATS)}; repeat for more (default: all)."
+        ),
+    ] = None,
+    statuses: Annotated[
+        list[str] | None,
+        typer.Option("--status", help="Trace status to take; repeatable (default: complete)."),
+    ] = None,
+    verdicts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--verdict", help="QA verdict (resolved, unresolved, error, none); repeatable."
+        ),
+    ] = None,
+    min_overall: Annotated[
+        float | None, typer.Option("--min-overall", help="Least overall judge score (0..5).")
+    ] = None,
+    min_scores: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--min-score", help="DIMENSION=N: least score of a judge dimension; repeatable."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Created at or after (RFC 3339 UTC).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Created before (RFC 3339 UTC).")
+    ] = None,
+    repos: Annotated[
+        list[str] | None,
+        typer.Option("--repo", help="Repository URL or owner/name; repeatable."),
+    ] = None,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Export complete traces as SWE-bench-style instances, events JSONL and Parquet."""
+    chosen = ExportFilter(
+        statuses=frozenset(statuses or ["complete"]),
+        verdicts=frozenset(verdicts or []),
+        min_overall=min_overall,
+        min_scores=_scores(min_scores or []),
+        since=since,
+        until=until,
+        repositories=frozenset(repos or []),
+    )
+    try:
+        with PrtraceClient(endpoint, token) as client:
+            bundles, skipped = collect(
+                client, chosen, on_trace=lambda t: err.print(f"reading {t}", style="dim")
+            )
+        manifest = write_export(
+            bundles, out, formats=formats or FORMATS, chosen=chosen, skipped=skipped
+        )
+    except (ConfigError, ExportError) as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    except PrtraceError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS).decode())
+        return
+    typer.echo(f"{manifest['trace_count']} traces, {manifest['event_count']} events → {out}")
+    for name, entry in sorted(manifest["files"].items()):
+        typer.echo(f"  {name}  {entry['rows']} rows  sha256 {entry['sha256']}")
+    for item in manifest["skipped"]:
+        err.print(f"[yellow]skipped[/yellow] {item['trace_id']}: {escape(item['reason'])}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)

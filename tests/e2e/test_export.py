@@ -1,0 +1,143 @@
+"""`prtrace export` of the example trace from the local cloud, in all three formats: the
+example is driven to complete through the API (offline judge), then exported by the CLI
+through the public API. The SWE-bench instance's patch applies to the base snapshot
+(examples/repo-buggy) with `git apply`, the events JSONL and Parquet read back, and a second
+export of the same traces is byte-identical."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from examples.snapshots import REPO, SKIPPED, TRACE_DIR, fixed_workspace
+from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
+from prtrace.judge.rubric import DIMENSION_IDS
+from prtrace_cli.main import app
+from tests.e2e.pipeline_support import TraceClient
+from tests.integration.conftest import make_token, new_tenant
+
+FAIL_TO_PASS = "tests/test_ranges.py::test_merge_keeps_last_interval"
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloudInfo]:
+    context = {"stage": "local", "destroy_data_on_delete": "true", "judge_mode": "offline"}
+    state_dir = tmp_path_factory.mktemp("export-cloud")
+    with LocalCloud(aws_port=0, api_port=0, state_dir=state_dir, context=context) as info:
+        yield info
+
+
+@pytest.fixture(scope="module")
+def exported(cloud: LocalCloudInfo) -> tuple[TraceClient, str, str]:
+    """A tenant with the example trace complete: (client, token, trace id)."""
+    tenant = new_tenant()
+    token = make_token(cloud, tenant, ["ingest", "read"])
+    client = TraceClient(cloud.endpoint, token, tenant)
+    trace_id = client.upload(TRACE_DIR)
+    assert client.finalize(trace_id, TRACE_DIR).status_code == 202
+    view, _ = client.wait(trace_id)
+    assert view["status"] == "complete", view
+    return client, token, trace_id
+
+
+def run_export(cloud: LocalCloudInfo, token: str, out: Path, *args: str) -> dict[str, Any]:
+    result = CliRunner().invoke(
+        app,
+        ["export", str(out), "--endpoint", cloud.endpoint, "--token", token, "--json", *args],
+    )
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not SKIPPED & set(p.relative_to(root).parts)
+    }
+
+
+def test_the_example_trace_exports_in_all_three_formats(cloud, exported, tmp_path):
+    _, token, trace_id = exported
+    out = tmp_path / "export"
+    manifest = run_export(cloud, token, out)
+
+    assert manifest["trace_ids"] == [trace_id]
+    assert manifest["event_count"] == 11
+    assert manifest["skipped"] == []
+    assert sorted(manifest["files"]) == [
+        "events.jsonl", "events.parquet", "instances.jsonl", "traces.parquet",
+    ]  # fmt: skip
+    for name, entry in manifest["files"].items():
+        data = (out / name).read_bytes()
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        assert entry["bytes"] == len(data)
+    assert json.loads((out / "manifest.json").read_bytes()) == manifest
+
+    # SWE-bench instances: plain json, and the patch applies to the base snapshot.
+    lines = (out / "instances.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    instance = json.loads(lines[0])
+    assert instance["instance_id"] == f"acme__ranges-{trace_id}"
+    assert instance["repo"] == "acme/ranges"
+    assert instance["base_commit"] == "9b2e4f6a8c0d1e3f5a7b9c1d3e5f7a9b1c3d5e7f"
+    assert instance["FAIL_TO_PASS"] == [FAIL_TO_PASS]
+    assert FAIL_TO_PASS not in instance["PASS_TO_PASS"]
+    assert instance["PASS_TO_PASS"]
+    assert instance["problem_statement"].startswith("merge() drops the last interval")
+    assert instance["test_patch"] == ""  # the example's fix changes no test file
+    assert instance["patch_source"] == "snapshots"
+    assert set(instance["judge_scores"]) == set(DIMENSION_IDS)
+    assert len(instance["chain_head"]) == 64
+    workspace = tmp_path / "workspace"
+    shutil.copytree(REPO, workspace, ignore=shutil.ignore_patterns(*SKIPPED))
+    subprocess.run(
+        ["git", "apply", "--whitespace=nowarn", "-"],
+        cwd=workspace, input=instance["patch"].encode(), check=True,
+    )  # fmt: skip
+    assert tree(workspace) == tree(fixed_workspace(tmp_path / "fixed"))
+
+    # Events JSONL: every event, in seq order, with its trace id.
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert [e["seq"] for e in events] == list(range(11))
+    assert {e["trace_id"] for e in events} == {trace_id}
+
+    # Parquet, read back with pyarrow.
+    table = pq.read_table(out / "events.parquet")
+    assert table.num_rows == 11
+    assert table.column("seq").to_pylist() == list(range(11))
+    assert str(table.schema.field("time").type) == "timestamp[us, tz=UTC]"
+    traces = pq.read_table(out / "traces.parquet").to_pylist()
+    assert len(traces) == 1
+    assert traces[0]["trace_id"] == trace_id
+    assert traces[0]["qa_verdict"] == "resolved"
+    assert traces[0]["fail_to_pass"] == [FAIL_TO_PASS]
+    assert traces[0]["patch_files"] == ["ranges/merge.py"]
+    assert traces[0]["chain_head"] == instance["chain_head"]
+
+    # The same traces again: the same bytes, manifest included.
+    again = tmp_path / "again"
+    assert run_export(cloud, token, again) == manifest
+    for name in [*manifest["files"], "manifest.json"]:
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_filters_leave_out_traces_that_do_not_match(cloud, exported, tmp_path):
+    _, token, trace_id = exported
+    kept = run_export(cloud, token, tmp_path / "kept", "--verdict", "resolved",
+                      "--repo", "acme/ranges", "--since", "2000-01-01T00:00:00Z")  # fmt: skip
+    assert kept["trace_ids"] == [trace_id]
+    none = run_export(cloud, token, tmp_path / "none", "--verdict", "unresolved",
+                      "--format", "swebench")  # fmt: skip
+    assert none["trace_ids"] == []
+    assert (tmp_path / "none" / "instances.jsonl").read_bytes() == b""
+    assert sorted(none["files"]) == ["instances.jsonl"]

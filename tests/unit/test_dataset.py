@@ -1,0 +1,255 @@
+"""The dataset builders (prtrace.dataset) on documents from the test factories: the patch
+between two workspace trees applies with `git apply`, the instances carry SWE-bench's
+fields and prtrace's, the rows are flat, and the filters select as documented."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import orjson
+import pytest
+
+from examples.snapshots import REPO, SKIPPED, fixed_workspace
+from prtrace.dataset import (
+    ExportFilter,
+    TraceBundle,
+    event_records,
+    event_rows,
+    is_test_file,
+    jsonl,
+    parse_ts,
+    repository_slug,
+    split_patch,
+    swebench_instance,
+    trace_row,
+    workspace_patch,
+)
+from prtrace.judge.rubric import DIMENSION_IDS
+from tests.judge_factories import qa_report, sample_document
+from tests.pipeline_factories import judge_result
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not SKIPPED & set(p.relative_to(root).parts)
+    }
+
+
+def write_tree(root: Path, files: dict[str, bytes]) -> Path:
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def git_apply(root: Path, patch: str) -> None:
+    subprocess.run(
+        ["git", "apply", "--whitespace=nowarn", "-"],
+        cwd=root,
+        input=patch.encode(),
+        check=True,
+        capture_output=True,
+    )
+
+
+def bundle(patch: str = "", **fields) -> TraceBundle:
+    document = sample_document()
+    view = {"trace_id": document.trace_id, "status": "complete",
+            "created_at": "2026-11-25T09:00:00.000Z"}  # fmt: skip
+    values = {
+        "view": view,
+        "document": document,
+        "qa_report": qa_report("resolved", trace_id=document.trace_id),
+        "judge_result": judge_result(document.trace_id),
+        "patch": patch,
+        "patch_source": "snapshots" if patch else "none",
+    }
+    return TraceBundle(**(values | fields))
+
+
+def test_the_patch_between_the_example_snapshots_is_the_recorded_fix(tmp_path):
+    base = tree(REPO)
+    final = tree(fixed_workspace(tmp_path / "final"))
+    patch = workspace_patch(base, final)
+    assert patch.startswith("diff --git a/ranges/merge.py b/ranges/merge.py\n")
+    assert "+    if current is not None:\n" in patch
+    target = write_tree(tmp_path / "base", base)
+    git_apply(target, patch)
+    assert tree(target) == final
+
+
+def test_added_deleted_and_unterminated_files_apply(tmp_path):
+    base = {
+        "a.txt": b"one\ntwo\n",
+        "gone.py": b"x = 1\n",
+        "tail.txt": b"no newline",
+        "same.txt": b"same\n",
+        "blob.bin": b"\x00\x01",
+    }
+    final = {
+        "a.txt": b"one\n2\n",
+        "new/file.py": b"y = 2",
+        "tail.txt": b"no newline\nnow two",
+        "same.txt": b"same\n",
+        "empty.txt": b"",
+        "blob.bin": b"\x00\x02",
+    }
+    patch = workspace_patch(base, final)
+    assert "blob.bin" not in patch  # binary files cannot travel in a text patch
+    assert "same.txt" not in patch
+    target = write_tree(tmp_path / "t", base)
+    git_apply(target, patch)
+    expected = dict(final, **{"blob.bin": base["blob.bin"]})
+    assert tree(target) == expected
+    assert workspace_patch(base, final) == patch  # deterministic
+
+
+def test_split_patch_puts_test_files_in_the_test_patch():
+    base = {"src/m.py": b"a\n", "tests/test_m.py": b"t\n", "pkg/m_test.go": b"g\n"}
+    final = {"src/m.py": b"b\n", "tests/test_m.py": b"u\n", "pkg/m_test.go": b"h\n"}
+    code, tests = split_patch(workspace_patch(base, final))
+    assert "src/m.py" in code
+    assert "tests/" not in code
+    assert "m_test.go" not in code
+    assert "tests/test_m.py" in tests
+    assert "pkg/m_test.go" in tests
+    assert code + tests != ""
+    assert sorted((code + tests).splitlines()) == sorted(workspace_patch(base, final).splitlines())
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("tests/test_ranges.py", True),
+        ("src/pkg/testing/util.py", True),
+        ("conftest.py", True),
+        ("web/app.spec.ts", True),
+        ("ranges/merge.py", False),
+        ("docs/testimonials.md", False),
+    ],
+)
+def test_test_files_are_recognized(path, expected):
+    assert is_test_file(path) is expected
+
+
+@pytest.mark.parametrize(
+    ("url", "slug"),
+    [
+        ("https://git.example.com/acme/ranges.git", "acme/ranges"),
+        ("git@github.com:acme/ranges.git", "acme/ranges"),
+        ("ssh://git@host:22/group/sub/repo", "sub/repo"),
+        ("file:///srv/repos/ranges", "repos/ranges"),
+    ],
+)
+def test_repository_slug(url, slug):
+    assert repository_slug(url) == slug
+
+
+def test_a_swebench_instance_has_swebenchs_fields_and_prtraces():
+    patch = workspace_patch({"ranges/merge.py": b"a\n", "tests/test_x.py": b"1\n"},
+                            {"ranges/merge.py": b"b\n", "tests/test_x.py": b"2\n"})  # fmt: skip
+    instance = swebench_instance(bundle(patch))
+    assert instance["instance_id"] == "acme__ranges-tr_sample"
+    assert instance["repo"] == "acme/ranges"
+    assert instance["base_commit"] == "9b2e4f6a8c0d1e3f5a7b9c1d3e5f7a9b1c3d5e7f"
+    assert "ranges/merge.py" in instance["patch"]
+    assert "tests/" not in instance["patch"]
+    assert "tests/test_x.py" in instance["test_patch"]
+    assert instance["FAIL_TO_PASS"] == ["tests/test_ranges.py::test_merge_keeps_last_interval"]
+    assert len(instance["PASS_TO_PASS"]) == 5
+    assert instance["problem_statement"].startswith("merge() drops the last interval\n\n")
+    assert instance["trace_id"] == "tr_sample"
+    assert instance["chain_head"] == "0" * 64
+    assert instance["judge_overall"] == 3.75
+    assert instance["judge_scores"] == dict.fromkeys(DIMENSION_IDS, 4)
+    assert instance["patch_source"] == "snapshots"
+    assert orjson.loads(jsonl([instance])) == instance
+
+
+def test_a_trace_without_qa_or_judge_still_makes_an_instance():
+    instance = swebench_instance(bundle(qa_report=None, judge_result=None))
+    assert instance["FAIL_TO_PASS"] == instance["PASS_TO_PASS"] == []
+    assert instance["patch"] == instance["test_patch"] == ""
+    assert instance["qa_verdict"] is None
+    assert instance["judge_scores"] == dict.fromkeys(DIMENSION_IDS)
+
+
+def test_event_records_and_rows_follow_the_document():
+    document = sample_document()
+    records = event_records(document)
+    assert [r["seq"] for r in records] == list(range(11))
+    assert all(r["trace_id"] == "tr_sample" for r in records)
+    assert records[0] == {"trace_id": "tr_sample"} | document.events[0].model_dump(
+        mode="json", exclude_none=True
+    )
+    rows = event_rows(document)
+    assert [r["seq"] for r in rows] == list(range(11))
+    edit = next(r for r in rows if r["type"] == "file_edit")
+    assert edit["path"] == "ranges/merge.py"
+    run = next(r for r in rows if r["type"] == "cmd_run")
+    assert run["exit_code"] == 1
+    assert orjson.loads(run["payload"])["argv"][:2] == ["python", "-m"]
+
+
+def test_parse_ts_keeps_microseconds_in_utc():
+    parsed = parse_ts("2026-11-25T09:14:03.123456789Z")
+    assert parsed.isoformat() == "2026-11-25T09:14:03.123456+00:00"
+    assert parse_ts("0001-01-01T00:00:00Z").year == 1
+
+
+def test_a_trace_row_is_flat_with_a_column_per_score():
+    row = trace_row(bundle())
+    assert row["trace_id"] == "tr_sample"
+    assert row["qa_verdict"] == "resolved"
+    assert row["event_count"] == 11
+    assert {f"score_{d}" for d in DIMENSION_IDS} <= set(row)
+    assert orjson.loads(row["metrics"]) == sample_document().metrics
+    assert all(not isinstance(v, dict) for v in row.values())
+
+
+def view(**fields):
+    base = {
+        "trace_id": "tr_1",
+        "status": "complete",
+        "created_at": "2026-11-25T09:00:00.000Z",
+        "metadata": {"repository": {"url": "https://git.example.com/acme/ranges.git"}},
+        "outcome": {"qa": {"verdict": "resolved"}, "judge": {"overall": 3.5}},
+    }
+    return base | fields
+
+
+@pytest.mark.parametrize(
+    ("chosen", "item", "expected"),
+    [
+        (ExportFilter(), view(), True),
+        (ExportFilter(), view(status="failed"), False),
+        (ExportFilter(verdicts=frozenset({"unresolved"})), view(), False),
+        (ExportFilter(verdicts=frozenset({"none"})), view(outcome={"qa": None}), True),
+        (ExportFilter(min_overall=3.5), view(), True),
+        (ExportFilter(min_overall=4.0), view(), False),
+        (ExportFilter(min_overall=1.0), view(outcome={"judge": {"overall": None}}), False),
+        (ExportFilter(since="2026-11-25T09:00:00Z"), view(), True),
+        (ExportFilter(until="2026-11-25T09:00:00Z"), view(), False),
+        (ExportFilter(since="2026-11-26T00:00:00Z"), view(), False),
+        (ExportFilter(repositories=frozenset({"acme/ranges"})), view(), True),
+        (
+            ExportFilter(repositories=frozenset({"https://git.example.com/acme/ranges.git"})),
+            view(),
+            True,
+        ),
+        (ExportFilter(repositories=frozenset({"acme/other"})), view(), False),
+    ],
+)
+def test_filters_on_the_trace_view(chosen, item, expected):
+    assert chosen.matches_view(item) is expected
+
+
+def test_score_thresholds_are_checked_on_the_judge_result():
+    dimension = DIMENSION_IDS[0]
+    assert ExportFilter(min_scores={dimension: 4}).matches_bundle(bundle())
+    assert not ExportFilter(min_scores={dimension: 5}).matches_bundle(bundle())
+    assert not ExportFilter(min_scores={dimension: 0}).matches_bundle(bundle(judge_result=None))
+    assert ExportFilter().describe()["statuses"] == ["complete"]
