@@ -7,19 +7,19 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from prtrace.dataset import ExportFilter
-from prtrace.judge.rubric import DIMENSION_IDS
+from prtrace_cli.console import LazyConsole, escape
 from prtrace_cli.remote import EndpointOption, JsonOption, TokenOption
-from prtrace_client import ConfigError, PrtraceClient, PrtraceError
-from prtrace_client.export import FORMATS, ExportError, collect, write_export
 
-err = Console(stderr=True, soft_wrap=True)
+# Imported by the command, not here: `prtrace --help` must not pay for the client and the
+# dataset builders (prtrace_client.export.FORMATS, spelled out).
+FORMATS = ("swebench", "events", "parquet")
+err = LazyConsole(stderr=True, soft_wrap=True)
 
 
 def _scores(values: list[str]) -> dict[str, int]:
+    from prtrace.judge.rubric import DIMENSION_IDS
+
     scores: dict[str, int] = {}
     for value in values:
         dimension, _, least = value.partition("=")
@@ -75,6 +75,10 @@ def export(
     as_json: JsonOption = False,
 ) -> None:
     """Export complete traces as SWE-bench-style instances, events JSONL and Parquet."""
+    from prtrace.dataset import ExportFilter
+    from prtrace_client import ConfigError, PrtraceClient, PrtraceError
+    from prtrace_client.export import ExportError, collect, write_export
+
     chosen = ExportFilter(
         statuses=frozenset(statuses or ["complete"]),
         verdicts=frozenset(verdicts or []),
