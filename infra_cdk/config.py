@@ -73,6 +73,12 @@ class StackConfig(BaseModel):
     sweeper_reserved_concurrency: ReservedConcurrency = 1  # sweeps never overlap
     # The QA task (ECS Fargate): size, and the wall clock of each sandboxed test run.
     qa_task_cpu: int = 1024
+    # The QA image's base (the Dockerfile's PYTHON_IMAGE). `name:tag@sha256:<digest>` makes
+    # the image reproducible; a tag alone can move between two deploys (synth warns).
+    qa_base_image: Annotated[
+        str,
+        Field(pattern=r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?(@sha256:[0-9a-f]{64})?$"),
+    ] = "python:3.11-slim-bookworm"
     qa_task_memory_mb: int = 4096
     qa_wall_timeout_s: Annotated[int, Field(ge=10, le=QA_STATE_TIMEOUT_S // 4)] = 600
     # auto: the OpenAI judge when the secret holds a key, else the offline judge.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from aws_cdk import ArnFormat, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import Annotations, ArnFormat, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events as events
@@ -106,6 +106,12 @@ class QaTaskConstruct(Construct):
         logs_group = logs.LogGroup(
             self, "Logs", retention=log_retention(config), removal_policy=RemovalPolicy.DESTROY
         )
+        if "@sha256:" not in config.qa_base_image:
+            Annotations.of(self).add_warning_v2(
+                "prtrace:qa-base-image-unpinned",
+                f"the QA image's base {config.qa_base_image} is pinned by tag only: set "
+                "qa_base_image to name:tag@sha256:<digest> for a reproducible image",
+            )
         self.container = self.task_definition.add_container(
             QA_CONTAINER,
             container_name=QA_CONTAINER,
@@ -113,6 +119,7 @@ class QaTaskConstruct(Construct):
                 str(stage_qa_image_context()),
                 file=QA_IMAGE_DOCKERFILE,
                 platform=Platform.LINUX_ARM64,
+                build_args={"PYTHON_IMAGE": config.qa_base_image},
             ),
             entry_point=list(QA_ENTRYPOINT),
             user=QA_USER,

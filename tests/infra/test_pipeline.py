@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk.assertions import Template
+from aws_cdk import App
+from aws_cdk.assertions import Annotations, Match, Template
 
 from infra_cdk.assets import ROOT
 from infra_cdk.config import PIPELINE_TIMEOUT_S, QA_STATE_TIMEOUT_S, ConfigError, StackConfig
@@ -303,6 +304,8 @@ def test_the_judge_reads_only_the_named_openai_secret(template: Template) -> Non
         ({"qa_task_cpu": "256", "qa_task_memory_mb": "4096"}, "qa_task_memory_mb"),
         ({"qa_wall_timeout_s": "5"}, "qa_wall_timeout_s"),
         ({"judge_mode": "sometimes"}, "judge_mode"),
+        ({"qa_base_image": "python:3.11 --network=host"}, "qa_base_image"),
+        ({"qa_base_image": "python@sha256:abc"}, "qa_base_image"),
     ],
 )
 def test_bad_pipeline_settings_fail_naming_the_setting(context: dict[str, str], named: str) -> None:
@@ -363,3 +366,20 @@ def test_the_sweeper_runs_hourly_and_may_only_end_traces(template: Template) -> 
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
     }
+
+
+def test_the_qa_image_builds_on_the_configured_base(synthesized: tuple[App, Path]) -> None:
+    app, outdir = synthesized
+    manifest = json.loads((outdir / "prtrace-test.assets.json").read_text())
+    [image] = manifest["dockerImages"].values()
+    assert image["source"]["dockerBuildArgs"] == {"PYTHON_IMAGE": StackConfig().qa_base_image}
+    # The default is a tag, not a digest: synth says so.
+    stack = app.node.find_child("prtrace-test")
+    Annotations.from_stack(stack).has_warning(  # type: ignore[arg-type]
+        "*", Match.string_like_regexp("pinned by tag only")
+    )
+
+
+def test_a_digest_pinned_qa_base_is_accepted() -> None:
+    pinned = "python:3.11-slim-bookworm@sha256:" + "0" * 64
+    assert StackConfig.resolve({"qa_base_image": pinned}, {}).qa_base_image == pinned
