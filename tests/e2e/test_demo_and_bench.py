@@ -67,6 +67,7 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
     monkeypatch.setattr(e2e_local, "CHUNKS_PER_CLIENT", 2)
     monkeypatch.setattr(qa, "ROUNDS", 1)
     monkeypatch.setattr(client_overhead, "ROUNDS", 2)
+    monkeypatch.setattr(client_overhead, "SLOW_ROUNDS", 2)
     monkeypatch.setattr(client_overhead, "PYTEST_ROUNDS", 1)
     monkeypatch.setattr(judge, "EVENTS", 2_000)
     monkeypatch.setattr(assemble, "run", functools.partial(assemble.run, (1_000,)))
@@ -103,5 +104,6 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
     assert results["pipeline_finalize_to_complete_p50_s"] > 0
     assert any(k.startswith("assemble_1k") for k in results), sorted(results)
     assert results["client_prtrace_run_true_p50_ms"] > results["client_direct_true_p50_ms"] > 0
-    # 3 runs of `true` by the CLI and 3 in process, 3 edits each with a run, 2 pytest runs
+    # 3 runs of `true` on the direct path and 3 on the fast path, 3 edits each with a run,
+    # 2 pytest runs (each measurement warms up once)
     assert results["client_events_journaled"] == 3 + 3 + 3 * 2 + 2

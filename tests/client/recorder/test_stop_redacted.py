@@ -13,8 +13,8 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from prtrace_cli import record
 from prtrace_cli.main import app
+from prtrace_client import client as client_module
 from prtrace_client.outbox import Outbox
 from prtrace_client.recorder.session import Recorder
 from tests.client.conftest import Sleeps, make_client
@@ -72,7 +72,10 @@ def cli(
     outbox: Outbox,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Path:
-    monkeypatch.setattr(record, "PrtraceClient", lambda endpoint, token: make_client(api, sleeps))
+    # `record stop` imports the client when it runs (prtrace --help stays fast): patch it there.
+    monkeypatch.setattr(
+        client_module, "PrtraceClient", lambda endpoint, token: make_client(api, sleeps)
+    )
     monkeypatch.chdir(recorder.repo)
     return recorder.repo
 
