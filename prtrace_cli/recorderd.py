@@ -83,13 +83,17 @@ class RecorderService:
         self.delivery = delivery
         self.stopping = threading.Event()
         self._lock = threading.Lock()
+        self.requests = 0
 
     def handle(self, header: dict[str, Any], payload: bytes) -> dict[str, Any]:
         op = header.get("op")
         with self._lock:
+            self.requests += 1
             if op == "begin":
                 prepared = self.recorder.begin_run(
-                    [str(a) for a in header["argv"]], Path(str(header["cwd"]))
+                    [str(a) for a in header["argv"]],
+                    Path(str(header["cwd"])),
+                    typed=bool(header.get("typed")),
                 )
                 return {"ok": True, "run": prepared.to_dict()}
             if op == "end":
@@ -105,7 +109,13 @@ class RecorderService:
             if op == "commit":
                 return {"ok": True, "seq": self.recorder.record_commit()}
             if op == "status":
-                return {"ok": True, "pid": os.getpid(), "session": self.recorder.info.local_id}
+                return {
+                    "ok": True,
+                    "pid": os.getpid(),
+                    "session": self.recorder.info.local_id,
+                    "requests": self.requests,
+                    "git_scans": self.recorder.edits.git_scans,  # the others: stats only
+                }
             if op == "stop":
                 self.stopping.set()
                 return {"ok": True}
@@ -171,6 +181,7 @@ def _start_delivery(recorder: Recorder, every_s: float) -> Delivery:
 def serve(repo: Path, every_s: float) -> int:
     """Serve the active session of `repo` until `stop`, SIGTERM or the session ends."""
     recorder = Recorder.open(repo)
+    recorder.edits.keep_stats = True  # a command after no edit asks git nothing
     directory = recorder.directory
     lock = open(directory / _LOCK_FILE, "a+b")  # noqa: SIM115 - held for the process's life
     try:
