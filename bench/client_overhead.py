@@ -11,6 +11,9 @@ in a git repository (a copy of the buggy example) with a recording session open.
                               CLI in a new process, as before the recorder existed)
   recorder_inprocess_run_true Recorder.run(["true"]) inside one process
   cli_startup                 `prtrace --help` (interpreter + CLI imports)
+  bash_typed_true / bash_typed_true_recorded   `true` (a builtin) typed in an interactive bash,
+                              plain and with the shell integration (prtrace record shell bash):
+                              per command, from bash's own clock over a batch of commands
   direct_pytest / prtrace_run_pytest   the example's test suite, plain and recorded
 
 Bare and recorded run interleaved, round by round, so load on the machine hits both; p50 and
@@ -42,6 +45,8 @@ REPO_BUGGY = Path(__file__).resolve().parent.parent / "examples" / "repo-buggy"
 ROUNDS = 100
 SLOW_ROUNDS = 15  # the direct path: half a second each
 PYTEST_ROUNDS = 5
+SHELL_ROUNDS = 5  # batches of SHELL_BATCH typed commands, plain and recorded
+SHELL_BATCH = 40
 CLI = [str(Path(sys.executable).with_name("prtrace"))]  # the console script users run
 
 
@@ -133,6 +138,11 @@ def _measure(repo: Path, root: Path, env: dict[str, str]) -> dict[str, float]:
         stages["direct_true_after_edit"], stages["prtrace_run_true_after_edit"] = bare, recorded
         status = fast.request(str(repo / ".git" / "prtrace"), {"op": "status"})
         stages["cli_startup"] = _samples(lambda: _run([*CLI, "--help"], repo, env), SLOW_ROUNDS)
+        plain, typed = [], []
+        for _ in range(SHELL_ROUNDS):
+            plain.append(_typed_ms_per_command(repo, env, integrated=False))
+            typed.append(_typed_ms_per_command(repo, env, integrated=True))
+        stages["bash_typed_true"], stages["bash_typed_true_recorded"] = plain, typed
         pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
         stages["direct_pytest"] = _samples(lambda: _run(pytest, repo, env), PYTEST_ROUNDS)
         stages["prtrace_run_pytest"] = _samples(
@@ -158,6 +168,7 @@ def _measure(repo: Path, root: Path, env: dict[str, str]) -> dict[str, float]:
         ("run_direct_path", "prtrace_run_true_direct", "direct_true"),
         ("recorder_inprocess", "recorder_inprocess_run_true", "direct_true"),
         ("pytest_recording", "prtrace_run_pytest", "direct_pytest"),
+        ("bash_typed", "bash_typed_true_recorded", "bash_typed_true"),
     ):
         for q in (50, 99):
             results[f"client_{label}_overhead_p{q}_ms"] = round(
@@ -183,6 +194,8 @@ def side_by_side(results: dict[str, float]) -> list[tuple[str, str, str, str, st
         ("pytest (example suite)", "direct_pytest", None),
         ("prtrace run -- pytest", "prtrace_run_pytest", "pytest_recording"),
         ("prtrace --help", "cli_startup", None),
+        ("true typed in bash", "bash_typed_true", None),
+        ("true typed in bash, shell integration", "bash_typed_true_recorded", "bash_typed"),
     ):  # fmt: skip
         extra = (
             (
@@ -201,6 +214,27 @@ def side_by_side(results: dict[str, float]) -> list[tuple[str, str, str, str, st
             )
         )
     return rows
+
+
+def _typed_ms_per_command(repo: Path, env: dict[str, str], *, integrated: bool) -> float:
+    """`true` typed SHELL_BATCH times in an interactive bash: ms per command by bash's clock
+    (prompts and hooks included, the shell's and the helper's start-up not)."""
+    lines = [f'eval "$({CLI[0]} record shell bash)"'] if integrated else []
+    lines += ["__t0=$EPOCHREALTIME", *["true"] * SHELL_BATCH, "__t1=$EPOCHREALTIME"]
+    lines += ['echo "elapsed $__t0 $__t1"', "exit"]
+    done = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-i"],  # noqa: S607
+        cwd=repo,
+        env=env,
+        input="\n".join([*lines, ""]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    _, start, end = next(
+        line for line in done.stdout.splitlines() if line.startswith("elapsed ")
+    ).split()
+    return (float(end) - float(start)) * 1000 / SHELL_BATCH
 
 
 def _paired(

@@ -103,6 +103,16 @@ def start(
             "event (full chunks go at once); 0 delivers only at `record stop`.",
         ),
     ] = fast.DEFAULT_DELIVER_EVERY_S,
+    shell: Annotated[
+        str | None,
+        typer.Option(
+            "--shell",
+            metavar="bash|zsh",
+            help="Also print shell integration to eval: every command typed in this shell "
+            'is recorded (not its output), e.g. eval "$(prtrace record start --title … '
+            '--shell bash)".',
+        ),
+    ] = None,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
     outbox: OutboxOption = None,
@@ -120,6 +130,10 @@ def start(
     from prtrace_client.recorder.session import Recorder, RecorderError
 
     with _errors():
+        if shell is not None:
+            _check_shell(shell)
+            if json_output:
+                raise typer.BadParameter("--shell prints code to eval: not with --json")
         if issue:
             task = task_from_issue(issue)
             title = title or task["title"]
@@ -164,6 +178,36 @@ def start(
             f"{recorder.directory / 'recorder.log'}); commands are recorded directly (slower)"
         )
     err.print('next: prtrace run -- pytest …, prtrace note "why…", git commit, prtrace record stop')
+    if shell is not None:
+        from prtrace_cli.shell import snippet
+
+        sys.stdout.write(snippet(shell))
+        err.print(f"{shell} integration: the commands typed in this shell are recorded")
+
+
+def _check_shell(shell: str) -> None:
+    from prtrace_cli.shell import SHELLS
+
+    if shell not in SHELLS:
+        raise typer.BadParameter(
+            f"no shell integration for {shell!r}: choose one of {', '.join(SHELLS)}",
+            param_hint="--shell",
+        )
+
+
+@record_app.command("shell")
+def shell_command(
+    shell: Annotated[str, typer.Argument(metavar="bash|zsh", help="The interactive shell.")],
+) -> None:
+    """Print shell integration to eval: each command typed in this shell is recorded in the
+    active session of its repository (command line, directory, exit code, duration; not its
+    output). eval "$(prtrace record shell bash)"; PRTRACE_SHELL_DENY / PRTRACE_SHELL_ALLOW
+    change which commands are recorded (default: not cd, editors, pagers, prtrace, builtins).
+    """
+    from prtrace_cli.shell import snippet
+
+    _check_shell(shell)
+    sys.stdout.write(snippet(shell))
 
 
 @record_app.command("stop")

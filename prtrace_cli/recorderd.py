@@ -6,10 +6,11 @@ chunk once its oldest event is `deliver_every_s` old (the same sealing, retries 
 as `prtrace push`).
 
 It answers the fast client (prtrace_cli/fast.py) on a Unix socket, one request per
-connection: `begin` (record the edits so far, say how to run the command), `end` (record the
-command's run), `commit` (the post-commit hook), `status`, `stop`. An answer is sent only
-after what it acknowledges is committed to the outbox, so killing this process loses nothing
-acknowledged; the client takes the direct path for anything unacknowledged.
+connection: `begin` (record the edits so far, say how to run the command; `typed`: one a
+shell runs as typed, prtrace_cli/shell.py), `end` (record the command's run), `commit` (the
+post-commit hook), `status`, `stop`. An answer is sent only after what it acknowledges is
+committed to the outbox, so killing this process loses nothing acknowledged;
+the client takes the direct path for anything unacknowledged.
 
 Files in the session directory: `recorder.json` (pid, socket; present while it serves),
 `recorder.lock` (held for its lifetime: one recorder per session), `recorder.log`.

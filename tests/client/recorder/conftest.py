@@ -49,3 +49,14 @@ def buggy_repo(tmp_path: Path, isolated_git: None) -> Path:
     shutil.copytree(REPO_BUGGY, repo, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
     (repo / ".gitignore").write_text("__pycache__/\n.pytest_cache/\n*.log\n")
     return init_repo(repo)
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An outbox in tmp_path and no API anywhere (the recorder runs without live delivery)."""
+    outbox = tmp_path / "outbox.db"
+    monkeypatch.setenv("PRTRACE_OUTBOX", str(outbox))
+    monkeypatch.setenv("PRTRACE_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.delenv("PRTRACE_ENDPOINT", raising=False)
+    monkeypatch.delenv("PRTRACE_TOKEN", raising=False)
+    return outbox

@@ -27,17 +27,6 @@ from tests.client.recorder.conftest import run_git
 FAST = [sys.executable, "-m", "prtrace_cli.fast"]
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An outbox in tmp_path and no API anywhere (the recorder runs without live delivery)."""
-    outbox = tmp_path / "outbox.db"
-    monkeypatch.setenv("PRTRACE_OUTBOX", str(outbox))
-    monkeypatch.setenv("PRTRACE_CONFIG", str(tmp_path / "no-config.toml"))
-    monkeypatch.delenv("PRTRACE_ENDPOINT", raising=False)
-    monkeypatch.delenv("PRTRACE_TOKEN", raising=False)
-    return outbox
-
-
 @pytest.fixture(autouse=True)
 def no_recorder_left(buggy_repo: Path) -> Iterator[None]:
     """A failing test must not leave its recorder process running."""
