@@ -287,10 +287,15 @@ def _progress(view: dict[str, Any]) -> Table:
     counts = f"{_plural(events, 'event')} in {_plural(chunks, 'chunk')}"
     table.add_row(Text("received", style="bold"), Text(counts))
     stages = [s for s in PIPELINE_STATUSES if s not in TERMINAL_STATUSES]
+    outcome = view.get("outcome") if isinstance(view.get("outcome"), dict) else {}
+    assert isinstance(outcome, dict)
+    qa_skipped = outcome.get("qa_skipped")
     line = Text()
     index = stages.index(current) if current in stages else None
     for position, stage in enumerate(stages):
-        if current in TERMINAL_STATUSES or (index is not None and position < index):
+        if stage == "testing" and qa_skipped and current in TERMINAL_STATUSES:
+            line.append(f"- testing skipped ({qa_skipped})  ", style="yellow")
+        elif current in TERMINAL_STATUSES or (index is not None and position < index):
             line.append(f"✓ {stage}  ", style="green")
         elif index == position:
             line.append(f"● {stage}  ", style="bold cyan")
@@ -301,9 +306,45 @@ def _progress(view: dict[str, Any]) -> Table:
     elif index is None:
         line.append(f"● {current} (unknown stage)", style="bold magenta")
     table.add_row(Text("status", style="bold"), line)
+    for name, value in _outcome_rows(current, outcome):
+        table.add_row(Text(name, style="bold"), value)
     for name, url in sorted((view.get("links") or {}).items()):
-        table.add_row(Text(str(name), style="bold"), Text(str(url)))
+        if url:  # a result that does not exist (no QA report when QA was skipped) is left out
+            table.add_row(Text(str(name), style="bold"), Text(str(url)))
     return table
+
+
+def _outcome_rows(status: str, outcome: dict[str, Any]) -> list[tuple[str, Text]]:
+    """How the pipeline ended: QA's verdict and the judge's scores, the rejection reason or
+    the failed stage."""
+    from rich.text import Text
+
+    rows: list[tuple[str, Text]] = []
+    if status == "complete":
+        qa = outcome.get("qa")
+        if isinstance(qa, dict):
+            counts = ", ".join(
+                f"{name} {qa[name].get('count', 0)}"
+                for name in ("fail_to_pass", "pass_to_fail")
+                if isinstance(qa.get(name), dict)
+            )
+            verdict = str(qa.get("verdict", "?")) + (f" ({counts})" if counts else "")
+            rows.append(("verdict", Text(verdict, style="bold")))
+        elif outcome.get("qa_skipped"):
+            rows.append(("verdict", Text(f"none: QA skipped ({outcome['qa_skipped']})")))
+        judge = outcome.get("judge")
+        if isinstance(judge, dict):
+            overall = judge.get("overall")
+            rows.append(("judge", Text(f"{judge.get('judge', '?')}, overall {overall}")))
+            for score in judge.get("scores") or []:
+                if isinstance(score, dict):
+                    rows.append((f"  {score.get('dimension')}", Text(str(score.get("score", "?")))))
+    elif status == "rejected" and isinstance(outcome.get("reason"), dict):
+        reason = outcome["reason"]
+        rows.append(("reason", Text(f"{reason.get('code')}: {reason.get('detail', '')}")))
+    elif status == "failed" and outcome:
+        rows.append(("failed in", Text(f"{outcome.get('stage')}: {outcome.get('error', '')}")))
+    return rows
 
 
 def traces(

@@ -78,3 +78,51 @@ def test_current_stage_is_marked(api: FakeApi, trace_id: str) -> None:
 def test_counts_agree_in_number(trace_id: str) -> None:
     result = CliRunner().invoke(app, ["status", trace_id])
     assert re.search(r"3 events in 1 chunk *\n", result.output)
+
+
+DIMENSIONS = ("correctness", "testing", "process", "clarity", "safety", "efficiency")
+
+
+def complete_view(api: FakeApi, trace_id: str, *, qa_skipped: str | None) -> dict[str, Any]:
+    view = orjson.loads(orjson.dumps(api.service.get_trace("unit", trace_id).public()))
+    qa = None if qa_skipped else {
+        "verdict": "resolved",
+        "fail_to_pass": {"count": 1, "ids": ["t::a"], "truncated": False},
+        "pass_to_fail": {"count": 0, "ids": [], "truncated": False},
+    }  # fmt: skip
+    judge = {
+        "judge": "offline-heuristic",
+        "overall": 4,
+        "scores": [{"dimension": d, "score": n % 5 + 1} for n, d in enumerate(DIMENSIONS)],
+    }
+    links = {"report": "https://x/r", "qa_report": None if qa_skipped else "https://x/qa"}
+    return view | {
+        "status": "complete",
+        "outcome": {"qa": qa, "qa_skipped": qa_skipped, "judge": judge},
+        "links": links,
+    }
+
+
+def test_a_complete_trace_shows_its_verdict_and_the_six_scores(api: FakeApi, trace_id: str) -> None:
+    view = complete_view(api, trace_id, qa_skipped=None)
+    api.add_fault(Fault("GET", f"/v1/traces/{trace_id}", status=200, body=view))
+    result = CliRunner().invoke(app, ["status", trace_id])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"verdict +resolved \(fail_to_pass 1, pass_to_fail 0\)", result.stdout)
+    assert re.search(r"judge +offline-heuristic, overall 4", result.stdout)
+    for n, dimension in enumerate(DIMENSIONS):
+        assert re.search(rf"  {dimension} +{n % 5 + 1} *\n", result.stdout), dimension
+    assert "✓ testing" in result.stdout
+    assert "https://x/qa" in result.stdout
+
+
+def test_skipped_qa_says_skipped_and_shows_no_missing_report(api: FakeApi, trace_id: str) -> None:
+    view = complete_view(api, trace_id, qa_skipped="no_snapshots")
+    api.add_fault(Fault("GET", f"/v1/traces/{trace_id}", status=200, body=view))
+    result = CliRunner().invoke(app, ["status", trace_id])
+    assert result.exit_code == 0, result.output
+    assert "testing skipped (no_snapshots)" in result.stdout
+    assert "✓ testing" not in result.stdout
+    assert "QA skipped (no_snapshots)" in result.stdout
+    assert "qa_report" not in result.stdout
+    assert "None" not in result.stdout
