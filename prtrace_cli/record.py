@@ -264,6 +264,7 @@ def stop(
         "status": "recorded",
         "delivered": False,
     }
+    failure: PrtraceError | None = None
     with Outbox.open(stopped.outbox) as journal:
         try:
             with PrtraceClient(endpoint, token) as client:
@@ -274,6 +275,7 @@ def stop(
                     view = client.wait(state.trace_id)
         except PrtraceError as exc:
             result["error"] = str(exc)
+            failure = exc
         state = journal.state(stopped.local_id)
         result |= {"trace_id": state.trace_id, "delivered": state.delivered}
         if state.delivered:
@@ -298,10 +300,12 @@ def stop(
             f"{stopped.events} events, {stopped.redactions} secrets redacted; "
             f"status: {result['status']}"
         )
-    if "error" in result:
+    if failure is not None:
+        from prtrace_cli.remote import push_advice
+
         err.print(
-            f"[red]error:[/red] not delivered yet: {escape(result['error'])}; the session is "
-            "safe in the outbox, run `prtrace push` when the API is reachable"
+            f"[red]error:[/red] not delivered yet: {escape(result['error'])}; "
+            f"{escape(push_advice(failure))}"
         )
         raise typer.Exit(1)
 

@@ -67,6 +67,23 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+def push_advice(exc: BaseException) -> str:
+    """What to do about a delivery that failed with `exc`: `prtrace push` helps only once
+    the token and the endpoint are right."""
+    from prtrace_client import ConfigError
+    from prtrace_client.errors import Unauthorized
+
+    if isinstance(exc, Unauthorized):
+        scope = " with the ingest scope" if exc.status == 403 else ""
+        return (
+            f"the session is safe in the outbox; set a valid token{scope} (PRTRACE_TOKEN or "
+            "--token), then run `prtrace push`"
+        )
+    if isinstance(exc, ConfigError):
+        return "the session is safe in the outbox; configure the API, then run `prtrace push`"
+    return "the session is safe in the outbox, run `prtrace push` when the API is reachable"
+
+
 def _client(endpoint: str | None, token: str | None) -> PrtraceClient:
     from prtrace_client import PrtraceClient
 
@@ -170,7 +187,7 @@ def push(
 
     from prtrace_client import Flusher, Outbox, PrtraceError, default_outbox_path
 
-    failures = 0
+    failures: list[PrtraceError] = []
     rows: list[dict[str, Any]] = []
     with _errors():
         path = outbox or default_outbox_path()
@@ -186,7 +203,7 @@ def push(
                 try:
                     report = flusher.push(state.local_id)
                 except PrtraceError as exc:
-                    failures += 1
+                    failures.append(exc)
                     row["error"] = str(exc)
                     err.print(f"[red]error:[/red] {state.local_id}: {escape(str(exc))}")
                 else:
@@ -212,7 +229,7 @@ def push(
             table.add_row(row["session"], row["trace_id"] or "-", sent, state_text)
         Console().print(table)
     if failures:
-        err.print("what was not delivered stays in the outbox; run `prtrace push` again")
+        err.print(push_advice(failures[-1]).replace("the session is", "what was not delivered is"))
         raise typer.Exit(1)
 
 
@@ -393,5 +410,6 @@ def register(app: typer.Typer) -> None:
 
 if TYPE_CHECKING:  # the commands import these when they run (fast --help)
     from rich.table import Table
+    from rich.text import Text
 
-    from prtrace_client import PrtraceClient
+    from prtrace_client import PrtraceClient, PrtraceError

@@ -6,9 +6,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from prtrace_client.outbox import Outbox
+from prtrace_client.recorder.session import Recorder
 
 REPO_BUGGY = Path(__file__).resolve().parents[3] / "examples" / "repo-buggy"
 
@@ -60,3 +64,16 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("PRTRACE_ENDPOINT", raising=False)
     monkeypatch.delenv("PRTRACE_TOKEN", raising=False)
     return outbox
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    """The session journal, in tmp_path."""
+    with Outbox.open(tmp_path / "outbox.db") as journal:
+        yield journal
+
+
+@pytest.fixture
+def recorder(buggy_repo: Path, outbox: Outbox) -> Recorder:
+    """A session recording in the buggy repository (in-process, no recorder process)."""
+    return Recorder.start(buggy_repo, outbox, title="merge() drops the last interval")
