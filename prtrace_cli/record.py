@@ -480,8 +480,8 @@ def note_command(
         typer.Option(help="What kind of note this is."),
     ] = "observation",
 ) -> None:
-    """Record a rationale note (edits made so far are recorded first)."""
-    from prtrace.schema import MAX_TEXT_LEN
+    """Record a rationale note (edits made so far are recorded first); at most 16,384
+    characters."""
     from prtrace_client.recorder.session import Recorder
 
     note_kind: NoteKind = kind
@@ -491,11 +491,6 @@ def note_command(
             recorder.note(text, note_kind)
         finally:
             recorder.outbox.close()
-    if len(text) > MAX_TEXT_LEN:
-        err.print(
-            f"[yellow]warning:[/yellow] the note holds {len(text):,} characters; only the "
-            f"first {MAX_TEXT_LEN:,} were recorded"
-        )
     err.print(f"noted ({kind})")
 
 

@@ -124,7 +124,12 @@ def submit(
 
     Safe to run again after a failure: it finishes the same trace, never a second one."""
     from prtrace_client import Outbox, default_outbox_path
-    from prtrace_client.submit import InvalidSubmission, submit_directory, submit_jsonl
+    from prtrace_client.submit import (
+        InvalidSubmission,
+        referenced_artifacts,
+        submit_directory,
+        submit_jsonl,
+    )
 
     with _errors():
         if not path.exists():
@@ -146,12 +151,21 @@ def submit(
                         f"(a TraceMetadata JSON; {meta_path} does not exist)"
                     )
                 meta = orjson.loads(meta_path.read_bytes())
-                extra_files = (
-                    sorted(p for p in artifacts.iterdir() if p.is_file()) if artifacts else []
-                )
                 snapshots = (
                     orjson.loads(finalize.read_bytes()).get("snapshots") if finalize else None
                 )
+                extra_files: list[Path] = []
+                if artifacts:
+                    if not artifacts.is_dir():
+                        raise InvalidSubmission(f"--artifacts {artifacts} is not a directory")
+                    extra_files, unused = referenced_artifacts(
+                        sorted(p for p in artifacts.iterdir() if p.is_file()), path, snapshots
+                    )
+                    if unused:
+                        err.print(
+                            f"  not uploading {_plural(len(unused), 'file')} of {artifacts} "
+                            "that no event references"
+                        )
                 with Outbox.open(outbox or default_outbox_path()) as journal:
                     session, result = submit_jsonl(
                         client, journal, path, meta, artifacts=extra_files, snapshots=snapshots

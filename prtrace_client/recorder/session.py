@@ -378,6 +378,11 @@ class Recorder:
         cleaned = text.strip()
         if not cleaned:
             raise RecorderError('a note needs some text: prtrace note "why …"')
+        if len(cleaned) > MAX_TEXT_LEN:
+            raise RecorderError(
+                f"the note holds {len(cleaned):,} characters, over the {MAX_TEXT_LEN:,} a note "
+                "can hold; nothing was recorded: shorten it or split it into several notes"
+            )
         with self._locked():
             self._capture_edits()
             redacted = self._redact(cleaned)

@@ -4,6 +4,7 @@ statuses (known, unknown, terminal) as `status --watch` sees them."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -126,3 +127,33 @@ def test_skipped_qa_says_skipped_and_shows_no_missing_report(api: FakeApi, trace
     assert "QA skipped (no_snapshots)" in result.stdout
     assert "qa_report" not in result.stdout
     assert "None" not in result.stdout
+
+
+def test_submit_jsonl_uploads_only_the_artifacts_its_events_reference(
+    api: FakeApi, tmp_path: Path
+) -> None:
+    from tests.factories import blob_ref, event
+
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    (artifacts / "stdout.txt").write_bytes(b"stdout 1")  # what event 1 references
+    (artifacts / "unrelated.log").write_bytes(b"a file of something else")
+    (artifacts / "notes.md").write_bytes(b"nobody's")
+    first, second = event(0, "rationale_note"), event(1, "cmd_run")
+    assert second["payload"]["stdout_ref"] == blob_ref(b"stdout 1")
+    trace = tmp_path / "trace.jsonl"
+    trace.write_bytes(b"\n".join(orjson.dumps(e) for e in (first, second)) + b"\n")
+    (tmp_path / "trace.json").write_bytes(orjson.dumps(trace_metadata()))
+
+    result = CliRunner().invoke(
+        app,
+        ["submit", str(trace), "--artifacts", str(artifacts), "--outbox", str(tmp_path / "o.db")],
+    )
+    assert result.exit_code == 0, result.output
+    assert "not uploading 2 files of" in result.stderr
+    uploads = [
+        orjson.loads(r.content)["sha256"]
+        for r in api.requests
+        if r.method == "POST" and r.url.path.endswith("/artifacts")
+    ]
+    assert uploads == [blob_ref(b"stdout 1")["sha256"]]

@@ -41,7 +41,7 @@ def test_run_outside_a_session_of_a_missing_command_exits_127(
     assert "cannot run no-such-command-anywhere" in result.stderr
 
 
-def test_note_confirms_and_says_when_it_was_cut(
+def test_note_confirms_and_refuses_a_note_too_long(
     buggy_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with Outbox.open(tmp_path / "outbox.db") as journal:
@@ -51,8 +51,12 @@ def test_note_confirms_and_says_when_it_was_cut(
     assert result.exit_code == 0, result.output
     assert "noted (hypothesis)" in result.stderr
     long = CliRunner().invoke(app, ["note", "x" * 20_000])
-    assert long.exit_code == 0, long.output
-    assert "only the first 16,384 were recorded" in long.stderr
+    assert long.exit_code == 1, long.output
+    assert "the note holds 20,000 characters, over the 16,384" in long.stderr
+    assert "nothing was recorded" in long.stderr
+    assert CliRunner().invoke(app, ["note", "y" * 16_384]).exit_code == 0  # the limit itself
+    with Outbox.open(tmp_path / "outbox.db") as journal:
+        assert journal.state(journal.sessions()[0].local_id).events == 2
 
 
 def test_version() -> None:
