@@ -22,7 +22,14 @@ import typer
 
 from prtrace_cli import fast
 from prtrace_cli.console import LazyConsole, escape
-from prtrace_cli.remote import EndpointOption, JsonOption, OutboxOption, TokenOption
+from prtrace_cli.remote import (
+    EndpointOption,
+    JsonOption,
+    OutboxOption,
+    ProgressOption,
+    TokenOption,
+    push_advice,
+)
 
 err = LazyConsole(stderr=True, soft_wrap=True)
 # snapshot.DEFAULT_MAX_BYTES in MiB, spelled out: importing the recorder costs `--help` 0.2 s.
@@ -227,6 +234,7 @@ def stop(
     ] = None,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
+    progress: ProgressOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Stop recording, deliver the trace and finalize it.
@@ -235,6 +243,7 @@ def stop(
     finalizes; prints the trace id (stdout) and its status.
     """
     from prtrace_cli import recorderd
+    from prtrace_cli.remote import delivery_feedback
     from prtrace_client.client import PrtraceClient
     from prtrace_client.errors import PrtraceError
     from prtrace_client.outbox import Flusher, Outbox
@@ -267,8 +276,11 @@ def stop(
     failure: PrtraceError | None = None
     with Outbox.open(stopped.outbox) as journal:
         try:
-            with PrtraceClient(endpoint, token) as client:
-                Flusher(journal, client).push(stopped.local_id)
+            with (
+                PrtraceClient(endpoint, token) as client,
+                delivery_feedback(progress) as on_progress,
+            ):
+                Flusher(journal, client, on_progress=on_progress).push(stopped.local_id)
                 state = journal.state(stopped.local_id)
                 view = state.finalized or {}
                 if wait and state.trace_id:
@@ -301,8 +313,6 @@ def stop(
             f"status: {result['status']}"
         )
     if failure is not None:
-        from prtrace_cli.remote import push_advice
-
         err.print(
             f"[red]error:[/red] not delivered yet: {escape(result['error'])}; "
             f"{escape(push_advice(failure))}"

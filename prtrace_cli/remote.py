@@ -10,7 +10,7 @@ message and exit non-zero: 1 for a failed request, 2 for a usage or configuratio
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -45,6 +45,14 @@ OutboxOption = Annotated[
         show_default=False,
     ),
 ]
+ProgressOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Show delivery progress on stderr (default: when stderr is a terminal).",
+        show_default=False,
+    ),
+]
 _STYLE = {"complete": "green", "rejected": "yellow", "failed": "red"}
 
 
@@ -65,6 +73,46 @@ def _errors() -> Iterator[None]:
     except PrtraceError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
+
+
+@contextmanager
+def delivery_feedback(progress: bool | None) -> Iterator[Callable[[str, int, int], None] | None]:
+    """While delivering: each retry said on stderr, and (on a terminal, or with --progress)
+    a progress display of the artifacts and chunks sent. Yields the Flusher's on_progress."""
+    import logging
+
+    class RetryMessages(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if "retrying" in message:
+                err.print(f"[yellow]retrying:[/yellow] {escape(message)}")
+
+    logger = logging.getLogger("prtrace_client")
+    handler = RetryMessages(logging.INFO)
+    level = logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        if not (sys.stderr.isatty() if progress is None else progress):
+            yield None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        console = err.get()  # on a terminal it goes away when done; elsewhere it stays
+        with Progress(*columns, console=console, transient=console.is_terminal) as display:
+            tasks: dict[str, Any] = {}
+
+            def update(kind: str, done: int, total: int) -> None:
+                if kind not in tasks:
+                    tasks[kind] = display.add_task(f"sending {kind}", total=total)
+                display.update(tasks[kind], completed=done, total=total)
+
+            yield update
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def push_advice(exc: BaseException) -> str:
@@ -118,6 +166,7 @@ def submit(
     endpoint: EndpointOption = None,
     token: TokenOption = None,
     outbox: OutboxOption = None,
+    progress: ProgressOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Submit a pre-recorded trace and finalize it.
@@ -136,7 +185,8 @@ def submit(
             raise InvalidSubmission(f"{path} does not exist")
         with _client(endpoint, token) as client:
             if path.is_dir():
-                result = submit_directory(client, path, lambda step: err.print(f"  {step}"))
+                with delivery_feedback(False):  # its steps are printed as they go
+                    result = submit_directory(client, path, lambda step: err.print(f"  {step}"))
                 answer: dict[str, Any] = {
                     "trace_id": result.trace_id,
                     "finalized": result.finalized,
@@ -166,9 +216,18 @@ def submit(
                             f"  not uploading {_plural(len(unused), 'file')} of {artifacts} "
                             "that no event references"
                         )
-                with Outbox.open(outbox or default_outbox_path()) as journal:
+                with (
+                    Outbox.open(outbox or default_outbox_path()) as journal,
+                    delivery_feedback(progress) as on_progress,
+                ):
                     session, result = submit_jsonl(
-                        client, journal, path, meta, artifacts=extra_files, snapshots=snapshots
+                        client,
+                        journal,
+                        path,
+                        meta,
+                        artifacts=extra_files,
+                        snapshots=snapshots,
+                        on_progress=on_progress,
                     )
                 answer = {
                     "trace_id": result.trace_id,
@@ -191,6 +250,7 @@ def push(
     endpoint: EndpointOption = None,
     token: TokenOption = None,
     outbox: OutboxOption = None,
+    progress: ProgressOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Deliver everything recorded that the API has not acknowledged yet.
@@ -210,8 +270,12 @@ def push(
             if json_output:
                 _print_json({"sessions": []})
             return
-        with Outbox.open(path) as journal, _client(endpoint, token) as client:
-            flusher = Flusher(journal, client)
+        with (
+            Outbox.open(path) as journal,
+            _client(endpoint, token) as client,
+            delivery_feedback(progress) as on_progress,
+        ):
+            flusher = Flusher(journal, client, on_progress=on_progress)
             for state in journal.sessions(pending_only=True):
                 row: dict[str, Any] = {"session": state.local_id, "title": state.title}
                 try:
@@ -239,7 +303,10 @@ def push(
                 if "error" in row
                 else ("delivered, " + str(row["status"]) if row["delivered"] else "pending")
             )
-            sent = f"{row.get('events_sent', 0)} events / {row.get('chunks_sent', 0)} chunks"
+            sent = (
+                f"{_plural(row.get('events_sent', 0), 'event')} / "
+                f"{_plural(row.get('chunks_sent', 0), 'chunk')}"
+            )
             table.add_row(row["session"], row["trace_id"] or "-", sent, state_text)
         Console().print(table)
     if failures:

@@ -142,6 +142,7 @@ def submit_jsonl(
     *,
     artifacts: Sequence[Path] = (),
     snapshots: dict[str, Any] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[str, Submission]:
     """Journal a JSONL trace in the outbox (once per content) and deliver it; returns
     (local session id, submission). If delivery fails, `prtrace push` finishes it."""
@@ -159,7 +160,7 @@ def submit_jsonl(
         outbox.append_many(session, events)
     if not outbox.state(session).finalize_requested:
         outbox.request_finalize(session, snapshots=snapshots)
-    Flusher(outbox, client).push(session)
+    Flusher(outbox, client, on_progress=on_progress).push(session)
     done = outbox.state(session)
     return session, Submission(trace_id=done.trace_id or "", finalized=done.finalized or {})
 

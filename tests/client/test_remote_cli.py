@@ -157,3 +157,22 @@ def test_submit_jsonl_uploads_only_the_artifacts_its_events_reference(
         if r.method == "POST" and r.url.path.endswith("/artifacts")
     ]
     assert uploads == [blob_ref(b"stdout 1")["sha256"]]
+
+
+def test_push_says_when_it_retries_and_can_show_progress(api: FakeApi, tmp_path: Path) -> None:
+    from prtrace_client.outbox import Outbox
+    from tests.client.conftest import recorded
+
+    with Outbox.open(tmp_path / "outbox.db") as journal:
+        session = journal.start_trace(trace_metadata())
+        journal.append_many(session, [recorded(i) for i in range(3)])
+        journal.request_finalize(session)
+    api.add_fault(Fault("PUT", r"/v1/traces/[^/]+/chunks/0", status=503))
+    result = CliRunner().invoke(
+        app, ["push", "--outbox", str(tmp_path / "outbox.db"), "--progress"]
+    )
+    assert result.exit_code == 0, result.output
+    assert re.search(r"retrying: PUT /v1/traces/\S+/chunks/0: HTTP 503; retrying in", result.stderr)
+    assert "3 events" in result.stdout
+    assert "chunks" not in result.stdout  # "1 chunk"
+    assert re.search(r"sending chunks .* 1/1", result.stderr)  # --progress, even off a terminal
