@@ -231,6 +231,7 @@ def serve(repo: Path, every_s: float) -> int:
                     (directory / RECORDER_FILE).unlink()
             path.unlink(missing_ok=True)
             server.server_close()
+            recorder.edits.close()
             recorder.outbox.close()
     return 0
 

@@ -23,6 +23,7 @@ reaches a diff, and a multi-line one (a private key) becomes one marker line on 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import subprocess
@@ -100,7 +101,7 @@ def take_stat(
     also_watch: Iterable[Path],
     scan_started_ns: int,
 ) -> WorkTreeStat | None:
-    """The stats of `files`, of every directory of `repo` but .git and `ignored_dirs`
+    """The stats of `files`, of every directory of `repo` but .git ones and `ignored_dirs`
     (paths ending in "/"), of its .gitignore files and of `also_watch`; None when there are
     too many to be worth it."""
     root = os.fspath(repo)
@@ -116,7 +117,7 @@ def take_stat(
             for entry in listing:
                 if entry.is_dir(follow_symlinks=False):
                     name = f"{relative}{entry.name}/"
-                    if name != ".git/" and name not in ignored_dirs:
+                    if entry.name != ".git" and name not in ignored_dirs:  # nested repos too
                         pending.append(name)
                 elif entry.name == ".gitignore":
                     name = f"{relative}{entry.name}"
@@ -160,6 +161,7 @@ class EditTracker:
         # long-lived tracker, the session's recorder process.
         self.keep_stats = False
         self._stat: WorkTreeStat | None = None
+        self._reader: _BlobReader | None = None  # kept with the stats (see _modified)
         self.git_scans = 0  # captures that asked git (the others were answered by stats)
         self.full_scans = 0  # of those, the ones that listed the whole working tree
 
@@ -197,7 +199,12 @@ class EditTracker:
         else:
             self.full_scans += 1
             new, files = self._write_tree()
-        edits = [] if new == old else diff_trees(self.repo, old, new, self._exclude)
+        if new == old:
+            edits = []
+        elif kept is not None and changed is not None:
+            edits = self._modified(old, new, changed)
+        else:
+            edits = diff_trees(self.repo, old, new, self._exclude)
         if new != old:
             self._save(new)  # only after the diffs are built: a crash re-captures them
         if kept is not None and changed is not None:
@@ -206,6 +213,35 @@ class EditTracker:
         else:
             self._keep_stat(new, files, scan_started_ns)
         return edits
+
+    def _modified(self, old: str, new: str, changed: list[str]) -> list[FileEdit]:
+        """The edits of `changed`, files of both trees (the same files, some edited), read
+        through the tracker's own long-lived `git cat-file`: no diff-tree, no process
+        started. Anything unexpected falls back to diff_trees."""
+        if any("\n" in name for name in changed):
+            return diff_trees(self.repo, old, new, self._exclude)
+        try:
+            if self._reader is None:
+                self._reader = _BlobReader(self.repo)
+            edits = []
+            for name in sorted(changed):
+                before = self._reader.lookup(f"{old}:{name}")
+                after = self._reader.lookup(f"{new}:{name}")
+                if before is None or after is None:
+                    return diff_trees(self.repo, old, new, self._exclude)
+                if before[0] != after[0]:  # a mode-only change is no edit, as in diff_trees
+                    edits.append(file_edit(name, "modify", before[1], after[1]))
+            return edits
+        except (OSError, RuntimeError, ValueError):
+            self.close()  # the reader broke: a new one next time
+            return diff_trees(self.repo, old, new, self._exclude)
+
+    def close(self) -> None:
+        """End the long-lived `git cat-file` (a tracker keeping stats starts one)."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            with contextlib.suppress(OSError):
+                reader.close()
 
     def _keep_stat(self, tree: str, files: list[str], scan_started_ns: int) -> None:
         if not self.keep_stats:
@@ -340,6 +376,21 @@ class _BlobReader:
         data = self._process.stdout.read(int(header[2]))
         self._process.stdout.read(1)  # the newline after the contents
         return data
+
+    def lookup(self, spec: str) -> tuple[str, bytes] | None:
+        """(object id, contents) of `spec` (`<tree>:<path>`), None when it names nothing."""
+        assert self._process.stdin is not None
+        assert self._process.stdout is not None
+        self._process.stdin.write(spec.encode() + b"\n")
+        self._process.stdin.flush()
+        header = self._process.stdout.readline().split()
+        if len(header) != 3:
+            if header[-1:] in ([b"missing"], [b"ambiguous"]):
+                return None
+            raise RuntimeError(f"git cat-file could not read {spec}")
+        data = self._process.stdout.read(int(header[2]))
+        self._process.stdout.read(1)  # the newline after the contents
+        return header[0].decode(), data
 
     def close(self) -> None:
         if self._process.stdin is not None:
