@@ -21,7 +21,7 @@ values: both ends are this interpreter, and the socket is the user's own (mode 0
 git directory), so nothing else can speak to either end.
 """
 
-import _signal
+import _signal  # type: ignore[import-not-found]  # no stubs: `signal` without enum
 import _socket
 import marshal
 import os
