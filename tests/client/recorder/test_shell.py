@@ -66,9 +66,10 @@ def test_only_bash_and_zsh_have_a_snippet() -> None:
         snippet("fish")
 
 
-def typed_session(repo: Path, shell: list[str], name: str, lines: list[str]) -> str:
+def typed_session(repo: Path, shell: list[str], name: str, lines: list[str], *options: str) -> str:
     """Run an interactive `shell` reading `lines` as typed input; its output."""
-    script = [f'eval "$({PY} record start --title typed --no-hook --shell {name})"', *lines]
+    start = f"{PY} record start --title typed --no-hook {' '.join(options)} --shell {name}"
+    script = [f'eval "$({start})"', *lines]
     done = subprocess.run(
         shell,
         cwd=repo,
@@ -153,6 +154,25 @@ def test_typed_commands_are_recorded_through_the_recorder(
     agent = int(pid_file.read_text())
     wait_until(lambda: not _alive(agent))  # the helper ended with the shell
     prtrace(buggy_repo, "record", "stop", expect=1)  # no API here: journaled only
+
+
+def test_without_a_recorder_process_typed_commands_are_recorded_directly(
+    buggy_repo: Path, env: Path
+) -> None:
+    bash = ["bash", "--norc", "--noprofile", "-i"]
+    output = typed_session(
+        buggy_repo, bash, "bash", ["echo x > NOTES.md", "false", "cd ranges"], "--no-recorder"
+    )
+    assert "not recorded" not in output, output
+    assert not (buggy_repo / ".git" / "prtrace" / "recorder.json").exists()
+    events = journaled(env)
+    assert [
+        (e["type"], e["payload"].get("argv"), e["payload"].get("exit_code")) for e in events
+    ] == [
+        ("cmd_run", ["bash", "-c", "echo x > NOTES.md"], 0),
+        ("file_edit", None, None),
+        ("cmd_run", ["false"], 1),
+    ]
 
 
 def test_without_a_session_nothing_is_recorded_and_nothing_breaks(
