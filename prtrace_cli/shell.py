@@ -19,9 +19,10 @@ DEFAULT_DENY plus the words of $PRTRACE_SHELL_DENY, minus the words of $PRTRACE_
 `PRTRACE_SHELL_ALLOW=*` records everything. Both are read at every command, so `export` them
 whenever. Command lines are redacted like every recorded argv.
 
-Wire (the shell's side): NUL-terminated fields; `B`, line, cwd, allow, deny before a command
-(answer: `rec`, `skip`, or an error to show), `E`, exit status after it (answer: `ok` or an
-error), one answer line each.
+Wire (the shell's side): NUL-terminated fields; `B<n>`, line, cwd, allow, deny before a
+command (answer: `<n> rec`, `<n> skip`, or `<n>` and an error to show), `E<n>`, exit status
+after it (answer: `<n> ok` or an error), one answer line each. The shell numbers its
+messages and passes over an answer that came after it stopped waiting (30 s).
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ def _end(typed: _Typed, code: int) -> None:
     finish_run_directly(typed.prepared, code, b"", b"", duration_ms)
 
 
-def _answer(text: str) -> None:
+def _reply(text: str) -> None:
     fast._show(1, (" ".join(text.split()) + "\n").encode())
 
 
@@ -179,12 +180,16 @@ def agent(shell: str) -> int:
         *complete, buffer = buffer.split(b"\0")
         fields.extend(complete)
         while fields:
-            kind = fields[0]
+            kind, number = fields[0][:1], fields[0][1:].decode("ascii", "replace")
             wanted = 5 if kind == b"B" else 2
             if len(fields) < wanted:
                 break
             message = [field.decode("utf-8", "surrogateescape") for field in fields[:wanted]]
             del fields[:wanted]
+
+            def _answer(text: str, number: str = number) -> None:
+                _reply(f"{number} {text}")
+
             try:
                 if kind == b"B":
                     _, line, cwd, allow, deny = message
@@ -222,11 +227,17 @@ if [[ -z ${__prtrace_agent_pid-} ]] || ! kill -0 "$__prtrace_agent_pid" 2>/dev/n
   __prtrace_agent_pid=$__PRTRACE_AGENT_PID
   disown "$__prtrace_agent_pid" 2>/dev/null  # no job notices: it ends with the shell
 fi
-__prtrace_say() {
-  local reply=
-  printf "$@" >&"${__PRTRACE_AGENT[1]}" 2>/dev/null || return 1
-  IFS= read -r -t {timeout} -u "${__PRTRACE_AGENT[0]}" reply
-  __prtrace_reply=${reply:-prtrace: the recorder did not answer; this command may not be recorded}
+__prtrace_say() {  # KIND FIELD…: one message, and the answer to it in $__prtrace_reply
+  local kind=$1 reply=
+  shift
+  __prtrace_n=$(( ${__prtrace_n:-0} + 1 ))
+  printf '%s\0' "$kind$__prtrace_n" "$@" >&"${__PRTRACE_AGENT[1]}" 2>/dev/null || return 1
+  __prtrace_reply='prtrace: the recorder did not answer; this command may not be recorded'
+  while IFS= read -r -t {timeout} -u "${__PRTRACE_AGENT[0]}" reply; do
+    # An answer that came too late to an earlier message is passed over.
+    if [[ $reply == "$__prtrace_n "* ]]; then __prtrace_reply=${reply#* }; break; fi
+  done
+  return 0
 }
 __prtrace_preexec() {
   [[ -n ${__prtrace_armed-} && -z ${COMP_LINE-} ]] || return 0
@@ -238,8 +249,8 @@ __prtrace_preexec() {
     line=${line#*[0-9]  }
     [[ $line == *"$BASH_COMMAND"* ]] || line=$BASH_COMMAND
   fi
-  __prtrace_say 'B\0%s\0%s\0%s\0%s\0' "$line" "$PWD" "${PRTRACE_SHELL_ALLOW-}" \
-    "${PRTRACE_SHELL_DENY-}" || return 0
+  __prtrace_say B "$line" "$PWD" "${PRTRACE_SHELL_ALLOW-}" "${PRTRACE_SHELL_DENY-}" ||
+    return 0
   case $__prtrace_reply in
     rec) __prtrace_began=1 ;;
     skip) ;;
@@ -252,7 +263,7 @@ __prtrace_precmd() {
   __prtrace_armed=
   if [[ -n ${__prtrace_began-} ]]; then
     __prtrace_began=
-    if __prtrace_say 'E\0%s\0' "$code" && [[ $__prtrace_reply != ok ]]; then
+    if __prtrace_say E "$code" && [[ $__prtrace_reply != ok ]]; then
       printf '%s\n' "$__prtrace_reply" >&2
     fi
   fi
@@ -275,16 +286,22 @@ if [[ -z ${__prtrace_agent_pid-} ]] || ! kill -0 "$__prtrace_agent_pid" 2>/dev/n
   __prtrace_agent_pid=$!
   exec {__prtrace_to}>&p {__prtrace_from}<&p
 fi
-__prtrace_say() {
-  local reply=
-  printf "$@" >&$__prtrace_to 2>/dev/null || return 1
-  IFS= read -r -t {timeout} -u $__prtrace_from reply
-  __prtrace_reply=${reply:-prtrace: the recorder did not answer; this command may not be recorded}
+__prtrace_say() {  # KIND FIELD…: one message, and the answer to it in $__prtrace_reply
+  local kind=$1 reply=
+  shift
+  __prtrace_n=$(( ${__prtrace_n:-0} + 1 ))
+  printf '%s\0' "$kind$__prtrace_n" "$@" >&$__prtrace_to 2>/dev/null || return 1
+  __prtrace_reply='prtrace: the recorder did not answer; this command may not be recorded'
+  while IFS= read -r -t {timeout} -u $__prtrace_from reply; do
+    # An answer that came too late to an earlier message is passed over.
+    if [[ $reply == "$__prtrace_n "* ]]; then __prtrace_reply=${reply#* }; break; fi
+  done
+  return 0
 }
 __prtrace_preexec() {
   __prtrace_began=
-  __prtrace_say 'B\0%s\0%s\0%s\0%s\0' "$1" "$PWD" "${PRTRACE_SHELL_ALLOW-}" \
-    "${PRTRACE_SHELL_DENY-}" || return 0
+  __prtrace_say B "$1" "$PWD" "${PRTRACE_SHELL_ALLOW-}" "${PRTRACE_SHELL_DENY-}" ||
+    return 0
   case $__prtrace_reply in
     rec) __prtrace_began=1 ;;
     skip) ;;
@@ -296,7 +313,7 @@ __prtrace_precmd() {
   local code=$?
   if [[ -n ${__prtrace_began-} ]]; then
     __prtrace_began=
-    if __prtrace_say 'E\0%s\0' "$code" && [[ $__prtrace_reply != ok ]]; then
+    if __prtrace_say E "$code" && [[ $__prtrace_reply != ok ]]; then
       printf '%s\n' "$__prtrace_reply" >&2
     fi
   fi
@@ -308,14 +325,14 @@ add-zsh-hook precmd __prtrace_precmd
 """
 
 
-def snippet(shell: str, python: str | None = None) -> str:
+def snippet(shell: str, python: str | None = None, timeout_s: int = ANSWER_TIMEOUT_S) -> str:
     """The code to `eval` in an interactive `shell` (bash or zsh)."""
     if shell not in SHELLS:
         raise ValueError(f"no shell integration for {shell!r}: choose one of {', '.join(SHELLS)}")
     body = _BASH if shell == "bash" else _ZSH
     return _HEADER.format(shell=shell) + body.replace(
         "{python}", shlex.quote(python or sys.executable)
-    ).replace("{timeout}", str(ANSWER_TIMEOUT_S))
+    ).replace("{timeout}", str(timeout_s))
 
 
 def main() -> int:

@@ -204,3 +204,44 @@ def test_record_start_refuses_an_unknown_shell(buggy_repo: Path, env: Path) -> N
     assert done.returncode == 2
     assert "no shell integration for 'fish'" in done.stderr
     assert not (buggy_repo / ".git" / "prtrace" / "session.json").exists()
+
+
+SLOW_AGENT = """\
+import os, sys, time
+log = open(sys.argv[1], "a")
+buffer = b""
+while chunk := os.read(0, 4096):
+    buffer += chunk
+    fields = buffer.split(b"\\0")
+    while fields[:1] and len(fields) > (size := 5 if fields[0][:1] == b"B" else 2):
+        head, fields = fields[0].decode(), fields[size:]
+        log.write(head + "\\n"); log.flush()
+        if head == "B1":
+            time.sleep(3)  # past the shell's patience (2 s), answered well before B2's ends
+        os.write(1, f"{head[1:]} {'rec' if head[0] == 'B' else 'ok'}\\n".encode())
+    buffer = b"\\0".join(fields)
+"""
+
+
+def test_an_answer_that_comes_too_late_is_passed_over(tmp_path: Path) -> None:
+    """The shell numbers its messages: a late answer is not taken for the next one's."""
+    agent = tmp_path / "agent.py"
+    agent.write_text(SLOW_AGENT)
+    log = tmp_path / "agent.log"
+    fake = tmp_path / "fake-python"
+    fake.write_text(f"#!/bin/sh\nexec {sys.executable} {agent} {log}\n")
+    fake.chmod(0o755)
+    (tmp_path / "snippet.sh").write_text(snippet("bash", str(fake), timeout_s=2))
+    done = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-i"],
+        cwd=tmp_path,
+        input=f"source {tmp_path / 'snippet.sh'}\necho first\necho second\nexit\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.stderr.count("did not answer") == 1, done.stderr
+    assert "first" in done.stdout
+    assert "second" in done.stdout
+    assert log.read_text().split() == ["B1", "B2", "E3", "B4"]  # B4: `exit`, answered
