@@ -2,6 +2,7 @@
 # Machine setup for the QA sandbox tests (tests/sandbox/), run as root on a fresh Debian 12
 # machine before `make test`. Idempotent and cached: a second run takes about a second.
 #   - bubblewrap (+ setpriv from util-linux) for the `bwrap` backend;
+#   - zsh, for the shell integration test of zsh (tests/client/recorder/test_shell.py);
 #   - a Docker engine, started in the background when none answers;
 #   - the offline test image: no registry is reachable, so a Debian minbase root file
 #     system with python3 (+ pip for dependency preparation) is made with debootstrap and
@@ -21,7 +22,7 @@ fi
 log() { echo "sandbox-setup: $*" >&2; }
 
 # ---- packages: install only what is missing (apt-get update is the slow part) ----------
-packages=(bubblewrap util-linux docker.io debootstrap python3 python3-pip ca-certificates)
+packages=(bubblewrap util-linux docker.io debootstrap python3 python3-pip ca-certificates zsh)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -22,7 +22,14 @@ import typer
 
 from prtrace_cli import fast
 from prtrace_cli.console import LazyConsole, escape
-from prtrace_cli.remote import EndpointOption, JsonOption, OutboxOption, TokenOption
+from prtrace_cli.remote import (
+    EndpointOption,
+    JsonOption,
+    OutboxOption,
+    ProgressOption,
+    TokenOption,
+    push_advice,
+)
 
 err = LazyConsole(stderr=True, soft_wrap=True)
 # snapshot.DEFAULT_MAX_BYTES in MiB, spelled out: importing the recorder costs `--help` 0.2 s.
@@ -103,6 +110,16 @@ def start(
             "event (full chunks go at once); 0 delivers only at `record stop`.",
         ),
     ] = fast.DEFAULT_DELIVER_EVERY_S,
+    shell: Annotated[
+        str | None,
+        typer.Option(
+            "--shell",
+            metavar="bash|zsh",
+            help="Also print shell integration to eval: every command typed in this shell "
+            'is recorded (not its output), e.g. eval "$(prtrace record start --title … '
+            '--shell bash)".',
+        ),
+    ] = None,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
     outbox: OutboxOption = None,
@@ -120,6 +137,10 @@ def start(
     from prtrace_client.recorder.session import Recorder, RecorderError
 
     with _errors():
+        if shell is not None:
+            _check_shell(shell)
+            if json_output:
+                raise typer.BadParameter("--shell prints code to eval: not with --json")
         if issue:
             task = task_from_issue(issue)
             title = title or task["title"]
@@ -164,6 +185,36 @@ def start(
             f"{recorder.directory / 'recorder.log'}); commands are recorded directly (slower)"
         )
     err.print('next: prtrace run -- pytest …, prtrace note "why…", git commit, prtrace record stop')
+    if shell is not None:
+        from prtrace_cli.shell import snippet
+
+        sys.stdout.write(snippet(shell))
+        err.print(f"{shell} integration: the commands typed in this shell are recorded")
+
+
+def _check_shell(shell: str) -> None:
+    from prtrace_cli.shell import SHELLS
+
+    if shell not in SHELLS:
+        raise typer.BadParameter(
+            f"no shell integration for {shell!r}: choose one of {', '.join(SHELLS)}",
+            param_hint="--shell",
+        )
+
+
+@record_app.command("shell")
+def shell_command(
+    shell: Annotated[str, typer.Argument(metavar="bash|zsh", help="The interactive shell.")],
+) -> None:
+    """Print shell integration to eval: each command typed in this shell is recorded in the
+    active session of its repository (command line, directory, exit code, duration; not its
+    output). eval "$(prtrace record shell bash)"; PRTRACE_SHELL_DENY / PRTRACE_SHELL_ALLOW
+    change which commands are recorded (default: not cd, editors, pagers, prtrace, builtins).
+    """
+    from prtrace_cli.shell import snippet
+
+    _check_shell(shell)
+    sys.stdout.write(snippet(shell))
 
 
 @record_app.command("stop")
@@ -183,6 +234,7 @@ def stop(
     ] = None,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
+    progress: ProgressOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Stop recording, deliver the trace and finalize it.
@@ -191,6 +243,7 @@ def stop(
     finalizes; prints the trace id (stdout) and its status.
     """
     from prtrace_cli import recorderd
+    from prtrace_cli.remote import delivery_feedback
     from prtrace_client.client import PrtraceClient
     from prtrace_client.errors import PrtraceError
     from prtrace_client.outbox import Flusher, Outbox
@@ -220,16 +273,21 @@ def stop(
         "status": "recorded",
         "delivered": False,
     }
+    failure: PrtraceError | None = None
     with Outbox.open(stopped.outbox) as journal:
         try:
-            with PrtraceClient(endpoint, token) as client:
-                Flusher(journal, client).push(stopped.local_id)
+            with (
+                PrtraceClient(endpoint, token) as client,
+                delivery_feedback(progress) as on_progress,
+            ):
+                Flusher(journal, client, on_progress=on_progress).push(stopped.local_id)
                 state = journal.state(stopped.local_id)
                 view = state.finalized or {}
                 if wait and state.trace_id:
                     view = client.wait(state.trace_id)
         except PrtraceError as exc:
             result["error"] = str(exc)
+            failure = exc
         state = journal.state(stopped.local_id)
         result |= {"trace_id": state.trace_id, "delivered": state.delivered}
         if state.delivered:
@@ -254,10 +312,10 @@ def stop(
             f"{stopped.events} events, {stopped.redactions} secrets redacted; "
             f"status: {result['status']}"
         )
-    if "error" in result:
+    if failure is not None:
         err.print(
-            f"[red]error:[/red] not delivered yet: {escape(result['error'])}; the session is "
-            "safe in the outbox, run `prtrace push` when the API is reachable"
+            f"[red]error:[/red] not delivered yet: {escape(result['error'])}; "
+            f"{escape(push_advice(failure))}"
         )
         raise typer.Exit(1)
 
@@ -432,8 +490,8 @@ def note_command(
         typer.Option(help="What kind of note this is."),
     ] = "observation",
 ) -> None:
-    """Record a rationale note (edits made so far are recorded first)."""
-    from prtrace.schema import MAX_TEXT_LEN
+    """Record a rationale note (edits made so far are recorded first); at most 16,384
+    characters."""
     from prtrace_client.recorder.session import Recorder
 
     note_kind: NoteKind = kind
@@ -443,11 +501,6 @@ def note_command(
             recorder.note(text, note_kind)
         finally:
             recorder.outbox.close()
-    if len(text) > MAX_TEXT_LEN:
-        err.print(
-            f"[yellow]warning:[/yellow] the note holds {len(text):,} characters; only the "
-            f"first {MAX_TEXT_LEN:,} were recorded"
-        )
     err.print(f"noted ({kind})")
 
 

@@ -6,10 +6,11 @@ chunk once its oldest event is `deliver_every_s` old (the same sealing, retries 
 as `prtrace push`).
 
 It answers the fast client (prtrace_cli/fast.py) on a Unix socket, one request per
-connection: `begin` (record the edits so far, say how to run the command), `end` (record the
-command's run), `commit` (the post-commit hook), `status`, `stop`. An answer is sent only
-after what it acknowledges is committed to the outbox, so killing this process loses nothing
-acknowledged; the client takes the direct path for anything unacknowledged.
+connection: `begin` (record the edits so far, say how to run the command; `typed`: one a
+shell runs as typed, prtrace_cli/shell.py), `end` (record the command's run), `commit` (the
+post-commit hook), `status`, `stop`. An answer is sent only after what it acknowledges is
+committed to the outbox, so killing this process loses nothing acknowledged;
+the client takes the direct path for anything unacknowledged.
 
 Files in the session directory: `recorder.json` (pid, socket; present while it serves),
 `recorder.lock` (held for its lifetime: one recorder per session), `recorder.log`.
@@ -83,13 +84,17 @@ class RecorderService:
         self.delivery = delivery
         self.stopping = threading.Event()
         self._lock = threading.Lock()
+        self.requests = 0
 
     def handle(self, header: dict[str, Any], payload: bytes) -> dict[str, Any]:
         op = header.get("op")
         with self._lock:
+            self.requests += 1
             if op == "begin":
                 prepared = self.recorder.begin_run(
-                    [str(a) for a in header["argv"]], Path(str(header["cwd"]))
+                    [str(a) for a in header["argv"]],
+                    Path(str(header["cwd"])),
+                    typed=bool(header.get("typed")),
                 )
                 return {"ok": True, "run": prepared.to_dict()}
             if op == "end":
@@ -105,7 +110,13 @@ class RecorderService:
             if op == "commit":
                 return {"ok": True, "seq": self.recorder.record_commit()}
             if op == "status":
-                return {"ok": True, "pid": os.getpid(), "session": self.recorder.info.local_id}
+                return {
+                    "ok": True,
+                    "pid": os.getpid(),
+                    "session": self.recorder.info.local_id,
+                    "requests": self.requests,
+                    "git_scans": self.recorder.edits.git_scans,  # the others: stats only
+                }
             if op == "stop":
                 self.stopping.set()
                 return {"ok": True}
@@ -171,6 +182,7 @@ def _start_delivery(recorder: Recorder, every_s: float) -> Delivery:
 def serve(repo: Path, every_s: float) -> int:
     """Serve the active session of `repo` until `stop`, SIGTERM or the session ends."""
     recorder = Recorder.open(repo)
+    recorder.edits.keep_stats = True  # a command after no edit asks git nothing
     directory = recorder.directory
     lock = open(directory / _LOCK_FILE, "a+b")  # noqa: SIM115 - held for the process's life
     try:
@@ -219,6 +231,7 @@ def serve(repo: Path, every_s: float) -> int:
                     (directory / RECORDER_FILE).unlink()
             path.unlink(missing_ok=True)
             server.server_close()
+            recorder.edits.close()
             recorder.outbox.close()
     return 0
 

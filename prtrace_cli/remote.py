@@ -10,7 +10,7 @@ message and exit non-zero: 1 for a failed request, 2 for a usage or configuratio
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -45,6 +45,14 @@ OutboxOption = Annotated[
         show_default=False,
     ),
 ]
+ProgressOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Show delivery progress on stderr (default: when stderr is a terminal).",
+        show_default=False,
+    ),
+]
 _STYLE = {"complete": "green", "rejected": "yellow", "failed": "red"}
 
 
@@ -65,6 +73,63 @@ def _errors() -> Iterator[None]:
     except PrtraceError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
+
+
+@contextmanager
+def delivery_feedback(progress: bool | None) -> Iterator[Callable[[str, int, int], None] | None]:
+    """While delivering: each retry said on stderr, and (on a terminal, or with --progress)
+    a progress display of the artifacts and chunks sent. Yields the Flusher's on_progress."""
+    import logging
+
+    class RetryMessages(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if "retrying" in message:
+                err.print(f"[yellow]retrying:[/yellow] {escape(message)}")
+
+    logger = logging.getLogger("prtrace_client")
+    handler = RetryMessages(logging.INFO)
+    level = logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        if not (sys.stderr.isatty() if progress is None else progress):
+            yield None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        console = err.get()  # on a terminal it goes away when done; elsewhere it stays
+        with Progress(*columns, console=console, transient=console.is_terminal) as display:
+            tasks: dict[str, Any] = {}
+
+            def update(kind: str, done: int, total: int) -> None:
+                if kind not in tasks:
+                    tasks[kind] = display.add_task(f"sending {kind}", total=total)
+                display.update(tasks[kind], completed=done, total=total)
+
+            yield update
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def push_advice(exc: BaseException) -> str:
+    """What to do about a delivery that failed with `exc`: `prtrace push` helps only once
+    the token and the endpoint are right."""
+    from prtrace_client import ConfigError
+    from prtrace_client.errors import Unauthorized
+
+    if isinstance(exc, Unauthorized):
+        scope = " with the ingest scope" if exc.status == 403 else ""
+        return (
+            f"the session is safe in the outbox; set a valid token{scope} (PRTRACE_TOKEN or "
+            "--token), then run `prtrace push`"
+        )
+    if isinstance(exc, ConfigError):
+        return "the session is safe in the outbox; configure the API, then run `prtrace push`"
+    return "the session is safe in the outbox, run `prtrace push` when the API is reachable"
 
 
 def _client(endpoint: str | None, token: str | None) -> PrtraceClient:
@@ -101,20 +166,27 @@ def submit(
     endpoint: EndpointOption = None,
     token: TokenOption = None,
     outbox: OutboxOption = None,
+    progress: ProgressOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Submit a pre-recorded trace and finalize it.
 
     Safe to run again after a failure: it finishes the same trace, never a second one."""
     from prtrace_client import Outbox, default_outbox_path
-    from prtrace_client.submit import InvalidSubmission, submit_directory, submit_jsonl
+    from prtrace_client.submit import (
+        InvalidSubmission,
+        referenced_artifacts,
+        submit_directory,
+        submit_jsonl,
+    )
 
     with _errors():
         if not path.exists():
             raise InvalidSubmission(f"{path} does not exist")
         with _client(endpoint, token) as client:
             if path.is_dir():
-                result = submit_directory(client, path, lambda step: err.print(f"  {step}"))
+                with delivery_feedback(False):  # its steps are printed as they go
+                    result = submit_directory(client, path, lambda step: err.print(f"  {step}"))
                 answer: dict[str, Any] = {
                     "trace_id": result.trace_id,
                     "finalized": result.finalized,
@@ -129,15 +201,33 @@ def submit(
                         f"(a TraceMetadata JSON; {meta_path} does not exist)"
                     )
                 meta = orjson.loads(meta_path.read_bytes())
-                extra_files = (
-                    sorted(p for p in artifacts.iterdir() if p.is_file()) if artifacts else []
-                )
                 snapshots = (
                     orjson.loads(finalize.read_bytes()).get("snapshots") if finalize else None
                 )
-                with Outbox.open(outbox or default_outbox_path()) as journal:
+                extra_files: list[Path] = []
+                if artifacts:
+                    if not artifacts.is_dir():
+                        raise InvalidSubmission(f"--artifacts {artifacts} is not a directory")
+                    extra_files, unused = referenced_artifacts(
+                        sorted(p for p in artifacts.iterdir() if p.is_file()), path, snapshots
+                    )
+                    if unused:
+                        err.print(
+                            f"  not uploading {_plural(len(unused), 'file')} of {artifacts} "
+                            "that no event references"
+                        )
+                with (
+                    Outbox.open(outbox or default_outbox_path()) as journal,
+                    delivery_feedback(progress) as on_progress,
+                ):
                     session, result = submit_jsonl(
-                        client, journal, path, meta, artifacts=extra_files, snapshots=snapshots
+                        client,
+                        journal,
+                        path,
+                        meta,
+                        artifacts=extra_files,
+                        snapshots=snapshots,
+                        on_progress=on_progress,
                     )
                 answer = {
                     "trace_id": result.trace_id,
@@ -160,6 +250,7 @@ def push(
     endpoint: EndpointOption = None,
     token: TokenOption = None,
     outbox: OutboxOption = None,
+    progress: ProgressOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Deliver everything recorded that the API has not acknowledged yet.
@@ -170,7 +261,7 @@ def push(
 
     from prtrace_client import Flusher, Outbox, PrtraceError, default_outbox_path
 
-    failures = 0
+    failures: list[PrtraceError] = []
     rows: list[dict[str, Any]] = []
     with _errors():
         path = outbox or default_outbox_path()
@@ -179,14 +270,18 @@ def push(
             if json_output:
                 _print_json({"sessions": []})
             return
-        with Outbox.open(path) as journal, _client(endpoint, token) as client:
-            flusher = Flusher(journal, client)
+        with (
+            Outbox.open(path) as journal,
+            _client(endpoint, token) as client,
+            delivery_feedback(progress) as on_progress,
+        ):
+            flusher = Flusher(journal, client, on_progress=on_progress)
             for state in journal.sessions(pending_only=True):
                 row: dict[str, Any] = {"session": state.local_id, "title": state.title}
                 try:
                     report = flusher.push(state.local_id)
                 except PrtraceError as exc:
-                    failures += 1
+                    failures.append(exc)
                     row["error"] = str(exc)
                     err.print(f"[red]error:[/red] {state.local_id}: {escape(str(exc))}")
                 else:
@@ -208,11 +303,14 @@ def push(
                 if "error" in row
                 else ("delivered, " + str(row["status"]) if row["delivered"] else "pending")
             )
-            sent = f"{row.get('events_sent', 0)} events / {row.get('chunks_sent', 0)} chunks"
+            sent = (
+                f"{_plural(row.get('events_sent', 0), 'event')} / "
+                f"{_plural(row.get('chunks_sent', 0), 'chunk')}"
+            )
             table.add_row(row["session"], row["trace_id"] or "-", sent, state_text)
         Console().print(table)
     if failures:
-        err.print("what was not delivered stays in the outbox; run `prtrace push` again")
+        err.print(push_advice(failures[-1]).replace("the session is", "what was not delivered is"))
         raise typer.Exit(1)
 
 
@@ -287,10 +385,15 @@ def _progress(view: dict[str, Any]) -> Table:
     counts = f"{_plural(events, 'event')} in {_plural(chunks, 'chunk')}"
     table.add_row(Text("received", style="bold"), Text(counts))
     stages = [s for s in PIPELINE_STATUSES if s not in TERMINAL_STATUSES]
+    outcome = view.get("outcome") if isinstance(view.get("outcome"), dict) else {}
+    assert isinstance(outcome, dict)
+    qa_skipped = outcome.get("qa_skipped")
     line = Text()
     index = stages.index(current) if current in stages else None
     for position, stage in enumerate(stages):
-        if current in TERMINAL_STATUSES or (index is not None and position < index):
+        if stage == "testing" and qa_skipped and current in TERMINAL_STATUSES:
+            line.append(f"- testing skipped ({qa_skipped})  ", style="yellow")
+        elif current in TERMINAL_STATUSES or (index is not None and position < index):
             line.append(f"✓ {stage}  ", style="green")
         elif index == position:
             line.append(f"● {stage}  ", style="bold cyan")
@@ -301,9 +404,45 @@ def _progress(view: dict[str, Any]) -> Table:
     elif index is None:
         line.append(f"● {current} (unknown stage)", style="bold magenta")
     table.add_row(Text("status", style="bold"), line)
+    for name, value in _outcome_rows(current, outcome):
+        table.add_row(Text(name, style="bold"), value)
     for name, url in sorted((view.get("links") or {}).items()):
-        table.add_row(Text(str(name), style="bold"), Text(str(url)))
+        if url:  # a result that does not exist (no QA report when QA was skipped) is left out
+            table.add_row(Text(str(name), style="bold"), Text(str(url)))
     return table
+
+
+def _outcome_rows(status: str, outcome: dict[str, Any]) -> list[tuple[str, Text]]:
+    """How the pipeline ended: QA's verdict and the judge's scores, the rejection reason or
+    the failed stage."""
+    from rich.text import Text
+
+    rows: list[tuple[str, Text]] = []
+    if status == "complete":
+        qa = outcome.get("qa")
+        if isinstance(qa, dict):
+            counts = ", ".join(
+                f"{name} {qa[name].get('count', 0)}"
+                for name in ("fail_to_pass", "pass_to_fail")
+                if isinstance(qa.get(name), dict)
+            )
+            verdict = str(qa.get("verdict", "?")) + (f" ({counts})" if counts else "")
+            rows.append(("verdict", Text(verdict, style="bold")))
+        elif outcome.get("qa_skipped"):
+            rows.append(("verdict", Text(f"none: QA skipped ({outcome['qa_skipped']})")))
+        judge = outcome.get("judge")
+        if isinstance(judge, dict):
+            overall = judge.get("overall")
+            rows.append(("judge", Text(f"{judge.get('judge', '?')}, overall {overall}")))
+            for score in judge.get("scores") or []:
+                if isinstance(score, dict):
+                    rows.append((f"  {score.get('dimension')}", Text(str(score.get("score", "?")))))
+    elif status == "rejected" and isinstance(outcome.get("reason"), dict):
+        reason = outcome["reason"]
+        rows.append(("reason", Text(f"{reason.get('code')}: {reason.get('detail', '')}")))
+    elif status == "failed" and outcome:
+        rows.append(("failed in", Text(f"{outcome.get('stage')}: {outcome.get('error', '')}")))
+    return rows
 
 
 def traces(
@@ -352,5 +491,6 @@ def register(app: typer.Typer) -> None:
 
 if TYPE_CHECKING:  # the commands import these when they run (fast --help)
     from rich.table import Table
+    from rich.text import Text
 
-    from prtrace_client import PrtraceClient
+    from prtrace_client import PrtraceClient, PrtraceError

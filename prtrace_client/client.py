@@ -347,11 +347,17 @@ class PrtraceClient:
                 response = attempt()
             except httpx.TransportError as exc:
                 if last or waited >= policy.deadline_s:
+                    # Only an upload has something for `prtrace push` to resend.
+                    then = (
+                        "then retry"
+                        if method in ("GET", "HEAD")
+                        else "then retry (nothing is lost: `prtrace push` resends what was "
+                        "not acknowledged)"
+                    )
                     raise TransportError(
                         f"{method} {what}: cannot reach {self.endpoint} after {retry + 1} "
                         f"attempt(s): {type(exc).__name__}: {exc or 'connection failed'}; "
-                        "check the endpoint and your network, then retry (nothing is lost: "
-                        "`prtrace push` resends what was not acknowledged)"
+                        f"check the endpoint and your network, {then}"
                     ) from exc
                 delay = policy.delay(retry, None)
                 log.info("%s %s: %s; retrying in %.2fs", method, what, type(exc).__name__, delay)

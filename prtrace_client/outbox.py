@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -669,9 +669,12 @@ class Flusher:
         max_age_s: float = 2.0,
         interval_s: float = 0.5,
         in_flight: int = 4,
+        on_progress: Callable[[str, int, int], None] | None = None,
     ) -> None:
         self.outbox = outbox
         self.client = client
+        # Called as ("artifacts" | "chunks", done, total) while a pass delivers (displays).
+        self.on_progress = on_progress
         self.max_events = max_events
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
@@ -741,7 +744,9 @@ class Flusher:
     def _deliver(self, session: str, force: bool) -> FlushReport:
         report = FlushReport()
         trace_id = self._ensure_trace(session, report)
-        for artifact in self.outbox.pending_artifacts(session):
+        pending = self.outbox.pending_artifacts(session)
+        for done, artifact in enumerate(pending):
+            self._progress("artifacts", done, len(pending))
             if not artifact.path.exists():
                 raise PrtraceError(
                     f"artifact {artifact.sha256} of session {session} is missing from "
@@ -753,6 +758,8 @@ class Flusher:
             )  # fmt: skip
             self.outbox.ack_artifact(session, artifact.sha256)
             report.artifacts_uploaded += int(upload.uploaded)
+        if pending:
+            self._progress("artifacts", len(pending), len(pending))
         self.outbox.seal(
             session,
             max_events=self.max_events,
@@ -760,7 +767,10 @@ class Flusher:
             max_age_s=self.max_age_s,
             force=force,
         )
-        for chunk, receipt in self._put_chunks(trace_id, self.outbox.unacked_chunks(session)):
+        unacked = self.outbox.unacked_chunks(session)
+        if unacked:
+            self._progress("chunks", 0, len(unacked))
+        for chunk, receipt in self._put_chunks(trace_id, unacked):
             if receipt.get("sha256") != chunk.sha256:
                 raise PrtraceError(
                     f"trace {trace_id} chunk {chunk.chunk_seq}: the server stored sha256 "
@@ -770,6 +780,7 @@ class Flusher:
             self.outbox.ack_chunk(session, chunk.chunk_seq, receipt)
             report.chunks_sent += 1
             report.events_sent += chunk.last_seq - chunk.first_seq + 1
+            self._progress("chunks", report.chunks_sent, len(unacked))
         state = self.outbox.state(session)
         wanted = self.outbox.finalize_request(session)
         if wanted is not None and state.finalized is None:
@@ -782,6 +793,10 @@ class Flusher:
             self.outbox.set_finalized(session, view)
             report.finalized[trace_id] = view
         return report
+
+    def _progress(self, kind: str, done: int, total: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(kind, done, total)
 
     def _put_chunks(
         self, trace_id: str, chunks: list[Chunk]

@@ -142,6 +142,7 @@ def submit_jsonl(
     *,
     artifacts: Sequence[Path] = (),
     snapshots: dict[str, Any] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[str, Submission]:
     """Journal a JSONL trace in the outbox (once per content) and deliver it; returns
     (local session id, submission). If delivery fails, `prtrace push` finishes it."""
@@ -152,11 +153,49 @@ def submit_jsonl(
     state = outbox.state(session)
     if state.events == 0:
         events = read_jsonl_events(path)
+        wanted = referenced_sha256s([*events, {"snapshots": snapshots or {}}])
         for artifact in artifacts:
-            outbox.add_artifact(session, artifact, media_type(artifact))
+            if _file_sha256(artifact) in wanted:  # the others are nobody's: not uploaded
+                outbox.add_artifact(session, artifact, media_type(artifact))
         outbox.append_many(session, events)
     if not outbox.state(session).finalize_requested:
         outbox.request_finalize(session, snapshots=snapshots)
-    Flusher(outbox, client).push(session)
+    Flusher(outbox, client, on_progress=on_progress).push(session)
     done = outbox.state(session)
     return session, Submission(trace_id=done.trace_id or "", finalized=done.finalized or {})
+
+
+def referenced_sha256s(documents: Sequence[Any]) -> set[str]:
+    """The sha256 of every blob reference (a mapping with `sha256`) in `documents`."""
+    found: set[str] = set()
+    pending = list(documents)
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            if isinstance(item.get("sha256"), str):
+                found.add(item["sha256"])
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return found
+
+
+def referenced_artifacts(
+    paths: Sequence[Path], events_file: Path, snapshots: dict[str, Any] | None
+) -> tuple[list[Path], list[Path]]:
+    """`paths` split into the files the JSONL trace's events (or its snapshots) reference by
+    sha256, and the others."""
+    wanted = referenced_sha256s([*read_jsonl_events(events_file), {"snapshots": snapshots or {}}])
+    used: list[Path] = []
+    unused: list[Path] = []
+    for path in paths:
+        (used if _file_sha256(path) in wanted else unused).append(path)
+    return used, unused
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

@@ -5,15 +5,29 @@ directory (`<git-dir>/prtrace/index`), never the user's index, so recording chan
 the user sees in `git status` and nothing of it can be committed. Git's stat cache keeps
 re-scans cheap: only files whose size or mtime changed are hashed again.
 
+A long-lived tracker (the session's recorder process) asks git less: after each capture it
+keeps the stat data (mtime, ctime, size, inode, mode) of every recorded file, and of what
+decides which files there are: every directory that is not ignored, the .gitignore files and
+.git/info/exclude. Creating, deleting or renaming a file changes its directory's stats,
+editing a file its own, and ctime cannot be set back. When those "watched" stats all match,
+only the files whose own stats differ are hashed again (none: no edits, git is not run);
+otherwise the whole working tree is scanned as without kept stats. A stat that changed within
+RACY_NS of the scan that read it is not trusted ("racy": a later change in the same clock tick
+could look the same): such a file is hashed again next time, such a directory means a full
+scan. The kept stats describe one recorded tree: when another process records meanwhile, the
+next capture scans in full.
+
 Both sides of each changed file are redacted before they are diffed, so a credential never
 reaches a diff, and a multi-line one (a private key) becomes one marker line on both sides.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import subprocess
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +47,89 @@ _BINARY_SNIFF: Final = 8000
 _SUBMODULE: Final = "160000"
 MAX_DIFF_INPUT: Final = 4 * 1024 * 1024  # bytes per side
 _STATUS: Final[dict[str, Change]] = {"A": "add", "M": "modify", "D": "delete", "T": "modify"}
+RACY_NS: Final = 100_000_000  # a change within 0.1 s of a scan may share its clock tick
+MAX_STAT_ENTRIES: Final = 50_000  # past this, stat-ing every path costs about what git does
+_MISSING: Final = (0, 0, 0, 0, 0)
+
+StatKey = tuple[int, int, int, int, int]  # mtime_ns, ctime_ns, size, inode, mode
+
+
+def _stat_key(path: str) -> StatKey:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return _MISSING
+    return (info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_ino, info.st_mode)
+
+
+def _trusted(key: StatKey, scan_started_ns: int) -> StatKey | None:
+    """`key`, or None when it changed too close to the scan (see the module's docstring)."""
+    return None if key[1] >= scan_started_ns - RACY_NS else key
+
+
+@dataclass
+class WorkTreeStat:
+    """The stats of a working tree when `tree` was recorded from it (None: racy)."""
+
+    tree: str
+    watched: dict[str, StatKey | None]  # directories, ignore files: which files there are
+    files: dict[str, StatKey | None]  # the recorded files, relative to the repository
+
+    def changed_files(self, repo: Path) -> list[str] | None:
+        """The files whose stats changed; None when files may have come or gone."""
+        root = os.fspath(repo)
+        for name, key in self.watched.items():
+            if key is None or _stat_key(os.path.join(root, name)) != key:
+                return None
+        return [
+            name
+            for name, key in self.files.items()
+            if key is None or _stat_key(os.path.join(root, name)) != key
+        ]
+
+    def restat(self, repo: Path, tree: str, names: list[str], scan_started_ns: int) -> None:
+        self.tree = tree
+        for name in names:
+            self.files[name] = _trusted(_stat_key(os.path.join(repo, name)), scan_started_ns)
+
+
+def take_stat(
+    repo: Path,
+    tree: str,
+    files: Iterable[str],
+    ignored_dirs: set[str],
+    also_watch: Iterable[Path],
+    scan_started_ns: int,
+) -> WorkTreeStat | None:
+    """The stats of `files`, of every directory of `repo` but .git ones and `ignored_dirs`
+    (paths ending in "/"), of its .gitignore files and of `also_watch`; None when there are
+    too many to be worth it."""
+    root = os.fspath(repo)
+    watched: dict[str, StatKey | None] = {
+        os.fspath(path): _trusted(_stat_key(os.fspath(path)), scan_started_ns)
+        for path in also_watch
+    }
+    pending = [""]
+    while pending:
+        relative = pending.pop()
+        watched[relative] = _trusted(_stat_key(os.path.join(root, relative)), scan_started_ns)
+        with os.scandir(os.path.join(root, relative)) as listing:
+            for entry in listing:
+                if entry.is_dir(follow_symlinks=False):
+                    name = f"{relative}{entry.name}/"
+                    if entry.name != ".git" and name not in ignored_dirs:  # nested repos too
+                        pending.append(name)
+                elif entry.name == ".gitignore":
+                    name = f"{relative}{entry.name}"
+                    watched[name] = _trusted(_stat_key(entry.path), scan_started_ns)
+        if len(watched) > MAX_STAT_ENTRIES:
+            return None
+    kept: dict[str, StatKey | None] = {}
+    for name in files:
+        kept[name] = _trusted(_stat_key(os.path.join(root, name)), scan_started_ns)
+        if len(kept) + len(watched) > MAX_STAT_ENTRIES:
+            return None
+    return WorkTreeStat(tree, watched, kept)
 
 
 @dataclass(frozen=True)
@@ -60,6 +157,13 @@ class EditTracker:
         self._exclude = tuple(exclude)
         self._index = state_dir / "index"
         self._tree_file = state_dir / "last-tree"
+        # Keep stats between captures (see the module's docstring): worth it only in a
+        # long-lived tracker, the session's recorder process.
+        self.keep_stats = False
+        self._stat: WorkTreeStat | None = None
+        self._reader: _BlobReader | None = None  # kept with the stats (see _modified)
+        self.git_scans = 0  # captures that asked git (the others were answered by stats)
+        self.full_scans = 0  # of those, the ones that listed the whole working tree
 
     @property
     def last_tree(self) -> str | None:
@@ -70,19 +174,91 @@ class EditTracker:
 
     def record_baseline(self) -> str:
         """Take the working tree as it is now as the last recorded state."""
-        tree = self._write_tree()
+        scan_started_ns = time.time_ns()
+        tree, files = self._write_tree()
         self._save(tree)
+        self._keep_stat(tree, files, scan_started_ns)
         return tree
 
     def capture(self) -> list[FileEdit]:
         """The edits since the last recorded state; they become the recorded state."""
         old = self.last_tree or EMPTY_TREE
-        new = self._write_tree()
-        if new == old:
+        kept, self._stat = self._stat, None
+        changed = kept.changed_files(self.repo) if kept is not None and kept.tree == old else None
+        if kept is not None and changed == []:
+            self._stat = kept
             return []
-        edits = diff_trees(self.repo, old, new, self._exclude)
-        self._save(new)  # only after the diffs are built: a crash re-captures them
+        self.git_scans += 1
+        scan_started_ns = time.time_ns()
+        if kept is not None and changed is not None:  # the same files, some of them edited
+            self._git(
+                "update-index", "-z", "--add", "--remove", "--replace", "--stdin",
+                input_bytes=b"".join(os.fsencode(n) + b"\0" for n in changed),
+            )  # fmt: skip
+            new = self._git("write-tree").decode().strip()
+        else:
+            self.full_scans += 1
+            new, files = self._write_tree()
+        if new == old:
+            edits = []
+        elif kept is not None and changed is not None:
+            edits = self._modified(old, new, changed)
+        else:
+            edits = diff_trees(self.repo, old, new, self._exclude)
+        if new != old:
+            self._save(new)  # only after the diffs are built: a crash re-captures them
+        if kept is not None and changed is not None:
+            kept.restat(self.repo, new, changed, scan_started_ns)
+            self._stat = kept
+        else:
+            self._keep_stat(new, files, scan_started_ns)
         return edits
+
+    def _modified(self, old: str, new: str, changed: list[str]) -> list[FileEdit]:
+        """The edits of `changed`, files of both trees (the same files, some edited), read
+        through the tracker's own long-lived `git cat-file`: no diff-tree, no process
+        started. Anything unexpected falls back to diff_trees."""
+        if any("\n" in name for name in changed):
+            return diff_trees(self.repo, old, new, self._exclude)
+        try:
+            if self._reader is None:
+                self._reader = _BlobReader(self.repo)
+            edits = []
+            for name in sorted(changed):
+                before = self._reader.lookup(f"{old}:{name}")
+                after = self._reader.lookup(f"{new}:{name}")
+                if before is None or after is None:
+                    return diff_trees(self.repo, old, new, self._exclude)
+                if before[0] != after[0]:  # a mode-only change is no edit, as in diff_trees
+                    edits.append(file_edit(name, "modify", before[1], after[1]))
+            return edits
+        except (OSError, RuntimeError, ValueError):
+            self.close()  # the reader broke: a new one next time
+            return diff_trees(self.repo, old, new, self._exclude)
+
+    def close(self) -> None:
+        """End the long-lived `git cat-file` (a tracker keeping stats starts one)."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            with contextlib.suppress(OSError):
+                reader.close()
+
+    def _keep_stat(self, tree: str, files: list[str], scan_started_ns: int) -> None:
+        if not self.keep_stats:
+            return
+        ignored = {
+            os.fsdecode(raw)
+            for raw in self._git(
+                "ls-files", "-z", "-o", "-i", "--exclude-standard", "--directory"
+            ).split(b"\0")
+            if raw.endswith(b"/")
+        }
+        exclude = Path(os.fsdecode(self._git("rev-parse", "--git-path", "info/exclude").strip()))
+        also_watch = [exclude if exclude.is_absolute() else self.repo / exclude]
+        try:
+            self._stat = take_stat(self.repo, tree, files, ignored, also_watch, scan_started_ns)
+        except OSError:
+            self._stat = None  # something moved meanwhile: scan in full next time
 
     # ---- git plumbing -------------------------------------------------------------
 
@@ -101,7 +277,8 @@ class EditTracker:
             raise RuntimeError(f"git {args[0]} failed in {self.repo}: {message}")
         return result.stdout
 
-    def _write_tree(self) -> str:
+    def _write_tree(self) -> tuple[str, list[str]]:
+        """The tree of the working tree as it is now, and the files in it."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         wanted = [
             name for name in workspace_files(self.repo) if not is_secret_file(name, self._exclude)
@@ -119,7 +296,7 @@ class EditTracker:
                 "update-index", "-z", "--add", "--replace", "--stdin",
                 input_bytes=b"".join(os.fsencode(n) + b"\0" for n in wanted),
             )  # fmt: skip
-        return self._git("write-tree").decode().strip()
+        return self._git("write-tree").decode().strip(), wanted
 
     def _save(self, tree: str) -> None:
         scratch = self._tree_file.with_suffix(".tmp")
@@ -199,6 +376,21 @@ class _BlobReader:
         data = self._process.stdout.read(int(header[2]))
         self._process.stdout.read(1)  # the newline after the contents
         return data
+
+    def lookup(self, spec: str) -> tuple[str, bytes] | None:
+        """(object id, contents) of `spec` (`<tree>:<path>`), None when it names nothing."""
+        assert self._process.stdin is not None
+        assert self._process.stdout is not None
+        self._process.stdin.write(spec.encode() + b"\n")
+        self._process.stdin.flush()
+        header = self._process.stdout.readline().split()
+        if len(header) != 3:
+            if header[-1:] in ([b"missing"], [b"ambiguous"]):
+                return None
+            raise RuntimeError(f"git cat-file could not read {spec}")
+        data = self._process.stdout.read(int(header[2]))
+        self._process.stdout.read(1)  # the newline after the contents
+        return header[0].decode(), data
 
     def close(self) -> None:
         if self._process.stdin is not None:

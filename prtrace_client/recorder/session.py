@@ -88,7 +88,7 @@ class SessionInfo:
     base_commit: str
     base_snapshot: dict[str, Any]
     redactions: int = 0
-    runs: int = 0
+    runs: int = 0  # pytest runs begun (their reports' numbers)
     hook_installed: bool = False
     # Files whose recorded diffs had a secret redacted: the snapshots hold them in clear.
     redacted_files: list[str] = field(default_factory=list)
@@ -378,6 +378,11 @@ class Recorder:
         cleaned = text.strip()
         if not cleaned:
             raise RecorderError('a note needs some text: prtrace note "why …"')
+        if len(cleaned) > MAX_TEXT_LEN:
+            raise RecorderError(
+                f"the note holds {len(cleaned):,} characters, over the {MAX_TEXT_LEN:,} a note "
+                "can hold; nothing was recorded: shorten it or split it into several notes"
+            )
         with self._locked():
             self._capture_edits()
             redacted = self._redact(cleaned)
@@ -445,22 +450,25 @@ class Recorder:
         duration_ms = round((time.monotonic() - started) * 1000)
         return self.finish_run(prepared, exit_code, out, err, duration_ms)
 
-    def begin_run(self, argv: list[str], cwd: Path) -> PreparedRun:
+    def begin_run(self, argv: list[str], cwd: Path, *, typed: bool = False) -> PreparedRun:
         """Before a command runs: record the edits made so far and say how to run it (a
         pytest run gets a JUnit report). The command runs wherever the caller is (its own
-        terminal); `finish_run` records how it ended."""
+        terminal); `finish_run` records how it ended. A `typed` command (shell integration)
+        runs as the user typed it: no report, recorded as a `cmd_run`."""
         if not argv:
             raise RecorderError("nothing to run: prtrace run -- COMMAND [ARGS…]")
         workdir = cwd.resolve()
+        pytest = not typed and is_pytest(argv)
         with self._locked():
             edits = self._capture_edits()
-            self.info.runs += 1
-            _write_info(self.directory, self.info)
+            if pytest:  # the run number names its report; other runs need no write here
+                self.info.runs += 1
+                _write_info(self.directory, self.info)
             run_number = self.info.runs
         report: Path | None = None
         own_report = False
         command = argv
-        if is_pytest(argv):
+        if pytest:
             reports = self.directory / "reports"
             reports.mkdir(exist_ok=True)
             report = reports / f"junit-{run_number:05d}-{os.getpid()}.xml"

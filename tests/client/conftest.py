@@ -1,7 +1,12 @@
-"""Shared fixtures of the client tests: the in-process API and clients of it."""
+"""Shared fixtures of the client tests: the in-process API and clients of it, and no
+recorder process left running after a test."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +17,48 @@ from prtrace_client import Outbox, PrtraceClient, RetryPolicy
 from prtrace_client.config import ClientConfig
 from tests.client.fake_api import FakeApi
 from tests.factories import event
+
+
+def recorders_under(root: Path) -> list[int]:
+    """Pids of the `prtrace_cli.recorderd` processes serving a repository under `root`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if b"prtrace_cli.recorderd" in argv and len(argv) >= 2:
+            repo = Path(os.fsdecode(argv[-2] if argv[-1] == b"" else argv[-1]))
+            if repo.is_relative_to(root):
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_recorder_left(tmp_path: Path) -> Iterator[None]:
+    """A test that ran `record start` without `record stop` (or failed before it) must not
+    leave its session's recorder process running: end those under its tmp_path."""
+    yield
+    pids = recorders_under(tmp_path)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)  # it exits cleanly: what it acknowledged is journaled
+    deadline = time.monotonic() + 5
+    while pids and time.monotonic() < deadline:
+        pids = [pid for pid in pids if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+        time.sleep(0.05)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return "State:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
 
 
 class Sleeps(list[float]):

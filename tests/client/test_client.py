@@ -100,8 +100,16 @@ def test_network_errors_are_retried_then_reported(api: FakeApi, sleeps: Sleeps) 
     api.add_fault(Fault("GET", "/v1/traces", drop_before=True, times=2))
     assert client.list_traces()["items"] == []
     api.add_fault(Fault("GET", "/v1/traces", drop_before=True, times=3))
-    with pytest.raises(TransportError, match=r"cannot reach http://api.test after 3 attempt"):
+    with pytest.raises(TransportError, match=r"cannot reach http://api.test after 3 attempt") as e:
         client.list_traces()
+    assert "prtrace push" not in str(e.value)  # a read has nothing to resend
+
+
+def test_an_unreachable_upload_says_push_resends_it(api: FakeApi, sleeps: Sleeps) -> None:
+    client = make_client(api, sleeps, attempts=2)
+    api.add_fault(Fault("POST", "/v1/traces", drop_before=True, times=2))
+    with pytest.raises(TransportError, match=r"`prtrace push` resends what was not acknowl"):
+        client.create_trace(trace_metadata())
 
 
 def test_lost_create_answer_is_replayed_not_duplicated(api: FakeApi, client: PrtraceClient) -> None:

@@ -146,6 +146,22 @@ def test_push_delivers_artifacts_chunks_and_finalize(
     assert Flusher(outbox, client).push().chunks_sent == 0  # nothing left to send
 
 
+def test_push_reports_its_progress(client: PrtraceClient, outbox: Outbox) -> None:
+    session = fill(outbox, 2_345)
+    outbox.add_artifact_bytes(session, b"stdout", "text/plain")
+    outbox.request_finalize(session)
+    seen: list[tuple[str, int, int]] = []
+    Flusher(outbox, client, on_progress=lambda *step: seen.append(step)).push()
+    assert seen == [
+        ("artifacts", 0, 1),
+        ("artifacts", 1, 1),
+        ("chunks", 0, 3),
+        ("chunks", 1, 3),
+        ("chunks", 2, 3),
+        ("chunks", 3, 3),
+    ]
+
+
 def test_killed_between_chunks_resumes_without_gaps_or_duplicates(
     api: FakeApi, sleeps: Sleeps, tmp_path: Path
 ) -> None:

@@ -4,6 +4,7 @@ statuses (known, unknown, terminal) as `status --watch` sees them."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -78,3 +79,100 @@ def test_current_stage_is_marked(api: FakeApi, trace_id: str) -> None:
 def test_counts_agree_in_number(trace_id: str) -> None:
     result = CliRunner().invoke(app, ["status", trace_id])
     assert re.search(r"3 events in 1 chunk *\n", result.output)
+
+
+DIMENSIONS = ("correctness", "testing", "process", "clarity", "safety", "efficiency")
+
+
+def complete_view(api: FakeApi, trace_id: str, *, qa_skipped: str | None) -> dict[str, Any]:
+    view = orjson.loads(orjson.dumps(api.service.get_trace("unit", trace_id).public()))
+    qa = None if qa_skipped else {
+        "verdict": "resolved",
+        "fail_to_pass": {"count": 1, "ids": ["t::a"], "truncated": False},
+        "pass_to_fail": {"count": 0, "ids": [], "truncated": False},
+    }  # fmt: skip
+    judge = {
+        "judge": "offline-heuristic",
+        "overall": 4,
+        "scores": [{"dimension": d, "score": n % 5 + 1} for n, d in enumerate(DIMENSIONS)],
+    }
+    links = {"report": "https://x/r", "qa_report": None if qa_skipped else "https://x/qa"}
+    return view | {
+        "status": "complete",
+        "outcome": {"qa": qa, "qa_skipped": qa_skipped, "judge": judge},
+        "links": links,
+    }
+
+
+def test_a_complete_trace_shows_its_verdict_and_the_six_scores(api: FakeApi, trace_id: str) -> None:
+    view = complete_view(api, trace_id, qa_skipped=None)
+    api.add_fault(Fault("GET", f"/v1/traces/{trace_id}", status=200, body=view))
+    result = CliRunner().invoke(app, ["status", trace_id])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"verdict +resolved \(fail_to_pass 1, pass_to_fail 0\)", result.stdout)
+    assert re.search(r"judge +offline-heuristic, overall 4", result.stdout)
+    for n, dimension in enumerate(DIMENSIONS):
+        assert re.search(rf"  {dimension} +{n % 5 + 1} *\n", result.stdout), dimension
+    assert "✓ testing" in result.stdout
+    assert "https://x/qa" in result.stdout
+
+
+def test_skipped_qa_says_skipped_and_shows_no_missing_report(api: FakeApi, trace_id: str) -> None:
+    view = complete_view(api, trace_id, qa_skipped="no_snapshots")
+    api.add_fault(Fault("GET", f"/v1/traces/{trace_id}", status=200, body=view))
+    result = CliRunner().invoke(app, ["status", trace_id])
+    assert result.exit_code == 0, result.output
+    assert "testing skipped (no_snapshots)" in result.stdout
+    assert "✓ testing" not in result.stdout
+    assert "QA skipped (no_snapshots)" in result.stdout
+    assert "qa_report" not in result.stdout
+    assert "None" not in result.stdout
+
+
+def test_submit_jsonl_uploads_only_the_artifacts_its_events_reference(
+    api: FakeApi, tmp_path: Path
+) -> None:
+    from tests.factories import blob_ref, event
+
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    (artifacts / "stdout.txt").write_bytes(b"stdout 1")  # what event 1 references
+    (artifacts / "unrelated.log").write_bytes(b"a file of something else")
+    (artifacts / "notes.md").write_bytes(b"nobody's")
+    first, second = event(0, "rationale_note"), event(1, "cmd_run")
+    assert second["payload"]["stdout_ref"] == blob_ref(b"stdout 1")
+    trace = tmp_path / "trace.jsonl"
+    trace.write_bytes(b"\n".join(orjson.dumps(e) for e in (first, second)) + b"\n")
+    (tmp_path / "trace.json").write_bytes(orjson.dumps(trace_metadata()))
+
+    result = CliRunner().invoke(
+        app,
+        ["submit", str(trace), "--artifacts", str(artifacts), "--outbox", str(tmp_path / "o.db")],
+    )
+    assert result.exit_code == 0, result.output
+    assert "not uploading 2 files of" in result.stderr
+    uploads = [
+        orjson.loads(r.content)["sha256"]
+        for r in api.requests
+        if r.method == "POST" and r.url.path.endswith("/artifacts")
+    ]
+    assert uploads == [blob_ref(b"stdout 1")["sha256"]]
+
+
+def test_push_says_when_it_retries_and_can_show_progress(api: FakeApi, tmp_path: Path) -> None:
+    from prtrace_client.outbox import Outbox
+    from tests.client.conftest import recorded
+
+    with Outbox.open(tmp_path / "outbox.db") as journal:
+        session = journal.start_trace(trace_metadata())
+        journal.append_many(session, [recorded(i) for i in range(3)])
+        journal.request_finalize(session)
+    api.add_fault(Fault("PUT", r"/v1/traces/[^/]+/chunks/0", status=503))
+    result = CliRunner().invoke(
+        app, ["push", "--outbox", str(tmp_path / "outbox.db"), "--progress"]
+    )
+    assert result.exit_code == 0, result.output
+    assert re.search(r"retrying: PUT /v1/traces/\S+/chunks/0: HTTP 503; retrying in", result.stderr)
+    assert "3 events" in result.stdout
+    assert "chunks" not in result.stdout  # "1 chunk"
+    assert re.search(r"sending chunks .* 1/1", result.stderr)  # --progress, even off a terminal

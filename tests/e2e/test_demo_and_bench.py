@@ -69,6 +69,8 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
     monkeypatch.setattr(client_overhead, "ROUNDS", 2)
     monkeypatch.setattr(client_overhead, "SLOW_ROUNDS", 2)
     monkeypatch.setattr(client_overhead, "PYTEST_ROUNDS", 1)
+    monkeypatch.setattr(client_overhead, "SHELL_ROUNDS", 1)
+    monkeypatch.setattr(client_overhead, "SHELL_BATCH", 2)
     monkeypatch.setattr(judge, "EVENTS", 2_000)
     monkeypatch.setattr(assemble, "run", functools.partial(assemble.run, (1_000,)))
     monkeypatch.setattr(pipeline, "ROUNDS", 1)
@@ -105,5 +107,7 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
     assert any(k.startswith("assemble_1k") for k in results), sorted(results)
     assert results["client_prtrace_run_true_p50_ms"] > results["client_direct_true_p50_ms"] > 0
     # 3 runs of `true` on the direct path and 3 on the fast path, 3 edits each with a run,
-    # 2 pytest runs (each measurement warms up once)
-    assert results["client_events_journaled"] == 3 + 3 + 3 * 2 + 2
+    # 2 pytest runs (each measurement warms up once), 2 typed `true` and the typed echo of
+    # the timing in the integrated bash
+    assert results["client_events_journaled"] == 3 + 3 + 3 * 2 + 2 + 3
+    assert results["client_bash_typed_true_recorded_p50_ms"] > 0

@@ -6,9 +6,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from prtrace_client.outbox import Outbox
+from prtrace_client.recorder.session import Recorder
 
 REPO_BUGGY = Path(__file__).resolve().parents[3] / "examples" / "repo-buggy"
 
@@ -49,3 +53,27 @@ def buggy_repo(tmp_path: Path, isolated_git: None) -> Path:
     shutil.copytree(REPO_BUGGY, repo, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
     (repo / ".gitignore").write_text("__pycache__/\n.pytest_cache/\n*.log\n")
     return init_repo(repo)
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An outbox in tmp_path and no API anywhere (the recorder runs without live delivery)."""
+    outbox = tmp_path / "outbox.db"
+    monkeypatch.setenv("PRTRACE_OUTBOX", str(outbox))
+    monkeypatch.setenv("PRTRACE_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.delenv("PRTRACE_ENDPOINT", raising=False)
+    monkeypatch.delenv("PRTRACE_TOKEN", raising=False)
+    return outbox
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    """The session journal, in tmp_path."""
+    with Outbox.open(tmp_path / "outbox.db") as journal:
+        yield journal
+
+
+@pytest.fixture
+def recorder(buggy_repo: Path, outbox: Outbox) -> Recorder:
+    """A session recording in the buggy repository (in-process, no recorder process)."""
+    return Recorder.start(buggy_repo, outbox, title="merge() drops the last interval")

@@ -3,11 +3,18 @@ redacted before diffing, and a recorded state the user's git never sees."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
-from prtrace_client.recorder.edits import MAX_DIFF_INPUT, EditTracker, diff_trees, file_edit
+from prtrace_client.recorder.edits import (
+    MAX_DIFF_INPUT,
+    RACY_NS,
+    EditTracker,
+    diff_trees,
+    file_edit,
+)
 from prtrace_client.recorder.snapshot import SnapshotError
 from tests.client.recorder.conftest import init_repo, run_git
 
@@ -16,8 +23,26 @@ FIX = "    if current is not None:\n"
 GITHUB_PAT = "ghp_" + "R8mV2kQz7LwX4pN9sT1yB6cJ3hF5dG0aE2uK"
 
 
-@pytest.fixture
-def tracker(buggy_repo: Path) -> EditTracker:
+def settle() -> None:
+    """Wait until what was just written is no longer "racy" for kept stats."""
+    time.sleep(RACY_NS / 1e9 + 0.03)
+
+
+def stats_tracker(repo: Path) -> EditTracker:
+    """A tracker keeping stats (as the recorder process's), with trusted stats kept."""
+    tracker = EditTracker(repo, repo / ".git" / "prtrace")
+    tracker.keep_stats = True
+    tracker.record_baseline()
+    settle()
+    assert tracker.capture() == []  # a full scan whose stats are trusted
+    return tracker
+
+
+@pytest.fixture(params=["git", "kept-stats"])
+def tracker(buggy_repo: Path, request: pytest.FixtureRequest) -> EditTracker:
+    """Every test of a capture runs with and without kept stats (the recorder process)."""
+    if request.param == "kept-stats":
+        return stats_tracker(buggy_repo)
     tracker = EditTracker(buggy_repo, buggy_repo / ".git" / "prtrace")
     tracker.record_baseline()
     return tracker
@@ -211,3 +236,71 @@ def test_a_moved_file_is_a_rename_with_its_changes(
     run_git(buggy_repo, "apply", str(patch))
     assert FIX in (buggy_repo / "ranges" / "intervals.py").read_text()
     assert not (buggy_repo / "README.md").exists()
+
+
+# ---- kept stats: captures that need not ask git -------------------------------------------
+
+
+def test_kept_stats_answer_a_capture_without_git_when_nothing_changed(buggy_repo: Path) -> None:
+    tracker = stats_tracker(buggy_repo)
+    scans = tracker.git_scans
+    for _ in range(3):
+        assert tracker.capture() == []
+    assert tracker.git_scans == scans
+
+
+def test_an_edited_file_is_hashed_again_alone_and_a_new_file_means_a_full_scan(
+    buggy_repo: Path,
+) -> None:
+    tracker = stats_tracker(buggy_repo)
+    full = tracker.full_scans
+    fix_bug(buggy_repo)
+    [edit] = tracker.capture()
+    assert (edit.path, edit.change) == ("ranges/merge.py", "modify")
+    assert tracker.full_scans == full  # the same files: only the edited one was hashed
+    (buggy_repo / "ranges" / "new.py").write_text("x = 1\n")
+    [added] = tracker.capture()
+    assert (added.path, added.change) == ("ranges/new.py", "add")
+    assert tracker.full_scans == full + 1
+
+
+def test_a_file_edited_twice_at_once_is_seen_both_times(buggy_repo: Path) -> None:
+    tracker = stats_tracker(buggy_repo)
+    notes = buggy_repo / "README.md"
+    notes.write_text("one\n")
+    [first] = tracker.capture()
+    notes.write_text("two\n")  # same size, likely the same clock tick: racy, hashed again
+    [second] = tracker.capture()
+    assert "+one" in first.diff
+    assert "-one\n+two" in second.diff
+
+
+def test_files_in_new_empty_and_ignored_only_directories_are_seen(buggy_repo: Path) -> None:
+    (buggy_repo / "logs").mkdir()
+    (buggy_repo / "logs" / "run.log").write_text("ignored\n")  # *.log is ignored
+    (buggy_repo / "empty").mkdir()
+    tracker = stats_tracker(buggy_repo)
+    (buggy_repo / "logs" / "notes.txt").write_text("seen\n")
+    (buggy_repo / "empty" / "deep").mkdir()
+    settle()  # the new directory's own stats are trusted from here
+    assert [e.path for e in tracker.capture()] == ["logs/notes.txt"]
+    (buggy_repo / "empty" / "deep" / "x.py").write_text("x = 1\n")
+    assert [e.path for e in tracker.capture()] == ["empty/deep/x.py"]
+
+
+def test_a_file_no_longer_ignored_is_seen(buggy_repo: Path) -> None:
+    (buggy_repo / "run.log").write_text("kept\n")
+    tracker = stats_tracker(buggy_repo)
+    gitignore = buggy_repo / ".gitignore"
+    gitignore.write_text(gitignore.read_text().replace("*.log", "*.tmp"))
+    assert {e.path for e in tracker.capture()} == {".gitignore", "run.log"}
+
+
+def test_another_process_recording_means_a_full_scan(buggy_repo: Path) -> None:
+    tracker = stats_tracker(buggy_repo)
+    fix_bug(buggy_repo)
+    other = EditTracker(buggy_repo, buggy_repo / ".git" / "prtrace")
+    assert [e.path for e in other.capture()] == ["ranges/merge.py"]
+    full = tracker.full_scans
+    assert tracker.capture() == []  # the other recorded it: nothing new, and no stale stats
+    assert tracker.full_scans == full + 1

@@ -8,44 +8,20 @@ test_session_local_cloud.py).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 from tests.client.recorder.conftest import run_git
 
 FAST = [sys.executable, "-m", "prtrace_cli.fast"]
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An outbox in tmp_path and no API anywhere (the recorder runs without live delivery)."""
-    outbox = tmp_path / "outbox.db"
-    monkeypatch.setenv("PRTRACE_OUTBOX", str(outbox))
-    monkeypatch.setenv("PRTRACE_CONFIG", str(tmp_path / "no-config.toml"))
-    monkeypatch.delenv("PRTRACE_ENDPOINT", raising=False)
-    monkeypatch.delenv("PRTRACE_TOKEN", raising=False)
-    return outbox
-
-
-@pytest.fixture(autouse=True)
-def no_recorder_left(buggy_repo: Path) -> Iterator[None]:
-    """A failing test must not leave its recorder process running."""
-    yield
-    info = buggy_repo / ".git" / "prtrace" / "recorder.json"
-    if info.exists():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(recorder_pid(buggy_repo), signal.SIGKILL)
 
 
 def prtrace(repo: Path, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
@@ -178,3 +154,14 @@ def _serving(repo: Path, not_pid: int) -> bool:
     return (
         info.exists() and recorder_pid(repo) != not_pid and (info.parent / "recorder.sock").exists()
     )
+
+
+def test_a_recorder_left_running_is_found_for_the_teardown(
+    buggy_repo: Path, env: Path, tmp_path: Path
+) -> None:
+    """No `record stop` here: tests/client/conftest.py's no_recorder_left ends it."""
+    from tests.client.conftest import recorders_under
+
+    prtrace(buggy_repo, "record", "start", "--title", "left running")
+    assert recorders_under(tmp_path) == [recorder_pid(buggy_repo)]
+    assert recorders_under(tmp_path / "elsewhere") == []

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,17 +29,6 @@ from prtrace_client.recorder.snapshot import SnapshotTooLarge
 from tests.client.recorder.conftest import init_repo, run_git
 
 GITHUB_PAT = "ghp_" + "R8mV2kQz7LwX4pN9sT1yB6cJ3hF5dG0aE2uK"
-
-
-@pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    with Outbox.open(tmp_path / "outbox.db") as journal:
-        yield journal
-
-
-@pytest.fixture
-def recorder(buggy_repo: Path, outbox: Outbox) -> Recorder:
-    return Recorder.start(buggy_repo, outbox, title="merge() drops the last interval")
 
 
 def journaled(outbox: Outbox, session: str) -> list[dict[str, Any]]:

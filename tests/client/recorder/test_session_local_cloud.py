@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import io
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -312,3 +313,99 @@ def test_the_recorder_delivers_chunks_while_the_session_runs(
     events = stored_events(stored_objects(cloud, api, answer["trace_id"]))
     assert [e["seq"] for e in events] == [0, 1, 2, 3]  # each once, in order
     assert [e["payload"]["argv"] for e in events] == [["echo", str(n)] for n in range(4)]
+
+
+CRASH_COMMANDS = 5_000
+KILL_AT = (1_500, 3_500)  # the recorder is SIGKILLed before these commands
+CUT_AT, RESTORE_AT = 2_200, 2_900  # the network is down for these commands
+THROUGH_WRAPPER_EVERY = 500  # and every command a dead recorder could not take
+
+
+def test_a_long_session_survives_killed_recorders_and_a_network_cut(
+    buggy_repo: Path,
+    cloud: LocalCloudInfo,
+    api: Api,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """5,000 recorded commands delivered while they run, the recorder SIGKILLed twice and
+    the API unreachable for a while: every event stored exactly once, in order, and the
+    trace completes. Most commands are driven through the fast client's wire from this
+    process (5,000 interpreters would take minutes); every 500th, and every one after a
+    kill until a new recorder serves, goes through the real `prtrace run` wrapper."""
+    from prtrace_cli import fast
+    from tests.client.integration.proxy import FaultProxy, Rule
+    from tests.client.recorder.test_recorder_process import _alive, recorder_pid
+
+    proxy = FaultProxy(cloud.endpoint)
+    proxy.start()
+    try:
+        token = api.http.headers["authorization"].removeprefix("Bearer ")
+        monkeypatch.setenv("PRTRACE_ENDPOINT", proxy.url)
+        monkeypatch.setenv("PRTRACE_TOKEN", token)
+        monkeypatch.setenv("PRTRACE_OUTBOX", str(tmp_path / "outbox.db"))
+        monkeypatch.setenv("PRTRACE_CONFIG", str(tmp_path / "no-config.toml"))
+        prtrace(buggy_repo, "record", "start", "--title", "crash", "--deliver-every", "1")
+        directory = str(buggy_repo / ".git" / "prtrace")
+        wrapper = [sys.executable, "-m", "prtrace_cli.fast", "run", "--"]
+        through_wrapper = kills = 0
+        cut: Rule | None = None
+        cut_at = 0.0
+        trace_id = None
+        for n in range(CRASH_COMMANDS):
+            if n in KILL_AT:
+                pid = recorder_pid(buggy_repo)
+                os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 10
+                while _alive(pid):
+                    assert time.monotonic() < deadline
+                    time.sleep(0.01)
+                kills += 1
+            if n == CUT_AT:
+                status = orjson.loads(prtrace(buggy_repo, "record", "status", "--json").stdout)
+                trace_id = status["trace_id"]
+                assert api.trace(trace_id)["events_received"] > 0  # delivered while running
+                cut = proxy.add(Rule("*", ".*", "refuse"))
+                cut_at = time.monotonic()
+            if n == RESTORE_AT:
+                assert cut is not None
+                time.sleep(max(0.0, cut_at + 3.0 - time.monotonic()))  # a few delivery ticks
+                cut.times = 0
+            argv = ["true", str(n)]
+            if n % THROUGH_WRAPPER_EVERY == 0:
+                subprocess.run([*wrapper, *argv], cwd=buggy_repo, check=True, timeout=120)
+                through_wrapper += 1
+                continue
+            try:
+                begun = fast.request(
+                    directory, {"op": "begin", "argv": argv, "cwd": str(buggy_repo)}
+                )
+            except fast.RecorderUnavailable:  # killed: the wrapper records it, revives one
+                done = subprocess.run(
+                    [*wrapper, *argv], cwd=buggy_repo, timeout=120, capture_output=True
+                )
+                assert done.returncode == 0, done.stderr
+                through_wrapper += 1
+                continue
+            header = {"op": "end", "run": begun["run"], "exit_code": n % 3, "duration_ms": 1}
+            fast.request(directory, header | {"out": 0, "err": 0})
+        assert kills == 2
+        assert any(entry.action == "refuse" for entry in proxy.log)  # the cut was felt
+
+        # Delivered live: the API has every event before `record stop`.
+        deadline = time.monotonic() + 60
+        while api.trace(trace_id)["events_received"] != CRASH_COMMANDS:
+            assert time.monotonic() < deadline, api.trace(trace_id)["events_received"]
+            time.sleep(0.25)
+        answer = stop(buggy_repo)
+    finally:
+        proxy.stop()
+    assert answer["trace_id"] == trace_id
+    events = stored_events(stored_objects(cloud, api, trace_id))
+    assert [e["seq"] for e in events] == list(range(CRASH_COMMANDS))  # each once, in order
+    assert [e["payload"]["argv"] for e in events] == [
+        ["true", str(n)] for n in range(CRASH_COMMANDS)
+    ]
+    assert through_wrapper >= CRASH_COMMANDS // THROUGH_WRAPPER_EVERY + 2  # + after kills
+    view = wait_for_pipeline(api, trace_id)
+    assert view["status"] == "complete", view

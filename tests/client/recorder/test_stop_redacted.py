@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -30,14 +29,8 @@ def snapshot_names(repo: Path) -> set[str]:
 
 
 @pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    with Outbox.open(tmp_path / "outbox.db") as journal:
-        yield journal
-
-
-@pytest.fixture
-def recorder(buggy_repo: Path, outbox: Outbox) -> Recorder:
-    recorder = Recorder.start(buggy_repo, outbox, title="rotate the token")
+def recorder(recorder: Recorder, buggy_repo: Path) -> Recorder:
+    """The conftest's session, with secrets recorded in two files, one since cleaned."""
     (buggy_repo / "settings.py").write_text(f'TOKEN = "{GITHUB_PAT}"\n')
     (buggy_repo / "old.py").write_text(f'TOKEN = "{GITHUB_PAT}"\n')
     recorder.capture_edits()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 # open -> finalizing -> assembling -> testing -> judging -> complete | rejected | failed.
@@ -58,7 +59,7 @@ class TraceRecord:
             "trace_id": self.trace_id,
             "status": self.status,
             "created_at": self.created_at,
-            "updated_at": self.updated_at,
+            "updated_at": rfc3339_ms(self.updated_at),
             "chunks_received": self.chunk_count,
             "events_received": self.event_count,
             "metadata": self.metadata,
@@ -134,3 +135,17 @@ class ChunkNeighbourhood:
 class Page:
     items: list[TraceRecord]
     next_token: str | None
+
+
+def rfc3339_ms(moment: str) -> str:
+    """`moment` as every time the API shows: UTC, milliseconds, `Z`. The state machine
+    stamps its status changes with Step Functions' own clock format (microseconds, or an
+    offset, depending on the engine), the services with prtrace.ingest.utc_timestamp; read
+    back, they look the same. Text that is not a time is shown as it is."""
+    try:
+        parsed = datetime.fromisoformat(moment)
+    except ValueError:
+        return moment
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
