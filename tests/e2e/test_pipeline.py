@@ -34,7 +34,7 @@ from tests.e2e.pipeline_support import (
     trace_variant,
 )
 from tests.fake_openai import FakeOpenAI, Scripted, answer, completion, fake_openai_server
-from tests.integration.conftest import aws, make_token, new_tenant
+from tests.local_cloud import aws, make_token, new_tenant
 
 FAIL_TO_PASS = "tests/test_ranges.py::test_merge_keeps_last_interval"
 QA_WALL_TIMEOUT_S = 10
