@@ -16,7 +16,7 @@ export UV_PROJECT_ENVIRONMENT := .venv
 	python3 -m venv .tools && .tools/bin/pip install --quiet uv==$(UV_VERSION)
 
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --all-extras
 	touch $@
 
 setup: .venv/.synced

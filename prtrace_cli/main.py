@@ -12,6 +12,7 @@ import typer
 
 from prtrace_cli.console import LazyConsole, escape
 from prtrace_cli.export import register as register_export_command
+from prtrace_cli.extras import require_server_packages
 from prtrace_cli.qa import qa_command
 from prtrace_cli.record import register as register_record_commands
 from prtrace_cli.remote import register as register_remote_commands
@@ -57,6 +58,12 @@ def main(
     ] = False,
 ) -> None:
     """prtrace: capture and verify bug-fixing sessions."""
+
+
+@tokens.callback()
+def tokens_group() -> None:
+    """Create, list and revoke API tokens (DynamoDB)."""
+    require_server_packages("tokens")
 
 
 TableOption = Annotated[
