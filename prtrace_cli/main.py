@@ -85,7 +85,7 @@ def create_token(
     table: TableOption = "",
 ) -> None:
     """Create a token and print it on stdout (it is shown only this once)."""
-    from prtrace.ingest import utc_now
+    from prtrace.clock import utc_now
     from prtrace.tokens import issue_token
 
     now = utc_now()
@@ -126,7 +126,7 @@ def list_tokens(
     from rich.measure import Measurement
     from rich.table import Table
 
-    from prtrace.ingest import utc_now
+    from prtrace.clock import utc_now
 
     view = Table("token id", "tenant", "scopes", "created", "expires", "state")
     now = utc_now()
@@ -156,7 +156,7 @@ def list_tokens(
 @tokens.command("revoke")
 def revoke_token(token_id: str, table: TableOption = "") -> None:
     """Revoke a token by id; it stops working once the authorizer cache expires."""
-    from prtrace.ingest import utc_now
+    from prtrace.clock import utc_now
     from prtrace.ports import ConditionFailed
 
     try:

@@ -21,7 +21,7 @@ import orjson
 from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
 from prtrace.adapters.dynamodb import DynamoTokenStore
 from prtrace.adapters.wiring import build_token_store
-from prtrace.ingest import utc_now
+from prtrace.clock import utc_now
 from prtrace.tokens import issue_token
 from tests.factories import trace_metadata
 
