@@ -9,14 +9,14 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: setup sandbox cdk-cli test lint bench demo local deploy-local synth deploy openapi \
+.PHONY: setup sandbox cdk-cli test test-fast lint bench demo local deploy-local synth deploy openapi \
   schemas iam-usage clean
 
 .tools/bin/uv:
 	python3 -m venv .tools && .tools/bin/pip install --quiet uv==$(UV_VERSION)
 
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --all-extras
 	touch $@
 
 setup: .venv/.synced
@@ -27,8 +27,14 @@ sandbox: ## bubblewrap, a Docker engine and the offline QA test image (root; cac
 cdk-cli:  ## fetch the pinned CDK CLI into npm's cache (the deploy-local test runs it)
 	$(CDK) --version >/dev/null
 
-test: setup sandbox cdk-cli  ## the whole test suite
+test: setup sandbox cdk-cli  ## the whole test suite (what CI runs)
 	$(PY) -m pytest
+
+# The edit loop: no local cloud, no sandbox, nothing marked slow; both cores; property
+# tests with fewer examples. `make test` remains the whole suite.
+test-fast: setup  ## unit, functional and client tests in under a minute
+	$(PY) -m pytest tests/unit tests/functional tests/client -q -n 2 --dist loadfile \
+	  -m "not localcloud and not sandbox and not slow" --hypothesis-profile=fast
 
 lint: setup  ## ruff and mypy
 	.venv/bin/ruff check .

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from prtrace.schema import artifact_uri
 from prtrace_client.recorder.snapshot import deterministic_tar_gz
 
 EXAMPLES = Path(__file__).resolve().parent
@@ -57,7 +58,7 @@ def build() -> dict[str, bytes]:
 def blob_ref(data: bytes, media_type: str) -> dict[str, Any]:
     digest = hashlib.sha256(data).hexdigest()
     return {
-        "uri": f"artifact://sha256/{digest}",
+        "uri": artifact_uri(digest),
         "sha256": digest,
         "size": len(data),
         "media_type": media_type,

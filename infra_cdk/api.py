@@ -19,10 +19,10 @@ from infra_cdk.assets import ROOT
 from infra_cdk.config import StackConfig
 from infra_cdk.lambdas import log_retention
 from infra_cdk.nag import acknowledge
+from prtrace.api_paths import PUBLIC_PATHS
 
 OPENAPI_DOCUMENT: Final = ROOT / "functions" / "api" / "openapi.json"
 # Probes answer without a token so load balancers and the local cloud can check readiness.
-PUBLIC_PATHS: Final = frozenset({"/healthz", "/readyz"})
 ACCESS_LOG_FORMAT: Final = {
     "requestId": "$context.requestId",
     "ip": "$context.identity.sourceIp",

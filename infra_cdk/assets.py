@@ -175,7 +175,7 @@ def deps_layer_dir(*, build: bool) -> Path:
 def export_lambda_requirements(uv: str) -> str:
     """The layer's requirements from the lock file, each with its hashes."""
     exported = subprocess.run(
-        [uv, "export", "--frozen", "--no-dev", "--no-emit-project",
+        [uv, "export", "--frozen", "--no-dev", "--extra", "server", "--no-emit-project",
          *(f"--prune={name}" for name in NOT_IN_LAMBDAS)],
         cwd=ROOT, check=True, capture_output=True, text=True,
     )  # fmt: skip

@@ -12,6 +12,7 @@ import typer
 
 from prtrace_cli.console import LazyConsole, escape
 from prtrace_cli.export import register as register_export_command
+from prtrace_cli.extras import require_server_packages
 from prtrace_cli.qa import qa_command
 from prtrace_cli.record import register as register_record_commands
 from prtrace_cli.remote import register as register_remote_commands
@@ -59,6 +60,12 @@ def main(
     """prtrace: capture and verify bug-fixing sessions."""
 
 
+@tokens.callback()
+def tokens_group() -> None:
+    """Create, list and revoke API tokens (DynamoDB)."""
+    require_server_packages("tokens")
+
+
 TableOption = Annotated[
     str,
     typer.Option(
@@ -78,7 +85,7 @@ def create_token(
     table: TableOption = "",
 ) -> None:
     """Create a token and print it on stdout (it is shown only this once)."""
-    from prtrace.ingest import utc_now
+    from prtrace.clock import utc_now
     from prtrace.tokens import issue_token
 
     now = utc_now()
@@ -119,7 +126,7 @@ def list_tokens(
     from rich.measure import Measurement
     from rich.table import Table
 
-    from prtrace.ingest import utc_now
+    from prtrace.clock import utc_now
 
     view = Table("token id", "tenant", "scopes", "created", "expires", "state")
     now = utc_now()
@@ -149,7 +156,7 @@ def list_tokens(
 @tokens.command("revoke")
 def revoke_token(token_id: str, table: TableOption = "") -> None:
     """Revoke a token by id; it stops working once the authorizer cache expires."""
-    from prtrace.ingest import utc_now
+    from prtrace.clock import utc_now
     from prtrace.ports import ConditionFailed
 
     try:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from prtrace_cli.console import escape
+from prtrace_cli.extras import require_server_packages
 
 LOCAL_TENANT = "local"
 LOCAL_TRACE = "tr_local"
@@ -100,6 +101,7 @@ def qa_command(
 ) -> None:
     """Run the repository's tests on both snapshots in the sandbox and print the verdict.
     Exit code: 0 resolved, 1 unresolved, 2 error."""
+    require_server_packages("qa")
     from rich.console import Console
 
     from prtrace.adapters.artifacts import DirectoryArtifactStore

@@ -1,12 +1,12 @@
 """prtrace client SDK: `PrtraceClient` (HTTP API, retries, idempotency) and the durable
 `Outbox` + `Flusher` that deliver recorded events exactly once."""
 
+from prtrace.integrity import file_sha256 as file_digest  # the SDK's name for it
 from prtrace_client.client import (
     PIPELINE_STATUSES,
     TERMINAL_STATUSES,
     ArtifactUpload,
     PrtraceClient,
-    file_digest,
 )
 from prtrace_client.config import ClientConfig, resolve_config
 from prtrace_client.errors import (

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, Final
 import httpx
 import orjson
 
+from prtrace.integrity import file_sha256
 from prtrace_client.config import ClientConfig, resolve_config
 from prtrace_client.errors import (
     ApiError,
@@ -61,17 +62,6 @@ class ArtifactUpload:
 
 def new_idempotency_key(prefix: str = "") -> str:
     return f"{prefix}{uuid.uuid4().hex}"
-
-
-def file_digest(path: Path) -> tuple[str, int]:
-    """SHA-256 (hex) and size of a file, read in blocks (never whole into memory)."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as stream:
-        while block := stream.read(_READ_BLOCK):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
 
 
 class PrtraceClient:
@@ -274,7 +264,7 @@ class PrtraceClient:
         upload is requested, and the file is PUT with exactly the signed headers. Nothing
         is uploaded when the API reports the artifact already present."""
         if sha256 is None:
-            sha256, size = file_digest(path)
+            sha256, size = file_sha256(path)
         else:
             size = path.stat().st_size
         request = {"sha256": sha256, "size": size, "media_type": media_type}

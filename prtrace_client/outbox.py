@@ -40,7 +40,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -49,7 +48,9 @@ from pydantic import TypeAdapter, ValidationError
 from ulid import ULID
 
 from prtrace.canonical import canonical_json
-from prtrace.schema import MAX_EVENTS_PER_CHUNK, Event
+from prtrace.clock import utc_now
+from prtrace.integrity import file_sha256
+from prtrace.schema import MAX_EVENTS_PER_CHUNK, Event, artifact_uri
 from prtrace_client.client import PrtraceClient
 from prtrace_client.errors import PrtraceError
 
@@ -121,10 +122,6 @@ def default_outbox_path() -> Path:
         return Path(os.environ[OUTBOX_ENV]).expanduser()
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "prtrace" / "outbox.db"
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -291,7 +288,7 @@ class Outbox:
             stored, sha256, size = self._store_blob(path)
         else:
             stored = path.resolve()
-            sha256, size = _digest(path)
+            sha256, size = file_sha256(path)
         self._record_artifact(session, sha256, size, media_type, stored)
         return _blob_ref(sha256, size, media_type)
 
@@ -607,21 +604,11 @@ def _canonical_event(event: Mapping[str, Any], seq: int) -> bytes:
 
 def _blob_ref(sha256: str, size: int, media_type: str) -> dict[str, Any]:
     return {
-        "uri": f"artifact://sha256/{sha256}",
+        "uri": artifact_uri(sha256),
         "sha256": sha256,
         "size": size,
         "media_type": media_type,
     }
-
-
-def _digest(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as stream:
-        while block := stream.read(1024 * 1024):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
 
 
 def _atomic_write(target: Path, content: bytes) -> None:

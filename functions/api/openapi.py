@@ -18,13 +18,13 @@ import orjson
 from pydantic.json_schema import models_json_schema
 
 from functions.api.handler import app
+from prtrace.api_paths import PUBLIC_PATHS
 from prtrace.json_schema import NUMBERS_NOTE
 from prtrace.schema import ChunkBody
 
 COMMITTED_PATH = Path(__file__).with_name("openapi.json")
 TITLE = "prtrace API"
 VERSION = "1.0.0"
-_PUBLIC = {"/healthz", "/readyz"}
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -101,7 +101,7 @@ def openapi_document() -> dict[str, Any]:
                 "description": "Server error (problem details)",
                 "content": problem_ref,
             }
-            if path not in _PUBLIC:
+            if path not in PUBLIC_PATHS:
                 operation["security"] = [{"bearer": []}]
                 responses["401"] = {
                     "description": "No bearer token (answered by API Gateway)",

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from prtrace.adapters.wiring import build_token_store
-from prtrace.ingest import utc_now
+from prtrace.clock import utc_now
 from prtrace.ports import TokenStore
 from prtrace.settings import tokens_table_from_env
 from prtrace.tokens import authenticate, parse_token

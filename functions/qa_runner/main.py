@@ -28,6 +28,7 @@ from prtrace.adapters.sandbox.select import build_sandbox
 from prtrace.qa.service import QAService
 from prtrace.qa.settings import QASettings
 from prtrace.qa.task import parse_request, run_qa_task
+from prtrace.schema import artifact_uri
 from prtrace.settings import ConfigurationError
 
 # Snapshots can be large: standard retries, a generous read timeout.
@@ -61,7 +62,7 @@ def _snapshot(options: dict[str, str], side: str) -> dict[str, object] | None:
     return {
         "key": options[f"{side}_key"],
         "ref": {
-            "uri": f"artifact://sha256/{sha256}",
+            "uri": artifact_uri(sha256),
             "sha256": sha256,
             "size": int(options.get(f"{side}_size", "-1")),
             "media_type": options.get(f"{side}_media_type", "application/x-tar"),

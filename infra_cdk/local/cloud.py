@@ -46,8 +46,8 @@ from infra_cdk.local.stepfunctions import (
     normalise_ecs_integration,
 )
 from prtrace.adapters.wiring import build_token_store
+from prtrace.clock import utc_now
 from prtrace.heap import settle_after_init
-from prtrace.ingest import utc_now
 from prtrace.tokens import issue_token
 
 log = logging.getLogger("prtrace.local")

@@ -15,6 +15,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
+from prtrace.api_paths import PUBLIC_PATHS
+
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
@@ -114,7 +116,7 @@ class InProcessGateway:
         self,
         api: Handler,
         authorizer: Handler,
-        public_paths: frozenset[str] = frozenset({"/healthz", "/readyz"}),
+        public_paths: frozenset[str] = PUBLIC_PATHS,
     ) -> None:
         self._api = api
         self._authorizer = authorizer

@@ -23,7 +23,7 @@ from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
 from prtrace.judge.rubric import DIMENSION_IDS
 from prtrace_cli.main import app
 from tests.e2e.pipeline_support import TraceClient
-from tests.integration.conftest import make_token, new_tenant
+from tests.local_cloud import make_token, new_tenant
 
 FAIL_TO_PASS = "tests/test_ranges.py::test_merge_keeps_last_interval"
 

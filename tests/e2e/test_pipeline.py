@@ -24,8 +24,8 @@ from examples.snapshots import TRACE_DIR
 from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
 from infra_cdk.local.lambda_runtime import LambdaRuntime
 from prtrace.adapters.dynamodb import DynamoTraceStore
+from prtrace.clock import utc_now
 from prtrace.document import TraceDocument
-from prtrace.ingest import utc_now
 from prtrace.judge.rubric import DIMENSION_IDS
 from tests.e2e.pipeline_support import (
     TraceClient,
@@ -34,7 +34,7 @@ from tests.e2e.pipeline_support import (
     trace_variant,
 )
 from tests.fake_openai import FakeOpenAI, Scripted, answer, completion, fake_openai_server
-from tests.integration.conftest import aws, make_token, new_tenant
+from tests.local_cloud import aws, make_token, new_tenant
 
 FAIL_TO_PASS = "tests/test_ranges.py::test_merge_keeps_last_interval"
 QA_WALL_TIMEOUT_S = 10

@@ -18,7 +18,7 @@ from functions.authorizer import handler as authorizer
 from infra_cdk.local.gateway import GatewayResponse, InProcessGateway
 from infra_cdk.local.resources import ResourceNames, provision
 from prtrace.adapters.wiring import build_token_store
-from prtrace.ingest import utc_now
+from prtrace.clock import utc_now
 from prtrace.tokens import issue_token
 
 NAMES = ResourceNames()

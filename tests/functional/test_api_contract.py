@@ -153,6 +153,7 @@ def test_every_operation_conforms_to_the_document(case: Any, api: None) -> None:
     case.call_and_validate()
 
 
+@pytest.mark.slow
 def test_sequences_of_calls_conform_to_the_document(api: None) -> None:
     schema.as_state_machine().run(
         settings=settings(

@@ -18,7 +18,7 @@ import pytest
 from infra_cdk.local.resources import ResourceNames, provision
 from prtrace.adapters.dynamodb import DynamoTokenStore
 from prtrace.adapters.wiring import build_token_store
-from prtrace.ingest import utc_now
+from prtrace.clock import utc_now
 from prtrace.tokens import authenticate, issue_token, parse_token
 from tests.moto_server import moto_server, reset
 

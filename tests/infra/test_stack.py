@@ -13,9 +13,10 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Match, Template
 
-from infra_cdk.api import PUBLIC_PATHS, api_routes
+from infra_cdk.api import api_routes
 from infra_cdk.app import build_app
 from infra_cdk.config import ConfigError, StackConfig
+from prtrace.api_paths import PUBLIC_PATHS
 from tests.infra import template_queries as q
 
 

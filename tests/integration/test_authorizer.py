@@ -13,10 +13,10 @@ import sys
 import httpx
 
 from infra_cdk.local.cloud import LocalCloudInfo, local_environment
-from prtrace.ingest import utc_now
+from prtrace.clock import utc_now
 from prtrace.tokens import issue_token
 from tests.factories import trace_metadata
-from tests.integration.conftest import Api, make_token, new_tenant, problem_type, token_store
+from tests.local_cloud import Api, make_token, new_tenant, problem_type, token_store
 
 FORBIDDEN = {"message": "Forbidden"}
 

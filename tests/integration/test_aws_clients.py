@@ -12,7 +12,7 @@ import pytest
 from localstack_client.session import Session
 
 from infra_cdk.local.cloud import LocalCloudInfo, local_environment
-from tests.integration.conftest import REGION, aws
+from tests.local_cloud import REGION, aws
 
 AWS_CLI = Path(sys.executable).parent / "aws"
 TABLE_OUTPUTS = ("TracesTableName", "TokensTableName", "IdempotencyTableName")

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 from infra_cdk.local.cloud import LocalCloudInfo
-from tests.integration.conftest import aws
+from tests.local_cloud import aws
 
 COMMAND = [
     "python",

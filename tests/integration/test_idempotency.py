@@ -8,7 +8,7 @@ import uuid
 import orjson
 
 from tests.factories import chunk_body, events, trace_metadata
-from tests.integration.conftest import Api, problem_type
+from tests.local_cloud import Api, problem_type
 
 
 def test_create_replay_returns_the_same_trace(tenant_api: Api) -> None:

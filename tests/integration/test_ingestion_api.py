@@ -13,7 +13,7 @@ from examples.submit_example import EXAMPLE, submit_over_http
 from infra_cdk.local.cloud import LocalCloudInfo
 from prtrace.storage_keys import artifact_key
 from tests.factories import blob_ref, chunk_body, trace_metadata
-from tests.integration.conftest import Api, aws, make_token, new_tenant, problem_type
+from tests.local_cloud import Api, aws, make_token, new_tenant, problem_type
 
 TRACE_ID = re.compile(r"tr_[0-9A-HJKMNP-TV-Z]{26}")
 

@@ -19,7 +19,7 @@ import pytest
 
 from infra_cdk.local.cloud import LocalCloudInfo
 from tests.factories import chunk_body
-from tests.integration.conftest import PROBLEM, Api, aws
+from tests.local_cloud import PROBLEM, Api, aws
 
 
 def api_function(cloud: LocalCloudInfo) -> str:

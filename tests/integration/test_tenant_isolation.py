@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tests.factories import blob_ref, chunk_body, trace_metadata
-from tests.integration.conftest import Api, problem_type
+from tests.local_cloud import Api, problem_type
 
 
 def test_another_tenants_trace_is_404_everywhere(make_api: Callable[..., Api]) -> None:

@@ -20,7 +20,7 @@ from infra_cdk.local.resources import ResourceNames, provision
 from prtrace.adapters.dynamodb import DynamoTokenStore
 from prtrace.adapters.memory import MemoryTokenStore
 from prtrace.adapters.wiring import build_token_store
-from prtrace.ingest import utc_now
+from prtrace.clock import utc_now
 from prtrace.settings import ConfigurationError
 from prtrace.tokens import TokenRecord, issue_token, parse_token
 

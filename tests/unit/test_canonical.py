@@ -31,7 +31,12 @@ from prtrace.schema import (
 from tests.factories import event, trace_metadata
 
 EVENT = TypeAdapter(Event)
-PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Three times the profile's examples: 300 in `make test`, 30 in `make test-fast`.
+PROPERTY = settings(
+    max_examples=3 * settings.default.max_examples,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 MAX_SAFE_INT = 2**53 - 1
 
 # ---- strategies: schema-valid raw event dicts ------------------------------------------

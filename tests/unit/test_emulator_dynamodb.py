@@ -109,6 +109,7 @@ def _bound(kind: str, n: int) -> dict[str, str]:
     return {"S": f"k{n:03d}"} if kind == "S" else {"N": str(n - 7)}
 
 
+@pytest.mark.slow
 def test_a_key_range_query_answers_as_moto_does(
     keyed_table: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -33,7 +33,8 @@ WRITERS = 16
 ROUNDS = 100
 
 
-@pytest.fixture(params=["memory", "dynamodb"])
+# DynamoDB under moto takes ~15 s for the 100 rounds of 16 racing writers.
+@pytest.fixture(params=["memory", pytest.param("dynamodb", marks=pytest.mark.slow)])
 def store(request: pytest.FixtureRequest) -> Iterator[TraceStore]:
     if request.param == "memory":
         yield MemoryTraceStore()

@@ -85,6 +85,7 @@ def huge():
     return doc, build_prompt(doc, None, RUBRIC, doc.metrics)
 
 
+@pytest.mark.slow
 def test_100k_event_trace_stays_under_the_budget(huge):
     _doc, prompt = huge
     assert prompt.estimated_tokens <= DEFAULT_TOKEN_BUDGET

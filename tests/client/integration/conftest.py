@@ -1,4 +1,4 @@
-"""The local cloud for the client's fault tests (started once for this package), a fresh
+"""For the client's fault tests on the shared local cloud (tests/local_cloud.py): a fresh
 tenant per test, and a fault-injecting HTTP proxy in front of the API."""
 
 from __future__ import annotations
@@ -9,17 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
+from infra_cdk.local.cloud import LocalCloudInfo
 from tests.client.integration.proxy import FaultProxy
-from tests.integration.conftest import make_token, new_tenant
-
-
-@pytest.fixture(scope="package")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloudInfo]:
-    with LocalCloud(
-        aws_port=0, api_port=0, state_dir=tmp_path_factory.mktemp("local-cloud")
-    ) as info:
-        yield info
+from tests.local_cloud import make_token, new_tenant
 
 
 @dataclass(frozen=True)

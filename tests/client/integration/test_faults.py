@@ -24,7 +24,7 @@ from tests.client.conftest import recorded
 from tests.client.integration.conftest import Tenant
 from tests.client.integration.proxy import FaultProxy, Rule
 from tests.factories import trace_metadata
-from tests.integration.conftest import aws
+from tests.local_cloud import aws
 
 CHUNK_PUT = r"/v1/traces/tr_\w+/chunks/\d+"
 PATIENT = RetryPolicy(attempts=60, base_s=0.05, cap_s=0.5, max_retry_after_s=5, deadline_s=120)

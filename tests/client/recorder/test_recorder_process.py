@@ -21,6 +21,9 @@ import orjson
 
 from tests.client.recorder.conftest import run_git
 
+# Each test starts recorder processes and real `prtrace` interpreters.
+pytestmark = pytest.mark.slow
+
 FAST = [sys.executable, "-m", "prtrace_cli.fast"]
 
 

@@ -302,6 +302,7 @@ def test_a_fresh_repository_can_record(tmp_path: Path, outbox: Outbox) -> None:
     assert recorder.info.redactions == 1
 
 
+@pytest.mark.slow
 def test_the_watcher_records_edits_as_they_happen(
     buggy_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -372,6 +373,7 @@ def test_a_rename_is_journaled_with_its_old_path(
     assert (rename["payload"]["path"], rename["payload"]["old_path"]) == ("README.rst", "README.md")
 
 
+@pytest.mark.slow
 def test_a_note_while_a_command_runs_is_recorded_once_each(
     buggy_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -406,6 +408,7 @@ def test_a_note_while_a_command_runs_is_recorded_once_each(
     assert [e["seq"] for e in events] == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_a_pytest_run_with_its_own_report_is_read_from_it(
     recorder: Recorder, outbox: Outbox, buggy_repo: Path
 ) -> None:
@@ -421,6 +424,7 @@ def test_a_pytest_run_with_its_own_report_is_read_from_it(
     assert (buggy_repo / "r.xml").is_file()  # the user's file stays
 
 
+@pytest.mark.slow  # a real pytest process per case
 @pytest.mark.parametrize(
     ("args", "code", "outcome"),
     [

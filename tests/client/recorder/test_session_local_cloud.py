@@ -23,11 +23,11 @@ from typing import Any
 import orjson
 import pytest
 
-from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
+from infra_cdk.local.cloud import LocalCloudInfo
 from prtrace_client.client import PIPELINE_STATUSES
 from prtrace_client.redaction import load_redaction_key, redaction_key_path
 from tests.client.recorder.conftest import run_git
-from tests.integration.conftest import Api, aws, make_token, new_tenant
+from tests.local_cloud import Api, aws, make_token, new_tenant
 
 BUG = "if current is not None and not merged:"
 FIX = "if current is not None:"
@@ -44,14 +44,6 @@ BEARER = "4f9a1c7e2b8d0a3f6e5c9b1d7a2e8f0c"
 PEM_BODY = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun"
 PEM = f"-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}\n-----END RSA PRIVATE KEY-----"
 SECRETS = [AWS_KEY_ID, AWS_SECRET, GITHUB_PAT, SLACK, DB_PASSWORD, BEARER, PEM_BODY]
-
-
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloudInfo]:
-    with LocalCloud(
-        aws_port=0, api_port=0, state_dir=tmp_path_factory.mktemp("local-cloud")
-    ) as info:
-        yield info
 
 
 @pytest.fixture

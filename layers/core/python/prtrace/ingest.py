@@ -10,13 +10,13 @@ import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 from ulid import ULID
 
 from prtrace.chunks import PreparedChunk, prepare_chunk
+from prtrace.clock import utc_now
 from prtrace.errors import (
     ChunkConflict,
     DuplicateEventIds,
@@ -42,7 +42,14 @@ from prtrace.ports import (
     TraceStore,
 )
 from prtrace.records import FINALIZING, OPEN, ChunkNeighbourhood, ChunkRecord, Page, TraceRecord
-from prtrace.schema import MAX_BLOB_SIZE, BlobRef, Sha256Hex, TraceMetadata, WorkspaceSnapshots
+from prtrace.schema import (
+    MAX_BLOB_SIZE,
+    BlobRef,
+    Sha256Hex,
+    TraceMetadata,
+    WorkspaceSnapshots,
+    artifact_uri,
+)
 from prtrace.storage_keys import artifact_key, chunk_body_key
 from prtrace.validation import summarize
 
@@ -86,15 +93,6 @@ class FinalizeRequest(BaseModel):
             description="how many secrets the client redacted from outputs and diffs",
         ),
     ] = None
-
-
-def utc_now() -> str:
-    return utc_timestamp(datetime.now(UTC))
-
-
-def utc_timestamp(moment: datetime) -> str:
-    """Millisecond UTC with `Z`, as every stored time is written: comparable as text."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_trace_id() -> str:
@@ -232,7 +230,7 @@ class IngestService:
         if trace.status != OPEN:
             raise TraceNotOpen(trace_id, trace.status)
         return BlobRef(
-            uri=f"artifact://sha256/{request.sha256}",
+            uri=artifact_uri(request.sha256),
             sha256=request.sha256,
             size=request.size,
             media_type=request.media_type,

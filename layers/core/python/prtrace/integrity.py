@@ -16,6 +16,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 CHAIN_DOMAIN = b"prtrace/chain/v1\x00"
 CHUNK_DOMAIN = b"prtrace/chunk/v1\x00"
@@ -49,6 +50,13 @@ class KeyRing:
             return self.keys[key_id]
         except KeyError:
             raise UnknownKey(f"key id {key_id!r} is not in the key ring") from None
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    """SHA-256 (hex) and size of a file, read in blocks (never whole into memory)."""
+    with path.open("rb") as stream:
+        digest = hashlib.file_digest(stream, "sha256")
+        return digest.hexdigest(), stream.tell()
 
 
 def sha256_hex(data: bytes) -> str:

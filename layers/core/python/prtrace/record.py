@@ -28,7 +28,8 @@ from pydantic import (
     model_validator,
 )
 
-from prtrace.ingest import TRACE_ID_PATTERN, utc_now
+from prtrace.clock import utc_now
+from prtrace.ingest import TRACE_ID_PATTERN
 from prtrace.judge.result import JudgeResult
 from prtrace.outcome import (
     FailedStage,

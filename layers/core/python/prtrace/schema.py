@@ -91,6 +91,14 @@ LineCount = Annotated[int, Field(ge=0, le=MAX_LINE_COUNT)]
 TestCount = Annotated[int, Field(ge=0, le=MAX_TEST_COUNT)]
 
 
+ARTIFACT_URI_PREFIX: Final = "artifact://sha256/"
+
+
+def artifact_uri(sha256: str) -> str:
+    """How an event addresses an artifact of its trace: by content."""
+    return f"{ARTIFACT_URI_PREFIX}{sha256}"
+
+
 class BlobRef(BaseModel):
     """Large content lives in an artifact uploaded through the API, never inline."""
 
@@ -99,7 +107,7 @@ class BlobRef(BaseModel):
     uri: Annotated[
         str,
         Field(
-            pattern=r"^artifact://sha256/[0-9a-f]{64}$",
+            pattern=rf"^{ARTIFACT_URI_PREFIX}[0-9a-f]{{64}}$",
             description="artifact of this trace, addressed by its SHA-256",
         ),
     ]

@@ -7,6 +7,7 @@ never leaves its prefix (and IAM policies can name these shapes).
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 # The readiness probe lists this prefix (at most one key): it sits under `tenants/`, where
@@ -17,6 +18,22 @@ READINESS_PREFIX: Final = "tenants/_readyz/"
 
 def trace_prefix(tenant: str, trace_id: str) -> str:
     return f"tenants/{tenant}/traces/{trace_id}"
+
+
+# Any key under a trace's prefix, built from trace_prefix itself: one shape.
+_UNDER_A_TRACE: Final = re.compile(
+    "^"
+    + re.escape(trace_prefix("TENANT", "TRACE"))
+    .replace("TENANT", "(?P<tenant>[^/]+)")
+    .replace("TRACE", "(?P<trace>[^/]+)")
+    + "/"
+)
+
+
+def tenant_of_trace_key(key: str) -> str | None:
+    """The tenant whose trace prefix holds `key`, or None for a key under no trace."""
+    match = _UNDER_A_TRACE.match(key)
+    return match["tenant"] if match else None
 
 
 def chunk_body_key(tenant: str, trace_id: str, chunk_seq: int, sha256: str) -> str:

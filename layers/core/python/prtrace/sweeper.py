@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import cast
 
-from prtrace.ingest import utc_timestamp
+from prtrace.clock import utc_timestamp
 from prtrace.ports import TraceStore
 from prtrace.record import RecordFailed, RecordStep, parse_record_event
 from prtrace.records import TraceRecord

@@ -10,7 +10,7 @@ import tarfile
 from pathlib import Path
 
 from prtrace.qa.ports import ArtifactStore
-from prtrace.schema import BlobRef
+from prtrace.schema import BlobRef, artifact_uri
 from prtrace.storage_keys import artifact_key
 
 _MAGIC = {b"\x1f\x8b": "application/gzip", b"\x28\xb5\x2f\xfd": "application/zstd"}
@@ -57,6 +57,4 @@ def store_local_snapshot(path: Path, store: ArtifactStore, tenant: str, trace_id
         body, media_type = path.read_bytes(), media_type_of(path)
     digest = hashlib.sha256(body).hexdigest()
     store.put_if_absent(artifact_key(tenant, trace_id, digest), body, digest, media_type)
-    return BlobRef(
-        uri=f"artifact://sha256/{digest}", sha256=digest, size=len(body), media_type=media_type
-    )
+    return BlobRef(uri=artifact_uri(digest), sha256=digest, size=len(body), media_type=media_type)

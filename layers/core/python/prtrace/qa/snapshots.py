@@ -6,22 +6,14 @@ archive: a swapped or truncated object never reaches the extractor.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+from prtrace.integrity import file_sha256
 from prtrace.qa.archive import MEDIA_TYPES
 from prtrace.qa.errors import QAError
 from prtrace.qa.ports import ArtifactMissing, ArtifactStore, ArtifactTooLarge
 from prtrace.schema import BlobRef
 from prtrace.storage_keys import artifact_key
-
-
-def sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fetch_snapshot(
@@ -52,7 +44,7 @@ def fetch_snapshot(
         ) from None
     if size != ref.size:
         raise QAError("unsafe_archive", f"snapshot at {key}: {size} bytes, expected {ref.size}")
-    actual = sha256_of_file(dest)
+    actual, _ = file_sha256(dest)
     if actual != ref.sha256:
         raise QAError(
             "unsafe_archive", f"snapshot at {key}: SHA-256 {actual}, expected {ref.sha256}"

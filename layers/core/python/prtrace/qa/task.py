@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -20,10 +19,9 @@ from prtrace.qa.ports import ArtifactMissing, ArtifactStore, ArtifactTooLarge
 from prtrace.qa.report import QAReport
 from prtrace.qa.service import QAService
 from prtrace.schema import BlobRef
-from prtrace.storage_keys import qa_report_key
+from prtrace.storage_keys import qa_report_key, tenant_of_trace_key
 
 MAX_DOCUMENT_BYTES: Final = 64 * 1024 * 1024
-_TRACE_KEY = re.compile(r"^tenants/(?P<tenant>[^/]+)/traces/(?P<trace>[^/]+)/")
 
 
 class SnapshotInput(BaseModel):
@@ -53,10 +51,10 @@ class QATaskRequest(BaseModel):
         if (self.base is None) != (self.final is None):
             raise ValueError("give both base and final snapshots")
         if self.tenant is None:
-            match = _TRACE_KEY.match(self.document_key or "")
-            if match is None:
+            tenant = tenant_of_trace_key(self.document_key or "")
+            if tenant is None:
                 raise ValueError("tenant is required unless document_key is under tenants/")
-            object.__setattr__(self, "tenant", match["tenant"])
+            object.__setattr__(self, "tenant", tenant)
         return self
 
     @property

@@ -1,0 +1,9 @@
+"""The API's routes that answer without a token: the HTTP API deploys them without the
+authorizer, the OpenAPI document lists them without a security requirement, and the
+local gateway skips the authorizer for them."""
+
+from __future__ import annotations
+
+from typing import Final
+
+PUBLIC_PATHS: Final = frozenset({"/healthz", "/readyz"})
