@@ -291,7 +291,9 @@ def test_the_recorder_delivers_chunks_while_the_session_runs(
     deadline = time.monotonic() + 60
     while True:
         status = orjson.loads(prtrace(buggy_repo, "record", "status", "--json").stdout)
-        if status["trace_id"] and api.trace(status["trace_id"])["events_received"] == 3:
+        # The API stores a chunk before the recorder reads its receipt: wait for both.
+        delivered = status["trace_id"] and status["delivered"] == 3
+        if delivered and api.trace(status["trace_id"])["events_received"] == 3:
             break
         assert time.monotonic() < deadline, status
         time.sleep(0.25)
