@@ -32,6 +32,9 @@ os.environ.update(
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
+# Tests never reach OpenAI: a key or endpoint in the developer's shell must not leak in.
+os.environ.pop("OPENAI_API_KEY", None)
+os.environ.pop("OPENAI_BASE_URL", None)
 
 # `make test-fast`: property tests try fewer examples in the edit loop; `make test` (CI)
 # keeps each test's own settings.

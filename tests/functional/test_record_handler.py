@@ -116,7 +116,7 @@ def test_a_malformed_event_raises_a_clear_error(aws):
 def test_missing_configuration_is_named(aws, monkeypatch):
     monkeypatch.delenv("PRTRACE_BUCKET")
     handler.reset()
-    with pytest.raises(ConfigurationError, match="bucket"):
+    with pytest.raises(ConfigurationError, match="PRTRACE_BUCKET"):
         invoke(failed_event())
 
 

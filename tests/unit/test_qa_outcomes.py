@@ -106,7 +106,7 @@ def test_qa_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.dependency_network is False
     assert settings.reruns == 2
     monkeypatch.setenv("PRTRACE_SANDBOX_BACKEND", "none")
-    with pytest.raises(ConfigurationError, match="backend"):
+    with pytest.raises(ConfigurationError, match="PRTRACE_SANDBOX_BACKEND"):
         QASettings.from_env()
 
 

@@ -1,107 +1,125 @@
-"""Runtime configuration from environment variables, validated once at cold start."""
+"""Runtime configuration from environment variables, validated once at cold start.
+
+Every settings model of the service is an `EnvSettings` (pydantic-settings): a field
+`bucket` is read from `PRTRACE_BUCKET` (the model's prefix plus the field's name, or the
+field's `validation_alias` when it has its own variable), empty variables count as unset,
+and a bad or missing value is a `ConfigurationError` naming the variables, never their
+values (some are secrets). The README's configuration table is generated from these
+models (`python -m prtrace.settings`; tests/unit/test_settings.py keeps it current).
+"""
 
 from __future__ import annotations
 
-import os
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ConfigurationError(RuntimeError):
     pass
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    traces_table: Annotated[str, Field(min_length=3)]
-    tokens_table: Annotated[str, Field(min_length=3)]
-    idempotency_table: Annotated[str, Field(min_length=3)]
-    bucket: Annotated[str, Field(min_length=3)]
-    key_secret_name: str | None = None
-    key_parameter_name: str | None = None
-    # Presigned upload URLs must name an endpoint the *client* reaches (local cloud only).
-    public_s3_endpoint: str | None = None
-    upload_url_ttl_s: Annotated[int, Field(ge=60, le=3600)] = 900
-    download_url_ttl_s: Annotated[int, Field(ge=60, le=3600)] = 300
-    # The pipeline finalize starts; unset, finalized traces wait (ingestion alone).
-    state_machine_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:states:")] | None = None
+class EnvSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PRTRACE_",
+        env_ignore_empty=True,
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+    )
+    # Who reads these variables (the README's configuration table).
+    used_by: ClassVar[str] = ""
 
     @classmethod
-    def from_env(cls) -> Settings:
-        env = os.environ
-        values = {
-            "traces_table": env.get("PRTRACE_TRACES_TABLE", ""),
-            "tokens_table": env.get("PRTRACE_TOKENS_TABLE", ""),
-            "idempotency_table": env.get("PRTRACE_IDEMPOTENCY_TABLE", ""),
-            "bucket": env.get("PRTRACE_BUCKET", ""),
-            "key_secret_name": env.get("PRTRACE_KEY_SECRET_NAME") or None,
-            "key_parameter_name": env.get("PRTRACE_KEY_PARAMETER_NAME") or None,
-            "public_s3_endpoint": env.get("PRTRACE_PUBLIC_S3_ENDPOINT") or None,
-            "upload_url_ttl_s": _integer(env, "PRTRACE_UPLOAD_URL_TTL_S", 900),
-            "download_url_ttl_s": _integer(env, "PRTRACE_DOWNLOAD_URL_TTL_S", 300),
-            "state_machine_arn": env.get("PRTRACE_STATE_MACHINE_ARN") or None,
-        }
+    def variable(cls, field: str) -> str:
+        """The environment variable a field is read from."""
+        alias = cls.model_fields[field].validation_alias
+        if isinstance(alias, str):
+            return alias
+        return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+
+    @classmethod
+    def variable_at(cls, loc: Sequence[int | str]) -> str:
+        """The variable behind a validation error's location."""
+        name = str(loc[0]) if loc else ""
+        return cls.variable(name) if name in cls.model_fields else name
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Self:
+        """The environment's values (`overrides`, by field name, win), validated."""
         try:
-            return cls(**values)
+            return cls(**overrides)
         except ValidationError as exc:
-            names = ", ".join(str(e["loc"][0]) for e in exc.errors())
-            raise ConfigurationError(f"invalid or missing configuration: {names}") from None
+            problems = {f"{cls.variable_at(e['loc'])} ({e['msg']})": None for e in exc.errors()}
+            raise ConfigurationError(
+                f"invalid or missing configuration: {', '.join(problems)}"
+            ) from None
 
 
-class RecordSettings(BaseModel):
+TableName = Annotated[str, Field(min_length=3)]
+
+
+class Settings(EnvSettings):
+    """The API function."""
+
+    used_by: ClassVar[str] = "API"
+
+    traces_table: Annotated[TableName, Field(description="DynamoDB: traces and chunks")]
+    tokens_table: Annotated[TableName, Field(description="DynamoDB: API tokens")]
+    idempotency_table: Annotated[TableName, Field(description="DynamoDB: POST idempotency")]
+    bucket: Annotated[str, Field(min_length=3, description="the data bucket")]
+    key_secret_name: Annotated[
+        str | None, Field(description="the integrity key ring's secret (or the parameter below)")
+    ] = None
+    key_parameter_name: Annotated[str | None, Field(description="SSM parameter alternative")] = None
+    public_s3_endpoint: Annotated[
+        str | None,
+        Field(description="local cloud only: the S3 endpoint presigned URLs name for clients"),
+    ] = None
+    upload_url_ttl_s: Annotated[
+        int, Field(ge=60, le=3600, description="seconds a presigned upload URL is valid")
+    ] = 900
+    download_url_ttl_s: Annotated[
+        int, Field(ge=60, le=3600, description="seconds a presigned download link is valid")
+    ] = 300
+    state_machine_arn: Annotated[
+        str | None,
+        Field(
+            pattern=r"^arn:aws[a-z-]*:states:",
+            description="the pipeline finalize starts; unset, finalized traces wait",
+        ),
+    ] = None
+
+
+class RecordSettings(EnvSettings):
     """The Record step needs the traces table and the data bucket, nothing else."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    used_by: ClassVar[str] = "Record"
 
-    traces_table: Annotated[str, Field(min_length=3)]
+    traces_table: TableName
     bucket: Annotated[str, Field(min_length=3)]
-
-    @classmethod
-    def from_env(cls) -> RecordSettings:
-        env = os.environ
-        try:
-            return cls(
-                traces_table=env.get("PRTRACE_TRACES_TABLE", ""),
-                bucket=env.get("PRTRACE_BUCKET", ""),
-            )
-        except ValidationError as exc:
-            names = ", ".join(str(e["loc"][0]) for e in exc.errors())
-            raise ConfigurationError(f"invalid or missing configuration: {names}") from None
 
 
 class SweeperSettings(RecordSettings):
     """The sweeper ends traces the pipeline left in progress longer than `stuck_after_s`
     after finalize (longer than any execution may run)."""
 
-    stuck_after_s: Annotated[int, Field(ge=60)]
+    used_by: ClassVar[str] = "Sweeper"
 
-    @classmethod
-    def from_env(cls) -> SweeperSettings:
-        record = RecordSettings.from_env()
-        env = os.environ
-        try:
-            return cls(
-                **record.model_dump(),
-                stuck_after_s=_integer(env, "PRTRACE_STUCK_AFTER_S", 4 * 3600),
-            )
-        except ValidationError as exc:
-            names = ", ".join(str(e["loc"][0]) for e in exc.errors())
-            raise ConfigurationError(f"invalid or missing configuration: {names}") from None
+    stuck_after_s: Annotated[
+        int, Field(ge=60, description="seconds after finalize a trace counts as stuck")
+    ] = 4 * 3600
 
 
-def _integer(env: os._Environ[str], name: str, default: int) -> int:
-    raw = env.get(name) or str(default)
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be an integer, got {raw[:40]!r}") from None
+class TokensSettings(EnvSettings):
+    """The authorizer and `prtrace tokens` need only the tokens table."""
+
+    used_by: ClassVar[str] = "authorizer, `prtrace tokens`"
+
+    tokens_table: Annotated[str, Field(min_length=1)]
 
 
 def tokens_table_from_env() -> str:
-    """The authorizer and the CLI need only the tokens table."""
-    name = os.environ.get("PRTRACE_TOKENS_TABLE", "")
-    if not name:
-        raise ConfigurationError("PRTRACE_TOKENS_TABLE is not set")
-    return name
+    return TokensSettings.from_env().tokens_table

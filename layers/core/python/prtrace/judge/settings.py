@@ -2,65 +2,60 @@
 
 from __future__ import annotations
 
-import os
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
 
 from prtrace.judge.prompt import DEFAULT_TOKEN_BUDGET, MIN_TOKEN_BUDGET
-from prtrace.settings import ConfigurationError
+from prtrace.settings import EnvSettings
 
 DEFAULT_MODEL = "gpt-4.1-mini"
 
 
-class JudgeSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class JudgeSettings(EnvSettings):
+    """PRTRACE_JUDGE_* variables; the model's key and endpoint under OpenAI's own names."""
 
-    bucket: str | None = None
-    # auto: the OpenAI judge when an API key is configured, else the offline judge.
-    mode: Literal["auto", "openai", "offline"] = "auto"
-    openai_secret_name: str | None = None
-    openai_api_key: SecretStr | None = None
-    openai_base_url: str | None = None
+    model_config = SettingsConfigDict(env_prefix="PRTRACE_JUDGE_")
+    used_by: ClassVar[str] = "Judge"
+
+    bucket: Annotated[str | None, Field(validation_alias="PRTRACE_BUCKET")] = None
+    mode: Annotated[
+        Literal["auto", "openai", "offline"],
+        Field(description="auto: the OpenAI judge when an API key is configured, else offline"),
+    ] = "auto"
+    openai_secret_name: Annotated[
+        str | None,
+        Field(validation_alias="PRTRACE_OPENAI_SECRET_NAME", description="secret with the key"),
+    ] = None
+    openai_api_key: Annotated[
+        SecretStr | None, Field(validation_alias="OPENAI_API_KEY", description="the key itself")
+    ] = None
+    openai_base_url: Annotated[
+        str | None,
+        Field(validation_alias="OPENAI_BASE_URL", description="an OpenAI-compatible server"),
+    ] = None
     model: Annotated[str, Field(min_length=1)] = DEFAULT_MODEL
     timeout_s: Annotated[float, Field(gt=0, le=900)] = 60.0
     max_retries: Annotated[int, Field(ge=0, le=10)] = 3
-    temperature: Annotated[float, Field(ge=0, le=2)] | None = 0.0
-    max_output_tokens: Annotated[int, Field(ge=256)] | None = 4_000
-    token_budget: Annotated[int, Field(ge=MIN_TOKEN_BUDGET)] = DEFAULT_TOKEN_BUDGET
+    temperature: Annotated[
+        float | None, Field(ge=0, le=2, description="`none`: not sent (models that refuse it)")
+    ] = 0.0
+    max_output_tokens: Annotated[int | None, Field(ge=256, description="`none`: not sent")] = 4_000
+    token_budget: Annotated[
+        int, Field(ge=MIN_TOKEN_BUDGET, description="prompt tokens the trace may take")
+    ] = DEFAULT_TOKEN_BUDGET
     input_usd_per_1m: Annotated[float, Field(ge=0)] | None = None
     output_usd_per_1m: Annotated[float, Field(ge=0)] | None = None
-    samples: Annotated[int, Field(ge=1, le=9)] = 1
-    review_spread: Annotated[int, Field(ge=0, le=5)] = 2
+    samples: Annotated[
+        int, Field(ge=1, le=9, description="independent scorings (lower median kept)")
+    ] = 1
+    review_spread: Annotated[
+        int, Field(ge=0, le=5, description="a score spread above this flags the result for review")
+    ] = 2
 
+    @field_validator("temperature", "max_output_tokens", mode="before")
     @classmethod
-    def from_env(cls) -> JudgeSettings:
-        env = os.environ
-        names = {
-            "bucket": "PRTRACE_BUCKET",
-            "mode": "PRTRACE_JUDGE_MODE",
-            "openai_secret_name": "PRTRACE_OPENAI_SECRET_NAME",
-            "openai_api_key": "OPENAI_API_KEY",
-            "openai_base_url": "OPENAI_BASE_URL",
-            "model": "PRTRACE_JUDGE_MODEL",
-            "timeout_s": "PRTRACE_JUDGE_TIMEOUT_S",
-            "max_retries": "PRTRACE_JUDGE_MAX_RETRIES",
-            "temperature": "PRTRACE_JUDGE_TEMPERATURE",
-            "max_output_tokens": "PRTRACE_JUDGE_MAX_OUTPUT_TOKENS",
-            "token_budget": "PRTRACE_JUDGE_TOKEN_BUDGET",
-            "input_usd_per_1m": "PRTRACE_JUDGE_INPUT_USD_PER_1M",
-            "output_usd_per_1m": "PRTRACE_JUDGE_OUTPUT_USD_PER_1M",
-            "samples": "PRTRACE_JUDGE_SAMPLES",
-            "review_spread": "PRTRACE_JUDGE_REVIEW_SPREAD",
-        }
-        # Unset or empty variables take the defaults; "none" leaves an optional request
-        # parameter out (servers and models that refuse it).
-        values: dict[str, object] = {k: env[v] for k, v in names.items() if env.get(v)}
-        for optional in ("temperature", "max_output_tokens"):
-            if str(values.get(optional, "")).lower() == "none":
-                values[optional] = None
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            bad = ", ".join(names[str(e["loc"][0])] for e in exc.errors())
-            raise ConfigurationError(f"invalid judge configuration: {bad}") from None
+    def _none_leaves_it_out(cls, value: object) -> object:
+        # "none" leaves an optional request parameter out (servers and models refuse some).
+        return None if isinstance(value, str) and value.lower() == "none" else value

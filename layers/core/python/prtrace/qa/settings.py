@@ -1,25 +1,54 @@
-"""QA configuration: one pydantic model, read from PRTRACE_QA_* variables by entry points."""
+"""QA configuration: PRTRACE_QA_* variables (the sandbox backend: PRTRACE_SANDBOX_BACKEND),
+read by the QA task's entry point and `prtrace qa`."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from prtrace.qa.archive import ArchiveLimits
 from prtrace.qa.sandbox import SandboxLimits
-from prtrace.settings import ConfigurationError
+from prtrace.settings import EnvSettings
 
 BackendName = Literal["bwrap", "docker", "container"]
 
+# The sandbox limits are flat variables, not one JSON value.
+LIMIT_VARIABLES: Final = {
+    "wall_timeout_s": "PRTRACE_QA_WALL_TIMEOUT_S",
+    "memory_mb": "PRTRACE_QA_MEMORY_MB",
+    "pids": "PRTRACE_QA_PIDS",
+    "cpus": "PRTRACE_QA_CPUS",
+}
 
-class QASettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: BackendName = "bwrap"
-    limits: SandboxLimits = SandboxLimits()
+class _FlatLimits(PydanticBaseSettingsSource):
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        limits = {
+            name: os.environ[var] for name, var in LIMIT_VARIABLES.items() if os.environ.get(var)
+        }
+        return {"limits": limits} if limits else {}
+
+
+class QASettings(EnvSettings):
+    model_config = SettingsConfigDict(env_prefix="PRTRACE_QA_")
+    used_by: ClassVar[str] = "QA task, `prtrace qa`"
+
+    backend: Annotated[BackendName, Field(validation_alias="PRTRACE_SANDBOX_BACKEND")] = "bwrap"
+    limits: Annotated[
+        SandboxLimits, Field(description="PRTRACE_QA_WALL_TIMEOUT_S, _MEMORY_MB, _PIDS, _CPUS")
+    ] = SandboxLimits()
     # Dependency preparation gets its own, longer clock and memory.
     prepare_limits: SandboxLimits = SandboxLimits(wall_timeout_s=900, memory_mb=2048, pids=512)
     per_test_timeout_s: Annotated[int, Field(ge=1)] = 120
@@ -27,40 +56,25 @@ class QASettings(BaseModel):
     install_dependencies: bool = True
     dependency_network: bool = True
     archive_limits: ArchiveLimits = ArchiveLimits()
-    work_dir: Path | None = None  # default: a private directory under /var/tmp
+    work_dir: Annotated[
+        Path | None, Field(description="default: a private directory under /var/tmp")
+    ] = None
     docker_image: str = "prtrace-qa-python:bookworm"
     keep_work_dir: bool = False
 
     @classmethod
-    def from_env(cls, **overrides: object) -> QASettings:
-        env = os.environ
-        values: dict[str, object] = {}
-        if "PRTRACE_SANDBOX_BACKEND" in env:
-            values["backend"] = env["PRTRACE_SANDBOX_BACKEND"]
-        limits: dict[str, object] = {}
-        for name, var in [
-            ("wall_timeout_s", "PRTRACE_QA_WALL_TIMEOUT_S"),
-            ("memory_mb", "PRTRACE_QA_MEMORY_MB"),
-            ("pids", "PRTRACE_QA_PIDS"),
-            ("cpus", "PRTRACE_QA_CPUS"),
-        ]:
-            if var in env:
-                limits[name] = env[var]
-        if limits:
-            values["limits"] = SandboxLimits.model_validate(limits)
-        for name, var in [
-            ("per_test_timeout_s", "PRTRACE_QA_PER_TEST_TIMEOUT_S"),
-            ("reruns", "PRTRACE_QA_RERUNS"),
-            ("install_dependencies", "PRTRACE_QA_INSTALL_DEPENDENCIES"),
-            ("dependency_network", "PRTRACE_QA_DEPENDENCY_NETWORK"),
-            ("work_dir", "PRTRACE_QA_WORK_DIR"),
-            ("docker_image", "PRTRACE_QA_DOCKER_IMAGE"),
-        ]:
-            if var in env:
-                values[name] = env[var]
-        values.update(overrides)
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            names = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
-            raise ConfigurationError(f"invalid QA configuration: {names}") from None
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _FlatLimits(settings_cls)
+
+    @classmethod
+    def variable_at(cls, loc: Any) -> str:
+        if len(loc) > 1 and loc[0] == "limits" and loc[1] in LIMIT_VARIABLES:
+            return LIMIT_VARIABLES[str(loc[1])]
+        return super().variable_at(loc)

@@ -1,0 +1,62 @@
+"""The settings family: each variable named by its model, one error format naming the
+variables and never their values, and the README's table generated from the models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from prtrace.judge.settings import JudgeSettings
+from prtrace.qa.settings import QASettings
+from prtrace.settings import ConfigurationError, Settings
+from prtrace.settings_table import BEGIN, END, markdown, rows
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_table_is_the_generated_one() -> None:
+    text = README.read_text()
+    start, end = text.index(BEGIN), text.index(END) + len(END)
+    assert text[start:end] == markdown(), "run `python -m prtrace.settings_table` into README"
+
+
+def test_every_variable_is_documented_once_with_its_readers() -> None:
+    table = rows()
+    assert table["PRTRACE_BUCKET"]["used_by"][:2] == ["API", "Assemble"]
+    assert "Judge" in table["PRTRACE_BUCKET"]["used_by"]
+    assert table["OPENAI_API_KEY"]["used_by"] == ["Judge"]
+    assert table["PRTRACE_QA_MEMORY_MB"]["default"] == "`2048`"
+    assert all(name.isupper() for name in table)
+
+
+def test_errors_name_the_variables_and_never_the_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRTRACE_JUDGE_SAMPLES", "secret-looking-value-123")
+    monkeypatch.setenv("PRTRACE_QA_PIDS", "-4")
+    with pytest.raises(ConfigurationError) as judge:
+        JudgeSettings.from_env()
+    assert "PRTRACE_JUDGE_SAMPLES" in str(judge.value)
+    assert "secret-looking-value-123" not in str(judge.value)
+    with pytest.raises(ConfigurationError, match="PRTRACE_QA_PIDS"):
+        QASettings.from_env()
+
+
+def test_missing_required_variables_are_all_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TRACES_TABLE", "TOKENS_TABLE", "IDEMPOTENCY_TABLE", "BUCKET"):
+        monkeypatch.delenv(f"PRTRACE_{name}", raising=False)
+    with pytest.raises(ConfigurationError) as missing:
+        Settings.from_env()
+    for name in ("TRACES_TABLE", "TOKENS_TABLE", "IDEMPOTENCY_TABLE", "BUCKET"):
+        assert f"PRTRACE_{name} (Field required)" in str(missing.value)
+
+
+def test_empty_variables_take_the_defaults_and_overrides_win(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PRTRACE_JUDGE_MODEL", "")
+    monkeypatch.setenv("PRTRACE_JUDGE_TEMPERATURE", "none")
+    monkeypatch.setenv("PRTRACE_QA_RERUNS", "1")
+    judge = JudgeSettings.from_env()
+    assert judge.model == "gpt-4.1-mini"
+    assert judge.temperature is None
+    assert QASettings.from_env(reruns=3).reruns == 3
