@@ -66,13 +66,15 @@ class TraceClient:
         by default the call)."""
         started = time.perf_counter() if since is None else since
         seen: dict[str, float] = {}
-        while time.perf_counter() - started < timeout_s:
-            view = self.trace(trace_id)
+
+        def note(view: dict[str, Any]) -> None:
             seen.setdefault(view["status"], time.perf_counter() - started)
-            if view["status"] in TERMINAL:
-                return view, seen
-            time.sleep(poll_s)
-        raise AssertionError(f"trace {trace_id} not finished after {timeout_s} s: {list(seen)}")
+
+        left = timeout_s - (time.perf_counter() - started)
+        view = self.sdk.wait(trace_id, poll_s=poll_s, timeout_s=max(left, 0), on_update=note)
+        if view["status"] not in TERMINAL:
+            raise AssertionError(f"trace {trace_id} not finished after {timeout_s} s: {list(seen)}")
+        return view, seen
 
     def download(self, trace_id: str, result: str) -> Any:
         link = self._ok(self.http.get(f"/v1/traces/{trace_id}/{result}"), 200)
