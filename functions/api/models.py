@@ -88,6 +88,28 @@ class ChainView(_Answer):
     length: Count
 
 
+class StateMismatchView(_Answer):
+    path: str
+    reason: str
+    detail: str
+    event_seq: int | None
+    unexplained_bytes: Count
+
+
+class StateCheckView(_Answer):
+    """Do the recorded file_edit diffs, applied to the base snapshot, reproduce the final
+    snapshot? `state_mismatch` names the first differing file (the trace is not rejected)."""
+
+    status: Literal["match", "state_mismatch", "not_checked"]
+    detail: str | None
+    files_checked: Count
+    edits_applied: Count
+    first_mismatch: StateMismatchView | None
+    mismatch_count: Count
+    unexplained_bytes: Count
+    unverified_count: Count
+
+
 class CompleteOutcome(_Answer):
     """How a complete trace's pipeline ended (bounded; the full results are behind links)."""
 
@@ -99,6 +121,7 @@ class CompleteOutcome(_Answer):
     event_count: Count
     chunk_count: Count
     recorded_at: Timestamp
+    state_check: StateCheckView | None = None  # null: no snapshots (or recorded before)
 
 
 class RejectionReason(_Answer):

@@ -197,3 +197,57 @@ def test_a_snapshot_that_is_not_an_archive_is_an_error() -> None:
             lambda: (io.BytesIO(b"not a tar at all" * 100), "application/x-tar"),
             lambda: (io.BytesIO(b""), "application/x-tar"),
         )
+
+
+def test_the_mismatch_reaches_the_outcome_and_the_judge() -> None:
+    from prtrace.judge.offline import score_offline
+    from prtrace.judge.prompt import build_prompt
+    from prtrace.judge.rubric import load_rubric
+    from prtrace.outcome import complete_outcome
+    from prtrace.state_check import summary
+    from tests.judge_factories import sample_document
+    from tests.pipeline_factories import judge_result
+
+    fixed = b"def merge(a):\n    return a\n"
+    state = check(BASE, dict(BASE) | {"src/merge.py": fixed}, [])
+    assert state.status == "state_mismatch"
+
+    assembled = {
+        "event_count": 1,
+        "chunk_count": 1,
+        "chain": {"key_id": "k1", "head": "0" * 64, "length": 1},
+        "metrics": {},
+        "state_check": summary(state),
+    }
+    outcome = complete_outcome(
+        assembled, None, "no_snapshots", judge_result(), "2026-12-05T00:00:00Z"
+    )
+    assert outcome["state_check"]["status"] == "state_mismatch"
+    assert outcome["state_check"]["first_mismatch"]["path"] == "src/merge.py"
+    assert outcome["state_check"]["unexplained_bytes"] > 0
+
+    document = sample_document().model_copy(update={"state_check": state})
+    rubric = load_rubric()
+    prompt = build_prompt(document, None, rubric, document.metrics)
+    assert "## Trace-to-state check" in prompt.user
+    assert "state_mismatch: src/merge.py: changed_without_edit" in prompt.user
+    offline = score_offline(document, None, rubric, document.metrics)
+    assert "do not reproduce the final snapshot" in offline.summary
+
+
+def test_exports_carry_the_state_check() -> None:
+    from prtrace.dataset import state_columns
+    from tests.judge_factories import sample_document
+
+    document = sample_document()
+    assert state_columns(document) == {
+        "state_check": None,
+        "state_first_mismatch": None,
+        "state_unexplained_bytes": None,
+    }
+    state = check(BASE, dict(BASE) | {"stray.txt": b"?\n"}, [])
+    assert state_columns(document.model_copy(update={"state_check": state})) == {
+        "state_check": "state_mismatch",
+        "state_first_mismatch": "stray.txt",
+        "state_unexplained_bytes": 2,
+    }

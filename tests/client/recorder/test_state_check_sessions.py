@@ -35,7 +35,9 @@ def recorded(outbox: Outbox, recorder: Recorder) -> tuple[list[dict[str, Any]], 
     return events, body
 
 
-def state_of(outbox: Outbox, session: str, events: list[dict[str, Any]], body: dict[str, Any]) -> StateCheck:
+def state_of(
+    outbox: Outbox, session: str, events: list[dict[str, Any]], body: dict[str, Any]
+) -> StateCheck:
     blobs = {a.sha256: a.path for a in outbox.pending_artifacts(session)}
     edits = []
     for event in events:
@@ -46,7 +48,9 @@ def state_of(outbox: Outbox, session: str, events: list[dict[str, Any]], body: d
         if diff is None:
             diff = blobs[payload["diff_ref"]["sha256"]].read_text()
         edits.append(
-            RecordedEdit(event["seq"], payload["path"], payload["change"], diff, payload.get("old_path"))
+            RecordedEdit(
+                event["seq"], payload["path"], payload["change"], diff, payload.get("old_path")
+            )
         )
 
     def opener(name: str) -> Callable[[], tuple[io.BytesIO, str]]:
@@ -66,7 +70,7 @@ def a_session(repo: Path, outbox: Outbox) -> tuple[Recorder, list[dict[str, Any]
     (repo / "big.txt").write_text("y\n" * MAX_INLINE_DIFF_LEN)  # diff becomes an artifact
     tool = repo / "tool.sh"
     tool.write_text("#!/bin/sh\necho ok\n")
-    os.chmod(tool, 0o755)
+    os.chmod(tool, 0o755)  # noqa: S103 - an executable script of the workspace
     recorder.run(["true"], stdout=io.BytesIO(), stderr=io.BytesIO(), cwd=repo)
     merge.write_text(merge.read_text() + "# twice\n")  # a second edit of the same file
     (repo / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\0changed")
@@ -76,8 +80,11 @@ def a_session(repo: Path, outbox: Outbox) -> tuple[Recorder, list[dict[str, Any]
 
 def test_a_recorded_session_reproduces_its_final_snapshot(buggy_repo: Path, outbox: Outbox) -> None:
     recorder, events, body = a_session(buggy_repo, outbox)
-    kinds = {(e["payload"]["path"], e["payload"]["change"]) for e in events if e["type"] == "file_edit"}
-    assert ("README.rst", "rename") in kinds and ("logo.png", "add") in kinds
+    kinds = {
+        (e["payload"]["path"], e["payload"]["change"]) for e in events if e["type"] == "file_edit"
+    }
+    assert ("README.rst", "rename") in kinds
+    assert ("logo.png", "add") in kinds
     assert any("diff_ref" in e["payload"] for e in events if e["type"] == "file_edit")
 
     result = state_of(outbox, recorder.info.local_id, events, body)

@@ -75,6 +75,7 @@ class AssembleSummary(BaseModel):
     chunk_count: Annotated[int, Field(ge=0)]
     chain: ChainSummary
     metrics: dict[str, Any] = Field(default_factory=dict)
+    state_check: dict[str, Any] | None = None  # prtrace.state_check.summary
 
 
 class Assembled(BaseModel):

@@ -32,8 +32,9 @@ import re
 import tarfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Annotated, Any, Final, Literal, Protocol
+from typing import IO, Annotated, Any, Final, Literal, Protocol, cast
 
+import zstandard
 from pydantic import BaseModel, ConfigDict, Field
 
 STATE_CHECK_VERSION: Final = "prtrace.state_check/v1"
@@ -91,7 +92,9 @@ class StateCheck(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Literal["prtrace.state_check/v1"] = STATE_CHECK_VERSION
-    status: Literal["match", "state_mismatch"]
+    # not_checked: a snapshot could not be read as an archive (`detail` says why)
+    status: Literal["match", "state_mismatch", "not_checked"]
+    detail: str | None = None
     files_checked: Annotated[int, Field(ge=0)]
     edits_applied: Annotated[int, Field(ge=0)]
     first_mismatch: StateMismatch | None = None
@@ -102,6 +105,8 @@ class StateCheck(BaseModel):
     unverified: list[UnverifiedFile] = Field(default_factory=list)
 
     def headline(self) -> str:
+        if self.status == "not_checked":
+            return f"not_checked: {self.detail}"
         if self.first_mismatch is None:
             return f"match ({self.files_checked} files, {self.edits_applied} edits)"
         first = self.first_mismatch
@@ -170,13 +175,11 @@ def _decompressed(raw: Readable, media_type: str) -> Readable:
     if media_type == "application/x-tar":
         return raw
     if media_type == "application/gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[arg-type]
+        return gzip.GzipFile(fileobj=cast("IO[bytes]", raw), mode="rb")
     if media_type == "application/zstd":
-        import zstandard
-
-        return zstandard.ZstdDecompressor(max_window_size=1 << 27).stream_reader(  # type: ignore[no-any-return]
-            raw, read_across_frames=True
-        )
+        # A bounded window keeps a crafted frame from reserving gigabytes of memory.
+        decompressor = zstandard.ZstdDecompressor(max_window_size=1 << 27)
+        return decompressor.stream_reader(cast("IO[bytes]", raw), read_across_frames=True)
     raise StateCheckError(f"snapshot media type {media_type!r} is not a tar archive")
 
 
@@ -196,10 +199,10 @@ def read_snapshot(raw: Readable, media_type: str, touched: Iterable[str]) -> dic
                 name = _member_name(member.name)
                 if not name or not (member.isreg() or member.issym()):
                     continue
+                data: bytes | None
                 if member.issym():
-                    data: bytes | None = member.linkname.encode()
-                    digest = hashlib.sha256(data).hexdigest()
-                    size = len(data or b"")
+                    link = member.linkname.encode()
+                    data, digest, size = link, hashlib.sha256(link).hexdigest(), len(link)
                 else:
                     data, digest, size = _read_member(archive, member, name in wanted, budget)
                 if data is not None and name not in wanted:
@@ -336,7 +339,9 @@ def _unexplained(expected: _Entry | None, actual: _Entry | None) -> int:
         return max(a_size, b_size)
     old, new = _text(a).splitlines(keepends=True), _text(b).splitlines(keepends=True)
     total = 0
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
+        None, old, new, autojunk=False
+    ).get_opcodes():
         if tag != "equal":
             total += sum(len(s.encode()) for s in old[i1:i2])
             total += sum(len(s.encode()) for s in new[j1:j2])
@@ -355,7 +360,7 @@ class _Checker:
         self.failed.add(path)
         self.mismatches.append(
             StateMismatch(
-                path=path,
+                path=path[:1024],
                 reason=reason,
                 detail=detail[:500],
                 event_seq=extra.get("event_seq"),
@@ -394,7 +399,7 @@ class _Checker:
             if edit.change == "delete":
                 return
             entry = _Entry(parsed.new_mode or REGULAR, 0, None, None, "too_large")
-        if edit.change == "rename":
+        if edit.change == "rename" and source is not None:
             self.tree.pop(source, None)
         if parsed.new_mode is not None:
             entry.mode = parsed.new_mode
@@ -448,9 +453,7 @@ class _Checker:
                     self._compare_mode(path, expected, actual)
                 continue
             if expected is None and actual is not None:
-                reason: MismatchReason = (
-                    "deleted_but_present" if touched else "added_without_edit"
-                )
+                reason: MismatchReason = "deleted_but_present" if touched else "added_without_edit"
                 self.mismatch(
                     path,
                     reason,
@@ -497,6 +500,15 @@ class _Checker:
         if expected.content is None or actual.content is None:
             return False
         return _text(expected.content) == _text(actual.content)
+
+
+def not_checked(detail: str) -> StateCheck:
+    return StateCheck(status="not_checked", detail=detail[:500], files_checked=0, edits_applied=0)
+
+
+def summary(result: StateCheck) -> dict[str, Any]:
+    """The bounded view the Assemble step passes on (the document holds the lists)."""
+    return result.model_dump(mode="json", exclude={"mismatches", "unverified"})
 
 
 def check_state(

@@ -23,7 +23,7 @@ from typing import Annotated, Any, BinaryIO, Final
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from prtrace.assemble.ports import ReadableBlob, StreamingBlobStore
+from prtrace.assemble.ports import OpenedBlob, ReadableBlob, StreamingBlobStore
 from prtrace.assemble.rejection import Rejection, TraceRejected, reject
 from prtrace.canonical import canonical_json
 from prtrace.document import ChainSummary, TraceDocumentWriter
@@ -43,6 +43,14 @@ from prtrace.schema import (
     TraceMetadata,
     WorkspaceSnapshots,
 )
+from prtrace.state_check import (
+    RecordedEdit,
+    StateCheck,
+    StateCheckError,
+    check_state,
+    not_checked,
+)
+from prtrace.state_check import summary as state_summary
 from prtrace.storage_keys import artifact_key, document_key, judge_result_key, qa_report_key
 from prtrace.validation import field_errors, summarize
 
@@ -85,6 +93,7 @@ class Assembled:
     document_sha256: str
     document_bytes: int
     written: bool  # False: an earlier attempt stored this same document
+    state_check: StateCheck | None = None  # None: no snapshots to check against
 
     def as_output(self) -> dict[str, Any]:
         """The step's result in Step Functions state: keys and a bounded summary."""
@@ -99,6 +108,9 @@ class Assembled:
                 "chunk_count": self.chunk_count,
                 "chain": self.chain.model_dump(),
                 "metrics": self.metrics,
+                "state_check": None
+                if self.state_check is None
+                else state_summary(self.state_check),
             },
         }
 
@@ -226,6 +238,8 @@ class _TraceVerifier:
         self.latest_ms: int | None = None
         self.latest_seq = -1
         self.latest_ts = ""
+        # file_edit events, in seq order, for the trace-to-state check
+        self.edits: list[tuple[int, str, str, str | None, str | BlobRef]] = []
 
     # ---- one chunk ----------------------------------------------------------------------
 
@@ -331,6 +345,11 @@ class _TraceVerifier:
             self.event_ids.add(event.event_id)
             if self.latest_ms is None or now >= self.latest_ms:
                 self.latest_ms, self.latest_seq, self.latest_ts = now, event.seq, event.ts
+            if isinstance(event, FileEditEvent):
+                p = event.payload
+                diff = p.diff if p.diff_ref is None else p.diff_ref
+                old = None if p.old_path is None else str(p.old_path)
+                self.edits.append((event.seq, str(p.path), p.change, old, diff or ""))
             self.chain.append(canonical_event)
             self.metrics.add(event, now)
             self.next_event_seq += 1
@@ -415,9 +434,12 @@ class AssembleService:
                 for name in ("base", "final"):
                     ref: BlobRef = getattr(finalize.snapshots, name)
                     verifier.artifacts.check(ref, f"snapshots/{name}")
+            state = None
+            if finalize.snapshots is not None:
+                state = self._check_state(tenant, trace_id, verifier.edits, finalize.snapshots)
             chain = verifier.chain_summary()
             metrics = verifier.metrics.result()
-            digest = writer.finish(chain, metrics)
+            digest = writer.finish(chain, metrics, state)
             spool.flush()
             spool.seek(0)
             key = document_key(tenant, trace_id)
@@ -434,7 +456,53 @@ class AssembleService:
             document_sha256=digest,
             document_bytes=writer.size,
             written=written,
+            state_check=state,
         )
+
+    def _check_state(
+        self,
+        tenant: str,
+        trace_id: str,
+        edits: list[tuple[int, str, str, str | None, str | BlobRef]],
+        snapshots: WorkspaceSnapshots,
+    ) -> StateCheck:
+        """Every artifact here was verified above (digest and size) before it is read."""
+
+        def read(ref: BlobRef) -> OpenedBlob:
+            opened = self._blobs.open_read(artifact_key(tenant, trace_id, ref.sha256))
+            if opened is None:  # pragma: no cover - verified a moment ago
+                raise StateCheckError(f"artifact {ref.sha256} is no longer stored")
+            return opened
+
+        def diff_text(diff: str | BlobRef) -> str:
+            if isinstance(diff, str):
+                return diff
+            opened = read(diff)
+            try:
+                return _read_bounded(opened.body, diff.size).decode("utf-8", "replace")
+            finally:
+                opened.body.close()
+
+        def opener(ref: BlobRef) -> Callable[[], tuple[ReadableBlob, str]]:
+            def open_snapshot() -> tuple[ReadableBlob, str]:
+                opened = read(ref)
+                opened_bodies.append(opened.body)
+                return opened.body, ref.media_type
+
+            return open_snapshot
+
+        opened_bodies: list[ReadableBlob] = []
+        try:
+            recorded = [
+                RecordedEdit(seq, path, change, diff_text(diff), old)  # type: ignore[arg-type]
+                for seq, path, change, old, diff in edits
+            ]
+            return check_state(recorded, opener(snapshots.base), opener(snapshots.final))
+        except StateCheckError as exc:
+            return not_checked(str(exc))
+        finally:
+            for body in opened_bodies:
+                body.close()
 
     def _finalized_trace(self, tenant: str, trace_id: str) -> tuple[TraceMetadata, FinalizeRecord]:
         trace = self._traces.get_trace(tenant, trace_id)
