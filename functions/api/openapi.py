@@ -24,7 +24,7 @@ from prtrace.schema import ChunkBody
 COMMITTED_PATH = Path(__file__).with_name("openapi.json")
 TITLE = "prtrace API"
 VERSION = "1.0.0"
-_PUBLIC = {"/healthz", "/readyz"}
+_PUBLIC = {"/healthz", "/readyz", "/v1/keys"}
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -148,6 +148,7 @@ def test_assembles_the_document_with_chain_and_metrics(traces, blobs):
         "qa_report_key": f"tenants/{TENANT}/traces/{TRACE_ID}/qa/report.json",
         "judge_result_key": f"tenants/{TENANT}/traces/{TRACE_ID}/judge/result.json",
         "has_snapshots": True,
+        "manifest_draft_key": f"tenants/{TENANT}/traces/{TRACE_ID}/manifest/assembled.json",
         "summary": {
             "event_count": 21,
             "chunk_count": 3,

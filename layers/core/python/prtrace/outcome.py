@@ -12,7 +12,9 @@ Shapes (JSON):
      STATE  {"status": "match" | "state_mismatch" | "not_checked", "detail",
              "files_checked", "edits_applied", "first_mismatch": {"path", "reason",
              "detail", "event_seq", "unexplained_bytes"} | null, "mismatch_count",
-             "unexplained_bytes", "unverified_count"} (prtrace.state_check)
+             "unexplained_bytes", "unverified_count"} (prtrace.state_check),
+             "provenance": {"manifest_sha256", "key_id", "algorithm"} | null
+             (added by RecordStep when it signed the trace manifest)
      QA     {"verdict", "error_reason", "error_detail", "backend", "duration_ms",
              "fail_to_pass" | "pass_to_pass" | "pass_to_fail" | "fail_to_fail":
                  {"count", "ids", "truncated"}}

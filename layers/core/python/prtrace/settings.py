@@ -27,6 +27,9 @@ class Settings(BaseModel):
     download_url_ttl_s: Annotated[int, Field(ge=60, le=3600)] = 300
     # The pipeline finalize starts; unset, finalized traces wait (ingestion alone).
     state_machine_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:states:")] | None = None
+    # The manifest signing keys GET /v1/keys publishes: the current one first, then every
+    # earlier one (rotation keeps them listed so older bundles still verify).
+    signing_key_ids: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -42,6 +45,9 @@ class Settings(BaseModel):
             "upload_url_ttl_s": _integer(env, "PRTRACE_UPLOAD_URL_TTL_S", 900),
             "download_url_ttl_s": _integer(env, "PRTRACE_DOWNLOAD_URL_TTL_S", 300),
             "state_machine_arn": env.get("PRTRACE_STATE_MACHINE_ARN") or None,
+            "signing_key_ids": tuple(
+                k.strip() for k in env.get("PRTRACE_SIGNING_KEY_IDS", "").split(",") if k.strip()
+            ),
         }
         try:
             return cls(**values)
@@ -57,6 +63,9 @@ class RecordSettings(BaseModel):
 
     traces_table: Annotated[str, Field(min_length=3)]
     bucket: Annotated[str, Field(min_length=3)]
+    # The KMS key (id, ARN or alias) that signs trace manifests; unset: none are signed.
+    signing_key_id: str | None = None
+    qa_image: str | None = None  # the QA task's image, named in the manifest
 
     @classmethod
     def from_env(cls) -> RecordSettings:
@@ -65,6 +74,8 @@ class RecordSettings(BaseModel):
             return cls(
                 traces_table=env.get("PRTRACE_TRACES_TABLE", ""),
                 bucket=env.get("PRTRACE_BUCKET", ""),
+                signing_key_id=env.get("PRTRACE_SIGNING_KEY_ID") or None,
+                qa_image=env.get("PRTRACE_QA_IMAGE") or None,
             )
         except ValidationError as exc:
             names = ", ".join(str(e["loc"][0]) for e in exc.errors())

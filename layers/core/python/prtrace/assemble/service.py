@@ -15,6 +15,7 @@ fails is an error (raised: the state machine retries).
 from __future__ import annotations
 
 import hashlib
+import io
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +31,14 @@ from prtrace.document import ChainSummary, TraceDocumentWriter
 from prtrace.integrity import EventChain, KeyRing, UnknownKey, verify_chunk_mac
 from prtrace.metrics import MetricsAccumulator, timestamp_ms
 from prtrace.ports import TraceStore
+from prtrace.provenance import (
+    ArtifactEntry,
+    ChainEntry,
+    ChunkEntry,
+    DigestedFile,
+    TraceManifest,
+    chunk_merkle_root,
+)
 from prtrace.records import ChunkRecord
 from prtrace.schema import (
     BlobRef,
@@ -51,7 +60,13 @@ from prtrace.state_check import (
     not_checked,
 )
 from prtrace.state_check import summary as state_summary
-from prtrace.storage_keys import artifact_key, document_key, judge_result_key, qa_report_key
+from prtrace.storage_keys import (
+    artifact_key,
+    document_key,
+    judge_result_key,
+    manifest_draft_key,
+    qa_report_key,
+)
 from prtrace.validation import field_errors, summarize
 
 # Recorders on one machine can still step their clock back a little (NTP slews, a restart
@@ -94,6 +109,7 @@ class Assembled:
     document_bytes: int
     written: bool  # False: an earlier attempt stored this same document
     state_check: StateCheck | None = None  # None: no snapshots to check against
+    manifest_draft_key: str | None = None  # the unsigned manifest Record completes
 
     def as_output(self) -> dict[str, Any]:
         """The step's result in Step Functions state: keys and a bounded summary."""
@@ -103,6 +119,7 @@ class Assembled:
             "qa_report_key": self.qa_report_key,
             "judge_result_key": self.judge_result_key,
             "has_snapshots": self.has_snapshots,
+            "manifest_draft_key": self.manifest_draft_key,
             "summary": {
                 "event_count": self.event_count,
                 "chunk_count": self.chunk_count,
@@ -161,16 +178,25 @@ class ArtifactChecker:
         self._tenant = tenant
         self._trace_id = trace_id
         self._verified: dict[str, int] = {}  # sha256 -> stored size
+        self.media_types: dict[str, str] = {}  # sha256 -> first declared media type
 
     @property
     def verified_count(self) -> int:
         return len(self._verified)
+
+    def entries(self) -> list[ArtifactEntry]:
+        """Every verified artifact, by SHA-256 (for the manifest)."""
+        return [
+            ArtifactEntry(sha256=sha, size=size, media_type=self.media_types[sha])
+            for sha, size in sorted(self._verified.items())
+        ]
 
     def check(self, ref: BlobRef, where: str, **at: Any) -> None:
         stored = self._verified.get(ref.sha256)
         if stored is None:
             stored = self._verify(ref, where, at)
             self._verified[ref.sha256] = stored
+            self.media_types[ref.sha256] = ref.media_type
         if stored != ref.size:
             raise reject(
                 "artifact_size_mismatch",
@@ -238,6 +264,7 @@ class _TraceVerifier:
         self.latest_ms: int | None = None
         self.latest_seq = -1
         self.latest_ts = ""
+        self.chunk_entries: list[ChunkEntry] = []
         # file_edit events, in seq order, for the trace-to-state check
         self.edits: list[tuple[int, str, str, str | None, str | BlobRef]] = []
 
@@ -361,6 +388,9 @@ class _TraceVerifier:
                 f"{chunk.last_event_seq}, the body holds {first}..{last}",
                 chunk_seq=seq,
             )
+        self.chunk_entries.append(
+            ChunkEntry(seq=seq, first_event_seq=first, last_event_seq=last, sha256=chunk.sha256)
+        )
 
     # ---- the whole trace ------------------------------------------------------------------
 
@@ -444,6 +474,25 @@ class AssembleService:
             spool.seek(0)
             key = document_key(tenant, trace_id)
             written = self._store_document(key, spool, writer.size, digest)
+        manifest = TraceManifest(
+            trace_id=trace_id,
+            tenant=tenant,
+            document=DigestedFile(sha256=digest, size=writer.size),
+            chain=ChainEntry(**chain.model_dump()),
+            event_count=verifier.next_event_seq,
+            chunks=verifier.chunk_entries,
+            chunk_merkle_root=chunk_merkle_root(c.sha256 for c in verifier.chunk_entries),
+            artifacts=verifier.artifacts.entries(),
+            snapshots=None
+            if finalize.snapshots is None
+            else {"base": finalize.snapshots.base.sha256, "final": finalize.snapshots.final.sha256},
+            state_check=None if state is None else state.status,
+        )
+        draft = manifest.canonical()
+        draft_key = manifest_draft_key(tenant, trace_id)
+        self._store_document(
+            draft_key, io.BytesIO(draft), len(draft), hashlib.sha256(draft).hexdigest()
+        )
         return Assembled(
             document_key=key,
             qa_report_key=qa_report_key(tenant, trace_id),
@@ -457,6 +506,7 @@ class AssembleService:
             document_bytes=writer.size,
             written=written,
             state_check=state,
+            manifest_draft_key=draft_key,
         )
 
     def _check_state(
