@@ -195,7 +195,10 @@ def verify_bundle(
     statement: Mapping[str, Any] = {}
     try:
         statement = verify_envelope(envelope, keys)
-        keyid = orjson.loads(envelope)["signatures"][0].get("keyid")
+        trusted = {str(k["kid"]) for k in keys}
+        keyid = next(
+            s["keyid"] for s in orjson.loads(envelope)["signatures"] if s.get("keyid") in trusted
+        )
         result.passed.append(f"{ENVELOPE_NAME}: signature verifies (key {keyid})")
     except ProvenanceError as exc:
         result.failed.append(f"{ENVELOPE_NAME}: {exc}")

@@ -114,7 +114,7 @@ class InProcessGateway:
         self,
         api: Handler,
         authorizer: Handler,
-        public_paths: frozenset[str] = frozenset({"/healthz", "/readyz"}),
+        public_paths: frozenset[str] = frozenset({"/healthz", "/readyz", "/v1/keys"}),
     ) -> None:
         self._api = api
         self._authorizer = authorizer

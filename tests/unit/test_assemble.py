@@ -592,3 +592,19 @@ def test_assemble_checks_the_edits_reproduce_the_final_snapshot(traces, blobs, c
         assert state["first_mismatch"]["path"] == "README"
         assert state["first_mismatch"]["reason"] == "changed_without_edit"
         assert state["first_mismatch"]["unexplained_bytes"] == len(b"line 7\nline seven\n")
+
+
+def test_diffs_beyond_what_the_check_holds_leave_the_state_not_checked(traces, blobs, monkeypatch):
+    from prtrace.assemble import service as assemble_service
+
+    monkeypatch.setattr(assemble_service, "MAX_STATE_CHECK_DIFF_BYTES", 10)
+    events, base, final = _edit_session(with_readme_edit=False)
+    snapshots = {
+        "base": blob_ref(base, "application/gzip"),
+        "final": blob_ref(final, "application/gzip"),
+    }
+    trace = store_trace(traces, blobs, [events], artifacts=[base, final], snapshots=snapshots)
+    state = assembled(trace).state_check
+    assert state is not None
+    assert state.status == "not_checked"
+    assert "more than the 10 the check holds" in str(state.detail)

@@ -325,7 +325,7 @@ def load_public_keys(data: bytes) -> list[dict[str, Any]]:
 # ---- verification -----------------------------------------------------------------------
 
 
-def _verify_signature(jwk: Mapping[str, Any], signature: bytes, message: bytes) -> bool:
+def verify_signature(jwk: Mapping[str, Any], signature: bytes, message: bytes) -> bool:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -367,7 +367,7 @@ def verify_envelope(envelope_bytes: bytes, keys: Sequence[Mapping[str, Any]]) ->
             signature = base64.b64decode(entry["sig"], validate=True)
         except (KeyError, TypeError, binascii.Error, ValueError):
             raise ProvenanceError(f"signature by key {keyid}: not base64") from None
-        if not _verify_signature(by_id[keyid], signature, message):
+        if not verify_signature(by_id[keyid], signature, message):
             raise ProvenanceError(
                 f"signature by key {keyid} does not verify: the signed statement or the "
                 "signature was changed, or it was made by another key"

@@ -76,6 +76,8 @@ TIMESTAMP_TOLERANCE_MS: Final = 2_000
 # a stored "chunk body" past this is not one ingestion wrote, so it is never read.
 MAX_STORED_CHUNK_BYTES: Final = 16 * 1024 * 1024
 READ_BLOCK_BYTES: Final = 1024 * 1024
+# The trace-to-state check holds every diff of the trace at once (Assemble has 1 GiB+).
+MAX_STATE_CHECK_DIFF_BYTES: Final = 256 * 1024 * 1024
 DOCUMENT_CONTENT_TYPE: Final = "application/json"
 
 
@@ -267,6 +269,9 @@ class _TraceVerifier:
         self.chunk_entries: list[ChunkEntry] = []
         # file_edit events, in seq order, for the trace-to-state check
         self.edits: list[tuple[int, str, str, str | None, str | BlobRef]] = []
+        # Only a trace with snapshots is checked; the diffs it holds are bounded.
+        self.collect_edits = finalize.snapshots is not None
+        self.edit_bytes = 0
 
     # ---- one chunk ----------------------------------------------------------------------
 
@@ -372,11 +377,8 @@ class _TraceVerifier:
             self.event_ids.add(event.event_id)
             if self.latest_ms is None or now >= self.latest_ms:
                 self.latest_ms, self.latest_seq, self.latest_ts = now, event.seq, event.ts
-            if isinstance(event, FileEditEvent):
-                p = event.payload
-                diff = p.diff if p.diff_ref is None else p.diff_ref
-                old = None if p.old_path is None else str(p.old_path)
-                self.edits.append((event.seq, str(p.path), p.change, old, diff or ""))
+            if isinstance(event, FileEditEvent) and self.collect_edits:
+                self.collect_edit(event)
             self.chain.append(canonical_event)
             self.metrics.add(event, now)
             self.next_event_seq += 1
@@ -391,6 +393,18 @@ class _TraceVerifier:
         self.chunk_entries.append(
             ChunkEntry(seq=seq, first_event_seq=first, last_event_seq=last, sha256=chunk.sha256)
         )
+
+    def collect_edit(self, event: FileEditEvent) -> None:
+        p = event.payload
+        diff = p.diff if p.diff_ref is None else p.diff_ref
+        size = p.diff_ref.size if p.diff_ref is not None else len(p.diff or "")
+        self.edit_bytes += size
+        if self.edit_bytes > MAX_STATE_CHECK_DIFF_BYTES:
+            self.collect_edits = False  # _check_state reports it not_checked
+            self.edits.clear()
+            return
+        old = None if p.old_path is None else str(p.old_path)
+        self.edits.append((event.seq, str(p.path), p.change, old, diff or ""))
 
     # ---- the whole trace ------------------------------------------------------------------
 
@@ -465,7 +479,12 @@ class AssembleService:
                     ref: BlobRef = getattr(finalize.snapshots, name)
                     verifier.artifacts.check(ref, f"snapshots/{name}")
             state = None
-            if finalize.snapshots is not None:
+            if finalize.snapshots is not None and verifier.edit_bytes > MAX_STATE_CHECK_DIFF_BYTES:
+                state = not_checked(
+                    f"the recorded diffs hold {verifier.edit_bytes} bytes, more than the "
+                    f"{MAX_STATE_CHECK_DIFF_BYTES} the check holds in memory"
+                )
+            elif finalize.snapshots is not None:
                 state = self._check_state(tenant, trace_id, verifier.edits, finalize.snapshots)
             chain = verifier.chain_summary()
             metrics = verifier.metrics.result()
