@@ -78,8 +78,12 @@ def a_session(repo: Path, outbox: Outbox) -> tuple[Recorder, list[dict[str, Any]
     return recorder, events, body
 
 
-def test_a_recorded_session_reproduces_its_final_snapshot(buggy_repo: Path, outbox: Outbox) -> None:
+def test_a_recorded_session_reproduces_its_final_snapshot(
+    buggy_repo: Path, outbox: Outbox, every_stopped_session_matches_its_final_snapshot: list[Any]
+) -> None:
     recorder, events, body = a_session(buggy_repo, outbox)
+    # conftest.py checks every session a test stops; this one was among them.
+    assert len(every_stopped_session_matches_its_final_snapshot) == 1
     kinds = {
         (e["payload"]["path"], e["payload"]["change"]) for e in events if e["type"] == "file_edit"
     }
