@@ -7,6 +7,8 @@ import io
 import tarfile
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from prtrace.state_check import RecordedEdit, StateCheck, check_state
 from prtrace_client.recorder.edits import MAX_DIFF_INPUT, file_edit
@@ -251,3 +253,21 @@ def test_exports_carry_the_state_check() -> None:
         "state_first_mismatch": "stray.txt",
         "state_unexplained_bytes": 2,
     }
+
+
+_LINE = st.text(alphabet="ab \t\r\u2028é", max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    before=st.lists(_LINE, max_size=12).map("\n".join),
+    after=st.lists(_LINE, max_size=12).map("\n".join),
+)
+def test_any_text_edit_the_recorder_diffs_applies_exactly(before: str, after: str) -> None:
+    """Whatever the lines (carriage returns, U+2028, no final newline), the recorder's diff
+    applied to the base gives the final content."""
+    old, new = before.encode(), after.encode()
+    base = dict(BASE) | {"f.txt": old}
+    final = dict(BASE) | {"f.txt": new}
+    result = check(base, final, [edit(0, "f.txt", "modify", old, new)])
+    assert result.status == "match", (result.mismatches, before, after)
