@@ -122,4 +122,4 @@ def test_verify_errors_on_unreadable_keys(downloaded: tuple[Path, Path], tmp_pat
     bad.write_text("nope")
     result = runner.invoke(app, ["verify", str(bundle), "--key", str(bad)])
     assert result.exit_code == 2
-    assert "neither JSON (JWKS or JWK) nor PEM" in result.output
+    assert "neither JSON (JWKS or JWK) nor PEM nor DER" in result.output

@@ -284,6 +284,15 @@ def test_an_ed25519_file_key_signs_the_same_format(tmp_path: Path, file_signer: 
     assert verify_bundle(bundle, load_public_keys(pem)).ok
 
 
+def test_the_kms_public_key_as_der_verifies_too(bundle: Path, trace: SignedTrace, kms: Any) -> None:
+    """`aws kms get-public-key --key-id ARN` (the stack output) gives DER: enough to verify."""
+    key_id = kms.list_keys()["Keys"][0]["KeyId"]
+    der = kms.get_public_key(KeyId=key_id)["PublicKey"]
+    keys = load_public_keys(der)
+    assert keys[0]["kid"] == keys_of(trace, kms)[0]["kid"]
+    assert verify_bundle(bundle, keys).ok
+
+
 def test_record_retried_keeps_the_stored_manifest(tmp_path: Path, file_signer: Any) -> None:
     trace = signed_trace(tmp_path, file_signer)
     key = manifest_envelope_key(trace.tenant, trace.trace_id)

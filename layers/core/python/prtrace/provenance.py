@@ -292,9 +292,14 @@ def _public_key(jwk: Mapping[str, Any]) -> Any:
 
 
 def load_public_keys(data: bytes) -> list[dict[str, Any]]:
-    """Keys from a JWKS ({"keys": [...]}), one JWK, or a PEM public key; each gets its
-    thumbprint as kid (a kid that is not the thumbprint is refused: it would name another
-    key)."""
+    """Keys from a JWKS ({"keys": [...]}), one JWK, a PEM or a DER public key (what
+    `aws kms get-public-key` gives, base64-decoded); each gets its thumbprint as kid (a kid
+    that is not the thumbprint is refused: it would name another key)."""
+    if data[:1] == b"\x30":  # a DER SEQUENCE: SubjectPublicKeyInfo
+        try:
+            return [jwk_from_der(data)]
+        except ValueError as exc:
+            raise ProvenanceError(f"the DER key cannot be read: {exc}") from None
     text = data.strip()
     if text.startswith(b"-----BEGIN"):
         from cryptography.hazmat.primitives import serialization
@@ -306,7 +311,9 @@ def load_public_keys(data: bytes) -> list[dict[str, Any]]:
     try:
         parsed = orjson.loads(text)
     except orjson.JSONDecodeError:
-        raise ProvenanceError("the key file is neither JSON (JWKS or JWK) nor PEM") from None
+        raise ProvenanceError(
+            "the key file is neither JSON (JWKS or JWK) nor PEM nor DER"
+        ) from None
     keys = parsed.get("keys") if isinstance(parsed, dict) and "keys" in parsed else [parsed]
     if not isinstance(keys, list) or not keys or not all(isinstance(k, dict) for k in keys):
         raise ProvenanceError("the JWKS holds no keys")
