@@ -7,7 +7,10 @@ creates the example trace, uploads its artifacts and workspace snapshots to S3 t
 presigned URLs, streams its chunks, shows a replay and a tampering attempt, finalizes, and
 follows the pipeline (assemble and verify → QA before and after the fix → judge → record)
 to its end. Prints the QA verdict, the six judge scores with their rationales and the
-metrics, then shuts everything down. With OPENAI_API_KEY set, the key goes into the local
+metrics, whether the recorded edits reproduce the final snapshot, then downloads the trace's
+signed bundle (`prtrace download`) and verifies it offline with only the published public
+key (`prtrace verify`), before and after changing one byte of one chunk; then shuts
+everything down. With OPENAI_API_KEY set, the key goes into the local
 cloud's secret and the OpenAI judge scores the trace; without it, the offline judge does.
 """
 
@@ -72,10 +75,13 @@ def run(endpoint: str, aws_endpoint: str, outputs: dict[str, str], startup_s: fl
     console.print(f"token created with `prtrace tokens create`: {token[:21]}…(secret hidden)")
     send, client = http_sender(endpoint, token)
     with client:
-        return _submit_and_check(send, outputs)
+        trace_id = _submit_and_check(send, outputs)
+    if trace_id is None:
+        return 1
+    return verify_offline(endpoint, token, trace_id, outputs)
 
 
-def _submit_and_check(send: Send, outputs: dict[str, str]) -> int:
+def _submit_and_check(send: Send, outputs: dict[str, str]) -> str | None:
     result = submit_trace(send, EXAMPLE)
     trace_id = result.trace_id
     console.print(f"created trace [bold]{trace_id}[/bold]")
@@ -106,8 +112,62 @@ def _submit_and_check(send: Send, outputs: dict[str, str]) -> int:
     trace = follow_pipeline(send, trace_id)
     if trace["status"] != "complete":
         console.print(f"[red]trace ended {trace['status']}[/red]: {trace.get('outcome')}")
-        return 1
+        return None
     show_outcome(trace)
+    return trace_id
+
+
+def prtrace(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - the real CLI, as a user runs it
+        [sys.executable, "-m", "prtrace_cli.main", *args],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+
+
+def verify_offline(endpoint: str, token: str, trace_id: str, outputs: dict[str, str]) -> int:
+    """Download the signed bundle, then verify it with the public key alone: as received,
+    and with one byte of one chunk changed."""
+    import tempfile
+
+    import httpx
+
+    console.rule("offline verification: the signed bundle and only the public key")
+    with tempfile.TemporaryDirectory(prefix="prtrace-demo-") as scratch:
+        work = Path(scratch)
+        keys_url = outputs["ManifestPublicKeysUrl"]
+        keys = httpx.get(keys_url, timeout=30)  # public: no token
+        keys.raise_for_status()
+        (work / "keys.json").write_bytes(keys.content)
+        kids = [k["kid"] for k in keys.json()["keys"]]
+        console.print(f"public keys from {keys_url} (stack output): {', '.join(kids)}")
+        env = os.environ | {"PRTRACE_ENDPOINT": endpoint, "PRTRACE_TOKEN": token}
+        bundle = work / "bundle"
+        done = prtrace("download", trace_id, "--out", str(bundle), env=env)
+        if done.returncode != 0:
+            console.print(f"[red]prtrace download failed[/red]: {done.stderr.strip()}")
+            return 1
+        console.print(f"prtrace download: {done.stdout.strip()}")
+        # Offline from here on: no endpoint, no token, only the bundle and the key file.
+        offline = {k: v for k, v in os.environ.items() if not k.startswith("PRTRACE_")}
+        verified = prtrace("verify", str(bundle), "--key", str(work / "keys.json"), env=offline)
+        last = verified.stdout.strip().splitlines()[-1]
+        console.print(f"prtrace verify → exit {verified.returncode}: {last}")
+        if verified.returncode != 0:
+            console.print(verified.stdout)
+            return 1
+        chunk = bundle / "chunks" / "000001.json"
+        data = bytearray(chunk.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        chunk.write_bytes(bytes(data))
+        console.print("changed one byte of chunks/000001.json")
+        tampered = prtrace("verify", str(bundle), "--key", str(work / "keys.json"), env=offline)
+        failures = [line for line in tampered.stdout.splitlines() if line.startswith("FAIL")]
+        console.print(f"prtrace verify → exit {tampered.returncode}")
+        for line in failures:
+            console.print(f"  {line}", markup=False, soft_wrap=True)
+        if tampered.returncode != 1 or not failures:
+            console.print("[red]the tampered bundle was not refused[/red]")
+            return 1
     console.rule("done")
     return 0
 
@@ -159,6 +219,22 @@ def show_outcome(trace: dict[str, Any]) -> None:
     for score in judge["scores"]:
         scores.add_row(score["dimension"], str(score["score"]), score["rationale"])
     console.print(scores)
+
+    state = outcome.get("state_check")
+    if state is not None:
+        first = state.get("first_mismatch")
+        console.print(
+            f"trace-to-state check: [bold]{state['status']}[/bold] ({state['edits_applied']} "
+            f"recorded edits applied to the base snapshot, {state['files_checked']} files "
+            "compared with the final one)"
+            + (f"; first difference {first['path']}: {first['reason']}" if first else "")
+        )
+    provenance = outcome.get("provenance")
+    if provenance is not None:
+        console.print(
+            f"manifest signed: {provenance['algorithm']} key {provenance['key_id']}, "
+            f"manifest SHA-256 {provenance['manifest_sha256'][:16]}…"
+        )
 
     metrics = outcome["metrics"]
     shown = Table("metric", "value")

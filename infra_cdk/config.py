@@ -85,6 +85,12 @@ class StackConfig(BaseModel):
     judge_mode: Literal["auto", "openai", "offline"] = "auto"
     judge_model: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:/-]{1,128}$")] | None = None
     judge_openai_base_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    # Manifest signing keys rotated out (KMS key ARNs, comma-separated): GET /v1/keys keeps
+    # publishing them so the bundles they signed still verify (infra_cdk/provenance.py).
+    previous_signing_key_arns: tuple[
+        Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]+$")],
+        ...,
+    ] = ()
 
     @field_validator("log_retention_days")
     @classmethod
@@ -94,7 +100,7 @@ class StackConfig(BaseModel):
             raise ValueError(f"must be one of {allowed}")
         return value
 
-    @field_validator("alarm_emails", mode="before")
+    @field_validator("alarm_emails", "previous_signing_key_arns", mode="before")
     @classmethod
     def _email_list(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -199,10 +199,10 @@ class PipelineConstruct(Construct):
         )
         # It reads the chunks and artifacts (a missing one rejects the trace) and writes
         # the document (reading it back when a retry finds it written).
-        readable: list[ObjectKind] = ["chunk", "artifact", "document"]
+        readable: list[ObjectKind] = ["chunk", "artifact", "document", "manifest_draft"]
         storage.grant_objects(self.assemble.role, readable, ["s3:GetObject"])
         storage.grant_listing(self.assemble.role, ["chunk", "artifact"])
-        storage.grant_objects(self.assemble.role, ["document"], ["s3:PutObject"])
+        storage.grant_objects(self.assemble.role, ["document", "manifest_draft"], ["s3:PutObject"])
         self.assemble.allow(["secretsmanager:GetSecretValue"], [storage.integrity_key.secret_arn])
 
         judge_environment = {
@@ -260,9 +260,17 @@ class PipelineConstruct(Construct):
         self.record.allow(
             ["dynamodb:GetItem", "dynamodb:UpdateItem"], [storage.traces_table.table_arn]
         )
-        # It reads the QA report and the judge result into the outcome.
-        storage.grant_objects(self.record.role, ["qa_report", "judge_result"], ["s3:GetObject"])
+        # It reads the QA report and the judge result into the outcome, and completes the
+        # draft manifest into the signed one (reading it back when a retry finds it).
+        storage.grant_objects(
+            self.record.role,
+            ["qa_report", "judge_result", "manifest_draft", "manifest"],
+            ["s3:GetObject"],
+        )
+        # (No listing of the draft: Assemble always wrote it before Record runs; were it
+        # gone, the 403 fails the step, as it should.)
         storage.grant_listing(self.record.role, ["qa_report"])
+        storage.grant_objects(self.record.role, ["manifest", "attestation"], ["s3:PutObject"])
 
         self.sweeper = ServiceFunction(
             self,

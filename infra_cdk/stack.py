@@ -12,6 +12,7 @@ from infra_cdk.dashboard import OperationsDashboard
 from infra_cdk.lambdas import ServiceFunction, SharedCode
 from infra_cdk.monitoring import MonitoringConstruct
 from infra_cdk.pipeline import PipelineConstruct
+from infra_cdk.provenance import SigningKeyConstruct
 from infra_cdk.storage import ObjectKind, StorageConstruct
 from prtrace.storage_keys import READINESS_PREFIX
 
@@ -83,6 +84,20 @@ class PrtraceStack(Stack):
             )
         )
 
+        # Trace manifests: Record signs them, the API publishes the public keys.
+        self.signing = SigningKeyConstruct(self, "Provenance", config=config)
+        self.signing.grant_sign(self.pipeline.record.role)
+        self.pipeline.record.function.add_environment(
+            "PRTRACE_SIGNING_KEY_ID", self.signing.key.key_arn
+        )
+        self.pipeline.record.function.add_environment(
+            "PRTRACE_QA_IMAGE", self.pipeline.qa.container.image_name
+        )
+        self.signing.grant_publish(self.api_function.role)
+        self.api_function.function.add_environment(
+            "PRTRACE_SIGNING_KEY_IDS", ",".join(self.signing.published_arns)
+        )
+
         self.http_api = HttpApiConstruct(
             self,
             "HttpApi",
@@ -129,6 +144,7 @@ class PrtraceStack(Stack):
         CfnOutput(self, "IntegrityKeySecretArn", value=self.storage.integrity_key.secret_arn)
         CfnOutput(self, "PipelineStateMachineArn", value=state_machine.state_machine_arn)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
+        self.signing.outputs(self.http_api.url)
 
     @property
     def availability_zones(self) -> list[str]:
@@ -181,6 +197,10 @@ class PrtraceStack(Stack):
         readable: list[ObjectKind] = ["artifact", "document", "qa_report", "judge_result"]
         storage.grant_objects(role, readable, ["s3:GetObject"])
         storage.grant_listing(role, readable, prefixes=[READINESS_PREFIX])
+        # A trace bundle's download links: the signed manifest, its signature, the chunks.
+        bundle: list[ObjectKind] = ["manifest", "attestation", "chunk"]
+        storage.grant_objects(role, bundle, ["s3:GetObject"])
+        storage.grant_listing(role, ["manifest", "attestation"])
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["secretsmanager:GetSecretValue"],

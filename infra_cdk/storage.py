@@ -23,13 +23,25 @@ from prtrace.adapters.dynamodb import IN_PIPELINE_INDEX, IN_PIPELINE_KEY, IN_PIP
 # Every object of a trace is under its prefix, each kind at its own keys
 # (prtrace.storage_keys, filled in with wildcards). Grants name kinds: a role reaches only
 # the objects it uses.
-ObjectKind = Literal["chunk", "artifact", "document", "qa_report", "judge_result"]
+ObjectKind = Literal[
+    "chunk",
+    "artifact",
+    "document",
+    "qa_report",
+    "judge_result",
+    "manifest_draft",
+    "manifest",
+    "attestation",
+]
 OBJECT_PATTERNS: Final[dict[ObjectKind, str]] = {
     "chunk": f"{storage_keys.trace_prefix('*', '*')}/chunks/*",  # the seq is a number
     "artifact": storage_keys.artifact_key("*", "*", "*"),
     "document": storage_keys.document_key("*", "*"),
     "qa_report": storage_keys.qa_report_key("*", "*"),
     "judge_result": storage_keys.judge_result_key("*", "*"),
+    "manifest_draft": storage_keys.manifest_draft_key("*", "*"),
+    "manifest": storage_keys.manifest_key("*", "*"),
+    "attestation": storage_keys.manifest_envelope_key("*", "*"),
 }
 
 INTEGRITY_KEY_ID = "k1"

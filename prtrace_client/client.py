@@ -196,6 +196,15 @@ class PrtraceClient:
             raise ApiError("GET", f"artifact {sha256}", 200, None, "downloaded bytes differ")
         return data
 
+    def download_chunk(self, trace_id: str, chunk_seq: int) -> bytes:
+        """A stored chunk's canonical body, as ingested (its digest is in the manifest)."""
+        link = self._json("GET", f"/v1/traces/{trace_id}/chunks/{chunk_seq}")
+        return self._download(str(link["url"]), f"chunk {chunk_seq} of {trace_id}")
+
+    def public_keys(self) -> dict[str, Any]:
+        """The JWKS of the manifest signing keys (GET /v1/keys; public)."""
+        return self._json("GET", "/v1/keys")
+
     def _download(self, url: str, what: str) -> bytes:
         # A presigned URL carries its own authorization: never send our bearer token there.
         response = self._with_retries("GET", what, lambda: self._storage.get(url))

@@ -259,6 +259,9 @@ def traces_schema() -> pa.Schema:
         pa.field("patch_source", text, nullable=False),
         pa.field("patch_files", tests, nullable=False),
         pa.field("metrics", text, nullable=False),
+        pa.field("state_check", text),
+        pa.field("state_first_mismatch", text),
+        pa.field("state_unexplained_bytes", pa.int64()),
     ]
     return pa.schema(fields)
 

@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.api.problems import IdempotencyKeyReused, RequestInProgress, Unauthenticated
 from prtrace.adapters.s3 import S3BlobStore
+from prtrace.adapters.signing import KmsKeySet
 from prtrace.adapters.wiring import (
     BOTO_CONFIG,
     build_blob_store,
@@ -86,6 +87,11 @@ def trace_results() -> TraceResults:
 
 
 @cache
+def key_set() -> KmsKeySet:
+    return KmsKeySet(boto3.client("kms", config=BOTO_CONFIG), settings().signing_key_ids)
+
+
+@cache
 def _idempotency_store() -> DynamoDBPersistenceLayer:
     client = boto3.client("dynamodb", config=BOTO_CONFIG)
     return DynamoDBPersistenceLayer(table_name=settings().idempotency_table, boto3_client=client)
@@ -93,7 +99,14 @@ def _idempotency_store() -> DynamoDBPersistenceLayer:
 
 def reset() -> None:
     """Forget cached dependencies (tests change the environment between cases)."""
-    for cached in (settings, blob_store, ingest_service, trace_results, _idempotency_store):
+    for cached in (
+        settings,
+        blob_store,
+        ingest_service,
+        trace_results,
+        key_set,
+        _idempotency_store,
+    ):
         cached.cache_clear()
 
 

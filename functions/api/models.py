@@ -88,6 +88,37 @@ class ChainView(_Answer):
     length: Count
 
 
+class StateMismatchView(_Answer):
+    path: str
+    reason: str
+    detail: str
+    event_seq: int | None
+    unexplained_bytes: Count
+
+
+class StateCheckView(_Answer):
+    """Do the recorded file_edit diffs, applied to the base snapshot, reproduce the final
+    snapshot? `state_mismatch` names the first differing file (the trace is not rejected)."""
+
+    status: Literal["match", "state_mismatch", "not_checked"]
+    detail: str | None
+    files_checked: Count
+    edits_applied: Count
+    first_mismatch: StateMismatchView | None
+    mismatch_count: Count
+    unexplained_bytes: Count
+    unverified_count: Count
+
+
+class ProvenanceView(_Answer):
+    """The signed trace manifest: download it (and the trace's bundle) with `prtrace
+    download`, check it offline with `prtrace verify` and the keys of GET /v1/keys."""
+
+    manifest_sha256: str
+    key_id: str = Field(description="RFC 7638 thumbprint of the signing key (its JWKS kid)")
+    algorithm: Literal["ES256", "EdDSA"]
+
+
 class CompleteOutcome(_Answer):
     """How a complete trace's pipeline ended (bounded; the full results are behind links)."""
 
@@ -99,6 +130,8 @@ class CompleteOutcome(_Answer):
     event_count: Count
     chunk_count: Count
     recorded_at: Timestamp
+    state_check: StateCheckView | None = None  # null: no snapshots (or recorded before)
+    provenance: ProvenanceView | None = None  # null: no signing key configured
 
 
 class RejectionReason(_Answer):
@@ -208,6 +241,27 @@ class ArtifactUpload(_Answer):
 class ResultLink(_Answer):
     url: Annotated[str, Field(description="presigned GET of the stored JSON object")]
     expires_in: Annotated[int, Field(description="seconds the URL stays valid")]
+
+
+class PublicJwk(BaseModel):
+    """A manifest signing key (RFC 7517; EC P-256 or OKP Ed25519). `kid` is its RFC 7638
+    thumbprint, the `keyid` of the DSSE signatures it made."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kty: Literal["EC", "OKP"]
+    crv: Literal["P-256", "Ed25519"]
+    x: str
+    y: str | None = None
+    kid: str
+    alg: Literal["ES256", "EdDSA"]
+    use: Literal["sig"]
+
+
+class KeySet(_Answer):
+    """The JWKS of the trace-manifest signing keys: the current key first, then earlier ones."""
+
+    keys: list[PublicJwk]
 
 
 class Liveness(_Answer):

@@ -21,6 +21,7 @@ _PROBLEMS: dict[type[e.DomainError], tuple[int, str, str]] = {
     e.PayloadTooLarge: (413, "payload-too-large", "Request body is too large"),
     e.TraceNotFound: (404, "trace-not-found", "Trace not found"),
     e.ArtifactNotFound: (404, "artifact-not-found", "Artifact not found"),
+    e.ChunkNotFound: (404, "chunk-not-found", "Chunk not found"),
     e.TraceNotOpen: (409, "trace-not-open", "Trace no longer accepts changes"),
     e.ChunkConflict: (409, "chunk-conflict", "A different chunk is stored under this seq"),
     e.SeqDiscontinuity: (409, "seq-discontinuity", "Chunk does not continue its neighbour"),

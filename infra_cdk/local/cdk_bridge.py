@@ -12,6 +12,9 @@ values and the resources can be inspected like any other:
 - `AWS::SecretsManager::Secret`: created with its `SecretString` or a value generated as
   `GenerateSecretString` says (the template JSON plus one random string);
 - `AWS::CloudWatch::Alarm`: created with PutMetricAlarm (moto evaluates no alarm);
+- `AWS::KMS::Key`: created with CreateKey and its `KeySpec` and `KeyUsage` (moto's own model
+  makes every key a symmetric encryption key, so the manifest signing key, ECC_NIST_P256
+  for SIGN_VERIFY, could not sign); `Ref` is the key id, `Arn` its ARN;
 - `AWS::ApiGatewayV2::Api`, `Integration`, `Route`, `Authorizer`, `Stage`: created in
   moto's API Gateway v2 control plane. moto has no data plane for them: the local gateway
   (http_gateway.py) serves the template's routes, and the API's `ApiEndpoint` attribute is
@@ -212,6 +215,37 @@ class Alarm(EmulatedResource):
         client.delete_alarms(AlarmNames=[self.physical_resource_id])
 
 
+class KmsKey(EmulatedResource):
+    cloudformation_resource_type = "AWS::KMS::Key"
+    service = "kms"
+    attributes = frozenset({"Arn", "KeyId"})
+
+    @classmethod
+    def create(cls, client: Any, name: str, properties: dict[str, Any]) -> EmulatedResource:
+        request: dict[str, Any] = {
+            "KeyUsage": properties.get("KeyUsage", "ENCRYPT_DECRYPT"),
+            "KeySpec": properties.get("KeySpec", "SYMMETRIC_DEFAULT"),
+        }
+        if "KeyPolicy" in properties:
+            policy = properties["KeyPolicy"]
+            request["Policy"] = policy if isinstance(policy, str) else json.dumps(policy)
+        if "Description" in properties:
+            request["Description"] = properties["Description"]
+        if properties.get("Tags"):
+            request["Tags"] = [
+                {"TagKey": t["Key"], "TagValue": t["Value"]} for t in properties["Tags"]
+            ]
+        metadata = client.create_key(**request)["KeyMetadata"]
+        if str(properties.get("EnableKeyRotation", "false")).lower() == "true":
+            client.enable_key_rotation(KeyId=metadata["KeyId"])
+        values = {"Arn": metadata["Arn"], "KeyId": metadata["KeyId"]}
+        return cls(metadata["KeyId"], values, properties)
+
+    def remove(self, client: Any) -> None:
+        with contextlib.suppress(client.exceptions.NotFoundException):
+            client.schedule_key_deletion(KeyId=self.physical_resource_id, PendingWindowInDays=7)
+
+
 class HttpApi(EmulatedResource):
     cloudformation_resource_type = "AWS::ApiGatewayV2::Api"
     service = "apigatewayv2"
@@ -278,6 +312,7 @@ BRIDGED: Final[dict[str, type[EmulatedResource]]] = {
     for model in (
         Secret,
         Alarm,
+        KmsKey,
         HttpApi,
         HttpApiIntegration,
         HttpApiRoute,

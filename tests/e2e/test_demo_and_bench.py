@@ -59,6 +59,19 @@ def test_demo_runs_the_example_through_the_pipeline_on_the_local_cloud():
     for dimension in DIMENSION_IDS:
         assert re.search(rf"{dimension}\s+│ \d\s+│ \S", out), dimension
     assert "time_to_green_ms" in out
+    # The recorded edit reproduces the final snapshot; the manifest is signed with KMS.
+    assert "trace-to-state check: match (1 recorded edits applied" in out
+    assert "manifest signed: ES256 key " in out
+    # The downloaded bundle verifies with the published key alone, then one changed byte
+    # of one chunk is named.
+    assert re.search(r"prtrace download: tr_\S+ → \S+: 3 chunks, \d+ artifacts", out), out
+    assert re.search(r"prtrace verify → exit 0: verified: \S+bundle", out), out
+    assert "prtrace verify → exit 1" in out
+    assert re.search(
+        r"FAIL  chunks/000001\.json: SHA-256 [0-9a-f]{64} is not the manifest's [0-9a-f]{64} "
+        r"\(chunk 1, events \d+\.\.\d+\): the chunk was changed",
+        out,
+    ), out
     assert "prt_" not in done.stderr  # the token secret is never echoed
 
 

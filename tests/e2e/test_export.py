@@ -98,6 +98,8 @@ def test_the_example_trace_exports_in_all_three_formats(cloud, exported, tmp_pat
     assert instance["patch_source"] == "snapshots"
     assert set(instance["judge_scores"]) == set(DIMENSION_IDS)
     assert len(instance["chain_head"]) == 64
+    # The recorded edit reproduces the final snapshot (the trace-to-state check).
+    assert (instance["state_check"], instance["state_first_mismatch"]) == ("match", None)
     workspace = tmp_path / "workspace"
     shutil.copytree(REPO, workspace, ignore=shutil.ignore_patterns(*SKIPPED))
     subprocess.run(
@@ -123,6 +125,7 @@ def test_the_example_trace_exports_in_all_three_formats(cloud, exported, tmp_pat
     assert traces[0]["fail_to_pass"] == [FAIL_TO_PASS]
     assert traces[0]["patch_files"] == ["ranges/merge.py"]
     assert traces[0]["chain_head"] == instance["chain_head"]
+    assert (traces[0]["state_check"], traces[0]["state_unexplained_bytes"]) == ("match", 0)
 
     # The same traces again: the same bytes, manifest included.
     again = tmp_path / "again"

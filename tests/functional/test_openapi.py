@@ -25,9 +25,16 @@ def test_openapi_documents_every_route_and_the_chunk_body():
         "/v1/traces/{trace_id}/document",
         "/v1/traces/{trace_id}/qa-report",
         "/v1/traces/{trace_id}/judge-result",
+        "/v1/traces/{trace_id}/manifest",
+        "/v1/traces/{trace_id}/attestation",
+        "/v1/keys",
         "/healthz",
         "/readyz",
     }
+    assert "security" not in document["paths"]["/v1/keys"]["get"]  # public, like /healthz
+    assert document["paths"]["/v1/traces/{trace_id}/chunks/{chunk_seq}"]["get"]["security"] == [
+        {"bearer": []}
+    ]
     put = document["paths"]["/v1/traces/{trace_id}/chunks/{chunk_seq}"]["put"]
     schema_ref = put["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert schema_ref == "#/components/schemas/ChunkBody"

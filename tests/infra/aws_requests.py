@@ -53,6 +53,8 @@ def requests_of(call: Call, setting: Setting) -> list[Request]:
         return [Request(f"secretsmanager:{operation}", secret_arn(named("SecretId")))]
     if service == "states":
         return [Request(f"states:{operation}", named("stateMachineArn"))]
+    if service == "kms":  # the key is named by its ARN (the stack configures it so)
+        return [Request(f"kms:{operation}", named("KeyId"))]
     raise NotImplementedError(f"no IAM mapping for {service}:{operation} yet")
 
 

@@ -43,6 +43,7 @@ _ARN: Final = {
     "AWS::IAM::Role": f"{_PREFIX}:iam::{ACCOUNT}:role/{{}}",
     "AWS::Logs::LogGroup": f"{_PREFIX}:logs:{_REGIONAL}:log-group:{{}}:*",
     "AWS::ECS::Cluster": f"{_PREFIX}:ecs:{_REGIONAL}:cluster/{{}}",
+    "AWS::KMS::Key": f"{_PREFIX}:kms:{_REGIONAL}:key/{{}}",
     **_REF_ARN,
 }
 _SUB = re.compile(r"\$\{([^}!]+)\}")

@@ -261,9 +261,16 @@ def test_pipeline_steps_write_only_their_own_objects(template: Template) -> None
             if "s3:PutObject" in q.actions(s)
         ]
 
-    assert [w.endswith('/document.json"]]}') for w in writes("PipelineAssembleRole")] == [True]
+    (assemble_writes,) = writes("PipelineAssembleRole")
+    assert '/document.json"]]}' in assemble_writes
+    assert '/manifest/assembled.json"]]}' in assemble_writes  # the draft manifest
+    assert assemble_writes.count("tenants/*/traces/*/") == 2
     assert [w.endswith('/judge/result.json"]]}') for w in writes("PipelineJudgeRole")] == [True]
-    assert writes("PipelineRecordRole") == []
+    # Record writes the signed manifest and its signature, nothing else.
+    (record_writes,) = writes("PipelineRecordRole")
+    assert '/manifest.json"]]}' in record_writes
+    assert '/manifest.dsse.json"]]}' in record_writes
+    assert record_writes.count("tenants/*/traces/*/") == 2
     qa_writes = writes("PipelineQaTaskDefinitionTaskRole")
     assert [w.endswith('/qa/report.json"]]}') for w in qa_writes] == [True]
     # Ingestion writes chunks and artifacts only, never the pipeline's products.

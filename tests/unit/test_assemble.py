@@ -39,7 +39,7 @@ from tests.assemble_support import (
     session,
     store_trace,
 )
-from tests.factories import blob_ref, trace_metadata
+from tests.factories import blob_ref, event, trace_metadata
 
 EVENTS = TypeAdapter(list[Event])
 BASE = b"base workspace archive bytes"
@@ -127,7 +127,12 @@ def test_assembles_the_document_with_chain_and_metrics(traces, blobs):
         chain=chain,
         snapshots=WorkspaceSnapshots.model_validate(SNAPSHOTS),
         metrics=metrics,
+        state_check=result.state_check,
     )
+    # These snapshots are not archives: the state check says so, the trace still assembles.
+    assert result.state_check is not None
+    assert result.state_check.status == "not_checked"
+    assert "not a readable tar archive" in str(result.state_check.detail)
     body = stored_document(trace)
     # Streamed out chunk by chunk, yet byte for byte what the model would serialize.
     assert body == expected.model_dump_json().encode()
@@ -143,11 +148,15 @@ def test_assembles_the_document_with_chain_and_metrics(traces, blobs):
         "qa_report_key": f"tenants/{TENANT}/traces/{TRACE_ID}/qa/report.json",
         "judge_result_key": f"tenants/{TENANT}/traces/{TRACE_ID}/judge/result.json",
         "has_snapshots": True,
+        "manifest_draft_key": f"tenants/{TENANT}/traces/{TRACE_ID}/manifest/assembled.json",
         "summary": {
             "event_count": 21,
             "chunk_count": 3,
             "chain": {"key_id": "k1", "head": head, "length": 21},
             "metrics": metrics,
+            "state_check": result.state_check.model_dump(
+                mode="json", exclude={"mismatches", "unverified"}
+            ),
         },
     }
     assert metrics["event_count"] == 21
@@ -518,3 +527,84 @@ def test_settings_name_the_missing_variables(monkeypatch):
     settings = AssembleSettings.from_env()
     assert (settings.bucket, settings.key_secret_name) == ("prtrace-data", "prtrace/integrity-key")
     assert settings.spool_dir is None
+
+
+# ---- the trace-to-state check ---------------------------------------------------------
+
+
+def _edit_session(with_readme_edit: bool) -> tuple[list[dict[str, Any]], bytes, bytes]:
+    """Two edits (one diff inline, one as an artifact) between real tar.gz snapshots."""
+    from prtrace_client.recorder.edits import file_edit
+    from tests.unit.test_state_check import tar_gz
+
+    merge_before, merge_after = (
+        b"def merge(a):\n    return a[:-1]\n",
+        b"def merge(a):\n    return a\n",
+    )
+    readme_before = b"".join(b"line %d\n" % i for i in range(4000))
+    readme_after = readme_before.replace(b"line 7\n", b"line seven\n")
+    base = tar_gz({"merge.py": merge_before, "README": readme_before})
+    final = tar_gz({"merge.py": merge_after, "README": readme_after})
+    events = [
+        event(0, "file_edit")
+        | {"payload": {"path": "merge.py", "change": "modify", "lines_added": 1,
+                       "lines_removed": 1,
+                       "diff": file_edit("merge.py", "modify", merge_before, merge_after).diff}},
+    ]  # fmt: skip
+    if with_readme_edit:
+        diff = file_edit("README", "modify", readme_before, readme_after).diff.encode()
+        events.append(
+            event(1, "file_edit")
+            | {"payload": {"path": "README", "change": "modify", "lines_added": 1,
+                           "lines_removed": 1, "diff_ref": blob_ref(diff, "text/x-diff")}}
+        )  # fmt: skip
+    return events, base, final
+
+
+@pytest.mark.parametrize("complete", [True, False])
+def test_assemble_checks_the_edits_reproduce_the_final_snapshot(traces, blobs, complete):
+    events, base, final = _edit_session(with_readme_edit=complete)
+    snapshots = {
+        "base": blob_ref(base, "application/gzip"),
+        "final": blob_ref(final, "application/gzip"),
+    }
+    artifacts = [base, final]
+    if complete:
+        from prtrace_client.recorder.edits import file_edit  # the diff artifact's bytes
+
+        readme = b"".join(b"line %d\n" % i for i in range(4000))
+        artifacts.append(
+            file_edit(
+                "README", "modify", readme, readme.replace(b"line 7\n", b"line seven\n")
+            ).diff.encode()
+        )
+    trace = store_trace(traces, blobs, [events], artifacts=artifacts, snapshots=snapshots)
+    result = assembled(trace)  # a mismatch never rejects the trace
+
+    state = result.as_output()["summary"]["state_check"]
+    document = TraceDocument.model_validate_json(stored_document(trace))
+    assert document.state_check == result.state_check
+    if complete:
+        assert state["status"] == "match"
+        assert state["edits_applied"] == 2
+    else:
+        assert state["status"] == "state_mismatch"
+        assert state["first_mismatch"]["path"] == "README"
+        assert state["first_mismatch"]["reason"] == "changed_without_edit"
+        assert state["first_mismatch"]["unexplained_bytes"] == len(b"line 7\nline seven\n")
+
+
+def test_diffs_beyond_what_the_check_holds_leave_the_state_not_checked(traces, blobs, monkeypatch):
+    from prtrace.assemble import service as assemble_service
+
+    monkeypatch.setattr(assemble_service, "MAX_STATE_CHECK_DIFF_BYTES", 10)
+    events, base, final = _edit_session(with_readme_edit=False)
+    snapshots = {
+        "base": blob_ref(base, "application/gzip"),
+        "final": blob_ref(final, "application/gzip"),
+    }
+    trace = store_trace(traces, blobs, [events], artifacts=[base, final], snapshots=snapshots)
+    state = assembled(trace).state_check
+    assert state is not None
+    assert state.status == "not_checked"
+    assert "more than the 10 the check holds" in str(state.detail)

@@ -68,6 +68,15 @@ TEMPLATE: dict[str, Any] = {
             },
         },
         "Topic": {"Type": "AWS::SNS::Topic"},
+        "SigningKey": {
+            "Type": "AWS::KMS::Key",
+            "Properties": {
+                "KeySpec": "ECC_NIST_P256",
+                "KeyUsage": "SIGN_VERIFY",
+                "Description": "signs manifests",
+                "KeyPolicy": {"Version": "2012-10-17", "Statement": []},
+            },
+        },
         "Errors": {
             "Type": "AWS::CloudWatch::Alarm",
             "Properties": {
@@ -146,6 +155,8 @@ TEMPLATE: dict[str, Any] = {
         "KeyArn": {"Value": {"Ref": "Key"}},
         "AlarmArn": {"Value": {"Fn::GetAtt": ["Errors", "Arn"]}},
         "MachineArn": {"Value": {"Ref": "Machine"}},
+        "SigningKeyArn": {"Value": {"Fn::GetAtt": ["SigningKey", "Arn"]}},
+        "SigningKeyId": {"Value": {"Ref": "SigningKey"}},
     },
 }
 
@@ -156,7 +167,36 @@ def outputs(endpoint: str) -> dict[str, str]:
 
 
 def test_a_change_set_deploy_reports_the_template_outputs(outputs: dict[str, str]) -> None:
-    assert set(outputs) == {"ApiEndpoint", "KeyArn", "AlarmArn", "MachineArn"}
+    assert set(outputs) == {
+        "ApiEndpoint",
+        "KeyArn",
+        "AlarmArn",
+        "MachineArn",
+        "SigningKeyArn",
+        "SigningKeyId",
+    }
+
+
+def test_an_asymmetric_kms_key_keeps_its_spec_and_signs(
+    endpoint: str, outputs: dict[str, str]
+) -> None:
+    kms = client(endpoint, "kms")
+    metadata = kms.describe_key(KeyId=outputs["SigningKeyId"])["KeyMetadata"]
+    assert metadata["Arn"] == outputs["SigningKeyArn"]
+    assert (metadata["KeySpec"], metadata["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
+    assert metadata["Description"] == "signs manifests"
+    signed = kms.sign(
+        KeyId=outputs["SigningKeyArn"],
+        Message=b"statement",
+        MessageType="RAW",
+        SigningAlgorithm="ECDSA_SHA_256",
+    )
+    from prtrace.provenance import jwk_from_der
+
+    jwk = jwk_from_der(kms.get_public_key(KeyId=outputs["SigningKeyArn"])["PublicKey"])
+    from prtrace.provenance import verify_signature
+
+    assert verify_signature(jwk, signed["Signature"], b"statement")
 
 
 def test_the_secret_is_created_with_its_generated_value(

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,3 +78,65 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
 def recorder(buggy_repo: Path, outbox: Outbox) -> Recorder:
     """A session recording in the buggy repository (in-process, no recorder process)."""
     return Recorder.start(buggy_repo, outbox, title="merge() drops the last interval")
+
+
+def session_state(outbox: Any, local_id: str, snapshots: dict[str, Any], events: list[Any]) -> Any:
+    """The trace-to-state check (prtrace.state_check) of a stopped session, from its outbox:
+    its file_edit events (diff inline or as an artifact) and its two snapshots."""
+    import io
+
+    from prtrace.state_check import RecordedEdit, check_state
+
+    def blob(sha256: str) -> bytes:
+        return (outbox.blob_dir / sha256).read_bytes()
+
+    edits = [
+        RecordedEdit(
+            e["seq"],
+            e["payload"]["path"],
+            e["payload"]["change"],
+            e["payload"].get("diff") or blob(e["payload"]["diff_ref"]["sha256"]).decode(),
+            e["payload"].get("old_path"),
+        )
+        for e in events
+        if e["type"] == "file_edit"
+    ]
+
+    def opener(name: str) -> Any:
+        ref = snapshots[name]
+        return lambda: (io.BytesIO(blob(ref["sha256"])), ref["media_type"])
+
+    return check_state(edits, opener("base"), opener("final"))
+
+
+def session_events(outbox: Any, local_id: str) -> list[Any]:
+    import orjson
+
+    outbox.seal(local_id, force=True)  # what the flusher does with a stopped session
+    events: list[Any] = []
+    for seq in range(outbox.state(local_id).chunks):
+        events += orjson.loads(outbox.chunk(local_id, seq).body)["events"]
+    return events
+
+
+@pytest.fixture(autouse=True)
+def every_stopped_session_matches_its_final_snapshot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> list[Any]:
+    """Every session a test here stops in-process is checked: its recorded edits, applied
+    to the base snapshot, must reproduce the final snapshot (prtrace.state_check)."""
+    from prtrace_client.recorder.session import Recorder
+
+    checked: list[Any] = []
+    real_stop = Recorder.stop
+
+    def stop_and_check(self: Recorder, **kwargs: Any) -> Any:
+        stopped = real_stop(self, **kwargs)
+        events = session_events(self.outbox, stopped.local_id)
+        result = session_state(self.outbox, stopped.local_id, stopped.snapshots, events)
+        assert result.status == "match", result.model_dump()
+        checked.append(result)
+        return stopped
+
+    monkeypatch.setattr(Recorder, "stop", stop_and_check)
+    return checked

@@ -6,4 +6,5 @@ from __future__ import annotations
 
 from typing import Final
 
-PUBLIC_PATHS: Final = frozenset({"/healthz", "/readyz"})
+# /v1/keys: the manifest signing keys (JWKS), which anyone verifying a bundle needs.
+PUBLIC_PATHS: Final = frozenset({"/healthz", "/readyz", "/v1/keys"})

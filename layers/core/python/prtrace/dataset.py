@@ -197,6 +197,19 @@ def swebench_instance(bundle: TraceBundle) -> dict[str, Any]:
         "judge_status": judge.status if judge else None,
         "judge_overall": judge.overall if judge else None,
         "judge_scores": judge_scores(judge),
+        **state_columns(document),
+    }
+
+
+def state_columns(document: TraceDocument) -> dict[str, Any]:
+    """The trace-to-state check (prtrace.state_check), so a dataset can drop traces whose
+    recorded edits do not reproduce their final code; null where it did not run."""
+    state = document.state_check
+    first = state.first_mismatch if state is not None else None
+    return {
+        "state_check": state.status if state is not None else None,
+        "state_first_mismatch": first.path if first is not None else None,
+        "state_unexplained_bytes": state.unexplained_bytes if state is not None else None,
     }
 
 
@@ -273,6 +286,7 @@ def trace_row(bundle: TraceBundle) -> dict[str, Any]:
         "patch_source": bundle.patch_source,
         "patch_files": patch_files(bundle.patch),
         "metrics": canonical_json(document.metrics).decode(),
+        **state_columns(document),
     }
 
 

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, Final, Literal
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from prtrace.schema import Event, TraceMetadata, WorkspaceSnapshots
+from prtrace.state_check import StateCheck
 
 DOCUMENT_VERSION: Final = "prtrace.document/v1"
 
@@ -40,6 +41,9 @@ class TraceDocument(BaseModel):
     chain: ChainSummary
     snapshots: WorkspaceSnapshots | None = None
     metrics: dict[str, Any]
+    # Do the recorded edits reproduce the final snapshot? (prtrace.state_check; None: the
+    # trace has no snapshots, or was assembled before the check existed)
+    state_check: StateCheck | None = None
 
 
 _EVENT_LIST: Final = TypeAdapter(list[Event])
@@ -76,7 +80,9 @@ class TraceDocumentWriter:
         self._head, _ = _split_at_events(self._frame(_PLACEHOLDER_CHAIN, {}))
         self._write(self._head)
 
-    def _frame(self, chain: ChainSummary, metrics: dict[str, Any]) -> TraceDocument:
+    def _frame(
+        self, chain: ChainSummary, metrics: dict[str, Any], state_check: StateCheck | None = None
+    ) -> TraceDocument:
         return TraceDocument(
             trace_id=self._trace_id,
             metadata=self._metadata,
@@ -84,6 +90,7 @@ class TraceDocumentWriter:
             chain=chain,
             snapshots=self._snapshots,
             metrics=metrics,
+            state_check=state_check,
         )
 
     def _write(self, data: bytes) -> None:
@@ -101,9 +108,11 @@ class TraceDocumentWriter:
         self._write(listed[1:-1])
         self._any_events = True
 
-    def finish(self, chain: ChainSummary, metrics: dict[str, Any]) -> str:
+    def finish(
+        self, chain: ChainSummary, metrics: dict[str, Any], state_check: StateCheck | None = None
+    ) -> str:
         """Write the rest of the document; returns its SHA-256 (hex)."""
-        head, tail = _split_at_events(self._frame(chain, metrics))
+        head, tail = _split_at_events(self._frame(chain, metrics, state_check))
         if head != self._head:  # pragma: no cover - the fields before events are fixed
             raise AssertionError("document fields before `events` changed while writing")
         self._write(tail)

@@ -128,6 +128,13 @@ class ArtifactNotFound(DomainError):
         super().__init__(f"trace {trace_id} has no artifact with SHA-256 {echoed(sha256)}")
 
 
+class ChunkNotFound(DomainError):
+    """No chunk with this seq is stored in the trace."""
+
+    def __init__(self, trace_id: str, chunk_seq: int) -> None:
+        super().__init__(f"trace {trace_id} has no chunk {chunk_seq}")
+
+
 class ResultNotAvailable(DomainError):
     """A pipeline product (document, QA report, judge result) does not exist: not yet, or
     never for this trace."""

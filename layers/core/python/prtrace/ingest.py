@@ -19,6 +19,7 @@ from prtrace.chunks import PreparedChunk, prepare_chunk
 from prtrace.clock import utc_now
 from prtrace.errors import (
     ChunkConflict,
+    ChunkNotFound,
     DuplicateEventIds,
     FieldError,
     IncompleteTrace,
@@ -154,6 +155,13 @@ class IngestService:
 
     def list_traces(self, tenant: str, limit: int, after: str | None) -> Page:
         return self._traces.list_traces(tenant, limit, after)
+
+    def get_chunk(self, tenant: str, trace_id: str, chunk_seq: int) -> ChunkRecord:
+        """A stored chunk's record (the caller checked the trace is the tenant's)."""
+        chunk = self._traces.get_chunk(tenant, trace_id, chunk_seq)
+        if chunk is None:
+            raise ChunkNotFound(trace_id, chunk_seq)
+        return chunk
 
     # ---- chunks ---------------------------------------------------------------------
 

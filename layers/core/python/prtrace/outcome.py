@@ -8,7 +8,13 @@ stay in S3, behind the trace's result links.
 Shapes (JSON):
   complete  {"qa": QA | null, "qa_skipped": null | "no_snapshots" | "timeout",
              "judge": JUDGE, "metrics": {...}, "chain": {"key_id", "head", "length"},
-             "event_count", "chunk_count", "recorded_at"}
+             "event_count", "chunk_count", "recorded_at", "state_check": STATE | null}
+     STATE  {"status": "match" | "state_mismatch" | "not_checked", "detail",
+             "files_checked", "edits_applied", "first_mismatch": {"path", "reason",
+             "detail", "event_seq", "unexplained_bytes"} | null, "mismatch_count",
+             "unexplained_bytes", "unverified_count"} (prtrace.state_check),
+             "provenance": {"manifest_sha256", "key_id", "algorithm"} | null
+             (added by RecordStep when it signed the trace manifest)
      QA     {"verdict", "error_reason", "error_detail", "backend", "duration_ms",
              "fail_to_pass" | "pass_to_pass" | "pass_to_fail" | "fail_to_fail":
                  {"count", "ids", "truncated"}}
@@ -28,6 +34,7 @@ import orjson
 
 from prtrace.judge.result import JudgeResult
 from prtrace.qa.report import QAReport
+from prtrace.state_check import StateCheck
 
 # Test ids per list (the most telling lists first share the byte budget).
 MAX_TEST_IDS: Final = 200
@@ -180,8 +187,16 @@ def complete_outcome(
             "event_count": summary["event_count"],
             "chunk_count": summary["chunk_count"],
             "recorded_at": recorded_at,
+            "state_check": _state_view(summary.get("state_check")),
         }
     )
+
+
+def _state_view(state: dict[str, Any] | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    view = StateCheck.model_validate(state)  # bounded by construction (clipped details)
+    return view.model_dump(mode="json", exclude={"mismatches", "unverified", "version"})
 
 
 def rejected_outcome(reason: dict[str, Any], recorded_at: str) -> dict[str, Any]:

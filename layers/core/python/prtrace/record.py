@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from prtrace.attestation import ManifestSigner
 from prtrace.clock import utc_now
 from prtrace.ingest import TRACE_ID_PATTERN
 from prtrace.judge.result import JudgeResult
@@ -76,6 +77,7 @@ class AssembleSummary(BaseModel):
     chunk_count: Annotated[int, Field(ge=0)]
     chain: ChainSummary
     metrics: dict[str, Any] = Field(default_factory=dict)
+    state_check: dict[str, Any] | None = None  # prtrace.state_check.summary
 
 
 class Assembled(BaseModel):
@@ -87,6 +89,7 @@ class Assembled(BaseModel):
     judge_result_key: Key
     has_snapshots: bool
     summary: AssembleSummary
+    manifest_draft_key: Key | None = None  # absent: assembled before manifests existed
 
 
 class QAStep(BaseModel):
@@ -143,6 +146,8 @@ class RecordComplete(_RecordEventBase):
             ("assembled.document_key", self.assembled.document_key),
             ("judge_result_key", self.judge_result_key),
         ]
+        if self.assembled.manifest_draft_key is not None:
+            keys.append(("assembled.manifest_draft_key", self.assembled.manifest_draft_key))
         if self.qa.report_key is not None:
             keys.append(("qa.report_key", self.qa.report_key))
         return keys
@@ -262,11 +267,16 @@ class ObjectReader(Protocol):
 
 class RecordStep:
     def __init__(
-        self, traces: TraceStore, objects: ObjectReader, clock: Callable[[], str] = utc_now
+        self,
+        traces: TraceStore,
+        objects: ObjectReader,
+        clock: Callable[[], str] = utc_now,
+        manifests: ManifestSigner | None = None,  # None: no signing key configured
     ) -> None:
         self._traces = traces
         self._objects = objects
         self._now = clock
+        self._manifests = manifests
 
     @property
     def traces(self) -> TraceStore:
@@ -307,14 +317,29 @@ class RecordStep:
 
     def _complete(self, event: RecordComplete, now: str) -> dict[str, Any]:
         qa: QAReport | None = None
+        qa_raw = b""
         if event.qa.skipped is None and event.qa.report_key is not None:
-            qa = QAReport.model_validate_json(self._load(event.qa.report_key, "QA report"))
+            qa_raw = self._load(event.qa.report_key, "QA report")
+            qa = QAReport.model_validate_json(qa_raw)
             self._same_trace(qa.trace_id, event, "QA report", event.qa.report_key)
-        judge = JudgeResult.model_validate_json(self._load(event.judge_result_key, "judge result"))
+        judge_raw = self._load(event.judge_result_key, "judge result")
+        judge = JudgeResult.model_validate_json(judge_raw)
         self._same_trace(judge.trace_id, event, "judge result", event.judge_result_key)
-        return complete_outcome(
+        outcome = complete_outcome(
             event.assembled.summary.model_dump(), qa, event.qa.skipped, judge, now
         )
+        draft_key = event.assembled.manifest_draft_key
+        if self._manifests is not None and draft_key is not None:
+            signed = self._manifests.complete(
+                event.tenant,
+                event.trace_id,
+                self._load(draft_key, "draft manifest"),
+                None if qa is None else (qa, qa_raw),
+                event.qa.skipped,
+                (judge, judge_raw),
+            )
+            outcome["provenance"] = signed.view()
+        return outcome
 
     def _load(self, key: str, what: str) -> bytes:
         body = self._objects.get(key)

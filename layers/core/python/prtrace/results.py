@@ -14,21 +14,32 @@ from typing import Any, Final, Literal
 
 from prtrace.errors import ArtifactNotFound, ResultNotAvailable
 from prtrace.ports import BlobStore
-from prtrace.records import COMPLETE, FAILED, IN_PIPELINE, OPEN, REJECTED, TraceRecord
-from prtrace.storage_keys import artifact_key, document_key, judge_result_key, qa_report_key
+from prtrace.records import COMPLETE, FAILED, IN_PIPELINE, OPEN, REJECTED, ChunkRecord, TraceRecord
+from prtrace.storage_keys import (
+    artifact_key,
+    document_key,
+    judge_result_key,
+    manifest_envelope_key,
+    manifest_key,
+    qa_report_key,
+)
 
 _SHA256: Final = re.compile(r"[0-9a-f]{64}")
-ResultName = Literal["document", "qa_report", "judge_result"]
+ResultName = Literal["document", "qa_report", "judge_result", "manifest", "attestation"]
 
 _KEYS: Final[dict[str, Callable[[str, str], str]]] = {
     "document": document_key,
     "qa_report": qa_report_key,
     "judge_result": judge_result_key,
+    "manifest": manifest_key,
+    "attestation": manifest_envelope_key,
 }
 _WHAT: Final = {
     "document": "trace document",
     "qa_report": "QA report",
     "judge_result": "judge result",
+    "manifest": "signed manifest",
+    "attestation": "manifest signature (DSSE envelope)",
 }
 _QA_SKIPPED: Final = {
     "no_snapshots": "the trace has no workspace snapshots, so its tests were not run",
@@ -56,6 +67,14 @@ class TraceResults:
         if not _SHA256.fullmatch(sha256) or self._blobs.head(key) is None:
             raise ArtifactNotFound(trace.trace_id, sha256)
         return {"url": self._blobs.presign_get(key, self._ttl_s), "expires_in": self._ttl_s}
+
+    def chunk_link(self, chunk: ChunkRecord) -> dict[str, Any]:
+        """{"url": presigned GET, "expires_in": seconds} for a stored chunk's canonical
+        body (its SHA-256 is in the trace's manifest)."""
+        return {
+            "url": self._blobs.presign_get(chunk.body_key, self._ttl_s),
+            "expires_in": self._ttl_s,
+        }
 
     @staticmethod
     def _never_produced(trace: TraceRecord, result: ResultName) -> None:
@@ -98,6 +117,11 @@ class TraceResults:
         elif trace.status == FAILED:
             stage = (trace.outcome or {}).get("stage")
             detail = f"trace {tid} failed in its {stage} step before its {what} was produced"
+        elif trace.status == COMPLETE and result in ("manifest", "attestation"):
+            detail = (
+                f"trace {tid} was recorded without a manifest signing key configured "
+                "(or before manifests existed): it has no signed manifest"
+            )
         elif trace.status == COMPLETE:
             detail = f"the {what} of trace {tid} is not stored"
         else:

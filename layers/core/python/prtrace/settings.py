@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class ConfigurationError(RuntimeError):
@@ -91,6 +91,21 @@ class Settings(EnvSettings):
             description="the pipeline finalize starts; unset, finalized traces wait",
         ),
     ] = None
+    signing_key_ids: Annotated[
+        tuple[str, ...],
+        NoDecode,
+        Field(
+            description="comma-separated: the manifest signing keys GET /v1/keys lists, the "
+            "current one first (rotation keeps earlier ones so older bundles still verify)"
+        ),
+    ] = ()
+
+    @field_validator("signing_key_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(key.strip() for key in value.split(",") if key.strip())
+        return value
 
 
 class RecordSettings(EnvSettings):
@@ -100,6 +115,13 @@ class RecordSettings(EnvSettings):
 
     traces_table: TableName
     bucket: Annotated[str, Field(min_length=3)]
+    signing_key_id: Annotated[
+        str | None,
+        Field(description="the KMS key (id, ARN or alias) signing manifests; unset: none"),
+    ] = None
+    qa_image: Annotated[
+        str | None, Field(description="the QA task's image, named in the manifest")
+    ] = None
 
 
 class SweeperSettings(RecordSettings):

@@ -60,3 +60,18 @@ def qa_report_key(tenant: str, trace_id: str) -> str:
 def judge_result_key(tenant: str, trace_id: str) -> str:
     """The judge result (written by the Judge step)."""
     return f"{trace_prefix(tenant, trace_id)}/judge/result.json"
+
+
+def manifest_draft_key(tenant: str, trace_id: str) -> str:
+    """The trace manifest as the Assemble step knows it (prtrace.provenance; unsigned)."""
+    return f"{trace_prefix(tenant, trace_id)}/manifest/assembled.json"
+
+
+def manifest_key(tenant: str, trace_id: str) -> str:
+    """The complete trace manifest (written and signed by the Record step)."""
+    return f"{trace_prefix(tenant, trace_id)}/manifest.json"
+
+
+def manifest_envelope_key(tenant: str, trace_id: str) -> str:
+    """The manifest's signature: a DSSE envelope over an in-toto Statement."""
+    return f"{trace_prefix(tenant, trace_id)}/manifest.dsse.json"

@@ -68,11 +68,20 @@ def build_trace_results(settings: Settings, blobs: S3BlobStore | None = None) ->
 
 
 def build_record_step(settings: RecordSettings) -> RecordStep:
+    objects = S3BlobStore(boto3.client("s3", config=S3_CONFIG), settings.bucket)
+    manifests = None
+    if settings.signing_key_id:
+        from prtrace.adapters.signing import KmsSigner
+        from prtrace.attestation import ManifestSigner
+
+        signer = KmsSigner(boto3.client("kms", config=BOTO_CONFIG), settings.signing_key_id)
+        manifests = ManifestSigner(objects, signer, settings.qa_image)
     return RecordStep(
         traces=DynamoTraceStore(
             boto3.client("dynamodb", config=BOTO_CONFIG), settings.traces_table
         ),
-        objects=S3BlobStore(boto3.client("s3", config=S3_CONFIG), settings.bucket),
+        objects=objects,
+        manifests=manifests,
     )
 
 

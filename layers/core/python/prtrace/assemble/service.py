@@ -15,6 +15,7 @@ fails is an error (raised: the state machine retries).
 from __future__ import annotations
 
 import hashlib
+import io
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,13 +24,21 @@ from typing import Annotated, Any, BinaryIO, Final
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from prtrace.assemble.ports import ReadableBlob, StreamingBlobStore
+from prtrace.assemble.ports import OpenedBlob, ReadableBlob, StreamingBlobStore
 from prtrace.assemble.rejection import Rejection, TraceRejected, reject
 from prtrace.canonical import canonical_json
 from prtrace.document import ChainSummary, TraceDocumentWriter
 from prtrace.integrity import EventChain, KeyRing, UnknownKey, verify_chunk_mac
 from prtrace.metrics import MetricsAccumulator, timestamp_ms
 from prtrace.ports import TraceStore
+from prtrace.provenance import (
+    ArtifactEntry,
+    ChainEntry,
+    ChunkEntry,
+    DigestedFile,
+    TraceManifest,
+    chunk_merkle_root,
+)
 from prtrace.records import ChunkRecord
 from prtrace.schema import (
     BlobRef,
@@ -43,7 +52,21 @@ from prtrace.schema import (
     TraceMetadata,
     WorkspaceSnapshots,
 )
-from prtrace.storage_keys import artifact_key, document_key, judge_result_key, qa_report_key
+from prtrace.state_check import (
+    RecordedEdit,
+    StateCheck,
+    StateCheckError,
+    check_state,
+    not_checked,
+)
+from prtrace.state_check import summary as state_summary
+from prtrace.storage_keys import (
+    artifact_key,
+    document_key,
+    judge_result_key,
+    manifest_draft_key,
+    qa_report_key,
+)
 from prtrace.validation import field_errors, summarize
 
 # Recorders on one machine can still step their clock back a little (NTP slews, a restart
@@ -53,6 +76,8 @@ TIMESTAMP_TOLERANCE_MS: Final = 2_000
 # a stored "chunk body" past this is not one ingestion wrote, so it is never read.
 MAX_STORED_CHUNK_BYTES: Final = 16 * 1024 * 1024
 READ_BLOCK_BYTES: Final = 1024 * 1024
+# The trace-to-state check holds every diff of the trace at once (Assemble has 1 GiB+).
+MAX_STATE_CHECK_DIFF_BYTES: Final = 256 * 1024 * 1024
 DOCUMENT_CONTENT_TYPE: Final = "application/json"
 
 
@@ -85,6 +110,8 @@ class Assembled:
     document_sha256: str
     document_bytes: int
     written: bool  # False: an earlier attempt stored this same document
+    state_check: StateCheck | None = None  # None: no snapshots to check against
+    manifest_draft_key: str | None = None  # the unsigned manifest Record completes
 
     def as_output(self) -> dict[str, Any]:
         """The step's result in Step Functions state: keys and a bounded summary."""
@@ -94,11 +121,15 @@ class Assembled:
             "qa_report_key": self.qa_report_key,
             "judge_result_key": self.judge_result_key,
             "has_snapshots": self.has_snapshots,
+            "manifest_draft_key": self.manifest_draft_key,
             "summary": {
                 "event_count": self.event_count,
                 "chunk_count": self.chunk_count,
                 "chain": self.chain.model_dump(),
                 "metrics": self.metrics,
+                "state_check": None
+                if self.state_check is None
+                else state_summary(self.state_check),
             },
         }
 
@@ -149,16 +180,25 @@ class ArtifactChecker:
         self._tenant = tenant
         self._trace_id = trace_id
         self._verified: dict[str, int] = {}  # sha256 -> stored size
+        self.media_types: dict[str, str] = {}  # sha256 -> first declared media type
 
     @property
     def verified_count(self) -> int:
         return len(self._verified)
+
+    def entries(self) -> list[ArtifactEntry]:
+        """Every verified artifact, by SHA-256 (for the manifest)."""
+        return [
+            ArtifactEntry(sha256=sha, size=size, media_type=self.media_types[sha])
+            for sha, size in sorted(self._verified.items())
+        ]
 
     def check(self, ref: BlobRef, where: str, **at: Any) -> None:
         stored = self._verified.get(ref.sha256)
         if stored is None:
             stored = self._verify(ref, where, at)
             self._verified[ref.sha256] = stored
+            self.media_types[ref.sha256] = ref.media_type
         if stored != ref.size:
             raise reject(
                 "artifact_size_mismatch",
@@ -226,6 +266,12 @@ class _TraceVerifier:
         self.latest_ms: int | None = None
         self.latest_seq = -1
         self.latest_ts = ""
+        self.chunk_entries: list[ChunkEntry] = []
+        # file_edit events, in seq order, for the trace-to-state check
+        self.edits: list[tuple[int, str, str, str | None, str | BlobRef]] = []
+        # Only a trace with snapshots is checked; the diffs it holds are bounded.
+        self.collect_edits = finalize.snapshots is not None
+        self.edit_bytes = 0
 
     # ---- one chunk ----------------------------------------------------------------------
 
@@ -331,6 +377,8 @@ class _TraceVerifier:
             self.event_ids.add(event.event_id)
             if self.latest_ms is None or now >= self.latest_ms:
                 self.latest_ms, self.latest_seq, self.latest_ts = now, event.seq, event.ts
+            if isinstance(event, FileEditEvent) and self.collect_edits:
+                self.collect_edit(event)
             self.chain.append(canonical_event)
             self.metrics.add(event, now)
             self.next_event_seq += 1
@@ -342,6 +390,21 @@ class _TraceVerifier:
                 f"{chunk.last_event_seq}, the body holds {first}..{last}",
                 chunk_seq=seq,
             )
+        self.chunk_entries.append(
+            ChunkEntry(seq=seq, first_event_seq=first, last_event_seq=last, sha256=chunk.sha256)
+        )
+
+    def collect_edit(self, event: FileEditEvent) -> None:
+        p = event.payload
+        diff = p.diff if p.diff_ref is None else p.diff_ref
+        size = p.diff_ref.size if p.diff_ref is not None else len(p.diff or "")
+        self.edit_bytes += size
+        if self.edit_bytes > MAX_STATE_CHECK_DIFF_BYTES:
+            self.collect_edits = False  # _check_state reports it not_checked
+            self.edits.clear()
+            return
+        old = None if p.old_path is None else str(p.old_path)
+        self.edits.append((event.seq, str(p.path), p.change, old, diff or ""))
 
     # ---- the whole trace ------------------------------------------------------------------
 
@@ -415,13 +478,40 @@ class AssembleService:
                 for name in ("base", "final"):
                     ref: BlobRef = getattr(finalize.snapshots, name)
                     verifier.artifacts.check(ref, f"snapshots/{name}")
+            state = None
+            if finalize.snapshots is not None and verifier.edit_bytes > MAX_STATE_CHECK_DIFF_BYTES:
+                state = not_checked(
+                    f"the recorded diffs hold {verifier.edit_bytes} bytes, more than the "
+                    f"{MAX_STATE_CHECK_DIFF_BYTES} the check holds in memory"
+                )
+            elif finalize.snapshots is not None:
+                state = self._check_state(tenant, trace_id, verifier.edits, finalize.snapshots)
             chain = verifier.chain_summary()
             metrics = verifier.metrics.result()
-            digest = writer.finish(chain, metrics)
+            digest = writer.finish(chain, metrics, state)
             spool.flush()
             spool.seek(0)
             key = document_key(tenant, trace_id)
             written = self._store_document(key, spool, writer.size, digest)
+        manifest = TraceManifest(
+            trace_id=trace_id,
+            tenant=tenant,
+            document=DigestedFile(sha256=digest, size=writer.size),
+            chain=ChainEntry(**chain.model_dump()),
+            event_count=verifier.next_event_seq,
+            chunks=verifier.chunk_entries,
+            chunk_merkle_root=chunk_merkle_root(c.sha256 for c in verifier.chunk_entries),
+            artifacts=verifier.artifacts.entries(),
+            snapshots=None
+            if finalize.snapshots is None
+            else {"base": finalize.snapshots.base.sha256, "final": finalize.snapshots.final.sha256},
+            state_check=None if state is None else state.status,
+        )
+        draft = manifest.canonical()
+        draft_key = manifest_draft_key(tenant, trace_id)
+        self._store_document(
+            draft_key, io.BytesIO(draft), len(draft), hashlib.sha256(draft).hexdigest()
+        )
         return Assembled(
             document_key=key,
             qa_report_key=qa_report_key(tenant, trace_id),
@@ -434,7 +524,54 @@ class AssembleService:
             document_sha256=digest,
             document_bytes=writer.size,
             written=written,
+            state_check=state,
+            manifest_draft_key=draft_key,
         )
+
+    def _check_state(
+        self,
+        tenant: str,
+        trace_id: str,
+        edits: list[tuple[int, str, str, str | None, str | BlobRef]],
+        snapshots: WorkspaceSnapshots,
+    ) -> StateCheck:
+        """Every artifact here was verified above (digest and size) before it is read."""
+
+        def read(ref: BlobRef) -> OpenedBlob:
+            opened = self._blobs.open_read(artifact_key(tenant, trace_id, ref.sha256))
+            if opened is None:  # pragma: no cover - verified a moment ago
+                raise StateCheckError(f"artifact {ref.sha256} is no longer stored")
+            return opened
+
+        def diff_text(diff: str | BlobRef) -> str:
+            if isinstance(diff, str):
+                return diff
+            opened = read(diff)
+            try:
+                return _read_bounded(opened.body, diff.size).decode("utf-8", "replace")
+            finally:
+                opened.body.close()
+
+        def opener(ref: BlobRef) -> Callable[[], tuple[ReadableBlob, str]]:
+            def open_snapshot() -> tuple[ReadableBlob, str]:
+                opened = read(ref)
+                opened_bodies.append(opened.body)
+                return opened.body, ref.media_type
+
+            return open_snapshot
+
+        opened_bodies: list[ReadableBlob] = []
+        try:
+            recorded = [
+                RecordedEdit(seq, path, change, diff_text(diff), old)  # type: ignore[arg-type]
+                for seq, path, change, old, diff in edits
+            ]
+            return check_state(recorded, opener(snapshots.base), opener(snapshots.final))
+        except StateCheckError as exc:
+            return not_checked(str(exc))
+        finally:
+            for body in opened_bodies:
+                body.close()
 
     def _finalized_trace(self, tenant: str, trace_id: str) -> tuple[TraceMetadata, FinalizeRecord]:
         trace = self._traces.get_trace(tenant, trace_id)

@@ -410,5 +410,14 @@ def score_offline(
         overall=rubric.weighted_overall({s.dimension: s.score for s in scores}),
         scores=scores,
         qa_verdict=qa.verdict if qa else None,
-        summary="Scored by documented heuristics from the trace and QA report (no model).",
+        summary="Scored by documented heuristics from the trace and QA report (no model)."
+        + _state_note(document),
     )
+
+
+def _state_note(document: TraceDocument) -> str:
+    """The heuristics score the recorded events; say when those are not the whole story."""
+    state = document.state_check
+    if state is None or state.status != "state_mismatch":
+        return ""
+    return f" The recorded edits do not reproduce the final snapshot ({state.headline()})."

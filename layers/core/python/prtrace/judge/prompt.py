@@ -84,7 +84,15 @@ def build_prompt(
         raise ValueError(f"token budget must be at least {MIN_TOKEN_BUDGET}")
     system = render_system(rubric)
     header = "\n".join(
-        [*_render_task(document), "", *_render_qa(qa), "", *_render_metrics(metrics), ""]
+        [
+            *_render_task(document),
+            "",
+            *_render_qa(qa),
+            "",
+            *_render_state_check(document),
+            *_render_metrics(metrics),
+            "",
+        ]
     )
     events = document.events
     start_ms = timestamp_ms(events[0].ts) if events else 0
@@ -225,6 +233,26 @@ def _render_qa(qa: QAReport | None) -> list[str]:
                 f"skipped={run.skipped} timed_out={str(run.timed_out).lower()}"
             )
     return lines
+
+
+def _render_state_check(document: TraceDocument) -> list[str]:
+    """Whether the recorded edits account for the final code: weigh it (a session whose
+    edits do not reproduce its final snapshot may be missing part of the work)."""
+    state = document.state_check
+    if state is None:
+        return []
+    lines = ["## Trace-to-state check (recorded edits applied to the base snapshot)"]
+    lines.append(clip(state.headline(), 400))
+    for mismatch in state.mismatches[:LIST_ITEMS]:
+        lines.append(
+            f"- {clip(mismatch.path, 200)}: {mismatch.reason}, "
+            f"{mismatch.unexplained_bytes} bytes unexplained"
+        )
+    if state.unverified_count:
+        lines.append(
+            f"content not verifiable (binary, not diffed, redacted): {state.unverified_count} files"
+        )
+    return [*lines, ""]
 
 
 def _render_metrics(metrics: dict[str, Any]) -> list[str]:
