@@ -31,7 +31,7 @@ END = "<!-- end of the generated configuration table -->"
 def _default(value: Any) -> str:
     if value is PydanticUndefined:
         return "required"
-    if value is None:
+    if value is None or value == ():
         return "unset"
     return f"`{str(value).lower() if isinstance(value, bool) else value}`"
 
