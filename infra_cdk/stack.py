@@ -176,10 +176,11 @@ class PrtraceStack(Stack):
             )
         )
         # Ingestion stores chunks and artifacts (through presigned PUTs); the result routes
-        # read the pipeline's products, and find out which are missing.
+        # read the pipeline's products, and find out which are missing; the events route
+        # reads the chunk bodies of an assembled trace.
         storage.grant_objects(role, ["chunk", "artifact"], ["s3:PutObject"])
         readable: list[ObjectKind] = ["artifact", "document", "qa_report", "judge_result"]
-        storage.grant_objects(role, readable, ["s3:GetObject"])
+        storage.grant_objects(role, ["chunk", *readable], ["s3:GetObject"])
         storage.grant_listing(role, readable, prefixes=[READINESS_PREFIX])
         role.add_to_policy(
             iam.PolicyStatement(

@@ -28,6 +28,7 @@ from prtrace.adapters.wiring import (
     build_blob_store,
     build_ingest_service,
     build_pipeline_starter,
+    build_trace_events,
     build_trace_results,
 )
 from prtrace.errors import FieldError, InvalidInput, MissingScope
@@ -35,6 +36,7 @@ from prtrace.ingest import IngestService
 from prtrace.results import TraceResults
 from prtrace.settings import Settings
 from prtrace.tokens import Principal
+from prtrace.trace_events import TraceEvents
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -60,6 +62,7 @@ def build_all() -> None:
     collector's scans. No network call: clients connect on first use."""
     ingest_service()
     trace_results()
+    trace_events()
     _idempotency_store()
 
 
@@ -86,6 +89,11 @@ def trace_results() -> TraceResults:
 
 
 @cache
+def trace_events() -> TraceEvents:
+    return build_trace_events(settings(), blob_store(), trace_results())
+
+
+@cache
 def _idempotency_store() -> DynamoDBPersistenceLayer:
     client = boto3.client("dynamodb", config=BOTO_CONFIG)
     return DynamoDBPersistenceLayer(table_name=settings().idempotency_table, boto3_client=client)
@@ -93,7 +101,14 @@ def _idempotency_store() -> DynamoDBPersistenceLayer:
 
 def reset() -> None:
     """Forget cached dependencies (tests change the environment between cases)."""
-    for cached in (settings, blob_store, ingest_service, trace_results, _idempotency_store):
+    for cached in (
+        settings,
+        blob_store,
+        ingest_service,
+        trace_results,
+        trace_events,
+        _idempotency_store,
+    ):
         cached.cache_clear()
 
 

@@ -25,6 +25,7 @@ def test_openapi_documents_every_route_and_the_chunk_body():
         "/v1/traces/{trace_id}/document",
         "/v1/traces/{trace_id}/qa-report",
         "/v1/traces/{trace_id}/judge-result",
+        "/v1/traces/{trace_id}/events",
         "/healthz",
         "/readyz",
     }

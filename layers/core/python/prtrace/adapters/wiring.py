@@ -17,6 +17,7 @@ from prtrace.record import RecordStep
 from prtrace.results import TraceResults
 from prtrace.settings import RecordSettings, Settings, SweeperSettings
 from prtrace.sweeper import StuckTraceSweeper
+from prtrace.trace_events import TraceEvents
 
 # Standard retry mode backs off on throttling; short timeouts keep API latency bounded.
 BOTO_CONFIG = Config(
@@ -65,6 +66,13 @@ def build_ingest_service(
 
 def build_trace_results(settings: Settings, blobs: S3BlobStore | None = None) -> TraceResults:
     return TraceResults(blobs or build_blob_store(settings), settings.download_url_ttl_s)
+
+
+def build_trace_events(
+    settings: Settings, blobs: S3BlobStore, results: TraceResults
+) -> TraceEvents:
+    dynamodb = boto3.client("dynamodb", config=BOTO_CONFIG)
+    return TraceEvents(DynamoTraceStore(dynamodb, settings.traces_table), blobs, results)
 
 
 def build_record_step(settings: RecordSettings) -> RecordStep:
