@@ -29,6 +29,7 @@ from examples.submit import Send, submit_trace
 from examples.submit_example import http_sender
 from infra_cdk.config import StackConfig
 from infra_cdk.local.cloud import LocalCloud
+from infra_cdk.viewer_site import VIEWER_PATH
 
 EXAMPLE = Path(__file__).parent / "sample-trace-chunks"
 console = Console()
@@ -72,10 +73,10 @@ def run(endpoint: str, aws_endpoint: str, outputs: dict[str, str], startup_s: fl
     console.print(f"token created with `prtrace tokens create`: {token[:21]}…(secret hidden)")
     send, client = http_sender(endpoint, token)
     with client:
-        return _submit_and_check(send, outputs)
+        return _submit_and_check(send, outputs, endpoint)
 
 
-def _submit_and_check(send: Send, outputs: dict[str, str]) -> int:
+def _submit_and_check(send: Send, outputs: dict[str, str], endpoint: str) -> int:
     result = submit_trace(send, EXAMPLE)
     trace_id = result.trace_id
     console.print(f"created trace [bold]{trace_id}[/bold]")
@@ -108,11 +109,21 @@ def _submit_and_check(send: Send, outputs: dict[str, str]) -> int:
         console.print(f"[red]trace ended {trace['status']}[/red]: {trace.get('outcome')}")
         return 1
     show_outcome(trace)
+    console.print(f"trace viewer: [bold]{viewer_url(endpoint, trace_id)}[/bold]")
+    console.print(
+        "  (log in with a token that has the read scope; the demo's cloud stops now, "
+        "`make local` keeps one running)"
+    )
     console.rule("done")
     return 0
 
 
 TERMINAL = {"complete", "rejected", "failed"}
+
+
+def viewer_url(endpoint: str, trace_id: str) -> str:
+    """The trace viewer's page for one trace (the gateway serves it beside the API)."""
+    return f"{endpoint.rstrip('/')}{VIEWER_PATH}#/traces/{trace_id}"
 
 
 def follow_pipeline(send: Send, trace_id: str, timeout_s: float = 300) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from infra_cdk.lambdas import ServiceFunction, SharedCode
 from infra_cdk.monitoring import MonitoringConstruct
 from infra_cdk.pipeline import PipelineConstruct
 from infra_cdk.storage import ObjectKind, StorageConstruct
+from infra_cdk.viewer_site import api_export_name, bucket_export_name
 from prtrace.storage_keys import READINESS_PREFIX
 
 
@@ -121,8 +122,17 @@ class PrtraceStack(Stack):
             alarms=self.monitoring.alarms,
         )
 
-        CfnOutput(self, "ApiEndpoint", value=self.http_api.url)
-        CfnOutput(self, "DataBucketName", value=self.storage.bucket.bucket_name)
+        # Exported for the viewer's stack (infra_cdk.viewer): its CloudFront API origin, and
+        # the artifact downloads its page may fetch.
+        CfnOutput(
+            self, "ApiEndpoint", value=self.http_api.url, export_name=api_export_name(config.prefix)
+        )
+        CfnOutput(
+            self,
+            "DataBucketName",
+            value=self.storage.bucket.bucket_name,
+            export_name=bucket_export_name(config.prefix),
+        )
         CfnOutput(self, "TracesTableName", value=self.storage.traces_table.table_name)
         CfnOutput(self, "TokensTableName", value=self.storage.tokens_table.table_name)
         CfnOutput(self, "IdempotencyTableName", value=self.storage.idempotency_table.table_name)

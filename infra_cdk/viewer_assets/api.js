@@ -50,10 +50,19 @@ export async function allEvents(id, cap = 20000) {
   return events;
 }
 
-// An artifact's text through its presigned link (at most `limit` bytes shown).
+// An artifact's text through its presigned link (at most `limit` characters shown). When
+// the download itself is refused (a bucket without CORS for this origin), the error carries
+// the link, so the page can offer it to open directly.
 export async function artifactText(id, sha256, limit = 256 * 1024) {
   const link = await artifactLink(id, sha256);
-  const response = await fetch(link.url, { credentials: "omit", cache: "no-store" });
+  let response;
+  try {
+    response = await fetch(link.url, { credentials: "omit", cache: "no-store" });
+  } catch (error) {
+    const failed = new ApiError(0, { detail: `download refused (${error.message})` });
+    failed.url = link.url;
+    throw failed;
+  }
   if (!response.ok) throw new ApiError(response.status, { detail: `artifact download: HTTP ${response.status}` });
   const text = await response.text();
   return text.length > limit ? `${text.slice(0, limit)}\n… (${text.length - limit} more characters)` : text;

@@ -304,7 +304,11 @@ function artifactButton(traceId, ref, label, asDiff) {
     try {
       const text = await artifactText(traceId, ref.sha256);
       append(clear(holder), [asDiff ? diffBlock(text, label) : h("pre", { tabindex: "0", "aria-label": label }, text)]);
-    } catch (error) { append(clear(holder), [h("p", { class: "bad" }, `${label}: ${error.message}`)]); }
+    } catch (error) {
+      append(clear(holder), [h("p", { class: "bad" }, `${label}: ${error.message}`,
+        error.url ? [" — ", h("a", { href: error.url, target: "_blank", rel: "noopener noreferrer" },
+          `open ${label} directly`)] : null)]);
+    }
   } }, `Show ${label} (${ref.size} bytes)`));
   return holder;
 }

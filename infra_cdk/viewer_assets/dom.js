@@ -1,4 +1,4 @@
-// DOM building without innerHTML: every piece of data becomes a text node, so hostile
+// DOM building without HTML parsing: every piece of data becomes a text node, so hostile
 // trace content (diffs, commands, notes) can never become markup or script.
 export function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);

@@ -59,6 +59,11 @@ def test_demo_runs_the_example_through_the_pipeline_on_the_local_cloud():
     for dimension in DIMENSION_IDS:
         assert re.search(rf"{dimension}\s+│ \d\s+│ \S", out), dimension
     assert "time_to_green_ms" in out
+    trace_id = re.search(r"created trace (tr_\w+)", out)
+    assert trace_id is not None
+    assert re.search(
+        rf"trace viewer: http://localhost:\d+/viewer/#/traces/{trace_id[1]}$", out, re.M
+    )
     assert "prt_" not in done.stderr  # the token secret is never echoed
 
 
