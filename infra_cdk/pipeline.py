@@ -262,6 +262,8 @@ class PipelineConstruct(Construct):
         )
         # It reads the QA report and the judge result into the outcome.
         storage.grant_objects(self.record.role, ["qa_report", "judge_result"], ["s3:GetObject"])
+        # A complete trace's row in the Parquet traces table (written once, conditionally).
+        storage.grant_objects(self.record.role, ["trace_table"], ["s3:PutObject"])
         storage.grant_listing(self.record.role, ["qa_report"])
 
         self.sweeper = ServiceFunction(

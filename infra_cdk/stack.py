@@ -12,6 +12,7 @@ from infra_cdk.dashboard import OperationsDashboard
 from infra_cdk.lambdas import ServiceFunction, SharedCode
 from infra_cdk.monitoring import MonitoringConstruct
 from infra_cdk.pipeline import PipelineConstruct
+from infra_cdk.query import QueryConstruct
 from infra_cdk.storage import ObjectKind, StorageConstruct
 from infra_cdk.viewer_site import api_export_name, bucket_export_name
 from prtrace.storage_keys import READINESS_PREFIX
@@ -83,6 +84,9 @@ class PrtraceStack(Stack):
                 actions=["states:StartExecution"], resources=[state_machine.state_machine_arn]
             )
         )
+
+        # Athena over the Parquet traces table Record writes (infra_cdk.query).
+        self.query = QueryConstruct(self, "Query", config=config, bucket=self.storage.bucket)
 
         self.http_api = HttpApiConstruct(
             self,

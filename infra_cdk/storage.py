@@ -17,19 +17,21 @@ from constructs import Construct
 
 from infra_cdk.config import StackConfig
 from infra_cdk.nag import acknowledge, object_wildcard
-from prtrace import storage_keys
+from prtrace import storage_keys, trace_table
 from prtrace.adapters.dynamodb import IN_PIPELINE_INDEX, IN_PIPELINE_KEY, IN_PIPELINE_SINCE
 
 # Every object of a trace is under its prefix, each kind at its own keys
 # (prtrace.storage_keys, filled in with wildcards). Grants name kinds: a role reaches only
 # the objects it uses.
-ObjectKind = Literal["chunk", "artifact", "document", "qa_report", "judge_result"]
+ObjectKind = Literal["chunk", "artifact", "document", "qa_report", "judge_result", "trace_table"]
 OBJECT_PATTERNS: Final[dict[ObjectKind, str]] = {
     "chunk": f"{storage_keys.trace_prefix('*', '*')}/chunks/*",  # the seq is a number
     "artifact": storage_keys.artifact_key("*", "*", "*"),
     "document": storage_keys.document_key("*", "*"),
     "qa_report": storage_keys.qa_report_key("*", "*"),
     "judge_result": storage_keys.judge_result_key("*", "*"),
+    # The Parquet traces table (prtrace.trace_table), partitioned by tenant and date.
+    "trace_table": f"{trace_table.table_prefix('*')}/*",
 }
 
 INTEGRITY_KEY_ID = "k1"

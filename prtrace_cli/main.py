@@ -13,6 +13,7 @@ import typer
 from prtrace_cli.console import LazyConsole, escape
 from prtrace_cli.export import register as register_export_command
 from prtrace_cli.qa import qa_command
+from prtrace_cli.query import register as register_query_command
 from prtrace_cli.record import register as register_record_commands
 from prtrace_cli.remote import register as register_remote_commands
 
@@ -33,6 +34,7 @@ app.command("qa")(qa_command)
 register_remote_commands(app)
 register_record_commands(app)
 register_export_command(app)
+register_query_command(app)
 err = LazyConsole(stderr=True, soft_wrap=True)  # one message, one line, at any width
 
 

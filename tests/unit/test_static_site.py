@@ -47,8 +47,13 @@ def test_the_bare_prefix_redirects_to_the_directory(site):
 
 @pytest.mark.parametrize(
     "path",
-    ["/viewer/../outside.js", "/viewer/.secret.js", "/viewer/notes.txt", "/viewer/missing.js",
-     "/viewer/%2e%2e/outside.js"],  # fmt: skip
+    [
+        "/viewer/../outside.js",
+        "/viewer/.secret.js",
+        "/viewer/notes.txt",
+        "/viewer/missing.js",
+        "/viewer/%2e%2e/outside.js",
+    ],
 )
 def test_nothing_outside_the_served_files(site, path):
     reply = site.answer("GET", path)

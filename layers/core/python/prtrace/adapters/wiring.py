@@ -18,6 +18,7 @@ from prtrace.results import TraceResults
 from prtrace.settings import RecordSettings, Settings, SweeperSettings
 from prtrace.sweeper import StuckTraceSweeper
 from prtrace.trace_events import TraceEvents
+from prtrace.trace_table import TraceTableWriter
 
 # Standard retry mode backs off on throttling; short timeouts keep API latency bounded.
 BOTO_CONFIG = Config(
@@ -82,6 +83,10 @@ def build_record_step(settings: RecordSettings) -> RecordStep:
         ),
         objects=S3BlobStore(boto3.client("s3", config=S3_CONFIG), settings.bucket),
     )
+
+
+def build_trace_table_writer(settings: RecordSettings) -> TraceTableWriter:
+    return TraceTableWriter(S3BlobStore(boto3.client("s3", config=S3_CONFIG), settings.bucket))
 
 
 def build_sweeper(settings: SweeperSettings) -> StuckTraceSweeper:
