@@ -13,7 +13,6 @@ Like `prtrace tokens`, it uses the AWS credentials and endpoint of the environme
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 err = LazyConsole(stderr=True, soft_wrap=True)
-_TENANT = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -114,7 +112,9 @@ def query(
         raise typer.BadParameter(
             "no bucket: pass --bucket or set PRTRACE_BUCKET", param_hint="--bucket"
         )
-    if not _TENANT.fullmatch(tenant):
+    from prtrace.tokens import TENANT_PATTERN
+
+    if not TENANT_PATTERN.fullmatch(tenant):
         raise typer.BadParameter(f"{tenant!r} is not a tenant name", param_hint="--tenant")
     import boto3
     import duckdb
