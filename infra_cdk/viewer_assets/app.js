@@ -224,14 +224,14 @@ function qaPanel(trace) {
     panel.append(h("p", { class: "muted" }, `QA did not run (${trace.outcome.qa_skipped ?? "unknown"}).`));
     return panel;
   }
-  panel.append(
+  append(panel, [
     h("p", {}, "Verdict: ", h("strong", { id: "qa-verdict" }, verdictBadge(qa.verdict)),
       ` · ${qa.backend ?? ""} sandbox · ${duration(qa.duration_ms)}`),
     qa.error_reason ? h("p", { class: "bad" }, `${qa.error_reason}: ${qa.error_detail ?? ""}`) : null,
     h("div", { class: "grid" },
       testList("FAIL_TO_PASS", qa.fail_to_pass), testList("PASS_TO_FAIL", qa.pass_to_fail),
       testList("FAIL_TO_FAIL", qa.fail_to_fail), testList("PASS_TO_PASS", qa.pass_to_pass)),
-    h("p", {}, "Logs: ", linkButton(trace.trace_id, "qa-report", "QA report with test logs")));
+    h("p", {}, "Logs: ", linkButton(trace.trace_id, "qa-report", "QA report with test logs"))]);
   return panel;
 }
 

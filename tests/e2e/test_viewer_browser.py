@@ -19,6 +19,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -45,11 +46,14 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloudInfo]:
 
 
 def hostile_copy(directory: Path) -> Path:
-    """The example trace with markup and script in a diff and a note: data, never markup."""
+    """The example trace with markup and script in a diff and a note (data, never markup),
+    and a 10-minute pause after its first event (an idle gap)."""
     shutil.copytree(TRACE_DIR, directory)
     for path in sorted(directory.glob("chunk-*.json")):
         chunk = orjson.loads(path.read_bytes())
         for event in chunk["events"]:
+            if event["seq"] >= 1:  # 09:0m:ss -> 09:1m:ss, order kept
+                event["ts"] = event["ts"].replace("T09:0", "T09:1", 1)
             if event["type"] == "file_edit":
                 event["payload"]["diff"] += f"+# {HOSTILE}\n"
             if event["type"] == "rationale_note":
@@ -198,6 +202,11 @@ def test_log_in_list_and_open_the_example_trace(cloud, traces, browser, shots):
     head = browser.find_element(By.ID, "chain-head").text
     assert head == example["outcome"]["chain"]["head"]
     wait_for(browser, "ol.timeline li.event")
+    lines = browser.find_element(By.ID, "view").text.splitlines()
+    assert not {"null", "undefined", "[object Object]"} & {line.strip() for line in lines}
+    assert browser.execute_script(  # nothing wider than the window: long ids wrap
+        "return document.documentElement.scrollWidth <= window.innerWidth"
+    )
     shots(browser, "trace")
 
     # A diff, rendered line by line.
@@ -249,7 +258,24 @@ def test_hostile_trace_content_is_shown_as_text(cloud, traces, browser, shots):
     assert HOSTILE in edit.text
     assert browser.find_elements(By.CSS_SELECTOR, "#view img, #view script") == []
     assert browser.execute_script("return window.pwned === undefined")
+    # The pause shows as an idle gap between the first two events.
+    gap = browser.find_element(By.CSS_SELECTOR, "ol.timeline li.gap")
+    assert gap.text == "idle 10.6 min"
+    before = gap.find_element(By.XPATH, "preceding-sibling::li[1]")
+    assert before.get_attribute("id") == "event-evt-0000"
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", edit)
     shots(browser, "hostile")
+
+
+def test_a_cited_event_is_reached_with_the_keyboard(cloud, traces, browser):
+    token, example, _ = traces
+    open_trace(browser, cloud.endpoint, token, example["trace_id"])
+    cite = browser.find_element(By.CSS_SELECTOR, "#judge a[data-cite]")
+    target = browser.find_element(By.ID, f"event-{cite.get_attribute('data-cite')}")
+    browser.execute_script("arguments[0].focus()", cite)
+    cite.send_keys(Keys.ENTER)
+    WebDriverWait(browser, 5).until(lambda d: d.switch_to.active_element == target)
+    assert in_viewport(browser, target)
 
 
 def test_a_refused_token_returns_to_the_login(cloud, browser):
