@@ -263,7 +263,10 @@ def test_pipeline_steps_write_only_their_own_objects(template: Template) -> None
 
     assert [w.endswith('/document.json"]]}') for w in writes("PipelineAssembleRole")] == [True]
     assert [w.endswith('/judge/result.json"]]}') for w in writes("PipelineJudgeRole")] == [True]
-    assert writes("PipelineRecordRole") == []
+    # Record writes only the Parquet traces table (prtrace.trace_table).
+    assert [
+        w.endswith('/tenants/*/parquet/traces/*"]]}') for w in writes("PipelineRecordRole")
+    ] == [True]
     qa_writes = writes("PipelineQaTaskDefinitionTaskRole")
     assert [w.endswith('/qa/report.json"]]}') for w in qa_writes] == [True]
     # Ingestion writes chunks and artifacts only, never the pipeline's products.
