@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: setup sandbox cdk-cli test test-fast lint bench demo local deploy-local synth deploy openapi \
+.PHONY: setup sandbox cdk-cli test test-fast lint bench demo local deploy-local synth deploy deploy-viewer openapi \
   schemas iam-usage clean
 
 .tools/bin/uv:
@@ -63,6 +63,9 @@ deploy: setup  ## bootstrap (idempotent) and deploy to the AWS account in the en
 	$(UV) python install $(LAMBDA_PYTHON) || echo "no Python $(LAMBDA_PYTHON): layer without bytecode"
 	$(CDK) bootstrap
 	$(CDK) deploy -c stage=$(STAGE) --require-approval broadening
+
+deploy-viewer: setup  ## the trace viewer's stack (S3 + CloudFront), after `make deploy` of the same stage
+	$(CDK) deploy --app "$(PY) -m infra_cdk.viewer_app" -c stage=$(STAGE) --require-approval broadening
 
 openapi: setup  ## regenerate the committed OpenAPI document
 	$(PY) -m functions.api.openapi > functions/api/openapi.json

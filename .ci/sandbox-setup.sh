@@ -8,6 +8,8 @@
 #     system with python3 (+ pip for dependency preparation) is made with debootstrap and
 #     imported. pytest itself is not in the image: the sandbox binds the project's own
 #     pytest read-only (prtrace.qa.runner_site), so both backends run the same pytest.
+#   - headless Chromium and its WebDriver (Debian's chromium, chromium-driver) for the trace
+#     viewer's browser test (tests/e2e/test_viewer_browser.py, driven by Selenium).
 set -euo pipefail
 
 IMAGE="${PRTRACE_QA_DOCKER_IMAGE:-prtrace-qa-python:bookworm}"
@@ -22,7 +24,8 @@ fi
 log() { echo "sandbox-setup: $*" >&2; }
 
 # ---- packages: install only what is missing (apt-get update is the slow part) ----------
-packages=(bubblewrap util-linux docker.io debootstrap python3 python3-pip ca-certificates zsh)
+packages=(bubblewrap util-linux docker.io debootstrap python3 python3-pip ca-certificates zsh
+  chromium chromium-driver)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -31,6 +31,7 @@ from bench import (
     pipeline,
     qa,
     qa_corpus,
+    query,
 )
 from bench.memory import peak_rss_mb
 from prtrace.adapters.memory import MemoryBlobStore, MemoryTraceStore
@@ -84,6 +85,7 @@ def main() -> None:
         console, "QA on real projects (tests/qa_corpus) vs bare pytest", qa_corpus.run
     )
     results |= _section(console, "judge (100,000-event trace)", judge.run)
+    results |= _section(console, "prtrace query: DuckDB over 1,000 traces' Parquet", query.run)
     RESULTS.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     console.print(f"wrote {RESULTS}")
 

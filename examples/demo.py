@@ -32,6 +32,7 @@ from examples.submit import Send, submit_trace
 from examples.submit_example import http_sender
 from infra_cdk.config import StackConfig
 from infra_cdk.local.cloud import LocalCloud
+from infra_cdk.viewer_site import VIEWER_PATH
 
 EXAMPLE = Path(__file__).parent / "sample-trace-chunks"
 console = Console()
@@ -168,11 +169,21 @@ def verify_offline(endpoint: str, token: str, trace_id: str, outputs: dict[str, 
         if tampered.returncode != 1 or not failures:
             console.print("[red]the tampered bundle was not refused[/red]")
             return 1
+    console.print(f"trace viewer: [bold]{viewer_url(endpoint, trace_id)}[/bold]")
+    console.print(
+        "  (log in with a token that has the read scope; the demo's cloud stops now, "
+        "`make local` keeps one running)"
+    )
     console.rule("done")
     return 0
 
 
 TERMINAL = {"complete", "rejected", "failed"}
+
+
+def viewer_url(endpoint: str, trace_id: str) -> str:
+    """The trace viewer's page for one trace (the gateway serves it beside the API)."""
+    return f"{endpoint.rstrip('/')}{VIEWER_PATH}#/traces/{trace_id}"
 
 
 def follow_pipeline(send: Send, trace_id: str, timeout_s: float = 300) -> dict[str, Any]:

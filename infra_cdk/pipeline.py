@@ -269,6 +269,8 @@ class PipelineConstruct(Construct):
         )
         # (No listing of the draft: Assemble always wrote it before Record runs; were it
         # gone, the 403 fails the step, as it should.)
+        # A complete trace's row in the Parquet traces table (written once, conditionally).
+        storage.grant_objects(self.record.role, ["trace_table"], ["s3:PutObject"])
         storage.grant_listing(self.record.role, ["qa_report"])
         storage.grant_objects(self.record.role, ["manifest", "attestation"], ["s3:PutObject"])
 

@@ -13,7 +13,9 @@ from infra_cdk.lambdas import ServiceFunction, SharedCode
 from infra_cdk.monitoring import MonitoringConstruct
 from infra_cdk.pipeline import PipelineConstruct
 from infra_cdk.provenance import SigningKeyConstruct
+from infra_cdk.query import QueryConstruct
 from infra_cdk.storage import ObjectKind, StorageConstruct
+from infra_cdk.viewer_site import api_export_name, bucket_export_name
 from prtrace.storage_keys import READINESS_PREFIX
 
 
@@ -97,6 +99,8 @@ class PrtraceStack(Stack):
         self.api_function.function.add_environment(
             "PRTRACE_SIGNING_KEY_IDS", ",".join(self.signing.published_arns)
         )
+        # Athena over the Parquet traces table Record writes (infra_cdk.query).
+        self.query = QueryConstruct(self, "Query", config=config, bucket=self.storage.bucket)
 
         self.http_api = HttpApiConstruct(
             self,
@@ -136,8 +140,17 @@ class PrtraceStack(Stack):
             alarms=self.monitoring.alarms,
         )
 
-        CfnOutput(self, "ApiEndpoint", value=self.http_api.url)
-        CfnOutput(self, "DataBucketName", value=self.storage.bucket.bucket_name)
+        # Exported for the viewer's stack (infra_cdk.viewer): its CloudFront API origin, and
+        # the artifact downloads its page may fetch.
+        CfnOutput(
+            self, "ApiEndpoint", value=self.http_api.url, export_name=api_export_name(config.prefix)
+        )
+        CfnOutput(
+            self,
+            "DataBucketName",
+            value=self.storage.bucket.bucket_name,
+            export_name=bucket_export_name(config.prefix),
+        )
         CfnOutput(self, "TracesTableName", value=self.storage.traces_table.table_name)
         CfnOutput(self, "TokensTableName", value=self.storage.tokens_table.table_name)
         CfnOutput(self, "IdempotencyTableName", value=self.storage.idempotency_table.table_name)
@@ -192,10 +205,11 @@ class PrtraceStack(Stack):
             )
         )
         # Ingestion stores chunks and artifacts (through presigned PUTs); the result routes
-        # read the pipeline's products, and find out which are missing.
+        # read the pipeline's products, and find out which are missing; the events route
+        # reads the chunk bodies of an assembled trace.
         storage.grant_objects(role, ["chunk", "artifact"], ["s3:PutObject"])
         readable: list[ObjectKind] = ["artifact", "document", "qa_report", "judge_result"]
-        storage.grant_objects(role, readable, ["s3:GetObject"])
+        storage.grant_objects(role, ["chunk", *readable], ["s3:GetObject"])
         storage.grant_listing(role, readable, prefixes=[READINESS_PREFIX])
         # A trace bundle's download links: the signed manifest, its signature, the chunks.
         bundle: list[ObjectKind] = ["manifest", "attestation", "chunk"]

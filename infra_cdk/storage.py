@@ -17,7 +17,7 @@ from constructs import Construct
 
 from infra_cdk.config import StackConfig
 from infra_cdk.nag import acknowledge, object_wildcard
-from prtrace import storage_keys
+from prtrace import storage_keys, trace_table
 from prtrace.adapters.dynamodb import IN_PIPELINE_INDEX, IN_PIPELINE_KEY, IN_PIPELINE_SINCE
 
 # Every object of a trace is under its prefix, each kind at its own keys
@@ -32,6 +32,7 @@ ObjectKind = Literal[
     "manifest_draft",
     "manifest",
     "attestation",
+    "trace_table",
 ]
 OBJECT_PATTERNS: Final[dict[ObjectKind, str]] = {
     "chunk": f"{storage_keys.trace_prefix('*', '*')}/chunks/*",  # the seq is a number
@@ -42,6 +43,8 @@ OBJECT_PATTERNS: Final[dict[ObjectKind, str]] = {
     "manifest_draft": storage_keys.manifest_draft_key("*", "*"),
     "manifest": storage_keys.manifest_key("*", "*"),
     "attestation": storage_keys.manifest_envelope_key("*", "*"),
+    # The Parquet traces table (prtrace.trace_table), partitioned by tenant and date.
+    "trace_table": f"{trace_table.table_prefix('*')}/*",
 }
 
 INTEGRITY_KEY_ID = "k1"

@@ -15,6 +15,7 @@ from prtrace_cli.export import register as register_export_command
 from prtrace_cli.extras import require_server_packages
 from prtrace_cli.provenance import register as register_provenance_commands
 from prtrace_cli.qa import qa_command
+from prtrace_cli.query import register as register_query_command
 from prtrace_cli.record import register as register_record_commands
 from prtrace_cli.remote import register as register_remote_commands
 
@@ -36,6 +37,7 @@ register_remote_commands(app)
 register_record_commands(app)
 register_export_command(app)
 register_provenance_commands(app)
+register_query_command(app)
 err = LazyConsole(stderr=True, soft_wrap=True)  # one message, one line, at any width
 
 

@@ -29,6 +29,7 @@ from prtrace.adapters.wiring import (
     build_blob_store,
     build_ingest_service,
     build_pipeline_starter,
+    build_trace_events,
     build_trace_results,
 )
 from prtrace.errors import FieldError, InvalidInput, MissingScope
@@ -36,6 +37,7 @@ from prtrace.ingest import IngestService
 from prtrace.results import TraceResults
 from prtrace.settings import Settings
 from prtrace.tokens import Principal
+from prtrace.trace_events import TraceEvents
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -61,6 +63,7 @@ def build_all() -> None:
     collector's scans. No network call: clients connect on first use."""
     ingest_service()
     trace_results()
+    trace_events()
     _idempotency_store()
 
 
@@ -92,6 +95,11 @@ def key_set() -> KmsKeySet:
 
 
 @cache
+def trace_events() -> TraceEvents:
+    return build_trace_events(settings(), blob_store(), trace_results())
+
+
+@cache
 def _idempotency_store() -> DynamoDBPersistenceLayer:
     client = boto3.client("dynamodb", config=BOTO_CONFIG)
     return DynamoDBPersistenceLayer(table_name=settings().idempotency_table, boto3_client=client)
@@ -105,6 +113,7 @@ def reset() -> None:
         ingest_service,
         trace_results,
         key_set,
+        trace_events,
         _idempotency_store,
     ):
         cached.cache_clear()

@@ -23,7 +23,7 @@ from prtrace.judge.result import JudgeStatus
 from prtrace.outcome import FailedStage
 from prtrace.qa.report import ErrorReason, Verdict
 from prtrace.records import TraceStatus
-from prtrace.schema import BlobRef, TraceMetadata, WorkspaceSnapshots
+from prtrace.schema import BlobRef, Event, TraceMetadata, WorkspaceSnapshots
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 TraceIdOut = Annotated[str, Field(pattern=TRACE_ID_PATTERN)]
@@ -262,6 +262,16 @@ class KeySet(_Answer):
     """The JWKS of the trace-manifest signing keys: the current key first, then earlier ones."""
 
     keys: list[PublicJwk]
+
+
+class EventPageView(_Answer):
+    """A range of an assembled trace's events, in seq order."""
+
+    trace_id: TraceIdOut
+    event_count: Annotated[Count, Field(description="events in the whole trace")]
+    from_seq: Count
+    events: list[Event]
+    next_from_seq: Count | None = Field(description="pass back for the next page; null: last")
 
 
 class Liveness(_Answer):

@@ -18,7 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from prtrace import cloudwatch_names as names
-from prtrace.adapters.wiring import build_record_step
+from prtrace.adapters.wiring import build_record_step, build_trace_table_writer
 from prtrace.record import (
     RecordStep,
     is_execution_end,
@@ -27,6 +27,7 @@ from prtrace.record import (
 )
 from prtrace.records import COMPLETE, TraceRecord
 from prtrace.settings import RecordSettings
+from prtrace.trace_table import TraceTableWriter
 
 SERVICE = names.RECORD_SERVICE
 logger = Logger(service=SERVICE)
@@ -38,9 +39,15 @@ def record_step() -> RecordStep:
     return build_record_step(RecordSettings.from_env())
 
 
+@cache
+def trace_table() -> TraceTableWriter:
+    return build_trace_table_writer(RecordSettings.from_env())
+
+
 def reset() -> None:
     """Forget cached settings and clients (tests change the environment between cases)."""
     record_step.cache_clear()
+    trace_table.cache_clear()
 
 
 @logger.inject_lambda_context(log_event=True)  # ids, keys, statuses: nothing secret
@@ -52,6 +59,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     else:
         request = parse_record_event(event)
         tenant, trace = request.tenant, record_step().record(request)
+        trace_table().write(trace)  # a complete trace's row in the Parquet traces table
     logger.info(
         "recorded",
         extra={"tenant": tenant, "trace_id": trace.trace_id, "status": trace.status},

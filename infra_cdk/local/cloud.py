@@ -20,6 +20,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import httpx
@@ -40,11 +41,13 @@ from infra_cdk.local.ecs import (
 from infra_cdk.local.emulator import moto_server
 from infra_cdk.local.http_gateway import LocalHttpApi, routes_from_template
 from infra_cdk.local.lambda_runtime import LambdaRuntime
+from infra_cdk.local.static_site import StaticSite
 from infra_cdk.local.stepfunctions import (
     deliver_execution_ends,
     hand_to_interpreter,
     normalise_ecs_integration,
 )
+from infra_cdk.viewer_site import VIEWER_ASSETS, VIEWER_PATH, security_headers
 from prtrace.adapters.wiring import build_token_store
 from prtrace.clock import utc_now
 from prtrace.heap import settle_after_init
@@ -193,6 +196,11 @@ class LocalCloud:
         if self._gateway is None:
             self._gateway = LocalHttpApi(self._invoke_function, port=self._api_port)
             self._gateway.start()
+        # The trace viewer, as CloudFront serves it on AWS; its page may fetch artifact
+        # downloads, which presigned URLs point at the AWS endpoint.
+        self._gateway.serve_static(
+            StaticSite(VIEWER_PATH, VIEWER_ASSETS, security_headers([_origin(aws_endpoint)]))
+        )
         if self._cdk_cli is not None:
             self.assembly, stack = deploy_with_cdk_cli(
                 self._cdk_cli,
@@ -356,3 +364,9 @@ def local_environment(endpoint: str, region: str) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
     }
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a URL (what a CSP source names)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

@@ -25,6 +25,7 @@ import orjson
 
 from infra_cdk.local.gateway import authorizer_event, http_api_event
 from infra_cdk.local.http_server import HttpLimits, HttpReply, HttpRequest, HttpServer, problem
+from infra_cdk.local.static_site import StaticSite
 
 log = logging.getLogger("prtrace.local.gateway")
 
@@ -121,7 +122,12 @@ class LocalHttpApi:
         self.routes: list[Route] = []
         self._cache: dict[tuple[str, tuple[str, ...]], tuple[float, dict[str, Any]]] = {}
         self._cache_lock = threading.Lock()
+        self._sites: list[StaticSite] = []
         self._server = HttpServer(self._handle, host, port, limits=limits)
+
+    def serve_static(self, site: StaticSite) -> None:
+        """Serve these files beside the API's routes (the viewer: CloudFront on AWS)."""
+        self._sites.append(site)
 
     @property
     def url(self) -> str:
@@ -146,6 +152,9 @@ class LocalHttpApi:
         method, raw_path = request.method, request.target
         headers = _joined_headers(request.headers)
         path = raw_path.split("?", 1)[0]
+        for site in self._sites:
+            if site.handles(path):
+                return site.answer(method, path)
         route, params = self._route(method, path)
         if route is None:
             # API Gateway's own answer, which clients of the deployed API see.

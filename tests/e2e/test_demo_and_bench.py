@@ -22,6 +22,7 @@ from bench import (
     pipeline,
     qa,
     qa_corpus,
+    query,
 )
 from bench import run as bench
 from prtrace.judge.rubric import DIMENSION_IDS
@@ -72,6 +73,11 @@ def test_demo_runs_the_example_through_the_pipeline_on_the_local_cloud():
         r"\(chunk 1, events \d+\.\.\d+\): the chunk was changed",
         out,
     ), out
+    trace_id = re.search(r"created trace (tr_\w+)", out)
+    assert trace_id is not None
+    assert re.search(
+        rf"trace viewer: http://localhost:\d+/viewer/#/traces/{trace_id[1]}$", out, re.M
+    )
     assert "prt_" not in done.stderr  # the token secret is never echoed
 
 
@@ -87,6 +93,8 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
     monkeypatch.setattr(judge, "EVENTS", 2_000)
     monkeypatch.setattr(assemble, "run", functools.partial(assemble.run, (1_000,)))
     monkeypatch.setattr(pipeline, "ROUNDS", 1)
+    monkeypatch.setattr(query, "TRACES", 20)
+    monkeypatch.setattr(query, "ROUNDS", 1)
     monkeypatch.setattr(client_upload, "EVENTS", 5_000)
     monkeypatch.setattr(chunk_put_cost, "CHUNKS", 100)
     monkeypatch.setattr(chunk_put_cost, "POSITIONS", (1, 50, 100))
@@ -117,6 +125,8 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
         assert results[f"qa_corpus_itsdangerous_{backend}_ratio"] > 0
     assert results["judge_prompt_100k_events_s"] > 0
     assert results["pipeline_finalize_to_complete_p50_s"] > 0
+    assert results["query_traces"] == 20
+    assert results["query_duckdb_p50_ms"] > 0
     assert any(k.startswith("assemble_1k") for k in results), sorted(results)
     assert results["client_prtrace_run_true_p50_ms"] > results["client_direct_true_p50_ms"] > 0
     # 3 runs of `true` on the direct path and 3 on the fast path, 3 edits each with a run,

@@ -144,3 +144,36 @@ def test_filters_leave_out_traces_that_do_not_match(cloud, exported, tmp_path):
     assert none["trace_ids"] == []
     assert (tmp_path / "none" / "instances.jsonl").read_bytes() == b""
     assert sorted(none["files"]) == ["instances.jsonl"]
+
+
+def test_prtrace_query_runs_duckdb_over_the_parquet_record_wrote(cloud, exported, tmp_path):
+    """Record wrote the complete trace's row under its tenant's partitioned prefix in the
+    local cloud's bucket; `prtrace query` syncs those files and runs SQL with DuckDB."""
+    client, _, trace_id = exported
+    bucket = cloud.stack.outputs["DataBucketName"]
+    sql = (
+        "SELECT trace_id, tenant, qa_verdict, judge_overall, fail_to_pass, date "
+        "FROM traces WHERE qa_verdict = 'resolved' ORDER BY trace_id"
+    )
+    args = ["query", sql, "--tenant", client.tenant, "--bucket", bucket,
+            "--cache", str(tmp_path / "cache"), "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (row,) = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    view = client.trace(trace_id)
+    assert row["trace_id"] == trace_id
+    assert row["tenant"] == client.tenant
+    assert row["qa_verdict"] == "resolved"
+    assert row["judge_overall"] == view["outcome"]["judge"]["overall"]
+    assert json.loads(row["fail_to_pass"]) == [FAIL_TO_PASS]
+    assert row["date"] == view["outcome"]["recorded_at"][:10]
+    # A second run downloads nothing (files are written once), and another tenant sees none.
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0
+    assert "(0 downloaded)" in again.stderr
+    other = CliRunner().invoke(
+        app, ["query", "SELECT count(*) AS n FROM traces", "--tenant", "nobody-here",
+              "--bucket", bucket, "--cache", str(tmp_path / "cache2"), "--json"],
+    )  # fmt: skip
+    assert other.exit_code == 0, other.output
+    assert json.loads(other.stdout.strip().splitlines()[-1]) == {"n": 0}

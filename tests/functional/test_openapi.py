@@ -28,6 +28,7 @@ def test_openapi_documents_every_route_and_the_chunk_body():
         "/v1/traces/{trace_id}/manifest",
         "/v1/traces/{trace_id}/attestation",
         "/v1/keys",
+        "/v1/traces/{trace_id}/events",
         "/healthz",
         "/readyz",
     }

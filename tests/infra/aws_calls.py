@@ -42,6 +42,8 @@ NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 
 _HANDLER_MODULE = re.compile(r"functions\.(\w+)\.handler")
 _TRACE_PREFIX = re.compile(r"^tenants/[^/]+/traces/[^/]+/")
+# The Parquet traces table (prtrace.trace_table): tenant, date partition, trace.
+_TABLE_KEY = re.compile(r"^tenants/[^/]+/parquet/traces/date=\d{4}-\d{2}-\d{2}/[^/]+\.parquet$")
 _KEY_IDS = (
     (re.compile(r"[0-9a-f]{64}"), "{sha256}"),
     (re.compile(r"(?<=chunks/)\d{6}(?=-)"), "{seq}"),
@@ -77,6 +79,8 @@ def configured_as(value: str) -> str:
 
 
 def key_shape(key: str) -> str:
+    if _TABLE_KEY.match(key):
+        return "tenants/{tenant}/parquet/traces/date={date}/{trace}.parquet"
     if not _TRACE_PREFIX.match(key):
         return key
     shape = _TRACE_PREFIX.sub("tenants/{tenant}/traces/{trace}/", key)

@@ -9,12 +9,19 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
-from functions.api.dependencies import ingest_service, require, run_idempotent, trace_results
-from functions.api.models import ResultLink, TracePage, TraceView, answer
+from functions.api.dependencies import (
+    ingest_service,
+    require,
+    run_idempotent,
+    trace_events,
+    trace_results,
+)
+from functions.api.models import EventPageView, ResultLink, TracePage, TraceView, answer
 from functions.api.routes.responses import json_response
 from prtrace.ingest import TRACE_ID_PATTERN, FinalizeRequest
 from prtrace.results import ResultName
 from prtrace.schema import TraceMetadata
+from prtrace.trace_events import DEFAULT_PAGE_EVENTS, MAX_PAGE_EVENTS
 
 router = Router()
 
@@ -114,6 +121,34 @@ def get_qa_report(trace_id: TraceId) -> Response[str]:
 )
 def get_judge_result(trace_id: TraceId) -> Response[str]:
     return _result_link(trace_id, "judge_result")
+
+
+@router.get(
+    "/v1/traces/<trace_id>/events",
+    summary="A range of an assembled trace's events, by seq",
+    description=(
+        "Events `from_seq` to `from_seq + limit - 1` in seq order, as stored (fewer at the "
+        "end of the trace, or when a page reaches 4 MiB); `next_from_seq` starts the next "
+        "page. Served once the trace is assembled (the events its document and chain cover)."
+    ),
+    responses=answer(
+        200,
+        EventPageView,
+        "A page of events",
+        _404="No such trace for this caller",
+        _409="The trace is not assembled (yet, or ever) "
+        "(type urn:prtrace:problem:result-not-available)",
+        _422="from_seq past the end of the trace, or limit out of range",
+    ),
+)
+def get_events(
+    trace_id: TraceId,
+    from_seq: Annotated[int, Query(ge=0, description="seq of the first event")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_EVENTS)] = DEFAULT_PAGE_EVENTS,
+) -> Response[str]:
+    caller = require(router, "read")
+    trace = ingest_service().get_trace(caller.tenant, trace_id)
+    return json_response(200, trace_events().page(trace, from_seq, limit).public())
 
 
 @router.post(

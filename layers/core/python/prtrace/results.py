@@ -60,6 +60,13 @@ class TraceResults:
             raise self._missing(trace, result)
         return {"url": self._blobs.presign_get(key, self._ttl_s), "expires_in": self._ttl_s}
 
+    def require_document(self, trace: TraceRecord) -> None:
+        """Raise ResultNotAvailable unless the trace's assembled document is stored (what
+        the routes that read an assembled trace's events require)."""
+        self._never_produced(trace, "document")
+        if self._blobs.head(document_key(trace.tenant, trace.trace_id)) is None:
+            raise self._missing(trace, "document")
+
     def artifact_link(self, trace: TraceRecord, sha256: str) -> dict[str, Any]:
         """{"url": presigned GET, "expires_in": seconds} for an artifact the trace stored
         (a diff, a command's output, a workspace snapshot), named by its SHA-256."""

@@ -17,6 +17,8 @@ from prtrace.record import RecordStep
 from prtrace.results import TraceResults
 from prtrace.settings import RecordSettings, Settings, SweeperSettings
 from prtrace.sweeper import StuckTraceSweeper
+from prtrace.trace_events import TraceEvents
+from prtrace.trace_table import TraceTableWriter
 
 # Standard retry mode backs off on throttling; short timeouts keep API latency bounded.
 BOTO_CONFIG = Config(
@@ -67,6 +69,13 @@ def build_trace_results(settings: Settings, blobs: S3BlobStore | None = None) ->
     return TraceResults(blobs or build_blob_store(settings), settings.download_url_ttl_s)
 
 
+def build_trace_events(
+    settings: Settings, blobs: S3BlobStore, results: TraceResults
+) -> TraceEvents:
+    dynamodb = boto3.client("dynamodb", config=BOTO_CONFIG)
+    return TraceEvents(DynamoTraceStore(dynamodb, settings.traces_table), blobs, results)
+
+
 def build_record_step(settings: RecordSettings) -> RecordStep:
     objects = S3BlobStore(boto3.client("s3", config=S3_CONFIG), settings.bucket)
     manifests = None
@@ -83,6 +92,10 @@ def build_record_step(settings: RecordSettings) -> RecordStep:
         objects=objects,
         manifests=manifests,
     )
+
+
+def build_trace_table_writer(settings: RecordSettings) -> TraceTableWriter:
+    return TraceTableWriter(S3BlobStore(boto3.client("s3", config=S3_CONFIG), settings.bucket))
 
 
 def build_sweeper(settings: SweeperSettings) -> StuckTraceSweeper:

@@ -1,0 +1,172 @@
+"""The traces table: one Parquet file per complete trace, written by the Record step, under
+a prefix partitioned by tenant and the day the trace was recorded:
+
+    tenants/{tenant}/parquet/traces/date=YYYY-MM-DD/{trace_id}.parquet
+
+Athena queries them through the Glue table the stack defines (partition projection: the
+tenant is injected, so every query names one tenant; the date is a projected range);
+locally, `prtrace query "SQL"` runs DuckDB over the same files. A row holds what the trace's
+recorded outcome holds (metadata, QA, judge scores, metrics), flat; the file is written
+once, conditionally: a retried Record finds it already there (same bytes).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final, Protocol
+
+import orjson
+
+from prtrace.integrity import sha256_hex
+from prtrace.judge.rubric import DIMENSION_IDS
+from prtrace.parquet_lite import Column, write_table
+from prtrace.records import COMPLETE, TraceRecord
+
+TABLE_VERSION: Final = 1
+PARQUET_MEDIA_TYPE: Final = "application/vnd.apache.parquet"
+_DATE: Final = re.compile(r"^(\d{4}-\d{2}-\d{2})T")
+_METRIC_COLUMNS: Final = (
+    "duration_ms",
+    "active_ms",
+    "files_touched",
+    "file_edits",
+    "lines_added",
+    "lines_removed",
+    "commands",
+    "commands_failed",
+    "test_runs",
+    "test_runs_failing",
+    "time_to_first_failing_test_ms",
+    "time_to_green_ms",
+    "edit_test_cycles",
+    "commits",
+    "notes",
+)
+_TEST_LISTS: Final = ("fail_to_pass", "pass_to_pass", "pass_to_fail", "fail_to_fail")
+
+COLUMNS: Final[tuple[Column, ...]] = (
+    Column("table_version", "int64"),
+    Column("trace_id", "string"),
+    Column("status", "string"),
+    Column("created_at", "string"),
+    Column("recorded_at", "string"),
+    Column("repo_url", "string"),
+    Column("base_commit", "string"),
+    Column("task_title", "string"),
+    Column("author_id", "string"),
+    Column("author_kind", "string"),
+    Column("client_name", "string"),
+    Column("client_version", "string"),
+    Column("event_count", "int64"),
+    Column("chunk_count", "int64"),
+    Column("chain_key_id", "string"),
+    Column("chain_head", "string"),
+    Column("qa_verdict", "string"),
+    Column("qa_skipped", "string"),
+    Column("qa_backend", "string"),
+    Column("qa_duration_ms", "int64"),
+    *(Column(f"{name}_count", "int64") for name in _TEST_LISTS),
+    *(Column(name, "string") for name in _TEST_LISTS),  # JSON arrays of test ids
+    Column("judge", "string"),
+    Column("judge_status", "string"),
+    Column("judge_overall", "double"),
+    Column("needs_human_review", "boolean"),
+    *(Column(f"score_{dimension}", "int64") for dimension in DIMENSION_IDS),
+    *(Column(f"metric_{name}", "int64") for name in _METRIC_COLUMNS),
+    Column("metrics", "string"),  # the whole metrics object, JSON
+)
+# Athena/Glue column types for the same columns (infra_cdk defines the table with them).
+GLUE_TYPES: Final = {
+    "string": "string",
+    "int64": "bigint",
+    "double": "double",
+    "boolean": "boolean",
+}
+
+
+class ObjectWriter(Protocol):
+    def put_if_absent(self, key: str, body: bytes, sha256_hex: str, content_type: str) -> bool: ...
+
+
+def table_prefix(tenant: str) -> str:
+    return f"tenants/{tenant}/parquet/traces"
+
+
+def parquet_key(tenant: str, trace_id: str, recorded_at: str) -> str:
+    found = _DATE.match(recorded_at)
+    if found is None:
+        raise ValueError(f"recorded_at {recorded_at!r} is not an RFC 3339 UTC timestamp")
+    return f"{table_prefix(tenant)}/date={found[1]}/{trace_id}.parquet"
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def trace_row(trace: TraceRecord) -> dict[str, Any]:
+    """The table's row of a complete trace, from what Record stored on it."""
+    outcome = trace.outcome or {}
+    metadata = trace.metadata
+    qa = outcome.get("qa") or {}
+    judge = outcome.get("judge") or {}
+    chain = outcome.get("chain") or {}
+    metrics = outcome.get("metrics") or {}
+    scores = {s.get("dimension"): s.get("score") for s in judge.get("scores") or []}
+    overall = judge.get("overall")
+    row: dict[str, Any] = {
+        "table_version": TABLE_VERSION,
+        "trace_id": trace.trace_id,
+        "status": trace.status,
+        "created_at": trace.created_at,
+        "recorded_at": outcome.get("recorded_at"),
+        "repo_url": (metadata.get("repository") or {}).get("url"),
+        "base_commit": (metadata.get("repository") or {}).get("base_commit"),
+        "task_title": (metadata.get("task") or {}).get("title"),
+        "author_id": (metadata.get("author") or {}).get("id"),
+        "author_kind": (metadata.get("author") or {}).get("kind"),
+        "client_name": (metadata.get("client") or {}).get("name"),
+        "client_version": (metadata.get("client") or {}).get("version"),
+        "event_count": _int(outcome.get("event_count")),
+        "chunk_count": _int(outcome.get("chunk_count")),
+        "chain_key_id": chain.get("key_id"),
+        "chain_head": chain.get("head"),
+        "qa_verdict": qa.get("verdict"),
+        "qa_skipped": outcome.get("qa_skipped"),
+        "qa_backend": qa.get("backend"),
+        "qa_duration_ms": _int(qa.get("duration_ms")),
+        "judge": judge.get("judge"),
+        "judge_status": judge.get("status"),
+        "judge_overall": float(overall) if isinstance(overall, int | float) else None,
+        "needs_human_review": judge.get("needs_human_review")
+        if isinstance(judge.get("needs_human_review"), bool)
+        else None,
+        "metrics": orjson.dumps(metrics, option=orjson.OPT_SORT_KEYS).decode(),
+    }
+    for name in _TEST_LISTS:
+        tests = qa.get(name)
+        row[f"{name}_count"] = _int(tests.get("count")) if tests else None
+        row[name] = orjson.dumps(tests.get("ids")).decode() if tests else None
+    for dimension in DIMENSION_IDS:
+        row[f"score_{dimension}"] = _int(scores.get(dimension))
+    for name in _METRIC_COLUMNS:
+        row[f"metric_{name}"] = _int(metrics.get(name))
+    return row
+
+
+def trace_parquet(rows: list[dict[str, Any]]) -> bytes:
+    return write_table(COLUMNS, rows)
+
+
+class TraceTableWriter:
+    def __init__(self, objects: ObjectWriter) -> None:
+        self._objects = objects
+
+    def write(self, trace: TraceRecord) -> str | None:
+        """Write a complete trace's row (once; a retry finds it stored); returns its key,
+        or None for a trace that did not complete (the table holds complete traces)."""
+        if trace.status != COMPLETE or not trace.outcome:
+            return None
+        key = parquet_key(trace.tenant, trace.trace_id, str(trace.outcome.get("recorded_at")))
+        body = trace_parquet([trace_row(trace)])
+        self._objects.put_if_absent(key, body, sha256_hex(body), PARQUET_MEDIA_TYPE)
+        return key
