@@ -268,7 +268,9 @@ def test_pipeline_steps_write_only_their_own_objects(template: Template) -> None
     assert [w.endswith('/judge/result.json"]]}') for w in writes("PipelineJudgeRole")] == [True]
     # Record writes the signed manifest and its signature, and the Parquet traces table's
     # row (prtrace.trace_table), nothing else.
-    manifest_writes, table_writes = sorted(writes("PipelineRecordRole"), key=lambda w: "parquet" in w)
+    manifest_writes, table_writes = sorted(
+        writes("PipelineRecordRole"), key=lambda w: "parquet" in w
+    )
     assert '/manifest.json"]]}' in manifest_writes
     assert '/manifest.dsse.json"]]}' in manifest_writes
     assert manifest_writes.count("tenants/*/traces/*/") == 2
