@@ -21,6 +21,7 @@ import orjson
 import typer
 
 from prtrace_cli.console import LazyConsole, escape
+from prtrace_cli.extras import require_server_packages
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -107,6 +108,7 @@ def query(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per row.")] = False,
 ) -> None:
     """Query the tenant's complete traces (the Parquet traces table) with DuckDB."""
+    require_server_packages("query")
     bucket = bucket or os.environ.get("PRTRACE_BUCKET")
     if not bucket:
         raise typer.BadParameter(

@@ -77,15 +77,20 @@ def test_every_client_module_imports_and_help_runs(client_venv: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("argv", "command"), [(["tokens", "list"], "tokens"), (["qa", ".", "."], "qa")]
+    ("argv", "command", "extras"),
+    [
+        (["tokens", "list"], "tokens", "server"),
+        (["qa", ".", "."], "qa", "server"),
+        (["query", "select 1", "--tenant", "acme", "--bucket", "b"], "query", "server,query"),
+    ],
 )
 def test_admin_commands_name_the_extra_they_need(
-    client_venv: Path, argv: list[str], command: str
+    client_venv: Path, argv: list[str], command: str, extras: str
 ) -> None:
     done = _run(client_venv, str(client_venv / "bin" / "prtrace"), *argv)
     assert done.returncode == 2
     assert f"`prtrace {command}` needs the service's packages" in done.stderr
-    assert "pip install 'prtrace[server]'" in done.stderr
+    assert f"pip install 'prtrace[{extras}]'" in done.stderr
     assert "Traceback" not in done.stderr
 
 
