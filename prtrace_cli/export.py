@@ -9,7 +9,7 @@ import orjson
 import typer
 
 from prtrace_cli.console import LazyConsole, escape
-from prtrace_cli.remote import EndpointOption, JsonOption, TokenOption
+from prtrace_cli.remote import EndpointOption, JsonOption, TokenOption, cli_errors
 
 # Imported by the command, not here: `prtrace --help` must not pay for the client and the
 # dataset builders (prtrace_client.export.FORMATS, spelled out).
@@ -76,7 +76,7 @@ def export(
 ) -> None:
     """Export complete traces as SWE-bench-style instances, events JSONL and Parquet."""
     from prtrace.dataset import ExportFilter
-    from prtrace_client import ConfigError, PrtraceClient, PrtraceError
+    from prtrace_client import PrtraceClient
     from prtrace_client.export import ExportError, collect, write_export
 
     chosen = ExportFilter(
@@ -88,7 +88,7 @@ def export(
         until=until,
         repositories=frozenset(repos or []),
     )
-    try:
+    with cli_errors(ExportError):
         with PrtraceClient(endpoint, token) as client:
             bundles, skipped = collect(
                 client, chosen, on_trace=lambda t: err.print(f"reading {t}", style="dim")
@@ -96,12 +96,6 @@ def export(
         manifest = write_export(
             bundles, out, formats=formats or FORMATS, chosen=chosen, skipped=skipped
         )
-    except (ConfigError, ExportError) as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
-    except PrtraceError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(1) from None
     if as_json:
         typer.echo(orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS).decode())
         return

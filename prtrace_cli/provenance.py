@@ -10,7 +10,7 @@ import orjson
 import typer
 
 from prtrace_cli.console import LazyConsole, escape
-from prtrace_cli.remote import EndpointOption, JsonOption, TokenOption
+from prtrace_cli.remote import EndpointOption, JsonOption, TokenOption, cli_errors
 
 err = LazyConsole(stderr=True, soft_wrap=True)
 
@@ -32,21 +32,14 @@ def download(
     as_json: JsonOption = False,
 ) -> None:
     """Download a complete trace's signed bundle for offline verification."""
-    from prtrace_client import ConfigError, PrtraceClient, PrtraceError
+    from prtrace_client import PrtraceClient
     from prtrace_client.provenance import download_bundle
 
     dest = out or Path(trace_id)
-    try:
-        with PrtraceClient(endpoint, token) as client:
-            done = download_bundle(client, trace_id, dest)
-            if keys_out is not None:
-                keys_out.write_bytes(orjson.dumps(client.public_keys(), option=orjson.OPT_INDENT_2))
-    except (ConfigError, FileExistsError) as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
-    except PrtraceError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(1) from None
+    with cli_errors(FileExistsError), PrtraceClient(endpoint, token) as client:
+        done = download_bundle(client, trace_id, dest)
+        if keys_out is not None:
+            keys_out.write_bytes(orjson.dumps(client.public_keys(), option=orjson.OPT_INDENT_2))
     if as_json:
         summary = {"path": str(done.path), "chunks": done.chunks, "artifacts": done.artifacts,
                    "bytes": done.bytes}  # fmt: skip

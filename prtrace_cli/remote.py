@@ -57,17 +57,16 @@ _STYLE = {"complete": "green", "rejected": "yellow", "failed": "red"}
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
-    """One clear message instead of a traceback for everything expected."""
+def cli_errors(*usage: type[Exception]) -> Iterator[None]:
+    """One clear message instead of a traceback for everything expected: configuration
+    and `usage` errors exit 2, a failed request exits 1."""
     from prtrace_client import ConfigError, PrtraceError
     from prtrace_client.submit import InvalidSubmission
 
+    expected_usage: tuple[type[Exception], ...] = (ConfigError, InvalidSubmission, *usage)
     try:
         yield
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
-    except InvalidSubmission as exc:
+    except expected_usage as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     except PrtraceError as exc:
@@ -180,7 +179,7 @@ def submit(
         submit_jsonl,
     )
 
-    with _errors():
+    with cli_errors():
         if not path.exists():
             raise InvalidSubmission(f"{path} does not exist")
         with _client(endpoint, token) as client:
@@ -263,7 +262,7 @@ def push(
 
     failures: list[PrtraceError] = []
     rows: list[dict[str, Any]] = []
-    with _errors():
+    with cli_errors():
         path = outbox or default_outbox_path()
         if not path.exists():
             err.print(f"nothing to push: no outbox at {path}")
@@ -333,7 +332,7 @@ def status(
     from rich.console import Console
     from rich.live import Live
 
-    with _errors(), _client(endpoint, token) as client:
+    with cli_errors(), _client(endpoint, token) as client:
         if not watch:
             view = client.get_trace(trace_id)
         elif json_output or not sys.stderr.isatty():
@@ -456,7 +455,7 @@ def traces(
     from rich.table import Table
 
     items: list[dict[str, Any]] = []
-    with _errors(), _client(endpoint, token) as client:
+    with cli_errors(), _client(endpoint, token) as client:
         for item in client.iter_traces(page_size=min(limit, 100)):
             items.append(item)
             if len(items) >= limit:
