@@ -3,11 +3,14 @@ AWS call goes to moto (in-process, or its server for HTTP-level tests)."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import botocore.loaders
+import botocore.session
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -35,6 +38,11 @@ os.environ.pop("AWS_PROFILE", None)
 # Tests never reach OpenAI: a key or endpoint in the developer's shell must not leak in.
 os.environ.pop("OPENAI_API_KEY", None)
 os.environ.pop("OPENAI_BASE_URL", None)
+
+# moto drops boto3's default session on every mock start, and each new botocore session
+# re-reads the service models' JSON (about 40 ms a client). One loader per data path for
+# the whole run keeps the parsed models: they are read-only.
+botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)
 
 # `make test-fast`: property tests try fewer examples in the edit loop; `make test` (CI)
 # keeps each test's own settings.

@@ -96,6 +96,7 @@ SHELLS = [
 ]
 
 
+@pytest.mark.slow  # a real interactive bash and zsh, about 3 s each
 @pytest.mark.parametrize(("shell", "name"), SHELLS)
 def test_typed_commands_are_recorded_through_the_recorder(
     buggy_repo: Path, env: Path, shell: list[str], name: str, tmp_path: Path
@@ -223,6 +224,7 @@ while chunk := os.read(0, 4096):
 """
 
 
+@pytest.mark.slow  # waits out the shell's 2 s patience
 def test_an_answer_that_comes_too_late_is_passed_over(tmp_path: Path) -> None:
     """The shell numbers its messages: a late answer is not taken for the next one's."""
     agent = tmp_path / "agent.py"
