@@ -48,11 +48,28 @@ _QA_IMAGE_SOURCES: Final = (
 )
 
 
+EXPORT_IMAGE_DOCKERFILE: Final = "functions/export_job/Dockerfile"
+_EXPORT_IMAGE_SOURCES: Final = (
+    "functions/__init__.py",
+    "functions/export_job",
+    "layers/core/python/prtrace",
+)
+
+
 def stage_qa_image_context() -> Path:
     """The QA container's Docker build context, content-named like the function code."""
+    return _stage_image_context(_QA_IMAGE_SOURCES, "qa-image")
+
+
+def stage_export_image_context() -> Path:
+    """The dataset export task's Docker build context."""
+    return _stage_image_context(_EXPORT_IMAGE_SOURCES, "export-image")
+
+
+def _stage_image_context(sources: tuple[str, ...], name: str) -> Path:
     with tempfile.TemporaryDirectory(dir=_build_dir()) as scratch:
         staged = Path(scratch) / "context"
-        for relative in _QA_IMAGE_SOURCES:
+        for relative in sources:
             source, target = ROOT / relative, staged / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             if source.is_dir():
@@ -61,7 +78,7 @@ def stage_qa_image_context() -> Path:
                 )
             else:
                 shutil.copy2(source, target)
-        return _place(staged, "qa-image")
+        return _place(staged, name)
 
 
 def _place(staged: Path, kind: str) -> Path:

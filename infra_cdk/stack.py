@@ -9,6 +9,7 @@ from constructs import Construct
 from infra_cdk.api import HttpApiConstruct
 from infra_cdk.config import StackConfig
 from infra_cdk.dashboard import OperationsDashboard
+from infra_cdk.export_job import ExportJobConstruct
 from infra_cdk.lambdas import ServiceFunction, SharedCode
 from infra_cdk.monitoring import MonitoringConstruct
 from infra_cdk.pipeline import PipelineConstruct
@@ -99,6 +100,29 @@ class PrtraceStack(Stack):
         self.api_function.function.add_environment(
             "PRTRACE_SIGNING_KEY_IDS", ",".join(self.signing.published_arns)
         )
+        # Dataset exports: the API starts the export job and links what it wrote.
+        self.exports = ExportJobConstruct(
+            self,
+            "Export",
+            config=config,
+            storage=self.storage,
+            qa=self.pipeline.qa,
+            signing=self.signing,
+        )
+        self.exports.grant_start_and_read(self.api_function.role)
+        self.api_function.function.add_environment(
+            "PRTRACE_EXPORT_STATE_MACHINE_ARN", self.exports.state_machine.state_machine_arn
+        )
+        export_objects: list[ObjectKind] = [
+            "export_request", "export_file", "export_manifest", "export_envelope", "export_error",
+        ]  # fmt: skip
+        self.storage.grant_objects(self.api_function.role, ["export_request"], ["s3:PutObject"])
+        self.storage.grant_objects(self.api_function.role, export_objects, ["s3:GetObject"])
+        # Reads that may find nothing (no manifest yet) answer 404 only with listing.
+        probed: list[ObjectKind] = [
+            "export_request", "export_manifest", "export_envelope", "export_error",
+        ]  # fmt: skip
+        self.storage.grant_listing(self.api_function.role, probed)
         # Athena over the Parquet traces table Record writes (infra_cdk.query).
         self.query = QueryConstruct(self, "Query", config=config, bucket=self.storage.bucket)
 
@@ -156,6 +180,7 @@ class PrtraceStack(Stack):
         CfnOutput(self, "IdempotencyTableName", value=self.storage.idempotency_table.table_name)
         CfnOutput(self, "IntegrityKeySecretArn", value=self.storage.integrity_key.secret_arn)
         CfnOutput(self, "PipelineStateMachineArn", value=state_machine.state_machine_arn)
+        CfnOutput(self, "ExportStateMachineArn", value=self.exports.state_machine.state_machine_arn)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
         self.signing.outputs(self.http_api.url)
 

@@ -33,6 +33,11 @@ ObjectKind = Literal[
     "manifest",
     "attestation",
     "trace_table",
+    "export_request",
+    "export_file",
+    "export_manifest",
+    "export_envelope",
+    "export_error",
 ]
 OBJECT_PATTERNS: Final[dict[ObjectKind, str]] = {
     "chunk": f"{storage_keys.trace_prefix('*', '*')}/chunks/*",  # the seq is a number
@@ -45,6 +50,12 @@ OBJECT_PATTERNS: Final[dict[ObjectKind, str]] = {
     "attestation": storage_keys.manifest_envelope_key("*", "*"),
     # The Parquet traces table (prtrace.trace_table), partitioned by tenant and date.
     "trace_table": f"{trace_table.table_prefix('*')}/*",
+    # Dataset exports (prtrace.exports): under the tenant, beside its traces.
+    "export_request": storage_keys.export_request_key("*", "*"),
+    "export_file": storage_keys.export_file_key("*", "*", "*"),
+    "export_manifest": storage_keys.export_manifest_key("*", "*"),
+    "export_envelope": storage_keys.export_envelope_key("*", "*"),
+    "export_error": storage_keys.export_error_key("*", "*"),
 }
 
 INTEGRITY_KEY_ID = "k1"

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 
 from prtrace_cli.console import LazyConsole, escape
 from prtrace_cli.remote import EndpointOption, JsonOption, TokenOption, cli_errors
+
+if TYPE_CHECKING:
+    from prtrace.dataset import ExportFilter
+    from prtrace_client import PrtraceClient
 
 # Imported by the command, not here: `prtrace --help` must not pay for the client and the
 # dataset builders (prtrace_client.export.FORMATS, spelled out).
@@ -70,6 +74,14 @@ def export(
         list[str] | None,
         typer.Option("--repo", help="Repository URL or owner/name; repeatable."),
     ] = None,
+    on_server: Annotated[
+        bool,
+        typer.Option(
+            "--on-server",
+            help="Have the service's export job write the export (for large exports), then "
+            "download its files and verify them against the signed manifest.",
+        ),
+    ] = False,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
     as_json: JsonOption = False,
@@ -88,14 +100,16 @@ def export(
         until=until,
         repositories=frozenset(repos or []),
     )
-    with cli_errors(ExportError):
-        with PrtraceClient(endpoint, token) as client:
+    with cli_errors(ExportError), PrtraceClient(endpoint, token) as client:
+        if on_server:
+            manifest = _export_on_server(client, chosen, formats or list(FORMATS), out)
+        else:
             bundles, skipped = collect(
                 client, chosen, on_trace=lambda t: err.print(f"reading {t}", style="dim")
             )
-        manifest = write_export(
-            bundles, out, formats=formats or FORMATS, chosen=chosen, skipped=skipped
-        )
+            manifest = write_export(
+                bundles, out, formats=formats or FORMATS, chosen=chosen, skipped=skipped
+            )
     if as_json:
         typer.echo(orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS).decode())
         return
@@ -104,6 +118,21 @@ def export(
         typer.echo(f"  {name}  {entry['rows']} rows  sha256 {entry['sha256']}")
     for item in manifest["skipped"]:
         err.print(f"[yellow]skipped[/yellow] {item['trace_id']}: {escape(item['reason'])}")
+
+
+def _export_on_server(
+    client: PrtraceClient, chosen: ExportFilter, formats: list[str], out: Path
+) -> dict[str, Any]:
+    from prtrace_client.export import save_server_export
+
+    described = chosen.describe()
+    request = {k: v for k, v in described.items() if v not in (None, [], {})}
+    request["formats"] = sorted(set(formats))
+    request.setdefault("statuses", ["complete"])
+    view = client.start_export(request)
+    err.print(f"export {view['export_id']}: the job is running", style="dim")
+    done = client.wait_export(str(view["export_id"]))
+    return save_server_export(client, done, out)
 
 
 def register(app: typer.Typer) -> None:

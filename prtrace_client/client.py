@@ -233,6 +233,70 @@ class PrtraceClient:
                 return view
             self._sleep(poll_s)
 
+    # ---- dataset exports ---------------------------------------------------------------
+
+    def start_export(
+        self, request: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """POST /v1/exports ({formats, statuses, verdicts, min_overall, min_scores, since,
+        until, repositories}) → the export's view, status running."""
+        return self._json(
+            "POST", "/v1/exports", body=orjson.dumps(dict(request)),
+            idempotency_key=idempotency_key or new_idempotency_key("export-"),
+        )  # fmt: skip
+
+    def get_export(self, export_id: str) -> dict[str, Any]:
+        """GET /v1/exports/{id} → status running, complete (manifest, links) or failed."""
+        return self._json("GET", f"/v1/exports/{export_id}")
+
+    def wait_export(
+        self,
+        export_id: str,
+        *,
+        poll_s: float = 2.0,
+        timeout_s: float | None = None,
+        on_update: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll until the export is complete or failed, or `timeout_s` passes."""
+        started = time.monotonic()
+        while True:
+            view = self.get_export(export_id)
+            if on_update:
+                on_update(view)
+            if view.get("status") != "running":
+                return view
+            if timeout_s is not None and time.monotonic() - started >= timeout_s:
+                return view
+            self._sleep(poll_s)
+
+    def download(self, url: str, what: str) -> bytes:
+        """The bytes behind a presigned link the API gave (never sends the bearer token)."""
+        return self._download(url, what)
+
+    def download_to(self, url: str, path: Path, what: str) -> tuple[str, int]:
+        """Stream a presigned link's bytes into `path` (bounded memory, whatever the size);
+        returns their SHA-256 and size."""
+        digest, size = hashlib.sha256(), 0
+
+        def attempt() -> httpx.Response:
+            nonlocal digest, size
+            digest, size = hashlib.sha256(), 0
+            with self._storage.stream("GET", url) as response:
+                if response.status_code >= 300:
+                    response.read()
+                    return response
+                with path.open("wb") as out:
+                    for block in response.iter_bytes(1 << 20):
+                        digest.update(block)
+                        size += len(block)
+                        out.write(block)
+            return response
+
+        response = self._with_retries("GET", what, attempt)
+        if response.status_code >= 300:
+            raise ApiError("GET", what, response.status_code, None, response.text)
+        return digest.hexdigest(), size
+
     # ---- chunks -----------------------------------------------------------------------
 
     def put_chunk(self, trace_id: str, chunk_seq: int, body: bytes) -> dict[str, Any]:

@@ -1,78 +1,67 @@
-"""Dataset export: the tenant's complete traces, read through the public API, written as
-SWE-bench-style instances (JSONL), events (JSONL) and Parquet tables, with a manifest.
-
-Reading (`collect`) goes through `PrtraceClient` only: the list of traces, each trace's
-document, QA report and judge result, and its workspace snapshots (for the patch). The
-rows come from `prtrace.dataset`. Writing (`write_export`) is deterministic: traces in id
-order, events in seq order, keys sorted, fixed Parquet writer options, and nothing about
-the export run itself (no clock, no host) in any file, so the same traces give the same
-bytes. pyarrow is needed for Parquet only (`pip install 'prtrace[export]'`).
+"""Dataset export on a client: the tenant's complete traces, read through the public API
+(`ApiTraceSource`), selected and written by the same code the service's export job runs
+(`prtrace.dataset_collect`, `prtrace.dataset_files`), so both give the same bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any
 
-from prtrace.dataset import (
-    EXPORT_VERSION,
-    ExportFilter,
-    TraceBundle,
-    event_records,
-    event_rows,
-    export_json,
-    jsonl,
-    sorted_bundles,
-    swebench_instance,
-    trace_row,
-    workspace_patch,
+import orjson
+
+from prtrace.dataset import ExportFilter, TraceBundle
+from prtrace.dataset_collect import ResultKind, UnreadableTrace
+from prtrace.dataset_collect import collect as collect_from
+from prtrace.dataset_files import FORMATS, MANIFEST_FILE, ExportError, Skipped, write_export
+from prtrace.provenance import (
+    EXPORT_PREDICATE_TYPE,
+    ProvenanceError,
+    load_public_keys,
+    signed_manifest_digest,
+    verify_envelope,
 )
-from prtrace.document import TraceDocument
-from prtrace.judge.result import JudgeResult
-from prtrace.judge.rubric import DIMENSION_IDS
-from prtrace.qa.archive import extract_archive
-from prtrace.qa.errors import UnsafeArchive
-from prtrace.qa.report import QAReport
 from prtrace_client.client import PrtraceClient
 from prtrace_client.errors import ApiError
 
-if TYPE_CHECKING:
-    import pyarrow as pa
-
-_T = TypeVar("_T")
-FORMATS: Final = ("swebench", "events", "parquet")
-INSTANCES_FILE: Final = "instances.jsonl"
-EVENTS_FILE: Final = "events.jsonl"
-EVENTS_PARQUET: Final = "events.parquet"
-TRACES_PARQUET: Final = "traces.parquet"
-MANIFEST_FILE: Final = "manifest.json"
-# Fixed so the same rows give the same file (the writer's version is in the manifest).
-PARQUET_OPTIONS: Final[dict[str, Any]] = {
-    "compression": "zstd",
-    "compression_level": 3,
-    "use_dictionary": True,
-    "write_statistics": True,
-    "version": "2.6",
-    "data_page_version": "1.0",
-    "row_group_size": 65_536,
-}
+__all__ = [
+    "FORMATS",
+    "ApiTraceSource",
+    "ExportError",
+    "Skipped",
+    "collect",
+    "save_server_export",
+    "write_export",
+]
+ENVELOPE_FILE = "manifest.dsse.json"
 
 
-class ExportError(Exception):
-    """The export cannot be written as asked (e.g. Parquet without pyarrow)."""
+class ApiTraceSource:
+    """The traces one token reaches, through the API (its list, result and artifact links)."""
 
+    def __init__(self, client: PrtraceClient) -> None:
+        self._client = client
 
-@dataclass(frozen=True)
-class Skipped:
-    trace_id: str
-    reason: str
+    def iter_views(self) -> Iterator[Mapping[str, Any]]:
+        return self._client.iter_traces()
 
+    def result(self, trace_id: str, kind: ResultKind) -> bytes | None:
+        try:
+            return self._client.download_result(trace_id, kind)
+        except ApiError as exc:
+            # A result the trace may lack (QA skipped, judge not stored) is a 409.
+            lacking = exc.status == 409 and exc.problem_type == "result-not-available"
+            if lacking and kind != "document":
+                return None
+            raise UnreadableTrace(str(exc)) from exc
 
-# ---- reading through the API ----------------------------------------------------------
+    def artifact(self, trace_id: str, sha256: str) -> bytes:
+        try:
+            return self._client.download_artifact(trace_id, sha256)
+        except ApiError as exc:
+            raise UnreadableTrace(str(exc)) from exc
 
 
 def collect(
@@ -81,194 +70,44 @@ def collect(
     *,
     on_trace: Callable[[str], None] | None = None,
 ) -> tuple[list[TraceBundle], list[Skipped]]:
-    """The traces the filter selects, with their results; and those selected by their
-    view but whose results could not be read (with why)."""
-    bundles: list[TraceBundle] = []
-    skipped: list[Skipped] = []
-    for view in client.iter_traces():
-        if not chosen.matches_view(view):
-            continue
-        trace_id = str(view["trace_id"])
-        if on_trace:
-            on_trace(trace_id)
-        try:
-            bundle = read_bundle(client, view)
-        except (ApiError, UnsafeArchive) as exc:
-            skipped.append(Skipped(trace_id, str(exc)))
-            continue
-        if chosen.matches_bundle(bundle):
-            bundles.append(bundle)
-    return sorted_bundles(bundles), sorted(skipped, key=lambda s: s.trace_id)
+    """The traces the filter selects, read through the API, and those it had to skip."""
+    return collect_from(ApiTraceSource(client), chosen, on_trace=on_trace)
 
 
-def read_bundle(client: PrtraceClient, view: dict[str, Any]) -> TraceBundle:
-    trace_id = str(view["trace_id"])
-    links = view.get("links") or {}
-    document = TraceDocument.model_validate_json(client.download_result(trace_id, "document"))
-    report = None
-    if links.get("qa_report", "listed") is not None:
-        report = _optional(
-            lambda: QAReport.model_validate_json(client.download_result(trace_id, "qa-report"))
-        )
-    judge = _optional(
-        lambda: JudgeResult.model_validate_json(client.download_result(trace_id, "judge-result"))
-    )
-    if document.snapshots is None:
-        return TraceBundle(view, document, report, judge)
-    snapshots = document.snapshots
-    with tempfile.TemporaryDirectory(prefix="prtrace-export-") as scratch:
-        trees = []
-        for side, ref in (("base", snapshots.base), ("final", snapshots.final)):
-            archive = Path(scratch) / f"{side}.archive"
-            archive.write_bytes(client.download_artifact(trace_id, ref.sha256))
-            root = Path(scratch) / side
-            root.mkdir()
-            extract_archive(archive, ref.media_type, root)
-            trees.append(_read_tree(root))
-    patch = workspace_patch(trees[0], trees[1])
-    return TraceBundle(view, document, report, judge, patch, "snapshots")
-
-
-def _optional(read: Callable[[], _T]) -> _T | None:
-    """A result the trace may lack (QA skipped, judge not stored): None on a 409."""
-    try:
-        return read()
-    except ApiError as exc:
-        if exc.status == 409 and exc.problem_type == "result-not-available":
-            return None
-        raise
-
-
-def _read_tree(root: Path) -> dict[str, bytes]:
-    """Regular files by relative POSIX path (symlinks are not followed or diffed)."""
-    return {
-        path.relative_to(root).as_posix(): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and not path.is_symlink()
-    }
-
-
-# ---- writing --------------------------------------------------------------------------
-
-
-def write_export(
-    bundles: Sequence[TraceBundle],
-    out: Path,
-    *,
-    formats: Iterable[str] = FORMATS,
-    chosen: ExportFilter | None = None,
-    skipped: Sequence[Skipped] = (),
-) -> dict[str, Any]:
-    """Write the files of `formats` and manifest.json into `out`; returns the manifest."""
-    wanted = sorted(set(formats))
-    unknown = set(wanted) - set(FORMATS)
-    if unknown:
-        raise ExportError(f"unknown format(s) {sorted(unknown)}; choose from {list(FORMATS)}")
-    bundles = sorted_bundles(bundles)
+def save_server_export(client: PrtraceClient, view: Mapping[str, Any], out: Path) -> dict[str, Any]:
+    """Download a complete server export (GET /v1/exports/{id}) into `out`: every file,
+    checked against the manifest's size and SHA-256, the manifest, and its signature,
+    verified with the keys the API publishes. Raises ExportError naming what differs."""
+    export_id, links = str(view["export_id"]), view.get("links") or {}
+    if view.get("status") != "complete":
+        raise ExportError(f"export {export_id} is {view.get('status')}: {view.get('error')}")
     out.mkdir(parents=True, exist_ok=True)
-    files: dict[str, dict[str, Any]] = {}
-
-    def put(name: str, data: bytes, rows: int) -> None:
-        (out / name).write_bytes(data)
-        files[name] = {"bytes": len(data), "rows": rows, "sha256": hashlib.sha256(data).hexdigest()}
-
-    if "swebench" in wanted:
-        instances = [swebench_instance(b) for b in bundles]
-        put(INSTANCES_FILE, jsonl(instances), len(instances))
-    if "events" in wanted:
-        records = [r for b in bundles for r in event_records(b.document)]
-        put(EVENTS_FILE, jsonl(records), len(records))
-    writer = None
-    if "parquet" in wanted:
-        events = [row for b in bundles for row in event_rows(b.document)]
-        traces = [trace_row(b) for b in bundles]
-        put(EVENTS_PARQUET, parquet_bytes(events, events_schema()), len(events))
-        put(TRACES_PARQUET, parquet_bytes(traces, traces_schema()), len(traces))
-        writer = _parquet_writer()
-    manifest = {
-        "version": EXPORT_VERSION,
-        "formats": wanted,
-        "filter": (chosen or ExportFilter()).describe(),
-        "trace_count": len(bundles),
-        "event_count": sum(len(b.document.events) for b in bundles),
-        "trace_ids": [b.trace_id for b in bundles],
-        "skipped": [{"trace_id": s.trace_id, "reason": s.reason} for s in skipped],
-        "files": files,
-        "parquet": None if writer is None else {"writer": writer, "options": PARQUET_OPTIONS},
-    }
-    (out / MANIFEST_FILE).write_bytes(export_json(manifest) + b"\n")
+    manifest_bytes = client.download(str(links["manifest"]), f"manifest of {export_id}")
+    manifest: dict[str, Any] = orjson.loads(manifest_bytes)
+    for name, entry in sorted(manifest["files"].items()):
+        if "/" in name or name.startswith("."):
+            raise ExportError(f"manifest of {export_id} names an unsafe file {name!r}")
+        url = (links.get("files") or {}).get(name)
+        if url is None:
+            raise ExportError(f"export {export_id}: no link to {name}, which its manifest lists")
+        digest, size = client.download_to(str(url), out / name, f"{name} of {export_id}")
+        if (digest, size) != (entry["sha256"], entry["bytes"]):
+            raise ExportError(
+                f"{name}: {size} bytes with SHA-256 {digest}; the manifest says "
+                f"{entry['bytes']} bytes with {entry['sha256']}"
+            )
+    if links.get("signature"):
+        envelope = client.download(str(links["signature"]), f"signature of {export_id}")
+        keys = load_public_keys(orjson.dumps(client.public_keys()))
+        try:
+            statement = verify_envelope(envelope, keys, EXPORT_PREDICATE_TYPE)
+            signed = signed_manifest_digest(statement)
+        except ProvenanceError as exc:
+            raise ExportError(f"{ENVELOPE_FILE}: {exc}") from exc
+        if signed != hashlib.sha256(manifest_bytes).hexdigest():
+            raise ExportError(f"{MANIFEST_FILE}: not the manifest that was signed")
+        if (statement.get("predicate") or {}).get("export_id") != export_id:
+            raise ExportError(f"{ENVELOPE_FILE}: signs another export than {export_id}")
+        (out / ENVELOPE_FILE).write_bytes(envelope)
+    (out / MANIFEST_FILE).write_bytes(manifest_bytes)
     return manifest
-
-
-# ---- Parquet --------------------------------------------------------------------------
-
-
-def _pyarrow() -> Any:
-    try:
-        import pyarrow as pa  # only Parquet exports need it
-        import pyarrow.parquet
-    except ImportError:
-        raise ExportError("Parquet export needs pyarrow: pip install 'prtrace[export]'") from None
-    return pa
-
-
-def _parquet_writer() -> str:
-    return f"pyarrow {_pyarrow().__version__}"
-
-
-def events_schema() -> pa.Schema:
-    pa = _pyarrow()
-    return pa.schema(
-        [
-            pa.field("trace_id", pa.string(), nullable=False),
-            pa.field("seq", pa.int64(), nullable=False),
-            pa.field("event_id", pa.string(), nullable=False),
-            pa.field("ts", pa.string(), nullable=False),
-            pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),
-            pa.field("type", pa.string(), nullable=False),
-            pa.field("path", pa.string()),
-            pa.field("exit_code", pa.int32()),
-            pa.field("tests_passed", pa.int64()),
-            pa.field("tests_failed", pa.int64()),
-            pa.field("payload", pa.string(), nullable=False),
-        ]
-    )
-
-
-def traces_schema() -> pa.Schema:
-    pa = _pyarrow()
-    text = pa.string()
-    tests = pa.list_(pa.string())
-    required = [
-        "trace_id", "status", "created_at", "repo", "repo_url", "base_commit", "task_title",
-        "task_description", "author_id", "author_kind", "client_name", "client_version",
-    ]  # fmt: skip
-    fields = [pa.field(name, text, nullable=False) for name in required]
-    fields += [
-        pa.field("event_count", pa.int64(), nullable=False),
-        pa.field("chain_key_id", text, nullable=False),
-        pa.field("chain_head", text, nullable=False),
-        pa.field("qa_verdict", text),
-        pa.field("fail_to_pass", tests, nullable=False),
-        pa.field("pass_to_pass", tests, nullable=False),
-        pa.field("pass_to_fail", tests, nullable=False),
-        pa.field("fail_to_fail", tests, nullable=False),
-        pa.field("judge_status", text),
-        pa.field("judge_overall", pa.float64()),
-        *(pa.field(f"score_{dimension}", pa.int8()) for dimension in DIMENSION_IDS),
-        pa.field("patch_source", text, nullable=False),
-        pa.field("patch_files", tests, nullable=False),
-        pa.field("metrics", text, nullable=False),
-        pa.field("state_check", text),
-        pa.field("state_first_mismatch", text),
-        pa.field("state_unexplained_bytes", pa.int64()),
-    ]
-    return pa.schema(fields)
-
-
-def parquet_bytes(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> bytes:
-    pa = _pyarrow()
-    table = pa.Table.from_pylist(list(rows), schema=schema)
-    sink = pa.BufferOutputStream()
-    pa.parquet.write_table(table, sink, **PARQUET_OPTIONS)
-    return bytes(sink.getvalue().to_pybytes())

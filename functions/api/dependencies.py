@@ -27,12 +27,14 @@ from prtrace.adapters.signing import KmsKeySet
 from prtrace.adapters.wiring import (
     BOTO_CONFIG,
     build_blob_store,
+    build_dataset_exports,
     build_ingest_service,
     build_pipeline_starter,
     build_trace_events,
     build_trace_results,
 )
 from prtrace.errors import FieldError, InvalidInput, MissingScope
+from prtrace.exports import DatasetExports
 from prtrace.ingest import IngestService
 from prtrace.results import TraceResults
 from prtrace.settings import Settings
@@ -64,6 +66,7 @@ def build_all() -> None:
     ingest_service()
     trace_results()
     trace_events()
+    dataset_exports()
     _idempotency_store()
 
 
@@ -100,6 +103,11 @@ def trace_events() -> TraceEvents:
 
 
 @cache
+def dataset_exports() -> DatasetExports:
+    return build_dataset_exports(settings(), blob_store())
+
+
+@cache
 def _idempotency_store() -> DynamoDBPersistenceLayer:
     client = boto3.client("dynamodb", config=BOTO_CONFIG)
     return DynamoDBPersistenceLayer(table_name=settings().idempotency_table, boto3_client=client)
@@ -114,6 +122,7 @@ def reset() -> None:
         trace_results,
         key_set,
         trace_events,
+        dataset_exports,
         _idempotency_store,
     ):
         cached.cache_clear()

@@ -14,7 +14,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.api import dependencies, problems
-from functions.api.routes import artifacts, chunks, health, provenance, traces
+from functions.api.routes import artifacts, chunks, exports, health, provenance, traces
 from functions.api.telemetry import logger, metrics, tracer
 from prtrace.errors import DomainError, FieldError, InvalidInput, echoed
 from prtrace.heap import settle_after_init
@@ -26,7 +26,7 @@ JSON_MEDIA_TYPE = "application/json"
 # orjson: faster, and a too-long integer is a JSON error (422), not a ValueError (500);
 # load_json reads 3.0 as the integer 3, as the documented JSON Schema does.
 app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=load_json)
-for module in (traces, chunks, artifacts, health, provenance):
+for module in (traces, chunks, artifacts, health, provenance, exports):
     app.include_router(module.router)
 
 

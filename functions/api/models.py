@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.types import (
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api.problems import PROBLEM_CONTENT_TYPE
+from prtrace.exports import EXPORT_ID_PATTERN, ExportRequest
 from prtrace.ingest import TRACE_ID_PATTERN
 from prtrace.judge.result import JudgeStatus
 from prtrace.outcome import FailedStage
@@ -291,6 +292,52 @@ class Readiness(_Answer):
 Content = dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel]
 
 PROBLEM: Content = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+class ExportFileEntry(_Answer):
+    bytes: Count
+    rows: Count
+    sha256: Sha256
+
+
+class ExportManifest(_Answer):
+    """The export's manifest.json (byte for byte what `prtrace export` writes for the same
+    traces and filter)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: str
+    formats: list[str]
+    filter: dict[str, Any]
+    trace_count: Count
+    event_count: Count
+    trace_ids: list[str]
+    skipped: list[dict[str, str]]
+    files: dict[str, ExportFileEntry]
+
+
+class ExportLinks(_Answer):
+    files: dict[str, str] = Field(description="presigned GET of each file, by name")
+    manifest: str = Field(description="presigned GET of manifest.json")
+    signature: str | None = Field(
+        description="presigned GET of manifest.dsse.json (null: no signing key configured)"
+    )
+    expires_in: Annotated[int, Field(description="seconds the URLs stay valid")]
+
+
+class ExportError(_Answer):
+    error: str
+    detail: str
+
+
+class ExportView(_Answer):
+    export_id: Annotated[str, Field(pattern=EXPORT_ID_PATTERN)]
+    status: Literal["running", "complete", "failed"]
+    created_at: Timestamp
+    request: ExportRequest
+    manifest: ExportManifest | None = Field(default=None, description="once complete")
+    links: ExportLinks | None = Field(default=None, description="once complete")
+    error: ExportError | None = Field(default=None, description="once failed")
 
 
 def answer(

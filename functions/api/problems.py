@@ -32,6 +32,8 @@ _PROBLEMS: dict[type[e.DomainError], tuple[int, str, str]] = {
     e.MissingScope: (403, "insufficient-scope", "Token lacks a required scope"),
     e.ResultNotAvailable: (409, "result-not-available", "Result is not available"),
     e.PipelineNotStarted: (503, "pipeline-not-started", "Trace pipeline could not be started"),
+    e.ExportNotFound: (404, "export-not-found", "Export not found"),
+    e.ExportNotStarted: (503, "export-not-started", "Export job could not be started"),
 }
 
 

@@ -177,3 +177,19 @@ def test_prtrace_query_runs_duckdb_over_the_parquet_record_wrote(cloud, exported
     )  # fmt: skip
     assert other.exit_code == 0, other.output
     assert json.loads(other.stdout.strip().splitlines()[-1]) == {"n": 0}
+
+
+def test_the_export_job_writes_the_bytes_prtrace_export_writes(cloud, exported, tmp_path):
+    """POST /v1/exports on the local cloud: the export state machine runs the export task
+    (its container's command, here a host process), which reads the stores directly; the
+    CLI downloads its files, checks them against the manifest and the manifest's signature
+    against GET /v1/keys. Same traces, same filter: the same bytes as the client's export."""
+    _, token, trace_id = exported
+    chosen = ("--repo", "acme/ranges", "--since", "2000-01-01T00:00:00Z")
+    local = run_export(cloud, token, tmp_path / "local", *chosen)
+    server = run_export(cloud, token, tmp_path / "server", *chosen, "--on-server")
+    assert server == local
+    assert server["trace_ids"] == [trace_id]
+    served = tree(tmp_path / "server")
+    assert served.pop("manifest.dsse.json")  # the job signs its manifest
+    assert served == tree(tmp_path / "local")

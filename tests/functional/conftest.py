@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import orjson
 import pytest
 from aws_lambda_powertools.utilities import parameters
@@ -92,3 +93,22 @@ def client(gateway: InProcessGateway) -> Client:
 @pytest.fixture
 def other_tenant(gateway: InProcessGateway) -> Client:
     return Client(gateway, make_token("globex", ["ingest", "read", "admin"]))
+
+
+EXPORT_MACHINE_DEFINITION = '{"StartAt": "Run", "States": {"Run": {"Type": "Succeed"}}}'
+
+
+@pytest.fixture
+def export_machine(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An export state machine in moto's plain Step Functions (its executions stay
+    RUNNING: tests run the export job's code themselves), configured for the API."""
+    sfn = boto3.client("stepfunctions")
+    arn = sfn.create_state_machine(
+        name="dataset-export",
+        definition=EXPORT_MACHINE_DEFINITION,
+        roleArn="arn:aws:iam::123456789012:role/export",
+    )["stateMachineArn"]
+    monkeypatch.setenv("PRTRACE_EXPORT_STATE_MACHINE_ARN", arn)
+    _reset_caches()
+    yield arn
+    _reset_caches()

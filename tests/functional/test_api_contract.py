@@ -140,7 +140,7 @@ FUZZ = settings(
 
 
 @pytest.fixture
-def api(gateway: InProcessGateway) -> Iterator[None]:
+def api(gateway: InProcessGateway, export_machine: str) -> Iterator[None]:
     APP.gateway = gateway
     BearerToken.token = make_token("acme", ["ingest", "read"])
     yield

@@ -28,6 +28,8 @@ def test_openapi_documents_every_route_and_the_chunk_body():
         "/v1/traces/{trace_id}/manifest",
         "/v1/traces/{trace_id}/attestation",
         "/v1/keys",
+        "/v1/exports",
+        "/v1/exports/{export_id}",
         "/v1/traces/{trace_id}/events",
         "/healthz",
         "/readyz",

@@ -42,6 +42,7 @@ NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 
 _HANDLER_MODULE = re.compile(r"functions\.(\w+)\.handler")
 _TRACE_PREFIX = re.compile(r"^tenants/[^/]+/traces/[^/]+/")
+_EXPORT_PREFIX = re.compile(r"^tenants/[^/]+/exports/[^/]+/")
 # The Parquet traces table (prtrace.trace_table): tenant, date partition, trace.
 _TABLE_KEY = re.compile(r"^tenants/[^/]+/parquet/traces/date=\d{4}-\d{2}-\d{2}/[^/]+\.parquet$")
 _KEY_IDS = (
@@ -81,6 +82,8 @@ def configured_as(value: str) -> str:
 def key_shape(key: str) -> str:
     if _TABLE_KEY.match(key):
         return "tenants/{tenant}/parquet/traces/date={date}/{trace}.parquet"
+    if _EXPORT_PREFIX.match(key):
+        return _EXPORT_PREFIX.sub("tenants/{tenant}/exports/{export}/", key)
     if not _TRACE_PREFIX.match(key):
         return key
     shape = _TRACE_PREFIX.sub("tenants/{tenant}/traces/{trace}/", key)
@@ -97,6 +100,10 @@ def describe(service: str, operation: str, params: dict[str, Any], outcome: str)
     for name in SHAPE_PARAMS:
         if isinstance(params.get(name), str):
             named[name] = key_shape(params[name])
+    if isinstance(params.get("executionArn"), str):  # the machine's setting, any execution
+        machine = params["executionArn"].rpartition(":")[0]
+        machine = machine.replace(":execution:", ":stateMachine:", 1)
+        named["executionArn"] = f"{configured_as(machine)}:{{execution}}"
     for name in PLAIN_PARAMS:
         if name in params:
             named[name] = params[name]

@@ -51,6 +51,11 @@ def requests_of(call: Call, setting: Setting) -> list[Request]:
         return _dynamodb(operation, params, named, setting)
     if service == "secretsmanager":
         return [Request(f"secretsmanager:{operation}", secret_arn(named("SecretId")))]
+    if service == "states" and "executionArn" in params:  # "$MACHINE:{execution}"
+        machine, _, _ = str(params["executionArn"]).rpartition(":")
+        arn = setting(machine[1:]) if machine.startswith("$") else machine
+        execution = arn.replace(":stateMachine:", ":execution:", 1) + ":ex_0"
+        return [Request(f"states:{operation}", execution)]
     if service == "states":
         return [Request(f"states:{operation}", named("stateMachineArn"))]
     if service == "kms":  # the key is named by its ARN (the stack configures it so)

@@ -64,6 +64,8 @@ class TemplateValues:
         kind = self.resources[logical_id]["Type"]
         if attribute == "Arn" and kind in _ARN:
             return _ARN[kind].format(f"<{logical_id}>")
+        if attribute == "Name" and kind == "AWS::StepFunctions::StateMachine":
+            return f"<{logical_id}>"  # the physical name its `Ref` ARN ends with
         return f"<{logical_id}.{attribute}>"
 
     def resolve(self, value: Any) -> Any:

@@ -23,6 +23,7 @@ from tests.infra.cfn_values import ACCOUNT, PARTITION, REGION, TemplateValues
 from tests.infra.iam_policy import Request
 
 STATE_MACHINE: Final = "state-machine"
+EXPORT_STATE_MACHINE: Final = "export-state-machine"
 _HANDLER = re.compile(r"functions\.(\w+)\.handler\.lambda_handler")
 _ANY: Final = "*"
 _REGIONAL = f"{REGION}:{ACCOUNT}"
@@ -63,7 +64,8 @@ class Principal:
 
 
 def principals(template: dict[str, Any], usage: dict[str, Any]) -> dict[str, Principal]:
-    """Every function and the state machine, by name (`api`, …, `state-machine`)."""
+    """Every function and the state machines, by name (`api`, …, `state-machine`,
+    `export-state-machine`)."""
     values = TemplateValues(template)
     found = {}
     for logical_id, resource in values.resources.items():
@@ -76,7 +78,10 @@ def principals(template: dict[str, Any], usage: dict[str, Any]) -> dict[str, Pri
                 found[name.group(1)] = _principal(values, name.group(1), props["Role"], requests)
         elif resource["Type"] == "AWS::StepFunctions::StateMachine":
             requests = _state_machine_requests(values, props)
-            found[STATE_MACHINE] = _principal(values, STATE_MACHINE, props["RoleArn"], requests)
+            name = EXPORT_STATE_MACHINE if logical_id.startswith("Export") else STATE_MACHINE
+            if name in found:
+                raise AssertionError(f"two state machines are both {name}")
+            found[name] = _principal(values, name, props["RoleArn"], requests)
     return found
 
 

@@ -24,10 +24,15 @@ from infra_cdk.local.gateway import LambdaContext, http_api_event
 from infra_cdk.local.resources import ResourceNames, provision
 from tests.infra.aws_calls import recording, usage_of
 from tests.infra.iam_policy import allows, single_grants
-from tests.infra.iam_principals import STATE_MACHINE, Principal, principals
+from tests.infra.iam_principals import (
+    EXPORT_STATE_MACHINE,
+    STATE_MACHINE,
+    Principal,
+    principals,
+)
 
 USAGE = Path(__file__).with_name("iam_usage.json")
-PRINCIPALS = [*FUNCTIONS, STATE_MACHINE]
+PRINCIPALS = [*FUNCTIONS, STATE_MACHINE, EXPORT_STATE_MACHINE]
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,10 @@ from tests.infra import template_queries as q
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 
 
-def _one(template: Template, resource_type: str) -> dict[str, Any]:
+def _one(template: Template, resource_type: str, prefix: str = "Pipeline") -> dict[str, Any]:
+    """The pipeline's only resource of this type (the export job has its own)."""
     found = template.find_resources(resource_type)
+    found = {k: v for k, v in found.items() if k.startswith(prefix)}
     assert len(found) == 1, f"expected one {resource_type}, found {list(found)}"
     return next(iter(found.values()))
 
@@ -196,10 +198,18 @@ def test_the_task_definition_runs_what_the_image_runs() -> None:
     assert user.group(1) == "10001:10001"
 
 
+def _qa_image(outdir: Path) -> dict[str, Any]:
+    """The QA task's image asset (the export task has its own)."""
+    assets = json.loads((Path(outdir) / "prtrace-test.assets.json").read_text())
+    (image,) = [
+        i for i in assets["dockerImages"].values() if "qa_runner" in i["source"]["dockerFile"]
+    ]
+    return dict(image)
+
+
 def test_the_qa_image_is_built_from_the_runner_dockerfile(synthesized: Any) -> None:
     _, outdir = synthesized
-    assets = json.loads((Path(outdir) / "prtrace-test.assets.json").read_text())
-    (image,) = assets["dockerImages"].values()
+    image = _qa_image(outdir)
     assert image["source"]["dockerFile"] == "functions/qa_runner/Dockerfile"
     assert image["source"]["platform"] == "linux/arm64"
     context = Path(outdir) / image["source"]["directory"]
@@ -242,8 +252,13 @@ def test_the_state_machine_role_reaches_only_the_pipeline(template: Template) ->
 def test_the_api_may_start_executions_of_this_state_machine_only(template: Template) -> None:
     statements = q.statements(template, "ApiRole")
     start = [s for s in statements if "states:StartExecution" in q.actions(s)]
-    assert len(start) == 1
-    assert start[0]["Resource"]["Ref"].startswith("PipelineStateMachine")
+    # This machine's executions (finalize), and the export job's (POST /v1/exports).
+    resources = [
+        r
+        for s in start
+        for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+    ]  # CDK may merge the two
+    assert sorted(r["Ref"][:15] for r in resources) == ["ExportStateMach", "PipelineStateMa"]
     api = next(
         f
         for f in template.find_resources("AWS::Lambda::Function").values()
@@ -380,8 +395,7 @@ def test_the_sweeper_runs_hourly_and_may_only_end_traces(template: Template) -> 
 
 def test_the_qa_image_builds_on_the_configured_base(synthesized: tuple[App, Path]) -> None:
     app, outdir = synthesized
-    manifest = json.loads((outdir / "prtrace-test.assets.json").read_text())
-    [image] = manifest["dockerImages"].values()
+    image = _qa_image(outdir)
     assert image["source"]["dockerBuildArgs"] == {"PYTHON_IMAGE": StackConfig().qa_base_image}
     # The default is a tag, not a digest: synth says so.
     stack = app.node.find_child("prtrace-test")

@@ -121,6 +121,16 @@ class PipelineNotStarted(DomainError):
     finalize starts it."""
 
 
+class ExportNotStarted(DomainError):
+    """A dataset export was recorded but its job could not be started; asking again
+    starts a new one."""
+
+
+class ExportNotFound(DomainError):
+    def __init__(self, export_id: str) -> None:
+        super().__init__(f"export {echoed(export_id)} does not exist")
+
+
 class ArtifactNotFound(DomainError):
     """No artifact with this SHA-256 was uploaded to the trace."""
 

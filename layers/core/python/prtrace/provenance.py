@@ -40,6 +40,8 @@ MANIFEST_VERSION: Final = "prtrace.manifest/v1"
 PAYLOAD_TYPE: Final = "application/vnd.in-toto+json"
 STATEMENT_TYPE: Final = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE: Final = "https://prtrace.dev/attestations/trace-manifest/v1"
+# A dataset export's manifest (prtrace.exports), signed the same way by the export job.
+EXPORT_PREDICATE_TYPE: Final = "https://prtrace.dev/attestations/dataset-export/v1"
 MANIFEST_NAME: Final = "manifest.json"
 MAX_SIGNED_BYTES: Final = 4096  # KMS Sign with MessageType RAW
 Algorithm = Literal["ES256", "EdDSA"]
@@ -185,7 +187,9 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
 
 
-def statement(manifest_bytes: bytes, trace_id: str, tenant: str) -> bytes:
+def statement(
+    manifest_bytes: bytes, predicate: Mapping[str, Any], predicate_type: str = PREDICATE_TYPE
+) -> bytes:
     """The in-toto Statement (canonical JSON) naming the manifest by its SHA-256."""
     return canonical_json(
         {
@@ -196,19 +200,16 @@ def statement(manifest_bytes: bytes, trace_id: str, tenant: str) -> bytes:
                     "digest": {"sha256": hashlib.sha256(manifest_bytes).hexdigest()},
                 }
             ],
-            "predicateType": PREDICATE_TYPE,
-            "predicate": {"manifest_version": MANIFEST_VERSION, "trace_id": trace_id,
-                          "tenant": tenant},
+            "predicateType": predicate_type,
+            "predicate": dict(predicate),
         }
-    )  # fmt: skip
+    )
 
 
-def sign_manifest(manifest: TraceManifest, signer: Signer) -> tuple[bytes, bytes]:
-    """(manifest.json bytes, manifest.dsse.json bytes)."""
-    body = manifest.canonical()
-    payload = statement(body, manifest.trace_id, manifest.tenant)
+def sign_statement(payload: bytes, signer: Signer) -> bytes:
+    """The DSSE envelope (canonical JSON) of a statement, signed by `signer`."""
     message = pae(PAYLOAD_TYPE, payload)
-    if len(message) > MAX_SIGNED_BYTES:  # trace ids and tenants are bounded: never
+    if len(message) > MAX_SIGNED_BYTES:  # ids and tenants are bounded: never
         raise ProvenanceError(f"the signed statement is {len(message)} bytes, over 4096")
     signature = signer.sign(message)
     envelope = {
@@ -216,7 +217,26 @@ def sign_manifest(manifest: TraceManifest, signer: Signer) -> tuple[bytes, bytes
         "payload": base64.b64encode(payload).decode(),
         "signatures": [{"keyid": signer.key_id, "sig": base64.b64encode(signature).decode()}],
     }
-    return body, canonical_json(envelope)
+    return canonical_json(envelope)
+
+
+def sign_manifest(manifest: TraceManifest, signer: Signer) -> tuple[bytes, bytes]:
+    """(manifest.json bytes, manifest.dsse.json bytes)."""
+    body = manifest.canonical()
+    predicate = {
+        "manifest_version": MANIFEST_VERSION,
+        "trace_id": manifest.trace_id,
+        "tenant": manifest.tenant,
+    }
+    return body, sign_statement(statement(body, predicate), signer)
+
+
+def sign_export_manifest(
+    manifest_bytes: bytes, export_id: str, tenant: str, signer: Signer
+) -> bytes:
+    """manifest.dsse.json of a dataset export's manifest.json."""
+    predicate = {"export_id": export_id, "tenant": tenant}
+    return sign_statement(statement(manifest_bytes, predicate, EXPORT_PREDICATE_TYPE), signer)
 
 
 # ---- keys -------------------------------------------------------------------------------
@@ -348,9 +368,14 @@ def verify_signature(jwk: Mapping[str, Any], signature: bytes, message: bytes) -
     return True
 
 
-def verify_envelope(envelope_bytes: bytes, keys: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def verify_envelope(
+    envelope_bytes: bytes,
+    keys: Sequence[Mapping[str, Any]],
+    predicate_type: str = PREDICATE_TYPE,
+) -> dict[str, Any]:
     """The verified in-toto Statement, or ProvenanceError saying what fails. A signature
-    counts only when its keyid names one of `keys` and it verifies with that key."""
+    counts only when its keyid names one of `keys` and it verifies with that key, and the
+    statement must be of `predicate_type` (a trace's manifest, or a dataset export's)."""
     try:
         envelope = orjson.loads(envelope_bytes)
         payload_type = envelope["payloadType"]
@@ -391,9 +416,9 @@ def verify_envelope(envelope_bytes: bytes, keys: Sequence[Mapping[str, Any]]) ->
         verified: dict[str, Any] = orjson.loads(payload)
     except orjson.JSONDecodeError:
         raise ProvenanceError("the signed payload is not JSON") from None
-    if verified.get("_type") != STATEMENT_TYPE or verified.get("predicateType") != PREDICATE_TYPE:
+    if verified.get("_type") != STATEMENT_TYPE or verified.get("predicateType") != predicate_type:
         raise ProvenanceError(
-            "the signed payload is not a prtrace trace-manifest in-toto Statement v1"
+            f"the signed payload is not an in-toto Statement v1 of {predicate_type}"
         )
     return verified
 

@@ -91,6 +91,13 @@ class Settings(EnvSettings):
             description="the pipeline finalize starts; unset, finalized traces wait",
         ),
     ] = None
+    export_state_machine_arn: Annotated[
+        str | None,
+        Field(
+            pattern=r"^arn:aws[a-z-]*:states:",
+            description="the dataset export job POST /v1/exports starts; unset: 503",
+        ),
+    ] = None
     signing_key_ids: Annotated[
         tuple[str, ...],
         NoDecode,
@@ -122,6 +129,24 @@ class RecordSettings(EnvSettings):
     qa_image: Annotated[
         str | None, Field(description="the QA task's image, named in the manifest")
     ] = None
+
+
+class ExportJobSettings(EnvSettings):
+    """The dataset export task: reads the traces table and the data bucket, writes the
+    export under the tenant's exports prefix, signs its manifest when a key is set."""
+
+    used_by: ClassVar[str] = "export task"
+
+    traces_table: TableName
+    bucket: Annotated[str, Field(min_length=3)]
+    signing_key_id: Annotated[
+        str | None,
+        Field(description="the KMS key (id, ARN or alias) signing manifests; unset: none"),
+    ] = None
+    export_tenant: Annotated[str, Field(min_length=1, description="the export's tenant")]
+    export_id: Annotated[
+        str, Field(pattern=r"^ex_[0-9A-HJKMNP-TV-Z]{26}$", description="the export to make")
+    ]
 
 
 class SweeperSettings(RecordSettings):

@@ -75,3 +75,35 @@ def manifest_key(tenant: str, trace_id: str) -> str:
 def manifest_envelope_key(tenant: str, trace_id: str) -> str:
     """The manifest's signature: a DSSE envelope over an in-toto Statement."""
     return f"{trace_prefix(tenant, trace_id)}/manifest.dsse.json"
+
+
+# ---- dataset exports (prtrace.exports): under the tenant, beside its traces ------------
+
+
+def export_prefix(tenant: str, export_id: str) -> str:
+    return f"tenants/{tenant}/exports/{export_id}"
+
+
+def export_request_key(tenant: str, export_id: str) -> str:
+    """What was asked (formats, filter) and when: written once, by the API."""
+    return f"{export_prefix(tenant, export_id)}/request.json"
+
+
+def export_file_key(tenant: str, export_id: str, name: str) -> str:
+    """One file of the export (instances.jsonl, events.parquet, ...), by the job."""
+    return f"{export_prefix(tenant, export_id)}/files/{name}"
+
+
+def export_manifest_key(tenant: str, export_id: str) -> str:
+    """The export's manifest.json: written last by the job, so its presence means done."""
+    return f"{export_prefix(tenant, export_id)}/manifest.json"
+
+
+def export_envelope_key(tenant: str, export_id: str) -> str:
+    """The manifest's signature: a DSSE envelope over an in-toto Statement."""
+    return f"{export_prefix(tenant, export_id)}/manifest.dsse.json"
+
+
+def export_error_key(tenant: str, export_id: str) -> str:
+    """Why the job could not finish, when it could say so."""
+    return f"{export_prefix(tenant, export_id)}/error.json"

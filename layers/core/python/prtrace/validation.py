@@ -27,9 +27,9 @@ def json_pointer(loc: Sequence[Any]) -> str:
         if isinstance(step, str) and step in _UNION_TAGS and isinstance(previous, int):
             previous = step
             continue
-        if isinstance(step, str) and step.startswith("function-"):
+        if isinstance(step, str) and (step.startswith("function-") or step == "[key]"):
             previous = step
-            continue  # validator wrappers, not document locations
+            continue  # validator wrappers, a mapping's key check: not document locations
         parts.append(str(step).replace("~", "~0").replace("/", "~1"))
         previous = step
     return "".join(f"/{part}" for part in parts)

@@ -1,4 +1,5 @@
-"""Step Functions adapter: start a trace's pipeline (one execution per trace)."""
+"""Step Functions adapters: start a trace's pipeline (one execution per trace), start a
+dataset export's job (one execution per export) and read its state."""
 
 from __future__ import annotations
 
@@ -37,3 +38,40 @@ class StepFunctionsPipelineStarter:
             raise PipelineUnavailable(f"pipeline of {trace_id} not started: {error}") from error
         except BotoCoreError as error:  # endpoint unreachable, timeouts after retries
             raise PipelineUnavailable(f"pipeline of {trace_id} not started: {error}") from error
+
+
+class StepFunctionsExportLauncher:
+    """The export job's state machine: the execution is named after the export id."""
+
+    def __init__(self, client: Any, state_machine_arn: str) -> None:
+        self._sfn = client
+        self._arn = state_machine_arn
+
+    def start(self, tenant: str, export_id: str) -> None:
+        try:
+            self._sfn.start_execution(
+                stateMachineArn=self._arn,
+                name=export_id,
+                input=orjson.dumps({"tenant": tenant, "export_id": export_id}).decode(),
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+                return
+            raise PipelineUnavailable(f"export job {export_id} not started: {error}") from error
+        except BotoCoreError as error:
+            raise PipelineUnavailable(f"export job {export_id} not started: {error}") from error
+
+    def state(self, export_id: str) -> tuple[str, str | None] | None:
+        # arn:aws:states:REGION:ACCOUNT:stateMachine:NAME → …:execution:NAME:EXECUTION
+        execution = self._arn.replace(":stateMachine:", ":execution:", 1) + f":{export_id}"
+        try:
+            answer = self._sfn.describe_execution(executionArn=execution)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+                return None
+            raise
+        status = str(answer["status"])
+        if status == "RUNNING":
+            return status, None
+        reason = " ".join(str(answer[k]) for k in ("error", "cause") if answer.get(k))
+        return status, reason or None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -15,10 +16,13 @@ from prtrace.ingest import IngestService
 from prtrace.ports import PipelineStarter
 from prtrace.record import RecordStep
 from prtrace.results import TraceResults
-from prtrace.settings import RecordSettings, Settings, SweeperSettings
+from prtrace.settings import ExportJobSettings, RecordSettings, Settings, SweeperSettings
 from prtrace.sweeper import StuckTraceSweeper
 from prtrace.trace_events import TraceEvents
 from prtrace.trace_table import TraceTableWriter
+
+if TYPE_CHECKING:
+    from prtrace.exports import DatasetExports
 
 # Standard retry mode backs off on throttling; short timeouts keep API latency bounded.
 BOTO_CONFIG = Config(
@@ -105,3 +109,36 @@ def build_sweeper(settings: SweeperSettings) -> StuckTraceSweeper:
 
 def build_token_store(table_name: str) -> DynamoTokenStore:
     return DynamoTokenStore(boto3.client("dynamodb", config=BOTO_CONFIG), table_name)
+
+
+def build_dataset_exports(settings: Settings, blobs: S3BlobStore) -> DatasetExports:
+    from prtrace.adapters.stepfunctions import StepFunctionsExportLauncher
+    from prtrace.exports import DatasetExports, ExportLauncher, NoExportJob
+
+    launcher: ExportLauncher = NoExportJob()
+    if settings.export_state_machine_arn:
+        launcher = StepFunctionsExportLauncher(
+            boto3.client("stepfunctions", config=BOTO_CONFIG), settings.export_state_machine_arn
+        )
+    return DatasetExports(blobs, launcher, settings.download_url_ttl_s)
+
+
+def run_export_job(settings: ExportJobSettings) -> dict[str, Any]:
+    """The export task's work, wired to S3, DynamoDB and KMS (prtrace.export_job)."""
+    from prtrace.adapters.export_source import StoreTraceSource
+    from prtrace.export_job import run_export
+
+    blobs = S3BlobStore(boto3.client("s3", config=S3_CONFIG), settings.bucket)
+    traces = DynamoTraceStore(boto3.client("dynamodb", config=BOTO_CONFIG), settings.traces_table)
+    signer = None
+    if settings.signing_key_id:
+        from prtrace.adapters.signing import KmsSigner
+
+        signer = KmsSigner(boto3.client("kms", config=BOTO_CONFIG), settings.signing_key_id)
+    return run_export(
+        settings.export_tenant,
+        settings.export_id,
+        blobs=blobs,
+        source=StoreTraceSource(traces, blobs, settings.export_tenant),
+        signer=signer,
+    )

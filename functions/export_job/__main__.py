@@ -1,0 +1,5 @@
+import sys
+
+from functions.export_job.main import main
+
+sys.exit(main())

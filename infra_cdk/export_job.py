@@ -1,0 +1,242 @@
+"""The dataset export job: a Step Functions state machine running one Fargate task per
+export (`state_machines/dataset_export.asl.json`, filled in with `Fn::Sub` like the trace
+pipeline's). A container, not a Lambda: an export of many traces may run for longer than
+15 minutes, and its Parquet files are written by pyarrow (too big for the functions'
+shared layer), the same writer `prtrace export` uses, so both give the same bytes.
+
+The task runs in the QA task's isolated subnets (no route out) with its own security group;
+it reaches S3 and DynamoDB through gateway endpoints and KMS through an interface endpoint.
+Its role reads what an export reads (the traces table, documents, QA reports, judge
+results, artifacts) and writes only an export's files, manifest, signature and error.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aws_cdk import ArnFormat, Fn, RemovalPolicy, Stack, Token
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk.aws_ecr_assets import Platform
+from constructs import Construct
+
+from infra_cdk.assets import EXPORT_IMAGE_DOCKERFILE, ROOT, stage_export_image_context
+from infra_cdk.config import StackConfig
+from infra_cdk.lambdas import log_retention
+from infra_cdk.nag import acknowledge
+from infra_cdk.pipeline import QaTaskConstruct
+from infra_cdk.provenance import SigningKeyConstruct
+from infra_cdk.storage import ObjectKind, StorageConstruct
+
+ASL_PATH: Final = ROOT / "state_machines" / "dataset_export.asl.json"
+EXPORT_CONTAINER: Final = "export-job"
+EXPORT_ENTRYPOINT: Final = ("python", "-m", "functions.export_job")
+EXPORT_USER: Final = "10001:10001"
+EXPORT_TASK_CPU: Final = 1024
+EXPORT_TASK_MEMORY_MB: Final = 8192  # every selected trace's rows are held until written
+
+# What the task reads, and what it writes (prtrace.export_job).
+READS: Final[list[ObjectKind]] = ["document", "qa_report", "judge_result", "artifact"]
+WRITES: Final[list[ObjectKind]] = [
+    "export_file", "export_manifest", "export_envelope", "export_error",
+]  # fmt: skip
+
+
+class ExportJobConstruct(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StackConfig,
+        storage: StorageConstruct,
+        qa: QaTaskConstruct,
+        signing: SigningKeyConstruct,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        qa.vpc.add_gateway_endpoint("DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB)
+        qa.vpc.add_interface_endpoint(
+            "Kms", service=ec2.InterfaceVpcEndpointAwsService.KMS, private_dns_enabled=True
+        )
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "TaskSecurityGroup",
+            vpc=qa.vpc,
+            allow_all_outbound=False,
+            description="Export task: HTTPS to the VPC endpoints only (no route out)",
+        )
+        self.security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "S3, DynamoDB (gateway) and KMS endpoints"
+        )
+        self.task_definition = ecs.FargateTaskDefinition(
+            self,
+            "TaskDefinition",
+            cpu=EXPORT_TASK_CPU,
+            memory_limit_mib=EXPORT_TASK_MEMORY_MB,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.ARM64,
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
+            volumes=[ecs.Volume(name="tmp")],
+        )
+        log_group = logs.LogGroup(
+            self, "Logs", retention=log_retention(config), removal_policy=RemovalPolicy.DESTROY
+        )
+        self.container = self.task_definition.add_container(
+            EXPORT_CONTAINER,
+            container_name=EXPORT_CONTAINER,
+            image=ecs.ContainerImage.from_asset(
+                str(stage_export_image_context()),
+                file=EXPORT_IMAGE_DOCKERFILE,
+                platform=Platform.LINUX_ARM64,
+                build_args={"PYTHON_IMAGE": config.qa_base_image},
+            ),
+            entry_point=list(EXPORT_ENTRYPOINT),
+            user=EXPORT_USER,
+            readonly_root_filesystem=True,
+            privileged=False,
+            essential=True,
+            memory_limit_mib=EXPORT_TASK_MEMORY_MB,
+            logging=ecs.LogDriver.aws_logs(stream_prefix="export", log_group=log_group),
+            environment={
+                "PRTRACE_TRACES_TABLE": storage.traces_table.table_name,
+                "PRTRACE_BUCKET": storage.bucket.bucket_name,
+                "PRTRACE_SIGNING_KEY_ID": signing.key.key_arn,
+            },
+        )
+        self.container.add_mount_points(
+            ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False)  # noqa: S108
+        )
+        role = self.task_definition.task_role
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"], resources=[storage.traces_table.table_arn]
+            )
+        )
+        storage.grant_objects(role, [*READS, "export_request"], ["s3:GetObject"])
+        storage.grant_listing(role, [*READS, "export_request"])
+        storage.grant_objects(role, WRITES, ["s3:PutObject"])
+        signing.grant_sign(role)
+        acknowledge(
+            self.task_definition,
+            "AwsSolutions-ECS2",
+            "Plain settings only (table, bucket, key ARN); no secret is passed to the task.",
+        )
+        acknowledge(
+            self.task_definition.obtain_execution_role(),
+            "AwsSolutions-IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken takes no resource (CDK's execution role policy).",
+        )
+        self.state_machine = self._state_machine(config, qa)
+
+    def _state_machine(self, config: StackConfig, qa: QaTaskConstruct) -> sfn.StateMachine:
+        subnets = qa.subnets
+        substitutions = {
+            "ClusterArn": qa.cluster.cluster_arn,
+            "ExportTaskDefinitionArn": self.task_definition.task_definition_arn,
+            "ExportContainerName": EXPORT_CONTAINER,
+            "SubnetA": subnets[0].subnet_id,
+            "SubnetB": subnets[1 % len(subnets)].subnet_id,
+            "SecurityGroupId": self.security_group.security_group_id,
+        }
+        log_group = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            retention=log_retention(config),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        role = iam.Role(
+            self,
+            "StateMachineRole",
+            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            description="Dataset export: runs the export task",
+        )
+        state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            definition_body=sfn.DefinitionBody.from_string(
+                Fn.sub(ASL_PATH.read_text(), substitutions)
+            ),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            role=role,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False
+            ),
+        )
+        cluster = {"ArnEquals": {"ecs:cluster": qa.cluster.cluster_arn}}
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecs:RunTask"],
+                resources=[self.task_definition.task_definition_arn],
+                conditions=cluster,
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecs:StopTask", "ecs:DescribeTasks"], resources=["*"], conditions=cluster
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[
+                    self.task_definition.task_role.role_arn,
+                    self.task_definition.obtain_execution_role().role_arn,
+                ],
+                conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+            )
+        )
+        stack = Stack.of(self)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[
+                    stack.format_arn(
+                        service="events",
+                        resource="rule",
+                        resource_name="StepFunctionsGetEventsForECSTaskRule",
+                    )
+                ],
+            )
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Export task ids are unknown until run (StopTask/DescribeTasks are scoped to the "
+            "cluster by condition); X-Ray and log delivery take no resource.",
+        )
+        return state_machine
+
+    def grant_start_and_read(self, role: iam.IRole) -> None:
+        """What the API needs: start an export's execution and read its state."""
+        machine = self.state_machine
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["states:StartExecution"], resources=[machine.state_machine_arn]
+            )
+        )
+        executions = Stack.of(self).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{machine.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions])
+        )
+        cfn = machine.node.default_child
+        assert isinstance(cfn, sfn.CfnStateMachine)
+        stack = Stack.of(self)
+        name = f"<{stack.get_logical_id(cfn)}.Name>"
+        region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+        account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:"
+            f"{region}:{account}:execution:{name}:*]",
+            "One export's execution is named by its id, known only at run time.",
+        )

@@ -1,0 +1,189 @@
+"""Dataset export files: SWE-bench-style instances (JSONL), events (JSONL) and Parquet
+tables, with a manifest of counts and SHA-256s. The same code writes `prtrace export`'s
+files on a client and the export job's on the service, so both give the same bytes.
+
+Writing is deterministic: traces in id order, events in seq order, keys sorted, fixed
+Parquet writer options, and nothing about the run itself (no clock, no host) in any file.
+pyarrow is needed for Parquet only (`pip install 'prtrace[export]'`; the export job's image
+has it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from prtrace.dataset import (
+    EXPORT_VERSION,
+    ExportFilter,
+    TraceBundle,
+    event_records,
+    event_rows,
+    export_json,
+    jsonl,
+    sorted_bundles,
+    swebench_instance,
+    trace_row,
+)
+from prtrace.judge.rubric import DIMENSION_IDS
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+FORMATS: Final = ("swebench", "events", "parquet")
+INSTANCES_FILE: Final = "instances.jsonl"
+EVENTS_FILE: Final = "events.jsonl"
+EVENTS_PARQUET: Final = "events.parquet"
+TRACES_PARQUET: Final = "traces.parquet"
+MANIFEST_FILE: Final = "manifest.json"
+# Fixed so the same rows give the same file (the writer's version is in the manifest).
+PARQUET_OPTIONS: Final[dict[str, Any]] = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "use_dictionary": True,
+    "write_statistics": True,
+    "version": "2.6",
+    "data_page_version": "1.0",
+    "row_group_size": 65_536,
+}
+
+
+class ExportError(Exception):
+    """The export cannot be written as asked (e.g. Parquet without pyarrow)."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A trace the filter selected whose results could not be read, and why."""
+
+    trace_id: str
+    reason: str
+
+
+# ---- writing --------------------------------------------------------------------------
+
+
+def write_export(
+    bundles: Sequence[TraceBundle],
+    out: Path,
+    *,
+    formats: Iterable[str] = FORMATS,
+    chosen: ExportFilter | None = None,
+    skipped: Sequence[Skipped] = (),
+) -> dict[str, Any]:
+    """Write the files of `formats` and manifest.json into `out`; returns the manifest."""
+    wanted = sorted(set(formats))
+    unknown = set(wanted) - set(FORMATS)
+    if unknown:
+        raise ExportError(f"unknown format(s) {sorted(unknown)}; choose from {list(FORMATS)}")
+    bundles = sorted_bundles(bundles)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, dict[str, Any]] = {}
+
+    def put(name: str, data: bytes, rows: int) -> None:
+        (out / name).write_bytes(data)
+        files[name] = {"bytes": len(data), "rows": rows, "sha256": hashlib.sha256(data).hexdigest()}
+
+    if "swebench" in wanted:
+        instances = [swebench_instance(b) for b in bundles]
+        put(INSTANCES_FILE, jsonl(instances), len(instances))
+    if "events" in wanted:
+        records = [r for b in bundles for r in event_records(b.document)]
+        put(EVENTS_FILE, jsonl(records), len(records))
+    writer = None
+    if "parquet" in wanted:
+        events = [row for b in bundles for row in event_rows(b.document)]
+        traces = [trace_row(b) for b in bundles]
+        put(EVENTS_PARQUET, parquet_bytes(events, events_schema()), len(events))
+        put(TRACES_PARQUET, parquet_bytes(traces, traces_schema()), len(traces))
+        writer = _parquet_writer()
+    manifest = {
+        "version": EXPORT_VERSION,
+        "formats": wanted,
+        "filter": (chosen or ExportFilter()).describe(),
+        "trace_count": len(bundles),
+        "event_count": sum(len(b.document.events) for b in bundles),
+        "trace_ids": [b.trace_id for b in bundles],
+        "skipped": [{"trace_id": s.trace_id, "reason": s.reason} for s in skipped],
+        "files": files,
+        "parquet": None if writer is None else {"writer": writer, "options": PARQUET_OPTIONS},
+    }
+    (out / MANIFEST_FILE).write_bytes(export_json(manifest) + b"\n")
+    return manifest
+
+
+# ---- Parquet --------------------------------------------------------------------------
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow as pa  # only Parquet exports need it
+        import pyarrow.parquet
+    except ImportError:
+        raise ExportError("Parquet export needs pyarrow: pip install 'prtrace[export]'") from None
+    return pa
+
+
+def _parquet_writer() -> str:
+    return f"pyarrow {_pyarrow().__version__}"
+
+
+def events_schema() -> pa.Schema:
+    pa = _pyarrow()
+    return pa.schema(
+        [
+            pa.field("trace_id", pa.string(), nullable=False),
+            pa.field("seq", pa.int64(), nullable=False),
+            pa.field("event_id", pa.string(), nullable=False),
+            pa.field("ts", pa.string(), nullable=False),
+            pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),
+            pa.field("type", pa.string(), nullable=False),
+            pa.field("path", pa.string()),
+            pa.field("exit_code", pa.int32()),
+            pa.field("tests_passed", pa.int64()),
+            pa.field("tests_failed", pa.int64()),
+            pa.field("payload", pa.string(), nullable=False),
+        ]
+    )
+
+
+def traces_schema() -> pa.Schema:
+    pa = _pyarrow()
+    text = pa.string()
+    tests = pa.list_(pa.string())
+    required = [
+        "trace_id", "status", "created_at", "repo", "repo_url", "base_commit", "task_title",
+        "task_description", "author_id", "author_kind", "client_name", "client_version",
+    ]  # fmt: skip
+    fields = [pa.field(name, text, nullable=False) for name in required]
+    fields += [
+        pa.field("event_count", pa.int64(), nullable=False),
+        pa.field("chain_key_id", text, nullable=False),
+        pa.field("chain_head", text, nullable=False),
+        pa.field("qa_verdict", text),
+        pa.field("fail_to_pass", tests, nullable=False),
+        pa.field("pass_to_pass", tests, nullable=False),
+        pa.field("pass_to_fail", tests, nullable=False),
+        pa.field("fail_to_fail", tests, nullable=False),
+        pa.field("judge_status", text),
+        pa.field("judge_overall", pa.float64()),
+        *(pa.field(f"score_{dimension}", pa.int8()) for dimension in DIMENSION_IDS),
+        pa.field("patch_source", text, nullable=False),
+        pa.field("patch_files", tests, nullable=False),
+        pa.field("metrics", text, nullable=False),
+        pa.field("state_check", text),
+        pa.field("state_first_mismatch", text),
+        pa.field("state_unexplained_bytes", pa.int64()),
+    ]
+    return pa.schema(fields)
+
+
+def parquet_bytes(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> bytes:
+    pa = _pyarrow()
+    table = pa.Table.from_pylist(list(rows), schema=schema)
+    sink = pa.BufferOutputStream()
+    pa.parquet.write_table(table, sink, **PARQUET_OPTIONS)
+    return bytes(sink.getvalue().to_pybytes())
