@@ -30,6 +30,7 @@ from tests.functional.test_provenance_api import complete, finalized_trace, sign
 
 __all__ = ["signing_key"]  # a fixture used here
 
+
 def run_job(export_id: str, monkeypatch: pytest.MonkeyPatch, tenant: str = "acme") -> None:
     """What the export task does for one export, with the environment the stack gives it."""
     monkeypatch.setenv("PRTRACE_EXPORT_TENANT", tenant)
