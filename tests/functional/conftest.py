@@ -25,6 +25,8 @@ NAMES = ResourceNames()
 
 
 def _reset_caches() -> None:
+    # A new mock_aws context and environment: the API builds its services again, from the
+    # environment as the test has set it, on the test's first request.
     dependencies.reset()
     authorizer.token_store.cache_clear()
     parameters.clear_caches()
@@ -45,6 +47,13 @@ def aws() -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def api_not_built_yet() -> None:
+    """A test changes the API's environment (PRTRACE_*) before its first request, which
+    builds the API's services from it (`aws` starts each test with a new container)."""
+    built = dependencies.container().built()
+    assert not built, f"the API already built {built}: set the environment before requests"
 
 
 class Client:
