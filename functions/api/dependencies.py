@@ -6,9 +6,11 @@ injects it (these parameters are not in the OpenAPI document). The objects come 
 (`build_all`), by the builders of `prtrace.adapters.wiring`. Tests replace a service with
 `app.dependency_overrides[provider] = ...`; the providers take no parameters, so any
 zero-argument callable replaces one.
-"""
 
-from __future__ import annotations
+Powertools reads a route's signature on every request to find its Depends parameters, so the
+route modules and this one evaluate their annotations at import (no `from __future__ import
+annotations`): strings would be compiled again per request (tests/unit/test_api_dependencies).
+"""
 
 import re
 from collections.abc import Callable

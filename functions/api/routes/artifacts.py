@@ -1,7 +1,5 @@
 """Artifacts: large blobs (diffs, logs, workspace snapshots) uploaded straight to S3."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response

@@ -1,7 +1,5 @@
 """Chunks: the streamed events of a trace, one immutable PUT per chunk seq."""
 
-from __future__ import annotations
-
 import base64
 from typing import Annotated
 

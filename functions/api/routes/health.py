@@ -1,7 +1,5 @@
 """Liveness and readiness (no authentication; no details an attacker could use)."""
 
-from __future__ import annotations
-
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 

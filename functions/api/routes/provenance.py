@@ -2,8 +2,6 @@
 links to what `prtrace download` puts in a trace bundle beyond the results: the signed
 manifest, its DSSE envelope and each chunk's stored body."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response

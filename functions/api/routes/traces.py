@@ -1,7 +1,5 @@
 """Traces: create, read, list, finalize."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
