@@ -177,9 +177,10 @@ def container() -> Container:
 
 
 def reset() -> None:
-    """Start a new container, for the moto-per-test fixtures only (tests/functional/conftest.py
-    `aws`, tests/infra/test_iam.py): each mock_aws context and environment needs clients and
-    settings of its own. A test that replaces a service uses `app.dependency_overrides`."""
+    """Start a new container. The one reset, for test fixtures only: each moto-per-test
+    context (tests/functional/conftest.py `aws`, tests/infra/test_iam.py) needs clients and
+    settings of its own, and tests/unit/test_api_dependencies starts from an unbuilt one.
+    A test that replaces a service uses `app.dependency_overrides` instead."""
     global _container
     _container = Container()
 
