@@ -1,13 +1,23 @@
-"""Per-request context (the caller) and per-container dependencies (built once, cached)."""
+"""Per-request context (the caller) and the per-container services the routes receive.
 
-from __future__ import annotations
+Routes declare what they use as parameters, e.g. `ingest: Ingest`, and Powertools' `Depends`
+injects it (these parameters are not in the OpenAPI document). The objects come from one
+`Container` per execution environment: built once from `Settings`, in the init phase
+(`build_all`), by the builders of `prtrace.adapters.wiring`. Tests replace a service with
+`app.dependency_overrides[provider] = ...`; the providers take no parameters, so any
+zero-argument callable replaces one.
+
+Powertools reads a route's signature on every request to find its Depends parameters, so the
+route modules and this one evaluate their annotations at import (no `from __future__ import
+annotations`): strings would be compiled again per request (tests/unit/test_api_dependencies).
+"""
 
 import re
 from collections.abc import Callable
-from functools import cache
-from typing import Any, cast
+from functools import cached_property
+from typing import Annotated, Any, cast
 
-import boto3
+from aws_lambda_powertools.event_handler import Depends
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.idempotency import (
@@ -25,10 +35,11 @@ from functions.api.problems import IdempotencyKeyReused, RequestInProgress, Unau
 from prtrace.adapters.s3 import S3BlobStore
 from prtrace.adapters.signing import KmsKeySet
 from prtrace.adapters.wiring import (
-    BOTO_CONFIG,
     build_blob_store,
     build_dataset_exports,
+    build_idempotency_store,
     build_ingest_service,
+    build_key_set,
     build_pipeline_starter,
     build_trace_events,
     build_trace_results,
@@ -59,73 +70,162 @@ def register_lambda_context(context: LambdaContext) -> None:
     _IDEMPOTENCY_CONFIG.register_lambda_context(context)
 
 
+class Idempotency:
+    """Runs an action once per Idempotency-Key (24 h); replays return the stored answer."""
+
+    def __init__(self, store: DynamoDBPersistenceLayer) -> None:
+        self._store = store
+
+    def run(
+        self,
+        router: Router,
+        tenant: str,
+        operation: str,
+        target: str,
+        body: dict[str, Any],
+        action: Callable[[], dict[str, Any]],
+    ) -> dict[str, Any]:
+        key = idempotency_key(router)
+        if key is None:
+            return action()
+
+        @idempotent_function(
+            data_keyword_argument="request",
+            persistence_store=self._store,
+            config=_IDEMPOTENCY_CONFIG,
+            key_prefix="prtrace-api",
+        )
+        def once(request: dict[str, Any]) -> dict[str, Any]:
+            return action()
+
+        try:
+            result: dict[str, Any] = once(
+                request={
+                    "tenant": tenant,
+                    "operation": operation,
+                    "target": target,
+                    "key": key,
+                    "body": body,
+                }
+            )
+        except IdempotencyValidationError:
+            raise IdempotencyKeyReused(
+                f"Idempotency-Key {key!r} was used with a different {operation} request in the "
+                "last 24 hours; use a new key for a new request"
+            ) from None
+        except IdempotencyAlreadyInProgressError:
+            raise RequestInProgress(
+                f"a {operation} request with Idempotency-Key {key!r} is still running; "
+                "retry shortly"
+            ) from None
+        return result
+
+
+class Container:
+    """The objects one execution environment builds once (on first use) and keeps: clients
+    connect on first call, and the services hold nothing of a request."""
+
+    @cached_property
+    def settings(self) -> Settings:
+        return Settings.from_env()
+
+    @cached_property
+    def blob_store(self) -> S3BlobStore:
+        return build_blob_store(self.settings)
+
+    @cached_property
+    def ingest_service(self) -> IngestService:
+        pipeline = build_pipeline_starter(self.settings)
+        return build_ingest_service(self.settings, blobs=self.blob_store, pipeline=pipeline)
+
+    @cached_property
+    def trace_results(self) -> TraceResults:
+        return build_trace_results(self.settings, blobs=self.blob_store)
+
+    @cached_property
+    def trace_events(self) -> TraceEvents:
+        return build_trace_events(self.settings, self.blob_store, self.trace_results)
+
+    @cached_property
+    def key_set(self) -> KmsKeySet:
+        return build_key_set(self.settings)
+
+    @cached_property
+    def dataset_exports(self) -> DatasetExports:
+        return build_dataset_exports(self.settings, self.blob_store)
+
+    @cached_property
+    def idempotency(self) -> Idempotency:
+        return Idempotency(build_idempotency_store(self.settings))
+
+    def build(self) -> None:
+        """Build what most requests use (the key set is built by the first GET /v1/keys)."""
+        names = ("ingest_service", "trace_results", "trace_events", "dataset_exports")
+        for name in (*names, "idempotency"):
+            getattr(self, name)
+
+    def built(self) -> list[str]:
+        """The names of the objects built so far."""
+        return sorted(vars(self))
+
+
+_container = Container()
+
+
 def build_all() -> None:
-    """Build every per-container dependency now: during a cold start (Lambda's init phase),
-    not in the first request's time, and before `gc.freeze()` moves them out of the cyclic
+    """Build the per-container objects now: during a cold start (Lambda's init phase), not
+    in the first request's time, and before `gc.freeze()` moves them out of the cyclic
     collector's scans. No network call: clients connect on first use."""
-    ingest_service()
-    trace_results()
-    trace_events()
-    dataset_exports()
-    _idempotency_store()
+    _container.build()
 
 
-@cache
-def settings() -> Settings:
-    return Settings.from_env()
-
-
-@cache
-def blob_store() -> S3BlobStore:
-    return build_blob_store(settings())
-
-
-@cache
-def ingest_service() -> IngestService:
-    return build_ingest_service(
-        settings(), blobs=blob_store(), pipeline=build_pipeline_starter(settings())
-    )
-
-
-@cache
-def trace_results() -> TraceResults:
-    return build_trace_results(settings(), blobs=blob_store())
-
-
-@cache
-def key_set() -> KmsKeySet:
-    return KmsKeySet(boto3.client("kms", config=BOTO_CONFIG), settings().signing_key_ids)
-
-
-@cache
-def trace_events() -> TraceEvents:
-    return build_trace_events(settings(), blob_store(), trace_results())
-
-
-@cache
-def dataset_exports() -> DatasetExports:
-    return build_dataset_exports(settings(), blob_store())
-
-
-@cache
-def _idempotency_store() -> DynamoDBPersistenceLayer:
-    client = boto3.client("dynamodb", config=BOTO_CONFIG)
-    return DynamoDBPersistenceLayer(table_name=settings().idempotency_table, boto3_client=client)
+def container() -> Container:
+    return _container
 
 
 def reset() -> None:
-    """Forget cached dependencies (tests change the environment between cases)."""
-    for cached in (
-        settings,
-        blob_store,
-        ingest_service,
-        trace_results,
-        key_set,
-        trace_events,
-        dataset_exports,
-        _idempotency_store,
-    ):
-        cached.cache_clear()
+    """Start a new container. The one reset, for test fixtures only: each moto-per-test
+    context (tests/functional/conftest.py `aws`, tests/infra/test_iam.py) needs clients and
+    settings of its own, and tests/unit/test_api_dependencies starts from an unbuilt one.
+    A test that replaces a service uses `app.dependency_overrides` instead."""
+    global _container
+    _container = Container()
+
+
+# The providers `Depends` calls, and the parameter types routes declare. Zero-argument on
+# purpose: Powertools calls an override with the arguments of the provider it replaces.
+
+
+def ingest_service() -> IngestService:
+    return _container.ingest_service
+
+
+def trace_results() -> TraceResults:
+    return _container.trace_results
+
+
+def trace_events() -> TraceEvents:
+    return _container.trace_events
+
+
+def key_set() -> KmsKeySet:
+    return _container.key_set
+
+
+def dataset_exports() -> DatasetExports:
+    return _container.dataset_exports
+
+
+def idempotency() -> Idempotency:
+    return _container.idempotency
+
+
+Ingest = Annotated[IngestService, Depends(ingest_service)]
+Results = Annotated[TraceResults, Depends(trace_results)]
+Events = Annotated[TraceEvents, Depends(trace_events)]
+Keys = Annotated[KmsKeySet, Depends(key_set)]
+Exports = Annotated[DatasetExports, Depends(dataset_exports)]
+Once = Annotated[Idempotency, Depends(idempotency)]
 
 
 def principal(router: Router) -> Principal:
@@ -156,47 +256,3 @@ def idempotency_key(router: Router) -> str | None:
             [FieldError("", "invalid Idempotency-Key header")],
         )
     return key
-
-
-def run_idempotent(
-    router: Router,
-    tenant: str,
-    operation: str,
-    target: str,
-    body: dict[str, Any],
-    action: Callable[[], dict[str, Any]],
-) -> dict[str, Any]:
-    """Run `action` once per Idempotency-Key (24 h); replays return the stored answer."""
-    key = idempotency_key(router)
-    if key is None:
-        return action()
-
-    @idempotent_function(
-        data_keyword_argument="request",
-        persistence_store=_idempotency_store(),
-        config=_IDEMPOTENCY_CONFIG,
-        key_prefix="prtrace-api",
-    )
-    def once(request: dict[str, Any]) -> dict[str, Any]:
-        return action()
-
-    try:
-        result: dict[str, Any] = once(
-            request={
-                "tenant": tenant,
-                "operation": operation,
-                "target": target,
-                "key": key,
-                "body": body,
-            }
-        )
-    except IdempotencyValidationError:
-        raise IdempotencyKeyReused(
-            f"Idempotency-Key {key!r} was used with a different {operation} request in the last "
-            "24 hours; use a new key for a new request"
-        ) from None
-    except IdempotencyAlreadyInProgressError:
-        raise RequestInProgress(
-            f"a {operation} request with Idempotency-Key {key!r} is still running; retry shortly"
-        ) from None
-    return result

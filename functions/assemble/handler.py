@@ -10,18 +10,14 @@ configuration errors raise (Step Functions retries, then catches).
 
 from __future__ import annotations
 
-from functools import cache, partial
+from functools import cache
 from typing import Annotated, Any
 
-import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from prtrace.adapters.dynamodb import DynamoTraceStore
-from prtrace.adapters.keys import load_key_ring
-from prtrace.adapters.s3 import S3BlobStore
-from prtrace.adapters.wiring import BOTO_CONFIG, S3_CONFIG
+from prtrace.adapters.wiring import build_assemble_service
 from prtrace.assemble.service import Assembled, AssembleService
 from prtrace.assemble.settings import AssembleSettings
 
@@ -39,19 +35,7 @@ class AssembleEvent(BaseModel):
 
 @cache
 def service() -> AssembleService:
-    settings = AssembleSettings.from_env()
-    return AssembleService(
-        traces=DynamoTraceStore(
-            boto3.client("dynamodb", config=BOTO_CONFIG), settings.traces_table
-        ),
-        blobs=S3BlobStore(boto3.client("s3", config=S3_CONFIG), settings.bucket),
-        key_ring=partial(
-            load_key_ring,
-            secret_name=settings.key_secret_name,
-            parameter_name=settings.key_parameter_name,
-        ),
-        spool_dir=settings.spool_dir,
-    )
+    return build_assemble_service(AssembleSettings.from_env())
 
 
 def reset() -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -20,8 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prtrace import cloudwatch_names as names
 from prtrace.adapters.openai_chat import build_llm_judge
-from prtrace.adapters.s3 import S3BlobStore
-from prtrace.adapters.wiring import BOTO_CONFIG
+from prtrace.adapters.wiring import build_object_store, build_s3_client
 from prtrace.judge.llm import LLMJudge
 from prtrace.judge.result import JudgeResult
 from prtrace.judge.rubric import load_rubric
@@ -60,7 +58,7 @@ def settings() -> JudgeSettings:
 
 @cache
 def s3_client() -> S3Client:
-    return boto3.client("s3", config=BOTO_CONFIG)
+    return build_s3_client()  # one per container; the bucket may differ per event
 
 
 def llm_judge() -> LLMJudge | None:
@@ -83,7 +81,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     bucket = request.bucket or settings().bucket
     if not bucket:
         raise ConfigurationError("no bucket in the event and PRTRACE_BUCKET is not set")
-    store = S3BlobStore(s3_client(), bucket)
+    store = build_object_store(bucket, s3_client())
     result = run_judge_step(
         JudgeRequest(
             trace_id=request.trace_id,

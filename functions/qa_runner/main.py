@@ -19,20 +19,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from prtrace.adapters.artifacts import S3ArtifactStore
 from prtrace.adapters.sandbox.select import build_sandbox
+from prtrace.adapters.wiring import build_artifact_store
 from prtrace.qa.service import QAService
 from prtrace.qa.settings import QASettings
 from prtrace.qa.task import parse_request, run_qa_task
 from prtrace.schema import artifact_uri
 from prtrace.settings import ConfigurationError
-
-# Snapshots can be large: standard retries, a generous read timeout.
-S3_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, read_timeout=60)
 
 _ARGS = [
     "trace-id", "bucket", "tenant", "document-key", "report-key",
@@ -92,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = QASettings.from_env()
     except (ValueError, ConfigurationError) as error:
         return _fail(str(error), 2)
-    store = S3ArtifactStore(boto3.client("s3", config=S3_CONFIG), bucket)
+    store = build_artifact_store(bucket)
     sandbox, owner = build_sandbox(settings)
     service = QAService(sandbox, store, settings, owner)
     try:

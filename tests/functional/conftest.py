@@ -26,6 +26,8 @@ NAMES = ResourceNames()
 
 
 def _reset_caches() -> None:
+    # A new mock_aws context and environment: the API builds its services again, from the
+    # environment as the test has set it, on the test's first request.
     dependencies.reset()
     authorizer.token_store.cache_clear()
     parameters.clear_caches()
@@ -46,6 +48,13 @@ def aws() -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def api_not_built_yet() -> None:
+    """A test changes the API's environment (PRTRACE_*) before its first request, which
+    builds the API's services from it (`aws` starts each test with a new container)."""
+    built = dependencies.container().built()
+    assert not built, f"the API already built {built}: set the environment before requests"
 
 
 class Client:
@@ -99,7 +108,7 @@ EXPORT_MACHINE_DEFINITION = '{"StartAt": "Run", "States": {"Run": {"Type": "Succ
 
 
 @pytest.fixture
-def export_machine(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def export_machine(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
     """An export state machine in moto's plain Step Functions (its executions stay
     RUNNING: tests run the export job's code themselves), configured for the API."""
     sfn = boto3.client("stepfunctions")
@@ -109,6 +118,5 @@ def export_machine(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         roleArn="arn:aws:iam::123456789012:role/export",
     )["stateMachineArn"]
     monkeypatch.setenv("PRTRACE_EXPORT_STATE_MACHINE_ARN", arn)
-    _reset_caches()
-    yield arn
-    _reset_caches()
+    api_not_built_yet()
+    return arn

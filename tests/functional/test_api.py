@@ -584,11 +584,13 @@ def test_unknown_route_is_a_404_problem(client):
 
 def test_unexpected_failure_is_a_clean_500(client, monkeypatch):
     from functions.api import dependencies
+    from functions.api.handler import app
 
-    def broken():
-        raise RuntimeError("database on fire")
+    class OnFire:
+        def get_trace(self, *args: object) -> None:
+            raise RuntimeError("database on fire")
 
-    monkeypatch.setattr(dependencies.ingest_service(), "get_trace", lambda *a: broken())
+    monkeypatch.setitem(app.dependency_overrides, dependencies.ingest_service, OnFire)
     response = client.call("GET", "/v1/traces/tr_01JZZZZZZZZZZZZZZZZZZZZZZZ")
     assert response.status == 500
     assert problem_type(response) == "internal-error"

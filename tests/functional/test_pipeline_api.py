@@ -13,12 +13,11 @@ import orjson
 import pytest
 import requests
 
-from functions.api import dependencies
 from functions.record import handler as record_handler
 from infra_cdk.local.gateway import LambdaContext
 from prtrace.storage_keys import artifact_key, document_key, judge_result_key, qa_report_key
 from tests.factories import blob_ref, chunk_body, trace_metadata
-from tests.functional.conftest import NAMES, Client, make_token
+from tests.functional.conftest import NAMES, Client, api_not_built_yet, make_token
 from tests.judge_factories import qa_report
 from tests.pipeline_factories import complete_event, failed_event, judge_result, rejected_event
 
@@ -35,10 +34,9 @@ def state_machine(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         roleArn="arn:aws:iam::123456789012:role/prtrace-pipeline",
     )["stateMachineArn"]
     monkeypatch.setenv("PRTRACE_STATE_MACHINE_ARN", arn)
-    dependencies.reset()
+    api_not_built_yet()
     record_handler.reset()
     yield arn
-    dependencies.reset()
     record_handler.reset()
 
 
@@ -157,7 +155,7 @@ def test_a_pipeline_that_could_not_start_is_started_by_the_retry(client, monkeyp
     sfn = boto3.client("stepfunctions")
     arn = "arn:aws:states:us-east-1:123456789012:stateMachine:prtrace-later"
     monkeypatch.setenv("PRTRACE_STATE_MACHINE_ARN", arn)  # not created yet: start fails
-    dependencies.reset()
+    api_not_built_yet()
     trace_id = client.call("POST", "/v1/traces", trace_metadata()).json()["trace_id"]
     assert client.call("PUT", f"/v1/traces/{trace_id}/chunks/0", raw=chunk_body(0, 3)).status == 201
     path = f"/v1/traces/{trace_id}/finalize"
@@ -176,7 +174,6 @@ def test_a_pipeline_that_could_not_start_is_started_by_the_retry(client, monkeyp
     again = client.call("POST", path, {"expected_chunks": 1}, headers={"Idempotency-Key": "f-1"})
     assert again.status == 202
     assert [e["name"] for e in executions(arn)] == [trace_id]
-    dependencies.reset()
 
 
 def test_finalize_without_a_state_machine_starts_nothing(client):

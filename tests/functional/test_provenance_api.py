@@ -14,7 +14,6 @@ import orjson
 import pytest
 import requests
 
-from functions.api import dependencies
 from functions.assemble import handler as assemble_handler
 from functions.record import handler as record_handler
 from infra_cdk.local.gateway import LambdaContext
@@ -23,7 +22,7 @@ from prtrace.storage_keys import artifact_key, judge_result_key, qa_report_key
 from prtrace_client.provenance import chunk_name, download_bundle, verify_bundle
 from tests.assemble_support import artifacts_of, canonical_body, chunked, session
 from tests.factories import blob_ref, trace_metadata
-from tests.functional.conftest import Client
+from tests.functional.conftest import Client, api_not_built_yet
 from tests.functional.test_pipeline_api import set_status, store
 from tests.judge_factories import qa_report
 from tests.pipeline_factories import judge_result
@@ -39,10 +38,11 @@ def signing_key(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     # The same key by its id: the recorded calls then name the setting each function read
     # (tests/infra/aws_calls.py), where the stack gives both the key's ARN.
     monkeypatch.setenv("PRTRACE_SIGNING_KEY_IDS", key["KeyId"])
-    for module in (dependencies, assemble_handler, record_handler):
+    api_not_built_yet()
+    for module in (assemble_handler, record_handler):
         module.reset()
     yield arn
-    for module in (dependencies, assemble_handler, record_handler):
+    for module in (assemble_handler, record_handler):
         module.reset()
 
 
@@ -186,7 +186,8 @@ def test_a_trace_recorded_without_a_signing_key_says_so(
     client: Client, aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("PRTRACE_SIGNING_KEY_ID", raising=False)
-    for module in (dependencies, assemble_handler, record_handler):
+    api_not_built_yet()
+    for module in (assemble_handler, record_handler):
         module.reset()
     trace_id = finalized_trace(client)
     complete(trace_id)

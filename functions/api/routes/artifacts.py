@@ -1,14 +1,12 @@
 """Artifacts: large blobs (diffs, logs, workspace snapshots) uploaded straight to S3."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
-from functions.api.dependencies import ingest_service, require, run_idempotent, trace_results
+from functions.api.dependencies import Ingest, Once, Results, require
 from functions.api.models import ArtifactUpload, ResultLink, answer
 from functions.api.routes.responses import json_response
 from functions.api.routes.traces import TraceId
@@ -29,14 +27,16 @@ router = Router()
     ),
 )
 def request_artifact_upload(
-    trace_id: TraceId, request: Annotated[ArtifactRequest, Body(embed=False)]
+    trace_id: TraceId,
+    request: Annotated[ArtifactRequest, Body(embed=False)],
+    service: Ingest,
+    once: Once,
 ) -> Response[str]:
     caller = require(router, "ingest")
-    service = ingest_service()
     # The key guards the request (a reused key with another body is refused), but the
     # answer is computed afresh every time: the upload URL expires, and once uploaded the
     # artifact is reported present. Requests are idempotent by content anyway.
-    run_idempotent(
+    once.run(
         router,
         caller.tenant,
         "artifact",
@@ -60,7 +60,9 @@ def request_artifact_upload(
 def get_artifact(
     trace_id: TraceId,
     sha256: Annotated[str, Path(description="lowercase hex SHA-256 of the artifact")],
+    ingest: Ingest,
+    results: Results,
 ) -> Response[str]:
     caller = require(router, "read")
-    trace = ingest_service().get_trace(caller.tenant, trace_id)
-    return json_response(200, trace_results().artifact_link(trace, sha256))
+    trace = ingest.get_trace(caller.tenant, trace_id)
+    return json_response(200, results.artifact_link(trace, sha256))

@@ -1,7 +1,5 @@
 """Chunks: the streamed events of a trace, one immutable PUT per chunk seq."""
 
-from __future__ import annotations
-
 import base64
 from typing import Annotated
 
@@ -10,7 +8,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.metrics import MetricUnit
 
-from functions.api.dependencies import ingest_service, require
+from functions.api.dependencies import Ingest, require
 from functions.api.models import ChunkReceipt, answer
 from functions.api.routes.responses import json_response
 from functions.api.routes.traces import TraceId
@@ -38,12 +36,13 @@ def put_chunk(
     chunk_seq: Annotated[
         int, Path(ge=0, le=MAX_CHUNK_SEQ, description="canonical decimal: 1, not 01 or 1.0")
     ],
+    ingest: Ingest,
 ) -> Response[str]:
     _canonical_seq(chunk_seq)
     caller = require(router, "ingest")
     # The body is validated by the domain, not the router: it parses and canonicalizes in
     # one pass (see prtrace.chunks). Its schema is added to the OpenAPI document by hand.
-    outcome = ingest_service().put_chunk(caller.tenant, trace_id, chunk_seq, _raw_body())
+    outcome = ingest.put_chunk(caller.tenant, trace_id, chunk_seq, _raw_body())
     if not outcome.replayed:
         metrics.add_metric(name=names.CHUNKS_STORED, unit=MetricUnit.Count, value=1)
         metrics.add_metric(

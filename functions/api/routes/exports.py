@@ -1,14 +1,12 @@
 """Dataset exports: ask for one (a job writes it to S3), then read its status and links."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
-from functions.api.dependencies import dataset_exports, require, run_idempotent
+from functions.api.dependencies import Exports, Once, require
 from functions.api.models import ExportView, answer
 from functions.api.routes.responses import json_response
 from prtrace.clock import utc_now
@@ -32,14 +30,16 @@ ExportId = Annotated[str, Path(description=f"export id, {EXPORT_ID_PATTERN}")]
     ),
     responses=answer(202, ExportView, "Accepted (Location: the export)"),
 )
-def create_export(request: Annotated[ExportRequest, Body(embed=False)]) -> Response[str]:
+def create_export(
+    request: Annotated[ExportRequest, Body(embed=False)], exports: Exports, once: Once
+) -> Response[str]:
     caller = require(router, "read")
     body = request.model_dump(mode="json")
 
     def start() -> dict[str, object]:
-        return dataset_exports().start(caller.tenant, request, utc_now())
+        return exports.start(caller.tenant, request, utc_now())
 
-    result = run_idempotent(router, caller.tenant, "create_export", "-", body, start)
+    result = once.run(router, caller.tenant, "create_export", "-", body, start)
     return json_response(202, result, {"Location": f"/v1/exports/{result['export_id']}"})
 
 
@@ -48,6 +48,6 @@ def create_export(request: Annotated[ExportRequest, Body(embed=False)]) -> Respo
     summary="Get an export's status and, once complete, its manifest and download links",
     responses=answer(200, ExportView, "The export", _404="No such export for this caller"),
 )
-def get_export(export_id: ExportId) -> Response[str]:
+def get_export(export_id: ExportId, exports: Exports) -> Response[str]:
     caller = require(router, "read")
-    return json_response(200, dataset_exports().get(caller.tenant, export_id))
+    return json_response(200, exports.get(caller.tenant, export_id))

@@ -1,11 +1,9 @@
 """Liveness and readiness (no authentication; no details an attacker could use)."""
 
-from __future__ import annotations
-
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from functions.api.dependencies import ingest_service
+from functions.api.dependencies import Ingest
 from functions.api.models import Liveness, Readiness, answer
 from functions.api.routes.responses import json_response
 from functions.api.telemetry import logger
@@ -29,9 +27,8 @@ def healthz() -> Response[str]:
     summary="Readiness: the table and the bucket answer",
     responses=_READINESS,
 )
-def readyz() -> Response[str]:
+def readyz(service: Ingest) -> Response[str]:
     checks: dict[str, str] = {}
-    service = ingest_service()
     for name, probe in (("table", service.ping_table), ("bucket", service.ping_bucket)):
         try:
             probe()

@@ -2,15 +2,13 @@
 links to what `prtrace download` puts in a trace bundle beyond the results: the signed
 manifest, its DSSE envelope and each chunk's stored body."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
-from functions.api.dependencies import ingest_service, key_set, require, trace_results
+from functions.api.dependencies import Ingest, Keys, Results, require
 from functions.api.models import KeySet, ResultLink, answer
 from functions.api.routes.responses import json_response
 from functions.api.routes.traces import _RESULT_RESPONSES, TraceId, _result_link
@@ -28,8 +26,8 @@ router = Router()
     ),
     responses=answer(200, KeySet, "The key set"),
 )
-def get_keys() -> Response[str]:
-    response = json_response(200, key_set().jwks())
+def get_keys(keys: Keys) -> Response[str]:
+    response = json_response(200, keys.jwks())
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 
@@ -39,8 +37,8 @@ def get_keys() -> Response[str]:
     summary="Link to the trace manifest (canonical JSON: every digest the trace is made of)",
     responses=_RESULT_RESPONSES,
 )
-def get_manifest(trace_id: TraceId) -> Response[str]:
-    return _result_link(trace_id, "manifest")
+def get_manifest(trace_id: TraceId, ingest: Ingest, results: Results) -> Response[str]:
+    return _result_link(trace_id, "manifest", ingest, results)
 
 
 @router.get(
@@ -48,8 +46,8 @@ def get_manifest(trace_id: TraceId) -> Response[str]:
     summary="Link to the manifest's signature: a DSSE envelope over an in-toto Statement",
     responses=_RESULT_RESPONSES,
 )
-def get_attestation(trace_id: TraceId) -> Response[str]:
-    return _result_link(trace_id, "attestation")
+def get_attestation(trace_id: TraceId, ingest: Ingest, results: Results) -> Response[str]:
+    return _result_link(trace_id, "attestation", ingest, results)
 
 
 @router.get(
@@ -65,8 +63,10 @@ def get_attestation(trace_id: TraceId) -> Response[str]:
 def get_chunk(
     trace_id: TraceId,
     chunk_seq: Annotated[int, Path(ge=0, le=1_000_000, description="chunk seq, from 0")],
+    ingest: Ingest,
+    results: Results,
 ) -> Response[str]:
     caller = require(router, "read")
-    trace = ingest_service().get_trace(caller.tenant, trace_id)
-    chunk = ingest_service().get_chunk(caller.tenant, trace.trace_id, chunk_seq)
-    return json_response(200, trace_results().chunk_link(chunk))
+    trace = ingest.get_trace(caller.tenant, trace_id)
+    chunk = ingest.get_chunk(caller.tenant, trace.trace_id, chunk_seq)
+    return json_response(200, results.chunk_link(chunk))

@@ -1,7 +1,5 @@
 """Traces: create, read, list, finalize."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
@@ -9,17 +7,11 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
-from functions.api.dependencies import (
-    ingest_service,
-    require,
-    run_idempotent,
-    trace_events,
-    trace_results,
-)
+from functions.api.dependencies import Events, Ingest, Once, Results, require
 from functions.api.models import EventPageView, ResultLink, TracePage, TraceView, answer
 from functions.api.routes.responses import json_response
-from prtrace.ingest import TRACE_ID_PATTERN, FinalizeRequest
-from prtrace.results import ResultName
+from prtrace.ingest import TRACE_ID_PATTERN, FinalizeRequest, IngestService
+from prtrace.results import ResultName, TraceResults
 from prtrace.schema import TraceMetadata
 from prtrace.trace_events import DEFAULT_PAGE_EVENTS, MAX_PAGE_EVENTS
 
@@ -35,14 +27,16 @@ TraceId = Annotated[str, Path(description=f"trace id, {TRACE_ID_PATTERN}")]
     summary="Create a trace",
     responses=answer(201, TraceView, "Created (Location: the trace)"),
 )
-def create_trace(metadata: Annotated[TraceMetadata, Body(embed=False)]) -> Response[str]:
+def create_trace(
+    metadata: Annotated[TraceMetadata, Body(embed=False)], ingest: Ingest, once: Once
+) -> Response[str]:
     caller = require(router, "ingest")
     body = metadata.model_dump(mode="json")
 
     def create() -> dict[str, object]:
-        return ingest_service().create_trace(caller.tenant, metadata).public()
+        return ingest.create_trace(caller.tenant, metadata).public()
 
-    result = run_idempotent(router, caller.tenant, "create_trace", "-", body, create)
+    result = once.run(router, caller.tenant, "create_trace", "-", body, create)
     return json_response(201, result, {"Location": f"/v1/traces/{result['trace_id']}"})
 
 
@@ -56,9 +50,11 @@ def create_trace(metadata: Annotated[TraceMetadata, Body(embed=False)]) -> Respo
 def list_traces(
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     next_token: Annotated[str | None, Query(pattern=TRACE_ID_PATTERN)] = None,
+    *,
+    ingest: Ingest,
 ) -> Response[str]:
     caller = require(router, "read")
-    page = ingest_service().list_traces(caller.tenant, limit, next_token)
+    page = ingest.list_traces(caller.tenant, limit, next_token)
     return json_response(
         200, {"items": [t.public(brief=True) for t in page.items], "next_token": page.next_token}
     )
@@ -75,9 +71,9 @@ def list_traces(
     ),
     responses=answer(200, TraceView, "The trace", _404="No such trace for this caller"),
 )
-def get_trace(trace_id: TraceId) -> Response[str]:
+def get_trace(trace_id: TraceId, ingest: Ingest) -> Response[str]:
     caller = require(router, "read")
-    return json_response(200, ingest_service().get_trace(caller.tenant, trace_id).public())
+    return json_response(200, ingest.get_trace(caller.tenant, trace_id).public())
 
 
 _RESULT_RESPONSES: dict[int, OpenAPIResponse] = answer(
@@ -90,10 +86,12 @@ _RESULT_RESPONSES: dict[int, OpenAPIResponse] = answer(
 )
 
 
-def _result_link(trace_id: str, result: ResultName) -> Response[str]:
+def _result_link(
+    trace_id: str, result: ResultName, ingest: IngestService, results: TraceResults
+) -> Response[str]:
     caller = require(router, "read")
-    trace = ingest_service().get_trace(caller.tenant, trace_id)
-    return json_response(200, trace_results().link(trace, result))
+    trace = ingest.get_trace(caller.tenant, trace_id)
+    return json_response(200, results.link(trace, result))
 
 
 @router.get(
@@ -101,8 +99,8 @@ def _result_link(trace_id: str, result: ResultName) -> Response[str]:
     summary="Link to the assembled trace document",
     responses=_RESULT_RESPONSES,
 )
-def get_document(trace_id: TraceId) -> Response[str]:
-    return _result_link(trace_id, "document")
+def get_document(trace_id: TraceId, ingest: Ingest, results: Results) -> Response[str]:
+    return _result_link(trace_id, "document", ingest, results)
 
 
 @router.get(
@@ -110,8 +108,8 @@ def get_document(trace_id: TraceId) -> Response[str]:
     summary="Link to the QA report (test outcomes before and after the fix)",
     responses=_RESULT_RESPONSES,
 )
-def get_qa_report(trace_id: TraceId) -> Response[str]:
-    return _result_link(trace_id, "qa_report")
+def get_qa_report(trace_id: TraceId, ingest: Ingest, results: Results) -> Response[str]:
+    return _result_link(trace_id, "qa_report", ingest, results)
 
 
 @router.get(
@@ -119,8 +117,8 @@ def get_qa_report(trace_id: TraceId) -> Response[str]:
     summary="Link to the judge result (scores and rationales)",
     responses=_RESULT_RESPONSES,
 )
-def get_judge_result(trace_id: TraceId) -> Response[str]:
-    return _result_link(trace_id, "judge_result")
+def get_judge_result(trace_id: TraceId, ingest: Ingest, results: Results) -> Response[str]:
+    return _result_link(trace_id, "judge_result", ingest, results)
 
 
 @router.get(
@@ -145,10 +143,13 @@ def get_events(
     trace_id: TraceId,
     from_seq: Annotated[int, Query(ge=0, description="seq of the first event")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_EVENTS)] = DEFAULT_PAGE_EVENTS,
+    *,
+    ingest: Ingest,
+    events: Events,
 ) -> Response[str]:
     caller = require(router, "read")
-    trace = ingest_service().get_trace(caller.tenant, trace_id)
-    return json_response(200, trace_events().page(trace, from_seq, limit).public())
+    trace = ingest.get_trace(caller.tenant, trace_id)
+    return json_response(200, events.page(trace, from_seq, limit).public())
 
 
 @router.post(
@@ -164,24 +165,23 @@ def get_events(
     ),
 )
 def finalize_trace(
-    trace_id: TraceId, request: Annotated[FinalizeRequest, Body(embed=False)]
+    trace_id: TraceId,
+    request: Annotated[FinalizeRequest, Body(embed=False)],
+    ingest: Ingest,
+    once: Once,
 ) -> Response[str]:
     caller = require(router, "ingest")
 
     def finalize() -> dict[str, object]:
-        return (
-            ingest_service()
-            .finalize(
-                caller.tenant,
-                trace_id,
-                request.expected_chunks,
-                request.snapshots,
-                request.redactions,
-            )
-            .public()
-        )
+        return ingest.finalize(
+            caller.tenant,
+            trace_id,
+            request.expected_chunks,
+            request.snapshots,
+            request.redactions,
+        ).public()
 
-    result = run_idempotent(
+    result = once.run(
         router, caller.tenant, "finalize", trace_id, request.model_dump(mode="json"), finalize
     )
     return json_response(202, result)
