@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from prtrace.api_paths import PUBLIC_PATHS
+from prtrace.api_paths import IDENTITY_HEADER, PUBLIC_PATHS, gateway_refusal
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -110,7 +110,8 @@ def authorizer_event(request: dict[str, Any]) -> dict[str, Any]:
 
 
 class InProcessGateway:
-    """Routes flagged public skip the authorizer, as the HTTP API's routes do."""
+    """Routes flagged public skip the authorizer, as the HTTP API's routes do; a request
+    without the identity source is refused without calling it, as API Gateway does."""
 
     def __init__(
         self,
@@ -131,15 +132,15 @@ class InProcessGateway:
     ) -> GatewayResponse:
         event = http_api_event(method, url, headers, body)
         if event["rawPath"] not in self._public:
-            verdict = self._authorizer(authorizer_event(event), LambdaContext())
-            if not verdict.get("isAuthorized"):
-                # API Gateway's own answers: 401 without a token, 403 with a refused one.
-                status = 403 if event["headers"].get("authorization") else 401
-                message = (
-                    b'{"message":"Forbidden"}' if status == 403 else b'{"message":"Unauthorized"}'
-                )
-                return GatewayResponse(status, {"content-type": "application/json"}, message)
-            event["requestContext"]["authorizer"] = {"lambda": verdict.get("context", {})}
+            verdict = None
+            if event["headers"].get(IDENTITY_HEADER.lower()):
+                verdict = self._authorizer(authorizer_event(event), LambdaContext())
+            refused = gateway_refusal(verdict)
+            if refused is not None:
+                status, message = refused
+                answer = orjson.dumps({"message": message})
+                return GatewayResponse(status, {"content-type": "application/json"}, answer)
+            event["requestContext"]["authorizer"] = {"lambda": (verdict or {}).get("context", {})}
         result = self._api(event, LambdaContext())
         raw = result.get("body") or ""
         payload = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
