@@ -143,7 +143,9 @@ def test_chunk_409_with_the_same_hash_is_already_stored(
 def test_chunk_409_with_another_hash_is_a_clear_conflict(client: PrtraceClient) -> None:
     trace_id = client.create_trace(trace_metadata())["trace_id"]
     stored = client.put_chunk(trace_id, 0, chunk_body(0, 3))
-    assert client.put_chunk(trace_id, 0, chunk_body(0, 3)) == stored  # a replay: same receipt
+    assert "replayed" not in stored
+    # A replay: the same receipt, marked replayed (the API's Idempotent-Replayed header).
+    assert client.put_chunk(trace_id, 0, chunk_body(0, 3)) == stored | {"replayed": True}
     altered = orjson.loads(chunk_body(0, 3))
     altered["events"][2]["event_id"] = "changed"
     with pytest.raises(ChunkConflict) as caught:

@@ -1,6 +1,6 @@
-"""The Assemble Lambda against moto: the example trace submitted through the API (as
-examples/submit.py does) assembles into a verifiable document; an edited chunk body or a
-missing artifact is rejected naming it."""
+"""The Assemble Lambda against moto: the example trace submitted through the API with the
+client SDK (`submit_directory`, as `prtrace submit` and the demo do) assembles into a
+verifiable document; an edited chunk body or a missing artifact is rejected naming it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import httpx
 import orjson
 import pytest
 
-from examples.submit import submit_trace
 from functions.assemble import handler
 from infra_cdk.local.gateway import LambdaContext
 from prtrace.adapters.dynamodb import DynamoTraceStore
@@ -23,7 +22,11 @@ from prtrace.document import TraceDocument
 from prtrace.integrity import verify_chain
 from prtrace.metrics import compute_metrics
 from prtrace.storage_keys import document_key
+from prtrace_client import PrtraceClient
+from prtrace_client.config import ClientConfig
+from prtrace_client.submit import submit_directory
 from tests.functional.conftest import NAMES, Client
+from tests.gateway_transport import gateway_handler, split_by_host
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample-trace-chunks"
 TENANT = "acme"
@@ -38,29 +41,29 @@ def assemble(aws: None) -> Any:
     handler.reset()
 
 
-def s3_upload(url: str, content: bytes, headers: dict[str, str], timeout: float) -> httpx.Response:
-    """The presigned PUT, done through boto3 (moto intercepts boto3, not raw HTTP)."""
-    parts = urlsplit(url)
+def s3_put(request: httpx.Request) -> httpx.Response:
+    """A presigned PUT, done through boto3 (moto intercepts boto3, not raw HTTP)."""
+    parts = urlsplit(str(request.url))
     path = unquote(parts.path).lstrip("/")
     key = path if parts.netloc.startswith(f"{NAMES.bucket}.") else path.split("/", 1)[1]
     boto3.client("s3").put_object(
         Bucket=NAMES.bucket,
         Key=key,
-        Body=content,
-        ContentType=headers["Content-Type"],
-        ChecksumSHA256=headers["x-amz-checksum-sha256"],
+        Body=request.read(),
+        ContentType=request.headers["content-type"],
+        ChecksumSHA256=request.headers["x-amz-checksum-sha256"],
     )
     return httpx.Response(200)
 
 
 def submit_example(client: Client) -> str:
-    def send(
-        method: str, path: str, body: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, dict[str, str], bytes]:
-        answer = client.call(method, path, raw=body, headers=headers)
-        return answer.status, answer.headers, answer.body
-
-    return submit_trace(send, EXAMPLE, upload=s3_upload).trace_id
+    assert client.token is not None
+    transport = httpx.MockTransport(
+        split_by_host("api.local", gateway_handler(client.gateway), s3_put)
+    )
+    config = ClientConfig("https://api.local", client.token, "test")
+    with PrtraceClient(config=config, transport=transport) as sdk:
+        return submit_directory(sdk, EXAMPLE).trace_id
 
 
 def test_example_trace_assembles_into_a_verifiable_document(client, assemble):
