@@ -1,6 +1,6 @@
 """The prtrace API in process, for the client's tests: an httpx MockTransport whose
 requests run through the real authorizer and the real API handler as API Gateway v2 events
-(tests/gateway_transport.py), with the API's dependencies wired to in-memory adapters
+(tests/in_process_gateway.py), with the API's dependencies wired to in-memory adapters
 (prtrace.adapters.memory, and an in-memory idempotency store). Routing, authentication,
 validation, problems and idempotency are therefore the API's own.
 
@@ -29,7 +29,6 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import (
 from functions.api import dependencies
 from functions.api.handler import lambda_handler as api_handler
 from functions.authorizer import handler as authorizer
-from infra_cdk.local.gateway import InProcessGateway
 from infra_cdk.local.resources import ResourceNames
 from prtrace.adapters.memory import MemoryBlobStore, MemoryTokenStore, MemoryTraceStore
 from prtrace.clock import utc_now
@@ -39,7 +38,7 @@ from prtrace.ports import PresignedUpload
 from prtrace.results import TraceResults
 from prtrace.tokens import issue_token
 from prtrace.trace_events import TraceEvents
-from tests.gateway_transport import gateway_handler, split_by_host
+from tests.in_process_gateway import InProcessGateway, gateway_handler, split_by_host
 
 TENANT = "unit"
 KEY = KeyRing(current_id="k", keys={"k": b"k" * 32})

@@ -7,15 +7,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import boto3
-import httpx
 import orjson
 import pytest
 
 from functions.assemble import handler
-from infra_cdk.local.gateway import LambdaContext
 from prtrace.adapters.dynamodb import DynamoTraceStore
 from prtrace.adapters.keys import parse_key_ring
 from prtrace.document import TraceDocument
@@ -23,10 +20,9 @@ from prtrace.integrity import verify_chain
 from prtrace.metrics import compute_metrics
 from prtrace.storage_keys import document_key
 from prtrace_client import PrtraceClient
-from prtrace_client.config import ClientConfig
 from prtrace_client.submit import submit_directory
-from tests.functional.conftest import NAMES, Client
-from tests.gateway_transport import gateway_handler, split_by_host
+from tests.functional.conftest import NAMES
+from tests.in_process_gateway import LambdaContext
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample-trace-chunks"
 TENANT = "acme"
@@ -41,33 +37,12 @@ def assemble(aws: None) -> Any:
     handler.reset()
 
 
-def s3_put(request: httpx.Request) -> httpx.Response:
-    """A presigned PUT, done through boto3 (moto intercepts boto3, not raw HTTP)."""
-    parts = urlsplit(str(request.url))
-    path = unquote(parts.path).lstrip("/")
-    key = path if parts.netloc.startswith(f"{NAMES.bucket}.") else path.split("/", 1)[1]
-    boto3.client("s3").put_object(
-        Bucket=NAMES.bucket,
-        Key=key,
-        Body=request.read(),
-        ContentType=request.headers["content-type"],
-        ChecksumSHA256=request.headers["x-amz-checksum-sha256"],
-    )
-    return httpx.Response(200)
+def submit_example(sdk: PrtraceClient) -> str:
+    return submit_directory(sdk, EXAMPLE).trace_id
 
 
-def submit_example(client: Client) -> str:
-    assert client.token is not None
-    transport = httpx.MockTransport(
-        split_by_host("api.local", gateway_handler(client.gateway), s3_put)
-    )
-    config = ClientConfig("https://api.local", client.token, "test")
-    with PrtraceClient(config=config, transport=transport) as sdk:
-        return submit_directory(sdk, EXAMPLE).trace_id
-
-
-def test_example_trace_assembles_into_a_verifiable_document(client, assemble):
-    trace_id = submit_example(client)
+def test_example_trace_assembles_into_a_verifiable_document(sdk, assemble):
+    trace_id = submit_example(sdk)
     output = assemble(trace_id)
 
     assert output["outcome"] == "assembled"
@@ -108,8 +83,8 @@ def test_example_trace_assembles_into_a_verifiable_document(client, assemble):
     assert assemble(trace_id) == output  # a retried step finds its own document: success
 
 
-def test_chunk_edited_in_s3_is_rejected_naming_the_chunk(client, assemble):
-    trace_id = submit_example(client)
+def test_chunk_edited_in_s3_is_rejected_naming_the_chunk(sdk, assemble):
+    trace_id = submit_example(sdk)
     store = DynamoTraceStore(boto3.client("dynamodb"), NAMES.traces_table)
     chunk = store.get_chunk(TENANT, trace_id, 1)
     assert chunk is not None
@@ -125,8 +100,8 @@ def test_chunk_edited_in_s3_is_rejected_naming_the_chunk(client, assemble):
         s3.get_object(Bucket=NAMES.bucket, Key=document_key(TENANT, trace_id))
 
 
-def test_missing_chunk_body_is_rejected_naming_the_chunk(client, assemble):
-    trace_id = submit_example(client)
+def test_missing_chunk_body_is_rejected_naming_the_chunk(sdk, assemble):
+    trace_id = submit_example(sdk)
     chunk = DynamoTraceStore(boto3.client("dynamodb"), NAMES.traces_table).get_chunk(
         TENANT, trace_id, 2
     )
@@ -138,8 +113,8 @@ def test_missing_chunk_body_is_rejected_naming_the_chunk(client, assemble):
     assert (output["reason"]["code"], output["reason"]["chunk_seq"]) == ("chunk_body_missing", 2)
 
 
-def test_missing_artifact_is_rejected_naming_it(client, assemble):
-    trace_id = submit_example(client)
+def test_missing_artifact_is_rejected_naming_it(sdk, assemble):
+    trace_id = submit_example(sdk)
     log = (EXAMPLE / "artifacts" / "pytest-before.txt").read_bytes()
     digest = hashlib.sha256(log).hexdigest()
     boto3.client("s3").delete_object(
