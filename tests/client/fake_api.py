@@ -63,9 +63,9 @@ class _Blobs(MemoryBlobStore):
 
 
 class MemoryIdempotency(BasePersistenceLayer):
-    """Powertools idempotency records in a dict, with the conditions the DynamoDB layer
-    puts on its writes: a record is taken over only once it (or its in-progress lock)
-    has expired."""
+    """Powertools idempotency records in a dict, with what the DynamoDB layer does on its
+    writes: a record is taken over only once it (or its in-progress lock) has expired, and
+    a request whose payload differs from the held record's is refused."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -80,6 +80,9 @@ class MemoryIdempotency(BasePersistenceLayer):
     def _put_record(self, data_record: DataRecord) -> None:
         held = self.records.get(data_record.idempotency_key)
         if held is not None and not held.is_expired and not _lock_expired(held):
+            # As the DynamoDB layer does with the item its failed write returns: another
+            # request under the same key is refused (IdempotencyValidationError).
+            self._validate_payload(data_payload=data_record, stored_data_record=held)
             raise IdempotencyItemAlreadyExistsError(old_data_record=held)
         self.records[data_record.idempotency_key] = data_record
 

@@ -222,3 +222,16 @@ def test_finalize_accepted_earlier_is_recognised_after_the_pipeline_moved_on(
         client.finalize(trace_id, 2)
     assert caught.value.problem_type == "trace-not-open"
     assert "trace_status" in caught.value.problem
+
+
+def test_the_in_process_api_is_the_real_one(api: FakeApi, client: PrtraceClient) -> None:
+    """Idempotency, routing and scopes are the API handler's own (fake_api.py)."""
+    first = client.create_trace(trace_metadata(), idempotency_key="create-1")
+    assert client.create_trace(trace_metadata(), idempotency_key="create-1") == first
+    with pytest.raises(ValidationFailed) as reused:
+        client.create_trace(trace_metadata("another task"), idempotency_key="create-1")
+    assert reused.value.problem_type == "idempotency-key-reused"
+    with pytest.raises(NotFound) as unrouted:
+        client._json("GET", "/v1/nothing-here")
+    assert unrouted.value.problem_type == "route-not-found"
+    assert len(api.idempotency.records) == 1
