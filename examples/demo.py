@@ -105,8 +105,10 @@ def _submit_and_check(client: PrtraceClient) -> str | None:
 
     chunk1 = (EXAMPLE / "chunk-001.json").read_bytes()
     receipt = client.put_chunk(trace_id, 1, chunk1)
+    replayed = str(receipt.pop("replayed", False)).lower()
+    same = "the same" if receipt == result.receipts[1] else "[red]another[/red]"
     console.print(
-        f"replayed chunk 1 → the same receipt (replayed: {str(receipt.get('replayed')).lower()}, "
+        f"replayed chunk 1 → {same} receipt (replayed: {replayed}, "
         f"sha256 {receipt['sha256'][:16]}…)"
     )
     tampered = chunk1.replace(b"Append the open interval", b"Rewrite the whole function")

@@ -2,8 +2,8 @@
 a route's authorizer refuses a request. The HTTP API deploys the public routes without the
 authorizer and names the identity source below; the OpenAPI document lists the public
 routes without a security requirement and documents the two refusals; the authorizer reads
-the same header; the local gateways skip the authorizer for the public routes and answer
-refusals with `gateway_refusal`."""
+the same header; the local cloud's HTTP gateway (and the tests' in-process one) skips the
+authorizer for the public routes and answers refusals with `gateway_refusal`."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ FORBIDDEN: Final = (403, "Forbidden")  # the authorizer answered isAuthorized: f
 
 def gateway_refusal(verdict: Mapping[str, object] | None) -> tuple[int, str] | None:
     """API Gateway's own answer (status and the message of its `{"message": …}` body, not a
-    problem document) to
-    a request its route's authorizer did not let through: `verdict` is the authorizer's
-    simple response, or None when the request lacked the identity source and the
-    authorizer was not called. None: the request goes on to the integration."""
+    problem document) to a request its route's authorizer did not let through: `verdict`
+    is the authorizer's simple response, or None when the request lacked the identity
+    source and the authorizer was not called. None: the request goes on to the
+    integration."""
     if verdict is None:
         return UNAUTHORIZED
     if verdict.get("isAuthorized") is True:
