@@ -3,10 +3,11 @@
 Starts the local cloud (moto with the synthesized CDK stack deployed into it, Lambda
 workers, Step Functions executing for real, the QA task run under the local sandbox, the
 HTTP API gateway), creates a token with the `prtrace` admin command, then over HTTP only:
-creates the example trace, uploads its artifacts and workspace snapshots to S3 through
-presigned URLs, streams its chunks, shows a replay and a tampering attempt, finalizes, and
-follows the pipeline (assemble and verify → QA before and after the fix → judge → record)
-to its end. Prints the QA verdict, the six judge scores with their rationales and the
+submits the example trace with the client SDK (`submit_directory`: it creates the trace,
+uploads its artifacts and workspace snapshots to S3 through presigned URLs, streams its
+chunks and finalizes), shows a replay and a tampering attempt, and follows the pipeline
+(assemble and verify → QA before and after the fix → judge → record) to its end with the
+SDK's `wait`. Prints the QA verdict, the six judge scores with their rationales and the
 metrics, whether the recorded edits reproduce the final snapshot, then downloads the trace's
 signed bundle (`prtrace download`) and verifies it offline with only the published public
 key (`prtrace verify`), before and after changing one byte of one chunk; then shuts
@@ -20,6 +21,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +30,11 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from examples.submit import Send, submit_trace
-from examples.submit_example import http_sender
 from infra_cdk.config import StackConfig
 from infra_cdk.local.cloud import LocalCloud
 from infra_cdk.viewer_site import VIEWER_PATH
+from prtrace_client import TERMINAL_STATUSES, ApiError, ChunkConflict, PrtraceClient
+from prtrace_client.submit import submit_directory
 
 EXAMPLE = Path(__file__).parent / "sample-trace-chunks"
 console = Console()
@@ -74,22 +76,23 @@ def run(endpoint: str, aws_endpoint: str, outputs: dict[str, str], startup_s: fl
         check=True, capture_output=True, text=True, env=os.environ.copy(),
     ).stdout.strip()  # fmt: skip
     console.print(f"token created with `prtrace tokens create`: {token[:21]}…(secret hidden)")
-    send, client = http_sender(endpoint, token)
-    with client:
-        trace_id = _submit_and_check(send, outputs)
+    with PrtraceClient(endpoint, token, user_agent="prtrace-demo") as client:
+        trace_id = _submit_and_check(client)
     if trace_id is None:
         return 1
     return verify_offline(endpoint, token, trace_id, outputs)
 
 
-def _submit_and_check(send: Send, outputs: dict[str, str]) -> str | None:
-    result = submit_trace(send, EXAMPLE)
+def _submit_and_check(client: PrtraceClient) -> str | None:
+    with console.status("submitting the example trace…") as spinner:
+        result = submit_directory(client, EXAMPLE, progress=lambda step: spinner.update(step))
     trace_id = result.trace_id
     console.print(f"created trace [bold]{trace_id}[/bold]")
     for artifact in result.artifacts:
+        # uploaded: the API answered upload_required (else the bytes were present)
+        status = "upload_required" if artifact["uploaded"] else "present"
         console.print(
-            f"  artifact {artifact['name']}: {artifact['status']} → "
-            f"{artifact['blob_ref']['uri'][:30]}…"
+            f"  artifact {artifact['name']}: {status} → {artifact['blob_ref']['uri'][:30]}…"
         )
     table = Table("chunk", "events", "sha256")
     for receipt in result.receipts:
@@ -101,16 +104,25 @@ def _submit_and_check(send: Send, outputs: dict[str, str]) -> str | None:
     console.print(table)
 
     chunk1 = (EXAMPLE / "chunk-001.json").read_bytes()
-    status, headers, _ = send("PUT", f"/v1/traces/{trace_id}/chunks/1", chunk1, {})
+    receipt = client.put_chunk(trace_id, 1, chunk1)
+    replayed = str(receipt.pop("replayed", False)).lower()
+    same = "the same" if receipt == result.receipts[1] else "[red]another[/red]"
     console.print(
-        f"replayed chunk 1 → HTTP {status} (replayed: "
-        f"{headers.get('idempotent-replayed', 'false')})"
+        f"replayed chunk 1 → {same} receipt (replayed: {replayed}, "
+        f"sha256 {receipt['sha256'][:16]}…)"
     )
     tampered = chunk1.replace(b"Append the open interval", b"Rewrite the whole function")
-    status, _, body = send("PUT", f"/v1/traces/{trace_id}/chunks/1", tampered, {})
-    console.print(f"tampered chunk 1 → HTTP {status} {orjson.loads(body)['type']}")
+    try:
+        client.put_chunk(trace_id, 1, tampered)
+    except ChunkConflict as conflict:
+        refusal = conflict.__cause__  # the API's answer: an ApiError with its problem
+        assert isinstance(refusal, ApiError)  # how the SDK raises ChunkConflict
+        console.print(f"tampered chunk 1 → HTTP {refusal.status} {refusal.problem['type']}")
+    else:
+        console.print("[red]the tampered chunk 1 was accepted[/red]")
+        return None
 
-    trace = follow_pipeline(send, trace_id)
+    trace = follow_pipeline(client, trace_id)
     if trace["status"] != "complete":
         console.print(f"[red]trace ended {trace['status']}[/red]: {trace.get('outcome')}")
         return None
@@ -178,33 +190,39 @@ def verify_offline(endpoint: str, token: str, trace_id: str, outputs: dict[str, 
     return 0
 
 
-TERMINAL = {"complete", "rejected", "failed"}
-
-
 def viewer_url(endpoint: str, trace_id: str) -> str:
     """The trace viewer's page for one trace (the gateway serves it beside the API)."""
     return f"{endpoint.rstrip('/')}{VIEWER_PATH}#/traces/{trace_id}"
 
 
-def follow_pipeline(send: Send, trace_id: str, timeout_s: float = 300) -> dict[str, Any]:
-    """Poll the trace until the pipeline ends, printing each status as it is reached."""
+def follow_pipeline(client: PrtraceClient, trace_id: str, timeout_s: float = 300) -> dict[str, Any]:
+    """Wait for the pipeline to end (the SDK's `wait`), printing each status as it is
+    reached."""
+    with console.status("pipeline running…") as spinner:
+        trace = client.wait(
+            trace_id, poll_s=0.25, timeout_s=timeout_s, on_update=status_printer(spinner.update)
+        )
+    if trace["status"] not in TERMINAL_STATUSES:
+        raise SystemExit(
+            f"the pipeline did not finish within {timeout_s:.0f} s (last: {trace['status']})"
+        )
+    return trace
+
+
+def status_printer(show: Callable[[str], None]) -> Callable[[dict[str, Any]], None]:
+    """A `wait` progress callback: prints each new status with the seconds since the first
+    view, and shows it in the spinner."""
     started = time.monotonic()
     last = ""
-    trace: dict[str, Any] = {}
-    with console.status("pipeline running…") as spinner:
-        while time.monotonic() - started < timeout_s:
-            status, _, body = send("GET", f"/v1/traces/{trace_id}", None, {})
-            if status != 200:
-                raise SystemExit(f"reading the trace failed: HTTP {status} {body[:300]!r}")
-            trace = orjson.loads(body)
-            if trace["status"] != last:
-                last = trace["status"]
-                console.print(f"  {time.monotonic() - started:5.1f} s  status [bold]{last}[/bold]")
-                spinner.update(f"pipeline: {last}…")
-            if last in TERMINAL:
-                return trace
-            time.sleep(0.25)
-    raise SystemExit(f"the pipeline did not finish within {timeout_s:.0f} s (last: {last})")
+
+    def on_update(view: dict[str, Any]) -> None:
+        nonlocal last
+        if view["status"] != last:
+            last = view["status"]
+            console.print(f"  {time.monotonic() - started:5.1f} s  status [bold]{last}[/bold]")
+            show(f"pipeline: {last}…")
+
+    return on_update
 
 
 def show_outcome(trace: dict[str, Any]) -> None:

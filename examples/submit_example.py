@@ -14,52 +14,15 @@ DIR` does the same from the CLI.
 from __future__ import annotations
 
 import json
-import random
-import time
 from pathlib import Path
 
-import httpx
 import typer
 
-from examples.submit import Send
 from prtrace_client import PrtraceClient, PrtraceError
 from prtrace_client.submit import Submission, submit_directory
 
 EXAMPLE = Path(__file__).resolve().parent / "sample-trace-chunks"
 LOCAL_STATE = Path(__file__).resolve().parents[1] / ".prtrace" / "local.json"
-RETRYABLE = {429, 500, 502, 503, 504}
-
-
-def http_sender(
-    endpoint: str, token: str, *, attempts: int = 5, base_delay_s: float = 0.2
-) -> tuple[Send, httpx.Client]:
-    client = httpx.Client(
-        base_url=endpoint.rstrip("/"),
-        headers={"authorization": f"Bearer {token}", "user-agent": "prtrace-submit-example"},
-        timeout=httpx.Timeout(30.0, connect=5.0),
-    )
-
-    def send(
-        method: str, path: str, body: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, dict[str, str], bytes]:
-        sent_headers = {"content-type": "application/json", **headers} if body else headers
-        for attempt in range(attempts):
-            try:
-                answer = client.request(method, path, content=body, headers=sent_headers)
-            except httpx.TransportError:
-                if attempt == attempts - 1:
-                    raise
-            else:
-                if answer.status_code not in RETRYABLE or attempt == attempts - 1:
-                    return answer.status_code, dict(answer.headers), answer.content
-                retry_after = answer.headers.get("retry-after", "")
-                if retry_after.isdigit():
-                    time.sleep(min(int(retry_after), 30))
-                    continue
-            time.sleep(base_delay_s * 2**attempt * random.uniform(0.5, 1.5))  # noqa: S311
-        raise AssertionError("unreachable")
-
-    return send, client
 
 
 def submit_over_http(endpoint: str, token: str, directory: Path = EXAMPLE) -> Submission:

@@ -19,7 +19,7 @@ from infra_cdk.assets import ROOT
 from infra_cdk.config import StackConfig
 from infra_cdk.lambdas import log_retention
 from infra_cdk.nag import acknowledge
-from prtrace.api_paths import PUBLIC_PATHS
+from prtrace.api_paths import IDENTITY_HEADER, PUBLIC_PATHS
 
 OPENAPI_DOCUMENT: Final = ROOT / "functions" / "api" / "openapi.json"
 # Probes answer without a token so load balancers and the local cloud can check readiness.
@@ -92,7 +92,7 @@ class HttpApiConstruct(Construct):
             "TokenAuthorizer",
             authorizer_function,
             response_types=[authorizers.HttpLambdaResponseType.SIMPLE],
-            identity_source=["$request.header.Authorization"],
+            identity_source=[f"$request.header.{IDENTITY_HEADER}"],
             results_cache_ttl=Duration.seconds(config.token_cache_ttl_s),
         )
         integration = integrations.HttpLambdaIntegration(

@@ -303,14 +303,15 @@ class PrtraceClient:
         """PUT one chunk ({"events": [...]}) → its receipt {trace_id, chunk_seq, sha256,
         first_event_seq, last_event_seq, event_count, stored_at}.
 
-        Repeating a PUT with the same events is answered with the same receipt. A 409
+        Repeating a PUT with the same events is answered with the same receipt, marked
+        "replayed": True (the API's Idempotent-Replayed header). A 409
         chunk-conflict is resolved by comparing digests: if the stored chunk's sha256 is
         this body's, it is already stored (the receipt is rebuilt from the problem, with
         "replayed": True); otherwise ChunkConflict names the trace and seq.
         """
         path = f"/v1/traces/{trace_id}/chunks/{chunk_seq}"
         try:
-            return self._json("PUT", path, body=body)
+            response = self._call("PUT", path, body=body)
         except ApiError as exc:
             if exc.status != 409 or exc.problem_type != "chunk-conflict":
                 raise
@@ -320,6 +321,10 @@ class PrtraceClient:
                 return {"trace_id": trace_id, "chunk_seq": chunk_seq, "sha256": stored,
                         "replayed": True}  # fmt: skip
             raise ChunkConflict(trace_id, chunk_seq, stored, sent) from exc
+        receipt = _document("PUT", path, response)
+        if response.headers.get("idempotent-replayed") == "true":
+            receipt["replayed"] = True
+        return receipt
 
     # ---- artifacts --------------------------------------------------------------------
 
@@ -380,6 +385,21 @@ class PrtraceClient:
         params: Mapping[str, str | int] | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
+        response = self._call(
+            method, path, body=body, params=params, idempotency_key=idempotency_key
+        )
+        return _document(method, path, response)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        params: Mapping[str, str | int] | None = None,
+        idempotency_key: str | None = None,
+    ) -> httpx.Response:
+        """One logical call (retried); an error status raises the matching ApiError."""
         headers: dict[str, str] = {}
         if body is not None:
             headers["content-type"] = "application/json"
@@ -392,10 +412,7 @@ class PrtraceClient:
         response = self._with_retries(method, path, attempt)
         if response.status_code >= 400:
             raise api_error(method, path, response.status_code, _problem(response), response.text)
-        document = orjson.loads(response.content) if response.content else {}
-        if not isinstance(document, dict):
-            raise ApiError(method, path, response.status_code, None, "expected a JSON object")
-        return document
+        return response
 
     def _with_retries(
         self, method: str, what: str, attempt: Callable[[], httpx.Response]
@@ -433,6 +450,13 @@ class PrtraceClient:
             self._sleep(delay)
             waited += delay
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _document(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
+    document = orjson.loads(response.content) if response.content else {}
+    if not isinstance(document, dict):
+        raise ApiError(method, path, response.status_code, None, "expected a JSON object")
+    return document
 
 
 def _retryable(response: httpx.Response) -> bool:

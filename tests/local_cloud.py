@@ -83,6 +83,8 @@ class Api:
 
     def __init__(self, endpoint: str, token: str | None, tenant: str = "") -> None:
         self.tenant = tenant
+        self.endpoint = endpoint
+        self.token = token
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=endpoint, headers=headers, timeout=30)
 
@@ -114,6 +116,17 @@ class Api:
         response = self.call("GET", f"/v1/traces/{trace_id}")
         assert response.status_code == 200, response.text
         return dict(response.json())
+
+    def wait(self, trace_id: str, timeout_s: float = 180) -> dict[str, Any]:
+        """The trace's view once its pipeline has ended (the SDK's `wait`)."""
+        from prtrace_client import TERMINAL_STATUSES, PrtraceClient
+
+        assert self.token is not None, "waiting needs a token"
+        with PrtraceClient(self.endpoint, self.token) as sdk:
+            view = sdk.wait(trace_id, poll_s=0.25, timeout_s=timeout_s)
+        if view["status"] not in TERMINAL_STATUSES:
+            raise AssertionError(f"trace {trace_id} did not finish its pipeline in {timeout_s} s")
+        return view
 
     def close(self) -> None:
         self.http.close()

@@ -18,7 +18,7 @@ import orjson
 from pydantic.json_schema import models_json_schema
 
 from functions.api.handler import app
-from prtrace.api_paths import PUBLIC_PATHS
+from prtrace.api_paths import FORBIDDEN, PUBLIC_PATHS, UNAUTHORIZED
 from prtrace.json_schema import NUMBERS_NOTE
 from prtrace.schema import ChunkBody
 
@@ -103,11 +103,11 @@ def openapi_document() -> dict[str, Any]:
             }
             if path not in PUBLIC_PATHS:
                 operation["security"] = [{"bearer": []}]
-                responses["401"] = {
+                responses[str(UNAUTHORIZED[0])] = {
                     "description": "No bearer token (answered by API Gateway)",
                     "content": gateway_ref,
                 }
-                responses["403"] = {
+                responses[str(FORBIDDEN[0])] = {
                     "description": "Token refused (API Gateway), or it lacks the route's "
                     "scope (problem type urn:prtrace:problem:insufficient-scope)",
                     "content": gateway_ref | problem_ref,

@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from prtrace.adapters.wiring import build_token_store
+from prtrace.api_paths import IDENTITY_HEADER
 from prtrace.clock import utc_now
 from prtrace.ports import TokenStore
 from prtrace.settings import tokens_table_from_env
@@ -56,4 +57,4 @@ def decide(authorization: str | None, store: TokenStore, now: str) -> dict[str, 
 @logger.inject_lambda_context(log_event=False)  # the event holds the bearer token
 def lambda_handler(event: APIGatewayAuthorizerEventV2, context: LambdaContext) -> dict[str, Any]:
     headers = event.headers or {}
-    return decide(headers.get("authorization"), token_store(), utc_now())
+    return decide(headers.get(IDENTITY_HEADER.lower()), token_store(), utc_now())

@@ -1,6 +1,7 @@
-"""An in-process HTTP API gateway: builds API Gateway payload v2.0 events, runs the
-authorizer first (simple responses), then the API handler, and returns what API Gateway
-would. The local cloud's HTTP gateway serves real sockets on top of the same event shape.
+"""API Gateway HTTP API (payload v2.0) events: the request event an integration receives
+and the REQUEST authorizer event derived from it. The local cloud's HTTP gateway
+(http_gateway.py) builds them for each request it serves on its socket; the tests' in-process
+gateway (tests/in_process_gateway.py) builds the same events.
 """
 
 from __future__ import annotations
@@ -8,40 +9,9 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
-
-import orjson
-
-from prtrace.api_paths import PUBLIC_PATHS
-
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-
-
-@dataclass
-class LambdaContext:
-    """What handlers read from the Lambda context object."""
-
-    function_name: str = "prtrace-local"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:prtrace-local"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    deadline_ms: int = field(default_factory=lambda: int(time.time() * 1000) + 30_000)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, self.deadline_ms - int(time.time() * 1000))
-
-
-@dataclass(frozen=True)
-class GatewayResponse:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return orjson.loads(self.body)
 
 
 def http_api_event(
@@ -107,41 +77,3 @@ def authorizer_event(request: dict[str, Any]) -> dict[str, Any]:
         "headers": request["headers"],
         "requestContext": request["requestContext"],
     }
-
-
-class InProcessGateway:
-    """Routes flagged public skip the authorizer, as the HTTP API's routes do."""
-
-    def __init__(
-        self,
-        api: Handler,
-        authorizer: Handler,
-        public_paths: frozenset[str] = PUBLIC_PATHS,
-    ) -> None:
-        self._api = api
-        self._authorizer = authorizer
-        self._public = public_paths
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str] | None = None,
-        body: bytes | None = None,
-    ) -> GatewayResponse:
-        event = http_api_event(method, url, headers, body)
-        if event["rawPath"] not in self._public:
-            verdict = self._authorizer(authorizer_event(event), LambdaContext())
-            if not verdict.get("isAuthorized"):
-                # API Gateway's own answers: 401 without a token, 403 with a refused one.
-                status = 403 if event["headers"].get("authorization") else 401
-                message = (
-                    b'{"message":"Forbidden"}' if status == 403 else b'{"message":"Unauthorized"}'
-                )
-                return GatewayResponse(status, {"content-type": "application/json"}, message)
-            event["requestContext"]["authorizer"] = {"lambda": verdict.get("context", {})}
-        result = self._api(event, LambdaContext())
-        raw = result.get("body") or ""
-        payload = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
-        headers_out = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
-        return GatewayResponse(int(result["statusCode"]), headers_out, payload)

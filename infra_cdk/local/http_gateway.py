@@ -26,6 +26,7 @@ import orjson
 from infra_cdk.local.gateway import authorizer_event, http_api_event
 from infra_cdk.local.http_server import HttpLimits, HttpReply, HttpRequest, HttpServer, problem
 from infra_cdk.local.static_site import StaticSite
+from prtrace.api_paths import gateway_refusal
 
 log = logging.getLogger("prtrace.local.gateway")
 
@@ -168,12 +169,10 @@ class LocalHttpApi:
             event["cookies"] = [c.strip() for c in headers["cookie"].split(";") if c.strip()]
         if route.authorizer is not None:
             verdict = self._authorize(route.authorizer, event)
-            # API Gateway's own answers (and shapes) for a missing or refused token.
-            if verdict is None:
-                return _aws_message(401, "Unauthorized")
-            if not verdict.get("isAuthorized"):
-                return _aws_message(403, "Forbidden")
-            event["requestContext"]["authorizer"] = {"lambda": verdict.get("context") or {}}
+            refused = gateway_refusal(verdict)  # API Gateway's own answer, and its shape
+            if refused is not None:
+                return _aws_message(*refused)
+            event["requestContext"]["authorizer"] = {"lambda": (verdict or {}).get("context") or {}}
         request_id = event["requestContext"]["requestId"]
         try:
             payload, errored = self._invoke(route.function, event)

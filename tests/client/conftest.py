@@ -1,4 +1,4 @@
-"""Shared fixtures of the client tests: the in-process API and clients of it, and no
+"""Shared fixtures of the client tests: the in-process API (fake_api.py) and clients of it, and no
 recorder process left running after a test."""
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from functions.api import dependencies
 from prtrace_client import Outbox, PrtraceClient, RetryPolicy
 from prtrace_client.config import ClientConfig
-from tests.client.fake_api import FakeApi
+from tests.client.fake_api import API_HOST, FakeApi
 from tests.factories import event
 
 
@@ -67,8 +68,12 @@ class Sleeps(list[float]):
 
 
 @pytest.fixture
-def api() -> FakeApi:
-    return FakeApi()
+def api() -> Iterator[FakeApi]:
+    made = FakeApi()
+    with pytest.MonkeyPatch.context() as wiring:  # not undone by the test's monkeypatch.undo()
+        made.wire(wiring)
+        yield made
+        dependencies.reset()  # nothing built on the in-memory stores outlives the test
 
 
 @pytest.fixture
@@ -78,7 +83,7 @@ def sleeps() -> Sleeps:
 
 def make_client(api: FakeApi, sleeps: Sleeps, attempts: int = 6) -> PrtraceClient:
     return PrtraceClient(
-        config=ClientConfig("http://api.test", "prt_test", "test"),
+        config=ClientConfig(f"http://{API_HOST}", api.token, "test"),
         transport=api.transport(),
         sleep=sleeps,
         retry=RetryPolicy(attempts=attempts, base_s=0.1, cap_s=2.0, max_retry_after_s=30.0),

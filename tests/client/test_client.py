@@ -143,7 +143,9 @@ def test_chunk_409_with_the_same_hash_is_already_stored(
 def test_chunk_409_with_another_hash_is_a_clear_conflict(client: PrtraceClient) -> None:
     trace_id = client.create_trace(trace_metadata())["trace_id"]
     stored = client.put_chunk(trace_id, 0, chunk_body(0, 3))
-    assert client.put_chunk(trace_id, 0, chunk_body(0, 3)) == stored  # a replay: same receipt
+    assert "replayed" not in stored
+    # A replay: the same receipt, marked replayed (the API's Idempotent-Replayed header).
+    assert client.put_chunk(trace_id, 0, chunk_body(0, 3)) == stored | {"replayed": True}
     altered = orjson.loads(chunk_body(0, 3))
     altered["events"][2]["event_id"] = "changed"
     with pytest.raises(ChunkConflict) as caught:
@@ -220,3 +222,16 @@ def test_finalize_accepted_earlier_is_recognised_after_the_pipeline_moved_on(
         client.finalize(trace_id, 2)
     assert caught.value.problem_type == "trace-not-open"
     assert "trace_status" in caught.value.problem
+
+
+def test_the_in_process_api_is_the_real_one(api: FakeApi, client: PrtraceClient) -> None:
+    """Idempotency, routing and scopes are the API handler's own (fake_api.py)."""
+    first = client.create_trace(trace_metadata(), idempotency_key="create-1")
+    assert client.create_trace(trace_metadata(), idempotency_key="create-1") == first
+    with pytest.raises(ValidationFailed) as reused:
+        client.create_trace(trace_metadata("another task"), idempotency_key="create-1")
+    assert reused.value.problem_type == "idempotency-key-reused"
+    with pytest.raises(NotFound) as unrouted:
+        client._json("GET", "/v1/nothing-here")
+    assert unrouted.value.problem_type == "route-not-found"
+    assert len(api.idempotency.records) == 1

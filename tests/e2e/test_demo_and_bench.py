@@ -48,7 +48,7 @@ def test_demo_runs_the_example_through_the_pipeline_on_the_local_cloud():
     assert "judge: offline" in out
     assert "created trace tr_" in out
     assert "artifact workspace-base.tar.gz: upload_required" in out
-    assert "replayed chunk 1 → HTTP 201 (replayed: true)" in out
+    assert "replayed chunk 1 → the same receipt (replayed: true, sha256 " in out
     assert "tampered chunk 1 → HTTP 409 urn:prtrace:problem:chunk-conflict" in out
     statuses = re.findall(r"status (\w+)$", out, re.MULTILINE)
     assert statuses[-1] == "complete", out[-3000:]

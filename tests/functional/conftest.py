@@ -8,19 +8,28 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import httpx
 import orjson
 import pytest
+import requests
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from functions.api import dependencies
 from functions.api.handler import lambda_handler as api_handler
 from functions.authorizer import handler as authorizer
-from infra_cdk.local.gateway import GatewayResponse, InProcessGateway
 from infra_cdk.local.resources import ResourceNames, provision
 from prtrace.adapters.wiring import build_token_store
 from prtrace.clock import utc_now
 from prtrace.tokens import issue_token
+from prtrace_client import PrtraceClient
+from prtrace_client.config import ClientConfig
+from tests.in_process_gateway import (
+    GatewayResponse,
+    InProcessGateway,
+    gateway_handler,
+    split_by_host,
+)
 
 NAMES = ResourceNames()
 
@@ -80,7 +89,7 @@ class Client:
             raw = orjson.dumps(body)
         if raw is not None:
             sent.setdefault("Content-Type", "application/json")
-        return self.gateway.request(method, f"https://api.local{path}", sent, raw)
+        return self.gateway.request(method, f"https://{API_HOST}{path}", sent, raw)
 
 
 def make_token(tenant: str, scopes: list[str], **kwargs: Any) -> str:
@@ -120,3 +129,28 @@ def export_machine(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("PRTRACE_EXPORT_STATE_MACHINE_ARN", arn)
     api_not_built_yet()
     return arn
+
+
+API_HOST = "api.local"
+
+
+def moto_storage(request: httpx.Request) -> httpx.Response:
+    """A presigned S3 URL, served by moto (which intercepts `requests`, not httpx)."""
+    answer = requests.request(
+        request.method,
+        str(request.url),
+        data=request.read() or None,
+        headers={k: v for k, v in request.headers.items() if k != "host"},
+        timeout=30,
+    )
+    return httpx.Response(answer.status_code, content=answer.content)
+
+
+@pytest.fixture
+def sdk(client: Client) -> Iterator[PrtraceClient]:
+    """The client SDK with `client`'s token, over the in-process gateway and moto's S3."""
+    assert client.token is not None
+    handler = split_by_host(API_HOST, gateway_handler(client.gateway), moto_storage)
+    config = ClientConfig(f"https://{API_HOST}", client.token, "test")
+    with PrtraceClient(config=config, transport=httpx.MockTransport(handler)) as made:
+        yield made

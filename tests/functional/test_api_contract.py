@@ -24,8 +24,8 @@ from schemathesis.config._checks import (
 )
 
 from functions.api.openapi import COMMITTED_PATH
-from infra_cdk.local.gateway import InProcessGateway
 from tests.functional.conftest import make_token
+from tests.in_process_gateway import InProcessGateway
 
 DOCUMENT: dict[str, Any] = orjson.loads(COMMITTED_PATH.read_bytes())
 DOCUMENT["servers"] = [{"url": "https://api.local"}]

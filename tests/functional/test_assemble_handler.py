@@ -1,29 +1,28 @@
-"""The Assemble Lambda against moto: the example trace submitted through the API (as
-examples/submit.py does) assembles into a verifiable document; an edited chunk body or a
-missing artifact is rejected naming it."""
+"""The Assemble Lambda against moto: the example trace submitted through the API with the
+client SDK (`submit_directory`, as `prtrace submit` and the demo do) assembles into a
+verifiable document; an edited chunk body or a missing artifact is rejected naming it."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import boto3
-import httpx
 import orjson
 import pytest
 
-from examples.submit import submit_trace
 from functions.assemble import handler
-from infra_cdk.local.gateway import LambdaContext
 from prtrace.adapters.dynamodb import DynamoTraceStore
 from prtrace.adapters.keys import parse_key_ring
 from prtrace.document import TraceDocument
 from prtrace.integrity import verify_chain
 from prtrace.metrics import compute_metrics
 from prtrace.storage_keys import document_key
-from tests.functional.conftest import NAMES, Client
+from prtrace_client import PrtraceClient
+from prtrace_client.submit import submit_directory
+from tests.functional.conftest import NAMES
+from tests.in_process_gateway import LambdaContext
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample-trace-chunks"
 TENANT = "acme"
@@ -38,33 +37,12 @@ def assemble(aws: None) -> Any:
     handler.reset()
 
 
-def s3_upload(url: str, content: bytes, headers: dict[str, str], timeout: float) -> httpx.Response:
-    """The presigned PUT, done through boto3 (moto intercepts boto3, not raw HTTP)."""
-    parts = urlsplit(url)
-    path = unquote(parts.path).lstrip("/")
-    key = path if parts.netloc.startswith(f"{NAMES.bucket}.") else path.split("/", 1)[1]
-    boto3.client("s3").put_object(
-        Bucket=NAMES.bucket,
-        Key=key,
-        Body=content,
-        ContentType=headers["Content-Type"],
-        ChecksumSHA256=headers["x-amz-checksum-sha256"],
-    )
-    return httpx.Response(200)
+def submit_example(sdk: PrtraceClient) -> str:
+    return submit_directory(sdk, EXAMPLE).trace_id
 
 
-def submit_example(client: Client) -> str:
-    def send(
-        method: str, path: str, body: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, dict[str, str], bytes]:
-        answer = client.call(method, path, raw=body, headers=headers)
-        return answer.status, answer.headers, answer.body
-
-    return submit_trace(send, EXAMPLE, upload=s3_upload).trace_id
-
-
-def test_example_trace_assembles_into_a_verifiable_document(client, assemble):
-    trace_id = submit_example(client)
+def test_example_trace_assembles_into_a_verifiable_document(sdk, assemble):
+    trace_id = submit_example(sdk)
     output = assemble(trace_id)
 
     assert output["outcome"] == "assembled"
@@ -105,8 +83,8 @@ def test_example_trace_assembles_into_a_verifiable_document(client, assemble):
     assert assemble(trace_id) == output  # a retried step finds its own document: success
 
 
-def test_chunk_edited_in_s3_is_rejected_naming_the_chunk(client, assemble):
-    trace_id = submit_example(client)
+def test_chunk_edited_in_s3_is_rejected_naming_the_chunk(sdk, assemble):
+    trace_id = submit_example(sdk)
     store = DynamoTraceStore(boto3.client("dynamodb"), NAMES.traces_table)
     chunk = store.get_chunk(TENANT, trace_id, 1)
     assert chunk is not None
@@ -122,8 +100,8 @@ def test_chunk_edited_in_s3_is_rejected_naming_the_chunk(client, assemble):
         s3.get_object(Bucket=NAMES.bucket, Key=document_key(TENANT, trace_id))
 
 
-def test_missing_chunk_body_is_rejected_naming_the_chunk(client, assemble):
-    trace_id = submit_example(client)
+def test_missing_chunk_body_is_rejected_naming_the_chunk(sdk, assemble):
+    trace_id = submit_example(sdk)
     chunk = DynamoTraceStore(boto3.client("dynamodb"), NAMES.traces_table).get_chunk(
         TENANT, trace_id, 2
     )
@@ -135,8 +113,8 @@ def test_missing_chunk_body_is_rejected_naming_the_chunk(client, assemble):
     assert (output["reason"]["code"], output["reason"]["chunk_seq"]) == ("chunk_body_missing", 2)
 
 
-def test_missing_artifact_is_rejected_naming_it(client, assemble):
-    trace_id = submit_example(client)
+def test_missing_artifact_is_rejected_naming_it(sdk, assemble):
+    trace_id = submit_example(sdk)
     log = (EXAMPLE / "artifacts" / "pytest-before.txt").read_bytes()
     digest = hashlib.sha256(log).hexdigest()
     boto3.client("s3").delete_object(

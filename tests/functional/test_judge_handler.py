@@ -16,10 +16,10 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from functions.judge import handler
-from infra_cdk.local.gateway import LambdaContext
 from prtrace.judge.result import OFFLINE_JUDGE, JudgeResult
 from prtrace.judge.service import JudgeInputMissing
 from tests.fake_openai import answer, completion, fake_openai_server
+from tests.in_process_gateway import LambdaContext
 from tests.judge_factories import qa_report, sample_document
 
 BUCKET = "prtrace-judge-test"

@@ -14,10 +14,10 @@ import pytest
 import requests
 
 from functions.record import handler as record_handler
-from infra_cdk.local.gateway import LambdaContext
 from prtrace.storage_keys import artifact_key, document_key, judge_result_key, qa_report_key
 from tests.factories import blob_ref, chunk_body, trace_metadata
 from tests.functional.conftest import NAMES, Client, api_not_built_yet, make_token
+from tests.in_process_gateway import LambdaContext
 from tests.judge_factories import qa_report
 from tests.pipeline_factories import complete_event, failed_event, judge_result, rejected_event
 

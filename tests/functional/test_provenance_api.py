@@ -12,18 +12,18 @@ from typing import Any
 import boto3
 import orjson
 import pytest
-import requests
 
 from functions.assemble import handler as assemble_handler
 from functions.record import handler as record_handler
-from infra_cdk.local.gateway import LambdaContext
 from prtrace.provenance import load_public_keys
 from prtrace.storage_keys import artifact_key, judge_result_key, qa_report_key
+from prtrace_client import PrtraceClient
 from prtrace_client.provenance import chunk_name, download_bundle, verify_bundle
 from tests.assemble_support import artifacts_of, canonical_body, chunked, session
 from tests.factories import blob_ref, trace_metadata
 from tests.functional.conftest import Client, api_not_built_yet
 from tests.functional.test_pipeline_api import set_status, store
+from tests.in_process_gateway import LambdaContext
 from tests.judge_factories import qa_report
 from tests.pipeline_factories import judge_result
 from tests.unit.test_state_check import tar_gz
@@ -93,31 +93,8 @@ def finalized_trace(client: Client) -> str:
     return trace_id
 
 
-class GatewayDownloads:
-    """The PrtraceClient calls download_bundle makes, over the in-process gateway."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-
-    def _follow(self, path: str) -> bytes:
-        response = self.client.call("GET", path)
-        assert response.status == 200, (path, response.body)
-        fetched = requests.get(response.json()["url"], timeout=10)
-        assert fetched.status_code == 200
-        return fetched.content
-
-    def download_result(self, trace_id: str, result: str) -> bytes:
-        return self._follow(f"/v1/traces/{trace_id}/{result}")
-
-    def download_chunk(self, trace_id: str, seq: int) -> bytes:
-        return self._follow(f"/v1/traces/{trace_id}/chunks/{seq}")
-
-    def download_artifact(self, trace_id: str, sha256: str) -> bytes:
-        return self._follow(f"/v1/traces/{trace_id}/artifacts/{sha256}")
-
-
 def test_a_signed_trace_downloads_and_verifies_with_the_published_keys(
-    gateway: Any, client: Client, signing_key: str, tmp_path: Path
+    gateway: Any, client: Client, sdk: PrtraceClient, signing_key: str, tmp_path: Path
 ) -> None:
     trace_id = finalized_trace(client)
     complete(trace_id)
@@ -132,7 +109,7 @@ def test_a_signed_trace_downloads_and_verifies_with_the_published_keys(
     assert outcome["state_check"]["status"] == "state_mismatch"
     assert outcome["state_check"]["first_mismatch"]["path"].startswith("src/pkg/")
 
-    bundle = download_bundle(GatewayDownloads(client), trace_id, tmp_path / "bundle")  # type: ignore[arg-type]
+    bundle = download_bundle(sdk, trace_id, tmp_path / "bundle")
     trusted = load_public_keys(orjson.dumps(jwks))
     result = verify_bundle(bundle.path, trusted)
     assert result.ok, result.failed
@@ -147,12 +124,12 @@ def test_a_signed_trace_downloads_and_verifies_with_the_published_keys(
 
 
 def test_a_retried_record_keeps_the_stored_manifest_and_signature(
-    client: Client, signing_key: str
+    client: Client, sdk: PrtraceClient, signing_key: str
 ) -> None:
     trace_id = finalized_trace(client)
     complete(trace_id)
     first = client.call("GET", f"/v1/traces/{trace_id}").json()["outcome"]["provenance"]
-    envelope = GatewayDownloads(client).download_result(trace_id, "attestation")
+    envelope = sdk.download_result(trace_id, "attestation")
     # The outcome write of the first attempt is lost: Step Functions runs Record again.
     set_status(trace_id, "judging")
     event = {
@@ -168,7 +145,7 @@ def test_a_retried_record_keeps_the_stored_manifest_and_signature(
     record_handler.lambda_handler(event, LambdaContext())
     again = client.call("GET", f"/v1/traces/{trace_id}").json()["outcome"]["provenance"]
     assert again == first
-    assert GatewayDownloads(client).download_result(trace_id, "attestation") == envelope
+    assert sdk.download_result(trace_id, "attestation") == envelope
 
 
 def test_chunk_links_are_the_tenants_own(

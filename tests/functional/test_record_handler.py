@@ -13,7 +13,6 @@ import pytest
 from moto import mock_aws
 
 from functions.record import handler
-from infra_cdk.local.gateway import LambdaContext
 from infra_cdk.local.resources import ResourceNames, provision
 from prtrace.adapters.dynamodb import DynamoTraceStore
 from prtrace.adapters.wiring import BOTO_CONFIG
@@ -21,6 +20,7 @@ from prtrace.record import InvalidRecordEvent, OutcomeConflict, RecordInputMissi
 from prtrace.records import OPEN, TraceRecord
 from prtrace.settings import ConfigurationError
 from prtrace.storage_keys import qa_report_key
+from tests.in_process_gateway import LambdaContext
 from tests.pipeline_factories import (
     TRACE_ID,
     complete_event,

@@ -13,12 +13,12 @@ import pytest
 from moto import mock_aws
 
 from functions.sweeper import handler
-from infra_cdk.local.gateway import LambdaContext
 from infra_cdk.local.resources import ResourceNames, provision
 from prtrace.adapters.dynamodb import DynamoTraceStore
 from prtrace.adapters.wiring import BOTO_CONFIG
 from prtrace.outcome import failed_outcome
 from prtrace.records import OPEN, TraceRecord
+from tests.in_process_gateway import LambdaContext
 
 NAMES = ResourceNames()
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

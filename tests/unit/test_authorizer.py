@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from functions.authorizer import handler as authorizer
-from infra_cdk.local.gateway import LambdaContext, authorizer_event, http_api_event
+from infra_cdk.local.gateway import authorizer_event, http_api_event
 from infra_cdk.local.resources import ResourceNames, provision
 from prtrace.adapters.dynamodb import DynamoTokenStore
 from prtrace.adapters.memory import MemoryTokenStore
@@ -23,6 +23,7 @@ from prtrace.adapters.wiring import build_token_store
 from prtrace.clock import utc_now
 from prtrace.settings import ConfigurationError
 from prtrace.tokens import TokenRecord, issue_token, parse_token
+from tests.in_process_gateway import LambdaContext
 
 NAMES = ResourceNames()
 NOW = "2026-11-25T10:00:00.000Z"

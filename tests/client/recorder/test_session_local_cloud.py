@@ -60,9 +60,9 @@ def cli_env(
 ) -> None:
     """`prtrace` processes (and the git hook they install) find the API and the outbox
     through the environment only."""
-    token = api.http.headers["authorization"].removeprefix("Bearer ")
+    assert api.token is not None
     monkeypatch.setenv("PRTRACE_ENDPOINT", cloud.endpoint)
-    monkeypatch.setenv("PRTRACE_TOKEN", token)
+    monkeypatch.setenv("PRTRACE_TOKEN", api.token)
     monkeypatch.setenv("PRTRACE_OUTBOX", str(tmp_path / "outbox.db"))
     monkeypatch.setenv("PRTRACE_CONFIG", str(tmp_path / "no-config.toml"))
 
@@ -110,16 +110,6 @@ def archive_file(archive: bytes, name: str) -> bytes:
         handle = tar.extractfile(name)
         assert handle is not None
         return handle.read()
-
-
-def wait_for_pipeline(api: Api, trace_id: str, timeout_s: float = 180) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        view = api.trace(trace_id)
-        if view["status"] in {"complete", "rejected", "failed"}:
-            return dict(view)
-        time.sleep(0.25)
-    raise AssertionError(f"trace {trace_id} did not finish its pipeline in {timeout_s} s")
 
 
 def stop(repo: Path) -> dict[str, Any]:
@@ -197,7 +187,7 @@ def test_a_recorded_fix_reaches_the_server_with_its_events_in_order(
 
     # The recorded trace goes through the whole pipeline: its snapshots are tested in the
     # sandbox (the fix resolves the failing test) and the session is judged.
-    view = wait_for_pipeline(api, trace_id)
+    view = api.wait(trace_id)
     assert view["status"] == "complete", view
     assert view["outcome"]["qa"]["verdict"] == "resolved"
     assert view["outcome"]["qa"]["fail_to_pass"]["ids"] == [FAILING]
@@ -401,5 +391,5 @@ def test_a_long_session_survives_killed_recorders_and_a_network_cut(
         ["true", str(n)] for n in range(CRASH_COMMANDS)
     ]
     assert through_wrapper >= CRASH_COMMANDS // THROUGH_WRAPPER_EVERY + 2  # + after kills
-    view = wait_for_pipeline(api, trace_id)
+    view = api.wait(trace_id)
     assert view["status"] == "complete", view
