@@ -35,6 +35,8 @@ log = logging.getLogger("prtrace.local.lambda")
 
 LOG_RESULT_BYTES = 4096
 MEMORY_POLL_S = 0.02
+# Lambda's init phase (the handler module's import) may take this long, apart from the timeout.
+INIT_TIMEOUT_S = 10
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class _Worker:
     ) -> None:
         self.spec = spec
         self.log_path = log_path
+        self._initialized = False
         env = {
             **base_env,
             **spec.environment,
@@ -104,6 +107,12 @@ class _Worker:
         assert self.process.stdin is not None
         assert self.process.stdout is not None
         start = self.log_path.stat().st_size
+        if not self._initialized:
+            # Lambda's init phase (imports, module-level setup) has a budget of its own:
+            # a slow cold start does not eat into the invocation's timeout.
+            failed = self._await_init(start)
+            if failed is not None:
+                return failed
         deadline = time.time() + spec.timeout_s
         request = {
             "event": event,
@@ -147,6 +156,36 @@ class _Worker:
             return Invocation(orjson.dumps(error), True, logs)
         reply = orjson.loads(frame)
         return Invocation(orjson.dumps(reply["payload"]), bool(reply["errored"]), logs)
+
+    def _await_init(self, log_start: int) -> Invocation | None:
+        """Wait for the worker's init to end; an Invocation when it failed to."""
+        assert self.process.stdout is not None
+        killed_for: list[str] = []
+        stop_watch = threading.Event()
+        watcher = threading.Thread(
+            target=self._watch,
+            args=(time.time() + INIT_TIMEOUT_S, stop_watch, killed_for),
+            daemon=True,
+        )
+        watcher.start()
+        try:
+            frame = lambda_worker.read_frame(self.process.stdout)
+        except OSError:
+            frame = None
+        finally:
+            stop_watch.set()
+            watcher.join()
+        if frame is not None:
+            self._initialized = True
+            return None
+        self.kill()
+        error = {
+            "errorMessage": f"Init did not finish within {INIT_TIMEOUT_S} seconds"
+            if killed_for == ["timeout"]
+            else f"Runtime exited during init with code {self.process.poll()}",
+            "errorType": "Runtime.InitError",
+        }
+        return Invocation(orjson.dumps(error), True, self._logs_since(log_start))
 
     def _watch(self, deadline: float, stop: threading.Event, killed_for: list[str]) -> None:
         limit_kb = self.spec.memory_mb * 1024

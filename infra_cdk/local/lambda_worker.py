@@ -72,6 +72,8 @@ def main() -> None:
     except Exception as exc:  # an import error is the invocation's error, as in Lambda
         handler = None
         init_error = _error(exc, "Runtime.ImportModuleError")
+    # The init phase is over: Lambda gives it its own time (10 s), apart from the timeout.
+    write_frame(protocol_out, b'{"ready": true}')
     while (frame := read_frame(protocol_in)) is not None:
         request = orjson.loads(frame)
         print(f"START RequestId: {request['request_id']}", file=sys.stderr, flush=True)

@@ -166,6 +166,16 @@ def test_the_timeout_kills_the_worker_and_a_fresh_one_serves_next(runtime: Lambd
     assert after["pid"] != first["pid"]  # type: ignore[index]
 
 
+def test_a_slow_init_does_not_count_against_the_timeout(runtime: LambdaRuntime) -> None:
+    """As in Lambda, the init phase (the handler module's import) has its own budget: a
+    cold start slower than the function's timeout still serves its first invocation."""
+    slow = "import time\ntime.sleep(1.5)\n" + HANDLER
+    spec = _spec(timeout_s=1, code_zip=_zip({"fn.py": slow}), code_sha256="d" * 64)
+    first, errored, _ = _invoke(runtime, spec, {})
+    assert not errored, first
+    assert 0 < first["remaining_ms"] <= 1000  # type: ignore[index]
+
+
 def test_the_memory_size_is_enforced(runtime: LambdaRuntime) -> None:
     error, errored, _ = _invoke(runtime, _spec(memory_mb=128), {"action": "hog", "mb": 300})
     assert errored
