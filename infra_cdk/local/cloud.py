@@ -28,6 +28,7 @@ import orjson
 from botocore.config import Config
 
 from infra_cdk.assets import ROOT
+from infra_cdk.config import BuildSettings
 from infra_cdk.local import cdk_bridge, moto_patches
 from infra_cdk.local.assembly import LOCAL_REGION, StackAssembly, function_layers, synthesize
 from infra_cdk.local.cdk_cli import deploy_with_cdk_cli
@@ -112,7 +113,7 @@ class LocalCloud:
         self._api_port = api_port
         self._context = context or {"stage": "local", "destroy_data_on_delete": "true"}
         self._ecs_executor = ecs_executor
-        self._qa_backend = qa_backend or os.environ.get("PRTRACE_LOCAL_QA_BACKEND", "bwrap")
+        self._qa_backend = qa_backend or BuildSettings.from_env().local_qa_backend
         self._target = target_endpoint
         self._cdk_cli = cdk_cli
         self._echo = echo

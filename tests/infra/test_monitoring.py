@@ -340,4 +340,4 @@ def test_bad_operations_settings_fail_naming_the_setting(
     context: dict[str, str], named: str
 ) -> None:
     with pytest.raises(ConfigError, match=named):
-        StackConfig.resolve(context, {})
+        StackConfig.resolve(context)

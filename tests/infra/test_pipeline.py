@@ -320,7 +320,7 @@ def test_the_judge_reads_only_the_named_openai_secret(template: Template) -> Non
 )
 def test_bad_pipeline_settings_fail_naming_the_setting(context: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
-        StackConfig.resolve(context, {})
+        StackConfig.resolve(context)
 
 
 def test_executions_that_end_badly_are_handed_to_record(template: Template) -> None:
