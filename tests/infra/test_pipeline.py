@@ -392,4 +392,4 @@ def test_the_qa_image_builds_on_the_configured_base(synthesized: tuple[App, Path
 
 def test_a_digest_pinned_qa_base_is_accepted() -> None:
     pinned = "python:3.11-slim-bookworm@sha256:" + "0" * 64
-    assert StackConfig.resolve({"qa_base_image": pinned}, {}).qa_base_image == pinned
+    assert StackConfig.resolve({"qa_base_image": pinned}).qa_base_image == pinned
