@@ -12,17 +12,15 @@ number of stored chunks a PUT reads is asserted constant by tests/unit/test_inge
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import boto3
 from rich.console import Console
 from rich.table import Table
 
-from infra_cdk.local.emulator import local_emulator
+from infra_cdk.local.emulator import emulator_client, moto_server
 from infra_cdk.local.resources import ResourceNames, provision
 from prtrace.adapters.dynamodb import DynamoTraceStore
 from prtrace.adapters.memory import MemoryBlobStore, MemoryTraceStore
@@ -46,18 +44,21 @@ def _memory() -> Iterator[IngestService]:
 
 @contextmanager
 def _moto() -> Iterator[IngestService]:
-    for name, value in (
-        ("AWS_ACCESS_KEY_ID", "local"),
-        ("AWS_SECRET_ACCESS_KEY", "local"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-    ):
-        os.environ.setdefault(name, value)  # the emulator's: any will do
     names = ResourceNames()
-    with local_emulator():
-        provision(names)
+    with moto_server() as endpoint:
+        # The emulator's clients, named explicitly: nothing of this process's environment.
+        provision(
+            names,
+            "us-east-1",
+            endpoint_url=endpoint,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - the emulator takes any
+        )
+        dynamodb = emulator_client("dynamodb", endpoint, "us-east-1", config=BOTO_CONFIG)
+        s3 = emulator_client("s3", endpoint, "us-east-1", config=S3_CONFIG)
         yield IngestService(
-            DynamoTraceStore(boto3.client("dynamodb", config=BOTO_CONFIG), names.traces_table),
-            S3BlobStore(boto3.client("s3", config=S3_CONFIG), names.bucket),
+            DynamoTraceStore(dynamodb, names.traces_table),
+            S3BlobStore(s3, names.bucket),
             lambda: RING,
         )
 

@@ -98,7 +98,7 @@ def _example_total_s(name: BackendName, sandbox: Sandbox, owner: tuple[int, int]
 
 def run(rounds: int = ROUNDS) -> dict[str, float]:
     results: dict[str, float] = {}
-    runner_site = build_runner_site()
+    runner_site = build_runner_site(QASettings().cache_dir)
     backends: dict[BackendName, tuple[Sandbox, tuple[int, int]]] = {}
     for name in ("bwrap", "docker"):
         found = _available(name)

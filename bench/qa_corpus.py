@@ -18,13 +18,10 @@ sandbox setup and PyPI. `python -m bench.qa_corpus [project ...]` prints a table
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -40,20 +37,9 @@ from tests.qa_corpus.sdists import materialize
 from tests.qa_corpus.verify_bare import find_uv, verify
 
 
-@contextlib.contextmanager
-def _qa_cache(path: Path) -> Iterator[None]:
-    previous = os.environ.get("PRTRACE_QA_CACHE_DIR")
-    os.environ["PRTRACE_QA_CACHE_DIR"] = str(path)
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ["PRTRACE_QA_CACHE_DIR"]
-        else:
-            os.environ["PRTRACE_QA_CACHE_DIR"] = previous
-
-
-def _qa_seconds(backend: BackendName, project: CorpusProject, trees: dict[str, Path]) -> float:
+def _qa_seconds(
+    backend: BackendName, project: CorpusProject, trees: dict[str, Path], cache: Path
+) -> float:
     found = _available(backend)
     assert found is not None
     sandbox, owner = found
@@ -63,7 +49,7 @@ def _qa_seconds(backend: BackendName, project: CorpusProject, trees: dict[str, P
             store_local_snapshot(trees[variant], store, "bench", "tr_corpus")
             for variant in ("buggy", "original")
         )  # the client's upload, not QA's work
-        settings = QASettings(backend=backend, work_dir=WORK / "work")
+        settings = QASettings(backend=backend, work_dir=WORK / "work", cache_dir=cache)
         start = time.perf_counter()
         report = QAService(sandbox, store, settings, owner).run("bench", "tr_corpus", base, final)
         elapsed = time.perf_counter() - start
@@ -99,9 +85,8 @@ def run(names: list[str] | None = None) -> dict[str, float]:
             }
             for backend in backends:
                 cache = work / f"cache-{project.name}-{backend}"
-                with _qa_cache(cache):
-                    cold = _qa_seconds(backend, project, trees)
-                    warm = _qa_seconds(backend, project, trees)
+                cold = _qa_seconds(backend, project, trees, cache)
+                warm = _qa_seconds(backend, project, trees, cache)
                 shutil.rmtree(cache, ignore_errors=True)
                 results[f"{prefix}_{backend}_cold_s"] = round(cold, 2)
                 results[f"{prefix}_{backend}_s"] = round(warm, 2)

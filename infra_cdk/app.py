@@ -12,7 +12,7 @@ from typing import Any
 from aws_cdk import App, Environment, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from infra_cdk.config import StackConfig
+from infra_cdk.config import BuildSettings, StackConfig
 from infra_cdk.stack import PrtraceStack
 
 # Behaviour flags the stack is written for (the CLI also reads them from cdk.json; a plain
@@ -36,7 +36,7 @@ def build_app(
     known = {name: app.node.try_get_context(name) for name in StackConfig.model_fields}
     config = StackConfig.resolve({k: v for k, v in known.items() if v is not None})
     if build_deps is None:
-        build_deps = os.environ.get("PRTRACE_LAMBDA_DEPS", "build") != "skip"
+        build_deps = BuildSettings.from_env().lambda_deps == "build"
     PrtraceStack(
         app,
         config.prefix,

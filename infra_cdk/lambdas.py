@@ -9,7 +9,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra_cdk.assets import CORE_LAYER_DIR, deps_layer_dir, stage_function_code
-from infra_cdk.config import StackConfig
+from infra_cdk.config import LOG_RETENTION_DAYS, StackConfig
 from infra_cdk.nag import acknowledge
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
@@ -130,12 +130,4 @@ def _log_group_cfn(fn: ServiceFunction) -> logs.CfnLogGroup:
 
 
 def log_retention(config: StackConfig) -> logs.RetentionDays:
-    names = {
-        1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS",
-        30: "ONE_MONTH", 60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS",
-        150: "FIVE_MONTHS", 180: "SIX_MONTHS", 365: "ONE_YEAR", 400: "THIRTEEN_MONTHS",
-        545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS", 1827: "FIVE_YEARS",
-        2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
-        3653: "TEN_YEARS",
-    }  # fmt: skip
-    return logs.RetentionDays[names[config.log_retention_days]]
+    return logs.RetentionDays[LOG_RETENTION_DAYS[config.log_retention_days]]

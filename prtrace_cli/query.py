@@ -109,11 +109,14 @@ def query(
 ) -> None:
     """Query the tenant's complete traces (the Parquet traces table) with DuckDB."""
     require_server_packages("query")
-    bucket = bucket or os.environ.get("PRTRACE_BUCKET")
-    if not bucket:
+    from prtrace.settings import ConfigurationError, QuerySettings
+
+    try:
+        bucket = QuerySettings.from_env(**({"bucket": bucket} if bucket else {})).bucket
+    except ConfigurationError as error:
         raise typer.BadParameter(
-            "no bucket: pass --bucket or set PRTRACE_BUCKET", param_hint="--bucket"
-        )
+            f"pass --bucket or set PRTRACE_BUCKET: {error}", param_hint="--bucket"
+        ) from None
     from prtrace.tokens import TENANT_PATTERN
 
     if not TENANT_PATTERN.fullmatch(tenant):

@@ -3,9 +3,9 @@ the way a client would: HTTP against the API endpoint, boto3 against the AWS end
 
 One cloud (the default context) starts the first time a test asks for the `cloud` fixture
 and stops after the last such test: tests/conftest.py orders those tests together and
-after every test that runs without a cloud, because a running local cloud points this
-process's AWS endpoint variables at itself (moto's in-process mocks must not see them)
-and patches moto, so no other local cloud may run in this process beside it.
+after every test that runs without a cloud, because a running local cloud patches moto
+(infra_cdk/local/moto_patches.py) and moto's backends are the process's, so no other
+local cloud, nor moto's in-process mocks, may run in this process beside it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import orjson
 
 from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
 from prtrace.adapters.dynamodb import DynamoTokenStore
-from prtrace.adapters.wiring import build_token_store
 from prtrace.clock import utc_now
 from prtrace.tokens import issue_token
 from tests.factories import trace_metadata
@@ -69,7 +68,7 @@ def new_tenant() -> str:
 
 def token_store(info: LocalCloudInfo) -> DynamoTokenStore:
     """The deployed tokens table (boto3 underneath, through the local cloud's endpoint)."""
-    return build_token_store(info.stack.outputs["TokensTableName"])
+    return DynamoTokenStore(aws(info, "dynamodb"), info.stack.outputs["TokensTableName"])
 
 
 def make_token(info: LocalCloudInfo, tenant: str, scopes: list[str]) -> str:

@@ -1,6 +1,6 @@
 """`python -m functions.qa_runner`: the QA task's entry point.
 
-Input from arguments or environment (arguments win):
+Input from arguments or environment (arguments win; prtrace.qa.settings.QATaskInput):
   --trace-id / PRTRACE_TRACE_ID, --bucket / PRTRACE_BUCKET, --tenant / PRTRACE_TENANT
   either --document-key / PRTRACE_DOCUMENT_KEY (the assembled trace document)
   or     --base-key --base-sha256 --base-size --base-media-type (PRTRACE_BASE_*) and the
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 
@@ -24,45 +23,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 from prtrace.adapters.sandbox.select import build_sandbox
 from prtrace.adapters.wiring import build_artifact_store
 from prtrace.qa.service import QAService
-from prtrace.qa.settings import QASettings
+from prtrace.qa.settings import QASettings, QATaskInput
 from prtrace.qa.task import parse_request, run_qa_task
-from prtrace.schema import artifact_uri
 from prtrace.settings import ConfigurationError
 
-_ARGS = [
-    "trace-id", "bucket", "tenant", "document-key", "report-key",
-    "base-key", "base-sha256", "base-size", "base-media-type",
-    "final-key", "final-sha256", "final-size", "final-media-type",
-]  # fmt: skip
 
-
-def _options(argv: Sequence[str] | None) -> dict[str, str]:
+def _input(argv: Sequence[str] | None) -> QATaskInput:
+    """The arguments given, and the variables of those not given (QATaskInput)."""
     parser = argparse.ArgumentParser(prog="python -m functions.qa_runner")
-    for name in _ARGS:
-        parser.add_argument(f"--{name}")
-    given = vars(parser.parse_args(argv))
-    options: dict[str, str] = {}
-    for name in _ARGS:
-        attribute = name.replace("-", "_")
-        value = given[attribute] or os.environ.get(f"PRTRACE_{attribute.upper()}")
-        if value:
-            options[attribute] = value
-    return options
-
-
-def _snapshot(options: dict[str, str], side: str) -> dict[str, object] | None:
-    if f"{side}_key" not in options:
-        return None
-    sha256 = options.get(f"{side}_sha256", "")
-    return {
-        "key": options[f"{side}_key"],
-        "ref": {
-            "uri": artifact_uri(sha256),
-            "sha256": sha256,
-            "size": int(options.get(f"{side}_size", "-1")),
-            "media_type": options.get(f"{side}_media_type", "application/x-tar"),
-        },
-    }
+    for name in QATaskInput.model_fields:
+        parser.add_argument(f"--{name.replace('_', '-')}")
+    given = {name: value for name, value in vars(parser.parse_args(argv)).items() if value}
+    return QATaskInput.from_env(**given)
 
 
 def _fail(message: str, code: int) -> int:
@@ -71,15 +43,20 @@ def _fail(message: str, code: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    options = _options(argv)
-    bucket = options.pop("bucket", "")
+    try:
+        task_input = _input(argv)
+    except ConfigurationError as error:
+        return _fail(str(error), 2)
+    bucket = task_input.bucket
     if not bucket:
         return _fail("set PRTRACE_BUCKET or --bucket", 2)
     values: dict[str, object] = {
-        k: v for k, v in options.items() if not k.startswith(("base_", "final_"))
+        name: getattr(task_input, name)
+        for name in ("trace_id", "tenant", "document_key", "report_key")
+        if getattr(task_input, name) is not None
     }
     for side in ("base", "final"):
-        snapshot = _snapshot(options, side)
+        snapshot = task_input.snapshot(side)
         if snapshot is not None:
             values[side] = snapshot
     try:

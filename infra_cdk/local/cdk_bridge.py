@@ -20,7 +20,7 @@ values and the resources can be inspected like any other:
   (http_gateway.py) serves the template's routes, and the API's `ApiEndpoint` attribute is
   the gateway's URL.
 
-Three more gaps are bridged here:
+Three more gaps are bridged (moto_patches.py installs the first two into moto):
 
 - moto's ExecuteChangeSet (how the CLI deploys) leaves the stack's outputs as they were
   before it (none, for a new stack): they are evaluated afterwards, as CreateStack and
@@ -37,7 +37,8 @@ Left to moto as it is: `AWS::S3::BucketPolicy`, `AWS::SNS::TopicPolicy` (skipped
 enforces no resource policy, nothing refers to them) and `AWS::CDK::Metadata`. Elsewhere,
 the local cloud supplies what moto's services do not run: Lambda invocations
 (lambda_runtime.py), ECS tasks (ecs.py), executions of deployed state machines and the
-execution-end events (stepfunctions.py).
+execution-end events (stepfunctions.py). moto_patches.py is where each of these, and the
+models and `Fn::Sub` and change-set fixes here, are installed into moto and removed.
 """
 
 from __future__ import annotations
@@ -46,14 +47,12 @@ import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-import boto3
-
 from infra_cdk.local.assembly import LOCAL_ACCOUNT, LOCAL_REGION
+from infra_cdk.local.emulator import emulator_client
 
 
 @dataclass(frozen=True)
@@ -146,8 +145,8 @@ class EmulatedResource:
     @classmethod
     def client(cls, region_name: str) -> Any:
         if cls.settings is None:
-            raise RuntimeError("the CDK bridge is not installed")
-        return _client(cls.service, cls.settings.aws_endpoint, region_name)
+            raise RuntimeError("an unbound bridged model: use bridged_types()")
+        return emulator_client(cls.service, cls.settings.aws_endpoint, region_name)
 
     @classmethod
     def create(cls, client: Any, name: str, properties: dict[str, Any]) -> EmulatedResource:
@@ -322,58 +321,21 @@ BRIDGED: Final[dict[str, type[EmulatedResource]]] = {
 }
 
 
-def install(*, aws_endpoint: str, gateway_url: str) -> Callable[[], None]:
-    """Teach moto's CloudFormation (in this process) the bridged types, a correct `Fn::Sub`
-    and the outputs of executed change sets; returns the undo."""
-    from moto.cloudformation import parsing
-    from moto.cloudformation.models import CloudFormationBackend
-
-    original_settings = EmulatedResource.settings
-    EmulatedResource.settings = _Settings(aws_endpoint=aws_endpoint, gateway_url=gateway_url)
-    original_class_from_type = parsing.resource_class_from_type
-    original_clean_json = parsing.clean_json
-    original_execute_change_set = CloudFormationBackend.execute_change_set
-
-    def resource_class_from_type(resource_type: str) -> Any:
-        bridged = BRIDGED.get(resource_type)
-        return bridged if bridged is not None else original_class_from_type(resource_type)
-
-    def clean_json(resource_json: Any, resources_map: Any) -> Any:
-        if isinstance(resource_json, dict) and _sub_with_dollar_dollar(resource_json):
-            resource_json = sub_as_join(*resource_json["Fn::Sub"])
-        return original_clean_json(resource_json, resources_map)
-
-    def execute_change_set(
-        self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None
-    ) -> None:
-        original_execute_change_set(self, change_set_name, stack_name)
-        change_set = self.change_sets.get(change_set_name) or next(
-            c for c in self.change_sets.values() if c.change_set_name == change_set_name
-        )
-        stack = self.stacks[change_set.stack_id]
-        stack._parse_template()  # the change set's template, which the stack now has
-        stack.description = stack.template_dict.get("Description")
-        stack.output_map = stack._create_output_map()
-
-    # Both are looked up as module globals by moto's parser (clean_json also by itself,
-    # recursively), so replacing them there covers every use.
-    parsing.resource_class_from_type = resource_class_from_type
-    parsing.clean_json = clean_json
-    CloudFormationBackend.execute_change_set = execute_change_set  # type: ignore[method-assign]
-
-    def undo() -> None:
-        parsing.resource_class_from_type = original_class_from_type
-        parsing.clean_json = original_clean_json
-        CloudFormationBackend.execute_change_set = original_execute_change_set  # type: ignore[method-assign]
-        EmulatedResource.settings = original_settings
-
-    return undo
+def bridged_types(*, aws_endpoint: str, gateway_url: str) -> dict[str, type[EmulatedResource]]:
+    """The bridged models, each bound to the emulator they create resources in and the
+    gateway the HTTP API's endpoint names (moto_patches.install hands them to moto's
+    CloudFormation)."""
+    settings = _Settings(aws_endpoint=aws_endpoint, gateway_url=gateway_url)
+    return {
+        resource_type: type(model.__name__, (model,), {"settings": settings})
+        for resource_type, model in BRIDGED.items()
+    }
 
 
 _PLACEHOLDER = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
-def _sub_with_dollar_dollar(node: dict[str, Any]) -> bool:
+def sub_with_dollar_dollar(node: dict[str, Any]) -> bool:
     sub = node.get("Fn::Sub")
     return isinstance(sub, list) and len(sub) == 2 and "$$" in sub[0]
 
@@ -406,7 +368,7 @@ def register_container_images(
     The manifest recorded names no layers: nothing here pulls the image (see the module's
     documentation)."""
     manifest = json.loads(asset_manifest.read_text())
-    ecr = _client("ecr", aws_endpoint, region)
+    ecr = emulator_client("ecr", aws_endpoint, region)
     registered = []
     for asset_id, image in manifest.get("dockerImages", {}).items():
         for destination in image["destinations"].values():
@@ -433,17 +395,6 @@ def register_container_images(
             uri = ecr.describe_repositories(repositoryNames=[repository])["repositories"][0]
             registered.append(f"{uri['repositoryUri']}:{tag}")
     return registered
-
-
-def _client(service: str, aws_endpoint: str, region: str) -> Any:
-    """A client of the emulator (it accepts any credentials)."""
-    return boto3.client(  # type: ignore[call-overload]  # any service, by name
-        service,
-        endpoint_url=aws_endpoint,
-        region_name=region,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 - the emulator's dummy credentials
-    )
 
 
 def _placeholders(text: str, region: str) -> str:

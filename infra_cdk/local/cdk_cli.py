@@ -81,7 +81,7 @@ def deploy_with_cdk_cli(
         outdir / f"{assembly.stack_name}.assets.json", aws_endpoint=aws_endpoint
     )
     run("deploy", "--app", str(outdir), "--require-approval", "never", assembly.stack_name)
-    return assembly, describe_deployed_stack(assembly.stack_name)
+    return assembly, describe_deployed_stack(assembly.stack_name, aws_endpoint)
 
 
 def _run(

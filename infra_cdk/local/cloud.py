@@ -4,8 +4,10 @@ moto's server (all AWS APIs, Step Functions executing for real) on 127.0.0.1:456
 synthesized CDK template deployed into it through CloudFormation (by deploy.py, or by the
 real CDK CLI: cdk_cli.py), what moto's CloudFormation cannot model supplied by
 cdk_bridge.py, Lambda invocations run by warm local workers, ECS tasks by a pluggable
-executor, and the HTTP API served by the local gateway. `python -m infra_cdk.local` runs
-it in the foreground.
+executor, and the HTTP API served by the local gateway; moto_patches.py installs into moto
+what the cloud changes of it, and removes it on stop. Every client of the emulator in this
+process names its endpoint: the cloud sets no environment variable of the process.
+`python -m infra_cdk.local` runs it in the foreground.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import json
 import logging
 import os
 import time
-import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -22,33 +23,30 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import httpx
 import orjson
 from botocore.config import Config
 
 from infra_cdk.assets import ROOT
-from infra_cdk.local import cdk_bridge
+from infra_cdk.config import BuildSettings
+from infra_cdk.local import cdk_bridge, moto_patches
 from infra_cdk.local.assembly import LOCAL_REGION, StackAssembly, function_layers, synthesize
 from infra_cdk.local.cdk_cli import deploy_with_cdk_cli
 from infra_cdk.local.deploy import DeployedStack, deploy
 from infra_cdk.local.ecs import (
     ContainerExecutor,
-    EcsTaskHook,
+    EcsTaskRunner,
     HostProcessExecutor,
     LocalSandboxExecutor,
 )
-from infra_cdk.local.emulator import moto_server
+from infra_cdk.local.emulator import emulator_client, moto_server
 from infra_cdk.local.http_gateway import LocalHttpApi, routes_from_template
 from infra_cdk.local.lambda_runtime import LambdaRuntime
 from infra_cdk.local.static_site import StaticSite
-from infra_cdk.local.stepfunctions import (
-    deliver_execution_ends,
-    hand_to_interpreter,
-    normalise_ecs_integration,
-)
+from infra_cdk.local.stepfunctions import execution_ended, hand_to_interpreter
 from infra_cdk.viewer_site import VIEWER_ASSETS, VIEWER_PATH, security_headers
-from prtrace.adapters.wiring import build_token_store
+from prtrace.adapters.dynamodb import DynamoTokenStore
+from prtrace.adapters.wiring import BOTO_CONFIG
 from prtrace.clock import utc_now
 from prtrace.heap import settle_after_init
 from prtrace.tokens import issue_token
@@ -115,7 +113,7 @@ class LocalCloud:
         self._api_port = api_port
         self._context = context or {"stage": "local", "destroy_data_on_delete": "true"}
         self._ecs_executor = ecs_executor
-        self._qa_backend = qa_backend or os.environ.get("PRTRACE_LOCAL_QA_BACKEND", "bwrap")
+        self._qa_backend = qa_backend or BuildSettings.from_env().local_qa_backend
         self._target = target_endpoint
         self._cdk_cli = cdk_cli
         self._echo = echo
@@ -123,9 +121,7 @@ class LocalCloud:
         self._function_layers: dict[str, tuple[Path, ...]] = {}
         self._gateway: LocalHttpApi | None = None
         self._runtime: LambdaRuntime | None = None
-        self._ecs: EcsTaskHook | None = None
-        self._saved_env: dict[str, str | None] = {}
-        self._original_invoke: Any = None
+        self._aws_endpoint: str | None = None
         self._lambda_client: Any = None
         self.assembly: StackAssembly | None = None
         self.info: LocalCloudInfo | None = None
@@ -144,12 +140,8 @@ class LocalCloud:
     def _start(self, started: float) -> LocalCloudInfo:
         if self._target is not None:
             return self._start_against_target(self._target, started)
-        logging.getLogger("moto").addFilter(_skipped_resource_types)
-        # The interpreter logs every failed state at ERROR; executions' histories say it.
-        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
-        warnings.filterwarnings("ignore", message="Tried to parse AWS::", category=UserWarning)
         aws_endpoint = self._moto.enter_context(moto_server(self._aws_port))
-        self._point_this_process_at(aws_endpoint)
+        self._aws_endpoint = aws_endpoint
         # moto's backends are process-wide: a cloud started earlier in this process (a test
         # session, the bench) must not leave its stack behind for this one.
         httpx.post(f"{aws_endpoint}/moto-api/reset").raise_for_status()
@@ -166,27 +158,31 @@ class LocalCloud:
             # moto's CloudFormation drops a function's Layers; they come from the template.
             layer_dirs_for=lambda name: self._function_layers.get(name, ()),
         )
-        self._install_lambda_runtime(self._runtime)
-        self._ecs = EcsTaskHook(
+        ecs_tasks = EcsTaskRunner(
             self._ecs_executor
             or LocalSandboxExecutor(
                 HostProcessExecutor(base_env, self.state_dir / "logs"),
                 backend=self._qa_backend,
             )
         )
-        self._ecs.install()
-        self._moto.callback(normalise_ecs_integration())
-        self._moto.callback(deliver_execution_ends(self._invoke_function))
         self._gateway = LocalHttpApi(self._invoke_function, port=self._api_port)
         self._gateway.start()
         self._moto.callback(
-            cdk_bridge.install(aws_endpoint=aws_endpoint, gateway_url=self._gateway.url)
+            moto_patches.install(
+                aws_endpoint=aws_endpoint,
+                bridged_types=cdk_bridge.bridged_types(
+                    aws_endpoint=aws_endpoint, gateway_url=self._gateway.url
+                ),
+                invoke_lambda=self._invoke_moto_function,
+                ecs_tasks=ecs_tasks,
+                execution_ended=execution_ended(self._invoke_function),
+            )
         )
 
         return self._deploy_and_serve(aws_endpoint, started, build_deps=False)
 
     def _start_against_target(self, endpoint: str, started: float) -> LocalCloudInfo:
-        self._point_this_process_at(endpoint)
+        self._aws_endpoint = endpoint
         # The target runs the Lambdas: they need their third-party layer.
         return self._deploy_and_serve(endpoint, started, build_deps=True)
 
@@ -215,13 +211,13 @@ class LocalCloud:
             self.assembly = synthesize(
                 self.state_dir / "cdk.out", context=self._context, build_deps=build_deps
             )
-            stack = deploy(self.assembly)
+            stack = deploy(self.assembly, aws_endpoint=aws_endpoint)
         if self._target is None:
             machines = self.assembly.resources_of_type("AWS::StepFunctions::StateMachine")
             hand_to_interpreter(stack.physical_ids[logical_id] for logical_id in machines)
         self._function_layers = function_layers(self.assembly, stack.physical_ids)
         self._gateway.routes = routes_from_template(self.assembly.template, stack.physical_ids)
-        token = self._create_dev_token(stack)
+        token = self._create_dev_token(stack, aws_endpoint)
         self._wait_ready(self._gateway.url)
         # What start-up built (moto's models, the synthesized stack, imports) stays for the
         # cloud's life; kept out of the cyclic collector's scans, a full collection no longer
@@ -245,17 +241,7 @@ class LocalCloud:
         if self._runtime is not None:
             self._runtime.close()
             self._runtime = None
-        if self._ecs is not None:
-            self._ecs.uninstall()
-            self._ecs = None
-        self._uninstall_lambda_runtime()
         self._moto.close()
-        for name, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._saved_env = {}
         state = self.state_dir / "local.json"
         if self.info is not None and state.exists():
             state.unlink()
@@ -268,36 +254,11 @@ class LocalCloud:
 
     # -- pieces -----------------------------------------------------------------------
 
-    def _point_this_process_at(self, aws_endpoint: str) -> None:
-        """The deployer, the gateway and Step Functions' interpreter are boto3 clients of
-        this process; MOTO_PORT is where the interpreter sends Lambda invocations."""
-        values = {
-            "AWS_ENDPOINT_URL": aws_endpoint,
-            "AWS_DEFAULT_REGION": LOCAL_REGION,
-            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
-            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
-            "MOTO_PORT": aws_endpoint.rsplit(":", 1)[1].split("/", 1)[0],
-        }
-        for name, value in values.items():
-            self._saved_env.setdefault(name, os.environ.get(name))
-            os.environ[name] = value
-
-    def _install_lambda_runtime(self, runtime: LambdaRuntime) -> None:
-        from moto.awslambda.models import LambdaFunction
-
-        self._original_invoke = LambdaFunction._invoke_lambda
-
-        def invoke(function: Any, event: Any = None) -> tuple[str, bool, str]:
-            return runtime.invoke_moto_function(function, event)
-
-        LambdaFunction._invoke_lambda = invoke  # type: ignore[method-assign,assignment]
-
-    def _uninstall_lambda_runtime(self) -> None:
-        from moto.awslambda.models import LambdaFunction
-
-        if self._original_invoke is not None:
-            LambdaFunction._invoke_lambda = self._original_invoke  # type: ignore[method-assign]
-            self._original_invoke = None
+    def _invoke_moto_function(self, function: Any, event: Any) -> tuple[str, bool, str]:
+        """What moto's Lambda runs instead of a container (moto_patches)."""
+        if self._runtime is None:
+            raise LocalCloudError("the local cloud is stopped: no Lambda runtime")
+        return self._runtime.invoke_moto_function(function, event)
 
     def _invoke_function(self, name: str, event: dict[str, Any]) -> tuple[bytes, bool]:
         if self._runtime is not None:
@@ -311,22 +272,25 @@ class LocalCloud:
             payload, errored, _ = self._runtime.invoke_moto_function(function, event)
             return payload.encode(), errored
         if self._lambda_client is None:
-            self._lambda_client = boto3.client(
+            assert self._aws_endpoint is not None
+            self._lambda_client = emulator_client(
                 "lambda",
-                region_name=LOCAL_REGION,
+                self._aws_endpoint,
+                LOCAL_REGION,
                 config=Config(read_timeout=960, retries={"max_attempts": 1}),
             )
         answer = self._lambda_client.invoke(FunctionName=name, Payload=orjson.dumps(event))
         return answer["Payload"].read(), "FunctionError" in answer
 
-    def _create_dev_token(self, stack: DeployedStack) -> str:
+    def _create_dev_token(self, stack: DeployedStack, aws_endpoint: str) -> str:
         token, record = issue_token(
             DEV_TENANT,
             ["ingest", "read", "admin"],
             now=utc_now(),
             description="local cloud development token",
         )
-        build_token_store(stack.outputs["TokensTableName"]).put_token(record)
+        dynamodb = emulator_client("dynamodb", aws_endpoint, LOCAL_REGION, config=BOTO_CONFIG)
+        DynamoTokenStore(dynamodb, stack.outputs["TokensTableName"]).put_token(record)
         return token
 
     @staticmethod
@@ -343,12 +307,6 @@ class LocalCloud:
                 last = str(exc)
             time.sleep(0.2)
         raise LocalCloudError(f"the API did not become ready at {url}/readyz: {last}")
-
-
-def _skipped_resource_types(record: logging.LogRecord) -> bool:
-    """moto names each resource type it has no model for (bucket policies, topic policies);
-    cdk_bridge.py models the ones that matter."""
-    return not record.getMessage().startswith("No Moto CloudFormation support for")
 
 
 def local_environment(endpoint: str, region: str) -> dict[str, str]:

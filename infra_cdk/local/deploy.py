@@ -13,9 +13,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
-
 from infra_cdk.local.assembly import LOCAL_ACCOUNT, LOCAL_REGION, StackAssembly
+from infra_cdk.local.emulator import emulator_client
 
 BOOTSTRAP_VERSION_PARAMETER = "/cdk-bootstrap/hnb659fds/version"
 BOOTSTRAP_VERSION = "30"
@@ -35,15 +34,16 @@ class DeployedStack:
 def deploy(
     assembly: StackAssembly,
     *,
+    aws_endpoint: str,
     region: str = LOCAL_REGION,
     timeout_s: float = 60,
 ) -> DeployedStack:
-    _publish_assets(assembly, region)
-    ssm = boto3.client("ssm", region_name=region)
+    _publish_assets(assembly, aws_endpoint, region)
+    ssm = emulator_client("ssm", aws_endpoint, region)
     ssm.put_parameter(
         Name=BOOTSTRAP_VERSION_PARAMETER, Value=BOOTSTRAP_VERSION, Type="String", Overwrite=True
     )
-    cfn = boto3.client("cloudformation", region_name=region)
+    cfn = emulator_client("cloudformation", aws_endpoint, region)
     cfn.create_stack(
         StackName=assembly.stack_name,
         TemplateBody=json.dumps(assembly.template),
@@ -62,12 +62,14 @@ def deploy(
         if time.monotonic() > deadline:
             raise DeployError(f"stack {assembly.stack_name} still {status} after {timeout_s} s")
         time.sleep(0.2)
-    return describe_deployed_stack(assembly.stack_name, region)
+    return describe_deployed_stack(assembly.stack_name, aws_endpoint, region)
 
 
-def describe_deployed_stack(stack_name: str, region: str = LOCAL_REGION) -> DeployedStack:
+def describe_deployed_stack(
+    stack_name: str, aws_endpoint: str, region: str = LOCAL_REGION
+) -> DeployedStack:
     """A deployed stack's outputs and resources, as CloudFormation reports them."""
-    cfn = boto3.client("cloudformation", region_name=region)
+    cfn = emulator_client("cloudformation", aws_endpoint, region)
     stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     physical_ids: dict[str, str] = {}
@@ -79,8 +81,8 @@ def describe_deployed_stack(stack_name: str, region: str = LOCAL_REGION) -> Depl
     return DeployedStack(name=stack_name, outputs=outputs, physical_ids=physical_ids)
 
 
-def _publish_assets(assembly: StackAssembly, region: str) -> None:
-    s3 = boto3.client("s3", region_name=region)
+def _publish_assets(assembly: StackAssembly, aws_endpoint: str, region: str) -> None:
+    s3 = emulator_client("s3", aws_endpoint, region)
     created: set[str] = set()
     for asset in assembly.assets:
         bucket = _substitute(asset.bucket, region)

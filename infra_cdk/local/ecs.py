@@ -1,11 +1,12 @@
 """ECS RunTask for the local cloud: moto records the task, a ContainerExecutor runs it.
 
-moto runs no containers. This hook gives every task started through RunTask (by a client,
-or by Step Functions' `ecs:runTask.sync`) to an executor, keeps the task RUNNING while it
-works, then marks it STOPPED with the container's exit code, which is what `.sync` waits
-for. The pipeline's QA task plugs in an executor that runs the QA container's entry point
-under the local sandbox backend; `HostProcessExecutor` runs the container's command as a
-host process of this environment (enough for trivial tasks and tests).
+moto runs no containers. moto_patches.py gives every task started through RunTask (by a
+client, or by Step Functions' `ecs:runTask.sync`) to `EcsTaskRunner`, keeps the task
+RUNNING while it works, then marks it STOPPED with the container's exit code, which is
+what `.sync` waits for. The pipeline's QA task plugs in an executor that runs the QA
+container's entry point under the local sandbox backend; `HostProcessExecutor` runs the
+container's command as a host process of this environment (enough for trivial tasks and
+tests).
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -100,42 +99,14 @@ class LocalSandboxExecutor:
         return self._inner.run(replace(container, environment=environment))
 
 
-class EcsTaskHook:
-    """Installs itself on moto's ECS backend class; `uninstall` restores it."""
+class EcsTaskRunner:
+    """What moto_patches runs for each task RunTask starts: the container run read from the
+    task and its definition, then handed to the executor."""
 
     def __init__(self, executor: ContainerExecutor) -> None:
         self.executor = executor
-        self._original: Callable[..., Any] | None = None
 
-    def install(self) -> None:
-        from moto.ecs.models import EC2ContainerServiceBackend
-        from moto.moto_api import state_manager
-
-        # Tasks stay RUNNING until their executor finishes (moto would otherwise move them
-        # to STOPPED on the first DescribeTasks).
-        state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**9})
-        original = EC2ContainerServiceBackend.run_task
-        self._original = original
-        hook = self
-
-        def run_task(backend: Any, *args: Any, **kwargs: Any) -> Any:
-            tasks = original(backend, *args, **kwargs)
-            for task in tasks:
-                hook._start(backend, task)
-            return tasks
-
-        EC2ContainerServiceBackend.run_task = run_task  # type: ignore[method-assign,assignment]
-
-    def uninstall(self) -> None:
-        from moto.ecs.models import EC2ContainerServiceBackend
-        from moto.moto_api import state_manager
-
-        state_manager.unset_transition("ecs::task")
-        if self._original is not None:
-            EC2ContainerServiceBackend.run_task = self._original  # type: ignore[method-assign]
-            self._original = None
-
-    def _start(self, backend: Any, task: Any) -> None:
+    def container_run(self, backend: Any, task: Any) -> ContainerRun:
         definition = backend.describe_task_definition(task.task_definition_arn)
         container_def = definition.container_definitions[0]
         override: dict[str, Any] = next(
@@ -151,7 +122,7 @@ class EcsTaskHook:
         argv = tuple(container_def.get("entryPoint") or ()) + tuple(
             override.get("command") or container_def.get("command") or ()
         )
-        run = ContainerRun(
+        return ContainerRun(
             task_arn=task.task_arn,
             cluster=task.cluster_name,
             family=definition.family,
@@ -162,22 +133,8 @@ class EcsTaskHook:
             cpu_units=int(definition.cpu or container_def.get("cpu") or 0),
             memory_mb=int(definition.memory) if definition.memory else container_def.get("memory"),
         )
-        task.last_status = "RUNNING"
-        for container in task.containers:
-            container.last_status = "RUNNING"
-        threading.Thread(target=self._run, args=(task, run), daemon=True).start()
 
-    def _run(self, task: Any, run: ContainerRun) -> None:
-        try:
-            exit_code = self.executor.run(run)
-            reason = "Essential container in task exited"
-        except Exception as exc:  # the executor's failure is the task's failure, not ours
-            log.exception("ECS executor failed for %s", run.task_arn)
-            exit_code, reason = 1, f"Local executor error: {type(exc).__name__}"
-        for container in task.containers:
-            container.exitCode = exit_code
-            container.last_status = "STOPPED"
-        task.stopped_reason = reason
-        task.desired_status = "STOPPED"
-        task.last_status = "STOPPED"
+    def execute(self, run: ContainerRun) -> tuple[int, str]:
+        exit_code = self.executor.run(run)
         log.info("ECS task %s (%s) exited %s", run.task_arn, run.family, exit_code)
+        return exit_code, "Essential container in task exited"

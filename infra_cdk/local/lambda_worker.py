@@ -4,6 +4,11 @@ Started by lambda_runtime with the function's own environment and a sys.path mad
 deployed code, its layers and this environment's third-party packages (never the project
 tree: what runs is what was deployed). Frames on stdin/stdout are 4-byte big-endian length
 + JSON; the handler's own prints go to stderr, which the runtime keeps as the log.
+
+PRTRACE_WORKER_PATH and PRTRACE_WORKER_HIDE are how lambda_runtime hands that path over,
+not configuration: they are read with os.environ before the path exists (so before
+anything, the settings models included, can be imported from it) and removed at once, so
+the handler never sees them.
 """
 
 from __future__ import annotations

@@ -47,9 +47,11 @@ _IN_PIPELINE_INDEX: Any = {
 }
 
 
-def provision(names: ResourceNames, region: str = "us-east-1") -> None:
-    """Create everything that is missing; leave what exists untouched."""
-    dynamodb = boto3.client("dynamodb", region_name=region)
+def provision(names: ResourceNames, region: str = "us-east-1", **client_options: Any) -> None:
+    """Create everything that is missing; leave what exists untouched. `client_options`
+    (an emulator's endpoint_url and credentials) go to each boto3 client; without them,
+    boto3 decides (moto's in-process mocks, in tests)."""
+    dynamodb = boto3.client("dynamodb", region_name=region, **client_options)
     existing = set(dynamodb.list_tables()["TableNames"])
     tables: dict[str, list[tuple[str, Literal["HASH", "RANGE"]]]] = {
         names.traces_table: [("pk", "HASH"), ("sk", "RANGE")],
@@ -71,10 +73,10 @@ def provision(names: ResourceNames, region: str = "us-east-1") -> None:
             {"AttributeName": n, "AttributeType": "S"} for n, _ in keys
         ]
         dynamodb.create_table(**request)
-    s3 = boto3.client("s3", region_name=region)
+    s3 = boto3.client("s3", region_name=region, **client_options)
     if names.bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
         s3.create_bucket(Bucket=names.bucket)
-    secrets = boto3.client("secretsmanager", region_name=region)
+    secrets = boto3.client("secretsmanager", region_name=region, **client_options)
     try:
         secrets.describe_secret(SecretId=names.key_secret_name)
     except secrets.exceptions.ResourceNotFoundException:

@@ -1,5 +1,6 @@
 """Step Functions on the local cloud: deployed state machines handed to moto's ASL
-interpreter, and the interpreter's ECS integration made to speak as AWS's does.
+interpreter, and the events of executions that end badly delivered (moto_patches.py wires
+both this and the interpreter's ECS integration into moto).
 
 moto's CloudFormation creates `AWS::StepFunctions::StateMachine` in its plain Step
 Functions backend, whose executions never run; with `execute_state_machine` on, the API is
@@ -54,76 +55,17 @@ def hand_to_interpreter(state_machine_arns: Iterable[str]) -> list[str]:
     return handed
 
 
-def normalise_ecs_integration() -> Callable[[], None]:
-    """Make the interpreter's `ecs:runTask(.sync)` speak as AWS's does; returns the undo.
-
-    moto's port of the interpreter leaves request and response normalisation out (the base
-    methods are no-ops), so a state written for AWS (PascalCase `Cluster`, `TaskDefinition`,
-    … in, PascalCase `Containers[0].ExitCode` out) fails on botocore's serializer. The
-    interpreter's own `_to_boto_request` / `_from_boto_response` helpers do that mapping
-    from the ECS service model; this wires them in, for ECS only.
-    """
-    from botocore import xform_name
-    from botocore.session import get_session
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-        state_task_service_ecs,
-    )
-
-    service = state_task_service_ecs.StateTaskServiceEcs
-    model = get_session().get_service_model("ecs")
-    operations = {xform_name(name): model.operation_model(name) for name in model.operation_names}
-
-    def normalise_parameters(
-        self: Any,
-        parameters: dict[str, Any],
-        boto_service_name: str | None = None,
-        service_action_name: str | None = None,
-    ) -> None:
-        operation = operations[self._get_boto_service_action(service_action_name)]
-        self._to_boto_request(parameters, operation.input_shape)
-
-    def normalise_response(
-        self: Any,
-        response: Any,
-        boto_service_name: str | None = None,
-        service_action_name: str | None = None,
-    ) -> None:
-        operation = operations[self._get_boto_service_action(service_action_name)]
-        self._from_boto_response(response, operation.output_shape)
-
-    had = {
-        name: service.__dict__.get(name)
-        for name in ("_normalise_parameters", "_normalise_response")
-    }
-    service._normalise_parameters = normalise_parameters  # type: ignore[method-assign]
-    service._normalise_response = normalise_response  # type: ignore[method-assign]
-
-    def undo() -> None:
-        for name, original in had.items():
-            if original is None:
-                delattr(service, name)
-            else:
-                setattr(service, name, original)
-
-    return undo
-
-
-def deliver_execution_ends(invoke: Invoke) -> Callable[[], None]:
-    """Send "Step Functions Execution Status Change" for executions that end FAILED,
-    TIMED_OUT or ABORTED to the Lambda targets of the EventBridge rules that match it, as
-    AWS does; returns the undo.
+def execution_ended(invoke: Invoke) -> Callable[[Any], None]:
+    """What moto_patches calls with each execution the interpreter ends: one that ended
+    FAILED, TIMED_OUT or ABORTED sends "Step Functions Execution Status Change" to the
+    Lambda targets of the EventBridge rules that match it, as AWS does.
 
     moto's interpreter emits no EventBridge events, and moto's EventBridge delivers to no
     Lambda target: this is the one place the local cloud bridges both. Delivery is
     asynchronous (a thread), as EventBridge's is, and retried on a function error.
     """
-    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 
-    original = BaseExecutionWorkerCommunication.terminated
-
-    def terminated(self: Any) -> None:
-        original(self)
-        execution = self.execution
+    def ended(execution: Any) -> None:
         status = getattr(execution.exec_status, "value", None)
         if status in ENDED_BADLY:
             event = _status_change(execution, status)
@@ -131,12 +73,7 @@ def deliver_execution_ends(invoke: Invoke) -> Callable[[], None]:
                 target=_deliver, args=(invoke, event), name="local-eventbridge", daemon=True
             ).start()
 
-    BaseExecutionWorkerCommunication.terminated = terminated  # type: ignore[method-assign]
-
-    def undo() -> None:
-        BaseExecutionWorkerCommunication.terminated = original  # type: ignore[method-assign]
-
-    return undo
+    return ended
 
 
 def _status_change(execution: Any, status: str) -> dict[str, Any]:

@@ -146,11 +146,14 @@ def test_filters_leave_out_traces_that_do_not_match(cloud, exported, tmp_path):
     assert sorted(none["files"]) == ["instances.jsonl"]
 
 
-def test_prtrace_query_runs_duckdb_over_the_parquet_record_wrote(cloud, exported, tmp_path):
+def test_prtrace_query_runs_duckdb_over_the_parquet_record_wrote(
+    cloud, exported, tmp_path, monkeypatch
+):
     """Record wrote the complete trace's row under its tenant's partitioned prefix in the
     local cloud's bucket; `prtrace query` syncs those files and runs SQL with DuckDB."""
     client, _, trace_id = exported
     bucket = cloud.stack.outputs["DataBucketName"]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", cloud.aws_endpoint)  # as a user of it sets it
     sql = (
         "SELECT trace_id, tenant, qa_verdict, judge_overall, fail_to_pass, date "
         "FROM traces WHERE qa_verdict = 'resolved' ORDER BY trace_id"

@@ -308,16 +308,15 @@ def test_a_budget_notifies_the_operator_topic_when_one_is_given(operator_topic: 
 # ---- configuration ----------------------------------------------------------------------
 
 
-def test_settings_read_from_the_environment() -> None:
-    config = StackConfig.resolve(
-        {},
-        {
-            "PRTRACE_ALARM_EMAILS": " a@example.com , b@example.org ",
-            "PRTRACE_MONTHLY_BUDGET_USD": "75",
-            "PRTRACE_API_RESERVED_CONCURRENCY": "None",
-            "PRTRACE_JUDGE_RESERVED_CONCURRENCY": "3",
-        },
-    )
+def test_settings_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "PRTRACE_ALARM_EMAILS": " a@example.com , b@example.org ",
+        "PRTRACE_MONTHLY_BUDGET_USD": "75",
+        "PRTRACE_API_RESERVED_CONCURRENCY": "None",
+        "PRTRACE_JUDGE_RESERVED_CONCURRENCY": "3",
+    }.items():
+        monkeypatch.setenv(name, value)
+    config = StackConfig.resolve({})
     assert config.alarm_emails == ("a@example.com", "b@example.org")
     assert config.monthly_budget_usd == 75
     assert config.reserved_concurrency("api") is None
@@ -340,4 +339,4 @@ def test_bad_operations_settings_fail_naming_the_setting(
     context: dict[str, str], named: str
 ) -> None:
     with pytest.raises(ConfigError, match=named):
-        StackConfig.resolve(context, {})
+        StackConfig.resolve(context)

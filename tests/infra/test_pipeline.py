@@ -335,7 +335,7 @@ def test_the_judge_reads_only_the_named_openai_secret(template: Template) -> Non
 )
 def test_bad_pipeline_settings_fail_naming_the_setting(context: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
-        StackConfig.resolve(context, {})
+        StackConfig.resolve(context)
 
 
 def test_executions_that_end_badly_are_handed_to_record(template: Template) -> None:
@@ -406,4 +406,4 @@ def test_the_qa_image_builds_on_the_configured_base(synthesized: tuple[App, Path
 
 def test_a_digest_pinned_qa_base_is_accepted() -> None:
     pinned = "python:3.11-slim-bookworm@sha256:" + "0" * 64
-    assert StackConfig.resolve({"qa_base_image": pinned}, {}).qa_base_image == pinned
+    assert StackConfig.resolve({"qa_base_image": pinned}).qa_base_image == pinned

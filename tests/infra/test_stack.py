@@ -289,12 +289,23 @@ def test_cdk_nag_is_really_checking(tmp_path: Path) -> None:
 # ---- configuration --------------------------------------------------------------------
 
 
-def test_context_wins_over_environment_and_strings_are_coerced() -> None:
-    config = StackConfig.resolve(
-        {"stage": "prod", "token_cache_ttl_s": "60"},
-        {"PRTRACE_STAGE": "dev", "PRTRACE_LOG_RETENTION_DAYS": "90"},
-    )
+def test_context_wins_over_environment_and_strings_are_coerced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PRTRACE_STAGE", "dev")
+    monkeypatch.setenv("PRTRACE_LOG_RETENTION_DAYS", "90")
+    monkeypatch.setenv("PRTRACE_ALARM_EMAILS", "a@example.com, b@example.org")
+    monkeypatch.setenv("PRTRACE_API_RESERVED_CONCURRENCY", "none")
+    config = StackConfig.resolve({"stage": "prod", "token_cache_ttl_s": "60"})
     assert (config.stage, config.token_cache_ttl_s, config.log_retention_days) == ("prod", 60, 90)
+    assert config.alarm_emails == ("a@example.com", "b@example.org")
+    assert config.api_reserved_concurrency is None
+
+
+def test_a_bad_variable_is_named_as_a_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRTRACE_THROTTLE_BURST", "lots")
+    with pytest.raises(ConfigError, match=r"throttle_burst \(-c throttle_burst= or PRTRACE_"):
+        StackConfig.resolve({})
 
 
 @pytest.mark.parametrize(
@@ -310,7 +321,7 @@ def test_context_wins_over_environment_and_strings_are_coerced() -> None:
 )
 def test_bad_configuration_fails_naming_the_setting(context: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
-        StackConfig.resolve(context, {})
+        StackConfig.resolve(context)
 
 
 def test_a_bad_setting_stops_the_synth_before_anything_is_built() -> None:

@@ -55,7 +55,13 @@ def run_suite(
     own(workspace, backend.owner)
     settings = backend.settings(limits=limits, per_test_timeout_s=per_test_timeout_s)
     result, parsed, _ = run_pytest(
-        backend.sandbox, settings, backend.owner, workspace, root / "out", build_runner_site(), None
+        backend.sandbox,
+        settings,
+        backend.owner,
+        workspace,
+        root / "out",
+        build_runner_site(settings.cache_dir),
+        None,
     )
     return SuiteRun(result=result, junit=parsed, workspace=workspace)
 

@@ -297,9 +297,9 @@ def test_flaky_test_is_flagged_and_left_out(bwrap: Backend, scratch: Path) -> No
 
 
 def test_declared_dependencies_are_prepared_offline_and_mounted(
-    backend: Backend, scratch: Path, monkeypatch: pytest.MonkeyPatch
+    backend: Backend, scratch: Path
 ) -> None:
-    monkeypatch.setenv("PRTRACE_QA_CACHE_DIR", str(scratch / "cache"))  # a cold cache
+    cold_cache = scratch / "cache"
     uses_dep = (
         "import tinydep\n\ndef test_dependency_is_importable():\n    assert tinydep.VALUE == 42\n"
     )
@@ -318,7 +318,14 @@ def test_declared_dependencies_are_prepared_offline_and_mounted(
         (repos[side] / "wheels" / "tinydep-0.1-py3-none-any.whl").write_bytes(
             wheel("tinydep", "0.1", "VALUE = 42\n")
         )
-    report, _ = run_qa(backend, scratch, repos["base"], repos["final"], dependency_network=False)
+    report, _ = run_qa(
+        backend,
+        scratch,
+        repos["base"],
+        repos["final"],
+        dependency_network=False,
+        cache_dir=cold_cache,
+    )
     assert report.verdict == "resolved", report.error_detail
     outcomes = {t.test_id: (t.before, t.after) for t in report.tests}
     assert outcomes["tests/test_dep.py::test_dependency_is_importable"] == ("passed", "passed")
@@ -365,12 +372,9 @@ def test_archives_of_each_kind_are_accepted(bwrap: Backend, scratch: Path, suffi
     assert report.fail_to_pass == [FAILING_TEST]
 
 
-def test_preparation_has_network_and_the_test_run_has_none(
-    bwrap: Backend, scratch: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_preparation_has_network_and_the_test_run_has_none(bwrap: Backend, scratch: Path) -> None:
     """pip installs from a package index on the host's loopback during preparation; the
     tests, run afterwards with the installed package, cannot reach that same index."""
-    monkeypatch.setenv("PRTRACE_QA_CACHE_DIR", str(scratch / "cache"))
     index = scratch / "index"
     netdep = wheel("netdep", "0.1", "VALUE = 'from the index'\n")
     (index / "files").mkdir(parents=True)
@@ -404,7 +408,9 @@ def test_preparation_has_network_and_the_test_run_has_none(
             {"ranges/merge.py": (BUG, FIX)},
             files={"requirements.txt": requirements, "tests/test_net.py": uses_dep},
         )
-        report, _ = run_qa(bwrap, scratch, base, final, dependency_network=True)
+        report, _ = run_qa(
+            bwrap, scratch, base, final, dependency_network=True, cache_dir=scratch / "cache"
+        )
     finally:
         server.shutdown()
         server.server_close()

@@ -103,10 +103,7 @@ def test_a_repository_pinning_an_older_pytest_runs_its_own(
     ]
 
 
-def test_a_project_that_cannot_be_built_runs_from_src(
-    bwrap: Backend, scratch: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PRTRACE_QA_CACHE_DIR", str(scratch / "cache"))  # a cold cache
+def test_a_project_that_cannot_be_built_runs_from_src(bwrap: Backend, scratch: Path) -> None:
     broken_build = (
         '[build-system]\nrequires = ["no-such-backend-prtrace"]\n'
         'build-backend = "no_such_backend"\n[project]\nname = "calc"\nversion = "1.0"\n'
@@ -119,7 +116,9 @@ def test_a_project_that_cannot_be_built_runs_from_src(
             "tests/test_calc.py": PROVES_WHICH_FILE,
         },
     )
-    report, _ = run_qa(bwrap, scratch, base, final, dependency_network=False)
+    report, _ = run_qa(
+        bwrap, scratch, base, final, dependency_network=False, cache_dir=scratch / "cache"
+    )  # a cold cache
     assert report.verdict == "resolved", report.error_detail
     assert report.fail_to_pass == ["tests/test_calc.py::test_add"]
     assert report.final is not None

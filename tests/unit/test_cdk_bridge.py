@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from infra_cdk.local import cdk_bridge
+from infra_cdk.local import cdk_bridge, moto_patches
 from tests.moto_server import moto_server
 
 GATEWAY_URL = "http://localhost:4567"
@@ -21,7 +21,9 @@ STATE_MACHINE_ROLE = "arn:aws:iam::123456789012:role/machine"
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
     with moto_server() as url:
-        undo = cdk_bridge.install(aws_endpoint=url, gateway_url=GATEWAY_URL)
+        undo = moto_patches.install_cloudformation_bridge(
+            cdk_bridge.bridged_types(aws_endpoint=url, gateway_url=GATEWAY_URL)
+        )
         try:
             yield url
         finally:
@@ -307,8 +309,14 @@ def test_undo_restores_moto() -> None:
         parsing.clean_json,
         CloudFormationBackend.execute_change_set,
     )
-    undo = cdk_bridge.install(aws_endpoint="http://localhost:1", gateway_url=GATEWAY_URL)
-    assert parsing.resource_class_from_type("AWS::SecretsManager::Secret") is cdk_bridge.Secret
+    undo = moto_patches.install_cloudformation_bridge(
+        cdk_bridge.bridged_types(aws_endpoint="http://localhost:1", gateway_url=GATEWAY_URL)
+    )
+    bridged = parsing.resource_class_from_type("AWS::SecretsManager::Secret")
+    assert issubclass(bridged, cdk_bridge.Secret)
+    assert bridged.settings is not None
+    assert bridged.settings.aws_endpoint == "http://localhost:1"
+    assert cdk_bridge.Secret.settings is None  # bound copies: nothing process-wide set
     undo()
     after = (
         parsing.resource_class_from_type,

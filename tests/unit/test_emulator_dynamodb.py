@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 from moto.dynamodb.models.table import Table
 
-from infra_cdk.local.emulator import serialize_dynamodb
+from infra_cdk.local.moto_patches import emulator_patches
 from infra_cdk.local.resources import ResourceNames, provision
 from prtrace.adapters.dynamodb import DynamoTraceStore
 from prtrace.adapters.wiring import BOTO_CONFIG
@@ -25,8 +25,7 @@ NAMES = ResourceNames()
 
 @pytest.fixture
 def db() -> Iterator[Any]:
-    serialize_dynamodb()
-    with mock_aws():
+    with emulator_patches(), mock_aws():
         provision(NAMES)
         yield boto3.client("dynamodb", config=BOTO_CONFIG)
 
@@ -79,9 +78,8 @@ KEY_CONDITIONS = [
 
 @pytest.fixture(params=["S", "N"])
 def keyed_table(request: pytest.FixtureRequest) -> Iterator[tuple[Any, str]]:
-    serialize_dynamodb()
     kind = request.param
-    with mock_aws():
+    with emulator_patches(), mock_aws():
         db = boto3.client("dynamodb", region_name="us-east-1")
         db.create_table(
             TableName="t",

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from moto import mock_aws
 
-from infra_cdk.local.emulator import serialize_dynamodb
+from infra_cdk.local.moto_patches import emulator_patches
 from infra_cdk.local.resources import ResourceNames, provision
 from prtrace.adapters.dynamodb import DynamoTraceStore
 from prtrace.adapters.memory import MemoryBlobStore, MemoryTraceStore
@@ -39,8 +39,8 @@ def store(request: pytest.FixtureRequest) -> Iterator[TraceStore]:
     if request.param == "memory":
         yield MemoryTraceStore()
         return
-    serialize_dynamodb()  # DynamoDB's own atomicity, which moto's threads lack
-    with mock_aws():
+    # DynamoDB's own atomicity, which moto's threads lack
+    with emulator_patches(), mock_aws():
         provision(NAMES)
         yield DynamoTraceStore(boto3.client("dynamodb", config=BOTO_CONFIG), NAMES.traces_table)
 

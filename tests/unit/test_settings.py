@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from infra_cdk import config as deploy_config
 from prtrace.judge.settings import JudgeSettings
-from prtrace.qa.settings import QASettings
+from prtrace.qa.settings import QASettings, QATaskInput
 from prtrace.settings import ConfigurationError, Settings
 from prtrace.settings_table import BEGIN, END, markdown, rows
 
@@ -19,6 +20,50 @@ def test_the_readme_table_is_the_generated_one() -> None:
     text = README.read_text()
     start, end = text.index(BEGIN), text.index(END) + len(END)
     assert text[start:end] == markdown(), "run `python -m prtrace.settings_table` into README"
+
+
+def test_the_readme_deployment_table_is_the_generated_one() -> None:
+    text = README.read_text()
+    begin, end = deploy_config.TABLE_BEGIN, deploy_config.TABLE_END
+    start, stop = text.index(begin), text.index(end) + len(end)
+    assert text[start:stop] == deploy_config.settings_table(), (
+        "run `python -m infra_cdk.config` into README"
+    )
+
+
+def test_the_qa_task_input_takes_arguments_over_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PRTRACE_TRACE_ID", "tr_env")
+    monkeypatch.setenv("PRTRACE_BASE_KEY", "k")
+    monkeypatch.setenv("PRTRACE_BASE_SIZE", "12")
+    task = QATaskInput.from_env(trace_id="tr_arg")
+    assert task.trace_id == "tr_arg"
+    snapshot = task.snapshot("base")
+    assert snapshot is not None
+    assert snapshot["ref"] == {
+        "uri": "artifact://sha256/",
+        "sha256": "",
+        "size": 12,
+        "media_type": "application/x-tar",
+    }
+    assert task.snapshot("final") is None
+    monkeypatch.setenv("PRTRACE_FINAL_SIZE", "big")
+    with pytest.raises(ConfigurationError, match="PRTRACE_FINAL_SIZE"):
+        QATaskInput.from_env()
+
+
+def test_qa_paths_come_from_the_qa_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRTRACE_QA_CACHE_DIR", "/srv/qa-cache")
+    monkeypatch.setenv("PRTRACE_QA_PYTHON", "/opt/python3")
+    settings = QASettings.from_env(backend="container")
+    assert str(settings.cache_dir) == "/srv/qa-cache"
+    from prtrace.adapters.sandbox.select import build_sandbox
+    from prtrace.qa.runner_site import cache_root
+
+    assert cache_root(settings.cache_dir) == settings.cache_dir
+    sandbox, _ = build_sandbox(settings)
+    assert sandbox.paths(*(settings.cache_dir,) * 4).python == "/opt/python3"
 
 
 def test_every_variable_is_documented_once_with_its_readers() -> None:

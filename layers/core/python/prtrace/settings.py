@@ -168,5 +168,13 @@ class TokensSettings(EnvSettings):
     tokens_table: Annotated[str, Field(min_length=1)]
 
 
+class QuerySettings(EnvSettings):
+    """`prtrace query` reads the tenant's traces table from the data bucket."""
+
+    used_by: ClassVar[str] = "`prtrace query`"
+
+    bucket: Annotated[str, Field(min_length=3)]
+
+
 def tokens_table_from_env() -> str:
     return TokensSettings.from_env().tokens_table

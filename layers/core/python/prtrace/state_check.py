@@ -26,7 +26,6 @@ the exports.
 from __future__ import annotations
 
 import difflib
-import gzip
 import hashlib
 import re
 import tarfile
@@ -34,8 +33,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Annotated, Any, Final, Literal, Protocol, cast
 
-import zstandard
 from pydantic import BaseModel, ConfigDict, Field
+
+from prtrace.snapshot_media import tar_stream
 
 STATE_CHECK_VERSION: Final = "prtrace.state_check/v1"
 MAX_LISTED: Final = 20  # mismatches and unverified files listed (counts say how many)
@@ -172,15 +172,10 @@ class _Counting:
 
 
 def _decompressed(raw: Readable, media_type: str) -> Readable:
-    if media_type == "application/x-tar":
-        return raw
-    if media_type == "application/gzip":
-        return gzip.GzipFile(fileobj=cast("IO[bytes]", raw), mode="rb")
-    if media_type == "application/zstd":
-        # A bounded window keeps a crafted frame from reserving gigabytes of memory.
-        decompressor = zstandard.ZstdDecompressor(max_window_size=1 << 27)
-        return decompressor.stream_reader(cast("IO[bytes]", raw), read_across_frames=True)
-    raise StateCheckError(f"snapshot media type {media_type!r} is not a tar archive")
+    stream = tar_stream(cast("IO[bytes]", raw), media_type)
+    if stream is None:
+        raise StateCheckError(f"snapshot media type {media_type!r} is not a tar archive")
+    return stream
 
 
 def read_snapshot(raw: Readable, media_type: str, touched: Iterable[str]) -> dict[str, _Entry]:

@@ -13,22 +13,20 @@ at a time and an existing component must be a real directory.
 
 from __future__ import annotations
 
-import gzip
 import os
 import posixpath
 import stat
 import tarfile
 from pathlib import Path
-from typing import IO, Annotated, Final, Literal
+from typing import IO, Annotated, Final
 
 import zstandard
 from pydantic import BaseModel, ConfigDict, Field
 
 from prtrace.qa.errors import UnsafeArchive
 from prtrace.qa.shared_dirs import READABLE
+from prtrace.snapshot_media import tar_stream
 
-MediaType = Literal["application/x-tar", "application/gzip", "application/zstd"]
-MEDIA_TYPES: Final[tuple[str, ...]] = ("application/x-tar", "application/gzip", "application/zstd")
 _WHOLE_ARCHIVE: Final = "<archive>"
 _COPY_CHUNK: Final = 1024 * 1024
 
@@ -77,17 +75,10 @@ class _CountingReader:
 
 
 def _decompressed(raw: IO[bytes], media_type: str) -> IO[bytes]:
-    if media_type == "application/x-tar":
-        return raw
-    if media_type == "application/gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    if media_type == "application/zstd":
-        # A bounded window keeps a crafted frame from reserving gigabytes of memory.
-        reader = zstandard.ZstdDecompressor(max_window_size=1 << 27).stream_reader(
-            raw, read_across_frames=True
-        )
-        return reader
-    raise UnsafeArchive(_WHOLE_ARCHIVE, f"unsupported media type {media_type!r}")
+    stream = tar_stream(raw, media_type)
+    if stream is None:
+        raise UnsafeArchive(_WHOLE_ARCHIVE, f"unsupported media type {media_type!r}")
+    return stream
 
 
 def _safe_name(raw_name: str) -> str:

@@ -11,18 +11,13 @@ from pathlib import Path
 
 from prtrace.qa.ports import ArtifactStore
 from prtrace.schema import BlobRef, artifact_uri
+from prtrace.snapshot_media import TAR, sniff
 from prtrace.storage_keys import artifact_key
-
-_MAGIC = {b"\x1f\x8b": "application/gzip", b"\x28\xb5\x2f\xfd": "application/zstd"}
 
 
 def media_type_of(path: Path) -> str:
     with path.open("rb") as handle:
-        head = handle.read(4)
-    for magic, media_type in _MAGIC.items():
-        if head.startswith(magic):
-            return media_type
-    return "application/x-tar"
+        return sniff(handle.read(4))
 
 
 # Local leftovers that are not the repository: caches, and virtualenvs (their interpreter
@@ -52,7 +47,7 @@ def _tar_directory(directory: Path) -> bytes:
 
 def store_local_snapshot(path: Path, store: ArtifactStore, tenant: str, trace_id: str) -> BlobRef:
     if path.is_dir():
-        body, media_type = _tar_directory(path), "application/x-tar"
+        body, media_type = _tar_directory(path), TAR
     else:
         body, media_type = path.read_bytes(), media_type_of(path)
     digest = hashlib.sha256(body).hexdigest()

@@ -24,12 +24,11 @@ from prtrace.qa.shared_dirs import shared_dir
 RUNNER_DISTRIBUTIONS: Final = ("pytest", "pytest-timeout")
 
 
-def cache_root() -> Path:
+def cache_root(configured: Path | None = None) -> Path:
     """Shared with the sandbox user, so it must be world-traversable: /var/cache when root,
-    the user's cache otherwise. PRTRACE_QA_CACHE_DIR overrides."""
-    configured = os.environ.get("PRTRACE_QA_CACHE_DIR")
-    if configured:
-        return Path(configured)
+    the user's cache otherwise. `configured` (QASettings.cache_dir) overrides."""
+    if configured is not None:
+        return configured
     if os.geteuid() == 0:
         return Path("/var/cache/prtrace/qa")
     return Path.home() / ".cache" / "prtrace" / "qa"
@@ -72,12 +71,13 @@ def copy_distributions(dists: list[metadata.Distribution], dest: Path) -> None:
 
 
 def build_runner_site(root: Path | None = None) -> Path:
-    """The cached runner site directory (built on first use)."""
+    """The cached runner site directory (built on first use) under the QA cache directory
+    `root` (QASettings.cache_dir; None: cache_root's default)."""
     dists = distribution_closure(RUNNER_DISTRIBUTIONS)
     fingerprint = hashlib.sha256(
         "\n".join(f"{d.metadata['Name']}=={d.version}" for d in dists).encode()
     ).hexdigest()[:16]
-    base = root or cache_root()
+    base = cache_root(root)
     target = base / f"runner-{fingerprint}"
     if target.is_dir():
         return target

@@ -243,7 +243,7 @@ class QAService:
                 raise QAError(error.reason, f"{side} snapshot: {error.detail}") from None
         # Copied before any test run can touch the base tree.
         overlay = self._base_with_final_tests(workspaces, work)
-        runner_site = build_runner_site()
+        runner_site = build_runner_site(self._settings.cache_dir)
         runs: dict[RunName, SideRun] = {}
         setups: dict[Side, TestSetup] = {}
         plan: list[tuple[RunName, Path, Path, Side]] = [
@@ -301,7 +301,7 @@ class QAService:
         return prepare_dependencies(
             self._sandbox,
             workspace,
-            cache_root(),
+            cache_root(self._settings.cache_dir),
             self._owner,
             self._settings.prepare_limits,
             network=self._settings.dependency_network,

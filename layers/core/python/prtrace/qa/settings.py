@@ -17,7 +17,9 @@ from pydantic_settings import (
 
 from prtrace.qa.archive import ArchiveLimits
 from prtrace.qa.sandbox import SandboxLimits
+from prtrace.schema import artifact_uri
 from prtrace.settings import EnvSettings
+from prtrace.snapshot_media import TAR
 
 BackendName = Literal["bwrap", "docker", "container"]
 
@@ -61,6 +63,19 @@ class QASettings(EnvSettings):
     ] = None
     docker_image: str = "prtrace-qa-python:bookworm"
     keep_work_dir: bool = False
+    cache_dir: Annotated[
+        Path | None,
+        Field(
+            description="the runner's pytest and the dependency cache; default: "
+            "/var/cache/prtrace/qa as root, else ~/.cache/prtrace/qa"
+        ),
+    ] = None
+    python: Annotated[
+        str | None,
+        Field(
+            description="container backend: the interpreter tests run with; default: the image's"
+        ),
+    ] = None
 
     @classmethod
     def settings_customise_sources(
@@ -78,3 +93,54 @@ class QASettings(EnvSettings):
         if len(loc) > 1 and loc[0] == "limits" and loc[1] in LIMIT_VARIABLES:
             return LIMIT_VARIABLES[str(loc[1])]
         return super().variable_at(loc)
+
+
+class QATaskInput(EnvSettings):
+    """What one QA task is asked to do (`python -m functions.qa_runner`): each field is
+    also an argument (`--trace-id`, `--base-sha256`, ...), which wins over its variable.
+    The state machine sets the tenant, trace, document and report variables; a snapshot
+    given directly is its key, SHA-256, size and media type, for both sides."""
+
+    used_by: ClassVar[str] = "QA task"
+
+    trace_id: Annotated[str | None, Field(description="the trace to check")] = None
+    bucket: str | None = None
+    tenant: Annotated[
+        str | None, Field(description="the trace's tenant; default: the document key's")
+    ] = None
+    document_key: Annotated[str | None, Field(description="the assembled trace document's key")] = (
+        None
+    )
+    report_key: Annotated[
+        str | None,
+        Field(description="the report's key; default <trace prefix>/qa/report.json"),
+    ] = None
+    base_key: Annotated[
+        str | None, Field(description="the base snapshot's key (or a document key)")
+    ] = None
+    base_sha256: Annotated[str | None, Field(description="its SHA-256")] = None
+    base_size: Annotated[int | None, Field(ge=0, description="its size in bytes")] = None
+    base_media_type: Annotated[str, Field(description="its media type")] = TAR
+    final_key: Annotated[
+        str | None, Field(description="the final snapshot's key (or a document key)")
+    ] = None
+    final_sha256: Annotated[str | None, Field(description="its SHA-256")] = None
+    final_size: Annotated[int | None, Field(ge=0, description="its size in bytes")] = None
+    final_media_type: Annotated[str, Field(description="its media type")] = TAR
+
+    def snapshot(self, side: str) -> dict[str, object] | None:
+        """The side's snapshot as QATaskRequest takes it; None when no key is given."""
+        key: str | None = getattr(self, f"{side}_key")
+        if key is None:
+            return None
+        sha256: str = getattr(self, f"{side}_sha256") or ""
+        size: int | None = getattr(self, f"{side}_size")
+        return {
+            "key": key,
+            "ref": {
+                "uri": artifact_uri(sha256),
+                "sha256": sha256,
+                "size": -1 if size is None else size,
+                "media_type": getattr(self, f"{side}_media_type"),
+            },
+        }

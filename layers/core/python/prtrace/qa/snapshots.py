@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from prtrace.integrity import file_sha256
-from prtrace.qa.archive import MEDIA_TYPES
 from prtrace.qa.errors import QAError
 from prtrace.qa.ports import ArtifactMissing, ArtifactStore, ArtifactTooLarge
 from prtrace.schema import BlobRef
+from prtrace.snapshot_media import MEDIA_TYPES
 from prtrace.storage_keys import artifact_key
 
 

@@ -62,7 +62,7 @@ class ContainerSandbox:
     name = "container"
 
     def __init__(self, python: str | None = None) -> None:
-        self._python = python or os.environ.get("PRTRACE_QA_PYTHON") or _default_python()
+        self._python = python or _default_python()  # python: QASettings.python
         self._privileged = os.geteuid() == 0
         self._uid = SANDBOX_UID if self._privileged else os.geteuid()
         self._gid = SANDBOX_UID if self._privileged else os.getegid()

@@ -21,5 +21,5 @@ def build_sandbox(settings: QASettings) -> tuple[Sandbox, tuple[int, int]]:
         return docker, docker.owner
     from prtrace.adapters.sandbox.container import ContainerSandbox
 
-    container = ContainerSandbox()
+    container = ContainerSandbox(python=settings.python)
     return container, container.owner
