@@ -27,7 +27,7 @@ from infra_cdk.assets import EXPORT_IMAGE_DOCKERFILE, ROOT, stage_export_image_c
 from infra_cdk.config import StackConfig
 from infra_cdk.lambdas import log_retention
 from infra_cdk.nag import acknowledge
-from infra_cdk.pipeline import QaTaskConstruct
+from infra_cdk.pipeline import QaTaskConstruct, grant_run_task_sync
 from infra_cdk.provenance import SigningKeyConstruct
 from infra_cdk.storage import ObjectKind, StorageConstruct
 
@@ -167,42 +167,7 @@ class ExportJobConstruct(Construct):
                 destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False
             ),
         )
-        cluster = {"ArnEquals": {"ecs:cluster": qa.cluster.cluster_arn}}
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ecs:RunTask"],
-                resources=[self.task_definition.task_definition_arn],
-                conditions=cluster,
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ecs:StopTask", "ecs:DescribeTasks"], resources=["*"], conditions=cluster
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["iam:PassRole"],
-                resources=[
-                    self.task_definition.task_role.role_arn,
-                    self.task_definition.obtain_execution_role().role_arn,
-                ],
-                conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
-            )
-        )
-        stack = Stack.of(self)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-                resources=[
-                    stack.format_arn(
-                        service="events",
-                        resource="rule",
-                        resource_name="StepFunctionsGetEventsForECSTaskRule",
-                    )
-                ],
-            )
-        )
+        grant_run_task_sync(role, self.task_definition, qa.cluster)
         acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::*]",

@@ -162,6 +162,49 @@ class QaTaskConstruct(Construct):
         )
 
 
+def grant_run_task_sync(
+    role: iam.Role, task_definition: ecs.TaskDefinition, cluster: ecs.ICluster
+) -> None:
+    """What a state machine needs to run this task with `ecs:runTask.sync` on this cluster
+    (the integration's documented policy): run it, watch and stop it, pass its roles, and
+    the rule Step Functions manages to learn that the task stopped."""
+    on_cluster = {"ArnEquals": {"ecs:cluster": cluster.cluster_arn}}
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["ecs:RunTask"],
+            resources=[task_definition.task_definition_arn],
+            conditions=on_cluster,
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["ecs:StopTask", "ecs:DescribeTasks"], resources=["*"], conditions=on_cluster
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["iam:PassRole"],
+            resources=[
+                task_definition.task_role.role_arn,
+                task_definition.obtain_execution_role().role_arn,
+            ],
+            conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+            resources=[
+                Stack.of(role).format_arn(
+                    service="events",
+                    resource="rule",
+                    resource_name="StepFunctionsGetEventsForECSTaskRule",
+                )
+            ],
+        )
+    )
+
+
 def _no_capabilities(scope: Construct) -> ecs.LinuxParameters:
     parameters = ecs.LinuxParameters(scope, "LinuxParameters", init_process_enabled=True)
     parameters.drop_capabilities(ecs.Capability.ALL)
@@ -384,44 +427,7 @@ class PipelineConstruct(Construct):
                 actions=["dynamodb:UpdateItem"], resources=[storage.traces_table.table_arn]
             )
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ecs:RunTask"],
-                resources=[qa.task_definition.task_definition_arn],
-                conditions={"ArnEquals": {"ecs:cluster": qa.cluster.cluster_arn}},
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ecs:StopTask", "ecs:DescribeTasks"],
-                resources=["*"],
-                conditions={"ArnEquals": {"ecs:cluster": qa.cluster.cluster_arn}},
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["iam:PassRole"],
-                resources=[
-                    qa.task_definition.task_role.role_arn,
-                    qa.task_definition.obtain_execution_role().role_arn,
-                ],
-                conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
-            )
-        )
-        # How `.sync` learns that the task stopped (a rule Step Functions manages).
-        stack = Stack.of(self)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-                resources=[
-                    stack.format_arn(
-                        service="events",
-                        resource="rule",
-                        resource_name="StepFunctionsGetEventsForECSTaskRule",
-                    )
-                ],
-            )
-        )
+        grant_run_task_sync(role, qa.task_definition, qa.cluster)
         acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::*]",

@@ -18,7 +18,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final
@@ -222,12 +222,24 @@ class PrtraceClient:
     ) -> dict[str, Any]:
         """Poll until the trace reaches a terminal status (complete, rejected, failed) or
         `timeout_s` passes; returns the last view. `on_update` sees every view polled."""
+        return self._poll(
+            lambda: self.get_trace(trace_id), TERMINAL_STATUSES, poll_s, timeout_s, on_update
+        )
+
+    def _poll(
+        self,
+        read: Callable[[], dict[str, Any]],
+        final: Collection[str],
+        poll_s: float,
+        timeout_s: float | None,
+        on_update: Callable[[dict[str, Any]], None] | None,
+    ) -> dict[str, Any]:
         started = time.monotonic()
         while True:
-            view = self.get_trace(trace_id)
+            view = read()
             if on_update:
                 on_update(view)
-            if view.get("status") in TERMINAL_STATUSES:
+            if view.get("status") in final:
                 return view
             if timeout_s is not None and time.monotonic() - started >= timeout_s:
                 return view
@@ -258,16 +270,13 @@ class PrtraceClient:
         on_update: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
         """Poll until the export is complete or failed, or `timeout_s` passes."""
-        started = time.monotonic()
-        while True:
-            view = self.get_export(export_id)
-            if on_update:
-                on_update(view)
-            if view.get("status") != "running":
-                return view
-            if timeout_s is not None and time.monotonic() - started >= timeout_s:
-                return view
-            self._sleep(poll_s)
+        return self._poll(
+            lambda: self.get_export(export_id),
+            ("complete", "failed"),
+            poll_s,
+            timeout_s,
+            on_update,
+        )
 
     def download(self, url: str, what: str) -> bytes:
         """The bytes behind a presigned link the API gave (never sends the bearer token)."""

@@ -115,10 +115,8 @@ class Settings(EnvSettings):
         return value
 
 
-class RecordSettings(EnvSettings):
-    """The Record step needs the traces table and the data bucket, nothing else."""
-
-    used_by: ClassVar[str] = "Record"
+class _SignedStoreSettings(EnvSettings):
+    """The traces table, the data bucket and the manifest signing key."""
 
     traces_table: TableName
     bucket: Annotated[str, Field(min_length=3)]
@@ -126,23 +124,23 @@ class RecordSettings(EnvSettings):
         str | None,
         Field(description="the KMS key (id, ARN or alias) signing manifests; unset: none"),
     ] = None
+
+
+class RecordSettings(_SignedStoreSettings):
+    """The Record step needs the traces table and the data bucket, nothing else."""
+
+    used_by: ClassVar[str] = "Record"
     qa_image: Annotated[
         str | None, Field(description="the QA task's image, named in the manifest")
     ] = None
 
 
-class ExportJobSettings(EnvSettings):
+class ExportJobSettings(_SignedStoreSettings):
     """The dataset export task: reads the traces table and the data bucket, writes the
     export under the tenant's exports prefix, signs its manifest when a key is set."""
 
     used_by: ClassVar[str] = "export task"
 
-    traces_table: TableName
-    bucket: Annotated[str, Field(min_length=3)]
-    signing_key_id: Annotated[
-        str | None,
-        Field(description="the KMS key (id, ARN or alias) signing manifests; unset: none"),
-    ] = None
     export_tenant: Annotated[str, Field(min_length=1, description="the export's tenant")]
     export_id: Annotated[
         str, Field(pattern=r"^ex_[0-9A-HJKMNP-TV-Z]{26}$", description="the export to make")
