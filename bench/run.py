@@ -27,6 +27,7 @@ from bench import (
     client_overhead,
     client_upload,
     e2e_local,
+    export_job,
     judge,
     pipeline,
     qa,
@@ -86,6 +87,7 @@ def main() -> None:
     )
     results |= _section(console, "judge (100,000-event trace)", judge.run)
     results |= _section(console, "prtrace query: DuckDB over 1,000 traces' Parquet", query.run)
+    results |= _section(console, "export job: 1,000 traces, all formats", export_job.run)
     RESULTS.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     console.print(f"wrote {RESULTS}")
 
