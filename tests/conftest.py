@@ -38,6 +38,8 @@ os.environ.pop("AWS_PROFILE", None)
 # Tests never reach OpenAI: a key or endpoint in the developer's shell must not leak in.
 os.environ.pop("OPENAI_API_KEY", None)
 os.environ.pop("OPENAI_BASE_URL", None)
+# Nor the Hugging Face Hub: `datasets` loads local files only (tests/e2e/test_export.py).
+os.environ.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
 
 # moto drops boto3's default session on every mock start, and each new botocore session
 # re-reads the service models' JSON (about 40 ms a client). One loader per data path for

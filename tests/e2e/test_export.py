@@ -14,8 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import pandas
 import pyarrow.parquet as pq
 import pytest
+from datasets import load_dataset
 from typer.testing import CliRunner
 
 from examples.snapshots import REPO, SKIPPED, TRACE_DIR, fixed_workspace
@@ -108,6 +111,21 @@ def test_the_example_trace_exports_in_all_three_formats(cloud, exported, tmp_pat
     )  # fmt: skip
     assert tree(workspace) == tree(fixed_workspace(tmp_path / "fixed"))
 
+    # As SWE-bench's users load instances: Hugging Face `datasets` (its JSON builder, from
+    # the local file, offline), and pandas.
+    loaded = load_dataset(
+        "json",
+        data_files=str(out / "instances.jsonl"),
+        split="train",
+        cache_dir=str(tmp_path / "hf-cache"),
+    )
+    assert loaded.num_rows == 1
+    assert loaded[0]["instance_id"] == instance["instance_id"]
+    assert loaded[0]["FAIL_TO_PASS"] == [FAIL_TO_PASS]
+    assert loaded[0]["patch"] == instance["patch"]
+    frame = pandas.read_json(out / "instances.jsonl", lines=True)
+    assert list(frame["trace_id"]) == [trace_id]
+
     # Events JSONL: every event, in seq order, with its trace id.
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert [e["seq"] for e in events] == list(range(11))
@@ -126,6 +144,11 @@ def test_the_example_trace_exports_in_all_three_formats(cloud, exported, tmp_pat
     assert traces[0]["patch_files"] == ["ranges/merge.py"]
     assert traces[0]["chain_head"] == instance["chain_head"]
     assert (traces[0]["state_check"], traces[0]["state_unexplained_bytes"]) == ("match", 0)
+
+    # And with DuckDB, as `prtrace query` reads Parquet.
+    query = "SELECT count(*), max(seq) FROM read_parquet(?)"
+    counted = duckdb.execute(query, [str(out / "events.parquet")]).fetchall()
+    assert counted == [(11, 10)]
 
     # The same traces again: the same bytes, manifest included.
     again = tmp_path / "again"
