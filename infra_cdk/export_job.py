@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from aws_cdk import ArnFormat, Fn, RemovalPolicy, Stack, Token
+from aws_cdk import ArnFormat, RemovalPolicy, Stack, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -27,7 +27,7 @@ from infra_cdk.assets import EXPORT_IMAGE_DOCKERFILE, ROOT, stage_export_image_c
 from infra_cdk.config import StackConfig
 from infra_cdk.lambdas import log_retention
 from infra_cdk.nag import acknowledge
-from infra_cdk.pipeline import QaTaskConstruct, grant_run_task_sync
+from infra_cdk.pipeline import QaTaskConstruct, asl_state_machine, grant_run_task_sync
 from infra_cdk.provenance import SigningKeyConstruct
 from infra_cdk.storage import ObjectKind, StorageConstruct
 
@@ -142,30 +142,8 @@ class ExportJobConstruct(Construct):
             "SubnetB": subnets[1 % len(subnets)].subnet_id,
             "SecurityGroupId": self.security_group.security_group_id,
         }
-        log_group = logs.LogGroup(
-            self,
-            "ExecutionLogs",
-            retention=log_retention(config),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        role = iam.Role(
-            self,
-            "StateMachineRole",
-            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
-            description="Dataset export: runs the export task",
-        )
-        state_machine = sfn.StateMachine(
-            self,
-            "StateMachine",
-            definition_body=sfn.DefinitionBody.from_string(
-                Fn.sub(ASL_PATH.read_text(), substitutions)
-            ),
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            role=role,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False
-            ),
+        state_machine, role = asl_state_machine(
+            self, config, ASL_PATH, substitutions, "Dataset export: runs the export task"
         )
         grant_run_task_sync(role, self.task_definition, qa.cluster)
         acknowledge(

@@ -7,6 +7,7 @@ cloud. Every `${Name}` in the file must have a substitution here (an infra test 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Final
 
 from aws_cdk import Annotations, ArnFormat, Duration, Fn, RemovalPolicy, Stack
@@ -160,6 +161,45 @@ class QaTaskConstruct(Construct):
             "AwsSolutions-EC23",
             "The interface endpoints accept HTTPS from the VPC's own CIDR only.",
         )
+
+
+def asl_state_machine(
+    scope: Construct,
+    config: StackConfig,
+    asl_path: Path,
+    substitutions: dict[str, str],
+    description: str,
+) -> tuple[sfn.StateMachine, iam.Role]:
+    """A standard state machine from a committed ASL file, filled in with `Fn::Sub` and
+    given inline (the form that deploys the same way to AWS and the local cloud), traced,
+    logging every execution to its own group; and its role, to grant to.
+
+    No `timeout=`: CDK drops it for a definition given as a string; the overall limit is
+    the definition's own TimeoutSeconds (checked by the infra tests)."""
+    log_group = logs.LogGroup(
+        scope,
+        "ExecutionLogs",
+        retention=log_retention(config),
+        removal_policy=RemovalPolicy.DESTROY,
+    )
+    role = iam.Role(
+        scope,
+        "StateMachineRole",
+        assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+        description=description,
+    )
+    state_machine = sfn.StateMachine(
+        scope,
+        "StateMachine",
+        definition_body=sfn.DefinitionBody.from_string(Fn.sub(asl_path.read_text(), substitutions)),
+        state_machine_type=sfn.StateMachineType.STANDARD,
+        role=role,
+        tracing_enabled=True,
+        logs=sfn.LogOptions(
+            destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False
+        ),
+    )
+    return state_machine, role
 
 
 def grant_run_task_sync(
@@ -387,32 +427,12 @@ class PipelineConstruct(Construct):
             "QaSubnetB": subnets[1 % len(subnets)].subnet_id,
             "QaSecurityGroupId": qa.security_group.security_group_id,
         }
-        log_group = logs.LogGroup(
+        state_machine, role = asl_state_machine(
             self,
-            "ExecutionLogs",
-            retention=log_retention(config),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        role = iam.Role(
-            self,
-            "StateMachineRole",
-            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
-            description="Trace pipeline: its three functions, the QA task and status updates",
-        )
-        state_machine = sfn.StateMachine(
-            self,
-            "StateMachine",
-            definition_body=sfn.DefinitionBody.from_string(
-                Fn.sub(ASL_PATH.read_text(), substitutions)
-            ),
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            role=role,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False
-            ),
-            # No `timeout=`: CDK drops it for a definition given as a string; the overall
-            # limit is the definition's own TimeoutSeconds (PIPELINE_TIMEOUT_S, checked).
+            config,
+            ASL_PATH,
+            substitutions,
+            "Trace pipeline: its three functions, the QA task and status updates",
         )
         # The definition invokes the functions by their unqualified ARNs, never a version.
         functions = [self.assemble, self.judge, self.record]
