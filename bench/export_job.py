@@ -44,8 +44,9 @@ def _child(traces: int) -> dict[str, Any]:
     from prtrace.adapters.export_source import StoreTraceSource
     from prtrace.adapters.s3 import S3BlobStore
     from prtrace.export_job import run_export
-    from prtrace.exports import JSON, ExportRequest
+    from prtrace.exports import ExportRequest
     from prtrace.integrity import sha256_hex
+    from prtrace.media_types import JSON
     from prtrace.records import COMPLETE, TraceRecord
     from prtrace.storage_keys import document_key, export_request_key
     from tests.judge_factories import sample_document

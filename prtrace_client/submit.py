@@ -22,21 +22,10 @@ from typing import Any
 
 import orjson
 
+from prtrace.media_types import of_path
 from prtrace_client.client import PrtraceClient
 from prtrace_client.errors import PrtraceError
 from prtrace_client.outbox import Flusher, Outbox
-
-MEDIA_TYPES = {
-    ".diff": "text/x-diff",
-    ".patch": "text/x-diff",
-    ".gz": "application/gzip",
-    ".zst": "application/zstd",
-    ".tar": "application/x-tar",
-    ".txt": "text/plain",
-    ".log": "text/plain",
-    ".xml": "application/xml",
-    ".json": "application/json",
-}
 
 
 class InvalidSubmission(PrtraceError):
@@ -52,7 +41,7 @@ class Submission:
 
 
 def media_type(path: Path) -> str:
-    return MEDIA_TYPES.get(path.suffix, "application/octet-stream")
+    return of_path(path)
 
 
 def _read_json(path: Path, what: str) -> Any:

@@ -13,14 +13,15 @@ import logging
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Final, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 
 from prtrace.dataset_collect import TraceSource, collect
 from prtrace.dataset_files import MANIFEST_FILE, write_export
-from prtrace.exports import JSON, ExportRequest
+from prtrace.exports import ExportRequest
 from prtrace.integrity import file_sha256, sha256_hex
+from prtrace.media_types import JSON, of_path
 from prtrace.provenance import Signer, sign_export_manifest
 from prtrace.storage_keys import (
     export_envelope_key,
@@ -29,10 +30,8 @@ from prtrace.storage_keys import (
     export_manifest_key,
     export_request_key,
 )
-from prtrace.trace_table import PARQUET_MEDIA_TYPE
 
 log = logging.getLogger("prtrace.export_job")
-MEDIA_TYPES: Final = {".jsonl": "application/jsonl", ".parquet": PARQUET_MEDIA_TYPE}
 
 
 class ExportJobError(Exception):
@@ -98,7 +97,7 @@ def _run(
                     body,
                     size,
                     digest,
-                    MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
+                    of_path(path),
                 )
         manifest_bytes = (out / MANIFEST_FILE).read_bytes()
     if signer is not None:

@@ -29,6 +29,7 @@ from prtrace.dataset import ExportFilter
 from prtrace.errors import ExportNotFound, ExportNotStarted
 from prtrace.integrity import sha256_hex
 from prtrace.judge.rubric import DIMENSION_IDS
+from prtrace.media_types import JSON
 from prtrace.ports import BlobStore, PipelineUnavailable
 from prtrace.qa.report import Verdict
 from prtrace.records import COMPLETE, FAILED, TraceStatus, rfc3339_ms
@@ -43,7 +44,6 @@ from prtrace.storage_keys import (
 
 EXPORT_ID_PATTERN: Final = r"^ex_[0-9A-HJKMNP-TV-Z]{26}$"
 _EXPORT_ID: Final = re.compile(EXPORT_ID_PATTERN)
-JSON: Final = "application/json"
 RUNNING: Final = "running"
 
 Format = Literal["swebench", "events", "parquet"]

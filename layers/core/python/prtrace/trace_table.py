@@ -19,11 +19,12 @@ import orjson
 
 from prtrace.integrity import sha256_hex
 from prtrace.judge.rubric import DIMENSION_IDS
+from prtrace.media_types import PARQUET
 from prtrace.parquet_lite import Column, write_table
 from prtrace.records import COMPLETE, TraceRecord
 
 TABLE_VERSION: Final = 1
-PARQUET_MEDIA_TYPE: Final = "application/vnd.apache.parquet"
+PARQUET_MEDIA_TYPE: Final = PARQUET
 _DATE: Final = re.compile(r"^(\d{4}-\d{2}-\d{2})T")
 _METRIC_COLUMNS: Final = (
     "duration_ms",
