@@ -52,7 +52,13 @@ def download(
 
 
 def verify(
-    bundle: Annotated[Path, typer.Argument(help="A bundle directory from `prtrace download`.")],
+    bundle: Annotated[
+        Path,
+        typer.Argument(
+            help="A bundle directory from `prtrace download`, or an export from "
+            "`prtrace export --on-server`."
+        ),
+    ],
     key: Annotated[
         Path,
         typer.Option(

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,15 +15,10 @@ from prtrace.dataset import ExportFilter, TraceBundle
 from prtrace.dataset_collect import ResultKind, UnreadableTrace
 from prtrace.dataset_collect import collect as collect_from
 from prtrace.dataset_files import FORMATS, MANIFEST_FILE, ExportError, Skipped, write_export
-from prtrace.provenance import (
-    EXPORT_PREDICATE_TYPE,
-    ProvenanceError,
-    load_public_keys,
-    signed_manifest_digest,
-    verify_envelope,
-)
+from prtrace.provenance import load_public_keys
 from prtrace_client.client import PrtraceClient
 from prtrace_client.errors import ApiError
+from prtrace_client.provenance import ENVELOPE_NAME, verify_export
 
 __all__ = [
     "FORMATS",
@@ -35,7 +29,6 @@ __all__ = [
     "save_server_export",
     "write_export",
 ]
-ENVELOPE_FILE = "manifest.dsse.json"
 
 
 class ApiTraceSource:
@@ -84,30 +77,20 @@ def save_server_export(client: PrtraceClient, view: Mapping[str, Any], out: Path
     out.mkdir(parents=True, exist_ok=True)
     manifest_bytes = client.download(str(links["manifest"]), f"manifest of {export_id}")
     manifest: dict[str, Any] = orjson.loads(manifest_bytes)
-    for name, entry in sorted(manifest["files"].items()):
+    for name in sorted(manifest["files"]):
         if "/" in name or name.startswith("."):
             raise ExportError(f"manifest of {export_id} names an unsafe file {name!r}")
         url = (links.get("files") or {}).get(name)
         if url is None:
             raise ExportError(f"export {export_id}: no link to {name}, which its manifest lists")
-        digest, size = client.download_to(str(url), out / name, f"{name} of {export_id}")
-        if (digest, size) != (entry["sha256"], entry["bytes"]):
-            raise ExportError(
-                f"{name}: {size} bytes with SHA-256 {digest}; the manifest says "
-                f"{entry['bytes']} bytes with {entry['sha256']}"
-            )
-    if links.get("signature"):
+        client.download_to(str(url), out / name, f"{name} of {export_id}")
+    signed = bool(links.get("signature"))
+    if signed:
         envelope = client.download(str(links["signature"]), f"signature of {export_id}")
-        keys = load_public_keys(orjson.dumps(client.public_keys()))
-        try:
-            statement = verify_envelope(envelope, keys, EXPORT_PREDICATE_TYPE)
-            signed = signed_manifest_digest(statement)
-        except ProvenanceError as exc:
-            raise ExportError(f"{ENVELOPE_FILE}: {exc}") from exc
-        if signed != hashlib.sha256(manifest_bytes).hexdigest():
-            raise ExportError(f"{MANIFEST_FILE}: not the manifest that was signed")
-        if (statement.get("predicate") or {}).get("export_id") != export_id:
-            raise ExportError(f"{ENVELOPE_FILE}: signs another export than {export_id}")
-        (out / ENVELOPE_FILE).write_bytes(envelope)
+        (out / ENVELOPE_NAME).write_bytes(envelope)
     (out / MANIFEST_FILE).write_bytes(manifest_bytes)
+    keys = load_public_keys(orjson.dumps(client.public_keys())) if signed else []
+    checked = verify_export(out, keys, require_signature=signed)
+    if not checked.ok:
+        raise ExportError(f"export {export_id} does not verify: " + "; ".join(checked.failed))
     return manifest

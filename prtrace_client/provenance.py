@@ -30,8 +30,10 @@ from typing import Any
 import orjson
 
 from prtrace.canonical import canonical_json
-from prtrace.integrity import KeyRing, UnknownKey, compute_chain
+from prtrace.dataset import EXPORT_VERSION
+from prtrace.integrity import KeyRing, UnknownKey, compute_chain, file_sha256
 from prtrace.provenance import (
+    EXPORT_PREDICATE_TYPE,
     MANIFEST_NAME,
     ProvenanceError,
     TraceManifest,
@@ -133,6 +135,58 @@ def _read(root: Path, name: str) -> bytes | None:
     return path.read_bytes()
 
 
+def _is_export(manifest_bytes: bytes) -> bool:
+    try:
+        return bool(orjson.loads(manifest_bytes).get("version") == EXPORT_VERSION)
+    except (orjson.JSONDecodeError, AttributeError):
+        return False
+
+
+def verify_export(
+    root: Path, keys: Sequence[Mapping[str, Any]], *, require_signature: bool = True
+) -> Verification:
+    """Check a dataset export written by the service's export job (`prtrace export
+    --on-server`): its manifest's signature by a trusted key, and every file's size and
+    SHA-256 against the manifest (read in blocks: export files can be large). Without
+    `require_signature` (a deployment with no signing key), an unsigned export passes on
+    its digests alone."""
+    result = Verification()
+    envelope = _read(root, ENVELOPE_NAME)
+    manifest_bytes = _read(root, MANIFEST_NAME)
+    if manifest_bytes is None:
+        result.failed.append(f"{MANIFEST_NAME}: missing; not an export")
+        return result
+    if envelope is None and require_signature:
+        result.failed.append(f"{ENVELOPE_NAME}: missing; the export's manifest is not signed")
+    elif envelope is not None:
+        try:
+            statement = verify_envelope(envelope, keys, EXPORT_PREDICATE_TYPE)
+            signed = signed_manifest_digest(statement)
+            result.passed.append(f"{ENVELOPE_NAME}: signature verifies")
+            result.check(
+                signed == _sha256(manifest_bytes),
+                f"{MANIFEST_NAME}: SHA-256 is the signed one",
+                f"{MANIFEST_NAME}: SHA-256 {_sha256(manifest_bytes)} is not the signed "
+                f"{signed}: the manifest was changed after it was signed",
+            )
+        except ProvenanceError as exc:
+            result.failed.append(f"{ENVELOPE_NAME}: {exc}")
+    files = orjson.loads(manifest_bytes).get("files") or {}
+    for name, entry in sorted(files.items()):
+        path = root / name
+        if "/" in name or name.startswith(".") or path.is_symlink() or not path.is_file():
+            result.failed.append(f"{name}: missing ({entry['rows']} rows, {entry['bytes']} bytes)")
+            continue
+        digest, size = file_sha256(path)
+        result.check(
+            (digest, size) == (entry["sha256"], entry["bytes"]),
+            f"{name}: SHA-256 and size match the manifest",
+            f"{name}: SHA-256 {digest} ({size} bytes) is not the manifest's "
+            f"{entry['sha256']} ({entry['bytes']} bytes)",
+        )
+    return result
+
+
 def _digest_check(
     result: Verification, root: Path, name: str, sha256: str, size: int, what: str
 ) -> bytes | None:
@@ -186,6 +240,8 @@ def verify_bundle(
     result = Verification()
     envelope = _read(root, ENVELOPE_NAME)
     manifest_bytes = _read(root, MANIFEST_NAME)
+    if manifest_bytes is not None and _is_export(manifest_bytes):
+        return verify_export(root, keys)
     if envelope is None or manifest_bytes is None:
         missing = [
             n for n, d in ((ENVELOPE_NAME, envelope), (MANIFEST_NAME, manifest_bytes)) if d is None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
 import pandas
 import pyarrow.parquet as pq
 import pytest
@@ -219,3 +220,16 @@ def test_the_export_job_writes_the_bytes_prtrace_export_writes(cloud, exported, 
     served = tree(tmp_path / "server")
     assert served.pop("manifest.dsse.json")  # the job signs its manifest
     assert served == tree(tmp_path / "local")
+
+    # Later, offline: `prtrace verify` checks the export with the published keys, and
+    # names a file changed since.
+    keys = tmp_path / "keys.json"
+    keys.write_bytes(httpx.get(f"{cloud.endpoint}/v1/keys", timeout=30).content)
+    verify = ["verify", str(tmp_path / "server"), "--key", str(keys)]
+    verified = CliRunner().invoke(app, verify)
+    assert verified.exit_code == 0, verified.output
+    changed = tmp_path / "server" / "events.jsonl"
+    changed.write_bytes(changed.read_bytes().replace(b'"seq":3', b'"seq":4', 1))
+    tampered = CliRunner().invoke(app, verify)
+    assert tampered.exit_code == 1, tampered.output
+    assert "events.jsonl: SHA-256" in tampered.output
