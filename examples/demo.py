@@ -25,13 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import orjson
 from rich.console import Console
 from rich.table import Table
 
 from infra_cdk.config import StackConfig
-from infra_cdk.local.cloud import LocalCloud
+from infra_cdk.local.assembly import LOCAL_REGION
+from infra_cdk.local.cloud import LocalCloud, local_environment
+from infra_cdk.local.emulator import emulator_client
 from infra_cdk.viewer_site import VIEWER_PATH
 from prtrace_client import TERMINAL_STATUSES, ApiError, ChunkConflict, PrtraceClient
 from prtrace_client.submit import submit_directory
@@ -56,7 +57,7 @@ def use_openai_key_if_given(aws_endpoint: str) -> None:
     if not key:
         console.print("judge: offline (set OPENAI_API_KEY to have the OpenAI judge score it)")
         return
-    boto3.client("secretsmanager", endpoint_url=aws_endpoint).create_secret(
+    emulator_client("secretsmanager", aws_endpoint, LOCAL_REGION).create_secret(
         Name=StackConfig().openai_secret_name, SecretString=orjson.dumps({"api_key": key}).decode()
     )
     console.print("judge: OpenAI (OPENAI_API_KEY stored in the local cloud's secret)")
@@ -73,7 +74,10 @@ def run(endpoint: str, aws_endpoint: str, outputs: dict[str, str], startup_s: fl
         [sys.executable, "-m", "prtrace_cli.main", "tokens", "create", "--tenant", "demo",
          "--scopes", "ingest,read", "--description", "make demo",
          "--table", outputs["TokensTableName"]],
-        check=True, capture_output=True, text=True, env=os.environ.copy(),
+        # The admin command reaches the local cloud as a user's shell would: through the
+        # AWS variables naming it (the local cloud sets none in this process).
+        check=True, capture_output=True, text=True,
+        env=os.environ | local_environment(aws_endpoint, LOCAL_REGION),
     ).stdout.strip()  # fmt: skip
     console.print(f"token created with `prtrace tokens create`: {token[:21]}…(secret hidden)")
     with PrtraceClient(endpoint, token, user_agent="prtrace-demo") as client:
