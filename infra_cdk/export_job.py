@@ -38,8 +38,14 @@ EXPORT_USER: Final = "10001:10001"
 EXPORT_TASK_CPU: Final = 1024
 EXPORT_TASK_MEMORY_MB: Final = 8192  # every selected trace's rows are held until written
 
-# What the task reads, and what it writes (prtrace.export_job).
-READS: Final[list[ObjectKind]] = ["document", "qa_report", "judge_result", "artifact"]
+# What the task reads, and what it writes (prtrace.export_job). Reads of objects that may
+# be missing (a trace QA skipped, an export whose request is gone, the manifest an attempt
+# looks for first) need the listing grant: S3 answers 404 only to a caller that may list.
+MAY_BE_MISSING: Final[list[ObjectKind]] = [
+    "document", "qa_report", "judge_result", "artifact", "export_request", "export_manifest",
+]  # fmt: skip
+# What an attempt started again reads back after a 412: an earlier attempt's, there.
+READ_BACK: Final[list[ObjectKind]] = ["export_file", "export_envelope"]
 WRITES: Final[list[ObjectKind]] = [
     "export_file", "export_manifest", "export_envelope", "export_error",
 ]  # fmt: skip
@@ -116,8 +122,8 @@ class ExportJobConstruct(Construct):
                 actions=["dynamodb:Query"], resources=[storage.traces_table.table_arn]
             )
         )
-        storage.grant_objects(role, [*READS, "export_request"], ["s3:GetObject"])
-        storage.grant_listing(role, [*READS, "export_request"])
+        storage.grant_objects(role, [*MAY_BE_MISSING, *READ_BACK], ["s3:GetObject"])
+        storage.grant_listing(role, MAY_BE_MISSING)
         storage.grant_objects(role, WRITES, ["s3:PutObject"])
         signing.grant_sign(role)
         acknowledge(

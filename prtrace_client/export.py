@@ -84,13 +84,15 @@ def save_server_export(client: PrtraceClient, view: Mapping[str, Any], out: Path
         if url is None:
             raise ExportError(f"export {export_id}: no link to {name}, which its manifest lists")
         client.download_to(str(url), out / name, f"{name} of {export_id}")
-    signed = bool(links.get("signature"))
-    if signed:
+    if links.get("signature"):
         envelope = client.download(str(links["signature"]), f"signature of {export_id}")
         (out / ENVELOPE_NAME).write_bytes(envelope)
     (out / MANIFEST_FILE).write_bytes(manifest_bytes)
-    keys = load_public_keys(orjson.dumps(client.public_keys())) if signed else []
-    checked = verify_export(out, keys, require_signature=signed)
+    # A deployment that publishes signing keys signs every export: one without a signature
+    # is refused, not accepted on its digests (they are as easy to forge as the files).
+    jwks = client.public_keys()
+    keys = load_public_keys(orjson.dumps(jwks)) if jwks.get("keys") else []
+    checked = verify_export(out, keys, require_signature=bool(keys), export_id=export_id)
     if not checked.ok:
         raise ExportError(f"export {export_id} does not verify: " + "; ".join(checked.failed))
     return manifest

@@ -143,11 +143,16 @@ def _is_export(manifest_bytes: bytes) -> bool:
 
 
 def verify_export(
-    root: Path, keys: Sequence[Mapping[str, Any]], *, require_signature: bool = True
+    root: Path,
+    keys: Sequence[Mapping[str, Any]],
+    *,
+    require_signature: bool = True,
+    export_id: str | None = None,
 ) -> Verification:
     """Check a dataset export written by the service's export job (`prtrace export
-    --on-server`): its manifest's signature by a trusted key, and every file's size and
-    SHA-256 against the manifest (read in blocks: export files can be large). Without
+    --on-server`): its manifest's signature by a trusted key, the export the signature
+    names (`export_id` when the caller knows which it asked for), and every file's size
+    and SHA-256 against the manifest (read in blocks: export files can be large). Without
     `require_signature` (a deployment with no signing key), an unsigned export passes on
     its digests alone."""
     result = Verification()
@@ -162,7 +167,16 @@ def verify_export(
         try:
             statement = verify_envelope(envelope, keys, EXPORT_PREDICATE_TYPE)
             signed = signed_manifest_digest(statement)
-            result.passed.append(f"{ENVELOPE_NAME}: signature verifies")
+            predicate = statement.get("predicate") or {}
+            signed_as = f"export {predicate.get('export_id')} of tenant {predicate.get('tenant')}"
+            result.passed.append(f"{ENVELOPE_NAME}: signature verifies, for {signed_as}")
+            if export_id is not None:
+                result.check(
+                    predicate.get("export_id") == export_id,
+                    f"{ENVELOPE_NAME}: signed for export {export_id}, the one asked for",
+                    f"{ENVELOPE_NAME}: signed for {signed_as}, not export {export_id}: "
+                    "these files belong to another export",
+                )
             result.check(
                 signed == _sha256(manifest_bytes),
                 f"{MANIFEST_NAME}: SHA-256 is the signed one",

@@ -7,6 +7,8 @@ links, or failed with why; another tenant never sees it."""
 from __future__ import annotations
 
 import io
+import logging
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -15,33 +17,78 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from prtrace.adapters.wiring import run_export_job
+from functions.export_job import main as export_task
+from prtrace.adapters.s3 import S3BlobStore
 from prtrace.dataset import EXPORT_VERSION
+from prtrace.dataset_files import ExportError
+from prtrace.export_job import ExportJobError
 from prtrace.provenance import (
     EXPORT_PREDICATE_TYPE,
     load_public_keys,
     signed_manifest_digest,
     verify_envelope,
 )
-from prtrace.settings import ExportJobSettings
-from prtrace.storage_keys import document_key, export_request_key
+from prtrace.storage_keys import (
+    document_key,
+    export_request_key,
+    judge_result_key,
+    qa_report_key,
+)
+from prtrace_client import PrtraceClient
+from prtrace_client.export import save_server_export
+from prtrace_client.provenance import verify_export
 from tests.functional.conftest import NAMES, Client, make_token
 from tests.functional.test_provenance_api import complete, finalized_trace, signing_key
 
 __all__ = ["signing_key"]  # a fixture used here
 
 
-def run_job(export_id: str, monkeypatch: pytest.MonkeyPatch, tenant: str = "acme") -> None:
-    """What the export task does for one export, with the environment the stack gives it."""
+def run_job(
+    export_id: str, monkeypatch: pytest.MonkeyPatch, tenant: str = "acme", exits: int = 0
+) -> None:
+    """One attempt of the export task (its container's entry point, with the environment
+    the stack and the state machine give it), ending with the exit code `exits`."""
     monkeypatch.setenv("PRTRACE_EXPORT_TENANT", tenant)
     monkeypatch.setenv("PRTRACE_EXPORT_ID", export_id)
-    run_export_job(ExportJobSettings.from_env())
+    assert export_task.main() == exits
 
 
 def fetch(url: str) -> bytes:
     answer = requests.get(url, timeout=10)
     assert answer.status_code == 200, answer.text
     return answer.content
+
+
+def execution_of(export_id: str) -> str:
+    (machine,) = boto3.client("stepfunctions").list_state_machines()["stateMachines"]
+    return str(machine["stateMachineArn"]).replace(":stateMachine:", ":execution:") + (
+        f":{export_id}"
+    )
+
+
+def fail_writes_once(monkeypatch: pytest.MonkeyPatch, suffix: str) -> None:
+    """The next write of an export object whose key ends with `suffix` fails, as a lost
+    connection would: the attempt ends there, with what it wrote before kept."""
+    real = S3BlobStore.put_if_absent
+    failed: list[str] = []
+
+    def flaky(self: S3BlobStore, key: str, body: bytes, sha256_hex: str, media: str) -> bool:
+        if "/exports/" in key and key.endswith(suffix) and not failed:
+            failed.append(key)
+            raise ConnectionError(f"connection reset while writing {key}")
+        return real(self, key, body, sha256_hex, media)
+
+    monkeypatch.setattr(S3BlobStore, "put_if_absent", flaky)
+
+
+def stored_files(export_id: str) -> dict[str, bytes]:
+    s3 = boto3.client("s3")
+    prefix = f"tenants/acme/exports/{export_id}/"
+    listed = s3.list_objects_v2(Bucket=NAMES.bucket, Prefix=prefix).get("Contents", [])
+    return {
+        o["Key"][len(prefix) :]: s3.get_object(Bucket=NAMES.bucket, Key=o["Key"])["Body"].read()
+        for o in listed
+    }
 
 
 def start(client: Client, body: dict[str, Any]) -> dict[str, Any]:
@@ -109,13 +156,107 @@ def test_a_failed_job_says_why_and_keeps_what_was_asked(
     monkeypatch.setenv(
         "PRTRACE_SIGNING_KEY_ID", "arn:aws:kms:us-east-1:123456789012:key/0000-missing"
     )
-    with pytest.raises(Exception, match=r"NotFound|not found|does not exist"):
-        run_job(export_id, monkeypatch)
+    run_job(export_id, monkeypatch, exits=1)
+    # While the execution runs, the state machine may start the task again: not failed yet.
+    assert client.call("GET", f"/v1/exports/{export_id}").json()["status"] == "running"
+    boto3.client("stepfunctions").stop_execution(executionArn=execution_of(export_id))
     body = client.call("GET", f"/v1/exports/{export_id}").json()
     assert body["status"] == "failed"
     assert body["error"]["error"] == "NotFoundException"
     assert body["request"]["formats"] == ["events"]
     assert "manifest" not in body
+
+
+def test_a_task_started_again_after_a_partial_attempt_completes_the_export(
+    client: Client,
+    sdk: PrtraceClient,
+    signing_key: str,
+    export_machine: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    complete(finalized_trace(client))
+    export_id = start(client, {})["export_id"]  # every format
+    fail_writes_once(monkeypatch, "/manifest.json")  # the files and signature are stored
+    run_job(export_id, monkeypatch, exits=1)
+    first = stored_files(export_id)
+    assert "error.json" in first
+    assert "manifest.json" not in first
+    assert client.call("GET", f"/v1/exports/{export_id}").json()["status"] == "running"
+
+    run_job(export_id, monkeypatch)  # the state machine's retry: keeps the same bytes
+
+    view = sdk.get_export(export_id)
+    assert view["status"] == "complete"
+    second = stored_files(export_id)
+    assert {k: v for k, v in second.items() if k != "manifest.json"} == first
+    manifest = save_server_export(sdk, view, tmp_path / "export")  # signature and files verify
+    assert manifest["trace_count"] == 1
+    run_job(export_id, monkeypatch)  # once complete, another attempt has nothing to do
+    assert stored_files(export_id) == second
+
+
+def test_a_retry_that_would_store_other_bytes_fails_naming_the_file_and_keeps_them(
+    client: Client,
+    export_machine: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    complete(finalized_trace(client))
+    export_id = start(client, {"formats": ["events"]})["export_id"]
+    fail_writes_once(monkeypatch, "/manifest.json")
+    run_job(export_id, monkeypatch, exits=1)
+    first = stored_files(export_id)
+    complete(finalized_trace(client))  # the request now selects another trace too
+
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, "prtrace.export_job"):
+        run_job(export_id, monkeypatch, exits=1)
+
+    key = f"tenants/acme/exports/{export_id}/files/events.jsonl"
+    (failure,) = [r for r in caplog.records if r.exc_info]
+    assert isinstance(failure.exc_info[1], ExportJobError)  # type: ignore[index]
+    message = str(failure.exc_info[1])  # type: ignore[index]
+    assert message.startswith(f"{key} already holds a different export file")
+    assert "ask for the export again" in message
+    assert stored_files(export_id) == first  # nothing overwritten, no manifest
+    boto3.client("stepfunctions").stop_execution(executionArn=execution_of(export_id))
+    body = client.call("GET", f"/v1/exports/{export_id}").json()
+    assert body["status"] == "failed"
+    assert body["error"]["error"] == "ConnectionError"  # the first attempt's failure
+
+
+def test_a_signed_export_is_checked_against_the_export_asked_for(
+    client: Client,
+    sdk: PrtraceClient,
+    signing_key: str,
+    export_machine: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """--on-server's download: a deployment that publishes keys signs every export, so a
+    signature removed is refused; a signature of another export is named as such."""
+    complete(finalized_trace(client))
+    export_id = start(client, {"formats": ["swebench"]})["export_id"]
+    run_job(export_id, monkeypatch)
+    out = tmp_path / "export"
+    save_server_export(sdk, sdk.get_export(export_id), out)
+    keys = load_public_keys(orjson.dumps(sdk.public_keys()))
+    other = "ex_01ARZ3NDEKTSV4RRFFQ69G5FAV"
+    mixed = verify_export(out, keys, export_id=other)
+    assert mixed.failed == [
+        f"manifest.dsse.json: signed for export {export_id} of tenant acme, not export "
+        f"{other}: these files belong to another export"
+    ]
+    assert verify_export(out, keys, export_id=export_id).ok
+
+    boto3.client("s3").delete_object(
+        Bucket=NAMES.bucket, Key=f"tenants/acme/exports/{export_id}/manifest.dsse.json"
+    )
+    stripped = sdk.get_export(export_id)
+    assert stripped["links"]["signature"] is None
+    with pytest.raises(ExportError, match=r"manifest\.dsse\.json: missing; the export's manifest"):
+        save_server_export(sdk, stripped, tmp_path / "stripped")
 
 
 def test_an_execution_that_ended_without_a_manifest_is_failed(
@@ -154,6 +295,56 @@ def test_a_trace_whose_document_is_gone_is_listed_as_skipped(
     assert manifest["skipped"] == [
         {"trace_id": trace_id, "reason": f"the trace document of trace {trace_id} is not stored"}
     ]
+
+
+def test_a_trace_without_qa_or_judge_results_is_exported_without_them(
+    client: Client, export_machine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QA may be skipped for a trace (no snapshots) and its report is then absent: the
+    trace is exported with no verdict, as `prtrace export` does through the API."""
+    trace_id = finalized_trace(client)
+    complete(trace_id)
+    s3 = boto3.client("s3")
+    for key in (qa_report_key("acme", trace_id), judge_result_key("acme", trace_id)):
+        s3.delete_object(Bucket=NAMES.bucket, Key=key)
+    export_id = start(client, {"formats": ["events"]})["export_id"]
+    run_job(export_id, monkeypatch)
+    manifest = client.call("GET", f"/v1/exports/{export_id}").json()["manifest"]
+    assert manifest["trace_ids"] == [trace_id]
+    assert manifest["skipped"] == []
+
+
+def test_a_trace_missing_an_artifact_is_skipped_naming_it(
+    client: Client, export_machine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trace_id = finalized_trace(client)
+    complete(trace_id)
+    s3 = boto3.client("s3")
+    prefix = f"tenants/acme/traces/{trace_id}/artifacts/"
+    first = s3.list_objects_v2(Bucket=NAMES.bucket, Prefix=prefix)["Contents"][0]["Key"]
+    s3.delete_object(Bucket=NAMES.bucket, Key=first)
+    export_id = start(client, {"formats": ["events"]})["export_id"]
+    run_job(export_id, monkeypatch)
+    manifest = client.call("GET", f"/v1/exports/{export_id}").json()["manifest"]
+    assert manifest["trace_count"] == 0
+    (skipped,) = manifest["skipped"]
+    assert skipped["trace_id"] == trace_id
+    assert skipped["reason"] == (
+        f"trace {trace_id} has no artifact with SHA-256 {first.rsplit('/', 1)[1]}"
+    )
+
+
+def test_an_export_whose_request_is_gone_fails_saying_so(
+    client: Client, export_machine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export_id = start(client, {})["export_id"]
+    boto3.client("s3").delete_object(Bucket=NAMES.bucket, Key=export_request_key("acme", export_id))
+    run_job(export_id, monkeypatch, exits=1)
+    error = orjson.loads(stored_files(export_id)["error.json"])
+    assert error == {
+        "error": "ExportJobError",
+        "detail": f"export {export_id} of tenant acme has no request.json",
+    }
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,10 @@
-"""The AWS operations each Lambda's code makes, recorded while tests run its handler.
+"""The AWS operations each Lambda's code makes, recorded while tests run its handler (and
+the export task's, while tests run its `main`).
 
 A pytest plugin: `pytest tests/functional -p tests.infra.aws_calls --record-aws-calls=PATH`
 (`make iam-usage`) records every boto3 call, presigned URL and Powertools parameter read
-made while a `functions.<name>.handler.lambda_handler` is on the stack, under that
-function's name.
+made while a `functions.<name>.handler.lambda_handler` (or a task's
+`functions.<name>.main.main`) is on the stack, under that function's name.
 Calls made by the tests themselves (fixtures, seeding, checks) are outside any handler
 and are not recorded. `recording()` does the same inside one test.
 
@@ -40,7 +41,11 @@ SHAPE_PARAMS = ("Key", "Prefix")
 PLAIN_PARAMS = ("IndexName",)
 NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 
-_HANDLER_MODULE = re.compile(r"functions\.(\w+)\.handler")
+# A Lambda's handler, and a container task's entry point (the export task's).
+_ENTRY_POINTS = {
+    "lambda_handler": re.compile(r"functions\.(\w+)\.handler"),
+    "main": re.compile(r"functions\.(\w+)\.main"),
+}
 _TRACE_PREFIX = re.compile(r"^tenants/[^/]+/traces/[^/]+/")
 _EXPORT_PREFIX = re.compile(r"^tenants/[^/]+/exports/[^/]+/")
 # The Parquet traces table (prtrace.trace_table): tenant, date partition, trace.
@@ -62,11 +67,13 @@ _sinks: list[list[Call]] = []
 
 
 def running_function() -> str | None:
-    """The function whose handler is on the stack (functions/<name>/handler.py), if any."""
+    """The function whose handler is on the stack (functions/<name>/handler.py), or the
+    container task whose `main` is (functions/<name>/main.py), if any."""
     frame = sys._getframe(1)
     while frame is not None:
-        if frame.f_code.co_name == "lambda_handler":
-            found = _HANDLER_MODULE.fullmatch(str(frame.f_globals.get("__name__")))
+        entry = _ENTRY_POINTS.get(frame.f_code.co_name)
+        if entry:
+            found = entry.fullmatch(str(frame.f_globals.get("__name__")))
             if found:
                 return found.group(1)
         frame = frame.f_back  # type: ignore[assignment]

@@ -1,7 +1,8 @@
 """Each role of the stack that runs prtrace code, with its granted statements and the
 requests it needs, all resolved to strings (tests/infra/cfn_values.py).
 
-- A function needs what its recorded calls need (tests/infra/iam_usage.json, written by
+- A function, or a container task whose code is recorded (the export task), needs what
+  its recorded calls need (tests/infra/iam_usage.json, written by
   tests/infra/aws_calls.py; `$NAME`s resolved through the function's own environment
   in the template) and what the Lambda service does for it: write its log streams and,
   with active tracing, send X-Ray segments.
@@ -25,6 +26,7 @@ from tests.infra.iam_policy import Request
 STATE_MACHINE: Final = "state-machine"
 EXPORT_STATE_MACHINE: Final = "export-state-machine"
 _HANDLER = re.compile(r"functions\.(\w+)\.handler\.lambda_handler")
+_TASK = re.compile(r"python -m functions\.(\w+)")  # a container task's entry point
 _ANY: Final = "*"
 _REGIONAL = f"{REGION}:{ACCOUNT}"
 
@@ -64,8 +66,8 @@ class Principal:
 
 
 def principals(template: dict[str, Any], usage: dict[str, Any]) -> dict[str, Principal]:
-    """Every function and the state machines, by name (`api`, …, `state-machine`,
-    `export-state-machine`)."""
+    """Every function, the export task and the state machines, by name (`api`, …,
+    `export_job`, `state-machine`, `export-state-machine`)."""
     values = TemplateValues(template)
     found = {}
     for logical_id, resource in values.resources.items():
@@ -76,6 +78,15 @@ def principals(template: dict[str, Any], usage: dict[str, Any]) -> dict[str, Pri
                 calls = usage["functions"].get(name.group(1), [])
                 requests = _function_requests(values, logical_id, props, calls)
                 found[name.group(1)] = _principal(values, name.group(1), props["Role"], requests)
+        elif resource["Type"] == "AWS::ECS::TaskDefinition":
+            for container in props["ContainerDefinitions"]:
+                name = _TASK.fullmatch(" ".join(container.get("EntryPoint", [])))
+                if name and name.group(1) in usage["functions"]:
+                    calls = usage["functions"][name.group(1)]
+                    requests = _task_requests(values, logical_id, container, calls)
+                    found[name.group(1)] = _principal(
+                        values, name.group(1), props["TaskRoleArn"], requests
+                    )
         elif resource["Type"] == "AWS::StepFunctions::StateMachine":
             requests = _state_machine_requests(values, props)
             name = EXPORT_STATE_MACHINE if logical_id.startswith("Export") else STATE_MACHINE
@@ -116,6 +127,24 @@ def _function_requests(
     for call in calls:
         found += requests_of(call, setting)
     return found
+
+
+def _task_requests(
+    values: TemplateValues,
+    logical_id: str,
+    container: dict[str, Any],
+    calls: list[dict[str, Any]],
+) -> list[Request]:
+    """A container task's role: its code's calls only (the awslogs driver writes its logs
+    with the execution role, not the task's)."""
+    environment = {e["Name"]: e["Value"] for e in container.get("Environment", [])}
+
+    def setting(variable: str) -> str:
+        if variable not in environment:
+            raise AssertionError(f"{logical_id}'s code reads ${variable}; it is not deployed")
+        return str(values.resolve(environment[variable]))
+
+    return [request for call in calls for request in requests_of(call, setting)]
 
 
 def _state_machine_requests(values: TemplateValues, props: dict[str, Any]) -> list[Request]:

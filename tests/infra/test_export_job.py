@@ -41,7 +41,15 @@ def test_the_definition_is_the_committed_file_with_every_placeholder_filled(
         "PRTRACE_EXPORT_TENANT": "$.tenant",
         "PRTRACE_EXPORT_ID": "$.export_id",
     }
-    assert definition["States"]["Exported?"]["Default"] == "ExportFailed"
+    choice = definition["States"]["Exported?"]
+    assert choice["Default"] == "ExportFailed"
+    # Only an exit code present and 0 is success: a container that never ran has none.
+    (success,) = choice["Choices"]
+    assert success["Next"] == "Exported"
+    assert success["And"] == [
+        {"Variable": "$.task.container.ExitCode", "IsPresent": True},
+        {"Variable": "$.task.container.ExitCode", "NumericEquals": 0},
+    ]
 
 
 def test_the_export_task_is_hardened_and_runs_what_its_image_runs(template: Template) -> None:
@@ -72,6 +80,8 @@ def test_the_export_task_writes_only_the_exports_objects(template: Template) -> 
     )
     for shape in ("/document.json", "/qa/report.json", "/judge/result.json", "/artifacts/"):
         assert shape in reads
+    # What an earlier attempt wrote, read back by a task started again.
+    assert reads.count("tenants/*/exports/*/") == 4
     actions = sorted({a for s in statements for a in q.actions(s)})
     assert actions == [
         "dynamodb:Query", "kms:GetPublicKey", "kms:Sign",

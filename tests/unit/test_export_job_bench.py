@@ -3,7 +3,11 @@ process and reports the time per trace and the process's peak memory."""
 
 from __future__ import annotations
 
+import pytest
+
 from bench import export_job
+
+pytestmark = pytest.mark.slow  # a fresh process that imports the whole export stack
 
 
 def test_bench_exports_every_seeded_trace_and_reports() -> None:

@@ -10,8 +10,9 @@ An export lives under its tenant's prefix (prtrace.storage_keys.export_*):
     manifest.dsse.json  its signature (DSSE over an in-toto Statement), when a key is set
     error.json          why the job failed, when it could say so
 
-The status is read from those objects, and from the job's execution only while neither
-manifest nor error exists: `complete`, `failed` or `running`. Nothing here is overwritten:
+The status is read from those objects and the job's execution: `complete` once the
+manifest exists, else `running` while the execution runs (a failed task may be started
+again), else `failed` with error.json or the execution's error. Nothing here is overwritten:
 every object is written once, conditionally.
 """
 
@@ -150,18 +151,24 @@ class DatasetExports:
             links = self._links(tenant, view, manifest)
             view.update(status=COMPLETE, manifest=manifest, links=links)
             return view
+        # The task may be started again after a failure, so error.json (kept from the first
+        # failed attempt) is final only once the execution has ended.
+        state = self._launcher.state(export_id)
+        if state is not None and state[0] == "RUNNING":
+            view["status"] = RUNNING
+            return view
         error = self._blobs.get(export_error_key(tenant, export_id))
         if error is not None:
             view.update(status=FAILED, error=orjson.loads(error))
-            return view
-        state = self._launcher.state(export_id)
-        if state is None:
-            view.update(status=FAILED, error=_error("NotStarted", "the export's job never started"))
-        elif state[0] == "RUNNING":
-            view["status"] = RUNNING
+        elif state is None:
+            detail = (
+                "no execution of the export's job is on record: it never started, or it "
+                "ended over 90 days ago (Step Functions keeps ended executions that long)"
+            )
+            view.update(status=FAILED, error=_error("NotStarted", detail))
         else:
             cause = state[1] or "the job ended without writing the export's manifest"
-            view.update(status=FAILED, error=_error(f"Job{state[0].title()}", cause))
+            view.update(status=FAILED, error=_error(_job_error(state[0]), cause))
         return view
 
     def _links(
@@ -183,6 +190,11 @@ class DatasetExports:
         if self._blobs.head(envelope) is not None:
             links["signature"] = self._blobs.presign_get(envelope, self._ttl_s)
         return links
+
+
+def _job_error(status: str) -> str:
+    """JobFailed, JobTimedOut, JobAborted: an ended execution's status as an error name."""
+    return "Job" + "".join(word.title() for word in status.split("_"))
 
 
 def _error(kind: str, detail: str) -> dict[str, str]:

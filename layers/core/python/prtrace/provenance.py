@@ -423,6 +423,18 @@ def verify_envelope(
     return verified
 
 
+def unverified_statement(envelope_bytes: bytes) -> dict[str, Any]:
+    """The statement an envelope carries, its signatures not checked: for reading back an
+    envelope this service stored itself, never for trusting one."""
+    try:
+        statement: dict[str, Any] = orjson.loads(
+            base64.b64decode(orjson.loads(envelope_bytes)["payload"], validate=True)
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, binascii.Error, ValueError) as exc:
+        raise ProvenanceError(f"manifest.dsse.json is not a DSSE envelope: {exc}") from None
+    return statement
+
+
 def signed_manifest_digest(verified_statement: Mapping[str, Any]) -> str:
     for subject in verified_statement.get("subject") or []:
         if subject.get("name") == MANIFEST_NAME:

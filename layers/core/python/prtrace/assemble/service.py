@@ -68,6 +68,7 @@ from prtrace.storage_keys import (
     qa_report_key,
 )
 from prtrace.validation import field_errors, summarize
+from prtrace.write_once import READ_BLOCK_BYTES, StoredDiffers, upload_once
 
 # Recorders on one machine can still step their clock back a little (NTP slews, a restart
 # that reads a slightly stale clock); more than this is a reordered or edited trace.
@@ -75,13 +76,12 @@ TIMESTAMP_TOLERANCE_MS: Final = 2_000
 # Canonical bodies can outgrow the 4 MiB request they came from (defaults filled in);
 # a stored "chunk body" past this is not one ingestion wrote, so it is never read.
 MAX_STORED_CHUNK_BYTES: Final = 16 * 1024 * 1024
-READ_BLOCK_BYTES: Final = 1024 * 1024
 # The trace-to-state check holds every diff of the trace at once (Assemble has 1 GiB+).
 MAX_STATE_CHECK_DIFF_BYTES: Final = 256 * 1024 * 1024
 DOCUMENT_CONTENT_TYPE: Final = "application/json"
 
 
-class DocumentConflict(RuntimeError):
+class DocumentConflict(StoredDiffers):
     """Another document is stored under this trace's document key. Assembling is
     deterministic, so this is never a retry of ours; nothing is overwritten."""
 
@@ -628,21 +628,8 @@ class AssembleService:
         return body
 
     def _store_document(self, key: str, spool: BinaryIO, size: int, digest: str) -> bool:
-        if self._blobs.upload_if_absent(key, spool, size, digest, DOCUMENT_CONTENT_TYPE):
-            return True
-        # An earlier attempt got this far: it must have written exactly these bytes.
-        opened = self._blobs.open_read(key)
-        if opened is None:  # pragma: no cover - the store just said it exists
-            raise DocumentConflict(f"{key} exists but cannot be read")
-        stored = hashlib.sha256()
-        try:
-            while block := opened.body.read(READ_BLOCK_BYTES):
-                stored.update(block)
-        finally:
-            opened.body.close()
-        if stored.hexdigest() != digest:
-            raise DocumentConflict(
-                f"{key} already holds a different document (SHA-256 {stored.hexdigest()}, "
-                f"this one {digest}); it was left as it is"
-            )
-        return False
+        # An earlier attempt may have got this far: it must have written exactly these bytes.
+        return upload_once(
+            self._blobs, key, spool, size, digest, DOCUMENT_CONTENT_TYPE,
+            what="document", conflict=DocumentConflict,
+        )  # fmt: skip
