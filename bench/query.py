@@ -15,10 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import boto3
 from rich.console import Console
 
-from infra_cdk.local.emulator import moto_server
+from infra_cdk.local.emulator import emulator_client, moto_server
 from prtrace.adapters.s3 import S3BlobStore
 from prtrace.judge.rubric import DIMENSION_IDS
 from prtrace.records import COMPLETE, TraceRecord
@@ -88,13 +87,7 @@ def generated(n: int) -> TraceRecord:
 def run(traces: int | None = None) -> dict[str, float]:
     traces = TRACES if traces is None else traces
     with moto_server() as endpoint:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - moto's, not a secret
-        )
+        s3 = emulator_client("s3", endpoint, "us-east-1")
         s3.create_bucket(Bucket=BUCKET)
         writer = TraceTableWriter(S3BlobStore(s3, BUCKET))
         started = time.perf_counter()

@@ -220,25 +220,54 @@ _HEADER = """\
 # ones with PRTRACE_SHELL_ALLOW (`*`: everything). Command lines are redacted.
 """
 
-_BASH = r"""
+# What bash and zsh share: the message exchange with the agent (the coprocess's file
+# descriptors are {to} and {from}) and what a command's start and end say to it.
+_COMMON = r"""
+__prtrace_say() {  # KIND FIELD…: one message, and the answer to it in $__prtrace_reply
+  local kind=$1 reply=
+  shift
+  __prtrace_n=$(( ${__prtrace_n:-0} + 1 ))
+  printf '%s\0' "$kind$__prtrace_n" "$@" >&{to} 2>/dev/null || return 1
+  __prtrace_reply='prtrace: the recorder did not answer; this command may not be recorded'
+  while IFS= read -r -t {timeout} -u {from} reply; do
+    # An answer that came too late to an earlier message is passed over.
+    if [[ $reply == "$__prtrace_n "* ]]; then __prtrace_reply=${reply#* }; break; fi
+  done
+  return 0
+}
+__prtrace_begin() {  # LINE: a command starts; recorded unless the agent skips it
+  __prtrace_began=
+  __prtrace_say B "$1" "$PWD" "${PRTRACE_SHELL_ALLOW-}" "${PRTRACE_SHELL_DENY-}" ||
+    return 0
+  case $__prtrace_reply in
+    rec) __prtrace_began=1 ;;
+    skip) ;;
+    *) printf '%s\n' "$__prtrace_reply" >&2 ;;
+  esac
+  return 0
+}
+__prtrace_end() {  # CODE: the command begun last ended with this exit code
+  if [[ -n ${__prtrace_began-} ]]; then
+    __prtrace_began=
+    if __prtrace_say E "$1" && [[ $__prtrace_reply != ok ]]; then
+      printf '%s\n' "$__prtrace_reply" >&2
+    fi
+  fi
+}
+"""
+
+_BASH_AGENT = r"""
 if [[ -z ${__prtrace_agent_pid-} ]] || ! kill -0 "$__prtrace_agent_pid" 2>/dev/null; then
   { coproc __PRTRACE_AGENT {
       exec {python} -m prtrace_cli.shell agent bash 2>/dev/null; }; } 2>/dev/null
   __prtrace_agent_pid=$__PRTRACE_AGENT_PID
   disown "$__prtrace_agent_pid" 2>/dev/null  # no job notices: it ends with the shell
 fi
-__prtrace_say() {  # KIND FIELD…: one message, and the answer to it in $__prtrace_reply
-  local kind=$1 reply=
-  shift
-  __prtrace_n=$(( ${__prtrace_n:-0} + 1 ))
-  printf '%s\0' "$kind$__prtrace_n" "$@" >&"${__PRTRACE_AGENT[1]}" 2>/dev/null || return 1
-  __prtrace_reply='prtrace: the recorder did not answer; this command may not be recorded'
-  while IFS= read -r -t {timeout} -u "${__PRTRACE_AGENT[0]}" reply; do
-    # An answer that came too late to an earlier message is passed over.
-    if [[ $reply == "$__prtrace_n "* ]]; then __prtrace_reply=${reply#* }; break; fi
-  done
-  return 0
-}
+"""
+
+# bash has no preexec hook: a DEBUG trap armed by the prompt sees the first simple
+# command of each line typed, and the history gives the whole line.
+_BASH_HOOKS = r"""
 __prtrace_preexec() {
   [[ -n ${__prtrace_armed-} && -z ${COMP_LINE-} ]] || return 0
   __prtrace_armed=
@@ -249,24 +278,12 @@ __prtrace_preexec() {
     line=${line#*[0-9]  }
     [[ $line == *"$BASH_COMMAND"* ]] || line=$BASH_COMMAND
   fi
-  __prtrace_say B "$line" "$PWD" "${PRTRACE_SHELL_ALLOW-}" "${PRTRACE_SHELL_DENY-}" ||
-    return 0
-  case $__prtrace_reply in
-    rec) __prtrace_began=1 ;;
-    skip) ;;
-    *) printf '%s\n' "$__prtrace_reply" >&2 ;;
-  esac
-  return 0
+  __prtrace_begin "$line"
 }
 __prtrace_precmd() {
   local code=$?
   __prtrace_armed=
-  if [[ -n ${__prtrace_began-} ]]; then
-    __prtrace_began=
-    if __prtrace_say E "$code" && [[ $__prtrace_reply != ok ]]; then
-      printf '%s\n' "$__prtrace_reply" >&2
-    fi
-  fi
+  __prtrace_end "$code"
   return $code
 }
 __prtrace_arm() { local code=$?; __prtrace_armed=1; return $code; }
@@ -280,43 +297,19 @@ fi
 trap '__prtrace_preexec' DEBUG
 """
 
-_ZSH = r"""
+_ZSH_AGENT = r"""
 if [[ -z ${__prtrace_agent_pid-} ]] || ! kill -0 "$__prtrace_agent_pid" 2>/dev/null; then
   coproc {python} -m prtrace_cli.shell agent zsh 2>/dev/null
   __prtrace_agent_pid=$!
   exec {__prtrace_to}>&p {__prtrace_from}<&p
 fi
-__prtrace_say() {  # KIND FIELD…: one message, and the answer to it in $__prtrace_reply
-  local kind=$1 reply=
-  shift
-  __prtrace_n=$(( ${__prtrace_n:-0} + 1 ))
-  printf '%s\0' "$kind$__prtrace_n" "$@" >&$__prtrace_to 2>/dev/null || return 1
-  __prtrace_reply='prtrace: the recorder did not answer; this command may not be recorded'
-  while IFS= read -r -t {timeout} -u $__prtrace_from reply; do
-    # An answer that came too late to an earlier message is passed over.
-    if [[ $reply == "$__prtrace_n "* ]]; then __prtrace_reply=${reply#* }; break; fi
-  done
-  return 0
-}
-__prtrace_preexec() {
-  __prtrace_began=
-  __prtrace_say B "$1" "$PWD" "${PRTRACE_SHELL_ALLOW-}" "${PRTRACE_SHELL_DENY-}" ||
-    return 0
-  case $__prtrace_reply in
-    rec) __prtrace_began=1 ;;
-    skip) ;;
-    *) printf '%s\n' "$__prtrace_reply" >&2 ;;
-  esac
-  return 0
-}
+"""
+
+_ZSH_HOOKS = r"""
+__prtrace_preexec() { __prtrace_begin "$1"; }
 __prtrace_precmd() {
   local code=$?
-  if [[ -n ${__prtrace_began-} ]]; then
-    __prtrace_began=
-    if __prtrace_say E "$code" && [[ $__prtrace_reply != ok ]]; then
-      printf '%s\n' "$__prtrace_reply" >&2
-    fi
-  fi
+  __prtrace_end "$code"
   return $code
 }
 autoload -Uz add-zsh-hook
@@ -324,13 +317,19 @@ add-zsh-hook preexec __prtrace_preexec
 add-zsh-hook precmd __prtrace_precmd
 """
 
+_SHELL_PARTS = {
+    "bash": (_BASH_AGENT, '"${__PRTRACE_AGENT[1]}"', '"${__PRTRACE_AGENT[0]}"', _BASH_HOOKS),
+    "zsh": (_ZSH_AGENT, "$__prtrace_to", "$__prtrace_from", _ZSH_HOOKS),
+}
+
 
 def snippet(shell: str, python: str | None = None, timeout_s: int = ANSWER_TIMEOUT_S) -> str:
     """The code to `eval` in an interactive `shell` (bash or zsh)."""
     if shell not in SHELLS:
         raise ValueError(f"no shell integration for {shell!r}: choose one of {', '.join(SHELLS)}")
-    body = _BASH if shell == "bash" else _ZSH
-    return _HEADER.format(shell=shell) + body.replace(
+    agent_start, to_agent, from_agent, hooks = _SHELL_PARTS[shell]
+    common = _COMMON.replace("{to}", to_agent).replace("{from}", from_agent)
+    return _HEADER.format(shell=shell) + (agent_start + common + hooks).replace(
         "{python}", shlex.quote(python or sys.executable)
     ).replace("{timeout}", str(timeout_s))
 

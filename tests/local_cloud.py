@@ -14,11 +14,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import orjson
 
 from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
+from infra_cdk.local.emulator import emulator_client
 from prtrace.adapters.dynamodb import DynamoTokenStore
 from prtrace.clock import utc_now
 from prtrace.tokens import issue_token
@@ -53,13 +53,7 @@ SHARED_CLOUD = SharedCloud()
 
 def aws(info: LocalCloudInfo, service: str) -> Any:
     """A boto3 client of the local cloud's AWS endpoint (explicit, not from os.environ)."""
-    return boto3.client(
-        service,
-        endpoint_url=info.aws_endpoint,
-        region_name=REGION,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    return emulator_client(service, info.aws_endpoint, REGION)
 
 
 def new_tenant() -> str:

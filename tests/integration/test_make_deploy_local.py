@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
+from infra_cdk.local.emulator import emulator_client
 from prtrace.judge.rubric import DIMENSION_IDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,13 +46,7 @@ def cdk_cli() -> None:
 
 
 def aws(endpoint: str, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    return emulator_client(service, endpoint, "us-east-1")
 
 
 @pytest.mark.usefixtures("cdk_cli")

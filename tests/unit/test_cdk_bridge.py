@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from infra_cdk.local import cdk_bridge, moto_patches
+from infra_cdk.local.emulator import emulator_client
 from tests.moto_server import moto_server
 
 GATEWAY_URL = "http://localhost:4567"
@@ -31,13 +31,7 @@ def endpoint() -> Iterator[str]:
 
 
 def client(endpoint: str, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    return emulator_client(service, endpoint, "us-east-1")
 
 
 def deploy_as_the_cli_does(endpoint: str, name: str, template: dict[str, Any]) -> dict[str, str]:

@@ -43,7 +43,7 @@ from prtrace.ports import ConditionFailed, TraceStore
 from prtrace.qa.report import QAReport
 from prtrace.records import TERMINAL, TraceRecord
 from prtrace.storage_keys import trace_prefix
-from prtrace.validation import field_errors, summarize
+from prtrace.validation import describe, field_errors, summarize
 
 Key = Annotated[str, Field(min_length=1, max_length=1024)]
 _EVENT = ConfigDict(strict=True, extra="ignore", frozen=True)
@@ -243,8 +243,7 @@ def parse_execution_end(event: Any) -> RecordFailed:
     try:
         end = _ExecutionStatusChange.model_validate(event).detail
     except ValidationError as exc:
-        errors = field_errors(exc.errors(include_url=False, include_input=False))
-        raise InvalidRecordEvent(f"execution-end event is invalid: {summarize(errors)}") from None
+        raise InvalidRecordEvent(f"execution-end event is invalid: {describe(exc)}") from None
     failure = parse_record_event(
         {
             "tenant": end.input.tenant,

@@ -51,8 +51,18 @@ def summarize(errors: Sequence[FieldError]) -> str:
     return shown + more
 
 
+def errors_of(exc: ValidationError) -> list[FieldError]:
+    """A pydantic refusal's field errors, without the refused input (it may be a secret)."""
+    return field_errors(exc.errors(include_url=False, include_input=False))
+
+
+def describe(exc: ValidationError) -> str:
+    """A pydantic refusal in one line: `/pointer: message; …`."""
+    return summarize(errors_of(exc))
+
+
 def invalid_body(exc: ValidationError, what: str) -> InvalidInput:
-    errors = field_errors(exc.errors(include_url=False, include_input=False))
+    errors = errors_of(exc)
     return InvalidInput(f"{what} is invalid: {summarize(errors)}", errors)
 
 

@@ -67,7 +67,7 @@ from prtrace.storage_keys import (
     manifest_draft_key,
     qa_report_key,
 )
-from prtrace.validation import field_errors, summarize
+from prtrace.validation import describe
 from prtrace.write_once import READ_BLOCK_BYTES, StoredDiffers, upload_once
 
 # Recorders on one machine can still step their clock back a little (NTP slews, a restart
@@ -330,10 +330,9 @@ class _TraceVerifier:
         try:
             events = ChunkBody.model_validate(document).events
         except ValidationError as exc:
-            errors = field_errors(exc.errors(include_url=False, include_input=False))
             raise reject(
                 "chunk_body_invalid",
-                f"chunk {seq}: body does not pass the trace schema: {summarize(errors)}",
+                f"chunk {seq}: body does not pass the trace schema: {describe(exc)}",
                 chunk_seq=seq,
             ) from None
         canonical = [canonical_json(raw) for raw in document["events"]]
@@ -584,16 +583,14 @@ class AssembleService:
         try:
             finalize = FinalizeRecord.model_validate(trace.finalize)
         except ValidationError as exc:
-            errors = field_errors(exc.errors(include_url=False, include_input=False))
             raise reject(
-                "finalize_invalid", f"the finalize record is invalid: {summarize(errors)}"
+                "finalize_invalid", f"the finalize record is invalid: {describe(exc)}"
             ) from None
         try:
             metadata = TraceMetadata.model_validate(trace.metadata)
         except ValidationError as exc:
-            errors = field_errors(exc.errors(include_url=False, include_input=False))
             raise reject(
-                "metadata_invalid", f"the trace metadata is invalid: {summarize(errors)}"
+                "metadata_invalid", f"the trace metadata is invalid: {describe(exc)}"
             ) from None
         return metadata, finalize
 
