@@ -14,18 +14,15 @@ from __future__ import annotations
 
 from typing import Final
 
-from aws_cdk import ArnFormat, RemovalPolicy, Stack, Token
+from aws_cdk import ArnFormat, Stack, Token
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
-from aws_cdk.aws_ecr_assets import Platform
 from constructs import Construct
 
 from infra_cdk.assets import EXPORT_IMAGE_DOCKERFILE, ROOT, stage_export_image_context
 from infra_cdk.config import StackConfig
-from infra_cdk.lambdas import log_retention
+from infra_cdk.fargate_task import TaskSpec, hardened_task
 from infra_cdk.nag import acknowledge
 from infra_cdk.pipeline import QaTaskConstruct, asl_state_machine, grant_run_task_sync
 from infra_cdk.provenance import SigningKeyConstruct
@@ -67,55 +64,33 @@ class ExportJobConstruct(Construct):
         qa.vpc.add_interface_endpoint(
             "Kms", service=ec2.InterfaceVpcEndpointAwsService.KMS, private_dns_enabled=True
         )
-        self.security_group = ec2.SecurityGroup(
+        task = hardened_task(
             self,
-            "TaskSecurityGroup",
+            config=config,
             vpc=qa.vpc,
-            allow_all_outbound=False,
-            description="Export task: HTTPS to the VPC endpoints only (no route out)",
-        )
-        self.security_group.add_egress_rule(
-            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "S3, DynamoDB (gateway) and KMS endpoints"
-        )
-        self.task_definition = ecs.FargateTaskDefinition(
-            self,
-            "TaskDefinition",
-            cpu=EXPORT_TASK_CPU,
-            memory_limit_mib=EXPORT_TASK_MEMORY_MB,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.ARM64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            spec=TaskSpec(
+                container_name=EXPORT_CONTAINER,
+                image_context=stage_export_image_context(),
+                dockerfile=EXPORT_IMAGE_DOCKERFILE,
+                entry_point=EXPORT_ENTRYPOINT,
+                user=EXPORT_USER,
+                cpu=EXPORT_TASK_CPU,
+                memory_mib=EXPORT_TASK_MEMORY_MB,
+                log_prefix="export",
+                environment={
+                    "PRTRACE_TRACES_TABLE": storage.traces_table.table_name,
+                    "PRTRACE_BUCKET": storage.bucket.bucket_name,
+                    "PRTRACE_SIGNING_KEY_ID": signing.key.key_arn,
+                },
+                firewall="Export task: HTTPS to the VPC endpoints only (no route out)",
+                egress="S3, DynamoDB (gateway) and KMS endpoints",
+                no_secrets="Plain settings only (table, bucket, key ARN); no secret is passed to "
+                "the task.",
             ),
-            volumes=[ecs.Volume(name="tmp")],
         )
-        log_group = logs.LogGroup(
-            self, "Logs", retention=log_retention(config), removal_policy=RemovalPolicy.DESTROY
-        )
-        self.container = self.task_definition.add_container(
-            EXPORT_CONTAINER,
-            container_name=EXPORT_CONTAINER,
-            image=ecs.ContainerImage.from_asset(
-                str(stage_export_image_context()),
-                file=EXPORT_IMAGE_DOCKERFILE,
-                platform=Platform.LINUX_ARM64,
-                build_args={"PYTHON_IMAGE": config.qa_base_image},
-            ),
-            entry_point=list(EXPORT_ENTRYPOINT),
-            user=EXPORT_USER,
-            readonly_root_filesystem=True,
-            privileged=False,
-            essential=True,
-            memory_limit_mib=EXPORT_TASK_MEMORY_MB,
-            logging=ecs.LogDriver.aws_logs(stream_prefix="export", log_group=log_group),
-            environment={
-                "PRTRACE_TRACES_TABLE": storage.traces_table.table_name,
-                "PRTRACE_BUCKET": storage.bucket.bucket_name,
-                "PRTRACE_SIGNING_KEY_ID": signing.key.key_arn,
-            },
-        )
-        self.container.add_mount_points(
-            ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False)  # noqa: S108
-        )
+        self.security_group = task.security_group
+        self.task_definition = task.task_definition
+        self.container = task.container
         role = self.task_definition.task_role
         role.add_to_principal_policy(
             iam.PolicyStatement(
@@ -126,16 +101,6 @@ class ExportJobConstruct(Construct):
         storage.grant_listing(role, MAY_BE_MISSING)
         storage.grant_objects(role, WRITES, ["s3:PutObject"])
         signing.grant_sign(role)
-        acknowledge(
-            self.task_definition,
-            "AwsSolutions-ECS2",
-            "Plain settings only (table, bucket, key ARN); no secret is passed to the task.",
-        )
-        acknowledge(
-            self.task_definition.obtain_execution_role(),
-            "AwsSolutions-IAM5[Resource::*]",
-            "ecr:GetAuthorizationToken takes no resource (CDK's execution role policy).",
-        )
         self.state_machine = self._state_machine(config, qa)
 
     def _state_machine(self, config: StackConfig, qa: QaTaskConstruct) -> sfn.StateMachine:

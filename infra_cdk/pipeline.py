@@ -18,11 +18,11 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
-from aws_cdk.aws_ecr_assets import Platform
 from constructs import Construct
 
 from infra_cdk.assets import QA_IMAGE_DOCKERFILE, ROOT, stage_qa_image_context
 from infra_cdk.config import PIPELINE_TIMEOUT_S, StackConfig
+from infra_cdk.fargate_task import TaskSpec, hardened_task
 from infra_cdk.lambdas import ServiceFunction, SharedCode, log_retention
 from infra_cdk.nag import acknowledge
 from infra_cdk.storage import ObjectKind, StorageConstruct
@@ -78,34 +78,10 @@ class QaTaskConstruct(Construct):
             ("Logs", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS),
         ):
             self.vpc.add_interface_endpoint(name, service=service, private_dns_enabled=True)
-        self.security_group = ec2.SecurityGroup(
-            self,
-            "TaskSecurityGroup",
-            vpc=self.vpc,
-            allow_all_outbound=False,
-            description="QA task: HTTPS to the VPC endpoints only (the subnets have no route out)",
-        )
-        self.security_group.add_egress_rule(
-            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "S3 (gateway endpoint) and interface endpoints"
-        )
         self.subnets = self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnets
 
         self.cluster = ecs.Cluster(
             self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
-        )
-        self.task_definition = ecs.FargateTaskDefinition(
-            self,
-            "TaskDefinition",
-            cpu=config.qa_task_cpu,
-            memory_limit_mib=config.qa_task_memory_mb,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.ARM64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
-            volumes=[ecs.Volume(name="tmp")],  # the only writable place: task storage at /tmp
-        )
-        logs_group = logs.LogGroup(
-            self, "Logs", retention=log_retention(config), removal_policy=RemovalPolicy.DESTROY
         )
         if "@sha256:" not in config.qa_base_image:
             Annotations.of(self).add_warning_v2(
@@ -113,49 +89,40 @@ class QaTaskConstruct(Construct):
                 f"the QA image's base {config.qa_base_image} is pinned by tag only: set "
                 "qa_base_image to name:tag@sha256:<digest> for a reproducible image",
             )
-        self.container = self.task_definition.add_container(
-            QA_CONTAINER,
-            container_name=QA_CONTAINER,
-            image=ecs.ContainerImage.from_asset(
-                str(stage_qa_image_context()),
-                file=QA_IMAGE_DOCKERFILE,
-                platform=Platform.LINUX_ARM64,
-                build_args={"PYTHON_IMAGE": config.qa_base_image},
+        task = hardened_task(
+            self,
+            config=config,
+            vpc=self.vpc,
+            spec=TaskSpec(
+                container_name=QA_CONTAINER,
+                image_context=stage_qa_image_context(),
+                dockerfile=QA_IMAGE_DOCKERFILE,
+                entry_point=QA_ENTRYPOINT,
+                user=QA_USER,
+                cpu=config.qa_task_cpu,
+                memory_mib=config.qa_task_memory_mb,
+                log_prefix="qa",
+                environment={
+                    "PRTRACE_BUCKET": storage.bucket.bucket_name,
+                    "PRTRACE_SANDBOX_BACKEND": "container",
+                    "PRTRACE_QA_WALL_TIMEOUT_S": str(config.qa_wall_timeout_s),
+                    # No egress: a repository's own dependencies cannot be fetched here.
+                    "PRTRACE_QA_DEPENDENCY_NETWORK": "false",
+                },
+                firewall="QA task: HTTPS to the VPC endpoints only (the subnets have no route out)",
+                egress="S3 (gateway endpoint) and interface endpoints",
+                no_secrets="Plain settings only (bucket name, limits); no secret is passed to "
+                "the task.",
             ),
-            entry_point=list(QA_ENTRYPOINT),
-            user=QA_USER,
-            readonly_root_filesystem=True,
-            privileged=False,
-            essential=True,
-            memory_limit_mib=config.qa_task_memory_mb,
-            linux_parameters=_no_capabilities(self),
-            logging=ecs.LogDriver.aws_logs(stream_prefix="qa", log_group=logs_group),
-            environment={
-                "PRTRACE_BUCKET": storage.bucket.bucket_name,
-                "PRTRACE_SANDBOX_BACKEND": "container",
-                "PRTRACE_QA_WALL_TIMEOUT_S": str(config.qa_wall_timeout_s),
-                # No egress: a repository's own dependencies cannot be fetched here.
-                "PRTRACE_QA_DEPENDENCY_NETWORK": "false",
-            },
         )
-        self.container.add_mount_points(
-            ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False)  # noqa: S108
-        )
+        self.security_group = task.security_group
+        self.task_definition = task.task_definition
+        self.container = task.container
         # The task reads the trace's document and snapshots and writes only its report.
         task_role = self.task_definition.task_role
         storage.grant_objects(task_role, ["document", "artifact"], ["s3:GetObject"])
         storage.grant_listing(task_role, ["document", "artifact"])
         storage.grant_objects(task_role, ["qa_report"], ["s3:PutObject"])
-        acknowledge(
-            self.task_definition,
-            "AwsSolutions-ECS2",
-            "Plain settings only (bucket name, limits); no secret is passed to the task.",
-        )
-        acknowledge(
-            self.task_definition.obtain_execution_role(),
-            "AwsSolutions-IAM5[Resource::*]",
-            "ecr:GetAuthorizationToken takes no resource (CDK's execution role policy).",
-        )
         acknowledge(
             self.vpc,
             "AwsSolutions-EC23",
@@ -243,12 +210,6 @@ def grant_run_task_sync(
             ],
         )
     )
-
-
-def _no_capabilities(scope: Construct) -> ecs.LinuxParameters:
-    parameters = ecs.LinuxParameters(scope, "LinuxParameters", init_process_enabled=True)
-    parameters.drop_capabilities(ecs.Capability.ALL)
-    return parameters
 
 
 class PipelineConstruct(Construct):

@@ -58,6 +58,12 @@ def test_the_export_task_is_hardened_and_runs_what_its_image_runs(template: Temp
     assert container["ReadonlyRootFilesystem"] is True
     assert container["Privileged"] is False
     assert container["User"] == EXPORT_USER
+    assert container["LinuxParameters"]["Capabilities"] == {"Drop": ["ALL"]}
+    assert container["LinuxParameters"]["InitProcessEnabled"] is True
+    assert container["MountPoints"] == [
+        {"ContainerPath": "/tmp", "ReadOnly": False, "SourceVolume": "tmp"}  # noqa: S108
+    ]
+    assert definition["RuntimePlatform"]["CpuArchitecture"] == "ARM64"
     assert tuple(container["EntryPoint"]) == EXPORT_ENTRYPOINT
     environment = {e["Name"] for e in container["Environment"]}
     assert environment == {"PRTRACE_TRACES_TABLE", "PRTRACE_BUCKET", "PRTRACE_SIGNING_KEY_ID"}
