@@ -28,6 +28,39 @@ ErrorReason = Literal[
 WorkspaceInstall = Literal["editable", "src_path", "none"]
 PytestSource = Literal["repository", "runner"]
 Outcome = Literal["passed", "failed", "error", "skipped", "absent"]
+# Where the verdict's target tests came from (README "The verdict").
+TargetSource = Literal["reproduction", "base_failures", "fix_tests", "none"]
+# SWE-bench's resolution of the target tests: all, some or none of them pass.
+Resolution = Literal["full", "partial", "none"]
+TestChange = Literal["added", "modified", "removed"]
+# What the fix did to the tests or the harness that deserves a reviewer's eye. Blocking
+# flags stop a `resolved` verdict (README "Tamper flags" says what each one means).
+FlagCode = Literal[
+    "test_files_changed",
+    "harness_changed",
+    "target_test_modified",
+    "target_test_removed",
+    "result_hook_added",
+    "pytest_plugin_added",
+    "pytest_detection_in_code",
+    "interpreter_hook_added",
+    "process_exit_added",
+    "run_ended_by_repository",
+]
+# Flags that say the fix may have gamed its tests: an export leaves such instances out
+# unless asked for them. Changed tests or harness alone are what honest fixes also do.
+TAMPER_FLAGS: Final[frozenset[str]] = frozenset(
+    {
+        "target_test_modified",
+        "target_test_removed",
+        "result_hook_added",
+        "pytest_plugin_added",
+        "pytest_detection_in_code",
+        "interpreter_hook_added",
+        "process_exit_added",
+        "run_ended_by_repository",
+    }
+)
 
 _REPORT = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,6 +76,30 @@ class TestOutcome(BaseModel):
     before: Outcome
     after: Outcome
     flaky: bool = False
+    base: Outcome | None = Field(
+        default=None, description="the base snapshot's own run (never overwritten)"
+    )
+    base_with_final_tests: Outcome | None = Field(
+        default=None, description="the final's definition on the base code, when that ran"
+    )
+    held: Outcome | None = Field(
+        default=None, description="the base's definition and harness on the final code"
+    )
+    target: bool = Field(default=False, description="one of the tests the verdict is about")
+    changed_by_fix: TestChange | None = Field(
+        default=None, description="what the fix did to this test's definition"
+    )
+
+
+class QAFlag(BaseModel):
+    """Something the fix did to the tests, the harness or the test run."""
+
+    model_config = _REPORT
+
+    code: FlagCode
+    blocking: bool = Field(description="true: the verdict cannot be `resolved`")
+    detail: str
+    paths: list[str] = Field(default_factory=list, description="files or test ids concerned")
 
 
 class RunSummary(BaseModel):
@@ -90,10 +147,41 @@ class QAReport(BaseModel):
     pass_to_pass: list[str] = Field(default_factory=list)
     pass_to_fail: list[str] = Field(default_factory=list)
     fail_to_fail: list[str] = Field(default_factory=list)
+    fail_to_absent: list[str] = Field(
+        default_factory=list, description="failing before, gone or deselected on final"
+    )
+    fail_to_skipped: list[str] = Field(
+        default_factory=list, description="failing before, skipped on final or held"
+    )
+    target_tests: list[str] = Field(
+        default_factory=list, description="the tests the verdict is about (README)"
+    )
+    target_source: TargetSource = "none"
+    unresolved_targets: list[str] = Field(
+        default_factory=list, description="target tests that did not pass on the final code"
+    )
+    resolution: Resolution | None = None
+    flags: list[QAFlag] = Field(default_factory=list)
+    verdict_reason: str | None = Field(
+        default=None, description="one sentence: why this verdict"
+    )
+    changed_test_files: list[str] = Field(default_factory=list)
+    changed_harness_files: list[str] = Field(default_factory=list)
     tests: list[TestOutcome] = Field(default_factory=list)
     base: RunSummary | None = None
     final: RunSummary | None = None
-    # Only when the fix changed test files: the final's tests run on the base code. Its
-    # outcomes are then the `before` of each test (SWE-bench's test patch on the base).
+    # Only when the fix changed test files: the final's tests run on the base code. It
+    # gives `before` to the tests the base does not have (SWE-bench's test patch on base).
     base_with_final_tests: RunSummary | None = None
+    # Only when the fix changed test or harness files: the base's own tests, conftests and
+    # pytest configuration run on the final code (the tests the candidate did not write).
+    held: RunSummary | None = None
+
+    @property
+    def blocking_flags(self) -> list[QAFlag]:
+        return [flag for flag in self.flags if flag.blocking]
+
+    @property
+    def tamper_flags(self) -> list[QAFlag]:
+        return [flag for flag in self.flags if flag.code in TAMPER_FLAGS]
     duration_ms: int = 0
