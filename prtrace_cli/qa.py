@@ -98,6 +98,14 @@ def qa_command(
     artifacts_dir: Annotated[
         Path | None, typer.Option(help="Keep logs and JUnit files here (default: discarded).")
     ] = None,
+    reproduction: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reproduction",
+            help="A test id the bug's reproduction saw failing (repeatable): the verdict's "
+            "target tests. Default: every test failing on the base.",
+        ),
+    ] = None,
 ) -> None:
     """Run the repository's tests on both snapshots in the sandbox and print the verdict.
     Exit code: 0 resolved, 1 unresolved, 2 error."""
@@ -125,7 +133,7 @@ def qa_command(
         final = store_local_snapshot(workspace_final, store, LOCAL_TENANT, LOCAL_TRACE)
         sandbox, owner = build_sandbox(settings)
         report = QAService(sandbox, store, settings, owner).run(
-            LOCAL_TENANT, LOCAL_TRACE, base, final
+            LOCAL_TENANT, LOCAL_TRACE, base, final, reproduction=reproduction or ()
         )
     if json_output:
         typer.echo(report.model_dump_json(indent=2))

@@ -79,14 +79,21 @@ def remove(path: Path) -> None:
 
 
 def run_qa(
-    backend: Backend, root: Path, base: Path, final: Path, trace: str = "tr_qa", **settings: object
+    backend: Backend,
+    root: Path,
+    base: Path,
+    final: Path,
+    trace: str = "tr_qa",
+    reproduction: list[str] | None = None,
+    **settings: object,
 ) -> tuple[QAReport, DirectoryArtifactStore]:
-    """The whole QA of two workspace trees, as the QA task runs it."""
+    """The whole QA of two workspace trees, as the QA task runs it (`reproduction`: the
+    failing test ids the trace recorded before its fix)."""
     store = DirectoryArtifactStore(root / f"artifacts-{trace}")
     base_ref = store_local_snapshot(base, store, "t1", trace)
     final_ref = store_local_snapshot(final, store, "t1", trace)
     service = QAService(backend.sandbox, store, backend.settings(**settings), backend.owner)
-    return service.run("t1", trace, base_ref, final_ref), store
+    return service.run("t1", trace, base_ref, final_ref, reproduction=reproduction or ()), store
 
 
 def wheel(name: str, version: str, module_text: str, requires: tuple[str, ...] = ()) -> bytes:

@@ -192,6 +192,7 @@ def test_a_new_test_module_that_cannot_import_on_the_base_code_counts(
     final = _repo(
         scratch,
         "final",
+        {"ranges/merge.py": (BUG, FIX)},
         files={
             "ranges/span.py": "def span(a):\n    return a[1] - a[0]\n",
             "tests/test_span.py": (
@@ -204,9 +205,11 @@ def test_a_new_test_module_that_cannot_import_on_the_base_code_counts(
     report, _ = run_qa(bwrap, scratch, EXAMPLE_REPO, final)
     assert report.verdict == "resolved", report.error_detail
     assert report.fail_to_pass == [
+        FAILING_TEST,
         "tests/test_span.py::test_span",
         "tests/test_span.py::test_span_empty",
     ]
+    assert report.target_tests == [FAILING_TEST]  # the new tests are evidence, not targets
     assert report.base_with_final_tests is not None
     assert report.base_with_final_tests.collection_errors == ["tests/test_span.py"]
     assert "tests/test_span.py" not in {t.test_id for t in report.tests}

@@ -162,9 +162,7 @@ class QAReport(BaseModel):
     )
     resolution: Resolution | None = None
     flags: list[QAFlag] = Field(default_factory=list)
-    verdict_reason: str | None = Field(
-        default=None, description="one sentence: why this verdict"
-    )
+    verdict_reason: str | None = Field(default=None, description="one sentence: why this verdict")
     changed_test_files: list[str] = Field(default_factory=list)
     changed_harness_files: list[str] = Field(default_factory=list)
     tests: list[TestOutcome] = Field(default_factory=list)
@@ -184,4 +182,5 @@ class QAReport(BaseModel):
     @property
     def tamper_flags(self) -> list[QAFlag]:
         return [flag for flag in self.flags if flag.code in TAMPER_FLAGS]
+
     duration_ms: int = 0

@@ -11,6 +11,7 @@ import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -20,31 +21,43 @@ from prtrace.qa.archive import extract_archive
 from prtrace.qa.dependencies import TestSetup, prepare_dependencies
 from prtrace.qa.errors import QAError
 from prtrace.qa.junit import JUnitOutcomes, parse_junit
-from prtrace.qa.overlay import build_overlay, changed_tests
+from prtrace.qa.overlay import build_held, build_overlay, changed_tests, stage_base_harness
 from prtrace.qa.ports import ArtifactStore
-from prtrace.qa.report import ErrorReason, Outcome, QAReport, RunSummary
+from prtrace.qa.report import ErrorReason, Outcome, QAFlag, QAReport, RunSummary
 from prtrace.qa.runner_site import build_runner_site, cache_root
 from prtrace.qa.sandbox import Sandbox, SandboxResult, SandboxRun
 from prtrace.qa.settings import QASettings
 from prtrace.qa.shared_dirs import private_subdir, shared_dir
 from prtrace.qa.snapshots import fetch_snapshot
-from prtrace.qa.verdict import attribute_collection_errors, classify, drop_modules
+from prtrace.qa.tamper import StaticFindings, TestDefinitions, scan, tree_changes
+from prtrace.qa.verdict import RunOutcomes, attribute_collection_errors, classify, drop_modules
 from prtrace.schema import BlobRef
 from prtrace.storage_keys import artifact_key
 
 Side = Literal["base", "final"]
 SIDES: Final[tuple[Side, Side]] = ("base", "final")
-RunName = Literal["base", "final", "base_with_final_tests"]
+RunName = Literal["base", "final", "held", "base_with_final_tests"]
 _JUNIT_MAX_BYTES: Final = 32 * 1024 * 1024
 
 
-# A run on the base code that could not import or configure anything is evidence, not an
-# error, when the final runs: its tests count as failing before.
+# A run that could not import or configure anything is evidence, not an error, when the
+# final runs: on the base code its tests count as failing before; in the held run (the
+# base's tests on the final code) they count as failing after.
 _RESCUABLE: Final[frozenset[ErrorReason]] = frozenset({"collection_error", "repo_error"})
-_BEFORE_RUNS: Final[frozenset[RunName]] = frozenset({"base", "base_with_final_tests"})
+_EVIDENCE_RUNS: Final[frozenset[RunName]] = frozenset({"base", "held", "base_with_final_tests"})
 _PYTEST_VERSION = re.compile(rb"\bpytest-(\d[\w.+-]*), ")
 # Our own options, were pytest to refuse them, would be our fault, not the repository's.
 _RUNNER_OPTIONS: Final = ("--timeout", "--junitxml", "junit_family", "--continue-on-collection")
+
+
+# `python -c` in place of `python -m pytest`: it first leaves a mark in the output folder,
+# so a run that ends without a report is known to have reached the repository's code (the
+# repository's outcome) rather than failed to start (prtrace's or the sandbox's).
+_BOOTSTRAP: Final = (
+    "import runpy, sys; open(sys.argv.pop(1), 'x').close(); "
+    "runpy.run_module('pytest', run_name='__main__', alter_sys=True)"
+)
+STARTED_MARK: Final = "started"
 
 
 @dataclass(frozen=True)
@@ -53,10 +66,18 @@ class SideRun:
     outcomes: dict[str, Outcome]
     flaky: frozenset[str]
     detail: str | None
+    ended_by_repository: bool = False
+
+    def outcomes_for(self, other_ids: set[str]) -> dict[str, Outcome]:
+        """Per-test outcomes, a module that failed to import counting as an error of each
+        test another run found in it; a run that ran nothing: every such test errored."""
+        if self.summary.error_reason is not None:
+            return dict.fromkeys(other_ids, "error")
+        return attribute_collection_errors(self.outcomes, other_ids)
 
 
 def _rescuable(name: RunName, reason: ErrorReason) -> bool:
-    return name in _BEFORE_RUNS and reason in _RESCUABLE
+    return name in _EVIDENCE_RUNS and reason in _RESCUABLE
 
 
 def _stops_qa(name: RunName, reason: ErrorReason | None) -> bool:
@@ -124,7 +145,7 @@ def run_pytest(
     if setup.workspace_install != "editable" and (workspace / "src").is_dir():
         python_path.insert(0, f"{paths.workspace}/src")  # an uninstalled src layout
     argv = [
-        python, "-m", "pytest",
+        python, "-c", _BOOTSTRAP, f"{paths.output}/{STARTED_MARK}",
         "-p", "no:cacheprovider",  # writes nothing but what the tests write
         "--continue-on-collection-errors",  # one broken module must not hide the others
         "-o", "junit_family=xunit1",  # xunit1 carries each test's file: exact node ids
@@ -165,21 +186,6 @@ def run_pytest(
     return result, parsed, junit
 
 
-def _before_outcomes(runs: dict[RunName, SideRun], after: dict[str, Outcome]) -> dict[str, Outcome]:
-    """The base run's outcomes, overridden by the final's tests on the base code."""
-    before: dict[str, Outcome] = {}
-    for name in ("base", "base_with_final_tests"):
-        if name not in runs:
-            continue
-        if runs[name].summary.error_reason is not None:
-            # Nothing could run on the base code (it did not import): every test the final
-            # runs was failing before, as SWE-bench counts it.
-            before.update(dict.fromkeys(after, "error"))
-        else:
-            before.update(runs[name].outcomes)
-    return before
-
-
 class QAService:
     def __init__(
         self,
@@ -200,9 +206,11 @@ class QAService:
         base: BlobRef,
         final: BlobRef,
         snapshot_keys: tuple[str, str] | None = None,
+        reproduction: Sequence[str] = (),
     ) -> QAReport:
         """QA of the trace's two snapshots, read from their artifact keys under the trace
-        (or from `snapshot_keys`, base then final, when the caller names them)."""
+        (or from `snapshot_keys`, base then final, when the caller names them).
+        `reproduction`: the test ids the trace saw failing before its fix (targets.py)."""
         start = time.monotonic()
         work = self._make_work_dir()
         try:
@@ -210,7 +218,7 @@ class QAService:
                 "base": snapshot_keys[0] if snapshot_keys else None,
                 "final": snapshot_keys[1] if snapshot_keys else None,
             }
-            return self._run(tenant, trace_id, base, final, keys, work, start)
+            return self._run(tenant, trace_id, base, final, keys, work, start, reproduction)
         except QAError as error:
             return self._error_report(trace_id, error.reason, error.detail, start)
         except Exception as error:  # storage, engine or host trouble: still a report
@@ -231,6 +239,7 @@ class QAService:
         keys: dict[Side, str | None],
         work: Path,
         start: float,
+        reproduction: Sequence[str],
     ) -> QAReport:
         self._sandbox.check_available()
         workspaces: dict[Side, Path] = {}
@@ -241,59 +250,154 @@ class QAService:
                 workspaces[side] = self._materialize(tenant, trace_id, ref, keys[side], work / side)
             except QAError as error:
                 raise QAError(error.reason, f"{side} snapshot: {error.detail}") from None
-        # Copied before any test run can touch the base tree.
+        # Read before any test run can touch either tree.
+        changes = tree_changes(workspaces["base"], workspaces["final"])
+        findings = scan(workspaces["base"], workspaces["final"], changes)
+        definitions = TestDefinitions.read(workspaces["base"], workspaces["final"], changes)
         overlay = self._base_with_final_tests(workspaces, work)
+        staged = work / "held-harness"
+        stage_base_harness(workspaces["base"], staged)
         runner_site = build_runner_site(self._settings.cache_dir)
         runs: dict[RunName, SideRun] = {}
         setups: dict[Side, TestSetup] = {}
-        plan: list[tuple[RunName, Path, Path, Side]] = [
-            ("base", workspaces["base"], work / "base", "base"),
-            ("final", workspaces["final"], work / "final", "final"),
-        ]
+        plan: list[tuple[RunName, Side]] = [("base", "base"), ("final", "final"), ("held", "final")]
         if overlay is not None:  # the base code's environment, the final's tests
-            plan.append(("base_with_final_tests", overlay, overlay.parent, "base"))
-        for name, workspace, side_dir, side in plan:
+            plan.append(("base_with_final_tests", "base"))
+        held: Path | None = None
+        for name, side in plan:
             if side not in setups:
                 try:
-                    setups[side] = self._prepare(workspace, runner_site)
+                    setups[side] = self._prepare(workspaces[side], runner_site)
                 except QAError as error:
                     raise QAError(error.reason, f"{side} environment: {error.detail}") from None
+                if side == "final":
+                    # After preparation (which may build into the tree), before any run.
+                    held = self._held(workspaces["final"], staged, work)
+            if name == "held" and held is None:
+                continue  # the final's tests and harness are the base's: nothing to hold
+            workspace = {"held": held, "base_with_final_tests": overlay}.get(name)
+            side_dir = workspace.parent if workspace is not None else work / side
             runs[name] = self._test_side(
-                tenant, trace_id, workspace, side_dir, runner_site, setups[side]
+                tenant,
+                trace_id,
+                workspace or workspaces[side],
+                side_dir,
+                runner_site,
+                setups[side],
             )
             if _stops_qa(name, runs[name].summary.error_reason):
                 break  # e.g. base timed out: the verdict is decided, spend no more time
         summaries = {name: run.summary for name, run in runs.items()}
+        flags = list(findings.flags) + self._run_flags(runs)
         for name, run in runs.items():
             reason = run.summary.error_reason
             if reason is not None and not _before_side_rescued(name, reason, runs):
                 return self._error_report(
-                    trace_id, reason, f"{name.replace('_', ' ')}: {run.detail}", start, summaries
+                    trace_id,
+                    reason,
+                    f"{name.replace('_', ' ')}: {run.detail}",
+                    start,
+                    summaries,
+                    findings,
+                    flags,
                 )
-        after = runs["final"].outcomes
-        before = _before_outcomes(runs, after)
+        return self._compare(
+            trace_id, runs, summaries, findings, flags, definitions, reproduction, start
+        )
+
+    def _compare(
+        self,
+        trace_id: str,
+        runs: dict[RunName, SideRun],
+        summaries: dict[RunName, RunSummary],
+        findings: StaticFindings,
+        flags: list[QAFlag],
+        definitions: TestDefinitions,
+        reproduction: Sequence[str],
+        start: float,
+    ) -> QAReport:
+        final_ids = set(runs["final"].outcomes)
+        held_run, overlay_run = runs.get("held"), runs.get("base_with_final_tests")
+        held_ids = set(held_run.outcomes) if held_run else set()
+        base = runs["base"].outcomes_for(final_ids | held_ids)
         broken_modules = frozenset().union(
             *(run.summary.collection_errors for run in runs.values())
         )
-        result = classify(
-            drop_modules(attribute_collection_errors(before, after.keys()), broken_modules),
-            drop_modules(after, broken_modules),
-            flaky=frozenset().union(*(run.flaky for run in runs.values())),
+        outcomes = RunOutcomes(
+            base=drop_modules(base, broken_modules),
+            final=drop_modules(runs["final"].outcomes, broken_modules),
+            held=drop_modules(held_run.outcomes_for(set(base)), broken_modules)
+            if held_run
+            else None,
+            base_with_final_tests=drop_modules(overlay_run.outcomes_for(final_ids), broken_modules)
+            if overlay_run
+            else None,
         )
+        all_ids = outcomes.base.keys() | outcomes.final.keys()
+        changed = definitions.changes(all_ids)
+        result = classify(
+            outcomes,
+            flaky=frozenset().union(*(run.flaky for run in runs.values())),
+            reproduction=reproduction,
+            flags=flags,
+            changes=changed,
+        )
+        for code, change in (
+            ("target_test_modified", "modified"),
+            ("target_test_removed", "removed"),
+        ):
+            touched = [t for t in result.target_tests if changed.get(t) == change]
+            if touched:
+                flags.append(
+                    QAFlag(
+                        code=code,
+                        blocking=False,
+                        detail=f"the fix {change} target tests; the held run decides with "
+                        "the base's definition",
+                        paths=touched,
+                    )
+                )
         return QAReport(
             trace_id=trace_id,
             verdict=result.verdict,
+            verdict_reason=result.verdict_reason,
             backend=self._sandbox.name,
             fail_to_pass=result.fail_to_pass,
             pass_to_pass=result.pass_to_pass,
             pass_to_fail=result.pass_to_fail,
             fail_to_fail=result.fail_to_fail,
+            fail_to_absent=result.fail_to_absent,
+            fail_to_skipped=result.fail_to_skipped,
+            target_tests=result.target_tests,
+            target_source=result.target_source,
+            unresolved_targets=result.unresolved_targets,
+            resolution=result.resolution,
+            flags=flags,
+            changed_test_files=findings.changed_test_files,
+            changed_harness_files=findings.changed_harness_files,
             tests=result.tests,
             base=summaries["base"],
             final=summaries["final"],
+            held=summaries.get("held"),
             base_with_final_tests=summaries.get("base_with_final_tests"),
             duration_ms=int((time.monotonic() - start) * 1000),
         )
+
+    @staticmethod
+    def _run_flags(runs: dict[RunName, SideRun]) -> list[QAFlag]:
+        """The fix's runs (final, held) that the repository's code ended without a report."""
+        ended = [n for n in ("final", "held") if n in runs and runs[n].ended_by_repository]
+        if not ended:
+            return []
+        return [
+            QAFlag(
+                code="run_ended_by_repository",
+                blocking=True,
+                detail="the repository's code ended the test process before pytest wrote its "
+                "report: " + "; ".join(f"{n}: {runs[n].detail}" for n in ended),
+                paths=[],
+            )
+        ]
 
     def _prepare(self, workspace: Path, runner_site: Path) -> TestSetup:
         if not self._settings.install_dependencies:
@@ -315,12 +419,26 @@ class QAService:
         root = private_subdir(work, "base_with_final_tests", 0o711)
         overlay = root / "workspace"
         build_overlay(workspaces["base"], changes, overlay)
+        self._give_to_sandbox(overlay)
+        return overlay
+
+    def _held(self, final: Path, staged: Path, work: Path) -> Path | None:
+        """The final tree with the base's tests and harness (overlay.build_held); None
+        when they are the final's already."""
+        root = private_subdir(work, "held", 0o711)
+        held = root / "workspace"
+        if not build_held(final, staged, held):
+            shutil.rmtree(held, ignore_errors=True)
+            return None
+        self._give_to_sandbox(held)
+        return held
+
+    def _give_to_sandbox(self, tree: Path) -> None:
         if os.geteuid() == 0:
-            for directory, dirs, files in os.walk(overlay):
+            for directory, dirs, files in os.walk(tree):
                 os.lchown(directory, *self._owner)
                 for name in dirs + files:
                     os.lchown(os.path.join(directory, name), *self._owner)
-        return overlay
 
     def _make_work_dir(self) -> Path:
         base = self._settings.work_dir or Path("/var/tmp/prtrace-qa")  # noqa: S108
@@ -379,7 +497,8 @@ class QAService:
                         flaky.add(test_id)
         assert first is not None
         result, parsed, junit = first
-        reason, detail = self._run_error(result, parsed)
+        started = os.path.lexists(side_dir / "out-0" / STARTED_MARK)
+        reason, detail = self._run_error(result, parsed, started)
         log = b"== stdout ==\n" + result.stdout + b"\n== stderr ==\n" + result.stderr
         version = _PYTEST_VERSION.search(result.stdout[:4096])
         summary = RunSummary(
@@ -405,11 +524,12 @@ class QAService:
             outcomes=parsed.outcomes if parsed else {},
             flaky=frozenset(flaky),
             detail=detail,
+            ended_by_repository=started and parsed is None and reason == "repo_error",
         )
 
     @staticmethod
     def _run_error(
-        result: SandboxResult, parsed: JUnitOutcomes | None
+        result: SandboxResult, parsed: JUnitOutcomes | None, started: bool
     ) -> tuple[ErrorReason | None, str | None]:
         if result.timed_out:
             return "timeout", "the test run exceeded its wall-clock limit and was killed"
@@ -427,7 +547,15 @@ class QAService:
         if parsed is None:
             if result.oom_killed:
                 return "oom", "the test run was killed at its memory limit"
-            return "infra_error", f"pytest exited {result.exit_code} without a report: {tail}"
+            if started:  # sys.exit in a conftest, os._exit in library code, a crash
+                return "repo_error", (
+                    f"the repository's code ended the test process (exit {result.exit_code}) "
+                    f"before pytest wrote its report: {tail}"
+                )
+            return (
+                "infra_error",
+                f"the test process did not start (exit {result.exit_code}): {tail}",
+            )
         if len(parsed.outcomes) == len(parsed.collection_errors):
             if parsed.collection_errors:
                 return "collection_error", "no test could be collected: " + ", ".join(
@@ -449,6 +577,8 @@ class QAService:
         detail: str,
         start: float,
         summaries: dict[RunName, RunSummary] | None = None,
+        findings: StaticFindings | None = None,
+        flags: list[QAFlag] | None = None,
     ) -> QAReport:
         summaries = summaries or {}
         return QAReport(
@@ -456,9 +586,14 @@ class QAService:
             verdict="error",
             error_reason=reason,
             error_detail=detail,
+            verdict_reason=detail,
             backend=self._sandbox.name,
+            flags=flags or [],
+            changed_test_files=findings.changed_test_files if findings else [],
+            changed_harness_files=findings.changed_harness_files if findings else [],
             base=summaries.get("base"),
             final=summaries.get("final"),
+            held=summaries.get("held"),
             base_with_final_tests=summaries.get("base_with_final_tests"),
             duration_ms=int((time.monotonic() - start) * 1000),
         )

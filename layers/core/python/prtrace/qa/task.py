@@ -18,6 +18,7 @@ from prtrace.qa.errors import QAError
 from prtrace.qa.ports import ArtifactMissing, ArtifactStore, ArtifactTooLarge
 from prtrace.qa.report import QAReport
 from prtrace.qa.service import QAService
+from prtrace.qa.targets import reproduction
 from prtrace.schema import BlobRef
 from prtrace.storage_keys import qa_report_key, tenant_of_trace_key
 
@@ -81,7 +82,8 @@ def parse_request(values: dict[str, object]) -> QATaskRequest:
 
 def _snapshots_from_document(
     store: ArtifactStore, request: QATaskRequest
-) -> tuple[BlobRef, BlobRef]:
+) -> tuple[BlobRef, BlobRef, list[str]]:
+    """The two snapshots and the trace's reproduction (targets.py)."""
     assert request.document_key is not None
     buffer = io.BytesIO()
     try:
@@ -99,7 +101,7 @@ def _snapshots_from_document(
         raise QAError("infra_error", f"trace document is for {document.trace_id}")
     if document.snapshots is None:
         raise QAError("infra_error", "the trace has no workspace snapshots to test")
-    return document.snapshots.base, document.snapshots.final
+    return document.snapshots.base, document.snapshots.final, reproduction(document.events)
 
 
 def run_qa_task(
@@ -110,15 +112,19 @@ def run_qa_task(
         if request.base is not None and request.final is not None:
             refs = (request.base.ref, request.final.ref)
             keys: tuple[str, str] | None = (request.base.key, request.final.key)
+            failing_before: list[str] = []
         else:
             try:
-                refs = _snapshots_from_document(store, request)
+                base_ref, final_ref, failing_before = _snapshots_from_document(store, request)
+                refs = (base_ref, final_ref)
             except QAError:
                 raise
             except Exception as error:  # e.g. S3 access denied: still a report
                 raise QAError("infra_error", f"{type(error).__name__}: {error}") from None
             keys = None
-        report = service.run(request.tenant_id, request.trace_id, refs[0], refs[1], keys)
+        report = service.run(
+            request.tenant_id, request.trace_id, refs[0], refs[1], keys, failing_before
+        )
     except QAError as error:
         report = QAReport(
             trace_id=request.trace_id,
