@@ -105,9 +105,7 @@ def test_an_honest_fix_with_a_test_and_a_fixture_is_informative_only(
         ),
         ({"tests/conftest.py": 'pytest_plugins = ["pkg.plug"]\n'}, "pytest_plugin_added"),
         (
-            {
-                "pkg/__init__.py": "import os\nf = lambda: int('PYTEST_CURRENT_TEST' in os.environ)\n"
-            },
+            {"pkg/__init__.py": "import os\nf = lambda: 'PYTEST_CURRENT_TEST' in os.environ\n"},
             "pytest_detection_in_code",
         ),
         (
