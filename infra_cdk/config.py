@@ -35,7 +35,8 @@ FARGATE_MEMORY_MB: Final = {
     4096: range(8192, 30720 + 1, 1024),
 }
 # The QA state's own timeout (state_machines/trace_pipeline.asl.json): the runner's wall
-# clock covers two test runs and the dependency step, so it must end well inside it.
+# clock covers up to four test runs (base, final, held, base with final tests) and the
+# dependency step, so it must end inside it.
 QA_STATE_TIMEOUT_S: Final = 3600
 # The whole pipeline's (the definition's top-level TimeoutSeconds): an execution that runs
 # longer is ended as TIMED_OUT, and the execution-end rule records the trace as failed.
@@ -129,8 +130,8 @@ class StackConfig(EnvSettings):
     qa_task_memory_mb: Annotated[int, _means("the QA task's memory (MiB)")] = 4096
     qa_wall_timeout_s: Annotated[
         int,
-        Field(ge=10, le=QA_STATE_TIMEOUT_S // 4),
-        _means("wall clock of each sandboxed test run (10-900)"),
+        Field(ge=10, le=QA_STATE_TIMEOUT_S // 5),
+        _means("wall clock of each sandboxed test run (10-720)"),
     ] = 600
     judge_mode: Annotated[
         Literal["auto", "openai", "offline"],
