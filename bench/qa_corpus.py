@@ -11,6 +11,11 @@ For each project and each backend that runs here:
   qa_corpus_<project>_<backend>_ratio      that / the bare sum (targets: 1.3 bwrap, 1.5 docker)
   qa_corpus_<project>_<backend>_cold_s     the same QA with an empty cache (the environment
                                            prepared from PyPI first)
+  qa_corpus_<project>_<backend>_with_new_test_s, _with_new_test_ratio
+                                           the same warm QA when the fix also adds a test
+                                           file: the held run and the base-with-final-tests
+                                           run happen too (four runs; no target: it shows
+                                           what a fix that brings its test costs)
 Every QA must be `resolved` with the corpus's FAIL_TO_PASS, and the bare runs must agree
 with the corpus (tests/qa_corpus/verify_bare.py), or the bench fails. Needs root, the
 sandbox setup and PyPI. `python -m bench.qa_corpus [project ...]` prints a table.
@@ -36,9 +41,15 @@ from tests.qa_corpus.projects import BY_NAME, PROJECTS, CorpusProject
 from tests.qa_corpus.sdists import materialize
 from tests.qa_corpus.verify_bare import find_uv, verify
 
+NEW_TEST = "def test_added_with_the_fix():\n    assert True\n"
+
 
 def _qa_seconds(
-    backend: BackendName, project: CorpusProject, trees: dict[str, Path], cache: Path
+    backend: BackendName,
+    project: CorpusProject,
+    trees: dict[str, Path],
+    cache: Path,
+    final_variant: str = "original",
 ) -> float:
     found = _available(backend)
     assert found is not None
@@ -47,13 +58,18 @@ def _qa_seconds(
         store = DirectoryArtifactStore(Path(scratch))
         base, final = (
             store_local_snapshot(trees[variant], store, "bench", "tr_corpus")
-            for variant in ("buggy", "original")
+            for variant in ("buggy", final_variant)
         )  # the client's upload, not QA's work
         settings = QASettings(backend=backend, work_dir=WORK / "work", cache_dir=cache)
         start = time.perf_counter()
         report = QAService(sandbox, store, settings, owner).run("bench", "tr_corpus", base, final)
         elapsed = time.perf_counter() - start
-    if report.verdict != "resolved" or report.fail_to_pass != sorted(project.fail_to_pass):
+    expected = sorted(project.fail_to_pass)
+    if final_variant != "original":  # the added test passes on both sides
+        expected = [t for t in report.fail_to_pass if t in project.fail_to_pass]
+        if report.held is None:
+            raise RuntimeError(f"{project.name} on {backend}: no held run with a new test")
+    if report.verdict != "resolved" or report.fail_to_pass != expected:
         raise RuntimeError(
             f"{project.name} on {backend}: {report.verdict} ({report.error_reason}: "
             f"{report.error_detail}), FAIL_TO_PASS {report.fail_to_pass}"
@@ -83,11 +99,18 @@ def run(names: list[str] | None = None) -> dict[str, float]:
             trees = {
                 v: materialize(project, work / project.name / v, v) for v in ("original", "buggy")
             }
+            with_test = work / project.name / "with_new_test"
+            shutil.copytree(trees["original"], with_test, symlinks=True)
+            (with_test / "test_prtrace_bench_added.py").write_text(NEW_TEST)
+            trees["with_new_test"] = with_test
             for backend in backends:
                 cache = work / f"cache-{project.name}-{backend}"
                 cold = _qa_seconds(backend, project, trees, cache)
                 warm = _qa_seconds(backend, project, trees, cache)
+                held = _qa_seconds(backend, project, trees, cache, "with_new_test")
                 shutil.rmtree(cache, ignore_errors=True)
+                results[f"{prefix}_{backend}_with_new_test_s"] = round(held, 2)
+                results[f"{prefix}_{backend}_with_new_test_ratio"] = round(held / bare_s, 2)
                 results[f"{prefix}_{backend}_cold_s"] = round(cold, 2)
                 results[f"{prefix}_{backend}_s"] = round(warm, 2)
                 results[f"{prefix}_{backend}_ratio"] = round(warm / bare_s, 2)
@@ -101,7 +124,11 @@ def main() -> None:
     table = Table(
         "project",
         "bare pytest s",
-        *[f"{b} {k}" for b in ("bwrap", "docker") for k in ("s", "ratio", "cold s")],
+        *[
+            f"{b} {k}"
+            for b in ("bwrap", "docker")
+            for k in ("s", "ratio", "cold s", "new-test ratio")
+        ],
     )
     for project in PROJECTS:
         prefix = f"qa_corpus_{project.name.replace('-', '_')}"
@@ -109,7 +136,7 @@ def main() -> None:
             continue
         row = [project.name, str(results[f"{prefix}_bare_pytest_s"])]
         for backend in ("bwrap", "docker"):
-            for key in ("s", "ratio", "cold_s"):
+            for key in ("s", "ratio", "cold_s", "with_new_test_ratio"):
                 row.append(str(results.get(f"{prefix}_{backend}_{key}", "-")))
         table.add_row(*row)
     Console().print(table)
