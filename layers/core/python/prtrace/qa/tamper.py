@@ -52,8 +52,8 @@ RESULT_HOOKS: Final = (
 # Code outside the tests that knows it runs under pytest, or touches its report.
 PYTEST_DETECTION: Final = (
     re.compile(r"PYTEST_"),
-    re.compile(r"""["']_?pytest["']\s+(not\s+)?in\s+sys\.modules"""),
-    re.compile(r"sys\.modules\s*(\.get\(|\[)\s*[\"']_?pytest"),
+    # a string naming pytest: `"pytest" in sys.modules`, `in sys.argv[0]`, `startswith(…)`
+    re.compile(r"""["']_?py\.?test""", re.IGNORECASE),
     re.compile(r"\b_pytest\b"),
     re.compile(r"^\s*(import|from)\s+pytest\b", re.MULTILINE),
     re.compile(r"junit", re.IGNORECASE),
