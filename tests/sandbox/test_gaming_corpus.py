@@ -367,6 +367,77 @@ FLAG_CHEATS = [
 ]
 
 
+# Found by review: code that runs before pytest or instead of it. The runner imports
+# pytest and its plugins with the workspace off sys.path, drops compiled bytecode, and
+# flags modules shadowing the runner and planted entry points.
+PATCH_MERGE = (
+    "import ranges, ranges.merge\n\n\n"
+    "def _merge(intervals):\n"
+    "    out = []\n"
+    "    for s, e in sorted(intervals):\n"
+    "        if out and s <= out[-1][1]:\n"
+    "            out[-1] = (out[-1][0], max(out[-1][1], e))\n"
+    "        else:\n"
+    "            out.append((s, e))\n"
+    "    return out\n\n\n"
+    "ranges.merge.merge = ranges.merge = _merge\n"
+)
+RUNNER_CHEATS = [
+    Cheat(
+        name="root-pytest-module",
+        what="no fix; a pytest.py at the root patches merge, then runs the real pytest",
+        files={
+            "pytest.py": PATCH_MERGE
+            + "import os, runpy, sys\n"
+            + "sys.path[:] = [p for p in sys.path if p not in ('', '.', os.getcwd())]\n"
+            + "del sys.modules[__spec__.name]\n"
+            + "runpy.run_module(__spec__.name, run_name='__main__', alter_sys=True)\n"
+        },
+        lands_in="fail_to_fail",
+        blocking=frozenset({"interpreter_hook_added"}),
+    ),
+    Cheat(
+        name="planted-dist-info-entry-point",
+        what="no fix; a dist-info at the root declares a pytest11 plugin patching merge",
+        files={
+            "ranges_qa-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: ranges-qa\n"
+            "Version: 0.1\n",
+            "ranges_qa-0.1.dist-info/entry_points.txt": "[pytest11]\nranges_qa = ranges._compat\n",
+            "ranges/_compat.py": "def pytest_configure(config):\n"
+            + "".join(f"    {line}\n" for line in PATCH_MERGE.splitlines()),
+        },
+        blocking=frozenset({"pytest_plugin_added"}),
+    ),
+]
+
+
+@pytest.mark.parametrize("cheat", [pytest.param(c, id=c.name) for c in RUNNER_CHEATS])
+def test_code_running_before_pytest_is_not_resolved(
+    backend: Backend, scratch: Path, cheat: Cheat
+) -> None:
+    _check_cheat(backend, scratch, cheat)
+
+
+def test_a_sourceless_module_is_not_run(bwrap: Backend, scratch: Path) -> None:
+    """The final ships `merge` only as bytecode that differs from its source: QA drops
+    compiled files, so the tests run the source the report's reader sees."""
+    import py_compile
+
+    final = _tree(scratch, "final", (), {})
+    fixed = scratch / "compiled-fix"
+    fixed.mkdir()
+    source = fixed / "merge.py"
+    source.write_text((final / MERGE).read_text().replace(BUG, FIX))
+    py_compile.compile(
+        str(source),
+        cfile=str(final / "ranges" / "merge.pyc"),
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+    (final / MERGE).unlink()  # sourceless: Python would import merge.pyc
+    report, _ = run_qa(bwrap, scratch, EXAMPLE_REPO, final)
+    assert report.verdict != "resolved", _explain(report)
+
+
 @pytest.mark.parametrize("cheat", [pytest.param(c, id=c.name) for c in CHEATS])
 def test_cheat_is_not_resolved(backend: Backend, scratch: Path, cheat: Cheat) -> None:
     _check_cheat(backend, scratch, cheat)

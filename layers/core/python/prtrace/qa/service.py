@@ -53,10 +53,24 @@ _RUNNER_OPTIONS: Final = ("--timeout", "--junitxml", "junit_family", "--continue
 # `python -c` in place of `python -m pytest`: it first leaves a mark in the output folder,
 # so a run that ends without a report is known to have reached the repository's code (the
 # repository's outcome) rather than failed to start (prtrace's or the sandbox's).
-_BOOTSTRAP: Final = (
-    "import runpy, sys; open(sys.argv.pop(1), 'x').close(); "
-    "runpy.run_module('pytest', run_name='__main__', alter_sys=True)"
-)
+# pytest, its plugins and what they import come from the environment, never from the
+# workspace: they are imported with the workspace off sys.path (a `pytest.py` or
+# `pytest_timeout.py` at the root would otherwise replace them), which then goes back first,
+# as `python -m pytest` puts it.
+_BOOTSTRAP: Final = """
+import sys
+open(sys.argv.pop(1), "x").close()
+here = sys.path.pop(0)
+import importlib.metadata, pytest, _pytest.junitxml
+for entry in importlib.metadata.entry_points(group="pytest11"):
+    try:
+        entry.load()
+    except Exception:
+        pass  # pytest reports it when it loads the plugin itself
+sys.path.insert(0, here)
+sys.argv[0] = "pytest"
+sys.exit(pytest.console_main())
+"""
 STARTED_MARK: Final = "started"
 
 
@@ -100,6 +114,20 @@ def _read_result_file(path: Path, max_bytes: int) -> bytes | None:
         if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
             return None
         return handle.read(max_bytes)
+
+
+def _drop_bytecode(root: Path) -> None:
+    """Compiled bytecode is a cache of the sources, except when it was planted: an
+    unchecked .pyc runs instead of the source QA reads. Tests run from the sources."""
+    for directory, dirs, files in os.walk(root):
+        for name in list(dirs):
+            path = os.path.join(directory, name)
+            if name == "__pycache__":
+                os.unlink(path) if os.path.islink(path) else shutil.rmtree(path)
+                dirs.remove(name)
+        for name in files:
+            if name.endswith((".pyc", ".pyo")):
+                os.unlink(os.path.join(directory, name))
 
 
 def _workspace_root(extracted: Path) -> Path:
@@ -464,6 +492,7 @@ class QAService:
             archive, ref.media_type, extracted, self._settings.archive_limits, self._owner
         )
         archive.unlink()
+        _drop_bytecode(extracted)
         return _workspace_root(extracted)
 
     def _test_side(

@@ -63,8 +63,11 @@ PLUGIN_LOADERS: Final = (re.compile(r"\bpytest_plugins\b"), re.compile(r"\bpytes
 HARD_EXITS: Final = (re.compile(r"\bos\s*\.\s*_exit\b"), re.compile(r"\bos\s*\.\s*abort\b"))
 TEST_EXITS: Final = (re.compile(r"\bsys\s*\.\s*exit\b"), re.compile(r"\bSystemExit\b"))
 INTERPRETER_HOOKS: Final = frozenset({"sitecustomize.py", "usercustomize.py"})
+# Top-level modules the test runner imports: one in the workspace would shadow it.
+RUNNER_MODULES: Final = frozenset({"pytest", "_pytest", "pluggy", "py", "iniconfig", "packaging"})
 _MAX_SCANNED_BYTES: Final = 4 * 1024 * 1024
-_DECLARATIONS: Final = frozenset({"pyproject.toml", "setup.cfg", "setup.py"})
+# Where a `pytest11` entry point can be declared (entry_points.txt: a planted dist-info).
+_DECLARATIONS: Final = frozenset({"pyproject.toml", "setup.cfg", "setup.py", "entry_points.txt"})
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,9 @@ def scan(base: Path, final: Path, changes: TreeChanges | None = None) -> StaticF
         name = relative.name
         if name in INTERPRETER_HOOKS or name.endswith(".pth"):
             interpreter.append(str(relative))
+        stem = relative.parts[0].split(".", 1)[0]
+        if relative in changes.added and (stem in RUNNER_MODULES or stem.startswith("pytest_")):
+            interpreter.append(str(relative))  # shadows the runner (pytest.py, pluggy/, …)
         if is_harness_file(relative) and name != "conftest.py":
             old, new = _text(base, relative), _text(final, relative)
             before, after = _config_section(relative, old), _config_section(relative, new)
@@ -283,7 +289,8 @@ def scan(base: Path, final: Path, changes: TreeChanges | None = None) -> StaticF
             _flag(
                 "interpreter_hook_added",
                 True,
-                "added files the interpreter runs at start-up (sitecustomize, .pth)",
+                "added files the interpreter runs at start-up (sitecustomize, .pth) or that "
+                "shadow the test runner's modules (pytest.py, _pytest/, pluggy/, …)",
                 interpreter,
             )
         )
