@@ -5,14 +5,18 @@
 #   - zsh, for the shell integration test of zsh (tests/client/recorder/test_shell.py);
 #   - a Docker engine, started in the background when none answers;
 #   - the offline test image: no registry is reachable, so a Debian minbase root file
-#     system with python3 (+ pip for dependency preparation) is made with debootstrap and
-#     imported. pytest itself is not in the image: the sandbox binds the project's own
+#     system with python3 (+ pip for dependency preparation) and the build toolchain the
+#     bwrap backend sees on the host (a C compiler, Python headers, gettext, git: TOOLCHAIN)
+#     is made with debootstrap and imported. pytest itself is not in the image: the sandbox binds the project's own
 #     pytest read-only (prtrace.qa.runner_site), so both backends run the same pytest.
 #   - headless Chromium and its WebDriver (Debian's chromium, chromium-driver) for the trace
 #     viewer's browser test (tests/e2e/test_viewer_browser.py, driven by Selenium).
 set -euo pipefail
 
-IMAGE="${PRTRACE_QA_DOCKER_IMAGE:-prtrace-qa-python:bookworm}"
+IMAGE="${PRTRACE_QA_DOCKER_IMAGE:-prtrace-qa-python:bookworm-tools}"
+# What QA's dependency step may need to build a project (compiled extensions, message
+# catalogues, versions from git): on the host for bwrap, in the image for docker.
+TOOLCHAIN=(gcc g++ make libc6-dev python3-dev gettext git)
 CACHE="${PRTRACE_QA_SETUP_CACHE:-/var/cache/prtrace/setup}"
 SUITE="${PRTRACE_QA_DEBIAN_SUITE:-bookworm}"
 
@@ -25,7 +29,7 @@ log() { echo "sandbox-setup: $*" >&2; }
 
 # ---- packages: install only what is missing (apt-get update is the slow part) ----------
 packages=(bubblewrap util-linux docker.io debootstrap python3 python3-pip ca-certificates zsh
-  chromium chromium-driver)
+  chromium chromium-driver "${TOOLCHAIN[@]}")
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -54,12 +58,13 @@ fi
 # ---- offline test image ----------------------------------------------------------------
 if ! "$DOCKER" image inspect "$IMAGE" >/dev/null 2>&1; then
   mkdir -p "$CACHE"
-  rootfs_tar="$CACHE/rootfs-$SUITE-python3.tar"
+  rootfs_tar="$CACHE/rootfs-$SUITE-python3-tools.tar"
   if [[ ! -s $rootfs_tar ]]; then
-    log "building a $SUITE minbase root file system with python3 (about a minute)"
+    log "building a $SUITE minbase root file system with python3 and its toolchain (a few minutes)"
     work=$(mktemp -d "$CACHE/rootfs.XXXXXX")
     trap 'rm -rf "$work"' EXIT
-    debootstrap --variant=minbase --include=python3,python3-pip "$SUITE" "$work/root" \
+    include=$(IFS=,; echo "python3,python3-pip,ca-certificates,${TOOLCHAIN[*]}")
+    debootstrap --variant=minbase --include="$include" "$SUITE" "$work/root" \
       >"$CACHE/debootstrap.log" 2>&1 || { log "debootstrap failed; see $CACHE/debootstrap.log"; exit 1; }
     rm -rf "$work/root/var/cache/apt/archives/"*.deb "$work/root/var/lib/apt/lists/"*
     tar -C "$work/root" -cf "$rootfs_tar.partial" .

@@ -249,8 +249,26 @@ def test_a_conftest_that_cannot_import_on_base_is_rescued_by_final(
 
 
 def test_the_repositorys_own_usage_error_is_a_repo_error(bwrap: Backend, scratch: Path) -> None:
-    """addopts naming an option of a plugin that is not installed: pytest exits 4. That is
-    the repository's configuration, not prtrace's fault."""
+    """addopts naming an option no plugin provides: pytest exits 4. That is the
+    repository's configuration, not prtrace's fault."""
+    pyproject = (
+        (EXAMPLE_REPO / "pyproject.toml")
+        .read_text()
+        .replace('pythonpath = ["."]', 'pythonpath = ["."]\naddopts = "--no-such-option=1"')
+    )
+    base = _repo(scratch, "base", files={"pyproject.toml": pyproject})
+    final = _repo(scratch, "final", {"ranges/merge.py": (BUG, FIX)}, {"pyproject.toml": pyproject})
+    report, _ = run_qa(bwrap, scratch, base, final)
+    assert report.verdict == "error"
+    assert report.error_reason == "repo_error"
+    assert "exit 4" in (report.error_detail or "")
+    assert "--no-such-option" in (report.error_detail or "")
+
+
+def test_a_plugin_the_configuration_needs_is_installed_when_undeclared(
+    bwrap: Backend, scratch: Path
+) -> None:
+    """addopts use --cov and nothing declares pytest-cov: QA installs it and says so."""
     pyproject = (
         (EXAMPLE_REPO / "pyproject.toml")
         .read_text()
@@ -259,10 +277,12 @@ def test_the_repositorys_own_usage_error_is_a_repo_error(bwrap: Backend, scratch
     base = _repo(scratch, "base", files={"pyproject.toml": pyproject})
     final = _repo(scratch, "final", {"ranges/merge.py": (BUG, FIX)}, {"pyproject.toml": pyproject})
     report, _ = run_qa(bwrap, scratch, base, final)
-    assert report.verdict == "error"
-    assert report.error_reason == "repo_error"
-    assert "exit 4" in (report.error_detail or "")
-    assert "--cov" in (report.error_detail or "")
+    assert report.verdict == "resolved", report.error_detail
+    assert report.final is not None
+    assert any(
+        source.startswith("pytest-cov: the pytest configuration uses --cov")
+        for source in report.final.dependency_sources
+    ), report.final.dependency_sources
 
 
 def test_qa_stops_once_base_has_timed_out(bwrap: Backend, scratch: Path) -> None:
@@ -341,12 +361,24 @@ def test_declared_dependencies_are_prepared_offline_and_mounted(
     assert (report.final.workspace_install, report.final.pytest_source) == ("none", "runner")
 
 
-def test_dependency_that_cannot_be_installed_is_an_error(bwrap: Backend, scratch: Path) -> None:
-    final = _repo(scratch, "final", files={"requirements.txt": "no-such-package-prtrace==9.9.9\n"})
-    report, _ = run_qa(bwrap, scratch, EXAMPLE_REPO, final, dependency_network=False)
-    assert report.verdict == "error"
-    assert report.error_reason == "dependency_install_failed"
-    assert "no-such-package-prtrace" in (report.error_detail or "")
+def test_dependencies_that_cannot_be_installed_leave_the_tests_running(
+    bwrap: Backend, scratch: Path
+) -> None:
+    """Nothing installs (offline, a package no index has): the tests run anyway with the
+    runner's pytest and the workspace's code, and the report says so."""
+    requirements = {"requirements.txt": "no-such-package-prtrace==9.9.9\n"}
+    base = _repo(scratch, "base", files=requirements)
+    final = _repo(scratch, "final", {"ranges/merge.py": (BUG, FIX)}, requirements)
+    report, _ = run_qa(bwrap, scratch, base, final, dependency_network=False)
+    assert report.verdict == "resolved", report.error_detail
+    assert report.fail_to_pass == [FAILING_TEST]
+    assert report.final is not None
+    assert report.final.pytest_source == "runner"
+    assert "no dependency could be installed" in (report.final.install_detail or "")
+    assert "no-such-package-prtrace" in (report.final.install_detail or "")
+    (flag,) = [f for f in report.flags if f.code == "dependencies_missing"]
+    assert not flag.blocking
+    assert "base and final" in flag.detail
 
 
 def test_container_backend_resolves_the_example(scratch: Path) -> None:

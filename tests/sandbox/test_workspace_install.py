@@ -176,3 +176,77 @@ def test_node_ids_are_the_same_with_pytest_7_8_and_9(
         "tests/unit/test_shapes.py::TestAdd::test_param[sp ace]",
     ]
     assert report.verdict == "resolved"
+
+
+EXTENSION_PROJECT: dict[str, str | bytes] = {
+    "pyproject.toml": SETUPTOOLS + '\n[project]\nname = "fastr"\nversion = "0.1"\n',
+    "setup.py": (
+        "from setuptools import Extension, setup\n\n"
+        "setup(packages=['fastr'], package_dir={'': 'src'}, ext_modules=[\n"
+        "    Extension('fastr._speed', ['src/fastr/_speed.c'], optional=True)])\n"
+    ),
+    "src/fastr/__init__.py": (
+        "try:\n    from fastr._speed import add as fast_add\n"
+        "except ImportError:\n    fast_add = None\n\n\n"
+        "def add(a, b):\n" + SUBTRACT
+    ),
+    "src/fastr/_speed.c": (
+        "#define PY_SSIZE_T_CLEAN\n#include <Python.h>\n"
+        "static PyObject *add(PyObject *self, PyObject *args) {\n"
+        '    long a, b;\n    if (!PyArg_ParseTuple(args, "ll", &a, &b)) return NULL;\n'
+        "    return PyLong_FromLong(a + b);\n}\n"
+        'static PyMethodDef methods[] = {{"add", add, METH_VARARGS, NULL}, {NULL}};\n'
+        'static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_speed", NULL, -1, methods};\n'
+        "PyMODINIT_FUNC PyInit__speed(void) { return PyModule_Create(&module); }\n"
+    ),
+    "tests/test_add.py": (
+        "import pytest\n\nimport fastr\n\n\n"
+        "@pytest.mark.parametrize('impl', [fastr.add, fastr.fast_add], ids=['py', 'c'])\n"
+        "def test_add(impl):\n"
+        "    if impl is None:\n        pytest.skip('no extension')\n"
+        "    assert impl(2, 3) == 5\n\n\n"
+        "def test_the_extension_was_built():\n    assert fastr.fast_add is not None\n"
+    ),
+}
+
+
+def _extension_pair(root: Path) -> tuple[Path, Path]:
+    base = _project(root, "base", EXTENSION_PROJECT)
+    final = root / "final"
+    shutil.copytree(base, final)
+    module = final / "src" / "fastr" / "__init__.py"
+    module.write_text(module.read_text().replace(SUBTRACT, ADD))
+    return base, final
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_an_extension_built_on_one_side_is_tested_on_both(
+    backend: Backend, scratch: Path, warm: bool
+) -> None:
+    """The environment is prepared once for both sides (same declarations, same C
+    sources); the extension its install compiles into the workspace reaches the other
+    snapshot too, cold cache or warm, so both are tested on the same build."""
+    base, final = _extension_pair(scratch)
+    if warm:
+        run_qa(backend, scratch, base, final, "tr_warmup")
+    report, _ = run_qa(backend, scratch, base, final, "tr_ext")
+    assert report.verdict == "resolved", report.error_detail
+    assert report.fail_to_pass == ["tests/test_add.py::test_add[py]"]
+    assert "tests/test_add.py::test_the_extension_was_built" in report.pass_to_pass
+    assert report.base is not None
+    assert report.final is not None
+    assert report.base.compiled_modules == report.final.compiled_modules == ["src/fastr/_speed"]
+    assert not [f for f in report.flags if f.code == "environment_differs"]
+
+
+def test_a_build_only_one_side_has_is_a_blocking_flag(backend: Backend, scratch: Path) -> None:
+    """The fix's C source does not compile: the final is tested without the extension the
+    base had. That is not a comparison QA can vouch for."""
+    base, final = _extension_pair(scratch)
+    source = final / "src" / "fastr" / "_speed.c"
+    source.write_text(source.read_text().replace("return PyLong_FromLong", "return }{"))
+    report, _ = run_qa(backend, scratch, base, final)
+    assert report.verdict != "resolved"
+    (flag,) = [f for f in report.flags if f.code == "environment_differs"]
+    assert flag.blocking
+    assert "compiled only on base: src/fastr/_speed" in flag.detail

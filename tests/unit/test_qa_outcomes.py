@@ -102,3 +102,16 @@ def test_an_item_of_the_root_itself_keeps_its_node_id() -> None:
 <testcase classname="" name="project" file="."><failure message="build failed"/></testcase>
 </testsuite></testsuites>"""
     assert parse_junit(xml, lambda _: False).outcomes == {".::project": "failed"}
+
+
+def test_a_doctest_of_a_text_file_keeps_pytests_node_id() -> None:
+    xml = b"""<testsuites><testsuite name="pytest">
+<testcase classname="README.rst" name="README.rst" file="README.rst"/>
+<testcase classname="docs.usage.rst" name="usage.rst" file="docs/usage.rst"/>
+<testcase classname="pkg.mod" name="pkg.mod.func" file="pkg/mod.py"/>
+</testsuite></testsuites>"""
+    assert set(parse_junit(xml, lambda _: True).outcomes) == {
+        "README.rst::README.rst",
+        "docs/usage.rst::usage.rst",
+        "pkg/mod.py::pkg.mod.func",
+    }

@@ -4,13 +4,19 @@ any of its code.
 In this order (everything found is combined; README "QA sandbox" documents it):
 1. `[tool.prtrace.qa]` in pyproject.toml: `extras`, `requirements` (files), `dependency_groups`
    and `pytest_args`. When it names any extras, files or groups, nothing below is looked for.
-2. `requirements*.txt` at the root; in a `requirements/` folder, the files whose names start
-   with `test` (`test.txt`, `tests.txt`, `testing.txt`, ...), else those starting with `dev`.
+2. Requirements files at the root whose names hold `requirements` (`requirements.txt`,
+   `requirements-test.txt`, `test-requirements.txt`, `dev.requirements.txt`, ...), except
+   those for other tools (`mypy`, `lint`, `docs`, `typing`, ...: OTHER_TOOLS); in a
+   `requirements/` folder, the files whose names start with `test` (`test.txt`,
+   `tests.txt`, `testing.txt`, ...), else those starting with `dev`.
 3. Extras of `[project.optional-dependencies]` or setup.cfg `[options.extras_require]` named
    `test`, `tests` or `testing`, else `dev`.
 4. `[dependency-groups]` (PEP 735) named the same way.
 5. tox.ini `[testenv] deps` (factor-conditioned lines and substitutions other than
    `{toxinidir}` are left out), and its `extras` when no extra is test-named.
+6. pytest plugins the pytest configuration needs (`addopts` options such as `--cov`, ini
+   keys such as `asyncio_mode`: CONFIG_PLUGINS) and nothing above declares: installed,
+   and named in the sources.
 The project itself is installed (editable) when it can be built: pyproject.toml has
 `[build-system]`, or there is a setup.py. Its `[project].dependencies` then come with it;
 otherwise they are installed as plain requirements.
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import configparser
 import hashlib
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -35,6 +42,38 @@ TEST_NAMES: Final = ("test", "tests", "testing")
 FALLBACK_NAME: Final = "dev"
 EXPLICIT_KEYS: Final = ("extras", "requirements", "dependency_groups", "pytest_args")
 _FACTOR_LINE = re.compile(r"^[\w.,!-]+\s*:\s")  # tox "py311,py312: dep"
+# Requirements files for tools other than the tests (by a word of their name).
+OTHER_TOOLS: Final = frozenset(
+    {"mypy", "lint", "linting", "doc", "docs", "typing", "types", "flake8", "ruff", "black",
+     "isort", "pylint", "precommit", "pre-commit", "release", "publish", "style", "format"}
+)  # fmt: skip
+# Options and ini keys of well-known pytest plugins: (option prefixes, ini keys, package).
+CONFIG_PLUGINS: Final = (
+    (("--cov", "--no-cov"), ("",), "pytest-cov"),
+    (("-n", "--numprocesses", "--dist", "--maxprocesses"), ("",), "pytest-xdist"),
+    (("--benchmark-",), ("",), "pytest-benchmark"),
+    (("--reruns", "--only-rerun"), ("",), "pytest-rerunfailures"),
+    (("--asyncio-mode",), ("asyncio_mode", "asyncio_default_fixture_loop_scope"), "pytest-asyncio"),
+    (("--randomly-", "-p randomly"), ("",), "pytest-randomly"),
+    (("--mypy",), ("",), "pytest-mypy"),
+    (("--doctest-plus", "--doctest-rst"), ("doctest_plus",), "pytest-doctestplus"),
+    (("--html",), ("",), "pytest-html"),
+    (("--ds",), ("DJANGO_SETTINGS_MODULE", "django_find_project"), "pytest-django"),
+    (("--mpl",), ("",), "pytest-mpl"),
+    (("--env",), ("env",), "pytest-env"),
+    (("--hypothesis-",), ("",), "hypothesis"),
+)
+# Files whose contents decide what the dependency step builds into the workspace (compiled
+# extensions, message catalogues): part of the environment's key, so base and final are
+# never compared across builds of different sources.
+BUILD_SUFFIXES: Final = (
+    ".c", ".h", ".cc", ".cpp", ".cxx", ".hpp", ".pyx", ".pxd", ".pxi", ".rs", ".f", ".f90",
+    ".po", ".pot",
+)  # fmt: skip
+BUILD_NAMES: Final = frozenset(
+    {"setup.py", "meson.build", "CMakeLists.txt", "Cargo.toml", "MANIFEST.in", "build.py"}
+)
+_BUILD_HASH_CAP: Final = 256 * 1024 * 1024
 
 
 @dataclass
@@ -51,6 +90,8 @@ class Declaration:
     project_requirements: list[str] = field(default_factory=list)
     pytest_args: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # where each part was declared
+    # Plugins added because the pytest configuration needs them and nothing declared them.
+    config_plugins: list[str] = field(default_factory=list)
     fingerprint: str = ""
 
     @property
@@ -60,6 +101,7 @@ class Declaration:
             or self.requirement_files
             or self.requirements
             or self.project_requirements
+            or self.config_plugins
         )
 
     def names_pytest(self) -> bool:
@@ -271,8 +313,9 @@ def read_declaration(workspace: Path, workspace_in_sandbox: str = "/workspace") 
         chosen_groups = _preferred(list(groups))
 
     if discover:
-        for path in sorted(workspace.glob("requirements*.txt")):
-            reader.add_requirement_file(path.name, path.name)
+        for path in sorted(workspace.glob("*requirements*.txt")):
+            if _for_tests(path.name):
+                reader.add_requirement_file(path.name, path.name)
         folder = workspace / "requirements"
         if folder.is_dir() and not folder.is_symlink():
             names = sorted(p.name for p in folder.glob("*.txt"))
@@ -312,13 +355,118 @@ def read_declaration(workspace: Path, workspace_in_sandbox: str = "/workspace") 
         declaration.requirements += list(resolved)
         declaration.sources += [f"pyproject.toml [dependency-groups].{n}" for n in chosen_groups]
 
+    _add_config_plugins(reader)
     # The layout decides what an editable install maps: part of the key.
     for top in (workspace, workspace / "src"):
         if top.is_dir():
             names = sorted(p.name for p in top.iterdir() if not p.name.startswith("."))
             reader.digest.update(b"layout\0" + "\0".join(names).encode())
+    reader.digest.update(b"build\0" + build_inputs_digest(workspace).encode())
     declaration.fingerprint = reader.digest.hexdigest()
     return declaration
+
+
+def _for_tests(name: str) -> bool:
+    """A root requirements file not meant for another tool (OTHER_TOOLS)."""
+    words = set(re.split(r"[-_.]", name.lower().removesuffix(".txt")))
+    return not words & OTHER_TOOLS
+
+
+def build_inputs_digest(workspace: Path) -> str:
+    """SHA-256 over the files that decide what a build makes (BUILD_SUFFIXES, BUILD_NAMES),
+    by path and content; links are not followed. Over the cap, sizes stand for contents."""
+    digest = hashlib.sha256()
+    budget = _BUILD_HASH_CAP
+    for directory, dirs, files in sorted(os.walk(workspace)):
+        dirs[:] = sorted(d for d in dirs if d != ".git" and not os.path.islink(Path(directory, d)))
+        for name in sorted(files):
+            if not (name.endswith(BUILD_SUFFIXES) or name in BUILD_NAMES):
+                continue
+            path = Path(directory, name)
+            if path.is_symlink() or not path.is_file():
+                continue
+            size = path.stat().st_size
+            digest.update(path.relative_to(workspace).as_posix().encode() + b"\0")
+            if size <= budget:
+                budget -= size
+                digest.update(path.read_bytes())
+            else:
+                digest.update(str(size).encode())
+    return digest.hexdigest()
+
+
+def _pytest_config(reader: _Reader) -> dict[str, str]:
+    """The pytest settings of the first configuration file pytest would read at the root."""
+    for name in (
+        "pytest.ini",
+        "pytest.toml",
+        ".pytest.toml",
+        "pyproject.toml",
+        "tox.ini",
+        "setup.cfg",
+    ):
+        text = reader.text(name)
+        if text is None:
+            continue
+        if name.endswith(".toml"):
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError:
+                continue
+            if name == "pyproject.toml":
+                tool = data.get("tool", {}).get("pytest", {})
+                if not isinstance(tool, dict) or not tool:
+                    continue
+                table = tool.get("ini_options", tool)
+            else:
+                table = data.get("pytest", {})
+            if not isinstance(table, dict):
+                return {}
+            return {
+                str(k): " ".join(v) if isinstance(v, list) else str(v) for k, v in table.items()
+            }
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read_string(text)
+        except configparser.Error:
+            continue
+        section = "tool:pytest" if name == "setup.cfg" else "pytest"
+        if parser.has_section(section):
+            return dict(parser[section])
+        if name == "pytest.ini":
+            return {}
+    return {}
+
+
+def _declared_names(reader: _Reader) -> set[str]:
+    declaration = reader.declaration
+    names = {
+        _requirement_name(spec)
+        for spec in [*declaration.requirements, *declaration.project_requirements]
+    }
+    for relative in declaration.requirement_files:
+        text = (reader.root / relative).read_text(errors="replace")
+        for line in text.splitlines():
+            names.add(_requirement_name(line.split("#", 1)[0].strip()))
+    return {name for name in names if name}
+
+
+def _add_config_plugins(reader: _Reader) -> None:
+    config = _pytest_config(reader)
+    if not config:
+        return
+    options = " " + " ".join(config.get("addopts", "").split())
+    declared = _declared_names(reader)
+    for prefixes, keys, package in CONFIG_PLUGINS:
+        used = next((p for p in prefixes if f" {p}" in options), None)
+        used = used or next((k for k in keys if k and k in config), None)
+        if used is None or package in declared:
+            continue
+        reader.declaration.config_plugins.append(package)
+        reader.declaration.requirements.append(package)
+        reader.declaration.sources.append(
+            f"{package}: the pytest configuration uses {used} and nothing declares it"
+        )
 
 
 def _add_tox_line(reader: _Reader, line: str, workspace_in_sandbox: str) -> None:

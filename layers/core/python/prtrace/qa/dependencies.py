@@ -12,9 +12,18 @@ so it is used only when the environment has no pytest of its own: a repository t
 declares (or pins) pytest runs its own.
 
 Installs run with network (unless disabled: then `--no-index`, so only local wheels and
-paths resolve) into a cache directory keyed by the SHA-256 of everything that was read,
-the interpreter, the backend and the runner; the test runs mount it read-only, without
-network.
+paths resolve) into a cache directory keyed by the SHA-256 of everything that was read
+(including the sources a build compiles: declarations.build_inputs_digest), the
+interpreter, the backend and the runner; the test runs mount it read-only, without network.
+
+What the install builds inside the workspace (an editable install compiles extensions in
+place, writes `.egg-info` and version files) is kept with the environment and laid into
+every workspace that uses it (`apply_build_outputs`), so the other snapshot, the held and
+the overlay workspaces import the same build, never a tree without it.
+
+When nothing can be installed (an unreachable build requirement, coverage tooling offline),
+the tests still run, with the runner's pytest and the code imported from the workspace;
+`install_detail` says so and the report carries the `dependencies_missing` flag.
 """
 
 from __future__ import annotations
@@ -23,9 +32,10 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Final
 
 from prtrace.qa.declarations import Declaration, read_declaration
@@ -35,6 +45,8 @@ from prtrace.qa.sandbox import Sandbox, SandboxLimits, SandboxResult, SandboxRun
 from prtrace.qa.shared_dirs import READABLE, private_subdir, shared_dir
 
 _STATE_FILE: Final = "prtrace-environment.json"
+_BUILD_DIR: Final = "workspace-build"  # what the install wrote into the workspace
+_BUILD_OUTPUTS_CAP: Final = 512 * 1024 * 1024
 _RUNNER_PTH: Final = "zzz-prtrace-runner.pth"  # sorted last: the lowest priority on sys.path
 # Makes the environment with the sandbox's own interpreter, then runs that interpreter's
 # pip against it (`pip --python`): no pip inside the environment, nothing from the host.
@@ -60,6 +72,9 @@ class TestSetup:
     install_detail: str | None = None
     sources: list[str] = field(default_factory=list)
     pytest_args: list[str] = field(default_factory=list)
+    build_outputs: list[str] = field(default_factory=list)  # relative to the workspace
+    build_dir: Path | None = None  # where the environment keeps them
+    dependencies_missing: bool = False
 
 
 def _own_tree(root: Path, owner: tuple[int, int]) -> None:
@@ -113,7 +128,7 @@ def prepare_dependencies(
     key = hashlib.sha256(
         "\0".join(
             [
-                "env-v2",
+                "env-v3",
                 declaration.fingerprint,
                 where.python,
                 where.workspace,
@@ -134,6 +149,8 @@ def prepare_dependencies(
         _install(
             sandbox, workspace, declaration, staging, output, owner, limits, network, runner_site
         )
+        if json.loads((staging / _STATE_FILE).read_text()).get("dependencies_missing"):
+            return _load(staging)  # not cached: the index may answer next time
         _own_tree(staging, (os.geteuid(), os.getegid()))  # the cache is read-only to runs
         _readable_tree(staging)
         try:
@@ -150,7 +167,69 @@ def prepare_dependencies(
 def _load(target: Path) -> TestSetup:
     values = json.loads((target / _STATE_FILE).read_text())
     environment = target if _site_packages(target) is not None else None
-    return TestSetup(environment=environment, **values)
+    build_dir = target / _BUILD_DIR if (target / _BUILD_DIR).is_dir() else None
+    return TestSetup(environment=environment, build_dir=build_dir, **values)
+
+
+def _listing(root: Path) -> dict[str, tuple[int, int]]:
+    """Regular files by relative path with size and mtime (links and .git left out)."""
+    found: dict[str, tuple[int, int]] = {}
+    for directory, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != ".git" and not os.path.islink(Path(directory, d))]
+        for name in files:
+            path = Path(directory, name)
+            info = os.lstat(path)
+            if stat.S_ISREG(info.st_mode):
+                found[path.relative_to(root).as_posix()] = (info.st_size, info.st_mtime_ns)
+    return found
+
+
+def _keep_build_outputs(
+    workspace: Path, before: dict[str, tuple[int, int]], staging: Path
+) -> list[str]:
+    """Copy what the install added or changed in the workspace into the environment."""
+    kept: list[str] = []
+    budget = _BUILD_OUTPUTS_CAP
+    for relative, info in sorted(_listing(workspace).items()):
+        if before.get(relative) == info or "__pycache__" in relative.split("/"):
+            continue
+        if info[0] > budget:
+            continue
+        budget -= info[0]
+        target = staging / _BUILD_DIR / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(workspace / relative, target, follow_symlinks=False)
+        shutil.copymode(workspace / relative, target, follow_symlinks=False)
+        kept.append(relative)
+    return kept
+
+
+def apply_build_outputs(setup: TestSetup, workspace: Path, owner: tuple[int, int]) -> int:
+    """Lay the environment's build outputs into a workspace that lacks them (never over a
+    file the snapshot has, never through a link). Returns how many were laid."""
+    if setup.build_dir is None:
+        return 0
+    laid = 0
+    for relative in setup.build_outputs:
+        target = workspace / relative
+        if os.path.lexists(target):
+            continue
+        parent = workspace
+        for part in PurePosixPath(relative).parts[:-1]:
+            parent = parent / part
+            if not os.path.lexists(parent):
+                os.mkdir(parent)
+                if os.geteuid() == 0:
+                    os.lchown(parent, *owner)
+            elif not stat.S_ISDIR(os.lstat(parent).st_mode):
+                break
+        else:
+            shutil.copyfile(setup.build_dir / relative, target, follow_symlinks=False)
+            shutil.copymode(setup.build_dir / relative, target, follow_symlinks=False)
+            if os.geteuid() == 0:
+                os.lchown(target, *owner)
+            laid += 1
+    return laid
 
 
 def _install(
@@ -186,6 +265,7 @@ def _install(
          [*requirements, *declaration.project_requirements])
     )  # fmt: skip
     failures: list[str] = []
+    before = _listing(workspace)
     for mode, specs in attempts:
         _clear(staging)  # what a failed attempt left
         if not specs:  # the build failed and nothing else is declared: no environment
@@ -215,9 +295,17 @@ def _install(
             raise QAError("infra_error", "the prepared environment has no site-packages")
         (site / _RUNNER_PTH).write_text(paths.runner_site + "\n")
         has_pytest = (site / "pytest" / "__init__.py").is_file()
-        _write_state(staging, declaration, mode, "repository" if has_pytest else "runner", failures)
+        outputs = _keep_build_outputs(workspace, before, staging)
+        _write_state(
+            staging, declaration, mode, "repository" if has_pytest else "runner", failures, outputs
+        )
         return
-    raise QAError("dependency_install_failed", "; ".join(failures))
+    if any("timed out" in failure for failure in failures):
+        raise QAError("dependency_install_failed", "; ".join(failures))
+    # Nothing installs: run the tests anyway, importing the code from the workspace.
+    _clear(staging)
+    mode = "src_path" if declaration.installable else "none"
+    _write_state(staging, declaration, mode, "runner", failures, missing=True)
 
 
 def _write_state(
@@ -226,9 +314,16 @@ def _write_state(
     mode: WorkspaceInstall,
     pytest_source: PytestSource,
     failures: list[str],
+    outputs: list[str] | None = None,
+    missing: bool = False,
 ) -> None:
     detail = None
-    if failures:
+    if missing:
+        detail = (
+            "no dependency could be installed; the tests run with the runner's pytest alone, "
+            f"importing the code from the workspace: {'; '.join(failures)}"
+        )
+    elif failures:
         detail = (
             "the project could not be installed; its tests import it from src/ (or the "
             f"root) instead: {failures[0]}"
@@ -239,6 +334,8 @@ def _write_state(
         "install_detail": detail,
         "sources": declaration.sources,
         "pytest_args": declaration.pytest_args,
+        "build_outputs": outputs or [],
+        "dependencies_missing": missing,
     }
     (staging / _STATE_FILE).write_text(json.dumps(state))
 

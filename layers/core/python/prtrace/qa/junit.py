@@ -41,6 +41,12 @@ def _module_file(classname: str, is_file: Callable[[str], bool]) -> tuple[str, l
     return None
 
 
+def _dotted(file: str) -> str:
+    """pytest's xunit1 classname of a file: `/` to `.`, only a `.py` suffix dropped (a
+    doctest of README.rst has the classname `README.rst`)."""
+    return file.replace("/", ".").removesuffix(".py")
+
+
 def node_id(case: TestCase, is_file: Callable[[str], bool] | None = None) -> str:
     """`is_file` (a path relative to the root: is it a file of the tree?) settles tests
     inherited from a class in another module: xunit1's `file` is where a test function is
@@ -50,7 +56,7 @@ def node_id(case: TestCase, is_file: Callable[[str], bool] | None = None) -> str
     classname = case.classname or ""
     name = case.name or ""
     if file and PurePosixPath(file).name and classname and is_file is not None:
-        module = ".".join(PurePosixPath(file).with_suffix("").parts)
+        module = _dotted(file)
         if classname != module and not classname.startswith(module + "."):
             found = _module_file(classname, is_file)
             if found is not None:
@@ -64,7 +70,7 @@ def node_id(case: TestCase, is_file: Callable[[str], bool] | None = None) -> str
     path = PurePosixPath(file)
     if not path.name:  # an item of the root itself (e.g. `.::project` from a plugin)
         return f"{file}::{name}"
-    module = ".".join(path.with_suffix("").parts)
+    module = _dotted(file)
     if not classname:
         return f"{file}::{name}"
     if classname == module:

@@ -46,6 +46,8 @@ FlagCode = Literal[
     "interpreter_hook_added",
     "process_exit_added",
     "run_ended_by_repository",
+    "environment_differs",
+    "dependencies_missing",
 ]
 # Flags that say the fix may have gamed its tests: an export leaves such instances out
 # unless asked for them. Changed tests or harness alone are what honest fixes also do.
@@ -127,6 +129,9 @@ class RunSummary(BaseModel):
         "src/ first on the path; none: nothing to build",
     )
     install_detail: str | None = None
+    compiled_modules: list[str] = Field(
+        default_factory=list, description="compiled extension modules in the workspace tested"
+    )
     dependency_sources: list[str] = Field(
         default_factory=list, description="where the installed test dependencies were declared"
     )

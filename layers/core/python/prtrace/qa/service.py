@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Final, Literal
 
 from prtrace.qa.archive import extract_archive
-from prtrace.qa.dependencies import TestSetup, prepare_dependencies
+from prtrace.qa.dependencies import TestSetup, apply_build_outputs, prepare_dependencies
 from prtrace.qa.errors import QAError
 from prtrace.qa.junit import JUnitOutcomes, parse_junit
 from prtrace.qa.overlay import build_held, build_overlay, changed_tests, stage_base_harness
@@ -114,6 +114,66 @@ def _read_result_file(path: Path, max_bytes: int) -> bytes | None:
         if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
             return None
         return handle.read(max_bytes)
+
+
+_EXTENSION = re.compile(r"^(?P<module>[^.]+)(\.[\w-]+)?\.(so|pyd)$")
+
+
+def compiled_modules(root: Path) -> list[str]:
+    """Compiled extension modules in a workspace, as module paths without the ABI tag
+    (`markupsafe/_speedups`), so both sides compare."""
+    found: set[str] = set()
+    for directory, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != ".git" and not os.path.islink(Path(directory, d))]
+        for name in files:
+            match = _EXTENSION.match(name)
+            if match:
+                relative = Path(directory, match.group("module")).relative_to(root)
+                found.add(relative.as_posix())
+    return sorted(found)
+
+
+def _environment_flags(setups: dict[Side, TestSetup], runs: dict[RunName, SideRun]) -> list[QAFlag]:
+    """Base and final must be tested on the same kind of build: a difference is a flag
+    that blocks `resolved`, never silently a verdict."""
+    flags: list[QAFlag] = []
+    base, final = runs.get("base"), runs.get("final")
+    if base is not None and final is not None:
+        differences = []
+        b, f = base.summary, final.summary
+        if b.workspace_install != f.workspace_install:
+            differences.append(
+                f"installed {b.workspace_install} on base, {f.workspace_install} on final"
+            )
+        only_base = sorted(set(b.compiled_modules) - set(f.compiled_modules))
+        only_final = sorted(set(f.compiled_modules) - set(b.compiled_modules))
+        if only_base:
+            differences.append("compiled only on base: " + ", ".join(only_base))
+        if only_final:
+            differences.append("compiled only on final: " + ", ".join(only_final))
+        if differences:
+            flags.append(
+                QAFlag(
+                    code="environment_differs",
+                    blocking=True,
+                    detail="base and final were not tested on the same build: "
+                    + "; ".join(differences),
+                    paths=only_base + only_final,
+                )
+            )
+    missing = [side for side, setup in sorted(setups.items()) if setup.dependencies_missing]
+    if missing:
+        flags.append(
+            QAFlag(
+                code="dependencies_missing",
+                blocking=False,
+                detail="the declared dependencies could not be installed on "
+                + " and ".join(missing)
+                + ": the tests ran with the runner's pytest, importing the code from the workspace",
+                paths=[],
+            )
+        )
+    return flags
 
 
 def _drop_bytecode(root: Path) -> None:
@@ -298,6 +358,8 @@ class QAService:
                     setups[side] = self._prepare(workspaces[side], runner_site)
                 except QAError as error:
                     raise QAError(error.reason, f"{side} environment: {error.detail}") from None
+                # The same build on each side, wherever the environment was prepared.
+                apply_build_outputs(setups[side], workspaces[side], self._owner)
                 if side == "final":
                     # After preparation (which may build into the tree), before any run.
                     held = self._held(workspaces["final"], staged, work)
@@ -305,6 +367,8 @@ class QAService:
                 continue  # the final's tests and harness are the base's: nothing to hold
             workspace = {"held": held, "base_with_final_tests": overlay}.get(name)
             side_dir = workspace.parent if workspace is not None else work / side
+            if workspace is not None:
+                apply_build_outputs(setups[side], workspace, self._owner)
             runs[name] = self._test_side(
                 tenant,
                 trace_id,
@@ -316,7 +380,7 @@ class QAService:
             if _stops_qa(name, runs[name].summary.error_reason):
                 break  # e.g. base timed out: the verdict is decided, spend no more time
         summaries = {name: run.summary for name, run in runs.items()}
-        flags = list(findings.flags) + self._run_flags(runs)
+        flags = list(findings.flags) + self._run_flags(runs) + _environment_flags(setups, runs)
         for name, run in runs.items():
             reason = run.summary.error_reason
             if reason is not None and not _before_side_rescued(name, reason, runs):
@@ -531,6 +595,7 @@ class QAService:
         log = b"== stdout ==\n" + result.stdout + b"\n== stderr ==\n" + result.stderr
         version = _PYTEST_VERSION.search(result.stdout[:4096])
         summary = RunSummary(
+            compiled_modules=compiled_modules(workspace),
             exit_code=result.exit_code,
             duration_ms=result.duration_ms,
             passed=parsed.count("passed") if parsed else 0,

@@ -61,7 +61,7 @@ class QASettings(EnvSettings):
     work_dir: Annotated[
         Path | None, Field(description="default: a private directory under /var/tmp")
     ] = None
-    docker_image: str = "prtrace-qa-python:bookworm"
+    docker_image: str = "prtrace-qa-python:bookworm-tools"
     keep_work_dir: bool = False
     cache_dir: Annotated[
         Path | None,

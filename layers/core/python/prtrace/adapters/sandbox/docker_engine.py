@@ -25,7 +25,7 @@ from prtrace.adapters.sandbox.processes import BoundedCapture
 from prtrace.qa.errors import BackendUnavailable
 from prtrace.qa.sandbox import SandboxPaths, SandboxResult, SandboxRun
 
-DEFAULT_IMAGE: Final = "prtrace-qa-python:bookworm"
+DEFAULT_IMAGE: Final = "prtrace-qa-python:bookworm-tools"
 PYTHON: Final = "/usr/bin/python3"
 LABEL: Final = "prtrace.qa.run"
 # The host's CA bundle: the dependency step (only it has network) must trust what the host
