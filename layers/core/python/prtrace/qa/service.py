@@ -53,20 +53,17 @@ _RUNNER_OPTIONS: Final = ("--timeout", "--junitxml", "junit_family", "--continue
 # `python -c` in place of `python -m pytest`: it first leaves a mark in the output folder,
 # so a run that ends without a report is known to have reached the repository's code (the
 # repository's outcome) rather than failed to start (prtrace's or the sandbox's).
-# pytest, its plugins and what they import come from the environment, never from the
-# workspace: they are imported with the workspace off sys.path (a `pytest.py` or
-# `pytest_timeout.py` at the root would otherwise replace them), which then goes back first,
-# as `python -m pytest` puts it.
+# pytest and what it imports come from the environment, never from the workspace: they are
+# imported with the workspace off sys.path (a `pytest.py` or `_pytest/` at the root would
+# otherwise replace them), which then goes back first, as `python -m pytest` puts it.
+# Plugins are left to pytest (imported early, they could not be assertion-rewritten, and
+# that warning fails repositories running with `-W error`); a module shadowing one is
+# flagged (tamper.RUNNER_MODULES).
 _BOOTSTRAP: Final = """
 import sys
 open(sys.argv.pop(1), "x").close()
 here = sys.path.pop(0)
-import importlib.metadata, pytest, _pytest.junitxml
-for entry in importlib.metadata.entry_points(group="pytest11"):
-    try:
-        entry.load()
-    except Exception:
-        pass  # pytest reports it when it loads the plugin itself
+import pytest, _pytest.junitxml
 sys.path.insert(0, here)
 sys.argv[0] = "pytest"
 sys.exit(pytest.console_main())
