@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from infra_cdk.config import StackConfig
@@ -242,6 +243,14 @@ def show_outcome(trace: dict[str, Any]) -> None:
     for kind in ("fail_to_pass", "pass_to_pass", "pass_to_fail", "fail_to_fail"):
         tests = qa[kind]
         console.print(f"  {kind.upper()} ({tests['count']}): {', '.join(tests['ids']) or '-'}")
+    if qa.get("resolution"):
+        source = qa.get("target_source")
+        console.print(f"  resolution: {qa['resolution']} (target tests from {source})")
+    if qa.get("verdict_reason"):
+        console.print(f"  why: {escape(qa['verdict_reason'])}")
+    for flag in qa.get("flags") or []:
+        kind = "blocking" if flag["blocking"] else "not blocking"
+        console.print(f"  flag {flag['code']} ({kind}): {escape(flag['detail'])}")
 
     judge = outcome["judge"]
     console.print(

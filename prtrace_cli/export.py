@@ -74,6 +74,14 @@ def export(
         list[str] | None,
         typer.Option("--repo", help="Repository URL or owner/name; repeatable."),
     ] = None,
+    include_flagged: Annotated[
+        bool,
+        typer.Option(
+            "--include-flagged",
+            help="Also take traces whose QA report has tamper flags (the fix may have gamed "
+            "its tests); left out by default, and the manifest lists them.",
+        ),
+    ] = False,
     on_server: Annotated[
         bool,
         typer.Option(
@@ -99,16 +107,22 @@ def export(
         since=since,
         until=until,
         repositories=frozenset(repos or []),
+        include_flagged=include_flagged,
     )
     with cli_errors(ExportError), PrtraceClient(endpoint, token) as client:
         if on_server:
             manifest = _export_on_server(client, chosen, formats or list(FORMATS), out)
         else:
-            bundles, skipped = collect(
+            bundles, skipped, flagged = collect(
                 client, chosen, on_trace=lambda t: err.print(f"reading {t}", style="dim")
             )
             manifest = write_export(
-                bundles, out, formats=formats or FORMATS, chosen=chosen, skipped=skipped
+                bundles,
+                out,
+                formats=formats or FORMATS,
+                chosen=chosen,
+                skipped=skipped,
+                flagged=flagged,
             )
     if as_json:
         typer.echo(orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS).decode())
@@ -118,6 +132,17 @@ def export(
         typer.echo(f"  {name}  {entry['rows']} rows  sha256 {entry['sha256']}")
     for item in manifest["skipped"]:
         err.print(f"[yellow]skipped[/yellow] {item['trace_id']}: {escape(item['reason'])}")
+    left_out = manifest.get("flagged_left_out") or []  # absent from older servers' exports
+    for item in left_out:
+        codes = ", ".join(str(code) for code in item["flags"])
+        err.print(f"[yellow]left out[/yellow] {item['trace_id']}: tamper flags {escape(codes)}")
+    if left_out:
+        err.print(
+            f"{len(left_out)} traces left out for tamper flags (--include-flagged takes them)"
+        )
+    if manifest.get("flagged_count"):
+        count = manifest["flagged_count"]
+        err.print(f"{count} exported traces have tamper flags (see qa_tamper_flags)")
 
 
 def _export_on_server(
@@ -127,6 +152,8 @@ def _export_on_server(
 
     described = chosen.describe()
     request = {k: v for k, v in described.items() if v not in (None, [], {})}
+    if not chosen.include_flagged:
+        del request["include_flagged"]  # the default; a server older than it still takes this
     request["formats"] = sorted(set(formats))
     request.setdefault("statuses", ["complete"])
     view = client.start_export(request)

@@ -21,40 +21,57 @@ _STYLE = {"resolved": "green", "unresolved": "yellow", "error": "red"}
 BackendName = Literal["bwrap", "docker", "container"]
 
 
-def _category(report: QAReport, test_id: str) -> str:
+def _shown(text: str) -> str:
+    """Repository-controlled text (test ids, paths, details) as one line of plain text:
+    rich markup escaped, line breaks shown as \\n."""
+    return escape(text.replace("\r", "\\r").replace("\n", "\\n"))
+
+
+def _classes(report: QAReport) -> dict[str, str]:
+    """Each listed test's class. Should a test be in two lists, the more telling one wins
+    (FAIL_TO_PASS, then PASS_TO_FAIL, …: written last)."""
+    classes: dict[str, str] = {}
     for name, ids in (
-        ("FAIL_TO_PASS", report.fail_to_pass),
-        ("PASS_TO_FAIL", report.pass_to_fail),
-        ("PASS_TO_PASS", report.pass_to_pass),
         ("FAIL_TO_FAIL", report.fail_to_fail),
+        ("PASS_TO_PASS", report.pass_to_pass),
+        ("FAIL_TO_SKIPPED", report.fail_to_skipped),
+        ("FAIL_TO_ABSENT", report.fail_to_absent),
+        ("PASS_TO_FAIL", report.pass_to_fail),
+        ("FAIL_TO_PASS", report.fail_to_pass),
     ):
-        if test_id in ids:
-            return name
-    return "-"
+        classes.update(dict.fromkeys(ids, name))
+    return classes
 
 
-def print_report(report: QAReport, console: Console) -> None:
-    from rich.measure import Measurement
+def _table(report: QAReport) -> Table:
     from rich.table import Table
 
+    held = report.held is not None
+    classes = _classes(report)
+    changed = any(test.changed_by_fix for test in report.tests)
     table = Table(title=f"QA ({report.backend} sandbox)")
     table.add_column("test", no_wrap=True)
-    for name in ("base", "final", "class"):
+    names = ["target", "base", "final", *(["held"] if held else []), "class"]
+    names += ["changed by fix"] if changed else []
+    for name in names:
         table.add_column(name, no_wrap=True)
     for test in report.tests:
         flaky = " (flaky)" if test.flaky else ""
-        table.add_row(
-            escape(test.test_id), test.before, test.after, _category(report, test.test_id) + flaky
-        )
-    if report.tests:
-        # Never cut test ids (they are copied into pytest -k / node id selections).
-        natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
-        console.width = max(console.width, natural)
-        console.print(table)
+        row = [_shown(test.test_id), "target" if test.target else "", test.before, test.after]
+        row += [test.held or "-"] if held else []
+        row.append(classes.get(test.test_id, "-") + flaky)
+        row += [test.changed_by_fix or ""] if changed else []
+        table.add_row(*row)
+    return table
+
+
+def _run_lines(report: QAReport) -> list[str]:
+    lines: list[str] = []
     for name, run in (
         ("base", report.base),
         ("final", report.final),
         ("base with final tests", report.base_with_final_tests),
+        ("held (the base's tests and harness on the final code)", report.held),
     ):
         if run is None:
             continue
@@ -62,9 +79,56 @@ def print_report(report: QAReport, console: Console) -> None:
         line += f", workspace {run.workspace_install or '?'}"
         if run.collection_errors:
             line += ", could not import: " + ", ".join(run.collection_errors)
-        console.print(escape(line))
+        lines.append(escape(line))
         if run.install_detail:
-            console.print(escape(f"  {run.install_detail}"))
+            lines.append(escape(f"  {run.install_detail}"))
+    return lines
+
+
+def _evidence_lines(report: QAReport) -> list[str]:
+    """The verdict's evidence as the report states it: targets, resolution, flags, why."""
+    lines: list[str] = []
+    if report.target_tests or report.target_source != "none":
+        lines.append(f"target tests ({len(report.target_tests)}, from {report.target_source}):")
+        unresolved = set(report.unresolved_targets)
+        for test_id in report.target_tests:
+            mark = " [yellow](unresolved)[/]" if test_id in unresolved else ""
+            lines.append(f"  {_shown(test_id)}{mark}")
+    if report.resolution is not None:
+        lines.append(f"resolution: {report.resolution}")
+    if report.unresolved_targets:
+        lines.append(f"unresolved targets ({len(report.unresolved_targets)}):")
+        lines.extend(f"  {_shown(test_id)}" for test_id in report.unresolved_targets)
+    for label, paths in (
+        ("changed test files", report.changed_test_files),
+        ("changed harness files", report.changed_harness_files),
+    ):
+        if paths:
+            lines.append(f"{label}: " + ", ".join(_shown(path) for path in paths))
+    if report.flags:
+        blocking = len(report.blocking_flags)
+        lines.append(f"flags ({len(report.flags)}, {blocking} blocking):")
+    for flag in report.flags:
+        kind = "[bold red]blocking[/]" if flag.blocking else "[yellow]not blocking[/]"
+        lines.append(f"  {flag.code} ({kind}): {_shown(flag.detail)}")
+        lines.extend(f"    {_shown(path)}" for path in flag.paths)
+    if report.verdict_reason:
+        lines.append(f"why: {_shown(report.verdict_reason)}")
+    return lines
+
+
+def print_report(report: QAReport, console: Console) -> None:
+    from rich.measure import Measurement
+
+    table = _table(report)
+    if report.tests:
+        # Never cut test ids (they are copied into pytest -k / node id selections).
+        natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+        console.width = max(console.width, natural)
+        console.print(table)
+    # Lines naming tests or paths are never wrapped either (soft wrap: one line each).
+    for line in [*_run_lines(report), *_evidence_lines(report)]:
+        console.print(line, soft_wrap=True)
     style = _STYLE[report.verdict]
     line = f"verdict: [bold {style}]{report.verdict}[/]"
     if report.error_reason:
@@ -74,6 +138,11 @@ def print_report(report: QAReport, console: Console) -> None:
             f" - {len(report.fail_to_pass)} fail→pass, {len(report.pass_to_fail)} pass→fail, "
             f"{len(report.pass_to_pass)} pass→pass"
         )
+        if report.fail_to_absent or report.fail_to_skipped:
+            line += (
+                f", {len(report.fail_to_absent)} fail→absent, "
+                f"{len(report.fail_to_skipped)} fail→skipped"
+            )
     console.print(line + f" in {report.duration_ms / 1000:.1f} s")
 
 
@@ -144,5 +213,6 @@ def qa_command(
 
 if TYPE_CHECKING:  # the commands import these when they run (fast --help)
     from rich.console import Console
+    from rich.table import Table
 
     from prtrace.qa.report import QAReport

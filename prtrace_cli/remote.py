@@ -427,6 +427,7 @@ def _outcome_rows(status: str, outcome: dict[str, Any]) -> list[tuple[str, Text]
             )
             verdict = str(qa.get("verdict", "?")) + (f" ({counts})" if counts else "")
             rows.append(("verdict", Text(verdict, style="bold")))
+            rows.extend(_qa_rows(qa))
         elif outcome.get("qa_skipped"):
             rows.append(("verdict", Text(f"none: QA skipped ({outcome['qa_skipped']})")))
         judge = outcome.get("judge")
@@ -441,6 +442,49 @@ def _outcome_rows(status: str, outcome: dict[str, Any]) -> list[tuple[str, Text]
         rows.append(("reason", Text(f"{reason.get('code')}: {reason.get('detail', '')}")))
     elif status == "failed" and outcome:
         rows.append(("failed in", Text(f"{outcome.get('stage')}: {outcome.get('error', '')}")))
+    return rows
+
+
+def _listed(tests: object) -> str | None:
+    """A bounded test list of the outcome ({"count", "ids", "truncated"}) as one line."""
+    if not isinstance(tests, dict) or not tests.get("count"):
+        return None
+    ids = [str(i) for i in tests.get("ids") or []]
+    more = int(tests["count"]) - len(ids)
+    return ", ".join(ids) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _qa_rows(qa: dict[str, Any]) -> list[tuple[str, Text]]:
+    """Why the verdict, the target tests' resolution, the unresolved ones and the flags
+    (blocking ones marked), as the outcome states them; nothing is shown that is absent."""
+    from rich.text import Text
+
+    rows: list[tuple[str, Text]] = []
+    if qa.get("verdict_reason"):
+        rows.append(("why", Text(str(qa["verdict_reason"]))))
+    if qa.get("resolution"):
+        source = qa.get("target_source")
+        of = f" (target tests from {source})" if source and source != "none" else ""
+        rows.append(("resolution", Text(f"{qa['resolution']}{of}")))
+    unresolved = _listed(qa.get("unresolved_targets"))
+    if unresolved:
+        count = qa["unresolved_targets"]["count"]
+        rows.append(("unresolved", Text(f"{count}: {unresolved}", style="yellow")))
+    flags = [f for f in qa.get("flags") or [] if isinstance(f, dict)]
+    for flag in flags:
+        blocking = bool(flag.get("blocking"))
+        line = Text(f"{flag.get('code')}", style="bold red" if blocking else "yellow")
+        line.append(" (blocking)" if blocking else " (not blocking)")
+        if flag.get("detail"):
+            line.append(f": {flag['detail']}")
+        paths = [str(p) for p in flag.get("paths") or []]
+        if paths:
+            more = int(flag.get("path_count") or 0) - len(paths)
+            line.append(" [" + ", ".join(paths) + (f", +{more} more" if more > 0 else "") + "]")
+        rows.append(("flag", line))
+    hidden = int(qa.get("flag_count") or 0) - len(flags)
+    if hidden > 0:
+        rows.append(("flag", Text(f"+{hidden} more in the QA report")))
     return rows
 
 

@@ -14,7 +14,14 @@ import orjson
 from prtrace.dataset import ExportFilter, TraceBundle
 from prtrace.dataset_collect import ResultKind, UnreadableTrace
 from prtrace.dataset_collect import collect as collect_from
-from prtrace.dataset_files import FORMATS, MANIFEST_FILE, ExportError, Skipped, write_export
+from prtrace.dataset_files import (
+    FORMATS,
+    MANIFEST_FILE,
+    ExportError,
+    Flagged,
+    Skipped,
+    write_export,
+)
 from prtrace.provenance import load_public_keys
 from prtrace_client.client import PrtraceClient
 from prtrace_client.errors import ApiError
@@ -24,6 +31,7 @@ __all__ = [
     "FORMATS",
     "ApiTraceSource",
     "ExportError",
+    "Flagged",
     "Skipped",
     "collect",
     "save_server_export",
@@ -62,8 +70,9 @@ def collect(
     chosen: ExportFilter,
     *,
     on_trace: Callable[[str], None] | None = None,
-) -> tuple[list[TraceBundle], list[Skipped]]:
-    """The traces the filter selects, read through the API, and those it had to skip."""
+) -> tuple[list[TraceBundle], list[Skipped], list[Flagged]]:
+    """The traces the filter selects, read through the API; those it had to skip; and
+    those left out for tamper flags (unless the filter includes them)."""
     return collect_from(ApiTraceSource(client), chosen, on_trace=on_trace)
 
 

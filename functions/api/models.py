@@ -22,7 +22,7 @@ from prtrace.exports import EXPORT_ID_PATTERN, ExportRequest
 from prtrace.ingest import TRACE_ID_PATTERN
 from prtrace.judge.result import JudgeStatus
 from prtrace.outcome import FailedStage
-from prtrace.qa.report import ErrorReason, Verdict
+from prtrace.qa.report import ErrorReason, FlagCode, Resolution, TargetSource, Verdict
 from prtrace.records import TraceStatus
 from prtrace.schema import BlobRef, Event, TraceMetadata, WorkspaceSnapshots
 
@@ -53,6 +53,33 @@ class TestList(_Answer):
     truncated: bool
 
 
+class QAFlagView(_Answer):
+    """Something the fix did to its tests, the harness or the test run (README "Tamper
+    flags"); blocking: the verdict cannot be `resolved`."""
+
+    code: FlagCode
+    blocking: bool
+    detail: str
+    paths: list[str] = Field(description="the first files or test ids concerned (cut)")
+    path_count: Count = Field(description="how many paths the QA report lists")
+
+
+class QARunView(_Answer):
+    """One pytest run of the QA task; its log is the trace's artifact `log_sha256`."""
+
+    exit_code: int | None
+    passed: Count
+    failed: Count
+    errors: Count
+    skipped: Count
+    timed_out: bool
+    error_reason: ErrorReason | None
+    log_sha256: Sha256 | None
+
+
+_BEFORE = "absent on traces recorded before the QA report had it"
+
+
 class QAView(_Answer):
     verdict: Verdict
     error_reason: ErrorReason | None
@@ -63,6 +90,32 @@ class QAView(_Answer):
     pass_to_pass: TestList
     pass_to_fail: TestList
     fail_to_fail: TestList
+    fail_to_absent: TestList | None = Field(
+        default=None, description=f"failing before, gone or deselected after; {_BEFORE}"
+    )
+    fail_to_skipped: TestList | None = Field(
+        default=None, description=f"failing before, skipped after; {_BEFORE}"
+    )
+    target_tests: TestList | None = Field(
+        default=None, description=f"the tests the verdict is about; {_BEFORE}"
+    )
+    unresolved_targets: TestList | None = Field(
+        default=None, description=f"target tests that did not pass after the fix; {_BEFORE}"
+    )
+    target_source: TargetSource | None = Field(
+        default=None, description=f"where the target tests came from; {_BEFORE}"
+    )
+    resolution: Resolution | None = Field(
+        default=None, description="all, some or none of the target tests pass (null: no targets)"
+    )
+    verdict_reason: str | None = Field(default=None, description="one sentence: why this verdict")
+    flags: list[QAFlagView] = Field(
+        default_factory=list, description="blocking ones first, at most 20 (see flag_count)"
+    )
+    flag_count: Count = Field(default=0, description="how many flags the QA report raised")
+    runs: dict[Literal["base", "final", "base_with_final_tests", "held"], QARunView] = Field(
+        default_factory=dict, description="each pytest run that happened"
+    )
 
 
 class ScoreView(_Answer):
@@ -300,6 +353,11 @@ class ExportFileEntry(_Answer):
     sha256: Sha256
 
 
+class FlaggedLeftOut(_Answer):
+    trace_id: str
+    flags: list[FlagCode] = Field(description="the tamper flags' codes")
+
+
 class ExportManifest(_Answer):
     """The export's manifest.json (byte for byte what `prtrace export` writes for the same
     traces and filter)."""
@@ -313,6 +371,13 @@ class ExportManifest(_Answer):
     event_count: Count
     trace_ids: list[str]
     skipped: list[dict[str, str]]
+    flagged_left_out: list[FlaggedLeftOut] = Field(
+        default_factory=list,
+        description="selected but left out: their QA report has tamper flags (the request's "
+        "include_flagged takes them); absent from exports made before",
+    )
+    flagged_left_out_count: Count = 0
+    flagged_count: Count = Field(0, description="exported traces that have tamper flags")
     files: dict[str, ExportFileEntry]
 
 

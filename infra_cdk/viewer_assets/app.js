@@ -216,6 +216,61 @@ function linkButton(traceId, route, label) {
   return holder;
 }
 
+// Which pytest runs of the QA task there are, in the order they ran.
+const QA_RUNS = [["base", "base"], ["final", "final"],
+  ["base_with_final_tests", "base with the final's tests"],
+  ["held", "held (the base's tests and harness on the final code)"]];
+
+function qaEvidence(qa) {
+  const source = qa.target_source && qa.target_source !== "none" ? ` (target tests from ${qa.target_source})` : "";
+  return [
+    qa.resolution ? h("p", {}, "Resolution: ",
+      h("strong", { id: "qa-resolution", "data-resolution": qa.resolution }, qa.resolution), source) : null,
+    qa.verdict_reason ? h("p", { id: "qa-reason" }, "Why: ", qa.verdict_reason) : null];
+}
+
+function targetList(qa) {
+  const targets = qa.target_tests;
+  if (!targets || !targets.count) return null;
+  const unresolved = new Set(qa.unresolved_targets?.ids ?? []);
+  const open = qa.unresolved_targets?.count ?? 0;
+  return h("div", {}, h("h4", {}, `Target tests (${targets.count}, ${open} unresolved)`),
+    h("ul", { "data-list": "TARGETS" }, targets.ids.map((id) => unresolved.has(id)
+      ? h("li", { class: "mono unresolved", "data-unresolved": "true" }, id, h("span", { class: "bad" }, " (unresolved)"))
+      : h("li", { class: "mono" }, id))),
+    targets.truncated ? h("p", { class: "muted" }, "(list cut; the QA report has all)") : null,
+    open && qa.unresolved_targets?.truncated ? h("p", { class: "muted" }, "(unresolved list cut; the QA report has all)") : null);
+}
+
+function flagList(qa) {
+  const flags = qa.flags ?? [];
+  if (!flags.length) return null;
+  const total = qa.flag_count ?? flags.length;
+  const blocking = flags.filter((f) => f.blocking).length;
+  return h("div", { id: "qa-flags" }, h("h4", {}, `Flags (${total}, ${blocking} blocking)`),
+    h("ul", { class: "flags" }, flags.map((f) =>
+      h("li", { class: f.blocking ? "flag blocking" : "flag", "data-flag": f.code, "data-blocking": String(Boolean(f.blocking)) },
+        h("span", { class: `badge ${f.blocking ? "bad" : "warn"}` }, f.blocking ? "blocking" : "not blocking"), " ",
+        h("strong", { class: "mono" }, f.code), `: ${f.detail}`,
+        f.paths.length ? h("ul", {}, f.paths.map((path) => h("li", { class: "mono" }, path)),
+          f.path_count > f.paths.length ? h("li", { class: "muted" }, `… ${f.path_count - f.paths.length} more`) : null) : null))),
+    total > flags.length ? h("p", { class: "muted" }, `(${total - flags.length} more flags in the QA report)`) : null);
+}
+
+function runList(traceId, qa) {
+  const runs = QA_RUNS.filter(([name]) => qa.runs?.[name]);
+  if (!runs.length) return null;
+  return h("ul", { class: "runs" }, runs.map(([name, label]) => {
+    const run = qa.runs[name];
+    return h("li", { "data-run": name },
+      h("strong", {}, `${label}: `),
+      `exit ${run.exit_code ?? "–"}, ${run.passed} passed, ${run.failed} failed, ${run.errors} errors, ${run.skipped} skipped`,
+      run.timed_out ? h("span", { class: "bad" }, " (timed out)") : null,
+      run.error_reason ? h("span", { class: "bad" }, ` (${run.error_reason})`) : null,
+      run.log_sha256 ? artifactButton(traceId, { sha256: run.log_sha256 }, `${name} log`, false) : null);
+  }));
+}
+
 function qaPanel(trace) {
   const qa = trace.outcome.qa;
   const panel = h("section", { class: "panel", id: "qa", "aria-labelledby": "qa-title" },
@@ -228,9 +283,16 @@ function qaPanel(trace) {
     h("p", {}, "Verdict: ", h("strong", { id: "qa-verdict" }, verdictBadge(qa.verdict)),
       ` · ${qa.backend ?? ""} sandbox · ${duration(qa.duration_ms)}`),
     qa.error_reason ? h("p", { class: "bad" }, `${qa.error_reason}: ${qa.error_detail ?? ""}`) : null,
+    qaEvidence(qa),
+    flagList(qa),
     h("div", { class: "grid" },
+      targetList(qa),
       testList("FAIL_TO_PASS", qa.fail_to_pass), testList("PASS_TO_FAIL", qa.pass_to_fail),
-      testList("FAIL_TO_FAIL", qa.fail_to_fail), testList("PASS_TO_PASS", qa.pass_to_pass)),
+      testList("FAIL_TO_FAIL", qa.fail_to_fail),
+      qa.fail_to_absent?.count ? testList("FAIL_TO_ABSENT", qa.fail_to_absent) : null,
+      qa.fail_to_skipped?.count ? testList("FAIL_TO_SKIPPED", qa.fail_to_skipped) : null,
+      testList("PASS_TO_PASS", qa.pass_to_pass)),
+    runList(trace.trace_id, qa),
     h("p", {}, "Logs: ", linkButton(trace.trace_id, "qa-report", "QA report with test logs"))]);
   return panel;
 }
@@ -309,7 +371,7 @@ function artifactButton(traceId, ref, label, asDiff) {
         error.url ? [" — ", h("a", { href: error.url, target: "_blank", rel: "noopener noreferrer" },
           `open ${label} directly`)] : null)]);
     }
-  } }, `Show ${label} (${ref.size} bytes)`));
+  } }, `Show ${label}${ref.size === undefined ? "" : ` (${ref.size} bytes)`}`));
   return holder;
 }
 

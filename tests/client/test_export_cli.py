@@ -1,8 +1,99 @@
-"""The export command names the formats the writer has (spelled out so `--help` stays fast)."""
+"""The export command: it names the formats the writer has (spelled out so `--help` stays
+fast), leaves out traces with tamper flags unless `--include-flagged`, and says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
 
 from prtrace_cli import export as command
+from prtrace_cli.main import app
 from prtrace_client import export as writer
+from tests.unit.test_dataset import flagged_and_clean_source
 
 
 def test_the_command_offers_exactly_the_writer_formats() -> None:
     assert command.FORMATS == writer.FORMATS
+
+
+class _NoClient:
+    """Stands in for PrtraceClient: the traces come from the source the test gives."""
+
+    def __init__(self, *args: object) -> None:
+        pass
+
+    def __enter__(self) -> _NoClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@pytest.fixture
+def traces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`prtrace export` reads tr_clean, tr_flagged (a tamper flag) and tr_noqa."""
+    import prtrace_client
+
+    source = flagged_and_clean_source()
+    monkeypatch.setattr(prtrace_client, "PrtraceClient", _NoClient)
+    monkeypatch.setattr(writer, "ApiTraceSource", lambda client: source)
+
+
+def exported(out: Path, *args: str) -> tuple[Result, dict[str, Any]]:
+    result = CliRunner().invoke(app, ["export", str(out), "--format", "swebench", *args])
+    assert result.exit_code == 0, result.output
+    return result, orjson.loads((out / "manifest.json").read_bytes())
+
+
+def test_a_flagged_trace_is_left_out_by_default_and_named(traces: None, tmp_path: Path) -> None:
+    result, manifest = exported(tmp_path / "out")
+    assert manifest["trace_ids"] == ["tr_clean", "tr_noqa"]
+    assert manifest["flagged_left_out"] == [
+        {"trace_id": "tr_flagged", "flags": ["target_test_modified"]}
+    ]
+    assert "left out tr_flagged: tamper flags target_test_modified" in result.stderr
+    assert "1 traces left out for tamper flags (--include-flagged takes them)" in result.stderr
+    lines = (tmp_path / "out" / "instances.jsonl").read_bytes().splitlines()
+    assert [orjson.loads(line)["trace_id"] for line in lines] == ["tr_clean", "tr_noqa"]
+
+
+def test_include_flagged_takes_it_with_its_flags(traces: None, tmp_path: Path) -> None:
+    result, manifest = exported(tmp_path / "out", "--include-flagged")
+    assert manifest["trace_ids"] == ["tr_clean", "tr_flagged", "tr_noqa"]
+    assert manifest["filter"]["include_flagged"] is True
+    assert (manifest["flagged_left_out"], manifest["flagged_count"]) == ([], 1)
+    assert "left out" not in result.stderr
+    assert "1 exported traces have tamper flags (see qa_tamper_flags)" in result.stderr
+    lines = (tmp_path / "out" / "instances.jsonl").read_bytes().splitlines()
+    flagged = next(orjson.loads(x) for x in lines if b'"tr_flagged"' in x)
+    assert flagged["qa_tamper_flags"] == ["target_test_modified"]
+    assert flagged["test_patch_source"] == "none"  # no snapshots, no patch
+
+
+def test_the_server_export_request_carries_include_flagged(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from prtrace.dataset import ExportFilter
+    from prtrace.exports import ExportRequest
+    from prtrace_cli import export as cli
+
+    asked: list[dict[str, Any]] = []
+
+    class Client:
+        def start_export(self, request: dict[str, Any]) -> dict[str, Any]:
+            asked.append(request)
+            raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError):
+        cli._export_on_server(Client(), ExportFilter(include_flagged=True), ["swebench"], tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError):
+        cli._export_on_server(Client(), ExportFilter(), ["swebench"], tmp_path)  # type: ignore[arg-type]
+    flagged, default = asked
+    assert flagged["include_flagged"] is True
+    assert ExportRequest.model_validate(flagged).to_filter().include_flagged is True
+    assert "include_flagged" not in default  # the default is not sent

@@ -117,6 +117,53 @@ def test_a_complete_trace_shows_its_verdict_and_the_six_scores(api: FakeApi, tra
     assert "https://x/qa" in result.stdout
 
 
+def test_a_flagged_verdict_shows_why_the_resolution_and_the_flags(
+    api: FakeApi, trace_id: str
+) -> None:
+    view = complete_view(api, trace_id, qa_skipped=None)
+    view["outcome"]["qa"] |= {
+        "verdict": "unresolved",
+        "verdict_reason": "the fix modified its target test tests/t.py::test_[a]",
+        "target_source": "reproduction",
+        "resolution": "partial",
+        "target_tests": {"count": 3, "ids": ["t::a", "t::b", "t::c"], "truncated": False},
+        "unresolved_targets": {"count": 3, "ids": ["t::b", "t::c"], "truncated": True},
+        "flags": [
+            {"code": "target_test_modified", "blocking": True, "path_count": 1,
+             "detail": "a target test's definition changed",
+             "paths": ["tests/t.py::test_[red]a[/]"]},
+            {"code": "test_files_changed", "blocking": False, "detail": "2 test files changed",
+             "paths": ["tests/t.py"], "path_count": 2},
+        ],
+        "flag_count": 3,
+    }  # fmt: skip
+    api.add_fault(Fault("GET", f"/v1/traces/{trace_id}", status=200, body=view))
+    result = CliRunner().invoke(app, ["status", trace_id])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert re.search(r"why +the fix modified its target test tests/t.py::test_\[a\]", out)
+    assert re.search(r"resolution +partial \(target tests from reproduction\)", out)
+    assert re.search(r"unresolved +3: t::b, t::c \(\+1 more\)", out)
+    assert re.search(
+        r"flag +target_test_modified \(blocking\): a target test's definition changed "
+        r"\[tests/t.py::test_\[red\]a\[/\]\]",
+        out,
+    )  # repository-controlled text is shown as it is, never as markup
+    assert re.search(r"flag +test_files_changed \(not blocking\): 2 test files changed "
+                     r"\[tests/t.py, \+1 more\]", out)  # fmt: skip
+    assert re.search(r"flag +\+1 more in the QA report", out)
+
+
+def test_a_verdict_recorded_before_flags_existed_shows_no_new_rows(
+    api: FakeApi, trace_id: str
+) -> None:
+    view = complete_view(api, trace_id, qa_skipped=None)
+    api.add_fault(Fault("GET", f"/v1/traces/{trace_id}", status=200, body=view))
+    result = CliRunner().invoke(app, ["status", trace_id])
+    for row in ("why", "resolution", "unresolved", "flag"):
+        assert not re.search(rf"^{row} ", result.stdout, re.MULTILINE), row
+
+
 def test_skipped_qa_says_skipped_and_shows_no_missing_report(api: FakeApi, trace_id: str) -> None:
     view = complete_view(api, trace_id, qa_skipped="no_snapshots")
     api.add_fault(Fault("GET", f"/v1/traces/{trace_id}", status=200, body=view))

@@ -3,11 +3,14 @@
 cloud, which serves the viewer's files at /viewer/ beside the API. The example trace is
 driven to complete (offline judge); the test logs in with a token, opens the trace and
 checks the verdict, the six scores, that a cited event's link scrolls to and focuses the
-event, that a diff is rendered, and that hostile trace content stays text. Screenshots go
-to the test's tmp path and to test-artifacts/viewer/ (gitignored), kept for CI."""
+event, that a diff is rendered, that hostile trace content stays text, and that a flagged
+QA verdict shows its evidence (resolution, why, target tests, flags, the held run's log)
+as text. Screenshots go to the test's tmp path and to test-artifacts/viewer/ (gitignored),
+kept for CI."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -27,8 +31,12 @@ from selenium.webdriver.support.ui import WebDriverWait
 from examples.snapshots import TRACE_DIR
 from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
 from prtrace.judge.rubric import DIMENSION_IDS
+from prtrace.outcome import qa_summary
+from prtrace.storage_keys import artifact_key
 from tests.e2e.pipeline_support import TraceClient
 from tests.integration.conftest import make_token, new_tenant
+from tests.judge_factories import HOSTILE_PATH, HOSTILE_TEST, flagged_qa_report
+from tests.local_cloud import aws
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "viewer"
@@ -182,9 +190,21 @@ def test_log_in_list_and_open_the_example_trace(cloud, traces, browser, shots):
 
     row_link.click()
     verdict = wait_for(browser, "#qa-verdict [data-verdict]")
-    assert verdict.text == example["outcome"]["qa"]["verdict"] == "resolved"
+    qa = example["outcome"]["qa"]
+    assert verdict.text == qa["verdict"] == "resolved"
     fail_to_pass = browser.find_element(By.CSS_SELECTOR, '[data-list="FAIL_TO_PASS"]')
-    assert example["outcome"]["qa"]["fail_to_pass"]["ids"][0] in fail_to_pass.text
+    assert qa["fail_to_pass"]["ids"][0] in fail_to_pass.text
+    # The verdict's evidence, as far as the QA report states it.
+    if qa.get("resolution"):
+        assert browser.find_element(By.ID, "qa-resolution").text == qa["resolution"]
+    if qa.get("verdict_reason"):
+        assert qa["verdict_reason"] in browser.find_element(By.ID, "qa-reason").text
+    if (qa.get("target_tests") or {}).get("count"):
+        targets = browser.find_element(By.CSS_SELECTOR, '[data-list="TARGETS"]')
+        assert qa["target_tests"]["ids"][0] in targets.text
+    for run in qa.get("runs") or {}:  # each run's log behind a button
+        assert browser.find_elements(By.CSS_SELECTOR, f'#qa li[data-run="{run}"] button')
+    assert not browser.find_elements(By.CSS_SELECTOR, "#qa li.flag.blocking")  # resolved
 
     # The six judge scores, as the API states them.
     judge = example["outcome"]["judge"]
@@ -286,6 +306,89 @@ def test_a_refused_token_returns_to_the_login(cloud, browser):
     assert status.is_displayed()
     assert "refused" in browser.find_element(By.ID, "status").text
     assert browser.execute_script("return sessionStorage.getItem('prtrace.token')") is None
+
+
+def flag_the_qa_verdict(cloud: LocalCloudInfo, trace_id: str) -> str:
+    """Give a complete trace a flagged QA verdict (repository-controlled hostile text in its
+    test ids, paths and details) and a held run whose log is a stored artifact, as Record
+    would have stored them; the log's text."""
+    db = aws(cloud, "dynamodb")
+    table = cloud.stack.outputs["TracesTableName"]
+    (item,) = db.scan(
+        TableName=table,
+        FilterExpression="sk = :sk",
+        ExpressionAttributeValues={":sk": {"S": f"TRACE#{trace_id}"}},
+    )["Items"]
+    tenant = item["pk"]["S"].removeprefix("T#")
+    log = f"held run log {HOSTILE}\n4 passed, 1 failed\n"
+    digest = hashlib.sha256(log.encode()).hexdigest()
+    aws(cloud, "s3").put_object(
+        Bucket=cloud.stack.outputs["DataBucketName"],
+        Key=artifact_key(tenant, trace_id, digest),
+        Body=log.encode(),
+        ContentType="text/plain; charset=utf-8",
+    )
+    report = flagged_qa_report(
+        trace_id=trace_id,
+        verdict_reason=f"A target test was modified {HOSTILE}",
+        held={"exit_code": 1, "duration_ms": 5, "passed": 4, "failed": 1,
+              "log_key": artifact_key(tenant, trace_id, digest)},
+    )  # fmt: skip
+    db.update_item(
+        TableName=table,
+        Key={"pk": item["pk"], "sk": item["sk"]},
+        UpdateExpression="SET outcome.qa = :qa",
+        ExpressionAttributeValues={":qa": TypeSerializer().serialize(qa_summary(report))},
+    )
+    return log
+
+
+def test_a_flagged_qa_verdict_shows_its_evidence_as_text(cloud, traces, browser, shots):
+    token, _, hostile = traces
+    trace_id = hostile["trace_id"]
+    log = flag_the_qa_verdict(cloud, trace_id)
+    severe_console_messages(browser)  # read (and so dropped): earlier tests' messages
+    open_trace(browser, cloud.endpoint, token, trace_id)
+    assert browser.find_element(By.CSS_SELECTOR, "#qa-verdict [data-verdict]").text == (
+        "unresolved"
+    )
+    assert browser.find_element(By.ID, "qa-resolution").text == "partial"
+    reason = browser.find_element(By.ID, "qa-reason")
+    assert reason.text == f"Why: A target test was modified {HOSTILE}"
+    targets = browser.find_element(By.CSS_SELECTOR, '[data-list="TARGETS"]')
+    (unresolved,) = targets.find_elements(By.CSS_SELECTOR, "li.unresolved")
+    assert unresolved.text == f"{HOSTILE_TEST} (unresolved)"
+    for name, test_id in (
+        ("FAIL_TO_ABSENT", "tests/test_ranges.py::test_gone"),
+        ("FAIL_TO_SKIPPED", "tests/test_ranges.py::test_skipped"),
+    ):
+        assert browser.find_element(By.CSS_SELECTOR, f'[data-list="{name}"]').text == test_id
+    flags = browser.find_elements(By.CSS_SELECTOR, "#qa-flags li.flag")
+    assert [f.get_attribute("data-flag") for f in flags] == [
+        "target_test_modified", "test_files_changed"
+    ]  # fmt: skip
+    blocking = browser.find_element(By.CSS_SELECTOR, "#qa-flags li.flag.blocking")
+    assert blocking.get_attribute("data-flag") == "target_test_modified"
+    assert "the definition of a target test changed <b>bold</b>" in blocking.text
+    paths = [li.text for li in blocking.find_elements(By.CSS_SELECTOR, "ul li")]
+    assert paths == [HOSTILE_TEST, HOSTILE_PATH.replace("\n", " ")]  # whitespace collapsed
+    # Highlighted: the blocking flag's background differs from the others'.
+    other = browser.find_element(By.CSS_SELECTOR, '#qa-flags li.flag[data-blocking="false"]')
+    background = "return getComputedStyle(arguments[0]).backgroundColor"
+    assert browser.execute_script(background, blocking) != browser.execute_script(background, other)
+    # The held run's log, fetched through the artifact link like any other artifact.
+    held = browser.find_element(By.CSS_SELECTOR, '#qa li[data-run="held"]')
+    assert "4 passed, 1 failed" in held.text
+    held.find_element(By.XPATH, ".//button[starts-with(., 'Show held log')]").click()
+    shown = WebDriverWait(browser, 10).until(
+        lambda d: held.find_elements(By.CSS_SELECTOR, 'pre[aria-label="held log"]')
+    )[0]
+    assert shown.text == log.strip()
+    assert browser.find_elements(By.CSS_SELECTOR, "#view img, #view script, #view b") == []
+    assert browser.execute_script("return window.pwned === undefined")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", blocking)
+    shots(browser, "flagged-qa")
+    assert severe_console_messages(browser) == []
 
 
 def in_viewport(driver: WebDriver, element: Any) -> bool:

@@ -39,6 +39,7 @@ from prtrace_client.export import save_server_export
 from prtrace_client.provenance import verify_export
 from tests.functional.conftest import NAMES, Client, make_token
 from tests.functional.test_provenance_api import complete, finalized_trace, signing_key
+from tests.judge_factories import flagged_qa_report
 
 __all__ = ["signing_key"]  # a fixture used here
 
@@ -312,6 +313,38 @@ def test_a_trace_without_qa_or_judge_results_is_exported_without_them(
     manifest = client.call("GET", f"/v1/exports/{export_id}").json()["manifest"]
     assert manifest["trace_ids"] == [trace_id]
     assert manifest["skipped"] == []
+
+
+def test_a_trace_with_tamper_flags_is_left_out_unless_the_request_includes_it(
+    client: Client, export_machine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trace_id = finalized_trace(client)
+    complete(trace_id)
+    report = flagged_qa_report(trace_id=trace_id).model_dump_json().encode()
+    boto3.client("s3").put_object(
+        Bucket=NAMES.bucket, Key=qa_report_key("acme", trace_id), Body=report
+    )
+    export_id = start(client, {"formats": ["swebench"]})["export_id"]
+    run_job(export_id, monkeypatch)
+    manifest = client.call("GET", f"/v1/exports/{export_id}").json()["manifest"]
+    assert manifest["trace_count"] == 0
+    assert manifest["flagged_left_out"] == [
+        {"trace_id": trace_id, "flags": ["target_test_modified"]}
+    ]
+    assert manifest["flagged_left_out_count"] == 1
+    assert manifest["filter"]["include_flagged"] is False
+
+    view = start(client, {"formats": ["swebench"], "include_flagged": True})
+    assert view["request"]["include_flagged"] is True
+    run_job(view["export_id"], monkeypatch)
+    done = client.call("GET", f"/v1/exports/{view['export_id']}").json()
+    assert done["manifest"]["trace_ids"] == [trace_id]
+    assert (done["manifest"]["flagged_left_out"], done["manifest"]["flagged_count"]) == ([], 1)
+    instances = fetch(done["links"]["files"]["instances.jsonl"]).splitlines()
+    (instance,) = [orjson.loads(line) for line in instances]
+    assert instance["qa_tamper_flags"] == ["target_test_modified"]
+    assert instance["qa_resolution"] == "partial"
+    assert instance["test_patch_source"] == "candidate"
 
 
 def test_a_trace_missing_an_artifact_is_skipped_naming_it(

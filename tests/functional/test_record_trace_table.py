@@ -8,10 +8,15 @@ import io
 
 import boto3
 import duckdb
+import orjson
 import pyarrow.parquet as pq
 
 from prtrace.judge.rubric import DIMENSION_IDS
+from prtrace.records import TraceRecord
+from prtrace.storage_keys import qa_report_key
+from prtrace.trace_table import COLUMNS, trace_row
 from tests.functional.test_record_handler import NAMES, aws, invoke, put_results
+from tests.judge_factories import FAILING_TEST, HOSTILE_TEST, flagged_qa_report
 from tests.pipeline_factories import TRACE_ID, complete_event, failed_event, stored_results
 
 __all__ = ["aws"]  # the fixture, shared
@@ -57,3 +62,40 @@ def test_a_retried_record_leaves_the_row_as_written(aws):
 def test_a_failed_trace_writes_no_row(aws):
     invoke(failed_event())
     assert table_objects() == []
+
+
+def test_the_row_has_the_verdicts_evidence_resolution_and_flag_codes(aws):
+    report = flagged_qa_report(trace_id=TRACE_ID)
+    stored = report.model_dump_json().encode()
+    put_results(stored_results() | {qa_report_key("acme", TRACE_ID): stored})
+    invoke(complete_event())
+    (key,) = table_objects()
+    body = boto3.client("s3").get_object(Bucket=NAMES.bucket, Key=key)["Body"].read()
+    (row,) = pq.read_table(io.BytesIO(body)).to_pylist()
+    assert (row["qa_verdict"], row["qa_resolution"], row["qa_target_source"]) == (
+        "unresolved", "partial", "reproduction"
+    )  # fmt: skip
+    assert row["qa_verdict_reason"] == report.verdict_reason
+    assert orjson.loads(row["qa_flags"]) == ["target_test_modified", "test_files_changed"]
+    assert orjson.loads(row["qa_blocking_flags"]) == ["target_test_modified"]
+    assert orjson.loads(row["qa_tamper_flags"]) == ["target_test_modified"]
+    assert row["qa_flag_count"] == 2
+    assert orjson.loads(row["target_tests"]) == [FAILING_TEST, HOSTILE_TEST]
+    assert (row["unresolved_targets_count"], row["fail_to_absent_count"]) == (1, 1)
+    assert orjson.loads(row["fail_to_skipped"]) == ["tests/test_ranges.py::test_skipped"]
+    assert pq.read_schema(io.BytesIO(body)).names == [c.name for c in COLUMNS]
+
+
+def test_an_outcome_recorded_before_flags_has_null_evidence_columns():
+    listed = {"count": 1, "ids": ["t::a"], "truncated": False}
+    old_qa = {"verdict": "resolved", "fail_to_pass": listed}
+    trace = TraceRecord(
+        tenant="acme", trace_id=TRACE_ID, status="complete", created_at="2026-11-25T09:00:00.000Z",
+        updated_at="2026-11-25T09:00:00.000Z", metadata={},
+        outcome={"qa": old_qa, "recorded_at": "2026-11-25T09:00:00.000Z"},
+    )  # fmt: skip
+    row = trace_row(trace)
+    for name in ("qa_flags", "qa_blocking_flags", "qa_tamper_flags", "qa_flag_count",
+                 "qa_resolution", "target_tests", "target_tests_count"):  # fmt: skip
+        assert row[name] is None, name
+    assert set(row) == {c.name for c in COLUMNS}

@@ -25,8 +25,20 @@ from prtrace.dataset import (
     trace_row,
     workspace_patch,
 )
+from prtrace.dataset_collect import ResultKind, collect
+from prtrace.dataset_files import MANIFEST_FILE, Flagged, write_export
+from prtrace.document import TraceDocument
 from prtrace.judge.rubric import DIMENSION_IDS
-from tests.judge_factories import qa_report, sample_document
+from prtrace.qa.report import QAReport
+from tests.judge_factories import (
+    FAILING_TEST,
+    HOSTILE_TEST,
+    document,
+    flagged_qa_report,
+    qa_report,
+    sample_document,
+    sample_events,
+)
 from tests.pipeline_factories import judge_result
 
 
@@ -169,12 +181,29 @@ def test_a_swebench_instance_has_swebenchs_fields_and_prtraces():
     assert orjson.loads(jsonl([instance])) == instance
 
 
+def test_an_instance_says_its_test_patch_is_the_candidates_and_carries_the_qa_evidence():
+    patch = workspace_patch({"tests/test_x.py": b"1\n"}, {"tests/test_x.py": b"2\n"})
+    instance = swebench_instance(bundle(patch, qa_report=flagged_qa_report("tr_sample")))
+    assert instance["test_patch_source"] == "candidate"
+    assert instance["qa_target_tests"] == [FAILING_TEST, HOSTILE_TEST]
+    assert instance["qa_target_source"] == "reproduction"
+    assert instance["qa_unresolved_targets"] == [HOSTILE_TEST]
+    assert instance["qa_resolution"] == "partial"
+    assert instance["qa_verdict_reason"].startswith("1 of 2 target tests")
+    assert instance["qa_flags"] == ["target_test_modified", "test_files_changed"]
+    assert instance["qa_tamper_flags"] == ["target_test_modified"]
+
+
 def test_a_trace_without_qa_or_judge_still_makes_an_instance():
     instance = swebench_instance(bundle(qa_report=None, judge_result=None))
     assert instance["FAIL_TO_PASS"] == instance["PASS_TO_PASS"] == []
     assert instance["patch"] == instance["test_patch"] == ""
+    assert instance["test_patch_source"] == "none"
     assert instance["qa_verdict"] is None
     assert instance["judge_scores"] == dict.fromkeys(DIMENSION_IDS)
+    assert (instance["qa_flags"], instance["qa_target_tests"], instance["qa_resolution"]) == (
+        [], [], None
+    )  # fmt: skip
 
 
 def test_event_records_and_rows_follow_the_document():
@@ -198,6 +227,14 @@ def test_parse_ts_keeps_microseconds_in_utc():
     parsed = parse_ts("2026-11-25T09:14:03.123456789Z")
     assert parsed.isoformat() == "2026-11-25T09:14:03.123456+00:00"
     assert parse_ts("0001-01-01T00:00:00Z").year == 1
+
+
+def test_a_trace_row_carries_the_qa_evidence():
+    row = trace_row(bundle(qa_report=flagged_qa_report("tr_sample")))
+    assert row["fail_to_absent"] == ["tests/test_ranges.py::test_gone"]
+    assert row["fail_to_skipped"] == ["tests/test_ranges.py::test_skipped"]
+    assert row["qa_unresolved_targets"] == [HOSTILE_TEST]
+    assert (row["qa_resolution"], row["qa_tamper_flags"]) == ("partial", ["target_test_modified"])
 
 
 def test_a_trace_row_is_flat_with_a_column_per_score():
@@ -253,3 +290,88 @@ def test_score_thresholds_are_checked_on_the_judge_result():
     assert not ExportFilter(min_scores={dimension: 5}).matches_bundle(bundle())
     assert not ExportFilter(min_scores={dimension: 0}).matches_bundle(bundle(judge_result=None))
     assert ExportFilter().describe()["statuses"] == ["complete"]
+
+
+def test_tamper_flags_leave_a_trace_out_unless_asked_for():
+    flagged = bundle(qa_report=flagged_qa_report("tr_sample"))
+    assert ExportFilter().left_out_for_flags(flagged) == ["target_test_modified"]
+    assert ExportFilter(include_flagged=True).left_out_for_flags(flagged) == []
+    # Flags that honest fixes raise too (changed tests or harness) leave nothing out.
+    honest = flagged_qa_report("tr_sample", flags=[
+        {"code": "test_files_changed", "blocking": False, "detail": "1 test file"},
+        {"code": "harness_changed", "blocking": True, "detail": "conftest.py changed"},
+    ])  # fmt: skip
+    assert ExportFilter().left_out_for_flags(bundle(qa_report=honest)) == []
+    assert ExportFilter().left_out_for_flags(bundle(qa_report=None)) == []
+    assert ExportFilter().describe()["include_flagged"] is False
+
+
+class MemorySource:
+    """Complete traces held here, as a TraceSource gives them (no snapshots)."""
+
+    def __init__(self, traces: dict[str, tuple[TraceDocument, QAReport | None]]) -> None:
+        self.traces = traces
+
+    def iter_views(self):
+        for trace_id in self.traces:
+            yield {"trace_id": trace_id, "status": "complete",
+                   "created_at": "2026-11-25T09:00:00.000Z", "outcome": {}}  # fmt: skip
+
+    def result(self, trace_id: str, kind: ResultKind) -> bytes | None:
+        doc, report = self.traces[trace_id]
+        if kind == "document":
+            return doc.model_dump_json().encode()
+        if kind == "qa-report":
+            return None if report is None else report.model_dump_json().encode()
+        return judge_result(trace_id).model_dump_json().encode()
+
+    def artifact(self, trace_id: str, sha256: str) -> bytes:
+        raise AssertionError("no snapshots here")
+
+
+def flagged_and_clean_source() -> MemorySource:
+    """tr_clean (resolved), tr_flagged (a tamper flag) and tr_noqa (QA did not run)."""
+    traces: dict[str, tuple[TraceDocument, QAReport | None]] = {}
+    for trace_id, report in (
+        ("tr_clean", qa_report("resolved", trace_id="tr_clean")),
+        ("tr_flagged", flagged_qa_report("tr_flagged")),
+        ("tr_noqa", None),
+    ):
+        traces[trace_id] = (document(sample_events(), trace_id=trace_id), report)
+    return MemorySource(traces)
+
+
+def test_an_export_leaves_flagged_traces_out_and_its_manifest_says_so(tmp_path):
+    bundles, skipped, flagged = collect(flagged_and_clean_source(), ExportFilter())
+    assert [b.trace_id for b in bundles] == ["tr_clean", "tr_noqa"]
+    assert skipped == []
+    assert flagged == [Flagged("tr_flagged", ("target_test_modified",))]
+    manifest = write_export(bundles, tmp_path, formats=["swebench"], chosen=ExportFilter(),
+                            skipped=skipped, flagged=flagged)  # fmt: skip
+    assert manifest["trace_ids"] == ["tr_clean", "tr_noqa"]
+    assert manifest["flagged_left_out"] == [
+        {"trace_id": "tr_flagged", "flags": ["target_test_modified"]}
+    ]
+    assert (manifest["flagged_left_out_count"], manifest["flagged_count"]) == (1, 0)
+    assert manifest["filter"]["include_flagged"] is False
+    assert orjson.loads((tmp_path / MANIFEST_FILE).read_bytes()) == manifest
+
+
+def test_an_export_asked_to_include_flagged_traces_takes_them_and_counts_them(tmp_path):
+    chosen = ExportFilter(include_flagged=True)
+    bundles, _, flagged = collect(flagged_and_clean_source(), chosen)
+    assert [b.trace_id for b in bundles] == ["tr_clean", "tr_flagged", "tr_noqa"]
+    assert flagged == []
+    manifest = write_export(bundles, tmp_path, formats=["swebench", "parquet"], chosen=chosen)
+    assert (manifest["flagged_left_out"], manifest["flagged_count"]) == ([], 1)
+    lines = (tmp_path / "instances.jsonl").read_bytes().splitlines()
+    instances = [orjson.loads(line) for line in lines]
+    taken = {i["trace_id"]: i["qa_tamper_flags"] for i in instances}
+    assert taken == {"tr_clean": [], "tr_flagged": ["target_test_modified"], "tr_noqa": []}
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(tmp_path / "traces.parquet").to_pylist()
+    assert [r["qa_flags"] for r in rows] == [
+        [], ["target_test_modified", "test_files_changed"], []
+    ]  # fmt: skip
+    assert [r["qa_resolution"] for r in rows] == [None, "partial", None]

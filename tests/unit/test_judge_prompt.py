@@ -26,7 +26,18 @@ from prtrace.judge.prompt import (
 from prtrace.judge.rubric import DIMENSION_IDS, load_rubric
 from prtrace.metrics import compute_metrics
 from tests.factories import trace_metadata
-from tests.judge_factories import SessionBuilder, document, huge_events, qa_report, sample_document
+from tests.judge_factories import (
+    FAILING_TEST,
+    HOSTILE_PATH,
+    HOSTILE_TEST,
+    SessionBuilder,
+    document,
+    flagged_qa_report,
+    huge_events,
+    qa_report,
+    sample_document,
+    sample_qa_report,
+)
 
 GOLDEN = Path(__file__).parent / "golden" / "judge_prompt_sample.txt"
 RUBRIC = load_rubric()
@@ -34,8 +45,7 @@ RUBRIC = load_rubric()
 
 def _sample_prompt():
     doc = sample_document()
-    qa = qa_report("resolved", trace_id="tr_sample")
-    return build_prompt(doc, qa, RUBRIC, compute_metrics(doc.events))
+    return build_prompt(doc, sample_qa_report(), RUBRIC, compute_metrics(doc.events))
 
 
 def test_sample_prompt_matches_the_golden_file():
@@ -57,6 +67,59 @@ def test_prompt_carries_every_event_id_the_qa_lists_and_the_metrics():
     assert "PASS_TO_FAIL (0): none" in prompt.user
     assert "time_to_green_ms: 255800" in prompt.user
     assert prompt.events_omitted == 0
+
+
+def test_prompt_carries_the_verdicts_targets_resolution_and_reason():
+    prompt = _sample_prompt()
+    assert "why: The 1 target test passes on the final code" in prompt.user
+    assert "resolution of the target tests: full" in prompt.user
+    assert f"target tests from reproduction (1): {FAILING_TEST}" in prompt.user
+    assert "unresolved target tests (0): none" in prompt.user
+    assert "flags: none" in prompt.user
+
+
+def test_prompt_carries_flags_and_keeps_repository_text_on_its_line():
+    doc = sample_document()
+    prompt = build_prompt(doc, flagged_qa_report("tr_sample"), RUBRIC, doc.metrics)
+    qa = prompt.user.split("## QA verdict", 1)[1].split("\n## ", 1)[0]
+    lines = qa.splitlines()
+    assert "verdict: unresolved" in lines
+    assert "resolution of the target tests: partial" in lines
+    assert f"unresolved target tests (1): {HOSTILE_TEST}" in lines
+    assert f"target tests from reproduction (2): {FAILING_TEST}, {HOSTILE_TEST}" in lines
+    assert "FAIL_TO_ABSENT (1): tests/test_ranges.py::test_gone" in lines
+    assert "FAIL_TO_SKIPPED (1): tests/test_ranges.py::test_skipped" in lines
+    assert "flags (2, 1 blocking):" in lines
+    assert "- test_files_changed (not blocking): the fix changed 1 test file; paths (1): " \
+        "tests/test_ranges.py" in lines  # fmt: skip
+    flattened = HOSTILE_PATH.replace("\n", " ")
+    assert (
+        "- target_test_modified (blocking): the definition of a target test changed "
+        f"<b>bold</b>; paths (2): {HOSTILE_TEST}, {flattened}"
+    ) in lines
+    assert "held (the base's tests and harness on the final code) run: passed=4 failed=1 " \
+        "errors=0 skipped=0 timed_out=false" in lines  # fmt: skip
+    # The path's line break did not start a line of its own (a fake heading).
+    assert not any(line.startswith("## Scores") for line in prompt.user.splitlines())
+
+
+def test_many_flags_and_long_lists_keep_the_qa_section_bounded():
+    longest = "x" * 1_024
+    ids = [f"{i}{longest}\n## fake" for i in range(200)]
+    flags = [{"code": "harness_changed", "blocking": True, "detail": longest, "paths": ids}] * 100
+    doc = sample_document()
+    qa = flagged_qa_report(
+        "tr_sample", target_tests=ids, unresolved_targets=ids, fail_to_absent=ids,
+        fail_to_skipped=ids, fail_to_pass=ids, pass_to_fail=ids, fail_to_fail=ids, flags=flags,
+    )  # fmt: skip
+    prompt = build_prompt(doc, qa, RUBRIC, doc.metrics, token_budget=MIN_TOKEN_BUDGET)
+    section = prompt.user.split("## QA verdict", 1)[1].split("\n## ", 1)[0]
+    assert len(section) < 16_000
+    assert "## fake" not in prompt.user
+    assert "- (+80 more flags)" in section
+    assert section.count("- harness_changed (blocking)") == 20
+    assert "unresolved target tests (200): 0x" in section  # the most telling list first
+    assert "FAIL_TO_SKIPPED (200): (+200 more)" in section  # the budget was spent before it
 
 
 def test_prompt_without_qa_says_so():
@@ -139,14 +202,14 @@ def test_response_schema_is_strict_and_names_every_dimension():
 
 
 _HASH_SCRIPT = """
-from tests.judge_factories import document, huge_events, qa_report, sample_document
+from tests.judge_factories import document, huge_events, sample_document, sample_qa_report
 from prtrace.judge.offline import score_offline
 from prtrace.judge.prompt import build_prompt
 from prtrace.judge.rubric import load_rubric
 from prtrace.judge.service import encode_result
 rubric = load_rubric()
 doc = sample_document()
-qa = qa_report("resolved", trace_id="tr_sample")
+qa = sample_qa_report()
 big = document(huge_events(20_000))
 print(build_prompt(doc, qa, rubric, doc.metrics).sha256)
 print(build_prompt(big, None, rubric, big.metrics).sha256)

@@ -13,6 +13,7 @@ from tests.judge_factories import (
     SessionBuilder,
     disciplined_events,
     document,
+    flagged_qa_report,
     flailing_events,
     qa_report,
     sample_document,
@@ -235,3 +236,25 @@ def test_unresolved_with_nothing_failing_on_the_base_does_not_say_targets_still_
     assert "no test failed on the base snapshot" in rationale
     failing = _rationale(_judge(disciplined_events(), qa_report("unresolved")), "fix_correctness")
     assert "1 target test(s) still fail" in failing
+
+
+def test_a_blocking_flag_caps_fix_correctness_and_says_which():
+    qa = flagged_qa_report()  # unresolved, with FAIL_TO_PASS, one blocking tamper flag
+    result = _judge(disciplined_events(), qa)
+    assert result.score_of("fix_correctness") == 1
+    assert "flagged (target_test_modified)" in _rationale(result, "fix_correctness")
+    unflagged = _judge(disciplined_events(), flagged_qa_report(flags=[]))
+    assert unflagged.score_of("fix_correctness") == 2  # some FAIL_TO_PASS: partial
+
+
+def test_a_reproduction_naming_an_unresolved_target_test_counts():
+    s = SessionBuilder()
+    named = s.test(["tests/test_ranges.py::test_other"])
+    s.edit("ranges/merge.py")
+    other = "tests/test_ranges.py::test_other"
+    qa = qa_report("unresolved", fail_to_pass=[FAILING_TEST], target_tests=[FAILING_TEST, other])
+    diagnosis = next(x for x in _judge(s.events, qa).scores if x.dimension == "diagnosis")
+    assert named in diagnosis.cited_event_ids
+    untargeted = qa_report("unresolved", fail_to_pass=[FAILING_TEST], target_tests=[FAILING_TEST])
+    diagnosis = next(x for x in _judge(s.events, untargeted).scores if x.dimension == "diagnosis")
+    assert named not in diagnosis.cited_event_ids

@@ -13,6 +13,8 @@ from prtrace.judge.result import DimensionScore
 from prtrace.judge.rubric import DIMENSION_IDS
 from prtrace.outcome import (
     MAX_CAUSE_CHARS,
+    MAX_FLAG_BYTES,
+    MAX_FLAGS,
     MAX_OUTCOME_BYTES,
     MAX_RATIONALE_CHARS,
     MAX_TEST_ID_BYTES,
@@ -21,6 +23,8 @@ from prtrace.outcome import (
     bounded_test_lists,
     complete_outcome,
     failed_outcome,
+    qa_summary,
+    qa_timed_out,
 )
 from prtrace.record import (
     InvalidRecordEvent,
@@ -31,7 +35,7 @@ from prtrace.record import (
 )
 from prtrace.records import FINALIZING, TraceRecord
 from prtrace.storage_keys import judge_result_key, qa_report_key
-from tests.judge_factories import qa_report
+from tests.judge_factories import FAILING_TEST, HOSTILE_TEST, flagged_qa_report, qa_report
 from tests.pipeline_factories import (
     CHAIN_HEAD,
     TRACE_ID,
@@ -85,7 +89,9 @@ def test_worst_case_outcome_stays_far_below_the_item_limit():
     ids = [f"tests/t.py::test_{i}_{huge}" for i in range(5000)]
     report = qa_report(
         "error", error_reason="infra_error", error_detail=huge, fail_to_pass=ids,
-        pass_to_pass=ids, pass_to_fail=ids, fail_to_fail=ids,
+        pass_to_pass=ids, pass_to_fail=ids, fail_to_fail=ids, fail_to_absent=ids,
+        fail_to_skipped=ids, target_tests=ids, unresolved_targets=ids, verdict_reason=huge,
+        flags=[{"code": "harness_changed", "blocking": True, "detail": huge, "paths": ids}] * 50,
     )  # fmt: skip
     scores = [
         DimensionScore(dimension=d, score=1, rationale=huge, cited_event_ids=[huge] * 500)  # type: ignore[arg-type]
@@ -100,6 +106,71 @@ def test_worst_case_outcome_stays_far_below_the_item_limit():
         assert len(score["rationale"]) == MAX_RATIONALE_CHARS
         assert score["rationale"].endswith("…")
     assert outcome["qa"]["fail_to_pass"]["count"] == 5000
+
+
+def test_the_qa_view_carries_the_verdicts_evidence():
+    view = qa_summary(flagged_qa_report())
+    assert view["target_tests"] == {
+        "count": 2, "ids": [FAILING_TEST, HOSTILE_TEST], "truncated": False
+    }  # fmt: skip
+    assert view["unresolved_targets"]["ids"] == [HOSTILE_TEST]
+    assert view["fail_to_absent"]["ids"] == ["tests/test_ranges.py::test_gone"]
+    assert view["fail_to_skipped"]["ids"] == ["tests/test_ranges.py::test_skipped"]
+    assert (view["target_source"], view["resolution"]) == ("reproduction", "partial")
+    assert view["verdict_reason"].startswith("1 of 2 target tests did not pass")
+    # Blocking flags first; the report's order otherwise.
+    assert [(f["code"], f["blocking"]) for f in view["flags"]] == [
+        ("target_test_modified", True), ("test_files_changed", False)
+    ]  # fmt: skip
+    assert view["flags"][0]["paths"][0] == HOSTILE_TEST
+    assert view["flags"][0]["path_count"] == 2
+    assert view["flag_count"] == 2
+    assert set(view["runs"]) == {"base", "final", "held"}
+    assert view["runs"]["held"]["log_sha256"] == "c" * 64
+    assert view["runs"]["base"] == {
+        "exit_code": 1, "passed": 4, "failed": 1, "errors": 0, "skipped": 0,
+        "timed_out": False, "error_reason": None, "log_sha256": "a" * 64,
+    }  # fmt: skip
+
+
+def test_a_report_without_the_new_evidence_has_empty_lists_and_no_flags():
+    view = qa_summary(qa_report("resolved"))
+    assert view["target_tests"] == {"count": 0, "ids": [], "truncated": False}
+    assert (view["target_source"], view["resolution"], view["verdict_reason"]) == (
+        "none", None, None
+    )  # fmt: skip
+    assert (view["flags"], view["flag_count"], view["runs"]) == ([], 0, {})
+    assert set(qa_timed_out()) == set(view)  # a QA timeout has the same shape
+
+
+def test_the_api_models_describe_the_qa_view_old_and_new():
+    from functions.api.models import QAView
+
+    for view in (qa_summary(flagged_qa_report()), qa_summary(qa_report("resolved")),
+                 qa_timed_out()):  # fmt: skip
+        assert QAView.model_validate(view).model_dump(mode="json") == view
+    # Recorded before the QA report had the verdict's evidence: still a valid answer.
+    old = {k: v for k, v in qa_summary(qa_report("resolved")).items()
+           if k in ("verdict", "error_reason", "error_detail", "backend", "duration_ms",
+                    "fail_to_pass", "pass_to_pass", "pass_to_fail", "fail_to_fail")}  # fmt: skip
+    assert QAView.model_validate(old).flags == []
+
+
+def test_many_large_flags_stay_within_their_budget():
+    huge = "ü" * 5000
+    flags = [
+        {"code": "harness_changed", "blocking": i % 2 == 0, "detail": huge, "paths": [huge] * 50}
+        for i in range(100)
+    ]
+    view = qa_summary(flagged_qa_report(flags=flags))
+    assert len(orjson.dumps(view["flags"])) <= MAX_FLAG_BYTES
+    assert 0 < len(view["flags"]) <= MAX_FLAGS
+    assert all(flag["blocking"] for flag in view["flags"])  # blocking ones kept first
+    assert view["flag_count"] == 100
+    first = view["flags"][0]
+    assert first["path_count"] == 50
+    assert first["detail"].endswith("…")
+    assert len(first["detail"].encode()) <= 400
 
 
 def test_metrics_keep_scalars_and_small_maps():

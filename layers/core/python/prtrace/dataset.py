@@ -29,6 +29,9 @@ from prtrace.qa.report import QAReport
 
 EXPORT_VERSION: Final = "prtrace.export/v1"
 PatchSource = Literal["snapshots", "none"]
+# Whose test changes an instance's `test_patch` holds: SWE-bench's come from the upstream
+# fix's pull request; here they are what the candidate (the recorded session) wrote.
+TestPatchSource = Literal["candidate", "none"]
 # SWE-bench's harness treats files under these directories as test files.
 _TEST_DIRS: Final = frozenset({"test", "tests", "testing", "e2e", "__tests__"})
 _NO_NEWLINE: Final = "\\ No newline at end of file\n"
@@ -193,11 +196,41 @@ def swebench_instance(bundle: TraceBundle) -> dict[str, Any]:
         "chain_head": document.chain.head,
         "repo_url": metadata.repository.url,
         "patch_source": bundle.patch_source,
+        "test_patch_source": tests_patch_source(bundle),
         "qa_verdict": report.verdict if report else None,
+        **qa_evidence(report),
         "judge_status": judge.status if judge else None,
         "judge_overall": judge.overall if judge else None,
         "judge_scores": judge_scores(judge),
         **state_columns(document),
+    }
+
+
+def tests_patch_source(bundle: TraceBundle) -> TestPatchSource:
+    """`candidate`: the instance's `test_patch` is the candidate's own test changes (the
+    base-to-final diff of the test files), not tests written independently of the fix."""
+    return "candidate" if bundle.patch_source == "snapshots" else "none"
+
+
+def flag_codes(report: QAReport | None, *, tamper_only: bool = False) -> list[str]:
+    """The codes of the report's flags (or of its tamper flags), sorted, each once."""
+    if report is None:
+        return []
+    flags = report.tamper_flags if tamper_only else report.flags
+    return sorted({flag.code for flag in flags})
+
+
+def qa_evidence(report: QAReport | None) -> dict[str, Any]:
+    """What the QA verdict rests on (prtrace.qa.report): its target tests and where they
+    came from, those left unresolved, the resolution, why, and the flags' codes."""
+    return {
+        "qa_target_tests": list(report.target_tests) if report else [],
+        "qa_target_source": report.target_source if report else None,
+        "qa_unresolved_targets": list(report.unresolved_targets) if report else [],
+        "qa_resolution": report.resolution if report else None,
+        "qa_verdict_reason": report.verdict_reason if report else None,
+        "qa_flags": flag_codes(report),
+        "qa_tamper_flags": flag_codes(report, tamper_only=True),
     }
 
 
@@ -280,6 +313,9 @@ def trace_row(bundle: TraceBundle) -> dict[str, Any]:
         "pass_to_pass": list(report.pass_to_pass) if report else [],
         "pass_to_fail": list(report.pass_to_fail) if report else [],
         "fail_to_fail": list(report.fail_to_fail) if report else [],
+        "fail_to_absent": list(report.fail_to_absent) if report else [],
+        "fail_to_skipped": list(report.fail_to_skipped) if report else [],
+        **qa_evidence(report),
         "judge_status": judge.status if judge else None,
         "judge_overall": judge.overall if judge else None,
         **{f"score_{dimension}": score for dimension, score in scores.items()},
@@ -305,6 +341,9 @@ class ExportFilter:
     since: str | None = None  # created_at >= since (RFC 3339 UTC)
     until: str | None = None  # created_at < until
     repositories: frozenset[str] = frozenset()  # URL or owner/name; empty: any
+    # False: a trace whose QA report has tamper flags (the fix may have gamed its tests,
+    # prtrace.qa.report.TAMPER_FLAGS) is left out, and the manifest says so.
+    include_flagged: bool = False
 
     def describe(self) -> dict[str, Any]:
         """The filter as recorded in an export's manifest."""
@@ -316,7 +355,12 @@ class ExportFilter:
             "since": self.since,
             "until": self.until,
             "repositories": sorted(self.repositories),
+            "include_flagged": self.include_flagged,
         }
+
+    def left_out_for_flags(self, bundle: TraceBundle) -> list[str]:
+        """The tamper flags' codes that leave this trace out (none: it is taken)."""
+        return [] if self.include_flagged else flag_codes(bundle.qa_report, tamper_only=True)
 
     def matches_view(self, view: Mapping[str, Any]) -> bool:
         if view.get("status") not in self.statuses:

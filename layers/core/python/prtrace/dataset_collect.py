@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from prtrace.dataset import ExportFilter, TraceBundle, sorted_bundles, workspace_patch
-from prtrace.dataset_files import Skipped
+from prtrace.dataset_files import Flagged, Skipped
 from prtrace.document import TraceDocument
 from prtrace.judge.result import JudgeResult
 from prtrace.qa.archive import extract_archive
@@ -43,11 +43,13 @@ def collect(
     chosen: ExportFilter,
     *,
     on_trace: Callable[[str], None] | None = None,
-) -> tuple[list[TraceBundle], list[Skipped]]:
-    """The traces the filter selects, with their results; and those selected by their
-    view but whose results could not be read (with why)."""
+) -> tuple[list[TraceBundle], list[Skipped], list[Flagged]]:
+    """The traces the filter selects, with their results; those selected by their view
+    but whose results could not be read (with why); and those left out because their QA
+    report has tamper flags (unless the filter includes them), with the flags' codes."""
     bundles: list[TraceBundle] = []
     skipped: list[Skipped] = []
+    flagged: list[Flagged] = []
     for view in source.iter_views():
         if not chosen.matches_view(view):
             continue
@@ -59,9 +61,18 @@ def collect(
         except (UnreadableTrace, UnsafeArchive) as exc:
             skipped.append(Skipped(trace_id, str(exc)))
             continue
-        if chosen.matches_bundle(bundle):
-            bundles.append(bundle)
-    return sorted_bundles(bundles), sorted(skipped, key=lambda s: s.trace_id)
+        if not chosen.matches_bundle(bundle):
+            continue
+        codes = chosen.left_out_for_flags(bundle)
+        if codes:
+            flagged.append(Flagged(trace_id, tuple(codes)))
+            continue
+        bundles.append(bundle)
+    return (
+        sorted_bundles(bundles),
+        sorted(skipped, key=lambda s: s.trace_id),
+        sorted(flagged, key=lambda f: f.trace_id),
+    )
 
 
 def read_bundle(source: TraceSource, view: Mapping[str, Any]) -> TraceBundle:

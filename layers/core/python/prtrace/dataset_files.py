@@ -63,6 +63,15 @@ class Skipped:
     reason: str
 
 
+@dataclass(frozen=True)
+class Flagged:
+    """A trace the filter selected but left out: its QA report has tamper flags (their
+    codes); `include_flagged` takes it."""
+
+    trace_id: str
+    flags: tuple[str, ...]
+
+
 # ---- writing --------------------------------------------------------------------------
 
 
@@ -73,6 +82,7 @@ def write_export(
     formats: Iterable[str] = FORMATS,
     chosen: ExportFilter | None = None,
     skipped: Sequence[Skipped] = (),
+    flagged: Sequence[Flagged] = (),
 ) -> dict[str, Any]:
     """Write the files of `formats` and manifest.json into `out`; returns the manifest."""
     wanted = sorted(set(formats))
@@ -108,6 +118,10 @@ def write_export(
         "event_count": sum(len(b.document.events) for b in bundles),
         "trace_ids": [b.trace_id for b in bundles],
         "skipped": [{"trace_id": s.trace_id, "reason": s.reason} for s in skipped],
+        # Left out for tamper flags; and how many of those taken have them (include_flagged).
+        "flagged_left_out": [{"trace_id": f.trace_id, "flags": list(f.flags)} for f in flagged],
+        "flagged_left_out_count": len(flagged),
+        "flagged_count": sum(1 for b in bundles if b.qa_report and b.qa_report.tamper_flags),
         "files": files,
         "parquet": None if writer is None else {"writer": writer, "options": PARQUET_OPTIONS},
     }
@@ -168,6 +182,15 @@ def traces_schema() -> pa.Schema:
         pa.field("pass_to_pass", tests, nullable=False),
         pa.field("pass_to_fail", tests, nullable=False),
         pa.field("fail_to_fail", tests, nullable=False),
+        pa.field("fail_to_absent", tests, nullable=False),
+        pa.field("fail_to_skipped", tests, nullable=False),
+        pa.field("qa_target_tests", tests, nullable=False),
+        pa.field("qa_target_source", text),
+        pa.field("qa_unresolved_targets", tests, nullable=False),
+        pa.field("qa_resolution", text),
+        pa.field("qa_verdict_reason", text),
+        pa.field("qa_flags", tests, nullable=False),
+        pa.field("qa_tamper_flags", tests, nullable=False),
         pa.field("judge_status", text),
         pa.field("judge_overall", pa.float64()),
         *(pa.field(f"score_{dimension}", pa.int8()) for dimension in DIMENSION_IDS),

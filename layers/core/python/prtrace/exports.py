@@ -69,6 +69,11 @@ class ExportRequest(BaseModel):
     repositories: list[Annotated[str, Field(min_length=1, max_length=512)]] = Field(
         default_factory=list, max_length=100
     )
+    include_flagged: bool = Field(
+        False,
+        description="also take traces whose QA report has tamper flags (left out by default; "
+        "the manifest lists those left out)",
+    )
 
     def to_filter(self) -> ExportFilter:
         return ExportFilter(
@@ -79,6 +84,7 @@ class ExportRequest(BaseModel):
             since=self.since,
             until=self.until,
             repositories=frozenset(self.repositories),
+            include_flagged=self.include_flagged,
         )
 
 

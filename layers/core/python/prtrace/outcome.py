@@ -16,8 +16,16 @@ Shapes (JSON):
              "provenance": {"manifest_sha256", "key_id", "algorithm"} | null
              (added by RecordStep when it signed the trace manifest)
      QA     {"verdict", "error_reason", "error_detail", "backend", "duration_ms",
-             "fail_to_pass" | "pass_to_pass" | "pass_to_fail" | "fail_to_fail":
-                 {"count", "ids", "truncated"}}
+             "fail_to_pass" | "pass_to_pass" | "pass_to_fail" | "fail_to_fail" |
+             "fail_to_absent" | "fail_to_skipped" | "target_tests" | "unresolved_targets":
+                 {"count", "ids", "truncated"},
+             "target_source", "resolution", "verdict_reason",
+             "flags": [{"code", "blocking", "detail", "paths", "path_count"}], "flag_count",
+             "runs": {"base" | "final" | "base_with_final_tests" | "held":
+                 {"exit_code", "passed", "failed", "errors", "skipped", "timed_out",
+                  "error_reason", "log_sha256"}}}
+             (the QA fields after `fail_to_fail` are absent on traces recorded before the QA
+             report had them)
      JUDGE  {"status", "judge", "rubric_version", "overall", "summary", "problems",
              "needs_human_review", "scores": [{"dimension", "score", "rationale",
              "cited_event_ids"}]}
@@ -40,7 +48,25 @@ from prtrace.state_check import StateCheck
 MAX_TEST_IDS: Final = 200
 MAX_TEST_ID_CHARS: Final = 512
 MAX_TEST_ID_BYTES: Final = 64 * 1024
-TEST_LISTS: Final = ("fail_to_pass", "pass_to_fail", "fail_to_fail", "pass_to_pass")
+TEST_LISTS: Final = (
+    "fail_to_pass",
+    "pass_to_fail",
+    "unresolved_targets",
+    "target_tests",
+    "fail_to_absent",
+    "fail_to_skipped",
+    "fail_to_fail",
+    "pass_to_pass",
+)
+# The flags a QA report raised (prtrace.qa.report.QAFlag): blocking ones first, each with
+# its detail and some of its paths, all of them within MAX_FLAG_BYTES (as JSON).
+MAX_FLAGS: Final = 20
+MAX_FLAG_BYTES: Final = 24 * 1024
+MAX_FLAG_DETAIL_BYTES: Final = 400
+MAX_FLAG_PATHS: Final = 10
+MAX_FLAG_PATH_BYTES: Final = 400  # for all of one flag's paths
+MAX_VERDICT_REASON_CHARS: Final = 1000
+RUN_NAMES: Final = ("base", "final", "base_with_final_tests", "held")
 MAX_RATIONALE_CHARS: Final = 1000
 MAX_CITED_EVENTS: Final = 10
 MAX_SUMMARY_CHARS: Final = 2000
@@ -89,8 +115,75 @@ def bounded_test_lists(report: QAReport) -> dict[str, dict[str, Any]]:
     return lists
 
 
+def clip_bytes(text: str, limit: int) -> str:
+    """At most `limit` bytes of UTF-8 (never a split character); a cut text ends with an
+    ellipsis."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    return data[: limit - 3].decode(errors="ignore") + "…"  # "…" is 3 bytes
+
+
+def bounded_flags(report: QAReport) -> list[dict[str, Any]]:
+    """The report's flags, blocking ones first (in the report's order otherwise), at most
+    MAX_FLAGS and MAX_FLAG_BYTES; each detail and each flag's paths cut to their byte
+    budgets (`flag_count` beside the list says how many there were)."""
+    ordered = sorted(report.flags, key=lambda flag: not flag.blocking)
+    views: list[dict[str, Any]] = []
+    left = MAX_FLAG_BYTES
+    for flag in ordered[:MAX_FLAGS]:
+        budget = MAX_FLAG_PATH_BYTES
+        paths: list[str] = []
+        for path in flag.paths[:MAX_FLAG_PATHS]:
+            shown = clip_bytes(path, budget)
+            budget -= len(shown.encode())
+            paths.append(shown)
+            if budget <= 3:
+                break
+        view = {
+            "code": flag.code,
+            "blocking": flag.blocking,
+            "detail": clip_bytes(flag.detail, MAX_FLAG_DETAIL_BYTES),
+            "paths": paths,
+            "path_count": len(flag.paths),
+        }
+        left -= _size(view)
+        if left < 0:
+            break
+        views.append(view)
+    return views
+
+
+def _log_sha256(log_key: str | None) -> str | None:
+    """The artifact's SHA-256 from its key (`…/artifacts/<sha256>`): the viewer fetches a
+    run's log through GET /v1/traces/{id}/artifacts/{sha256}."""
+    digest = (log_key or "").rsplit("/", 1)[-1]
+    return digest if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest) else None
+
+
+def run_views(report: QAReport) -> dict[str, dict[str, Any]]:
+    """Each pytest run that happened (base, final, base with final tests, held): counts and
+    its log's artifact SHA-256."""
+    views: dict[str, dict[str, Any]] = {}
+    for name in RUN_NAMES:
+        run = getattr(report, name)
+        if run is None:
+            continue
+        views[name] = {
+            "exit_code": run.exit_code,
+            "passed": run.passed,
+            "failed": run.failed,
+            "errors": run.errors,
+            "skipped": run.skipped,
+            "timed_out": run.timed_out,
+            "error_reason": run.error_reason,
+            "log_sha256": _log_sha256(run.log_key),
+        }
+    return views
+
+
 def qa_summary(report: QAReport) -> dict[str, Any]:
-    detail = report.error_detail
+    detail, reason = report.error_detail, report.verdict_reason
     return {
         "verdict": report.verdict,
         "error_reason": report.error_reason,
@@ -98,6 +191,12 @@ def qa_summary(report: QAReport) -> dict[str, Any]:
         "backend": report.backend,
         "duration_ms": report.duration_ms,
         **bounded_test_lists(report),
+        "target_source": report.target_source,
+        "resolution": report.resolution,
+        "verdict_reason": None if reason is None else clip(reason, MAX_VERDICT_REASON_CHARS),
+        "flags": bounded_flags(report),
+        "flag_count": len(report.flags),
+        "runs": run_views(report),
     }
 
 
@@ -111,6 +210,12 @@ def qa_timed_out() -> dict[str, Any]:
         "backend": None,
         "duration_ms": None,
         **{name: dict(empty) for name in TEST_LISTS},
+        "target_source": "none",
+        "resolution": None,
+        "verdict_reason": None,
+        "flags": [],
+        "flag_count": 0,
+        "runs": {},
     }
 
 

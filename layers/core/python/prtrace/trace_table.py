@@ -21,6 +21,7 @@ from prtrace.integrity import sha256_hex
 from prtrace.judge.rubric import DIMENSION_IDS
 from prtrace.media_types import PARQUET
 from prtrace.parquet_lite import Column, write_table
+from prtrace.qa.report import TAMPER_FLAGS
 from prtrace.records import COMPLETE, TraceRecord
 
 TABLE_VERSION: Final = 1
@@ -44,6 +45,8 @@ _METRIC_COLUMNS: Final = (
     "notes",
 )
 _TEST_LISTS: Final = ("fail_to_pass", "pass_to_pass", "pass_to_fail", "fail_to_fail")
+# Recorded since the QA report has them (null in rows of traces recorded before).
+_QA_LISTS: Final = ("fail_to_absent", "fail_to_skipped", "target_tests", "unresolved_targets")
 
 COLUMNS: Final[tuple[Column, ...]] = (
     Column("table_version", "int64"),
@@ -68,6 +71,15 @@ COLUMNS: Final[tuple[Column, ...]] = (
     Column("qa_duration_ms", "int64"),
     *(Column(f"{name}_count", "int64") for name in _TEST_LISTS),
     *(Column(name, "string") for name in _TEST_LISTS),  # JSON arrays of test ids
+    Column("qa_target_source", "string"),
+    Column("qa_resolution", "string"),
+    Column("qa_verdict_reason", "string"),
+    *(Column(f"{name}_count", "int64") for name in _QA_LISTS),
+    *(Column(name, "string") for name in _QA_LISTS),  # JSON arrays of test ids
+    Column("qa_flags", "string"),  # JSON array of the flags' codes, sorted, each once
+    Column("qa_blocking_flags", "string"),  # the same, of the blocking flags
+    Column("qa_tamper_flags", "string"),  # the same, of the tamper flags (TAMPER_FLAGS)
+    Column("qa_flag_count", "int64"),
     Column("judge", "string"),
     Column("judge_status", "string"),
     Column("judge_overall", "double"),
@@ -143,15 +155,38 @@ def trace_row(trace: TraceRecord) -> dict[str, Any]:
         else None,
         "metrics": orjson.dumps(metrics, option=orjson.OPT_SORT_KEYS).decode(),
     }
-    for name in _TEST_LISTS:
+    for name in (*_TEST_LISTS, *_QA_LISTS):
         tests = qa.get(name)
         row[f"{name}_count"] = _int(tests.get("count")) if tests else None
         row[name] = orjson.dumps(tests.get("ids")).decode() if tests else None
+    row |= _qa_evidence(qa)
     for dimension in DIMENSION_IDS:
         row[f"score_{dimension}"] = _int(scores.get(dimension))
     for name in _METRIC_COLUMNS:
         row[f"metric_{name}"] = _int(metrics.get(name))
     return row
+
+
+def _codes(flags: list[dict[str, Any]]) -> str:
+    return orjson.dumps(sorted({str(flag.get("code")) for flag in flags})).decode()
+
+
+def _qa_evidence(qa: dict[str, Any]) -> dict[str, Any]:
+    """The verdict's evidence as the outcome recorded it (prtrace.outcome.qa_summary): the
+    flags' codes come from its bounded list (`qa_flag_count` says how many there were)."""
+    recorded = "flags" in qa  # absent from outcomes recorded before the report had flags
+    flags = [f for f in qa.get("flags") or [] if isinstance(f, dict)]
+    return {
+        "qa_target_source": qa.get("target_source"),
+        "qa_resolution": qa.get("resolution"),
+        "qa_verdict_reason": qa.get("verdict_reason"),
+        "qa_flags": _codes(flags) if recorded else None,
+        "qa_blocking_flags": _codes([f for f in flags if f.get("blocking")]) if recorded else None,
+        "qa_tamper_flags": _codes([f for f in flags if f.get("code") in TAMPER_FLAGS])
+        if recorded
+        else None,
+        "qa_flag_count": _int(qa.get("flag_count")),
+    }
 
 
 def trace_parquet(rows: list[dict[str, Any]]) -> bytes:

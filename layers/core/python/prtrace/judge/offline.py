@@ -310,7 +310,10 @@ def _fix_correctness(ev: EvidenceAccumulator, qa: QAReport | None) -> DimensionS
         else:
             s.add(5, f"QA resolved: {len(qa.fail_to_pass)} FAIL_TO_PASS, no PASS_TO_FAIL", *final)
     elif qa is not None and qa.verdict == "unresolved":
-        if qa.fail_to_pass:
+        if qa.blocking_flags:
+            codes = ", ".join(sorted({flag.code for flag in qa.blocking_flags}))
+            s.add(1, f"QA unresolved: the fix's tests or test run were flagged ({codes})", *final)
+        elif qa.fail_to_pass:
             s.add(2, f"QA unresolved; {len(qa.fail_to_pass)} FAIL_TO_PASS (partial)", *final)
         elif qa.pass_to_fail:
             s.add(0, f"QA unresolved; {len(qa.pass_to_fail)} test(s) went PASS_TO_FAIL", *final)
@@ -392,7 +395,9 @@ def _communication(ev: EvidenceAccumulator) -> DimensionScore:
 def score_offline(
     document: TraceDocument, qa: QAReport | None, rubric: Rubric, metrics: dict[str, Any]
 ) -> JudgeResult:
-    evidence = gather_evidence(document.events, qa.fail_to_pass if qa is not None else ())
+    # The tests QA is about: those it saw fixed and its target tests (fixed or not).
+    targets = [*qa.fail_to_pass, *qa.target_tests] if qa is not None else []
+    evidence = gather_evidence(document.events, targets)
     by_id = {
         "problem_understanding": _problem_understanding(evidence),
         "diagnosis": _diagnosis(evidence, metrics),

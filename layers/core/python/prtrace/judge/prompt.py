@@ -8,8 +8,9 @@ tokenizer download, identical everywhere, and close to what OpenAI tokenizers co
 English and code. The system and user messages together stay within `token_budget`:
   - each diff is cut to `DIFF_TOKEN_BUDGET` tokens, each note, commit message or task
     description to `TEXT_TOKEN_BUDGET`, each command line to `ARGV_CHARS` characters, each
-    test-id list to `LIST_ITEMS` entries; command output lives in artifacts and is
-    summarised by exit code, duration and size;
+    test-id list to `LIST_ITEMS` entries (the QA section's lists to `QA_LIST_CHARS`
+    together, its flags' details and paths to `FLAG_CHARS`); command output lives in
+    artifacts and is summarised by exit code, duration and size;
   - when the events still do not fit, events are kept in this order until the budget is
     spent: the first and last `KEEP_EDGE_EVENTS`, commits, test runs that turned red or
     green, other test runs, rationale notes, file edits, commands (within each kind spread
@@ -47,6 +48,10 @@ DIFF_TOKEN_BUDGET: Final = 500
 TEXT_TOKEN_BUDGET: Final = 250
 ARGV_CHARS: Final = 300
 LIST_ITEMS: Final = 20
+ID_CHARS: Final = 200  # a test id or path
+QA_LIST_CHARS: Final = 10_000  # the QA section's test lists together
+FLAG_CHARS: Final = 2_000  # the QA flags' details and paths together
+FLAG_PATHS: Final = 3
 KEEP_EDGE_EVENTS: Final = 25
 # Room kept for the omission marker that may precede each kept event (and one at the end).
 MARKER_RESERVE_CHARS: Final = 160
@@ -209,10 +214,56 @@ def _render_task(document: TraceDocument) -> list[str]:
     return lines
 
 
-def _test_list(label: str, tests: Sequence[str]) -> str:
-    shown = ", ".join(clip(test, 200) for test in tests[:LIST_ITEMS]) or "none"
-    more = f" (+{len(tests) - LIST_ITEMS} more)" if len(tests) > LIST_ITEMS else ""
-    return f"{label} ({len(tests)}): {shown}{more}"
+def _inline(text: str, max_chars: int) -> str:
+    """Repository-controlled text (test ids, paths, flag details) inside one prompt line:
+    cut, and its line breaks made spaces, so it can never start a line of its own (a fake
+    heading or verdict)."""
+    return " ".join(clip(text, max_chars).splitlines())
+
+
+def _test_list(label: str, tests: Sequence[str], shown_items: int = LIST_ITEMS) -> str:
+    shown = ", ".join(_inline(test, ID_CHARS) for test in tests[:shown_items])
+    more = len(tests) - min(len(tests), shown_items)
+    if not shown:
+        return f"{label} ({len(tests)}): " + (f"(+{more} more)" if more else "none")
+    return f"{label} ({len(tests)}): {shown}" + (f" (+{more} more)" if more else "")
+
+
+def _shown_counts(lists: Sequence[Sequence[str]], chars: int) -> list[int]:
+    """How many ids of each list fit: at most LIST_ITEMS each and `chars` for all of them,
+    spent in the order given."""
+    counts: list[int] = []
+    for tests in lists:
+        count = 0
+        for test in tests[:LIST_ITEMS]:
+            cost = len(_inline(test, ID_CHARS)) + 2
+            if cost > chars:
+                break
+            chars -= cost
+            count += 1
+        counts.append(count)
+    return counts
+
+
+def _render_flags(qa: QAReport) -> list[str]:
+    """What the fix did to its tests or harness (blocking flags stop a `resolved`), each
+    flag on one line; details and paths within FLAG_CHARS, then codes alone."""
+    if not qa.flags:
+        return ["flags: none"]
+    lines = [f"flags ({len(qa.flags)}, {len(qa.blocking_flags)} blocking):"]
+    left = FLAG_CHARS
+    for flag in qa.flags[:LIST_ITEMS]:
+        line = f"- {flag.code} ({'blocking' if flag.blocking else 'not blocking'})"
+        full = f"{line}: {_inline(flag.detail, 200)}"
+        if flag.paths:
+            full += "; " + _test_list("paths", flag.paths, FLAG_PATHS)
+        if len(full) <= left:
+            line = full
+            left -= len(full)
+        lines.append(line)
+    if len(qa.flags) > LIST_ITEMS:
+        lines.append(f"- (+{len(qa.flags) - LIST_ITEMS} more flags)")
+    return lines
 
 
 def _render_qa(qa: QAReport | None) -> list[str]:
@@ -220,13 +271,39 @@ def _render_qa(qa: QAReport | None) -> list[str]:
         return ["## QA verdict", "not run: the trace has no workspace snapshots to test"]
     lines = ["## QA verdict (tests run in a sandbox on the base and final snapshots)"]
     lines.append(f"verdict: {qa.verdict}")
+    if qa.verdict_reason:
+        lines.append(f"why: {_inline(qa.verdict_reason, 400)}")
     if qa.error_reason:
-        lines.append(f"error: {qa.error_reason} {clip(qa.error_detail or '', 300)}".rstrip())
-    lines.append(_test_list("FAIL_TO_PASS", qa.fail_to_pass))
-    lines.append(_test_list("PASS_TO_FAIL", qa.pass_to_fail))
-    lines.append(_test_list("FAIL_TO_FAIL", qa.fail_to_fail))
+        lines.append(f"error: {qa.error_reason} {_inline(qa.error_detail or '', 300)}".rstrip())
+    if qa.resolution is not None:
+        lines.append(f"resolution of the target tests: {qa.resolution}")
+    # The lists share QA_LIST_CHARS, the most telling first; shown in the usual order.
+    lists = {
+        "unresolved target tests": qa.unresolved_targets,
+        f"target tests from {qa.target_source}": qa.target_tests,
+        "PASS_TO_FAIL": qa.pass_to_fail,
+        "FAIL_TO_PASS": qa.fail_to_pass,
+        "FAIL_TO_FAIL": qa.fail_to_fail,
+        "FAIL_TO_ABSENT": qa.fail_to_absent,
+        "FAIL_TO_SKIPPED": qa.fail_to_skipped,
+    }
+    shown = dict(zip(lists, _shown_counts(list(lists.values()), QA_LIST_CHARS), strict=True))
+    unresolved, targets, *_ = lists
+    order = [targets, unresolved, "FAIL_TO_PASS", "PASS_TO_FAIL", *list(lists)[4:]]
+    for label in order:
+        if not lists[label] and label in ("FAIL_TO_ABSENT", "FAIL_TO_SKIPPED"):
+            continue
+        if not lists[label] and label.startswith("target tests from none"):
+            lines.append("target tests: none identified")
+            continue
+        lines.append(_test_list(label, lists[label], shown[label]))
     lines.append(f"PASS_TO_PASS: {len(qa.pass_to_pass)} tests")
-    for name, run in (("base", qa.base), ("final", qa.final)):
+    lines.extend(_render_flags(qa))
+    for name, run in (
+        ("base", qa.base),
+        ("final", qa.final),
+        ("held (the base's tests and harness on the final code)", qa.held),
+    ):
         if run is not None:
             lines.append(
                 f"{name} run: passed={run.passed} failed={run.failed} errors={run.errors} "
