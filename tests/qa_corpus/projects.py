@@ -28,6 +28,10 @@ FEATURES = frozenset(
         "data-files",
         "doctests",
         "self-dependency",
+        "c-extension-optional",
+        "c-extension-required",
+        "undeclared-plugin",
+        "gettext-i18n",
     }
 )
 
@@ -247,6 +251,127 @@ PROJECTS: tuple[CorpusProject, ...] = (
         pytest_seconds=0.8,
         install=("-e", ".", "-r", "requirements/tests.txt"),
         test_deps_declared_in="requirements/tests.txt (pip-compiled; tox.ini [testenv] deps)",
+    ),
+    CorpusProject(
+        name="markupsafe",
+        distribution="MarkupSafe",
+        version="3.0.4",
+        sdist_url=(
+            "https://files.pythonhosted.org/packages/38/9b/"
+            "e422a865e1d5d57d0e509b4e0bf1c1a70a7f6382c29a5aa428df994c8bc8/markupsafe-3.0.4.tar.gz"
+        ),
+        sdist_sha256="2e9ad7dd851bf45fab9f75cbff4cb493fee9979e8d8c7c9c3ee119022518edd6",
+        features=("src", "dependency-groups", "c-extension-optional"),
+        bug_path="src/markupsafe/__init__.py",
+        bug_original='        value = " ".join(value.split())',
+        bug_replacement='        value = "".join(value.split())',
+        fail_to_pass=(
+            "tests/test_markupsafe.py::test_escaping[markupsafe._native]",
+            "tests/test_markupsafe.py::test_escaping[markupsafe._speedups]",
+        ),
+        pytest_seconds=0.8,
+        install=("-e", ".", "--group", "tests"),
+        test_deps_declared_in="pyproject.toml [dependency-groups] tests",
+        notes=(
+            "setup.py builds the C extension markupsafe._speedups if it can and falls back to "
+            "pure Python if not; tests/conftest.py parametrises an autouse fixture over "
+            "markupsafe._native and markupsafe._speedups, the latter skipped when the "
+            "extension is missing. The bug (Markup.striptags) is in code both use, so "
+            "FAIL_TO_PASS holds one id per implementation: the [markupsafe._speedups] ids "
+            "only exist when the extension was compiled into the tree of that side (without "
+            "it the parameter is None and the id becomes [None], skipped)"
+        ),
+    ),
+    CorpusProject(
+        name="bitarray",
+        distribution="bitarray",
+        version="3.12.3",
+        sdist_url=(
+            "https://files.pythonhosted.org/packages/a9/cc/"
+            "aa09a20048dd650d9a36bd70c26b2688413066d65acc9f484f94b9929108/bitarray-3.12.3.tar.gz"
+        ),
+        sdist_sha256="919e35a951c0a551631b94bf568f3f5e38d004e0c60866cb2ca51bd8c4778fec",
+        features=("flat", "c-extension-required"),
+        bug_path="bitarray/_util.c",
+        bug_original="    x = (unsigned char) zlc(a);",
+        bug_replacement="    x = 0;",
+        fail_to_pass=(
+            "bitarray/test_util.py::ParityTests::test_explicit",
+            "bitarray/test_util.py::ParityTests::test_random",
+            "bitarray/test_util.py::ParityTests::test_zeros_ones",
+        ),
+        pytest_seconds=2.5,
+        install=("-e", ".", "pytest"),
+        test_deps_declared_in=(
+            "nothing: the tests are unittest modules inside the package (bitarray.test()); "
+            "pytest is not declared"
+        ),
+        notes=(
+            "bitarray/__init__.py imports the C extensions bitarray._bitarray and "
+            "bitarray._util (setup.py ext_modules, no fallback), which an editable install "
+            "compiles into the tree; the bug is in C (util.parity ignores the last, partial "
+            "byte), so each side's extension must be compiled from that side's source. "
+            "bitarray/test_free_threading.py fails to collect on both sides (it asserts a "
+            "free-threaded interpreter at import)"
+        ),
+    ),
+    CorpusProject(
+        name="parse",
+        distribution="parse",
+        version="1.22.4",
+        sdist_url=(
+            "https://files.pythonhosted.org/packages/9e/0f/"
+            "4bada23d2848aaa61f3577181dbd83895fa49fb9beb406835ed7eaca1b96/parse-1.22.4.tar.gz"
+        ),
+        sdist_sha256="706d458feed5a81b02768d3156e8070baf6cee7d150a3a3c0cd43101a875c3b5",
+        features=("flat", "doctests", "undeclared-plugin"),
+        bug_path="parse/__init__.py",
+        bug_original="    return float(string[:-1]) / 100.0",
+        bug_replacement="    return float(string[:-1]) / 10.0",
+        fail_to_pass=("tests/test_parse.py::test_numbers",),
+        pytest_seconds=1.5,
+        install=("-e", ".", "pytest", "pytest-cov"),
+        test_deps_declared_in=(
+            "nothing: pyproject.toml [tool.pytest.ini_options] addopts has --cov=parse "
+            "--cov-report=term-missing --cov-append --cov-branch (pytest-cov) and "
+            "--doctest-modules --doctest-glob=README.rst, but no file of the sdist declares "
+            "pytest or pytest-cov; without pytest-cov pytest exits 4 (unrecognized arguments)"
+        ),
+    ),
+    CorpusProject(
+        name="humanize",
+        distribution="humanize",
+        version="4.17.0",
+        sdist_url=(
+            "https://files.pythonhosted.org/packages/d0/a7/"
+            "5391f6db94bf16289ca63ce2632eef2eba7b9991e701016ac66f04539d47/humanize-4.17.0.tar.gz"
+        ),
+        sdist_sha256="1d6a36c453dbfbb3f0b34601d2e0b4ce5d48d780305cd45714843f0068fde6ac",
+        features=("src", "extras-test", "doctests", "gettext-i18n"),
+        bug_path="src/humanize/number.py",
+        bug_original='    N_("one"),',
+        bug_replacement='    "one",',
+        fail_to_pass=(
+            "tests/test_i18n.py::test_update_translations[de_DE-eins]",
+            "tests/test_i18n.py::test_update_translations[fr_FR-un]",
+        ),
+        pytest_seconds=7.2,
+        install=("-e", ".[tests]"),
+        test_deps_declared_in=(
+            "pyproject.toml [project.optional-dependencies] tests (pytest>=9, freezegun, "
+            "pytest-benchmark, pytest-codspeed, pytest-cov); tox.ini [testenv] extras = tests"
+        ),
+        notes=(
+            "The sdist ships the compiled catalogues (src/humanize/locale/*/LC_MESSAGES/"
+            "humanize.mo, gitignored in the repository, hatch build artifacts), which the "
+            "i18n tests load. The bug drops the N_() marker from one apnumber word: at run "
+            "time nothing changes (N_ is a no-op and the shipped .mo still has the word), but "
+            "scripts/update-translations.sh (xgettext, msgmerge, msgfmt) no longer extracts "
+            "it, which only tests/test_i18n.py::test_update_translations sees; that test "
+            "skips unless bash, xgettext, msgmerge and msgfmt (GNU gettext) are on PATH. "
+            "pytest >= 9 is needed: the configuration is the [tool.pytest] table "
+            "(minversion 9.0)"
+        ),
     ),
 )
 

@@ -49,8 +49,10 @@ def _explain(report: QAReport) -> str:
                 f"{name}: exit {run.exit_code}, {run.passed} passed, {run.failed} failed, "
                 f"{run.errors} errors, collection errors {run.collection_errors}, "
                 f"pytest {run.pytest_version} ({run.pytest_source}), "
-                f"{run.workspace_install} {run.install_detail or ''}"
+                f"{run.workspace_install} {run.install_detail or ''}, "
+                f"compiled {run.compiled_modules}, dependencies from {run.dependency_sources}"
             )
+    lines += [f"flag {flag.code}: {flag.detail}" for flag in report.flags]
     return "\n".join(lines)
 
 
@@ -71,6 +73,11 @@ def test_corpus_project_fix_and_regression(
     if "old-pytest" in project.features:
         assert fixed.final.pytest_source == "repository"
         assert fixed.final.pytest_version.startswith("7."), _explain(fixed)
+    if {"c-extension-optional", "c-extension-required"} & set(project.features):
+        # each side's extension compiled from that side's source (a compiler in the sandbox)
+        assert fixed.base is not None
+        assert fixed.base.compiled_modules, _explain(fixed)
+        assert fixed.final.compiled_modules, _explain(fixed)
 
     regressed, _ = run_qa(backend, scratch, trees["original"], trees["buggy"], "tr_regression")
     assert regressed.verdict == "unresolved", _explain(regressed)
