@@ -101,7 +101,9 @@ def run(names: list[str] | None = None) -> dict[str, float]:
             }
             with_test = work / project.name / "with_new_test"
             shutil.copytree(trees["original"], with_test, symlinks=True)
-            (with_test / "test_prtrace_bench_added.py").write_text(NEW_TEST)
+            # Beside the bug's test: the environment's key (the root's layout) is unchanged.
+            tests_dir = Path(project.fail_to_pass[0].split("::", 1)[0]).parent
+            (with_test / tests_dir / "test_prtrace_bench_added.py").write_text(NEW_TEST)
             trees["with_new_test"] = with_test
             for backend in backends:
                 cache = work / f"cache-{project.name}-{backend}"
