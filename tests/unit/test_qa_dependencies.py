@@ -214,3 +214,97 @@ def test_tox_extras_and_prefixed_requirement_files(tmp_path: Path) -> None:
     assert declaration.extras == ["check", "inflect"]  # only with no test-named extra
     assert declaration.requirement_files == ["requirements/requirements-tests.txt"]
     assert "tox.ini [testenv] extras" in declaration.sources
+
+
+def test_root_requirements_files_for_other_tools_are_left_out(tmp_path: Path) -> None:
+    for name in (
+        "requirements.txt",
+        "requirements-test.txt",
+        "test-requirements.txt",
+        "dev.requirements.txt",
+        "requirements-mypy.txt",
+        "requirements_docs.txt",
+        "lint-requirements.txt",
+    ):
+        (tmp_path / name).write_text("attrs\n")
+    assert read_declaration(tmp_path).requirement_files == [
+        "dev.requirements.txt",
+        "requirements-test.txt",
+        "requirements.txt",
+        "test-requirements.txt",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("config_file", "text", "plugin"),
+    [
+        ("pytest.ini", "[pytest]\naddopts = -ra --cov=pkg --cov-branch\n", "pytest-cov"),
+        ("setup.cfg", "[tool:pytest]\naddopts = -n auto\n", "pytest-xdist"),
+        ("tox.ini", "[pytest]\nasyncio_mode = auto\n", "pytest-asyncio"),
+        (
+            "pyproject.toml",
+            '[tool.pytest.ini_options]\naddopts = ["--benchmark-skip"]\n',
+            "pytest-benchmark",
+        ),
+    ],
+)
+def test_a_plugin_the_pytest_configuration_needs_is_added_once_undeclared(
+    tmp_path: Path, config_file: str, text: str, plugin: str
+) -> None:
+    (tmp_path / config_file).write_text(text)
+    declaration = read_declaration(tmp_path)
+    assert declaration.config_plugins == [plugin]
+    assert plugin in declaration.requirements
+    assert any(
+        source.startswith(f"{plugin}: the pytest configuration uses")
+        for source in declaration.sources
+    )
+    # Declared already: nothing is added.
+    (tmp_path / "requirements-test.txt").write_text(f"{plugin}==1.0  # pinned\n")
+    assert read_declaration(tmp_path).config_plugins == []
+
+
+def test_no_plugin_is_added_for_what_no_configuration_asks(tmp_path: Path) -> None:
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\naddopts = -ra --no-header -p no:cacheprovider\n"
+    )
+    assert read_declaration(tmp_path).config_plugins == []
+
+
+def test_the_key_covers_what_a_build_compiles_and_not_the_python_code(tmp_path: Path) -> None:
+    (tmp_path / "setup.py").write_text("from setuptools import setup\nsetup()\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "_speed.c").write_text("int x;\n")
+    (tmp_path / "pkg" / "__init__.py").write_text("X = 1\n")
+    first = read_declaration(tmp_path).fingerprint
+    (tmp_path / "pkg" / "__init__.py").write_text("X = 2\n")  # the fix in Python: shared
+    assert read_declaration(tmp_path).fingerprint == first
+    (tmp_path / "pkg" / "_speed.c").write_text("int y;\n")  # the fix in C: its own build
+    assert read_declaration(tmp_path).fingerprint != first
+
+
+def test_build_outputs_reach_a_workspace_without_overwriting_or_following_links(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    from prtrace.qa.dependencies import TestSetup, apply_build_outputs
+
+    kept = tmp_path / "env" / "workspace-build"
+    for relative in ("pkg/_speed.so", "pkg.egg-info/PKG-INFO", "linked/x.so", "pkg/mine.py"):
+        (kept / relative).parent.mkdir(parents=True, exist_ok=True)
+        (kept / relative).write_text("built")
+    workspace = tmp_path / "ws"
+    (workspace / "pkg").mkdir(parents=True)
+    (workspace / "pkg" / "mine.py").write_text("the snapshot's")
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", workspace / "linked")
+    setup = TestSetup(
+        build_dir=kept,
+        build_outputs=["pkg/_speed.so", "pkg.egg-info/PKG-INFO", "linked/x.so", "pkg/mine.py"],
+    )
+    assert apply_build_outputs(setup, workspace, (os.getuid(), os.getgid())) == 2
+    assert (workspace / "pkg" / "_speed.so").read_text() == "built"
+    assert (workspace / "pkg.egg-info" / "PKG-INFO").is_file()
+    assert (workspace / "pkg" / "mine.py").read_text() == "the snapshot's"
+    assert not (tmp_path / "elsewhere" / "x.so").exists()
