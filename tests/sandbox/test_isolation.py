@@ -174,10 +174,12 @@ def test_host_files_are_invisible(
             "group",
             "hosts",
             "ld.so.cache",
+            "localtime",  # UTC, as in the images
             "nsswitch.conf",
             "passwd",
             "resolv.conf",
             "ssl",
+            "timezone",
         ]
 
 

@@ -48,7 +48,11 @@ _ETC_FILES: Final = {
     "hosts": "127.0.0.1 localhost\n::1 localhost\n",
     "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files dns\n",
     "resolv.conf": "",  # replaced by the host's for dependency preparation only
+    "timezone": "Etc/UTC\n",
 }
+# UTC, as in the docker and Fargate images: tests that read the local zone (parametrised
+# over `localtime`, say) see the same on every backend.
+_LOCALTIME: Final = "/usr/share/zoneinfo/Etc/UTC"
 
 
 def _bwrap_binary() -> str | None:
@@ -58,7 +62,7 @@ def _bwrap_binary() -> str | None:
 @cache
 def _synthetic_etc(base: Path) -> Path:
     """A minimal /etc: no host secrets, only what libc and Python look up."""
-    etc = base / "etc-v1"
+    etc = base / "etc-v2"
     if not etc.is_dir():
         staging = shared_dir(base) / f".etc-{uuid.uuid4().hex}"
         staging.mkdir()
@@ -69,6 +73,7 @@ def _synthetic_etc(base: Path) -> Path:
             shutil.copyfile("/etc/ld.so.cache", staging / "ld.so.cache")
         for path in [staging, *staging.iterdir()]:
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        os.symlink(_LOCALTIME, staging / "localtime")  # made last: chmod would follow it
         try:
             staging.rename(etc)
         except OSError:
