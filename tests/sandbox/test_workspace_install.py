@@ -30,11 +30,11 @@ def _project(root: Path, name: str, files: dict[str, str | bytes]) -> Path:
     return repo
 
 
-def _pair(root: Path, files: dict[str, str | bytes]) -> tuple[Path, Path]:
+def _pair(root: Path, files: dict[str, str | bytes], package: str = "calc") -> tuple[Path, Path]:
     base = _project(root, "base", files)
     final = root / "final"
     shutil.copytree(base, final)
-    module = final / "src" / "calc" / "__init__.py"
+    module = final / "src" / package / "__init__.py"
     module.write_text(module.read_text().replace(SUBTRACT, ADD))
     return base, final
 
@@ -210,15 +210,6 @@ EXTENSION_PROJECT: dict[str, str | bytes] = {
 }
 
 
-def _extension_pair(root: Path) -> tuple[Path, Path]:
-    base = _project(root, "base", EXTENSION_PROJECT)
-    final = root / "final"
-    shutil.copytree(base, final)
-    module = final / "src" / "fastr" / "__init__.py"
-    module.write_text(module.read_text().replace(SUBTRACT, ADD))
-    return base, final
-
-
 @pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
 def test_an_extension_built_on_one_side_is_tested_on_both(
     backend: Backend, scratch: Path, warm: bool
@@ -226,7 +217,7 @@ def test_an_extension_built_on_one_side_is_tested_on_both(
     """The environment is prepared once for both sides (same declarations, same C
     sources); the extension its install compiles into the workspace reaches the other
     snapshot too, cold cache or warm, so both are tested on the same build."""
-    base, final = _extension_pair(scratch)
+    base, final = _pair(scratch, EXTENSION_PROJECT, "fastr")
     if warm:
         run_qa(backend, scratch, base, final, "tr_warmup")
     report, _ = run_qa(backend, scratch, base, final, "tr_ext")
@@ -242,7 +233,7 @@ def test_an_extension_built_on_one_side_is_tested_on_both(
 def test_a_build_only_one_side_has_is_a_blocking_flag(backend: Backend, scratch: Path) -> None:
     """The fix's C source does not compile: the final is tested without the extension the
     base had. That is not a comparison QA can vouch for."""
-    base, final = _extension_pair(scratch)
+    base, final = _pair(scratch, EXTENSION_PROJECT, "fastr")
     source = final / "src" / "fastr" / "_speed.c"
     source.write_text(source.read_text().replace("return PyLong_FromLong", "return }{"))
     report, _ = run_qa(backend, scratch, base, final)

@@ -6,7 +6,7 @@ deliberately: the judge's prompt and the stored trace status are built from thes
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,9 +35,9 @@ Resolution = Literal["full", "partial", "none"]
 TestChange = Literal["added", "modified", "removed"]
 # What the fix did to the tests or the harness that deserves a reviewer's eye. Blocking
 # flags stop a `resolved` verdict (README "Tamper flags" says what each one means).
-FlagCode = Literal[
-    "test_files_changed",
-    "harness_changed",
+# Flags that say the fix may have gamed its tests: an export leaves such instances out
+# unless asked for them. Changed tests or harness alone are what honest fixes also do.
+TamperFlagCode = Literal[
     "target_test_modified",
     "target_test_removed",
     "result_hook_added",
@@ -46,23 +46,15 @@ FlagCode = Literal[
     "interpreter_hook_added",
     "process_exit_added",
     "run_ended_by_repository",
+]
+FlagCode = Literal[
+    "test_files_changed",
+    "harness_changed",
+    TamperFlagCode,
     "environment_differs",
     "dependencies_missing",
 ]
-# Flags that say the fix may have gamed its tests: an export leaves such instances out
-# unless asked for them. Changed tests or harness alone are what honest fixes also do.
-TAMPER_FLAGS: Final[frozenset[str]] = frozenset(
-    {
-        "target_test_modified",
-        "target_test_removed",
-        "result_hook_added",
-        "pytest_plugin_added",
-        "pytest_detection_in_code",
-        "interpreter_hook_added",
-        "process_exit_added",
-        "run_ended_by_repository",
-    }
-)
+TAMPER_FLAGS: Final[frozenset[str]] = frozenset(get_args(TamperFlagCode))
 
 _REPORT = ConfigDict(extra="forbid", frozen=True)
 
