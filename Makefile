@@ -3,6 +3,11 @@ SHELL := /bin/bash
 UV_VERSION := 0.13.8
 # The CDK CLI, pinned (`--yes`: npx never stops to ask on a fresh machine).
 CDK := npx --yes aws-cdk@2.1148.1
+# The Node.js the CDK CLI and jsii run on: a maintained LTS line, from npm's `node` package
+# into .tools/node (the machine's own Node may be older), first on PATH for every recipe.
+NODE_VERSION := 24.21.0
+NODE := .tools/node/bin/node
+export PATH := $(abspath .tools/node/bin):$(PATH)
 STAGE ?= prod
 LAMBDA_PYTHON := 3.14  # infra_cdk.assets.LAMBDA_PYTHON_VERSION
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
@@ -10,7 +15,7 @@ PY := .venv/bin/python
 export UV_PROJECT_ENVIRONMENT := .venv
 
 .PHONY: setup sandbox cdk-cli test test-fast lint bench demo local deploy-local synth deploy deploy-viewer openapi \
-  schemas iam-usage clean
+  schemas iam-usage clean preflight images
 
 .tools/bin/uv:
 	python3 -m venv .tools && .tools/bin/pip install --quiet uv==$(UV_VERSION)
@@ -19,12 +24,20 @@ export UV_PROJECT_ENVIRONMENT := .venv
 	$(UV) sync --frozen --quiet --all-extras
 	touch $@
 
-setup: .venv/.synced
+# The platform's own package (what npm's `node` package installs by a script): no install
+# script runs.
+NODE_PACKAGE := node-linux-$(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x64)
+$(NODE):
+	npm install --global --prefix .tools/node --no-audit --no-fund \
+	  $(NODE_PACKAGE)@$(NODE_VERSION) >/dev/null
+	$(NODE) --version
+
+setup: .venv/.synced $(NODE)
 
 sandbox: ## bubblewrap, a Docker engine and the offline QA test image (root; cached)
 	bash .ci/sandbox-setup.sh
 
-cdk-cli:  ## fetch the pinned CDK CLI into npm's cache (the deploy-local test runs it)
+cdk-cli: $(NODE)  ## fetch the pinned CDK CLI into npm's cache (the deploy-local test runs it)
 	$(CDK) --version >/dev/null
 
 test: setup sandbox cdk-cli  ## the whole test suite (what CI runs)
@@ -54,11 +67,19 @@ local: setup  ## run the local cloud in the foreground (Ctrl-C stops it)
 deploy-local: setup cdk-cli  ## `make local`, the stack deployed by the real CDK CLI
 	$(PY) -m infra_cdk.local --cdk-cli "$(CDK)" $(LOCAL_ARGS)
 
-synth: setup  ## synthesize the CloudFormation template into cdk.out (deps layer built)
-	PATH="$(dir $(abspath $(UV))):$$PATH" JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 \
+# The same STAGE `make deploy` deploys (its profile's defaults: a prod stage needs
+# PRTRACE_ALARM_EMAILS or PRTRACE_ALARM_TOPIC_ARN); `make synth STAGE=dev` for a dev one.
+synth: setup  ## synthesize the CloudFormation template of STAGE into cdk.out (deps layer built)
+	PATH="$(dir $(abspath $(UV))):$$PATH" PRTRACE_STAGE=$(STAGE) \
 	  CDK_OUTDIR=cdk.out $(PY) -m infra_cdk.app
 
-deploy: setup  ## bootstrap (idempotent) and deploy to the AWS account in the environment
+# PREFLIGHT_ARGS: more options of `python -m infra_cdk.preflight` (--endpoint-url, --region,
+# -c name=value for settings given as context).
+preflight: setup  ## what would make `make deploy` fail or roll back, each with its fix
+	$(PY) -m infra_cdk.preflight -c stage=$(STAGE) $(PREFLIGHT_ARGS)
+
+deploy: setup  ## preflight, then bootstrap (idempotent) and deploy to the AWS account in the environment
+	$(PY) -m infra_cdk.preflight -c stage=$(STAGE) $(PREFLIGHT_ARGS)
 	@# The runtime's Python compiles the deps layer's bytecode (synth warns if none is found).
 	$(UV) python install $(LAMBDA_PYTHON) || echo "no Python $(LAMBDA_PYTHON): layer without bytecode"
 	$(CDK) bootstrap
@@ -66,6 +87,10 @@ deploy: setup  ## bootstrap (idempotent) and deploy to the AWS account in the en
 
 deploy-viewer: setup  ## the trace viewer's stack (S3 + CloudFront), after `make deploy` of the same stage
 	$(CDK) deploy --app "$(PY) -m infra_cdk.viewer_app" -c stage=$(STAGE) --require-approval broadening
+
+# IMAGES_ARGS: options of .ci/images.sh (--registry URI to push, --no-scan, --platform).
+images:  ## build the QA and export images for linux/arm64 with buildx, scan them, push with --registry
+	bash .ci/images.sh $(IMAGES_ARGS)
 
 openapi: setup  ## regenerate the committed OpenAPI document
 	$(PY) -m functions.api.openapi > functions/api/openapi.json

@@ -43,9 +43,39 @@ QA_STATE_TIMEOUT_S: Final = 3600
 PIPELINE_TIMEOUT_S: Final = 3 * 3600
 # Plain addresses only: SNS e-mail subscriptions take no display names.
 _EMAIL = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,63}$"
+QA_BASE_IMAGE: Final = (
+    "python:3.11-slim-bookworm"
+    "@sha256:0bee7276f83efd4a1ee05bbbf4281d95ed28e079220a9457f25a93e3f1e3c31b"
+)
 # Each function's reserved concurrency; None = it draws from the account's unreserved pool.
 FUNCTIONS: Final = ("authorizer", "api", "assemble", "judge", "record", "sweeper")
 ReservedConcurrency = Annotated[int, Field(ge=1, le=10_000)] | None
+
+
+# Stage profiles: what a stage is for decides the defaults of the settings below; a
+# setting given explicitly (context or variable) still wins. `prod` is the profile of the
+# stage named `prod` or `prod-<anything>`; every other stage is `dev`.
+StageProfile = Literal["dev", "prod"]
+PROFILE_DEFAULTS: Final[dict[str, dict[StageProfile, Any]]] = {
+    "log_retention_days": {"dev": 30, "prod": 365},
+    "throttle_rate_rps": {"dev": 20, "prod": 50},
+    "throttle_burst": {"dev": 40, "prod": 100},
+    "require_alarm_delivery": {"dev": False, "prod": True},
+    "monthly_budget_usd": {"dev": 0, "prod": 500},
+    "judge_mode": {"dev": "auto", "prod": "openai"},
+    "judge_daily_token_budget": {"dev": 2_000_000, "prod": 30_000_000},
+    "data_retention_days": {"dev": 90, "prod": 0},
+    "object_lock_mode": {"dev": "none", "prod": "governance"},
+    "deletion_protection": {"dev": False, "prod": True},
+    "backup_plan": {"dev": False, "prod": True},
+}
+# Tag values AWS accepts (letters, digits, spaces and _ . : / = + - @).
+_TAG_VALUE = r"^[A-Za-z0-9_ .:/=+@-]{1,256}$"
+_PREFIX_LIST = r"^pl-[0-9a-f]{8,17}$"  # an AWS-managed prefix list id
+
+
+def stage_profile_of(stage: str) -> StageProfile:
+    return "prod" if stage == "prod" or stage.startswith("prod-") else "dev"
 
 
 class ConfigError(ConfigurationError, ValueError):
@@ -67,6 +97,21 @@ class StackConfig(EnvSettings):
         Field(pattern=r"^[a-z][a-z0-9-]{0,15}$"),
         _means("names the stack `prtrace-<stage>`"),
     ] = "dev"
+    stage_profile: Annotated[
+        StageProfile | None,
+        _means(
+            "which defaults apply (`dev: … · prod: …` in this table); unset: `prod` for a "
+            "stage `prod` or `prod-*`, else `dev`"
+        ),
+    ] = None
+    owner: Annotated[
+        Annotated[str, Field(pattern=_TAG_VALUE)] | None,
+        _means("tags every resource `owner=<value>` (a team or an address)"),
+    ] = None
+    cost_centre: Annotated[
+        Annotated[str, Field(pattern=_TAG_VALUE)] | None,
+        _means("tags every resource `cost-centre=<value>`"),
+    ] = None
     log_retention_days: Annotated[
         int, _means("Lambda and access log retention (a CloudWatch period)")
     ] = 30
@@ -78,8 +123,8 @@ class StackConfig(EnvSettings):
     openai_secret_name: Annotated[
         str, Field(pattern=_SECRET_NAME), _means("the judge's OpenAI key in Secrets Manager")
     ] = "prtrace/openai-api-key"  # noqa: S105
-    throttle_rate_rps: Annotated[int, Field(ge=1, le=10_000), _means("stage throttling: rate")] = 50
-    throttle_burst: Annotated[int, Field(ge=1, le=5_000), _means("stage throttling: burst")] = 100
+    throttle_rate_rps: Annotated[int, Field(ge=1, le=10_000), _means("stage throttling: rate")] = 20
+    throttle_burst: Annotated[int, Field(ge=1, le=5_000), _means("stage throttling: burst")] = 40
     # Dev stages may be torn down completely; anything else keeps its data on stack deletion.
     destroy_data_on_delete: Annotated[
         bool, _means("true: the bucket, tables and key go with the stack")
@@ -100,6 +145,53 @@ class StackConfig(EnvSettings):
         Field(ge=0, le=1_000_000),
         _means("a monthly AWS cost budget (USD) notifying the alarm topic; 0: none"),
     ] = 0
+    # A prod stage whose alarms reach nobody fails the synth (_alarms_reach_someone).
+    require_alarm_delivery: Annotated[
+        bool, _means("true: the synth fails unless alarm_emails or alarm_topic_arn is set")
+    ] = False
+    judge_daily_token_budget: Annotated[
+        int,
+        Field(ge=0, le=10_000_000_000),
+        _means(
+            "the judge's model tokens (prompt + completion) in 24 h that raise an alarm; 0: none"
+        ),
+    ] = 2_000_000
+    # Evidence: the data bucket's objects (traces, QA reports, judge results, manifests).
+    object_lock_mode: Annotated[
+        Literal["none", "governance", "compliance"],
+        _means(
+            "S3 Object Lock on new objects: `governance` (an operator allowed "
+            "s3:BypassGovernanceRetention may delete), `compliance` (nobody, not even root, "
+            "until it ends), `none`"
+        ),
+    ] = "none"
+    object_lock_days: Annotated[
+        int, Field(ge=1, le=36_500), _means("how long Object Lock keeps each object (days)")
+    ] = 365
+    data_retention_days: Annotated[
+        int,
+        Field(ge=0, le=36_500),
+        _means(
+            "objects expire this many days after they were written (never before their lock "
+            "ends); 0: kept until deleted"
+        ),
+    ] = 90
+    data_encryption: Annotated[
+        Literal["aws-managed", "customer-managed"],
+        _means(
+            "the bucket's and tables' keys: `aws-managed` (SSE-S3 and DynamoDB's own) or a "
+            "`customer-managed` KMS key the stack creates (about $1/month plus requests)"
+        ),
+    ] = "aws-managed"
+    deletion_protection: Annotated[
+        bool, _means("DynamoDB deletion protection on the traces and tokens tables")
+    ] = False
+    backup_plan: Annotated[
+        bool, _means("an AWS Backup plan: the traces and tokens tables, daily")
+    ] = False
+    backup_retention_days: Annotated[
+        int, Field(ge=1, le=36_500), _means("how long each daily backup is kept (days)")
+    ] = 35
     # The ingestion path keeps capacity however busy the pipeline is; the pipeline steps
     # stay unreserved, since a throttled step fails its trace once Step Functions' retries
     # (about two minutes) run out. Reservations need the account's quota to keep 100
@@ -117,8 +209,9 @@ class StackConfig(EnvSettings):
     qa_task_cpu: Annotated[
         int, _means("the QA Fargate task's CPU units (a valid Fargate pair)")
     ] = 1024
-    # The Dockerfile's PYTHON_IMAGE. No registry is reachable here, so the default cannot
-    # carry a verified digest.
+    # The Dockerfile's PYTHON_IMAGE: the official image's multi-platform index as
+    # docker-library/repo-info recorded it (repos/python/remote/3.11-slim-bookworm.md,
+    # Python 3.11.16, August 2026); `make images` says how to move it.
     qa_base_image: Annotated[
         str,
         Field(pattern=r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?(@sha256:[0-9a-f]{64})?$"),
@@ -126,13 +219,33 @@ class StackConfig(EnvSettings):
             "the QA image's base; pin it as `name:tag@sha256:<digest>` (synth warns about a "
             "tag alone, which can move between deploys)"
         ),
-    ] = "python:3.11-slim-bookworm"
+    ] = QA_BASE_IMAGE
     qa_task_memory_mb: Annotated[int, _means("the QA task's memory (MiB)")] = 4096
     qa_wall_timeout_s: Annotated[
         int,
         Field(ge=10, le=QA_STATE_TIMEOUT_S // 5),
         _means("wall clock of each sandboxed test run (10-720)"),
     ] = 600
+    qa_package_proxy: Annotated[
+        bool,
+        _means(
+            "a CodeArtifact PyPI proxy the QA task's dependency step installs from (through "
+            "the VPC); false: the task installs nothing (the local cloud: no CodeArtifact)"
+        ),
+    ] = True
+    s3_prefix_list_id: Annotated[
+        Annotated[str, Field(pattern=_PREFIX_LIST)] | None,
+        _means(
+            "the region's AWS-managed S3 prefix list (`aws ec2 describe-managed-prefix-lists "
+            "--filters Name=prefix-list-name,Values=com.amazonaws.<region>.s3`): the QA and "
+            "export tasks' HTTPS to S3 goes to it only; unset: to any address (synth warns; "
+            "the subnets still route nowhere but the S3 endpoint)"
+        ),
+    ] = None
+    dynamodb_prefix_list_id: Annotated[
+        Annotated[str, Field(pattern=_PREFIX_LIST)] | None,
+        _means("likewise, DynamoDB's (`com.amazonaws.<region>.dynamodb`), for the export task"),
+    ] = None
     judge_mode: Annotated[
         Literal["auto", "openai", "offline"],
         _means("`openai`, `offline`, or `auto` (OpenAI when the secret holds a key)"),
@@ -177,6 +290,47 @@ class StackConfig(EnvSettings):
         if isinstance(value, str) and value.strip().lower() in {"", "none"}:
             return None
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data: Any) -> Any:
+        """Each setting the profile decides and nobody gave takes the profile's value."""
+        if not isinstance(data, dict):
+            return data
+        profile = data.get("stage_profile") or stage_profile_of(str(data.get("stage", "dev")))
+        if profile not in ("dev", "prod"):
+            return data  # the field's own validation names the bad value
+        given = {name for name, value in data.items() if value is not None}
+        return data | {
+            name: values[profile] for name, values in PROFILE_DEFAULTS.items() if name not in given
+        }
+
+    @property
+    def profile(self) -> StageProfile:
+        return self.stage_profile or stage_profile_of(self.stage)
+
+    @model_validator(mode="after")
+    def _alarms_reach_someone(self) -> StackConfig:
+        if self.require_alarm_delivery and not (self.alarm_topic_arn or self.alarm_emails):
+            raise ValueError(
+                f"stage {self.stage!r} (profile {self.profile}) needs its alarms delivered: "
+                f"set alarm_emails (-c alarm_emails=a@example.com or "
+                f"{self.variable('alarm_emails')}) or alarm_topic_arn (-c alarm_topic_arn=arn:"
+                f"aws:sns:... or {self.variable('alarm_topic_arn')}), or "
+                "require_alarm_delivery=false to deploy without"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _evidence_outlives_its_lock(self) -> StackConfig:
+        locked = self.object_lock_mode != "none"
+        if locked and 0 < self.data_retention_days < self.object_lock_days:
+            raise ValueError(
+                f"data_retention_days {self.data_retention_days} is shorter than "
+                f"object_lock_days {self.object_lock_days}: objects would be due to expire "
+                "while still locked; raise data_retention_days or set it to 0 (kept)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_alarm_topic(self) -> StackConfig:
@@ -247,8 +401,21 @@ TABLE_END: Final = "<!-- end of the generated deployment settings -->"
 
 
 def settings_table() -> str:
-    """The README's table of these settings (tests/unit/test_settings.py keeps it current)."""
-    return markdown(SETTINGS_MODELS, TABLE_BEGIN, TABLE_END)
+    """The README's table of these settings (tests/unit/test_settings.py keeps it current):
+    a setting a stage profile decides shows each profile's default."""
+    lines = markdown(SETTINGS_MODELS, TABLE_BEGIN, TABLE_END).split("\n")
+    by_variable = {StackConfig.variable(name): values for name, values in PROFILE_DEFAULTS.items()}
+    for index, line in enumerate(lines):
+        cells = line.split(" | ")
+        values = by_variable.get(cells[0].removeprefix("| ").strip("`"))
+        if values is not None:
+            cells[2] = " · ".join(f"{p}: `{_shown(v)}`" for p, v in values.items())
+            lines[index] = " | ".join(cells)
+    return "\n".join(lines)
+
+
+def _shown(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 if __name__ == "__main__":

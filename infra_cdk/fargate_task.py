@@ -1,8 +1,15 @@
 """A hardened Fargate task, as the QA and export tasks both run: a security group that lets
-only HTTPS out (to the VPC's endpoints: the isolated subnets have no route out), ARM64, one
-container from a staged image context with a read-only root file system, a non-root user,
-no Linux capabilities, an init process, task storage at /tmp as the only writable place,
-and its own log group. One definition, so a hardening added to one task is in both.
+nothing out until the caller admits the task to its endpoints (infra_cdk.network), ARM64, one
+container from a staged image context with a read-only root file system, an init process,
+task storage at /tmp as the only writable place, and its own log group. One definition, so
+a hardening added to one task is in both.
+
+User and capabilities: a task that runs no untrusted code (export) runs as a non-root user
+with no capabilities at all. The QA task runs untrusted tests, which must never share the
+uid of a process holding the task's secrets, so it starts as root and its runner drops each
+test run to the sandbox uid (prtrace.adapters.sandbox.container); it keeps only the
+capabilities that needs. Fargate cannot add capabilities (`add` takes SYS_PTRACE only), so
+those are kept by dropping every other one by name.
 
 The constructs are created in the caller's scope under the ids they always had, so the
 synthesized logical ids do not change.
@@ -13,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
@@ -25,6 +33,9 @@ from infra_cdk.config import StackConfig
 from infra_cdk.lambdas import log_retention
 from infra_cdk.nag import acknowledge
 
+# Every capability ECS names (KernelCapabilities), "ALL" aside.
+ALL_CAPABILITIES: Final = tuple(c for c in ecs.Capability if c is not ecs.Capability.ALL)
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -32,14 +43,16 @@ class TaskSpec:
     image_context: Path  # staged by infra_cdk.assets
     dockerfile: str
     entry_point: Sequence[str]  # the image's ENTRYPOINT, so the task says what it runs
-    user: str  # the image's non-root USER
+    user: str  # the image's USER: non-root, or "0:0" for a runner that drops to its own
     cpu: int
     memory_mib: int
     log_prefix: str
     environment: Mapping[str, str]
     firewall: str  # the security group's description
-    egress: str  # what the HTTPS egress reaches
     no_secrets: str  # why cdk-nag's ECS2 (environment variables) does not apply
+    # Kept from the container runtime's default set, every other one dropped by name;
+    # empty: none at all (drop ALL).
+    kept_capabilities: Sequence[ecs.Capability] = ()
 
 
 @dataclass(frozen=True)
@@ -59,7 +72,6 @@ def hardened_task(
         allow_all_outbound=False,
         description=spec.firewall,
     )
-    security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), spec.egress)
     task_definition = ecs.FargateTaskDefinition(
         scope,
         "TaskDefinition",
@@ -74,8 +86,15 @@ def hardened_task(
     log_group = logs.LogGroup(
         scope, "Logs", retention=log_retention(config), removal_policy=RemovalPolicy.DESTROY
     )
+    # The init process (PID 1, ECS's) forwards StopTask's SIGTERM and reaps orphans; it
+    # runs as the task's user and holds its environment.
     linux = ecs.LinuxParameters(scope, "LinuxParameters", init_process_enabled=True)
-    linux.drop_capabilities(ecs.Capability.ALL)
+    if spec.kept_capabilities:
+        linux.drop_capabilities(
+            *(c for c in ALL_CAPABILITIES if c not in set(spec.kept_capabilities))
+        )
+    else:
+        linux.drop_capabilities(ecs.Capability.ALL)
     container = task_definition.add_container(
         spec.container_name,
         container_name=spec.container_name,

@@ -21,12 +21,14 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra_cdk.assets import QA_IMAGE_DOCKERFILE, ROOT, stage_qa_image_context
-from infra_cdk.config import PIPELINE_TIMEOUT_S, StackConfig
+from infra_cdk.config import PIPELINE_TIMEOUT_S, QA_STATE_TIMEOUT_S, StackConfig
 from infra_cdk.fargate_task import TaskSpec, hardened_task
 from infra_cdk.lambdas import ServiceFunction, SharedCode, log_retention
 from infra_cdk.nag import acknowledge
+from infra_cdk.package_proxy import package_proxy
 from infra_cdk.storage import ObjectKind, StorageConstruct
 from prtrace.adapters.dynamodb import IN_PIPELINE_INDEX
+from prtrace.adapters.sandbox.container import REQUIRED_CAPABILITIES
 from prtrace.record import ENDED_BADLY, EXECUTION_STATUS_CHANGE
 
 ASL_PATH: Final = ROOT / "state_machines" / "trace_pipeline.asl.json"
@@ -34,7 +36,14 @@ QA_CONTAINER: Final = "qa-runner"
 # The image's ENTRYPOINT, repeated in the task definition so the task says what it runs
 # (the local cloud's ECS executor runs exactly this).
 QA_ENTRYPOINT: Final = ("python", "-m", "functions.qa_runner")
-QA_USER: Final = "10001:10001"
+# Root, so the runner can drop each test run to the sandbox uid: tests never share the uid
+# of a process holding the task's secrets (prtrace.adapters.sandbox.container).
+QA_USER: Final = "0:0"
+QA_KEPT_CAPABILITIES: Final = tuple(ecs.Capability(name) for name in sorted(REQUIRED_CAPABILITIES))
+
+# The QA task's presigned URLs outlive the RunQa state's timeout by a margin for the task's
+# start (image pull, ENI) and the retries of a task that failed to start.
+QA_GRANT_TTL_S: Final = QA_STATE_TIMEOUT_S + 900
 
 # A trace still in the pipeline this long after finalize is stuck: an hour past the
 # longest an execution may run (its start can lag finalize by a retried request).
@@ -43,8 +52,9 @@ STUCK_AFTER_S: Final = PIPELINE_TIMEOUT_S + 3600
 
 class QaTaskConstruct(Construct):
     """The QA container on Fargate: isolated subnets (no route out; only the S3, ECR and
-    Logs endpoints answer), a read-only root file system, a non-root user, no Linux
-    capabilities, CPU and memory from the configuration."""
+    Logs endpoints answer), a read-only root file system, started as root with only the
+    capabilities its runner needs to drop each test run to the sandbox uid, CPU and memory
+    from the configuration."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, config: StackConfig, storage: StorageConstruct
@@ -79,6 +89,7 @@ class QaTaskConstruct(Construct):
         ):
             self.vpc.add_interface_endpoint(name, service=service, private_dns_enabled=True)
         self.subnets = self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnets
+        self.package_proxy = package_proxy(self, config=config, vpc=self.vpc)
 
         self.cluster = ecs.Cluster(
             self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
@@ -99,30 +110,29 @@ class QaTaskConstruct(Construct):
                 dockerfile=QA_IMAGE_DOCKERFILE,
                 entry_point=QA_ENTRYPOINT,
                 user=QA_USER,
+                kept_capabilities=QA_KEPT_CAPABILITIES,
                 cpu=config.qa_task_cpu,
                 memory_mib=config.qa_task_memory_mb,
                 log_prefix="qa",
                 environment={
-                    "PRTRACE_BUCKET": storage.bucket.bucket_name,
                     "PRTRACE_SANDBOX_BACKEND": "container",
                     "PRTRACE_QA_WALL_TIMEOUT_S": str(config.qa_wall_timeout_s),
-                    # No egress: a repository's own dependencies cannot be fetched here.
-                    "PRTRACE_QA_DEPENDENCY_NETWORK": "false",
+                    # The dependency step reaches the private PyPI proxy only (none: nothing).
+                    **self.package_proxy.task_environment,
                 },
                 firewall="QA task: HTTPS to the VPC endpoints only (the subnets have no route out)",
                 egress="S3 (gateway endpoint) and interface endpoints",
-                no_secrets="Plain settings only (bucket name, limits); no secret is passed to "
-                "the task.",
+                no_secrets="Plain settings only (limits); the run's presigned grant comes as "
+                "an override at run time, never in the definition.",
             ),
         )
         self.security_group = task.security_group
+        self.package_proxy.admit(task.security_group)
         self.task_definition = task.task_definition
         self.container = task.container
-        # The task reads the trace's document and snapshots and writes only its report.
-        task_role = self.task_definition.task_role
-        storage.grant_objects(task_role, ["document", "artifact"], ["s3:GetObject"])
-        storage.grant_listing(task_role, ["document", "artifact"])
-        storage.grant_objects(task_role, ["qa_report"], ["s3:PutObject"])
+        # No data permission at all: the task moves its trace's objects through the
+        # presigned requests of its grant (PRTRACE_QA_GRANT, from the PrepareQa step), so
+        # test code that reached the task's credentials could use them on nothing.
         acknowledge(
             self.vpc,
             "AwsSolutions-EC23",
@@ -344,6 +354,26 @@ class PipelineConstruct(Construct):
             targets=[targets.LambdaFunction(self.sweeper.function, retry_attempts=2)],
         )
 
+        self.qa_grant = ServiceFunction(
+            self,
+            "QaGrant",
+            config=config,
+            shared=shared,
+            handler="functions.qa_grant.handler.lambda_handler",
+            environment={
+                "PRTRACE_BUCKET": storage.bucket.bucket_name,
+                "PRTRACE_QA_GRANT_TTL_S": str(QA_GRANT_TTL_S),
+            },
+            memory_mb=256,
+            timeout_s=30,
+            description="Sign the QA task's presigned requests for one trace",
+        )
+        # A presigned request does only what its signer may: read the trace's document and
+        # snapshots, write its QA report and QA's artifacts (the grant narrows each to one
+        # trace). No listing: a missing object is a 403, which the task reads as absent.
+        storage.grant_objects(self.qa_grant.role, ["document", "artifact"], ["s3:GetObject"])
+        storage.grant_objects(self.qa_grant.role, ["qa_report", "artifact"], ["s3:PutObject"])
+
         self.qa = QaTaskConstruct(self, "Qa", config=config, storage=storage)
         self.state_machine = self._state_machine(config, storage)
         self.execution_ended = self._record_ended_executions()
@@ -379,6 +409,7 @@ class PipelineConstruct(Construct):
         substitutions = {
             "TracesTableName": storage.traces_table.table_name,
             "AssembleFunctionArn": self.assemble.function.function_arn,
+            "QaGrantFunctionArn": self.qa_grant.function.function_arn,
             "JudgeFunctionArn": self.judge.function.function_arn,
             "RecordFunctionArn": self.record.function.function_arn,
             "QaClusterArn": qa.cluster.cluster_arn,
@@ -396,7 +427,7 @@ class PipelineConstruct(Construct):
             "Trace pipeline: its three functions, the QA task and status updates",
         )
         # The definition invokes the functions by their unqualified ARNs, never a version.
-        functions = [self.assemble, self.judge, self.record]
+        functions = [self.assemble, self.qa_grant, self.judge, self.record]
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"],

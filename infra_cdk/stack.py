@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Fn, Stack
+from aws_cdk import CfnOutput, Fn, Stack, Tags
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -20,6 +21,18 @@ from infra_cdk.viewer_site import api_export_name, bucket_export_name
 from prtrace.storage_keys import READINESS_PREFIX
 
 
+def tag_everything(scope: Construct, config: StackConfig) -> None:
+    """Tags on every resource that takes tags (and, through the stack, on what
+    CloudFormation creates for it): what it belongs to, for cost and ownership reports."""
+    tags = {"project": "prtrace", "stage": config.stage, "stage-profile": config.profile}
+    if config.owner:
+        tags["owner"] = config.owner
+    if config.cost_centre:
+        tags["cost-centre"] = config.cost_centre
+    for key, value in tags.items():
+        Tags.of(scope).add(key, value)
+
+
 class PrtraceStack(Stack):
     def __init__(
         self,
@@ -32,6 +45,7 @@ class PrtraceStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.config = config
+        tag_everything(self, config)
         self.storage = StorageConstruct(self, "Storage", config=config)
         self.shared_code = SharedCode(self, "SharedCode", build_deps=build_deps)
         self.monitoring = MonitoringConstruct(self, "Monitoring", config=config)
@@ -136,6 +150,7 @@ class PrtraceStack(Stack):
         api_functions = {"Authorizer": self.authorizer, "Api": self.api_function}
         pipeline_steps = {
             "Assemble": self.pipeline.assemble,
+            "QaGrant": self.pipeline.qa_grant,
             "Judge": self.pipeline.judge,
             "Record": self.pipeline.record,
             "Sweeper": self.pipeline.sweeper,
@@ -145,13 +160,30 @@ class PrtraceStack(Stack):
             "Tokens": self.storage.tokens_table,
             "Idempotency": self.storage.idempotency_table,
         }
-        for name, fn in {**api_functions, **pipeline_steps}.items():
-            self.monitoring.watch_function(name, fn)
-        self.monitoring.watch_api(self.http_api.api)
-        self.monitoring.watch_state_machine(state_machine)
+        monitoring = self.monitoring
+        for name, fn in api_functions.items():
+            monitoring.watch_function(name, fn, serves_api=True)
+        for name, fn in pipeline_steps.items():
+            monitoring.watch_function(name, fn, serves_api=False)
+        monitoring.watch_api(self.http_api.api)
+        monitoring.watch_state_machine(state_machine)
+        monitoring.watch_export(self.exports.state_machine)
+        monitoring.watch_qa_task(self.pipeline.qa.cluster, self.pipeline.qa.task_definition)
         for name, table in tables.items():
-            self.monitoring.watch_table(name, table)
-        self.monitoring.watch_judge()
+            monitoring.watch_table(name, table)
+        monitoring.watch_judge()
+        monitoring.watch_concurrency()
+        if self.storage.backup_vault is not None:
+            monitoring.watch_backups(self.storage.backup_vault.backup_vault_name)
+        # Every EventBridge rule of the stack, the operations events' own included (last).
+        monitoring.watch_rules(
+            [
+                child
+                for child in self.node.find_all()
+                if isinstance(child, events.CfnRule) and child not in monitoring.event_rules
+            ]
+            + monitoring.event_rules
+        )
         self.dashboard = OperationsDashboard(
             self,
             "Operations",

@@ -21,7 +21,7 @@ from functions.api.problems import PROBLEM_CONTENT_TYPE
 from prtrace.exports import EXPORT_ID_PATTERN, ExportRequest
 from prtrace.ingest import TRACE_ID_PATTERN
 from prtrace.judge.result import JudgeStatus
-from prtrace.outcome import FailedStage
+from prtrace.outcome import FailedStage, QASkipped
 from prtrace.qa.report import ErrorReason, FlagCode, Resolution, TargetSource, Verdict
 from prtrace.records import TraceStatus
 from prtrace.schema import BlobRef, Event, TraceMetadata, WorkspaceSnapshots
@@ -177,7 +177,7 @@ class CompleteOutcome(_Answer):
     """How a complete trace's pipeline ended (bounded; the full results are behind links)."""
 
     qa: QAView | None
-    qa_skipped: Literal["no_snapshots", "timeout"] | None
+    qa_skipped: QASkipped | None
     judge: JudgeView
     metrics: dict[str, Any]
     chain: ChainView
@@ -224,7 +224,7 @@ class CompleteHeadline(_Answer):
     """A list page's view of a complete outcome: GET the trace for all of it."""
 
     qa: QAHeadline | None
-    qa_skipped: Literal["no_snapshots", "timeout"] | None
+    qa_skipped: QASkipped | None
     judge: JudgeHeadline
 
 

@@ -21,7 +21,7 @@ from prtrace import cloudwatch_names as names
 from prtrace.adapters.openai_chat import build_llm_judge
 from prtrace.adapters.wiring import build_object_store, build_s3_client
 from prtrace.judge.llm import LLMJudge
-from prtrace.judge.result import JudgeResult
+from prtrace.judge.result import OFFLINE_JUDGE, JudgeResult
 from prtrace.judge.rubric import load_rubric
 from prtrace.judge.service import JudgeRequest, run_judge_step
 from prtrace.judge.settings import JudgeSettings
@@ -113,6 +113,10 @@ def _publish_metrics(result: JudgeResult) -> None:
     0 is published too, so the dashboard shows the share of traces affected."""
     unavailable = 1 if result.status == "judge_unavailable" else 0
     metrics.add_metric(name=names.JUDGE_UNAVAILABLE, unit=MetricUnit.Count, value=unavailable)
+    if settings().mode != "offline":
+        # `auto` without a key scores offline and says nothing else: this is what says so.
+        fallback = 1 if result.judge == OFFLINE_JUDGE and result.status == "ok" else 0
+        metrics.add_metric(name=names.JUDGE_OFFLINE_FALLBACK, unit=MetricUnit.Count, value=fallback)
     if result.usage is None:
         return  # the offline judge spends no tokens
     usage = result.usage

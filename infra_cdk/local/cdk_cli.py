@@ -1,6 +1,7 @@
 """Deploy the stack into the local cloud with the real CDK CLI, as an operator deploys it to
 AWS: `cdk bootstrap`, then `cdk synth` and `cdk deploy` of that cloud assembly, each
-against the emulator's AWS endpoint (the CLI's AWS SDK reads AWS_ENDPOINT_URL).
+against the emulator's AWS endpoint (the CLI's AWS SDK reads AWS_ENDPOINT_URL): the
+embedded moto, or an external emulator such as a LocalStack (`--aws-endpoint`).
 
 The CLI runs with dummy credentials and none of the user's AWS profiles, and with its own
 CDK_HOME: it caches the account of each access key there, and the same dummy key may
@@ -20,7 +21,7 @@ from pathlib import Path
 from infra_cdk.assets import ROOT
 from infra_cdk.local.assembly import LOCAL_ACCOUNT, LOCAL_REGION, StackAssembly, read_assembly
 from infra_cdk.local.cdk_bridge import register_container_images
-from infra_cdk.local.deploy import DeployedStack, describe_deployed_stack
+from infra_cdk.local.deploy import DeployedStack, describe_deployed_stack, emulator_account
 
 
 class CdkCliError(RuntimeError):
@@ -28,8 +29,10 @@ class CdkCliError(RuntimeError):
 
 
 def cli_environment(
-    aws_endpoint: str, cdk_home: Path, region: str = LOCAL_REGION
+    aws_endpoint: str, cdk_home: Path, region: str = LOCAL_REGION, *, build_deps: bool = False
 ) -> dict[str, str]:
+    """`build_deps`: the emulator runs the Lambdas itself (an external one), so they need
+    their third-party layer; the embedded one's workers take this environment's."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_"))}
     environment.update(
         {
@@ -44,9 +47,7 @@ def cli_environment(
             "CDK_HOME": str(cdk_home),
             "CDK_DISABLE_CLI_TELEMETRY": "true",
             "CDK_DISABLE_VERSION_CHECK": "true",
-            # As `make local`: workers take third-party packages from this environment.
-            "PRTRACE_LAMBDA_DEPS": "skip",
-            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+            "PRTRACE_LAMBDA_DEPS": "build" if build_deps else "skip",
         }
     )
     return environment
@@ -61,25 +62,32 @@ def deploy_with_cdk_cli(
     work_dir: Path,
     log_path: Path,
     echo: Callable[[str], None] | None = None,
+    external: bool = False,
 ) -> tuple[StackAssembly, DeployedStack]:
     """`cli`: the command that runs the CDK CLI (the Makefile's pinned `npx` command).
-    Everything the CLI prints goes to `log_path`, and to `echo` line by line if given."""
+    Everything the CLI prints goes to `log_path`, and to `echo` line by line if given.
+    `external`: the endpoint is another emulator (a LocalStack), whose Lambdas need their
+    dependency layer and whose ECR is a registry the CLI builds and pushes images to; the
+    embedded moto's images are recorded in its ECR instead (cdk_bridge.py)."""
     command = shlex.split(cli)
     cdk_home = work_dir / "cdk-home"
     cdk_home.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    environment = cli_environment(aws_endpoint, cdk_home)
+    environment = cli_environment(aws_endpoint, cdk_home, build_deps=external)
     context_args = [arg for name, value in context.items() for arg in ("-c", f"{name}={value}")]
 
     def run(*args: str) -> None:
         _run([*command, "--no-notices", *args], environment, log_path, echo)
 
-    run("bootstrap", f"aws://{LOCAL_ACCOUNT}/{LOCAL_REGION}")
+    # moto's account is known; another emulator says which is its own.
+    account = emulator_account(aws_endpoint) if external else LOCAL_ACCOUNT
+    run("bootstrap", f"aws://{account}/{LOCAL_REGION}")
     run("synth", "--quiet", "--output", str(outdir), *context_args)
     assembly = read_assembly(outdir)
-    register_container_images(
-        outdir / f"{assembly.stack_name}.assets.json", aws_endpoint=aws_endpoint
-    )
+    if not external:
+        register_container_images(
+            outdir / f"{assembly.stack_name}.assets.json", aws_endpoint=aws_endpoint
+        )
     run("deploy", "--app", str(outdir), "--require-approval", "never", assembly.stack_name)
     return assembly, describe_deployed_stack(assembly.stack_name, aws_endpoint)
 

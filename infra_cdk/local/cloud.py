@@ -106,12 +106,14 @@ class LocalCloud:
         the emulator, as an operator deploys it (cdk_cli.py); without it, the local cloud
         deploys the synthesized template itself (deploy.py). `echo` is shown the CLI's
         output as it comes."""
-        if cdk_cli is not None and target_endpoint is not None:
-            raise ValueError("the CDK CLI deploys into the embedded emulator only")
         self.state_dir = state_dir
         self._aws_port = aws_port
         self._api_port = api_port
-        self._context = context or {"stage": "local", "destroy_data_on_delete": "true"}
+        self._context = {
+            # No CodeArtifact here: the QA task's dependency step gets no proxy (as before).
+            "qa_package_proxy": "false",
+            **(context or {"stage": "local", "destroy_data_on_delete": "true"}),
+        }
         self._ecs_executor = ecs_executor
         self._qa_backend = qa_backend or BuildSettings.from_env().local_qa_backend
         self._target = target_endpoint
@@ -206,6 +208,7 @@ class LocalCloud:
                 work_dir=self.state_dir,
                 log_path=self.state_dir / "logs" / "cdk-cli.log",
                 echo=self._echo,
+                external=self._target is not None,
             )
         else:
             self.assembly = synthesize(

@@ -2,8 +2,11 @@
 
 moto runs no containers. moto_patches.py gives every task started through RunTask (by a
 client, or by Step Functions' `ecs:runTask.sync`) to `EcsTaskRunner`, keeps the task
-RUNNING while it works, then marks it STOPPED with the container's exit code, which is
-what `.sync` waits for. The pipeline's QA task plugs in an executor that runs the QA
+RUNNING while it works, then stops it as ECS would: `EssentialContainerExited` with the
+container's exit code (and ECS's out-of-memory reason when it was killed for memory), or
+`TaskFailedToStart` when the container could not be started at all. That is what `.sync`
+waits for, and what the pipeline tells apart: a task that never started is started again,
+one whose container ran is not. The pipeline's QA task plugs in an executor that runs the QA
 container's entry point under the local sandbox backend; `HostProcessExecutor` runs the
 container's command as a host process of this environment (enough for trivial tasks and
 tests).
@@ -12,6 +15,7 @@ tests).
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, replace
@@ -19,8 +23,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from infra_cdk.assets import ROOT
+from infra_cdk.local.moto_patches import TaskStopped
 
 log = logging.getLogger("prtrace.local.ecs")
+
+# What ECS reports for a stopped task (DescribeTasks: stopCode, stoppedReason, and the
+# container's reason when ECS itself ended it).
+ESSENTIAL_CONTAINER_EXITED = "EssentialContainerExited"
+TASK_FAILED_TO_START = "TaskFailedToStart"
+ESSENTIAL_EXITED_REASON = "Essential container in task exited"
+OUT_OF_MEMORY_REASON = "OutOfMemoryError: Container killed due to memory usage"
+OUT_OF_MEMORY_EXIT = 128 + signal.SIGKILL  # 137, as the container runtime reports it
 
 
 @dataclass(frozen=True)
@@ -38,10 +51,35 @@ class ContainerRun:
     memory_mb: int | None
 
 
+class ContainerStartFailed(Exception):
+    """The container could not be started (its command is missing, its image unusable): ECS
+    stops such a task with TaskFailedToStart and no exit code. The message is ECS's
+    reason, e.g. "CannotStartContainerError: ..."."""
+
+
+@dataclass(frozen=True)
+class ContainerExit:
+    """How a container that ran ended, when the executor knows more than its exit code:
+    `out_of_memory` when it was killed for its memory use."""
+
+    exit_code: int
+    out_of_memory: bool = False
+
+
 class ContainerExecutor(Protocol):
-    def run(self, container: ContainerRun) -> int:
-        """Run to completion; the exit code becomes the container's exitCode."""
+    def run(self, container: ContainerRun) -> int | ContainerExit:
+        """Run to completion; the exit code becomes the container's exitCode. Raises
+        ContainerStartFailed when the container could not be started."""
         ...
+
+
+def _task_environment(base_env: dict[str, str], environment: dict[str, str]) -> dict[str, str]:
+    """A task that carries its QA grant (PRTRACE_QA_GRANT) gets no AWS variable at all, no
+    endpoint and no credentials, as on Fargate where its role may do nothing: it proves
+    the task needs only its presigned requests."""
+    if "PRTRACE_QA_GRANT" in environment:
+        base_env = {k: v for k, v in base_env.items() if not k.startswith("AWS_")}
+    return {**base_env, **environment}
 
 
 class HostProcessExecutor:
@@ -53,7 +91,7 @@ class HostProcessExecutor:
         self._log_dir = log_dir
         self._timeout_s = timeout_s
 
-    def run(self, container: ContainerRun) -> int:
+    def run(self, container: ContainerRun) -> int | ContainerExit:
         argv = list(container.argv)
         if argv and argv[0] in {"python", "python3"}:
             argv[0] = sys.executable
@@ -64,7 +102,7 @@ class HostProcessExecutor:
             try:
                 done = subprocess.run(  # noqa: S603 - the task definition's own command
                     argv,
-                    env={**self._base_env, **container.environment},
+                    env=_task_environment(self._base_env, container.environment),
                     cwd=ROOT,
                     stdout=output,
                     stderr=subprocess.STDOUT,
@@ -75,7 +113,14 @@ class HostProcessExecutor:
                 return 124
             except OSError as exc:
                 output.write(f"cannot start {argv[:1]}: {exc}\n".encode())
-                return 127
+                raise ContainerStartFailed(f"CannotStartContainerError: {exc}") from None
+        if done.returncode == -signal.SIGKILL:
+            # Nothing in the local cloud kills a task's process with SIGKILL (its own time
+            # limit is 124 above): that is the kernel's out-of-memory killer, which is what
+            # ECS reports as an out-of-memory stop.
+            return ContainerExit(OUT_OF_MEMORY_EXIT, out_of_memory=True)
+        if done.returncode < 0:
+            return 128 - done.returncode  # killed by a signal: 128 + its number, as Docker says
         return done.returncode
 
 
@@ -91,7 +136,7 @@ class LocalSandboxExecutor:
         self._inner = inner
         self._backend = backend
 
-    def run(self, container: ContainerRun) -> int:
+    def run(self, container: ContainerRun) -> int | ContainerExit:
         environment = dict(container.environment)
         if environment.get("PRTRACE_SANDBOX_BACKEND") == "container":
             # The work directory stays QA's default: a private one the sandbox user can use.
@@ -134,7 +179,24 @@ class EcsTaskRunner:
             memory_mb=int(definition.memory) if definition.memory else container_def.get("memory"),
         )
 
-    def execute(self, run: ContainerRun) -> tuple[int, str]:
-        exit_code = self.executor.run(run)
-        log.info("ECS task %s (%s) exited %s", run.task_arn, run.family, exit_code)
-        return exit_code, "Essential container in task exited"
+    def execute(self, run: ContainerRun) -> TaskStopped:
+        """How ECS would stop the task once its executor is done with it."""
+        try:
+            ended = self.executor.run(run)
+        except ContainerStartFailed as failed:
+            log.info("ECS task %s (%s) failed to start: %s", run.task_arn, run.family, failed)
+            return TaskStopped(
+                stop_code=TASK_FAILED_TO_START,
+                stopped_reason=str(failed),
+                exit_code=None,
+                container_reason=str(failed),
+            )
+        if isinstance(ended, int):
+            ended = ContainerExit(ended)
+        log.info("ECS task %s (%s) exited %s", run.task_arn, run.family, ended.exit_code)
+        return TaskStopped(
+            stop_code=ESSENTIAL_CONTAINER_EXITED,
+            stopped_reason=ESSENTIAL_EXITED_REASON,
+            exit_code=ended.exit_code,
+            container_reason=OUT_OF_MEMORY_REASON if ended.out_of_memory else None,
+        )

@@ -10,14 +10,17 @@ Two sets:
   each write and transaction atomically; moto's threaded server does not), cancelled
   transactions rolled back from backups of the items they write (moto deep-copies whole
   tables), Query reading only the partition's key range (moto sorts the whole table),
-  moto's service list read once, keep-alive connections, no per-request access log. Nested
+  Lambda's GetAccountSettings (moto has none; the deploy preflight reads it), moto's
+  service list read once, keep-alive connections, no per-request access log. Nested
   uses share one installation; the last to leave undoes it.
 - `install(...)`, for one local cloud at a time: Lambda invocations run by the local
-  workers, ECS tasks run by the local executor, the Step Functions interpreter pointed at
-  this process's emulator (moto reads the port from MOTO_PORT, which is not set here) with
-  its ECS integration normalised as AWS's and execution ends delivered to EventBridge's
-  Lambda targets, CloudFormation taught the CDK bridge's resource types, and moto's logs
-  about what the bridge models silenced.
+  workers, ECS tasks run by the local executor and stopped as ECS stops them, the Step
+  Functions interpreter pointed at this process's emulator (moto reads the port from
+  MOTO_PORT, which is not set here) with its ECS integration normalised as AWS's (a
+  `runTask.sync` whose task did not end with every container exiting 0 fails with
+  States.TaskFailed) and execution ends delivered to EventBridge's Lambda targets,
+  CloudFormation taught the CDK bridge's resource types, and moto's logs about what the
+  bridge models silenced.
 
 Threads of the local cloud change moto's objects (an ECS task ends while the emulator
 serves DescribeTasks, whose `advance()` changes the same task): those changes and every ECS
@@ -35,7 +38,10 @@ import types
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+import orjson
 
 log = logging.getLogger("prtrace.local.moto")
 
@@ -153,6 +159,51 @@ def _install_emulator(patches: Patches) -> None:
     werkzeug = logging.getLogger("werkzeug")
     patches.on_undo(functools.partial(werkzeug.setLevel, werkzeug.level))
     werkzeug.setLevel(logging.ERROR)  # no per-request access log
+    lambda_account_settings(patches)
+
+
+# AWS's default concurrency quota; moto's own knob for the quota it enforces on
+# PutFunctionConcurrency sets it (tests set it low to play a new account).
+LAMBDA_QUOTA_VARIABLE = "MOTO_LAMBDA_CONCURRENCY_QUOTA"
+DEFAULT_LAMBDA_QUOTA = 1000
+_ACCOUNT_SETTINGS_PATH = r"{0}/(?P<api_version>[^/]+)/account-settings/?$"
+
+
+def lambda_account_settings(patches: Patches) -> None:
+    """Lambda's GetAccountSettings: the quota moto enforces, and what the functions'
+    reservations leave unreserved (AWS's answer's shape)."""
+    import os
+
+    import moto.awslambda.urls as lambda_urls
+    from moto.awslambda.responses import LambdaResponse
+
+    def get_account_settings(self: Any) -> str:
+        quota = int(os.environ.get(LAMBDA_QUOTA_VARIABLE, DEFAULT_LAMBDA_QUOTA))
+        functions = self.backend.list_functions()
+        reserved = sum(int(f.reserved_concurrency or 0) for f in functions)
+        return orjson.dumps(
+            {
+                "AccountLimit": {
+                    "TotalCodeSize": 80_530_636_800,
+                    "CodeSizeUnzipped": 262_144_000,
+                    "CodeSizeZipped": 52_428_800,
+                    "ConcurrentExecutions": quota,
+                    "UnreservedConcurrentExecutions": max(quota - reserved, 0),
+                },
+                "AccountUsage": {
+                    "TotalCodeSize": sum(int(f.code_size or 0) for f in functions),
+                    "FunctionCount": len(functions),
+                },
+            }
+        ).decode()
+
+    patches.replace(LambdaResponse, "get_account_settings", get_account_settings)
+    lambda_urls.url_paths[_ACCOUNT_SETTINGS_PATH] = LambdaResponse.dispatch
+
+    def remove_path() -> None:
+        lambda_urls.url_paths.pop(_ACCOUNT_SETTINGS_PATH, None)
+
+    patches.on_undo(remove_path)
 
 
 def _deepcopy_but_tables(value: Any, memo: Any = None) -> Any:
@@ -298,6 +349,18 @@ def _bounded_items(
 # -- the local cloud -----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class TaskStopped:
+    """How a task ended, in DescribeTasks' terms: its stopCode and stoppedReason, its
+    container's exitCode (None: the container never ran) and the container's reason (ECS
+    sets one when it ended the container itself, e.g. for its memory use)."""
+
+    stop_code: str
+    stopped_reason: str
+    exit_code: int | None
+    container_reason: str | None = None
+
+
 class EcsTasks(Protocol):
     """What runs the tasks RunTask starts (ecs.py)."""
 
@@ -305,8 +368,8 @@ class EcsTasks(Protocol):
         """What to run for a task moto has just created (read under MOTO_LOCK)."""
         ...
 
-    def execute(self, run: Any) -> tuple[int, str]:
-        """Run it to completion (in a thread of its own): (exit code, stopped reason)."""
+    def execute(self, run: Any) -> TaskStopped:
+        """Run it to completion (in a thread of its own)."""
         ...
 
 
@@ -401,23 +464,28 @@ def ecs_task_runs(patches: Patches, tasks: EcsTasks) -> None:
     patches.on_undo(functools.partial(state_manager.unset_transition, "ecs::task"))
 
 
-def _set_task_status(task: Any, status: str, exit_code: int | None = None) -> None:
+def _set_task_status(task: Any, status: str) -> None:
     for container in task.containers:
-        if exit_code is not None:
-            container.exitCode = exit_code
         container.last_status = status
     task.last_status = status
 
 
 def _run_task(tasks: EcsTasks, task: Any, run: Any) -> None:
     try:
-        exit_code, reason = tasks.execute(run)
+        stopped = tasks.execute(run)
     except Exception as exc:  # the executor's failure is the task's failure, not ours
         log.exception("ECS executor failed for %s", task.task_arn)
-        exit_code, reason = 1, f"Local executor error: {type(exc).__name__}"
+        reason = f"CannotStartContainerError: local executor error: {type(exc).__name__}"
+        stopped = TaskStopped("TaskFailedToStart", reason, None, reason)
     with MOTO_LOCK:
-        _set_task_status(task, "STOPPED", exit_code)
-        task.stopped_reason = reason
+        for container in task.containers:
+            # moto serialises what is set: no exitCode for a container that never ran
+            container.exitCode = stopped.exit_code
+            if stopped.container_reason is not None:
+                container.reason = stopped.container_reason
+        _set_task_status(task, "STOPPED")
+        task.stop_code = stopped.stop_code
+        task.stopped_reason = stopped.stopped_reason
         task.desired_status = "STOPPED"
 
 
@@ -468,6 +536,7 @@ def stepfunctions_interpreter(
 
     patches.replace(service, "_normalise_parameters", normalise_parameters)
     patches.replace(service, "_normalise_response", normalise_response)
+    patches.replace(service, "_build_sync_resolver", _failing_stopped_tasks(service))
 
     original_terminated = BaseExecutionWorkerCommunication.terminated
 
@@ -476,6 +545,57 @@ def stepfunctions_interpreter(
         execution_ended(self.execution)
 
     patches.replace(BaseExecutionWorkerCommunication, "terminated", terminated)
+
+
+def _failing_stopped_tasks(service: Any) -> Callable[..., Any]:
+    """moto's `ecs:runTask.sync` returns every stopped task as a success. AWS's fails the
+    state with States.TaskFailed, the Cause the stopped task's description as JSON (the
+    shape `.sync` returns on success), unless the task ran and every container exited 0:
+    a task that failed to start, or whose container exited non-zero or was killed, fails."""
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
+        StatesErrorName,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+    original: Callable[..., Any] = service._build_sync_resolver
+
+    def build_sync_resolver(self: Any, env: Any, *args: Any, **kwargs: Any) -> Any:
+        resolve = original(self, env, *args, **kwargs)
+
+        def resolve_or_fail() -> Any:
+            task = resolve()
+            if task is None or all(c.get("ExitCode") == 0 for c in task.get("Containers") or ()):
+                return task
+            failed = StatesErrorNameType.StatesTaskFailed
+            raise FailureEventException(
+                FailureEvent(
+                    env=env,
+                    error_name=StatesErrorName(typ=failed),
+                    event_type=HistoryEventType.TaskFailed,
+                    # moto declares the TypedDict total; its own integrations fill one key
+                    event_details=EventDetails(  # type: ignore[typeddict-item]
+                        taskFailedEventDetails=TaskFailedEventDetails(
+                            resource=self._get_sfn_resource(),
+                            resourceType=self._get_sfn_resource_type(),
+                            error=failed.to_name(),
+                            cause=to_json_str(task),
+                        )
+                    ),
+                )
+            )
+
+        return resolve_or_fail
+
+    return build_sync_resolver
 
 
 def cloudformation_bridge(patches: Patches, bridged_types: Mapping[str, type]) -> None:

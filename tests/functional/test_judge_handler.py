@@ -220,11 +220,23 @@ def test_a_model_answer_publishes_its_tokens_and_no_unavailability(s3, monkeypat
         assert handler.lambda_handler(dict(EVENT), LambdaContext())["status"] == "ok"
     metrics = _published(capsys.readouterr().out)["metrics"]
     assert metrics["JudgeUnavailable"] == 0.0
+    assert metrics["JudgeOfflineFallback"] == 0.0
     assert (metrics["JudgePromptTokens"], metrics["JudgeCompletionTokens"]) == (1500.0, 250.0)
     assert metrics["JudgeCostUsd"] == pytest.approx(0.005)  # 1500*2/1e6 + 250*8/1e6
 
 
-def test_the_offline_judge_publishes_no_token_counts(s3, capsys):
+def test_auto_mode_without_a_key_publishes_the_offline_fallback(s3, capsys):
+    """No key in `auto` mode scores offline with status ok: only this metric tells."""
+    capsys.readouterr()
+    handler.lambda_handler(dict(EVENT), LambdaContext())
+    assert _published(capsys.readouterr().out)["metrics"] == {
+        "JudgeUnavailable": 0.0,
+        "JudgeOfflineFallback": 1.0,
+    }
+
+
+def test_the_offline_judge_publishes_no_token_counts_and_no_fallback(s3, monkeypatch, capsys):
+    monkeypatch.setenv("PRTRACE_JUDGE_MODE", "offline")
     capsys.readouterr()
     handler.lambda_handler(dict(EVENT), LambdaContext())
     assert _published(capsys.readouterr().out)["metrics"] == {"JudgeUnavailable": 0.0}

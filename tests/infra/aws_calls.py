@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import botocore.signers
 import pytest
 from aws_lambda_powertools.utilities.parameters.base import BaseProvider
 from botocore.client import BaseClient
@@ -174,6 +175,23 @@ def _install() -> None:
             _record(service, operation, {param: name}, "ok")
         return get_parameter(self, name, *args, **kwargs)
 
+    # A presigned POST (its policy allows PutObject under a key prefix) is not signed
+    # through _emit_api_params; S3 clients created from here on take this function.
+    presign_post = botocore.signers.generate_presigned_post
+
+    def recorded_presign_post(self: BaseClient, Bucket: str, Key: str, **kwargs: Any) -> Any:  # noqa: N803
+        # The policy admits keys under a prefix (`<prefix>${filename}`); prtrace's are
+        # content digests, recorded as such.
+        key = Key.replace("${filename}", "0" * 64)
+        _record("s3", "PutObject", {"Bucket": Bucket, "Key": key}, "presigned")
+        sinks = _sinks[:]
+        _sinks.clear()  # it serializes a CreateBucket request for the URL: not a call
+        try:
+            return presign_post(self, Bucket, Key, **kwargs)
+        finally:
+            _sinks.extend(sinks)
+
+    botocore.signers.generate_presigned_post = recorded_presign_post  # type: ignore[assignment]
     BaseClient._make_api_call = recorded_call  # type: ignore[method-assign]
     BaseClient._emit_api_params = recorded_presign  # type: ignore[method-assign]
     BaseProvider.get = recorded_parameter  # type: ignore[method-assign]

@@ -66,8 +66,8 @@ class Principal:
 
 
 def principals(template: dict[str, Any], usage: dict[str, Any]) -> dict[str, Principal]:
-    """Every function, the export task and the state machines, by name (`api`, …,
-    `export_job`, `state-machine`, `export-state-machine`)."""
+    """Every function, the container tasks and the state machines, by name (`api`, …,
+    `export_job`, `qa_runner`, `state-machine`, `export-state-machine`)."""
     values = TemplateValues(template)
     found = {}
     for logical_id, resource in values.resources.items():
@@ -81,8 +81,8 @@ def principals(template: dict[str, Any], usage: dict[str, Any]) -> dict[str, Pri
         elif resource["Type"] == "AWS::ECS::TaskDefinition":
             for container in props["ContainerDefinitions"]:
                 name = _TASK.fullmatch(" ".join(container.get("EntryPoint", [])))
-                if name and name.group(1) in usage["functions"]:
-                    calls = usage["functions"][name.group(1)]
+                if name:  # a task with no recorded calls (QA) must need no permission
+                    calls = usage["functions"].get(name.group(1), [])
                     requests = _task_requests(values, logical_id, container, calls)
                     found[name.group(1)] = _principal(
                         values, name.group(1), props["TaskRoleArn"], requests

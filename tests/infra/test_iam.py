@@ -35,7 +35,12 @@ from tests.infra.iam_principals import (
 
 USAGE = Path(__file__).with_name("iam_usage.json")
 TASKS = ["export_job"]  # container tasks whose calls tests/functional records
-PRINCIPALS = [*FUNCTIONS, *TASKS, STATE_MACHINE, EXPORT_STATE_MACHINE]
+# Functions without a reserved-concurrency setting (infra_cdk.config.FUNCTIONS has the rest).
+UNRESERVED = ["qa_grant"]
+# The QA task runs untrusted tests: its role may do nothing (its data moves through the
+# presigned requests of its grant, prtrace.qa.grant).
+NO_AWS_TASKS = ["qa_runner"]
+PRINCIPALS = [*FUNCTIONS, *UNRESERVED, *TASKS, *NO_AWS_TASKS, STATE_MACHINE, EXPORT_STATE_MACHINE]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +57,19 @@ def test_every_function_of_the_stack_has_recorded_calls(
     usage: dict[str, Any], roles: dict[str, Principal]
 ) -> None:
     assert sorted(roles) == sorted(PRINCIPALS)
-    assert sorted(usage["functions"]) == sorted([*FUNCTIONS, *TASKS])
+    assert sorted(usage["functions"]) == sorted([*FUNCTIONS, *UNRESERVED, *TASKS])
+
+
+@pytest.mark.parametrize("name", NO_AWS_TASKS)
+def test_the_qa_task_role_has_no_permission_at_all(
+    template_json: dict[str, Any], roles: dict[str, Principal], name: str
+) -> None:
+    role = roles[name]
+    assert role.requests == []
+    assert role.statements == []
+    props = template_json["Resources"][role.role]["Properties"]
+    assert not props.get("Policies")
+    assert not props.get("ManagedPolicyArns")
 
 
 @pytest.mark.parametrize("name", PRINCIPALS)

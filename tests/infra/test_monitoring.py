@@ -179,7 +179,8 @@ def test_an_unreachable_judge_model_raises_an_alarm(template: Template) -> None:
     assert len(judge) == 1
     assert judge[0]["Namespace"] == "prtrace"
     assert judge[0]["Dimensions"] == [{"Name": "service", "Value": "prtrace-judge"}]
-    assert (judge[0]["Statistic"], judge[0]["Threshold"]) == ("Sum", 1)
+    # Three traces within an hour: one slow answer is not an outage.
+    assert (judge[0]["Statistic"], judge[0]["Threshold"], judge[0]["Period"]) == ("Sum", 3, 3600)
 
 
 # ---- dashboard --------------------------------------------------------------------------
@@ -219,7 +220,13 @@ def test_the_dashboard_shows_ingest_api_pipeline_qa_and_judge(template: Template
         assert title in by_title, title
         assert metrics <= _metric_names(by_title[title]), title
     steps = by_title["Pipeline step durations (p99, ms)"]["properties"]["metrics"]
-    assert [row[-1]["label"] for row in steps] == ["Assemble", "Judge", "Record", "Sweeper"]
+    assert [row[-1]["label"] for row in steps] == [
+        "Assemble",
+        "QaGrant",
+        "Judge",
+        "Record",
+        "Sweeper",
+    ]
     verdicts = by_title["QA verdicts"]["properties"]["metrics"]
     assert sorted(row[-1]["label"] for row in verdicts) == ["error", "resolved", "unresolved"]
     throttles = by_title["DynamoDB throttled requests"]["properties"]["metrics"]

@@ -13,7 +13,8 @@ from aws_cdk.assertions import Annotations, Match, Template
 
 from infra_cdk.assets import ROOT
 from infra_cdk.config import PIPELINE_TIMEOUT_S, QA_STATE_TIMEOUT_S, ConfigError, StackConfig
-from infra_cdk.pipeline import ASL_PATH, QA_ENTRYPOINT
+from infra_cdk.fargate_task import ALL_CAPABILITIES
+from infra_cdk.pipeline import ASL_PATH, QA_ENTRYPOINT, QA_USER
 from tests.infra import template_queries as q
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
@@ -90,6 +91,9 @@ def test_every_task_retries_transient_errors_and_failures_are_recorded(
             continue
         catch_all = [c for c in state["Catch"] if c["ErrorEquals"] == ["States.ALL"]]
         assert catch_all, f"{name} has no catch-all"
+        if name == "RunQa":  # how the task stopped decides (the QA tests below)
+            assert catch_all[0]["Next"] == "ForgetQaGrant"
+            continue
         # Caught failures go through a Pass naming the stage, then RecordFailure.
         stage_state = states[catch_all[0]["Next"]]
         assert stage_state["Type"] == "Pass"
@@ -100,30 +104,195 @@ def test_every_task_retries_transient_errors_and_failures_are_recorded(
     assert {"stage.$", "error.$", "cause.$"} <= set(failure)
 
 
+def _qa_attempt_timeouts(states: dict[str, dict[str, Any]]) -> list[int]:
+    """RunQa's time limit for each start: the first, then each restart's."""
+    first = states["FirstQaAttempt"]["Result"]
+    restarts = _restart_bound(states)
+    assert first["restarts"] == 0
+    return [first["timeout_s"]] + [states["RestartQa"]["Parameters"]["timeout_s"]] * restarts
+
+
+def _restart_bound(states: dict[str, dict[str, Any]]) -> int:
+    (rule,) = states["QaRestartLeft?"]["Choices"]
+    assert rule["Variable"] == "$.qa_attempt.restarts"
+    assert rule["Next"] == "RestartQa"
+    assert states["QaRestartLeft?"]["Default"] == "QaNeverStarted"
+    restart = states["RestartQa"]["Parameters"]
+    assert restart["restarts.$"] == "States.MathAdd($.qa_attempt.restarts, 1)"  # counts up
+    return int(rule["NumericLessThan"])
+
+
+def _worst_lambda_s(state: dict[str, Any], timeout_s: int) -> float:
+    """A Lambda step whose every attempt the catch-all retrier repeats runs to its timeout."""
+    (retrier,) = [r for r in state["Retry"] if r["ErrorEquals"] == ["States.ALL"]]
+    waits = sum(
+        retrier["IntervalSeconds"] * retrier["BackoffRate"] ** i
+        for i in range(retrier["MaxAttempts"])
+    )
+    return float(timeout_s * (1 + retrier["MaxAttempts"]) + waits)
+
+
 def test_the_whole_pipeline_has_a_timeout_longer_than_any_state(template: Template) -> None:
     definition = _definition(template)
     assert definition["TimeoutSeconds"] == PIPELINE_TIMEOUT_S
-    timeouts = [s["TimeoutSeconds"] for s in definition["States"].values() if "TimeoutSeconds" in s]
-    assert timeouts == [QA_STATE_TIMEOUT_S]
-    assert QA_STATE_TIMEOUT_S < PIPELINE_TIMEOUT_S
+    states = definition["States"]
+    assert not [s for s in states.values() if "TimeoutSeconds" in s]
+    assert states["RunQa"]["TimeoutSecondsPath"] == "$.qa_attempt.timeout_s"
+    timeouts = _qa_attempt_timeouts(states)
+    assert timeouts[0] == QA_STATE_TIMEOUT_S < PIPELINE_TIMEOUT_S
+    assert all(0 < t <= QA_STATE_TIMEOUT_S for t in timeouts)
 
 
-def test_a_qa_task_that_fails_to_start_is_started_again(template: Template) -> None:
-    # ECS start failures (ResourceInitializationError, CannotPullContainerError) reach the
-    # state as States.TaskFailed; a timeout is not one of them (it is caught as QA timeout).
-    retriers = _definition(template)["States"]["RunQa"]["Retry"]
-    started_again = [r for r in retriers if r["ErrorEquals"] == ["States.TaskFailed"]]
-    assert started_again
-    assert started_again[0]["MaxAttempts"] >= 1
-    assert not any("States.Timeout" in r["ErrorEquals"] for r in retriers)
+def test_the_judge_still_has_its_time_after_the_worst_qa_case(template: Template) -> None:
+    """Worst path: Assemble; each start of the QA task preceded by its grant, the first two
+    failing to start just inside their time limits and the last running into its own, with
+    the waits between; then Judge and Record. Each Lambda step runs to its timeout on every
+    attempt its catch-all retrier allows. What is left covers throttling retries (they
+    fail fast, waiting at most about two minutes per call)."""
+    _, substitutions = _definition_sub(template)
+    states = _definition(template)["States"]
+    functions = template.find_resources("AWS::Lambda::Function")
+
+    def lambda_s(state_name: str) -> float:
+        placeholder = states[state_name]["Parameters"]["FunctionName"]  # stand-in-<name>
+        logical_id = substitutions[placeholder.removeprefix("stand-in-")]["Fn::GetAtt"][0]
+        return _worst_lambda_s(states[state_name], functions[logical_id]["Properties"]["Timeout"])
+
+    timeouts = _qa_attempt_timeouts(states)
+    waits = [10, 30]
+    assert states["RestartQa"]["Parameters"]["wait_s.$"] == (
+        f"States.ArrayGetItem(States.Array({waits[0]}, {waits[1]}), $.qa_attempt.restarts)"
+    )
+    assert len(waits) == len(timeouts) - 1
+    qa = sum(timeouts) + sum(waits) + len(timeouts) * lambda_s("PrepareQa")
+    total = lambda_s("Assemble") + qa + lambda_s("Judge") + lambda_s("RecordComplete")
+    assert sum(timeouts) + sum(waits) == 6640  # the figures RunQa's comment states
+    assert total == 9958
+    assert PIPELINE_TIMEOUT_S - total >= 600, total
+    assert "9958 s" in states["RunQa"]["Comment"]
+
+
+def test_only_a_qa_task_that_never_started_is_started_again(template: Template) -> None:
+    """runTask.sync fails every stopped task that did not end with exit code 0 as
+    States.TaskFailed, whether it never started or its container ran: RunQa retries ECS API
+    errors only, and the stop code in the failure's Cause decides."""
+    states = _definition(template)["States"]
+    run = states["RunQa"]
+    retried = {error for retrier in run["Retry"] for error in retrier["ErrorEquals"]}
+    assert retried == {"ECS.AmazonECSException", "ECS.ServerException", "AmazonECS.Unknown"}
+    assert run["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.qa_task", "Next": "ForgetQaGrant"}
+    ]
+    ended = states["QaTaskEnded?"]["Choices"]
+    assert ended[1] == {
+        "Variable": "$.qa_task.Error",
+        "StringEquals": "States.Timeout",
+        "Next": "QaTimedOut",
+    }
+    assert states["ReadQaStop"]["Parameters"] == {"task.$": "States.StringToJson($.qa_task.Cause)"}
+    why = {rule["Next"]: rule for rule in states["WhyQaStopped?"]["Choices"]}
+    assert why["QaRestartLeft?"]["StringEquals"] == "TaskFailedToStart"
+    assert states["RestartQa"]["Next"] == "WaitBeforeQaRestart"
+    assert states["WaitBeforeQaRestart"]["Next"] == "PrepareQa"  # a fresh grant per start
+    assert _restart_bound(states) == 2  # three starts at most
+    # A container that ran is the repository's outcome: reported once, then judged.
+    for name, skipped in (("QaExited", "task_exited"), ("QaOutOfMemory", "out_of_memory")):
+        conditions = why[name]["And"]
+        assert {"Variable": "$.qa_task.stop_code", "StringEquals": "EssentialContainerExited"} in (
+            conditions
+        )
+        assert states[name]["Parameters"]["skipped"] == skipped
+        assert states[name]["Parameters"]["report_key"] is None
+        assert states[name]["Next"] == "MarkJudging"
+    assert {"Variable": "$.qa_task.container.Reason", "StringMatches": "OutOfMemoryError*"} in (
+        why["QaOutOfMemory"]["And"]
+    )
+    assert states["QaNeverStarted"]["Parameters"]["Error"] == "QA.TaskFailedToStart"
+    assert states["QaNeverStarted"]["Next"] == "QaFailed"
+
+
+def _paths_read(node: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key.endswith(".$") or key in ("Variable", "SecondsPath", "TimeoutSecondsPath"):
+                # $.paths, not the context object's $$.paths
+                found |= set(re.findall(r"(?<!\$)\$\.[A-Za-z_.\[\]0-9]+", str(value)))
+            found |= _paths_read(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _paths_read(value)
+    return found
+
+
+def test_the_qa_task_reads_its_grant_and_no_later_state_keeps_it(template: Template) -> None:
+    states = _definition(template)["States"]
+    prepare = states["PrepareQa"]
+    assert states["FirstQaAttempt"]["Next"] == "PrepareQa"
+    assert prepare["Next"] == "RunQa"
+    assert prepare["Parameters"]["Payload"] == {
+        "tenant.$": "$.tenant",
+        "trace_id.$": "$.trace_id",
+        "document_key.$": "$.assembled.Payload.document_key",
+        "qa_report_key.$": "$.assembled.Payload.qa_report_key",
+        "snapshots.$": "$.assembled.Payload.snapshots",  # the refs it signs URLs for
+    }
+    assert prepare["ResultSelector"] == {"grant.$": "$.Payload.grant"}
+    assert prepare["ResultPath"] == "$.qa_grant"
+    assert prepare["Retry"] == states["Assemble"]["Retry"]
+    assert prepare["Catch"][0]["Next"] == "QaFailed"
+    (override,) = states["RunQa"]["Parameters"]["Overrides"]["ContainerOverrides"]
+    environment = {e["Name"]: e["Value.$"] for e in override["Environment"]}
+    assert environment["PRTRACE_QA_GRANT"] == "$.qa_grant.grant"
+    assert {"PRTRACE_TENANT", "PRTRACE_TRACE_ID", "PRTRACE_REPORT_KEY"} <= set(environment)
+    # Every way out of RunQa goes through ForgetQaGrant, which drops the grant ...
+    assert states["RunQa"]["Next"] == "ForgetQaGrant"
+    forget = states["ForgetQaGrant"]
+    assert (forget["ResultPath"], forget["Result"]) == ("$.qa_grant", {"grant": None})
+    # ... the stopped task's description (whose overrides hold it) is cut to why it stopped
+    assert set(states["SummariseQaStop"]["Parameters"]) == {
+        "stop_code.$",
+        "stopped_reason.$",
+        "container.$",
+    }
+    assert states["SummariseQaStop"]["ResultPath"] == "$.qa_task"
+    assert states["QaStopUnreadable"]["ResultPath"] == "$.qa_task"
+    # ... and only RunQa reads it.
+    readers = {name for name, state in states.items() if "$.qa_grant.grant" in _paths_read(state)}
+    assert readers == {"RunQa"}
+
+
+def test_every_path_the_definition_reads_is_one_it_writes_or_its_input(template: Template) -> None:
+    """A typo in a path fails an execution only when it runs: here it fails the build."""
+    states = _definition(template)["States"]
+    written = {"$.tenant", "$.trace_id"}
+    for state in states.values():
+        for where in ("ResultPath",):
+            if isinstance(state.get(where), str):
+                written.add(state[where])
+        for catcher in state.get("Catch", []):
+            written.add(catcher["ResultPath"])
+    results = {
+        "$.assembled": {"Payload"},
+        "$.qa_task": {"Error", "Cause", "task", "container", "stop_code", "stopped_reason"},
+    }
+    # A ResultSelector reads the task's result, not the state.
+    read = {n: {k: v for k, v in s.items() if k != "ResultSelector"} for n, s in states.items()}
+    for path in sorted(_paths_read(read)):
+        top = ".".join(path.split(".")[:2]).split("[")[0]
+        assert top in written, f"{path} reads {top}, which no state writes"
+        if top in results and path != top:
+            field = path.split(".")[2].split("[")[0]
+            assert field in results[top], path
 
 
 def test_states_pass_keys_and_summaries_never_events(template: Template) -> None:
     states = _definition(template)["States"]
     # Every Lambda result is narrowed to its payload; the QA task to its exit code.
     for name, state in states.items():
-        if state.get("Resource") == "arn:aws:states:::lambda:invoke":
+        if state.get("Resource") == "arn:aws:states:::lambda:invoke" and name != "PrepareQa":
             assert state["ResultSelector"] == {"Payload.$": "$.Payload"}, name
+    assert states["PrepareQa"]["ResultSelector"] == {"grant.$": "$.Payload.grant"}
     assert set(states["RunQa"]["ResultSelector"]) == {"container.$", "stopped_reason.$"}
     judge = states["Judge"]["Parameters"]["Payload"]
     assert set(judge) == {"trace_id.$", "document_key.$", "qa_report_key.$", "result_key.$"}
@@ -175,8 +344,14 @@ def test_the_qa_task_definition_is_hardened(template: Template) -> None:
     (container,) = definition["ContainerDefinitions"]
     assert container["ReadonlyRootFilesystem"] is True
     assert container["Privileged"] is False
-    assert container["User"] == "10001:10001"  # the image's non-root user
-    assert container["LinuxParameters"]["Capabilities"] == {"Drop": ["ALL"]}
+    # Root with only what dropping each test run to the sandbox uid needs; Fargate cannot
+    # add capabilities, so every other one is dropped by name.
+    assert container["User"] == QA_USER == "0:0"
+    capabilities = container["LinuxParameters"]["Capabilities"]
+    assert set(capabilities) == {"Drop"}
+    kept = {c.value for c in ALL_CAPABILITIES} - set(capabilities["Drop"])
+    assert kept == {"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}
+    assert "SYS_PTRACE" in capabilities["Drop"]
     assert container["LinuxParameters"]["InitProcessEnabled"] is True
     assert container["MountPoints"] == [
         {"ContainerPath": "/tmp", "ReadOnly": False, "SourceVolume": "tmp"}  # noqa: S108
@@ -184,7 +359,8 @@ def test_the_qa_task_definition_is_hardened(template: Template) -> None:
     assert container["LogConfiguration"]["LogDriver"] == "awslogs"
     environment = {e["Name"]: e["Value"] for e in container["Environment"]}
     assert environment["PRTRACE_SANDBOX_BACKEND"] == "container"
-    assert environment["PRTRACE_QA_DEPENDENCY_NETWORK"] == "false"
+    # Its dependency step reaches the private PyPI proxy (tests/infra/test_package_proxy.py).
+    assert environment["PRTRACE_QA_DEPENDENCY_NETWORK"] == "true"
     assert not [n for n in environment if "KEY" in n or "TOKEN" in n or "SECRET" in n]
 
 
@@ -195,7 +371,7 @@ def test_the_task_definition_runs_what_the_image_runs() -> None:
     assert entrypoint
     assert user
     assert tuple(json.loads(entrypoint.group(1))) == QA_ENTRYPOINT
-    assert user.group(1) == "10001:10001"
+    assert user.group(1) == QA_USER
 
 
 def _qa_image(outdir: Path) -> dict[str, Any]:
@@ -289,8 +465,13 @@ def test_pipeline_steps_write_only_their_own_objects(template: Template) -> None
     assert '/tenants/*/parquet/traces/*"]]}' in record_writes
     assert record_writes.count("tenants/*/traces/*/") == 2
     assert len(json.loads(record_writes)) == 3  # nothing else
-    qa_writes = writes("PipelineQaTaskDefinitionTaskRole")
-    assert [w.endswith('/qa/report.json"]]}') for w in qa_writes] == [True]
+    # The QA task writes nothing itself; PrepareQa signs its report's write-once PUT and
+    # the POST of its content-addressed artifacts (prtrace.qa.grant).
+    assert writes("PipelineQaTaskDefinitionTaskRole") == []
+    (grant_writes,) = writes("PipelineQaGrantRole")
+    assert '/qa/report.json"]]}' in grant_writes
+    assert '/artifacts/sha256/*"]]}' in grant_writes
+    assert len(json.loads(grant_writes)) == 2  # nothing else
     # Ingestion writes chunks and artifacts only, never the pipeline's products.
     (api_writes,) = writes("ApiRole")
     assert "/chunks/*" in api_writes
@@ -397,9 +578,14 @@ def test_the_qa_image_builds_on_the_configured_base(synthesized: tuple[App, Path
     app, outdir = synthesized
     image = _qa_image(outdir)
     assert image["source"]["dockerBuildArgs"] == {"PYTHON_IMAGE": StackConfig().qa_base_image}
-    # The default is a tag, not a digest: synth says so.
+    # The default is pinned by the official image's index digest, as the Dockerfiles' are:
+    # synth warns only about a base given by tag alone.
+    assert StackConfig().qa_base_image.startswith("python:3.11-slim-bookworm@sha256:")
+    for dockerfile in ("functions/qa_runner/Dockerfile", "functions/export_job/Dockerfile"):
+        text = (ROOT / dockerfile).read_text()
+        assert f"ARG PYTHON_IMAGE={StackConfig().qa_base_image}\n" in text, dockerfile
     stack = app.node.find_child("prtrace-test")
-    Annotations.from_stack(stack).has_warning(  # type: ignore[arg-type]
+    Annotations.from_stack(stack).has_no_warning(  # type: ignore[arg-type]
         "*", Match.string_like_regexp("pinned by tag only")
     )
 

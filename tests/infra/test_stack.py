@@ -218,12 +218,20 @@ def test_the_api_role_has_no_wildcard_actions_and_no_token_table_access(
 def test_errors_throttles_5xx_and_failed_executions_raise_alarms(template: Template) -> None:
     alarms = _resources(template, "AWS::CloudWatch::Alarm")
     # DynamoDB throttles (read + write) are metric math: those alarms name no one metric.
+    functions = len(_resources(template, "AWS::Lambda::Function"))
+    # Rates, sums of two metrics and quota shares are metric math: those name no one metric.
     metrics = sorted(a["Properties"].get("MetricName", "<math>") for a in alarms.values())
     assert metrics == sorted(
-        ["5xx", "ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"]
-        + ["Errors", "Throttles", "Duration"] * 6
-        + ["JudgeUnavailable"]
-        + ["<math>"] * 3
+        ["ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"]  # pipeline
+        + ["ExecutionsFailed"]  # dataset exports (timed out or aborted: math)
+        + ["Errors", "Throttles", "Duration"] * functions
+        + ["Latency", "JudgeUnavailable", "JudgeOfflineFallback"]
+        + ["QaTaskExited", "QaTaskOutOfMemory", "QaTaskFailedToStart"]
+        + ["FailedInvocations"] * 3  # execution ended, hourly sweep, QA task stops
+        + ["<math>"] * 3  # DynamoDB throttles, one per table
+        + ["<math>"] * 2  # API 5xx and 4xx rates
+        + ["<math>"] * 3  # exports timed out or aborted, account and unreserved concurrency
+        + ["<math>"]  # the judge's tokens in 24 h
     )
 
 

@@ -1,8 +1,9 @@
-"""The `container` backend as the Fargate task runs it: the runner is NOT root, so the tests
-it starts share its uid. The runner's environment (in ECS it names the task-role credential
-endpoint) must still be out of their reach: the backend makes the runner non-dumpable, which
-makes its /proc entries root-owned. The control run, made before that, shows the same probe
-does read the secret otherwise."""
+"""The `container` backend as the Fargate task runs it: the runner holds the task's secrets
+(in ECS its environment names the task-role credential endpoint and carries the QA grant),
+so tests must never share its uid. Started as root it drops every run to the sandbox uid,
+which cannot read the runner's environment; started as any other user it refuses to run
+(tests would share the runner's uid and that of the container's PID 1). The control run,
+made plainly as root, shows the same probe does read the secret otherwise."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import secrets
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import prtrace
+from prtrace.adapters.sandbox.bwrap import SANDBOX_UID
 from prtrace.qa.runner_site import copy_distributions, distribution_closure
 from tests.sandbox.conftest import Backend
 
@@ -31,43 +34,47 @@ for pid in os.listdir('/proc'):
         continue
     if SECRET in data:
         found.append(int(pid))
-print(found)
+print(found, os.getuid())
 """
 
 DRIVER = """
 import json, os, sys
 from pathlib import Path
 from prtrace.adapters.sandbox.container import ContainerSandbox
+from prtrace.qa.errors import BackendUnavailable
 from prtrace.qa.sandbox import SandboxLimits, SandboxRun
 
 workspace = Path.cwd()
 probe = Path("probe.py").read_text().replace("SECRET", repr(os.environ["RUNNER_SECRET"].encode()))
-sandbox = ContainerSandbox(python="/usr/bin/python3")
+sandbox = ContainerSandbox(python="/usr/bin/python3", work_dir=workspace.parent)
 limits = SandboxLimits(wall_timeout_s=30)
 run = SandboxRun(argv=["/usr/bin/python3", "-c", probe], workspace=workspace,
                  output=workspace, env={"PATH": "/usr/bin:/bin"}, limits=limits)
+try:
+    sandbox.check_available()
+except BackendUnavailable as error:
+    print(json.dumps({"uid": os.getuid(), "refused": error.detail}))
+    sys.exit(0)
 from prtrace.adapters.sandbox import processes
-# Control: the same probe started plainly, before the backend made this process non-dumpable.
+# Control: the same probe started plainly (as root, like the runner), not through the backend.
 control = processes.run_bounded(run.argv, env=dict(run.env), cwd=workspace, limits=limits,
                                 preexec=lambda: None, kill_everything=lambda: None)
-sandbox.check_available()
 guarded = sandbox.run(run)
 print(json.dumps({"uid": os.getuid(), "pid": os.getpid(),
                   "control": control.stdout.decode(), "guarded": guarded.stdout.decode()}))
 """
 
 
-def test_tests_cannot_read_a_non_root_runners_environment(bwrap: Backend, scratch: Path) -> None:
-    # The runner's packages, readable by the unprivileged uid wherever this checkout lives
-    # (like the task image's venv, used with the system interpreter).
+def _drive(scratch: Path, user: int | None) -> dict[str, Any]:
     site = scratch / "site"
-    copy_distributions(distribution_closure(("pydantic", "packaging")), site)
-    shutil.copytree(LAYER, site / "prtrace", ignore=shutil.ignore_patterns("__pycache__"))
-    for path in [site / "prtrace", *(site / "prtrace").rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    workspace = scratch / "workspace"
+    if not site.exists():
+        copy_distributions(distribution_closure(("pydantic", "packaging")), site)
+        shutil.copytree(LAYER, site / "prtrace", ignore=shutil.ignore_patterns("__pycache__"))
+        for path in [site / "prtrace", *(site / "prtrace").rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    workspace = scratch / f"workspace-{user}"
     workspace.mkdir()
-    os.chown(workspace, 65534, 65534)
+    os.chown(workspace, SANDBOX_UID, SANDBOX_UID)
     secret = f"prtrace-runner-secret-{secrets.token_hex(8)}"
     for name, text in (("driver.py", DRIVER), ("probe.py", PROBE)):
         (workspace / name).write_text(text)
@@ -75,21 +82,32 @@ def test_tests_cannot_read_a_non_root_runners_environment(bwrap: Backend, scratc
     done = subprocess.run(
         ["/usr/bin/python3", "driver.py"],
         cwd=workspace,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": str(site),
-            "RUNNER_SECRET": secret,
-        },
-        user=65534,
-        group=65534,
-        extra_groups=[],
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "RUNNER_SECRET": secret},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        user=user,
+        group=user,
+        extra_groups=None if user is None else [],
     )
     assert done.returncode == 0, done.stderr
-    seen = json.loads(done.stdout)
-    assert seen["uid"] == 65534
-    assert json.loads(seen["control"]) == [seen["pid"]]  # readable while dumpable
-    assert json.loads(seen["guarded"]) == []  # not through the backend
+    seen: dict[str, Any] = json.loads(done.stdout)
+    return seen
+
+
+def test_a_non_root_runner_is_refused(bwrap: Backend, scratch: Path) -> None:
+    seen = _drive(scratch, 10001)
+    assert seen["uid"] == 10001
+    assert "must start as root" in seen["refused"]
+
+
+def test_tests_cannot_read_the_root_runners_environment(bwrap: Backend, scratch: Path) -> None:
+    seen = _drive(scratch, None)
+    assert seen["uid"] == 0
+    control_pids, control_uid = seen["control"].split("] ")
+    assert json.loads(control_pids + "]") == [seen["pid"]]  # readable to root
+    assert int(control_uid) == 0
+    guarded_pids, guarded_uid = seen["guarded"].split("] ")
+    assert json.loads(guarded_pids + "]") == []  # not from the sandbox uid
+    assert int(guarded_uid) == SANDBOX_UID

@@ -1,7 +1,8 @@
 """The QA task image's layout without building it (no registry here): only the packages
 functions/qa_runner/requirements.txt names, the layer and the entry point at the image's
-paths, the system interpreter without its own site-packages (`-S`), a non-root uid, the
-`container` backend and work and cache directories under /tmp, as the Dockerfile sets up.
+paths, the system interpreter without its own site-packages (`-S`), root (as the task
+starts; its test runs drop to the sandbox uid), the `container` backend and work and cache
+directories under /tmp, as the Dockerfile sets up.
 The task resolves the example through S3."""
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ FIX = ("    if current is not None and not merged:\n", "    if current is not No
 
 def _readable(tree: Path) -> None:
     for directory, _, files in os.walk(tree):
-        os.chmod(directory, 0o755)  # noqa: S103 - the non-root task user reads it
+        os.chmod(directory, 0o755)  # noqa: S103 - the sandbox uid reads what it runs
         for name in files:
             os.chmod(os.path.join(directory, name), 0o644)
 
@@ -59,7 +60,7 @@ def _tgz(directory: Path) -> bytes:
     return buffer.getvalue()
 
 
-def test_the_task_runs_from_the_image_layout_as_a_non_root_user(
+def test_the_task_runs_from_the_image_layout_as_root_dropping_its_runs(
     bwrap: Backend, scratch: Path
 ) -> None:
     image = _image(scratch / "opt")
@@ -104,9 +105,6 @@ def test_the_task_runs_from_the_image_layout_as_a_non_root_user(
             ["/usr/bin/python3", "-S", "-m", "functions.qa_runner"],  # -S: no system packages
             env=env,
             cwd=image / "app",
-            user=65534,
-            group=65534,
-            extra_groups=[],
             capture_output=True,
             text=True,
             timeout=120,

@@ -149,6 +149,8 @@ def test_assembles_the_document_with_chain_and_metrics(traces, blobs):
         "judge_result_key": f"tenants/{TENANT}/traces/{TRACE_ID}/judge/result.json",
         "has_snapshots": True,
         "manifest_draft_key": f"tenants/{TENANT}/traces/{TRACE_ID}/manifest/assembled.json",
+        # The refs PrepareQa signs URLs for (prtrace.qa.grant), as the document has them.
+        "snapshots": expected.snapshots.model_dump(mode="json"),
         "summary": {
             "event_count": 21,
             "chunk_count": 3,
@@ -174,6 +176,7 @@ def test_a_trace_without_snapshots_skips_qa(traces, blobs):
     trace = stored(traces, blobs, snapshots=None)
     result = assembled(trace)
     assert result.as_output()["has_snapshots"] is False
+    assert result.as_output()["snapshots"] is None
     assert TraceDocument.model_validate_json(stored_document(trace)).snapshots is None
 
 

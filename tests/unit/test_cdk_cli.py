@@ -47,3 +47,18 @@ def test_a_failing_cli_step_names_the_command_and_the_log(tmp_path: Path) -> Non
     assert "cannot reach the registry" in message
     assert str(log_path) in message
     assert "cannot reach the registry" in log_path.read_text()
+
+
+def test_an_external_emulator_gets_the_lambdas_dependency_layer(tmp_path: Path) -> None:
+    # A LocalStack runs the functions itself: they need their third-party layer built.
+    external = cli_environment("http://localhost:4566", tmp_path, build_deps=True)
+    embedded = cli_environment("http://localhost:4566", tmp_path)
+    assert external["PRTRACE_LAMBDA_DEPS"] == "build"
+    assert embedded["PRTRACE_LAMBDA_DEPS"] == "skip"
+
+
+def test_the_cdk_cli_may_deploy_into_an_external_endpoint(tmp_path: Path) -> None:
+    from infra_cdk.local.cloud import LocalCloud
+
+    # Refused before: `--aws-endpoint URL --cdk-cli CMD` now bootstraps and deploys there.
+    LocalCloud(state_dir=tmp_path, target_endpoint="http://localhost:1", cdk_cli="cdk")

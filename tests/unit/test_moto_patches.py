@@ -135,6 +135,19 @@ def test_the_interpreter_still_leaves_ecs_normalisation_out() -> None:
     assert 'service_action_name="describe_tasks"' in inspect.getsource(ecs)
 
 
+def test_the_interpreter_still_returns_every_stopped_ecs_task_as_a_success() -> None:
+    """moto_patches wraps the ECS `.sync` resolver to fail a task that did not end with
+    every container exiting 0, as AWS does: moto's returns any STOPPED task."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_ecs,
+    )
+
+    resolver = inspect.getsource(state_task_service_ecs.StateTaskServiceEcs._build_sync_resolver)
+    assert 'if last_status == "STOPPED":' in resolver
+    assert "ExitCode" not in resolver
+    assert "raise" not in resolver
+
+
 def test_cloudformation_still_lacks_what_the_cdk_bridge_models() -> None:
     """If moto learns to deploy one of these, cdk_bridge.py should stop modelling it."""
     from infra_cdk.local.cdk_bridge import BRIDGED
@@ -231,18 +244,23 @@ def test_the_server_still_lists_its_services_per_request_over_http_1_0() -> None
 
 
 class _Tasks:
-    """Runs each task as `exit_code` after `release` is set."""
+    """Runs each task as `exit_code` (None: it fails to start) after `release` is set."""
 
-    def __init__(self, exit_code: int) -> None:
+    def __init__(self, exit_code: int | None) -> None:
         self.exit_code = exit_code
         self.release = threading.Event()
 
     def container_run(self, backend: Any, task: Any) -> str:
         return str(task.task_arn)
 
-    def execute(self, run: Any) -> tuple[int, str]:
+    def execute(self, run: Any) -> moto_patches.TaskStopped:
         assert self.release.wait(10)
-        return self.exit_code, "Essential container in task exited"
+        if self.exit_code is None:
+            reason = "CannotPullContainerError: pull access denied"
+            return moto_patches.TaskStopped("TaskFailedToStart", reason, None, reason)
+        return moto_patches.TaskStopped(
+            "EssentialContainerExited", "Essential container in task exited", self.exit_code
+        )
 
 
 def _install(tasks: Any = None) -> moto_patches.Undo:
@@ -275,6 +293,7 @@ def _patched_attributes() -> dict[str, Any]:
         "port": vars(boto_client).get("moto_server_port"),
         "normalise_parameters": vars(ecs_service).get("_normalise_parameters"),
         "normalise_response": vars(ecs_service).get("_normalise_response"),
+        "sync_resolver": vars(ecs_service).get("_build_sync_resolver"),
         "terminated": vars(BaseExecutionWorkerCommunication).get("terminated"),
         "resource_class_from_type": parsing.resource_class_from_type,
         "clean_json": parsing.clean_json,
@@ -355,8 +374,31 @@ def test_a_task_runs_until_its_executor_ends_then_stops_with_its_exit_code() -> 
             assert task["lastStatus"] == "STOPPED"
             assert task["containers"][0]["exitCode"] == 3
             assert task["stoppedReason"] == "Essential container in task exited"
+            assert task["stopCode"] == "EssentialContainerExited"
     finally:
         tasks.release.set()
+        undo()
+
+
+def test_a_task_whose_container_never_started_stops_without_an_exit_code() -> None:
+    tasks = _Tasks(exit_code=None)
+    tasks.release.set()
+    undo = _install(tasks)
+    try:
+        with mock_aws():
+            ecs = boto3.client("ecs", region_name="us-east-1")
+            arn = _ecs_task(ecs)
+            deadline = time.monotonic() + 10
+            task = ecs.describe_tasks(cluster="c", tasks=[arn])["tasks"][0]
+            while task["lastStatus"] != "STOPPED" and time.monotonic() < deadline:
+                time.sleep(0.02)
+                task = ecs.describe_tasks(cluster="c", tasks=[arn])["tasks"][0]
+            assert task["stopCode"] == "TaskFailedToStart"
+            assert task["stoppedReason"].startswith("CannotPullContainerError")
+            (container,) = task["containers"]
+            assert "exitCode" not in container
+            assert container["reason"] == task["stoppedReason"]
+    finally:
         undo()
 
 
@@ -377,3 +419,19 @@ def test_ecs_requests_wait_while_a_local_cloud_thread_changes_moto() -> None:
             assert answered.wait(10)
     finally:
         undo()
+
+
+def test_lambda_still_lacks_get_account_settings_which_the_emulator_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from botocore.exceptions import ClientError
+
+    with mock_aws():
+        client = boto3.client("lambda", region_name="us-east-1")
+        with pytest.raises(ClientError, match="Not yet implemented"):
+            client.get_account_settings()
+    monkeypatch.setenv(moto_patches.LAMBDA_QUOTA_VARIABLE, "10")
+    with moto_patches.emulator_patches(), mock_aws():
+        limit = boto3.client("lambda", region_name="us-east-1").get_account_settings()
+        assert limit["AccountLimit"]["ConcurrentExecutions"] == 10
+        assert limit["AccountLimit"]["UnreservedConcurrentExecutions"] == 10

@@ -320,6 +320,37 @@ def test_qa_timeout_is_an_error_verdict_and_the_judge_still_counts(store):
     assert trace.outcome["judge"]["overall"] == 3.75
 
 
+@pytest.mark.parametrize(
+    ("qa", "error_reason", "detail"),
+    [
+        ({"skipped": "task_exited", "exit_code": 3}, "infra_error", "exited with code 3"),
+        (
+            {"skipped": "out_of_memory", "reason": "OutOfMemoryError: Container killed"},
+            "oom",
+            "(OutOfMemoryError: Container killed)",
+        ),
+    ],
+)
+def test_a_qa_task_that_ended_without_a_report_is_an_error_verdict_saying_how(
+    store, qa, error_reason, detail
+):
+    """The state machine runs such a task once (README "Pipeline"): the outcome says why
+    there is no report, and the trace is judged without one."""
+    objects = stored_results()
+    del objects[qa_report_key("acme", TRACE_ID)]
+    event = complete_event(skipped=qa["skipped"])
+    event["qa"] |= qa
+    trace = record(store, event, objects=objects)
+    view = trace.outcome["qa"]
+    assert (view["verdict"], view["error_reason"]) == ("error", error_reason)
+    assert detail in view["error_detail"]
+    assert "not run again" in view["error_detail"]
+    assert trace.outcome["qa_skipped"] == qa["skipped"]
+    assert trace.public()["links"]["qa_report"] is None
+    assert trace.public(brief=True)["outcome"]["qa_skipped"] == qa["skipped"]
+    assert set(view) == set(qa_timed_out())  # the API's QA view describes it
+
+
 @pytest.mark.parametrize("missing", ["qa", "judge"])
 def test_a_missing_result_raises_and_records_nothing(store, missing):
     objects = stored_results()

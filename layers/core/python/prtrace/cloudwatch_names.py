@@ -22,6 +22,10 @@ EVENTS_STORED: Final = "EventsStored"
 # Judge: 1 per judged trace whose model could not be reached (offline scores stood in),
 # else 0; tokens the model counted and, when prices are configured, their cost in USD.
 JUDGE_UNAVAILABLE: Final = "JudgeUnavailable"
+# Judge: 1 per trace the offline judge scored although the mode allowed the model (`auto`
+# with no key in the secret: a missing or emptied secret), else 0; not published in
+# `offline` mode, where offline scores are what was asked for.
+JUDGE_OFFLINE_FALLBACK: Final = "JudgeOfflineFallback"
 JUDGE_PROMPT_TOKENS: Final = "JudgePromptTokens"
 JUDGE_COMPLETION_TOKENS: Final = "JudgeCompletionTokens"
 JUDGE_COST_USD: Final = "JudgeCostUsd"

@@ -6,7 +6,8 @@ are cut here, with counts saying how much there was. The full QA report and judg
 stay in S3, behind the trace's result links.
 
 Shapes (JSON):
-  complete  {"qa": QA | null, "qa_skipped": null | "no_snapshots" | "timeout",
+  complete  {"qa": QA | null,
+             "qa_skipped": null | "no_snapshots" | "timeout" | "task_exited" | "out_of_memory",
              "judge": JUDGE, "metrics": {...}, "chain": {"key_id", "head", "length"},
              "event_count", "chunk_count", "recorded_at", "state_check": STATE | null}
      STATE  {"status": "match" | "state_mismatch" | "not_checked", "detail",
@@ -25,7 +26,9 @@ Shapes (JSON):
                  {"exit_code", "passed", "failed", "errors", "skipped", "timed_out",
                   "error_reason", "log_sha256"}}}
              (the QA fields after `fail_to_fail` are absent on traces recorded before the QA
-             report had them)
+             report had them; when the QA task ended without a report (qa_skipped timeout,
+             task_exited, out_of_memory) QA is this shape with verdict "error", the reason
+             and its detail, and empty lists)
      JUDGE  {"status", "judge", "rubric_version", "overall", "summary", "problems",
              "needs_human_review", "scores": [{"dimension", "score", "rationale",
              "cited_event_ids"}]}
@@ -41,7 +44,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from prtrace.judge.result import JudgeResult
-from prtrace.qa.report import QAReport
+from prtrace.qa.report import ErrorReason, QAReport
 from prtrace.state_check import StateCheck
 
 # Test ids per list (the most telling lists first share the byte budget).
@@ -79,12 +82,22 @@ MAX_METRICS_BYTES: Final = 16 * 1024
 # Far below DynamoDB's 400 KB item limit, leaving room for the trace's own attributes.
 MAX_OUTCOME_BYTES: Final = 160 * 1024
 
-QASkipped = Literal["no_snapshots", "timeout"]
+# Why a complete trace has no QA report: no snapshots to test, or the QA task ended without
+# one (its state timeout; its container exited non-zero; ECS killed it for its memory use).
+# The last three are reported once, never retried: the repository's outcome, not the
+# infrastructure's (a task that never started is started again by the state machine).
+QASkipped = Literal["no_snapshots", "timeout", "task_exited", "out_of_memory"]
 # "pipeline": the execution itself ended (timed out, aborted, or failed recording the failure)
 # before a stage could record it; the execution-end rule or the sweeper records it.
 FailedStage = Literal["assemble", "qa", "judge", "record", "pipeline"]
 
 QA_TIMEOUT_DETAIL: Final = "the QA task did not finish within its time limit"
+# The QA report's error reason for each way the task ends without a report.
+_NOT_REPORTED_REASON: Final[dict[str, ErrorReason]] = {
+    "timeout": "timeout",
+    "task_exited": "infra_error",  # the runner stores a report whenever it can
+    "out_of_memory": "oom",
+}
 
 
 class OutcomeTooLarge(Exception):
@@ -202,11 +215,30 @@ def qa_summary(report: QAReport) -> dict[str, Any]:
 
 def qa_timed_out() -> dict[str, Any]:
     """QA hit the state machine's time limit: no report, the verdict is an error."""
+    return qa_not_reported("timeout", QA_TIMEOUT_DETAIL)
+
+
+def qa_skipped_detail(
+    skipped: QASkipped, exit_code: int | None = None, reason: str | None = None
+) -> str:
+    """What an outcome says about a QA task that ended without a report."""
+    if skipped == "task_exited":
+        code = "an unknown code" if exit_code is None else f"code {exit_code}"
+        return f"the QA task exited with {code} before storing a report; it was not run again"
+    if skipped == "out_of_memory":
+        why = f" ({clip(reason, 200)})" if reason else ""
+        return f"the QA task was stopped for using more memory than it has{why}; not run again"
+    return QA_TIMEOUT_DETAIL
+
+
+def qa_not_reported(skipped: QASkipped, detail: str) -> dict[str, Any]:
+    """The QA view of a task that ended without a report: the verdict is an error whose
+    reason says how it ended (README "QA sandbox")."""
     empty = {"count": 0, "ids": [], "truncated": False}
     return {
         "verdict": "error",
-        "error_reason": "timeout",
-        "error_detail": QA_TIMEOUT_DETAIL,
+        "error_reason": _NOT_REPORTED_REASON[skipped],
+        "error_detail": clip(detail, MAX_DETAIL_CHARS),
         "backend": None,
         "duration_ms": None,
         **{name: dict(empty) for name in TEST_LISTS},
@@ -269,10 +301,13 @@ def complete_outcome(
     qa_skipped: QASkipped | None,
     judge: JudgeResult,
     recorded_at: str,
+    qa_detail: str | None = None,
 ) -> dict[str, Any]:
-    """`summary` is the Assemble step's (event/chunk counts, chain, metrics)."""
-    if qa_skipped == "timeout":
-        qa_view: dict[str, Any] | None = qa_timed_out()
+    """`summary` is the Assemble step's (event/chunk counts, chain, metrics); `qa_detail`
+    says how a QA task that stored no report ended (qa_skipped_detail)."""
+    if qa_skipped is not None and qa_skipped in _NOT_REPORTED_REASON:
+        detail = qa_detail or qa_skipped_detail(qa_skipped)
+        qa_view: dict[str, Any] | None = qa_not_reported(qa_skipped, detail)
     elif qa is not None:
         qa_view = qa_summary(qa)
     else:

@@ -2,7 +2,9 @@
 
 The state machine calls it with one of three events, told apart by `status`:
   {"tenant", "trace_id", "status": "complete", "assembled": <Assemble output>,
-   "qa": {"report_key": str | null, "skipped": null | "no_snapshots" | "timeout"},
+   "qa": {"report_key": str | null,
+          "skipped": null | "no_snapshots" | "timeout" | "task_exited" | "out_of_memory",
+          "exit_code": int (task_exited), "reason": str (out_of_memory)},
    "judge_result_key": str}
   {"tenant", "trace_id", "status": "rejected", "reason": <Assemble rejection>}
   {"tenant", "trace_id", "status": "failed", "stage": "assemble" | "qa" | "judge" | "record",
@@ -37,6 +39,7 @@ from prtrace.outcome import (
     QASkipped,
     complete_outcome,
     failed_outcome,
+    qa_skipped_detail,
     rejected_outcome,
 )
 from prtrace.ports import ConditionFailed, TraceStore
@@ -97,12 +100,20 @@ class QAStep(BaseModel):
 
     report_key: Key | None = None
     skipped: QASkipped | None = None
+    # How a QA task that stored no report ended (the state machine reads them from ECS).
+    exit_code: int | None = None
+    reason: Annotated[str, Field(max_length=1024)] | None = None
 
     @model_validator(mode="after")
     def _report_unless_skipped(self) -> QAStep:
         if self.skipped is None and self.report_key is None:
             raise ValueError("report_key is required unless QA was skipped")
         return self
+
+    def skipped_detail(self) -> str | None:
+        if self.skipped is None:
+            return None
+        return qa_skipped_detail(self.skipped, self.exit_code, self.reason)
 
 
 class RejectionReason(BaseModel):
@@ -325,7 +336,12 @@ class RecordStep:
         judge = JudgeResult.model_validate_json(judge_raw)
         self._same_trace(judge.trace_id, event, "judge result", event.judge_result_key)
         outcome = complete_outcome(
-            event.assembled.summary.model_dump(), qa, event.qa.skipped, judge, now
+            event.assembled.summary.model_dump(),
+            qa,
+            event.qa.skipped,
+            judge,
+            now,
+            qa_detail=event.qa.skipped_detail(),
         )
         draft_key = event.assembled.manifest_draft_key
         if self._manifests is not None and draft_key is not None:

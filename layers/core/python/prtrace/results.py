@@ -3,7 +3,7 @@ judge result, each a presigned GET of its object in the data bucket.
 
 A product that does not exist is ResultNotAvailable with a reason the caller can act on:
 not produced yet (poll the trace), or never for this trace (rejected, no snapshots, QA
-timed out, the pipeline failed first).
+timed out, exited or ran out of memory, the pipeline failed first).
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ _WHAT: Final = {
 _QA_SKIPPED: Final = {
     "no_snapshots": "the trace has no workspace snapshots, so its tests were not run",
     "timeout": "the QA task did not finish within its time limit",
+    "task_exited": "the QA task exited with an error before storing a report (not run again)",
+    "out_of_memory": "the QA task was stopped for using too much memory (not run again)",
 }
 
 

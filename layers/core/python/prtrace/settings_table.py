@@ -13,6 +13,7 @@ from pydantic_core import PydanticUndefined
 
 from prtrace.assemble.settings import AssembleSettings
 from prtrace.judge.settings import JudgeSettings
+from prtrace.qa.grant import QaGrantSettings
 from prtrace.qa.settings import LIMIT_VARIABLES, QASettings, QATaskInput
 from prtrace.settings import (
     EnvSettings,
@@ -33,6 +34,7 @@ MODELS: tuple[type[EnvSettings], ...] = (
     JudgeSettings,
     QASettings,
     QATaskInput,
+    QaGrantSettings,
     QuerySettings,
     ExportJobSettings,
 )

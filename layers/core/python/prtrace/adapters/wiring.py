@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from prtrace.adapters.artifacts import S3ArtifactStore
     from prtrace.adapters.dynamodb import DynamoTokenStore
+    from prtrace.adapters.presign import S3Presigner
     from prtrace.adapters.s3 import S3BlobStore
     from prtrace.adapters.signing import KmsKeySet
     from prtrace.assemble.service import AssembleService
@@ -74,6 +75,13 @@ def build_artifact_store(bucket: str) -> S3ArtifactStore:
     from prtrace.adapters.artifacts import S3ArtifactStore
 
     return S3ArtifactStore(build_s3_client(SNAPSHOT_TRANSFER_CONFIG), bucket)
+
+
+def build_grant_presigner(bucket: str) -> S3Presigner:
+    """The PrepareQa step's signer: the QA task's presigned requests, signed with its role."""
+    from prtrace.adapters.presign import S3Presigner
+
+    return S3Presigner(build_s3_client(), bucket)
 
 
 def build_pipeline_starter(settings: Settings) -> PipelineStarter | None:

@@ -112,6 +112,9 @@ class Assembled:
     written: bool  # False: an earlier attempt stored this same document
     state_check: StateCheck | None = None  # None: no snapshots to check against
     manifest_draft_key: str | None = None  # the unsigned manifest Record completes
+    # The two snapshot refs (verified above), so the PrepareQa step signs their URLs
+    # without reading the document (up to 64 MB).
+    snapshots: WorkspaceSnapshots | None = None
 
     def as_output(self) -> dict[str, Any]:
         """The step's result in Step Functions state: keys and a bounded summary."""
@@ -122,6 +125,7 @@ class Assembled:
             "judge_result_key": self.judge_result_key,
             "has_snapshots": self.has_snapshots,
             "manifest_draft_key": self.manifest_draft_key,
+            "snapshots": None if self.snapshots is None else self.snapshots.model_dump(mode="json"),
             "summary": {
                 "event_count": self.event_count,
                 "chunk_count": self.chunk_count,
@@ -525,6 +529,7 @@ class AssembleService:
             written=written,
             state_check=state,
             manifest_draft_key=draft_key,
+            snapshots=finalize.snapshots,
         )
 
     def _check_state(

@@ -12,9 +12,11 @@ so it is used only when the environment has no pytest of its own: a repository t
 declares (or pins) pytest runs its own.
 
 Installs run with network (unless disabled: then `--no-index`, so only local wheels and
-paths resolve) into a cache directory keyed by the SHA-256 of everything that was read
-(including the sources a build compiles: declarations.build_inputs_digest), the
-interpreter, the backend and the runner; the test runs mount it read-only, without network.
+paths resolve), from PyPI or the configured index (package_index.py: on AWS a private
+proxy, whose token only this step gets and no output keeps), into a cache directory keyed
+by the SHA-256 of everything that was read (including the sources a build compiles:
+declarations.build_inputs_digest), the interpreter, the backend, the runner and the index's
+URL; the test runs mount it read-only, without network.
 
 What the install builds inside the workspace (an editable install compiles extensions in
 place, writes `.egg-info` and version files) is kept with the environment and laid into
@@ -40,6 +42,7 @@ from typing import Final
 
 from prtrace.qa.declarations import Declaration, read_declaration
 from prtrace.qa.errors import QAError
+from prtrace.qa.package_index import PackageIndex
 from prtrace.qa.report import PytestSource, WorkspaceInstall
 from prtrace.qa.sandbox import Sandbox, SandboxLimits, SandboxResult, SandboxRun
 from prtrace.qa.shared_dirs import READABLE, private_subdir, shared_dir
@@ -102,12 +105,16 @@ def _site_packages(environment: Path) -> Path | None:
     return found[0] if found else None
 
 
-def _tail(result: SandboxResult, lines: int = 3) -> str:
-    """pip's own ERROR lines (also those of a failed build step), else the output's tail."""
+def _tail(result: SandboxResult, index: PackageIndex | None = None, lines: int = 3) -> str:
+    """pip's own ERROR lines (also those of a failed build step), else the output's tail;
+    never the index's token (a report keeps this)."""
     why = "timed out" if result.timed_out else f"pip exited {result.exit_code}"
-    text = (result.stdout + b"\n" + result.stderr).decode(errors="replace").splitlines()
-    errors = [line.strip() for line in text if line.strip().startswith("ERROR")]
-    picked = errors[:lines] or [line.strip() for line in text if line.strip()][-lines:]
+    text = (result.stdout + b"\n" + result.stderr).decode(errors="replace")
+    if index is not None:
+        text = index.redact(text)
+    found = text.splitlines()
+    errors = [line.strip() for line in found if line.strip().startswith("ERROR")]
+    picked = errors[:lines] or [line.strip() for line in found if line.strip()][-lines:]
     return f"{why}: " + " | ".join(picked)
 
 
@@ -119,8 +126,10 @@ def prepare_dependencies(
     limits: SandboxLimits,
     network: bool,
     runner_site: Path,
+    index: PackageIndex | None = None,
 ) -> TestSetup:
-    """The test setup for this workspace; an environment only when something is declared."""
+    """The test setup for this workspace; an environment only when something is declared.
+    `index`: where pip installs from when there is network (None: PyPI)."""
     where = sandbox.paths(workspace, runner_site, cache, cache)
     declaration = read_declaration(workspace, where.workspace)
     if declaration.empty:
@@ -135,6 +144,8 @@ def prepare_dependencies(
                 where.runner_site,
                 sandbox.name,
                 str(network),
+                # The index resolved from, never its token (new with each task).
+                *([index.url] if index is not None and network else []),
             ]
         ).encode()
     ).hexdigest()[:24]
@@ -147,7 +158,16 @@ def prepare_dependencies(
     output = private_subdir(cache, f".out-{key}-{uuid.uuid4().hex[:8]}", 0o755)
     try:
         _install(
-            sandbox, workspace, declaration, staging, output, owner, limits, network, runner_site
+            sandbox,
+            workspace,
+            declaration,
+            staging,
+            output,
+            owner,
+            limits,
+            network,
+            runner_site,
+            index if network else None,
         )
         if json.loads((staging / _STATE_FILE).read_text()).get("dependencies_missing"):
             return _load(staging)  # not cached: the index may answer next time
@@ -242,6 +262,7 @@ def _install(
     limits: SandboxLimits,
     network: bool,
     runner_site: Path,
+    index: PackageIndex | None,
 ) -> None:
     """Writes the environment and its state file into `staging`."""
     paths = sandbox.paths(workspace, runner_site, staging, output)
@@ -280,13 +301,13 @@ def _install(
                 output=output,
                 deps=staging,
                 deps_writable=True,
-                env=_prepare_env(network),
+                env=_prepare_env(network, index),
                 network=network,
                 limits=limits,
             )
         )
         if result.timed_out or result.exit_code != 0:
-            failures.append(f"{mode}: {_tail(result)}")
+            failures.append(f"{mode}: {_tail(result, index)}")
             if result.timed_out:
                 break
             continue
@@ -348,7 +369,9 @@ def _clear(directory: Path) -> None:
             child.unlink()
 
 
-def _prepare_env(network: bool) -> dict[str, str]:
+def _prepare_env(network: bool, index: PackageIndex | None = None) -> dict[str, str]:
+    """The dependency step's variables; with an index, its URL with the token (in the
+    environment, not on the command line, which pip may echo in an error)."""
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": "/tmp",  # noqa: S108 - the sandbox's own tmpfs
@@ -357,4 +380,8 @@ def _prepare_env(network: bool) -> dict[str, str]:
     }
     if network:
         env["PIP_CERT"] = "/etc/ssl/certs/ca-certificates.crt"
+    if network and index is not None:
+        env["PIP_INDEX_URL"] = index.pip_url()
+        if index.plain_http:  # a proxy on a private network; pip ignores plain HTTP otherwise
+            env["PIP_TRUSTED_HOST"] = index.host
     return env

@@ -27,7 +27,7 @@ from prtrace.qa.report import ErrorReason, Outcome, QAFlag, QAReport, RunSummary
 from prtrace.qa.runner_site import build_runner_site, cache_root
 from prtrace.qa.sandbox import Sandbox, SandboxResult, SandboxRun
 from prtrace.qa.settings import QASettings
-from prtrace.qa.shared_dirs import private_subdir, shared_dir
+from prtrace.qa.shared_dirs import DEFAULT_WORK_DIR, private_subdir, shared_dir
 from prtrace.qa.snapshots import fetch_snapshot
 from prtrace.qa.tamper import StaticFindings, TestDefinitions, scan, tree_changes
 from prtrace.qa.verdict import RunOutcomes, attribute_collection_errors, classify, drop_modules
@@ -499,6 +499,7 @@ class QAService:
             self._settings.prepare_limits,
             network=self._settings.dependency_network,
             runner_site=runner_site,
+            index=self._settings.index(),
         )
 
     def _base_with_final_tests(self, workspaces: dict[Side, Path], work: Path) -> Path | None:
@@ -530,7 +531,7 @@ class QAService:
                     os.lchown(os.path.join(directory, name), *self._owner)
 
     def _make_work_dir(self) -> Path:
-        base = self._settings.work_dir or Path("/var/tmp/prtrace-qa")  # noqa: S108
+        base = self._settings.work_dir or DEFAULT_WORK_DIR
         shared_dir(base, 0o711)
         work = Path(tempfile.mkdtemp(dir=base, prefix="run-"))
         # The sandbox uid must traverse to its workspace but list nothing on the way.

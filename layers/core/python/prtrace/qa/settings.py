@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Final, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -16,6 +16,7 @@ from pydantic_settings import (
 )
 
 from prtrace.qa.archive import ArchiveLimits
+from prtrace.qa.package_index import CODEARTIFACT_USER, PackageIndex, check_index_url
 from prtrace.qa.sandbox import SandboxLimits
 from prtrace.schema import artifact_uri
 from prtrace.settings import EnvSettings
@@ -57,6 +58,18 @@ class QASettings(EnvSettings):
     reruns: Annotated[int, Field(ge=0, le=5)] = 0
     install_dependencies: bool = True
     dependency_network: bool = True
+    # Where the dependency step installs from (only it has network); unset: PyPI.
+    package_index: Annotated[
+        str | None,
+        Field(description="a PEP 503 simple index (a private proxy), without credentials"),
+    ] = None
+    package_index_username: Annotated[
+        str, Field(min_length=1, description="the index's user (CodeArtifact: aws)")
+    ] = CODEARTIFACT_USER
+    package_index_token: Annotated[
+        SecretStr | None,
+        Field(description="the index's token (the QA task gets it with its grant)"),
+    ] = None
     archive_limits: ArchiveLimits = ArchiveLimits()
     work_dir: Annotated[
         Path | None, Field(description="default: a private directory under /var/tmp")
@@ -76,6 +89,35 @@ class QASettings(EnvSettings):
             description="container backend: the interpreter tests run with; default: the image's"
         ),
     ] = None
+
+    @field_validator("package_index")
+    @classmethod
+    def _plain_index_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_index_url(value)
+
+    @model_validator(mode="after")
+    def _token_needs_an_index(self) -> QASettings:
+        if self.package_index_token is not None and self.package_index is None:
+            raise ValueError(
+                "PRTRACE_QA_PACKAGE_INDEX_TOKEN is set without PRTRACE_QA_PACKAGE_INDEX"
+            )
+        return self
+
+    def with_index_token(self, token: str) -> QASettings:
+        """These settings with the index's token (the QA task's comes with its grant)."""
+        if self.package_index is None:
+            raise ValueError("an index token was given, but PRTRACE_QA_PACKAGE_INDEX is unset")
+        return self.model_copy(update={"package_index_token": SecretStr(token)})
+
+    def index(self) -> PackageIndex | None:
+        """The dependency step's index with its credentials; None: pip's default."""
+        if self.package_index is None:
+            return None
+        return PackageIndex(
+            url=self.package_index,
+            username=self.package_index_username,
+            token=self.package_index_token,
+        )
 
     @classmethod
     def settings_customise_sources(
@@ -104,6 +146,13 @@ class QATaskInput(EnvSettings):
     used_by: ClassVar[str] = "QA task"
 
     trace_id: Annotated[str | None, Field(description="the trace to check")] = None
+    qa_grant: Annotated[
+        SecretStr | None,
+        Field(
+            description="presigned requests for this trace (prtrace.qa.grant; the pipeline "
+            "sets it): when set, the task needs no bucket and no AWS credentials"
+        ),
+    ] = None
     bucket: str | None = None
     tenant: Annotated[
         str | None, Field(description="the trace's tenant; default: the document key's")

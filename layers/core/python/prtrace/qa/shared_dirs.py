@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Final
 
+# Where QA makes its work directories unless QASettings.work_dir says otherwise.
+DEFAULT_WORK_DIR: Final = Path("/var/tmp/prtrace-qa")  # noqa: S108 - private subdirectories
 READABLE: Final = 0o755  # the sandbox uid lists and reads
 TRAVERSE_ONLY: Final = 0o711  # the sandbox uid passes through to a path it knows
 

@@ -21,5 +21,5 @@ def build_sandbox(settings: QASettings) -> tuple[Sandbox, tuple[int, int]]:
         return docker, docker.owner
     from prtrace.adapters.sandbox.container import ContainerSandbox
 
-    container = ContainerSandbox(python=settings.python)
+    container = ContainerSandbox(python=settings.python, work_dir=settings.work_dir)
     return container, container.owner
