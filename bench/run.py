@@ -29,6 +29,7 @@ from bench import (
     e2e_local,
     export_job,
     judge,
+    judge_calibration,
     pipeline,
     qa,
     qa_corpus,
@@ -86,6 +87,11 @@ def main() -> None:
         console, "QA on real projects (tests/qa_corpus) vs bare pytest", qa_corpus.run
     )
     results |= _section(console, "judge (100,000-event trace)", judge.run)
+    results |= _section(
+        console,
+        "offline judge on the calibration set (tests/judge_calibration)",
+        judge_calibration.run,
+    )
     results |= _section(console, "prtrace query: DuckDB over 1,000 traces' Parquet", query.run)
     results |= _section(console, "export job: 1,000 traces, all formats", export_job.run)
     RESULTS.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))

@@ -4,8 +4,10 @@ pipeline's). A container, not a Lambda: an export of many traces may run for lon
 15 minutes, and its Parquet files are written by pyarrow (too big for the functions'
 shared layer), the same writer `prtrace export` uses, so both give the same bytes.
 
-The task runs in the QA task's isolated subnets (no route out) with its own security group;
-it reaches S3 and DynamoDB through gateway endpoints and KMS through an interface endpoint.
+The task runs in the tasks' VPC (infra_cdk.network) in its own isolated subnets with its
+own security group: it reaches S3 and DynamoDB through gateway endpoints (the DynamoDB one
+routes for its subnets only, for the traces table only) and KMS through an interface
+endpoint that admits this task alone; the QA task reaches neither.
 Its role reads what an export reads (the traces table, documents, QA reports, judge
 results, artifacts) and writes only an export's files, manifest, signature and error.
 """
@@ -24,6 +26,7 @@ from infra_cdk.assets import EXPORT_IMAGE_DOCKERFILE, ROOT, stage_export_image_c
 from infra_cdk.config import StackConfig
 from infra_cdk.fargate_task import TaskSpec, hardened_task
 from infra_cdk.nag import acknowledge
+from infra_cdk.network import EXPORT_SUBNETS, regional
 from infra_cdk.pipeline import QaTaskConstruct, asl_state_machine, grant_run_task_sync
 from infra_cdk.provenance import SigningKeyConstruct
 from infra_cdk.storage import ObjectKind, StorageConstruct
@@ -60,10 +63,30 @@ class ExportJobConstruct(Construct):
         signing: SigningKeyConstruct,
     ) -> None:
         super().__init__(scope, construct_id)
-        qa.vpc.add_gateway_endpoint("DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB)
-        qa.vpc.add_interface_endpoint(
-            "Kms", service=ec2.InterfaceVpcEndpointAwsService.KMS, private_dns_enabled=True
+        network = qa.network
+        dynamodb = qa.vpc.add_gateway_endpoint(
+            "DynamoDb",
+            service=ec2.GatewayVpcEndpointAwsService.DYNAMODB,
+            subnets=[ec2.SubnetSelection(subnet_group_name=EXPORT_SUBNETS)],
         )
+        dynamodb.add_to_policy(
+            iam.PolicyStatement(
+                principals=[iam.AnyPrincipal()],
+                actions=["dynamodb:Query"],
+                resources=[storage.traces_table.table_arn],
+            )
+        )
+        kms = network.interface_endpoint(
+            self, "Kms", ec2.InterfaceVpcEndpointAwsService.KMS, "KMS", ["kms"]
+        )
+        kms.add_to_policy(
+            iam.PolicyStatement(
+                principals=[iam.AnyPrincipal()],
+                actions=["kms:Sign", "kms:GetPublicKey"],
+                resources=[signing.key.key_arn],
+            )
+        )
+        network.resolve(*regional("dynamodb"))
         task = hardened_task(
             self,
             config=config,
@@ -82,13 +105,15 @@ class ExportJobConstruct(Construct):
                     "PRTRACE_BUCKET": storage.bucket.bucket_name,
                     "PRTRACE_SIGNING_KEY_ID": signing.key.key_arn,
                 },
-                firewall="Export task: HTTPS to the VPC endpoints only (no route out)",
-                egress="S3, DynamoDB (gateway) and KMS endpoints",
+                firewall="Export task: HTTPS to its VPC endpoints, S3 and DynamoDB only",
                 no_secrets="Plain settings only (table, bucket, key ARN); no secret is passed to "
                 "the task.",
             ),
         )
         self.security_group = task.security_group
+        network.admit(task.security_group, [*network.image_and_logs, kms], "the export task")
+        network.allow_gateway(task.security_group, "s3")
+        network.allow_gateway(task.security_group, "dynamodb")
         self.task_definition = task.task_definition
         self.container = task.container
         role = self.task_definition.task_role
@@ -104,7 +129,7 @@ class ExportJobConstruct(Construct):
         self.state_machine = self._state_machine(config, qa)
 
     def _state_machine(self, config: StackConfig, qa: QaTaskConstruct) -> sfn.StateMachine:
-        subnets = qa.subnets
+        subnets = qa.network.export_subnets
         substitutions = {
             "ClusterArn": qa.cluster.cluster_arn,
             "ExportTaskDefinitionArn": self.task_definition.task_definition_arn,

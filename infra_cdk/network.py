@@ -46,6 +46,7 @@ ALLOW_RULE_PRIORITY: Final = 100
 BLOCK_RULE_PRIORITY: Final = 200
 
 GatewayService = Literal["s3", "dynamodb"]
+GATEWAY_NAMES: Final[dict[GatewayService, str]] = {"s3": "S3", "dynamodb": "DynamoDB"}
 
 
 def ecr_layer_objects() -> str:
@@ -218,7 +219,7 @@ class TaskNetwork:
             if service == "s3"
             else self._config.dynamodb_prefix_list_id
         )
-        description = f"{service} through its gateway endpoint"
+        description = f"{GATEWAY_NAMES[service]} through its gateway endpoint"
         if prefix_list is not None:
             client.add_egress_rule(ec2.Peer.prefix_list(prefix_list), HTTPS, description)
             return

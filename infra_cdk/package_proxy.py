@@ -37,8 +37,15 @@ class PackageProxy(Construct):
     """The domain, its PyPI proxy repository and the QA VPC's two CodeArtifact endpoints."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: StackConfig, vpc: ec2.IVpc
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StackConfig,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection | None = None,
     ) -> None:
+        """`subnets`: where the endpoints' interfaces go (one subnet per zone)."""
         super().__init__(scope, construct_id)
         self.domain_name = config.prefix  # prtrace-<stage>: a valid domain name
         self.repository_name = REPOSITORY
@@ -88,6 +95,7 @@ class PackageProxy(Construct):
             "CodeArtifactApi",
             service=ec2.InterfaceVpcEndpointAwsService.CODEARTIFACT_API,
             private_dns_enabled=True,
+            subnets=subnets,
             security_groups=[api_security_group],
             open=False,
         )
@@ -102,6 +110,7 @@ class PackageProxy(Construct):
             "CodeArtifactRepositories",
             service=ec2.InterfaceVpcEndpointAwsService.CODEARTIFACT_REPOSITORIES,
             private_dns_enabled=True,
+            subnets=subnets,
             security_groups=[self.security_group],
             open=False,
         )
@@ -134,8 +143,9 @@ class PackageProxy(Construct):
         }
 
     def admit(self, client: ec2.ISecurityGroup) -> None:
-        """HTTPS from the QA task to the repositories endpoint, and nothing else."""
-        self.security_group.add_ingress_rule(
+        """HTTPS from the QA task to the repositories endpoint, and nothing else (the
+        endpoint's ingress rule and the task's egress rule)."""
+        self.repositories_endpoint.connections.allow_from(
             client, ec2.Port.tcp(443), "the QA task's dependency step"
         )
 
@@ -183,8 +193,12 @@ class NoPackageProxy:
 
 
 def package_proxy(
-    scope: Construct, *, config: StackConfig, vpc: ec2.IVpc
+    scope: Construct,
+    *,
+    config: StackConfig,
+    vpc: ec2.IVpc,
+    subnets: ec2.SubnetSelection | None = None,
 ) -> PackageProxy | NoPackageProxy:
     if not config.qa_package_proxy:
         return NoPackageProxy()
-    return PackageProxy(scope, "PackageProxy", config=config, vpc=vpc)
+    return PackageProxy(scope, "PackageProxy", config=config, vpc=vpc, subnets=subnets)

@@ -25,6 +25,7 @@ from infra_cdk.config import PIPELINE_TIMEOUT_S, QA_STATE_TIMEOUT_S, StackConfig
 from infra_cdk.fargate_task import TaskSpec, hardened_task
 from infra_cdk.lambdas import ServiceFunction, SharedCode, log_retention
 from infra_cdk.nag import acknowledge
+from infra_cdk.network import ENDPOINT_SUBNETS, TaskNetwork, regional
 from infra_cdk.package_proxy import package_proxy
 from infra_cdk.storage import ObjectKind, StorageConstruct
 from prtrace.adapters.dynamodb import IN_PIPELINE_INDEX
@@ -51,45 +52,27 @@ STUCK_AFTER_S: Final = PIPELINE_TIMEOUT_S + 3600
 
 
 class QaTaskConstruct(Construct):
-    """The QA container on Fargate: isolated subnets (no route out; only the S3, ECR and
-    Logs endpoints answer), a read-only root file system, started as root with only the
-    capabilities its runner needs to drop each test run to the sandbox uid, CPU and memory
-    from the configuration."""
+    """The QA container on Fargate: its own isolated subnets and security group in the tasks'
+    network (infra_cdk.network: only the S3, ECR, Logs and package proxy endpoints answer
+    it, the DNS Firewall resolves only their names), a read-only root file system, started
+    as root with only the capabilities its runner needs to drop each test run to the sandbox
+    uid, CPU and memory from the configuration."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, config: StackConfig, storage: StorageConstruct
     ) -> None:
         super().__init__(scope, construct_id)
-        flow_logs = logs.LogGroup(
-            self, "FlowLogs", retention=log_retention(config), removal_policy=RemovalPolicy.DESTROY
-        )
-        self.vpc = ec2.Vpc(
+        self.network = TaskNetwork(self, config=config, bucket=storage.bucket)
+        self.vpc = self.network.vpc
+        self.subnets = self.network.qa_subnets
+        self.package_proxy = package_proxy(
             self,
-            "Vpc",
-            max_azs=2,
-            nat_gateways=0,
-            subnet_configuration=[
-                ec2.SubnetConfiguration(
-                    name="qa", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
-                )
-            ],
-            gateway_endpoints={
-                "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)
-            },
-            flow_logs={
-                "All": ec2.FlowLogOptions(
-                    destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs)
-                )
-            },
+            config=config,
+            vpc=self.vpc,
+            subnets=ec2.SubnetSelection(subnet_group_name=ENDPOINT_SUBNETS),
         )
-        for name, service in (
-            ("EcrApi", ec2.InterfaceVpcEndpointAwsService.ECR),
-            ("EcrDocker", ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER),
-            ("Logs", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS),
-        ):
-            self.vpc.add_interface_endpoint(name, service=service, private_dns_enabled=True)
-        self.subnets = self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnets
-        self.package_proxy = package_proxy(self, config=config, vpc=self.vpc)
+        if config.qa_package_proxy:
+            self.network.resolve(*regional("codeartifact", "*.d.codeartifact"))
 
         self.cluster = ecs.Cluster(
             self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
@@ -120,24 +103,22 @@ class QaTaskConstruct(Construct):
                     # The dependency step reaches the private PyPI proxy only (none: nothing).
                     **self.package_proxy.task_environment,
                 },
-                firewall="QA task: HTTPS to the VPC endpoints only (the subnets have no route out)",
-                egress="S3 (gateway endpoint) and interface endpoints",
+                firewall="QA task: HTTPS to its VPC endpoints and S3 only (no route out)",
                 no_secrets="Plain settings only (limits); the run's presigned grant comes as "
                 "an override at run time, never in the definition.",
             ),
         )
         self.security_group = task.security_group
+        # Its image, its logs, its trace's objects (presigned), its package proxy: nothing
+        # else, not even the export task's endpoints.
+        self.network.admit(task.security_group, self.network.image_and_logs, "the QA task")
+        self.network.allow_gateway(task.security_group, "s3")
         self.package_proxy.admit(task.security_group)
         self.task_definition = task.task_definition
         self.container = task.container
         # No data permission at all: the task moves its trace's objects through the
         # presigned requests of its grant (PRTRACE_QA_GRANT, from the PrepareQa step), so
         # test code that reached the task's credentials could use them on nothing.
-        acknowledge(
-            self.vpc,
-            "AwsSolutions-EC23",
-            "The interface endpoints accept HTTPS from the VPC's own CIDR only.",
-        )
 
 
 def asl_state_machine(
@@ -280,9 +261,10 @@ class PipelineConstruct(Construct):
             reserved_concurrency=config.reserved_concurrency("judge"),
             description="Score a trace on the rubric (OpenAI or the offline judge)",
         )
-        # It reads the document and the QA report and writes its result (reading it first:
-        # a retry returns the stored one).
-        readable = ["document", "qa_report", "judge_result"]
+        # It reads the document, the QA report and the workspace snapshots (artifacts: the
+        # patch the model is shown) and writes its result (reading it first: a retry
+        # returns the stored one).
+        readable = ["document", "qa_report", "judge_result", "artifact"]
         storage.grant_objects(self.judge.role, readable, ["s3:GetObject"])
         storage.grant_listing(self.judge.role, ["document", "judge_result"])
         storage.grant_objects(self.judge.role, ["judge_result"], ["s3:PutObject"])

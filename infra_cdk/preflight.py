@@ -86,6 +86,8 @@ class AccountFacts:
     leftover_bootstrap_resources: tuple[str, ...]  # the staging bucket/repository, if any
     stack_status: str | None  # the prtrace stack's status; None: a first deploy
     secrets: Mapping[str, SecretState] = field(default_factory=dict)
+    # The region's AWS-managed prefix lists by service (`s3`, `dynamodb`): their ids.
+    prefix_lists: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -359,6 +361,43 @@ def check_node(host: BuildHostFacts) -> Finding:
     return Finding("node", Severity.OK, f"Node.js {host.node_major}")
 
 
+PREFIX_LIST_SERVICES: Final = ("s3", "dynamodb")
+
+
+def check_prefix_lists(config: StackConfig, facts: AccountFacts) -> list[Finding]:
+    """The tasks' HTTPS egress goes only to the S3 and DynamoDB prefix lists when the
+    settings name them (CloudFormation cannot look them up): unset is a warning with the
+    region's ids; an id of another region or service fails (the egress would go nowhere)."""
+    findings = []
+    for service in PREFIX_LIST_SERVICES:
+        setting = f"{service}_prefix_list_id"
+        configured: str | None = getattr(config, setting)
+        actual = facts.prefix_lists.get(service)
+        variable = f"PRTRACE_{setting.upper()}"
+        if configured is None:
+            fix = f"{variable}={actual}" if actual else f"set {variable} (no list was found)"
+            findings.append(
+                Finding(
+                    setting,
+                    Severity.WARN,
+                    f"unset: the tasks' HTTPS egress to {service} is open to any address",
+                    fix,
+                )
+            )
+        elif actual is not None and configured != actual:
+            findings.append(
+                Finding(
+                    setting,
+                    Severity.FAIL,
+                    f"{configured} is not com.amazonaws.{facts.region}.{service} ({actual})",
+                    f"{variable}={actual}",
+                )
+            )
+        else:
+            findings.append(Finding(setting, Severity.OK, configured))
+    return findings
+
+
 def evaluate(
     config: StackConfig, account: AccountFacts | Finding, host: BuildHostFacts
 ) -> list[Finding]:
@@ -372,6 +411,7 @@ def evaluate(
             check_bootstrap(account),
             check_stack_state(config, account),
             *check_secrets(config, account),
+            *check_prefix_lists(config, account),
         ]
     return [*findings, *check_image_build(host), check_node(host)]
 
@@ -438,6 +478,7 @@ class Boto3AccountReader:
                 () if bootstrap else _leftovers(client("s3"), client("ecr"), account, region)
             ),
             stack_status=stack["StackStatus"] if stack else None,
+            prefix_lists=_prefix_lists(client("ec2"), region),
             secrets=(
                 {}
                 if config.judge_mode == "offline"
@@ -448,6 +489,16 @@ class Boto3AccountReader:
                 }
             ),
         )
+
+
+def _prefix_lists(ec2: Any, region: str) -> dict[str, str]:
+    names = {f"com.amazonaws.{region}.{service}": service for service in PREFIX_LIST_SERVICES}
+    found = ec2.describe_managed_prefix_lists(
+        Filters=[{"Name": "prefix-list-name", "Values": sorted(names)}]
+    )["PrefixLists"]
+    return {
+        names[p["PrefixListName"]]: p["PrefixListId"] for p in found if p["PrefixListName"] in names
+    }
 
 
 def _stack(cfn: Any, name: str) -> dict[str, Any] | None:

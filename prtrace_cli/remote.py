@@ -432,16 +432,53 @@ def _outcome_rows(status: str, outcome: dict[str, Any]) -> list[tuple[str, Text]
             rows.append(("verdict", Text(f"none: QA skipped ({outcome['qa_skipped']})")))
         judge = outcome.get("judge")
         if isinstance(judge, dict):
-            overall = judge.get("overall")
-            rows.append(("judge", Text(f"{judge.get('judge', '?')}, overall {overall}")))
-            for score in judge.get("scores") or []:
-                if isinstance(score, dict):
-                    rows.append((f"  {score.get('dimension')}", Text(str(score.get("score", "?")))))
+            rows.extend(_judge_rows(judge))
     elif status == "rejected" and isinstance(outcome.get("reason"), dict):
         reason = outcome["reason"]
         rows.append(("reason", Text(f"{reason.get('code')}: {reason.get('detail', '')}")))
     elif status == "failed" and outcome:
         rows.append(("failed in", Text(f"{outcome.get('stage')}: {outcome.get('error', '')}")))
+    return rows
+
+
+def _judge_rows(judge: dict[str, Any]) -> list[tuple[str, Text]]:
+    """Which judge scored what: the judge's own overall (none when the model was
+    unavailable), a stand-in's scores labelled as such, and an ensemble's per-model scores
+    and review flag."""
+    from rich.text import Text
+
+    def scores(items: object) -> list[tuple[str, Text]]:
+        listed = items if isinstance(items, list) else []
+        return [
+            (f"  {s.get('dimension')}", Text(str(s.get("score", "?"))))
+            for s in listed
+            if isinstance(s, dict)
+        ]
+
+    status = f" ({judge['status']})" if judge.get("status") else ""
+    overall = judge.get("overall")
+    shown = "none" if overall is None else str(overall)
+    rows = [("judge", Text(f"{judge.get('judge', '?')}, overall {shown}{status}"))]
+    rows += scores(judge.get("scores"))
+    stand_in = judge.get("stand_in")
+    if isinstance(stand_in, dict):
+        line = (
+            f"{stand_in.get('judge', '?')}, overall {stand_in.get('overall')} (not a model score)"
+        )
+        rows.append(("stand-in", Text(line, style="yellow")))
+        rows += scores(stand_in.get("scores"))
+    review = judge.get("review")
+    if isinstance(review, dict):
+        for model in review.get("models") or []:
+            if isinstance(model, dict):
+                per = ", ".join(f"{k} {v}" for k, v in (model.get("scores") or {}).items())
+                rows.append(
+                    (f"  {model.get('judge')}", Text(f"overall {model.get('overall')}: {per}"))
+                )
+    if judge.get("needs_human_review"):
+        reasons = review.get("reasons") if isinstance(review, dict) else None
+        detail = "; ".join(str(r) for r in reasons or []) or "the answers disagree"
+        rows.append(("review", Text(f"needs human review: {detail}", style="bold red")))
     return rows
 
 

@@ -24,6 +24,7 @@ class Scripted:
     body: dict[str, Any] | str = ""
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    content_type: str = "application/json"
 
 
 def completion(
@@ -82,12 +83,23 @@ def answer(
 class FakeOpenAI:
     def __init__(self) -> None:
         self.script: deque[Scripted] = deque()
+        # Answers for one model (by the request's `model`), before the shared script.
+        self.by_model: dict[str, deque[Scripted]] = {}
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.url = ""
 
     def push(self, *replies: Scripted) -> None:
         self.script.extend(replies)
+
+    def push_for(self, model: str, *replies: Scripted) -> None:
+        self.by_model.setdefault(model, deque()).extend(replies)
+
+    def next_reply(self, request: dict[str, Any]) -> Scripted | None:
+        own = self.by_model.get(str(request.get("model")))
+        if own:
+            return own.popleft()
+        return self.script.popleft() if self.script else None
 
 
 def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
@@ -100,9 +112,10 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             if self.path != "/v1/chat/completions":
                 self._send(Scripted(status=404, body={"error": {"message": "no route"}}))
                 return
-            fake.requests.append(orjson.loads(body))
+            request = orjson.loads(body)
+            fake.requests.append(request)
             fake.headers.append({k.lower(): v for k, v in self.headers.items()})
-            reply = fake.script.popleft() if fake.script else None
+            reply = fake.next_reply(request)
             if reply is None:
                 reply = Scripted(status=500, body={"error": {"message": "script exhausted"}})
             time.sleep(reply.delay_s)
@@ -113,7 +126,7 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             data = raw.encode()
             try:
                 self.send_response(reply.status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(data)))
                 for name, value in reply.headers.items():
                     self.send_header(name, value)

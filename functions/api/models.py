@@ -125,15 +125,53 @@ class ScoreView(_Answer):
     cited_event_ids: list[str]
 
 
+class StandInView(_Answer):
+    """Scores of the offline judge kept while the model was unavailable: not the model's."""
+
+    judge: str
+    overall: float | None
+    scores: list[ScoreView]
+
+
+class ModelScoresView(_Answer):
+    judge: str = Field(description="`openai:<model>`")
+    samples: Count = Field(description="its answers that passed validation")
+    overall: float | None = Field(description="null: none of its answers was valid")
+    scores: dict[str, int] = Field(description="per dimension, the lower median of its answers")
+
+
+class ReviewView(_Answer):
+    """Ensemble mode: how far the answers (of several samples or models) spread."""
+
+    samples: Count
+    threshold: int = Field(description="a spread above this flags the result for review")
+    spread: dict[str, int] = Field(description="per dimension, max - min over all answers")
+    reasons: list[str] = Field(description="why review is needed: who said what")
+    models: list[ModelScoresView] = Field(description="each model's scores (several models)")
+
+
 class JudgeView(_Answer):
     status: JudgeStatus
-    judge: str
+    judge: str = Field(
+        description="who scored `scores`; for `judge_unavailable` the model that could not "
+        "be reached"
+    )
     rubric_version: str
-    overall: float | None
+    overall: float | None = Field(
+        description="the named judge's weighted score; null when it gave none (`invalid`, "
+        "`judge_unavailable`)"
+    )
     summary: str
     problems: list[str]
     needs_human_review: bool | None
     scores: list[ScoreView]
+    stand_in: StandInView | None = Field(
+        default=None,
+        description="`judge_unavailable`: the offline judge's scores, labelled as a stand-in",
+    )
+    review: ReviewView | None = Field(
+        default=None, description="ensemble mode only: spread, flag reasons, per-model scores"
+    )
 
 
 class ChainView(_Answer):
@@ -218,6 +256,10 @@ class QAHeadline(_Answer):
 class JudgeHeadline(_Answer):
     status: JudgeStatus | None
     overall: float | None
+    judge: str | None = Field(default=None, description="who scored `overall`")
+    stand_in_overall: float | None = Field(
+        default=None, description="the offline stand-in's overall, when the model was unavailable"
+    )
 
 
 class CompleteHeadline(_Answer):

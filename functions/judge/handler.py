@@ -2,9 +2,10 @@
 
 Input: {"trace_id", "bucket" (optional), "document_key", "qa_report_key" (may be null),
 "result_key"}. Output: {"result_key", "overall", "status", "judge"}; states pass keys,
-never the result itself. An unreachable model still completes with status
-`judge_unavailable` and the offline scores; missing inputs fail the task (Step Functions
-retries, then catches).
+never the result itself. An unreachable model, or a server answering anything but a chat
+completion, still completes: status `judge_unavailable`, `overall` null, the offline scores
+kept apart as a labelled stand-in; missing inputs fail the task (Step Functions retries,
+then catches).
 """
 
 from __future__ import annotations

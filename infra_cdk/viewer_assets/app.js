@@ -56,6 +56,14 @@ let listState = { items: [], next: null };
 
 function verdictOf(trace) { return trace.outcome?.qa?.verdict ?? null; }
 function overallOf(trace) { return trace.outcome?.judge?.overall ?? null; }
+// The list's overall cell: the judge's score, or a labelled stand-in's (never mixed up).
+function overallCell(trace) {
+  const standIn = trace.outcome?.judge?.stand_in_overall ?? null;
+  if (overallOf(trace) === null && standIn !== null) {
+    return h("span", { class: "warn", title: "model unavailable: offline stand-in" }, `– (stand-in ${standIn})`);
+  }
+  return overallOf(trace) ?? "–";
+}
 
 async function showList() {
   say("Loading traces…");
@@ -121,7 +129,7 @@ function renderTable() {
     h("td", {}, t.metadata?.task?.title ?? ""),
     h("td", {}, t.status),
     h("td", {}, verdictBadge(verdictOf(t))),
-    h("td", {}, overallOf(t) ?? "–"),
+    h("td", {}, overallCell(t)),
     h("td", {}, t.created_at)));
   const table = h("table", {},
     h("caption", { class: "muted" }, `${items.length} of ${listState.items.length} traces shown`),
@@ -306,20 +314,53 @@ function citeLink(traceId, eventId) {
     } }, eventId);
 }
 
+function scoreCards(trace, scores, kind) {
+  return h("div", { class: "grid" }, (scores ?? []).map((s) =>
+    h("article", { class: kind, "data-dimension": s.dimension },
+      h("h4", {}, `${s.dimension}: `, h("span", { class: "score-value" }, `${s.score}`), " / 5"),
+      h("p", {}, s.rationale),
+      s.cited_event_ids.length ? h("p", { class: "cites" }, "Cited: ",
+        s.cited_event_ids.map((id) => citeLink(trace.trace_id, id))) : null)));
+}
+
+// An ensemble of models: who said what, the dimensions whose spread flags review marked.
+function modelsTable(review) {
+  const dimensions = Object.keys(review.spread ?? {});
+  const flagged = (d) => (review.spread[d] ?? 0) > review.threshold;
+  return h("table", { id: "judge-models" },
+    h("caption", { class: "muted" },
+      `Each model's scores (spread above ${review.threshold} flags review)`),
+    h("thead", {}, h("tr", {}, ["Model", "Answers", "Overall", ...dimensions].map((c) =>
+      h("th", { scope: "col", class: flagged(c) ? "bad" : null }, c)))),
+    h("tbody", {}, review.models.map((m) => h("tr", { "data-model": m.judge },
+      h("th", { scope: "row", class: "mono" }, m.judge),
+      h("td", {}, m.samples),
+      h("td", {}, m.overall ?? "–"),
+      dimensions.map((d) => h("td", { class: flagged(d) ? "bad" : null }, m.scores?.[d] ?? "–"))))));
+}
+
 function judgePanel(trace) {
   const judge = trace.outcome.judge ?? {};
+  const standIn = judge.stand_in ?? null;
+  const review = judge.review ?? null;
   return h("section", { class: "panel", id: "judge", "aria-labelledby": "judge-title" },
     h("h3", { id: "judge-title" }, "Judge scores"),
     h("p", {}, `${judge.judge ?? ""} (${judge.status ?? ""}), rubric ${judge.rubric_version ?? ""}, overall `,
       h("strong", { id: "judge-overall" }, judge.overall ?? "–")),
+    judge.needs_human_review ? h("div", { id: "judge-review", class: "bad", role: "note" },
+      h("strong", {}, "Needs human review: the answers disagree."),
+      (review?.reasons ?? []).length ? h("ul", {}, review.reasons.map((r) => h("li", {}, r))) : null)
+      : null,
     judge.summary ? h("p", {}, judge.summary) : null,
     (judge.problems ?? []).length ? h("ul", { class: "bad" }, judge.problems.map((p) => h("li", {}, p))) : null,
-    h("div", { class: "grid" }, (judge.scores ?? []).map((s) =>
-      h("article", { class: "score", "data-dimension": s.dimension },
-        h("h4", {}, `${s.dimension}: `, h("span", { class: "score-value" }, `${s.score}`), " / 5"),
-        h("p", {}, s.rationale),
-        s.cited_event_ids.length ? h("p", { class: "cites" }, "Cited: ",
-          s.cited_event_ids.map((id) => citeLink(trace.trace_id, id))) : null))));
+    scoreCards(trace, judge.scores, "score"),
+    (review?.models ?? []).length ? modelsTable(review) : null,
+    // The model was unavailable: heuristic scores, labelled, never shown as the model's.
+    standIn ? h("div", { id: "judge-stand-in", class: "stand-in" },
+      h("h4", {}, `Stand-in, not a model score: ${standIn.judge}, overall `,
+        h("strong", { id: "judge-stand-in-overall" }, standIn.overall ?? "–")),
+      h("p", { class: "warn" }, "The model could not be reached; these offline heuristic scores stand in."),
+      scoreCards(trace, standIn.scores, "stand-in-score")) : null);
 }
 
 function metricsPanel(metrics) {

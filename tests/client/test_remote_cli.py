@@ -117,6 +117,48 @@ def test_a_complete_trace_shows_its_verdict_and_the_six_scores(api: FakeApi, tra
     assert "https://x/qa" in result.stdout
 
 
+def test_a_stand_in_is_shown_as_such_never_as_the_models_overall(
+    api: FakeApi, trace_id: str
+) -> None:
+    view = complete_view(api, trace_id, qa_skipped=None)
+    offline = view["outcome"]["judge"] | {"judge": "offline-heuristic v1", "overall": 3.45}
+    view["outcome"]["judge"] = {
+        "judge": "openai:gpt-4.1-mini",
+        "status": "judge_unavailable",
+        "overall": None,
+        "scores": [],
+        "stand_in": {k: offline[k] for k in ("judge", "overall", "scores")},
+    }
+    api.add_fault(Fault("GET", f"/v1/traces/{trace_id}", status=200, body=view))
+    out = CliRunner().invoke(app, ["status", trace_id]).stdout
+    assert re.search(r"judge +openai:gpt-4.1-mini, overall none \(judge_unavailable\)", out)
+    assert re.search(r"stand-in +offline-heuristic v1, overall 3.45 \(not a model score\)", out)
+    assert re.search(rf"  {DIMENSIONS[0]} +1 *\n", out)  # the stand-in's scores, under it
+
+
+def test_an_ensemble_shows_each_models_scores_and_the_review_flag(
+    api: FakeApi, trace_id: str
+) -> None:
+    view = complete_view(api, trace_id, qa_skipped=None)
+    view["outcome"]["judge"] |= {
+        "judge": "openai:a + openai:b",
+        "status": "ok",
+        "needs_human_review": True,
+        "review": {
+            "models": [
+                {"judge": "openai:a", "overall": 2.5, "scores": {"diagnosis": 1}},
+                {"judge": "openai:b", "overall": 4.5, "scores": {"diagnosis": 5}},
+            ],
+            "reasons": ["diagnosis: openai:a said 1, openai:b said 5 (spread 4 > 2)"],
+        },
+    }
+    api.add_fault(Fault("GET", f"/v1/traces/{trace_id}", status=200, body=view))
+    out = CliRunner().invoke(app, ["status", trace_id]).stdout
+    assert re.search(r"  openai:a +overall 2.5: diagnosis 1", out)
+    assert re.search(r"  openai:b +overall 4.5: diagnosis 5", out)
+    assert re.search(r"review +needs human review: diagnosis: openai:a said 1, openai:b", out)
+
+
 def test_a_flagged_verdict_shows_why_the_resolution_and_the_flags(
     api: FakeApi, trace_id: str
 ) -> None:

@@ -25,6 +25,7 @@ from bench import (
     query,
 )
 from bench import run as bench
+from prtrace.judge.result import OFFLINE_JUDGE
 from prtrace.judge.rubric import DIMENSION_IDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +57,7 @@ def test_demo_runs_the_example_through_the_pipeline_on_the_local_cloud():
     assert "assembled and verified: 3 chunks, 11 events" in out
     assert "QA verdict: resolved" in out
     assert "FAIL_TO_PASS (1): tests/test_ranges.py::test_merge_keeps_last_interval" in out
-    assert "judge: offline-heuristic v1 (ok)" in out
+    assert f"judge: {OFFLINE_JUDGE} (ok)" in out
     for dimension in DIMENSION_IDS:
         assert re.search(rf"{dimension}\s+│ \d\s+│ \S", out), dimension
     assert "time_to_green_ms" in out
@@ -124,6 +125,7 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
         assert results[f"qa_corpus_itsdangerous_{backend}_cold_s"] > 0
         assert results[f"qa_corpus_itsdangerous_{backend}_ratio"] > 0
     assert results["judge_prompt_100k_events_s"] > 0
+    assert results["judge_offline_calibration_kendall_tau_b"] >= 0.8
     assert results["pipeline_finalize_to_complete_p50_s"] > 0
     assert results["query_traces"] == 20
     assert results["query_duckdb_p50_ms"] > 0

@@ -63,5 +63,5 @@ def test_command_line_prints_the_scores():
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "offline-heuristic v1" in done.stdout
+    assert OFFLINE_JUDGE in done.stdout
     assert "status ok" in done.stdout

@@ -18,7 +18,7 @@ from moto import mock_aws
 from functions.judge import handler
 from prtrace.judge.result import OFFLINE_JUDGE, JudgeResult
 from prtrace.judge.service import JudgeInputMissing
-from tests.fake_openai import answer, completion, fake_openai_server
+from tests.fake_openai import Scripted, answer, completion, fake_openai_server
 from tests.in_process_gateway import LambdaContext
 from tests.judge_factories import qa_report, sample_document
 
@@ -39,6 +39,7 @@ JUDGE_ENV = (
     "PRTRACE_JUDGE_MODEL",
     "PRTRACE_JUDGE_MAX_RETRIES",
     "PRTRACE_JUDGE_TIMEOUT_S",
+    "PRTRACE_JUDGE_MODELS",
 )
 
 
@@ -117,8 +118,10 @@ def test_model_unreachable_completes_with_offline_scores(s3, monkeypatch):
     answer_ = handler.lambda_handler(dict(EVENT), LambdaContext())
     stored = _stored(s3)
     assert answer_["status"] == stored.status == "judge_unavailable"
-    assert answer_["judge"] == OFFLINE_JUDGE
-    assert answer_["overall"] == 5.0
+    assert answer_["judge"] == stored.judge == "openai:gpt-4.1-mini"  # the one asked
+    assert answer_["overall"] is None  # no model score; the offline one stands apart
+    assert stored.stand_in is not None
+    assert (stored.stand_in.judge, stored.stand_in.overall) == (OFFLINE_JUDGE, 5.0)
     assert any("unavailable" in p and "APIConnectionError" in p for p in stored.problems)
     logged = log.getvalue()
     assert "judged without model scores" in logged
@@ -142,6 +145,47 @@ def test_openai_judge_with_the_key_from_secrets_manager(s3, monkeypatch):
     assert stored.score_of("fix_correctness") == 5
     assert stored.usage is not None
     assert stored.usage.prompt_tokens == 1_000
+
+
+def test_an_html_200_ends_judge_unavailable_not_a_failed_task(s3, monkeypatch):
+    """A proxy's error page with status 200: the task completes (no Step Functions retry
+    of a paid call, no failed trace), the result says what came back."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+    with fake_openai_server() as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+        fake.push(
+            Scripted(200, "<html><h1>Bad Gateway</h1></html>", content_type="text/html"),
+            completion(answer()),
+        )
+        answer_ = handler.lambda_handler(dict(EVENT), LambdaContext())
+    assert len(fake.requests) == 1
+    stored = _stored(s3)
+    assert answer_ == {
+        "result_key": EVENT["result_key"],
+        "overall": None,
+        "status": "judge_unavailable",
+        "judge": "openai:gpt-4.1-mini",
+    }
+    assert stored.stand_in is not None
+    assert stored.stand_in.judge == OFFLINE_JUDGE
+    assert "text/html" in stored.problems[-1]
+    assert "Bad Gateway" in stored.problems[-1]
+
+
+def test_several_models_answer_through_the_handler(s3, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+    monkeypatch.setenv("PRTRACE_JUDGE_MODELS", "model-a,model-b")
+    with fake_openai_server() as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+        fake.push_for("model-a", completion(answer({"diagnosis": 0}, cite=["evt-0007"])))
+        fake.push_for("model-b", completion(answer({"diagnosis": 5}, cite=["evt-0007"])))
+        answer_ = handler.lambda_handler(dict(EVENT), LambdaContext())
+    stored = _stored(s3)
+    assert answer_["judge"] == stored.judge == "openai:model-a + openai:model-b"
+    assert stored.score_of("diagnosis") == 0
+    assert stored.review is not None
+    assert stored.review.needs_human_review is True
+    assert stored.review.reasons[0].startswith("diagnosis: openai:model-a said 0")
 
 
 @pytest.mark.aws_calls_unrecorded("a bucket the stack does not have")

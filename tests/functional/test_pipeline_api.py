@@ -212,7 +212,12 @@ def test_status_view_of_a_complete_trace(client, state_machine):
     assert listed["outcome"] == {
         "qa": {"verdict": "resolved", "error_reason": None},
         "qa_skipped": None,
-        "judge": {"status": "ok", "overall": 3.75},
+        "judge": {
+            "status": "ok",
+            "overall": 3.75,
+            "judge": "offline-heuristic v1",
+            "stand_in_overall": None,
+        },
     }
     assert listed["links"] == view["links"]
 

@@ -99,3 +99,33 @@ def test_an_outcome_recorded_before_flags_has_null_evidence_columns():
                  "qa_resolution", "target_tests", "target_tests_count"):  # fmt: skip
         assert row[name] is None, name
     assert set(row) == {c.name for c in COLUMNS}
+
+
+def test_a_stand_in_has_its_own_columns_and_no_judge_overall():
+    offline = {"judge": "offline-heuristic v1", "overall": 2.5, "scores": []}
+    trace = TraceRecord(
+        tenant="acme",
+        trace_id=TRACE_ID,
+        status="complete",
+        created_at="2026-11-25T09:00:00.000Z",
+        updated_at="2026-11-26T04:00:00.000Z",
+        metadata={},
+        outcome={
+            "recorded_at": "2026-11-26T04:00:00.000Z",
+            "judge": {
+                "judge": "openai:gpt-4.1-mini",
+                "status": "judge_unavailable",
+                "overall": None,
+                "scores": [],
+                "stand_in": offline,
+            },
+        },
+    )
+    row = trace_row(trace)
+    assert (row["judge"], row["judge_status"], row["judge_overall"]) == (
+        "openai:gpt-4.1-mini",
+        "judge_unavailable",
+        None,
+    )
+    assert (row["judge_stand_in"], row["judge_stand_in_overall"]) == ("offline-heuristic v1", 2.5)
+    assert set(row) == {c.name for c in COLUMNS}

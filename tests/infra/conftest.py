@@ -12,12 +12,15 @@ from infra_cdk.app import build_app
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
+# The tasks' gateway prefix lists, set as an operator sets them (ids in the AWS shape).
+PREFIX_LISTS = {"s3_prefix_list_id": "pl-63a5400a", "dynamodb_prefix_list_id": "pl-02cd2c6b"}
+
 
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[App, Path]:
     """One synth of the operators' stack (cdk-nag runs during it) for the whole session."""
     outdir = tmp_path_factory.mktemp("cdk.out")
-    app = build_app({"stage": "test"}, build_deps=False, outdir=str(outdir))
+    app = build_app({"stage": "test", **PREFIX_LISTS}, build_deps=False, outdir=str(outdir))
     app.synth()
     return app, outdir
 

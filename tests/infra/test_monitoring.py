@@ -58,7 +58,7 @@ def _functions(template: Template) -> dict[str, dict[str, Any]]:
     for logical_id, resource in template.find_resources("AWS::Lambda::Function").items():
         name = logical_id.removeprefix("Pipeline").split("Function")[0]
         found[name] = resource["Properties"]
-    assert set(found) == {"Authorizer", "Api", "Assemble", "Judge", "Record", "Sweeper"}
+    assert set(found) == {"Authorizer", "Api", "Assemble", "QaGrant", "Judge", "Record", "Sweeper"}
     return found
 
 
@@ -261,6 +261,7 @@ def test_the_ingestion_functions_keep_reserved_concurrency_by_default(template: 
         "Authorizer": defaults.authorizer_reserved_concurrency,
         "Api": defaults.api_reserved_concurrency,
         "Assemble": None,
+        "QaGrant": None,
         "Judge": None,
         "Record": None,
         "Sweeper": 1,

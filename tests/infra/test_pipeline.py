@@ -16,6 +16,7 @@ from infra_cdk.config import PIPELINE_TIMEOUT_S, QA_STATE_TIMEOUT_S, ConfigError
 from infra_cdk.fargate_task import ALL_CAPABILITIES
 from infra_cdk.pipeline import ASL_PATH, QA_ENTRYPOINT, QA_USER
 from tests.infra import template_queries as q
+from tests.infra.conftest import PREFIX_LISTS
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 
@@ -322,15 +323,21 @@ def test_the_qa_task_security_group_allows_only_https_out(template: Template) ->
     _, substitutions = _definition_sub(template)
     group_id = substitutions["QaSecurityGroupId"]["Fn::GetAtt"][0]
     group = template.find_resources("AWS::EC2::SecurityGroup")[group_id]["Properties"]
-    assert group["SecurityGroupEgress"] == [
-        {
-            "CidrIp": "0.0.0.0/0",
-            "Description": "S3 (gateway endpoint) and interface endpoints",
-            "FromPort": 443,
-            "IpProtocol": "tcp",
-            "ToPort": 443,
-        }
+    # Only standalone rules (which replace the default allow-all): HTTPS to S3's prefix list
+    # and to its endpoints' groups (which ones: tests/infra/test_network.py).
+    assert "SecurityGroupEgress" not in group
+    egress = [
+        r["Properties"]
+        for r in template.find_resources("AWS::EC2::SecurityGroupEgress").values()
+        if r["Properties"]["GroupId"] == {"Fn::GetAtt": [group_id, "GroupId"]}
     ]
+    assert {(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in egress} == {("tcp", 443, 443)}
+    assert [r["DestinationPrefixListId"] for r in egress if "DestinationPrefixListId" in r] == [
+        PREFIX_LISTS["s3_prefix_list_id"]
+    ]
+    assert all(
+        "DestinationSecurityGroupId" in r for r in egress if "DestinationPrefixListId" not in r
+    )
     assert "SecurityGroupIngress" not in group
 
 

@@ -174,7 +174,8 @@ def test_integrations_use_payload_format_2(template: Template) -> None:
 def test_each_function_has_its_own_role_layers_and_tracing(template: Template) -> None:
     functions = _resources(template, "AWS::Lambda::Function")
     roles = [f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()]
-    assert len(roles) == len(set(roles)) == 6  # authorizer, API, assemble, judge, record, sweeper
+    # authorizer, API, assemble, QA grant, judge, record, sweeper
+    assert len(roles) == len(set(roles)) == 7
     for function in functions.values():
         props = function["Properties"]
         assert props["Runtime"] == "python3.14"

@@ -375,3 +375,40 @@ def test_an_export_asked_to_include_flagged_traces_takes_them_and_counts_them(tm
         [], ["target_test_modified", "test_files_changed"], []
     ]  # fmt: skip
     assert [r["qa_resolution"] for r in rows] == [None, "partial", None]
+
+
+def _stand_in_result():
+    offline = judge_result("tr_sample")
+    return judge_result(
+        "tr_sample",
+        judge="openai:gpt-4.1-mini",
+        status="judge_unavailable",
+        overall=None,
+        scores=[],
+        stand_in={"judge": offline.judge, "overall": offline.overall, "scores": offline.scores},
+    )
+
+
+def test_the_export_says_which_judge_scored_and_keeps_a_stand_in_apart(tmp_path):
+    scored, standing_in = bundle(), bundle(judge_result=_stand_in_result())
+    instance = swebench_instance(standing_in)
+    assert (instance["judge"], instance["judge_status"]) == (
+        "openai:gpt-4.1-mini",
+        "judge_unavailable",
+    )
+    assert instance["judge_overall"] is None  # no model score exists
+    assert instance["judge_scores"] == dict.fromkeys(DIMENSION_IDS)
+    assert (instance["judge_stand_in"], instance["judge_stand_in_overall"]) == (
+        "offline-heuristic v1",
+        3.75,
+    )
+    assert swebench_instance(scored)["judge"] == "offline-heuristic v1"
+    assert swebench_instance(scored)["judge_stand_in"] is None
+    write_export([scored, standing_in], tmp_path, formats=["parquet"], chosen=ExportFilter())
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(tmp_path / "traces.parquet").to_pylist()
+    assert [(r["judge"], r["judge_overall"], r["judge_stand_in_overall"]) for r in rows] == [
+        ("offline-heuristic v1", 3.75, None),
+        ("openai:gpt-4.1-mini", None, 3.75),
+    ]

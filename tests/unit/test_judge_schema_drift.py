@@ -1,4 +1,4 @@
-"""The committed JSON Schemas in schemas/judge-v1/ are what the models generate, and real
+"""The committed JSON Schemas in schemas/judge-v2/ are what the models generate, and real
 results and the rubric file validate against them."""
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from prtrace.judge.rubric import RUBRIC_DIR, load_rubric
 from prtrace.judge.service import encode_result, judge_trace
 from tests.judge_factories import qa_report, sample_document
 
-COMMITTED = Path(__file__).resolve().parents[2] / "schemas" / "judge-v1"
+COMMITTED = Path(__file__).resolve().parents[2] / "schemas" / "judge-v2"
 
 
 @pytest.mark.parametrize("name", sorted(judge_json_schemas()))
 def test_committed_schema_is_current(name):
     expected = render(judge_json_schemas()[name])
     assert (COMMITTED / name).read_bytes() == expected, (
-        f"schemas/judge-v1/{name} is stale: run `python -m prtrace.judge.json_schema`"
+        f"schemas/judge-v2/{name} is stale: run `python -m prtrace.judge.json_schema`"
     )
 
 

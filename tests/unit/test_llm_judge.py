@@ -16,7 +16,7 @@ from moto import mock_aws
 from prtrace.adapters.openai_chat import build_llm_judge, resolve_api_key
 from prtrace.judge import llm
 from prtrace.judge.llm import AnswerRejected, ModelReply, validate_answer
-from prtrace.judge.result import OFFLINE_JUDGE
+from prtrace.judge.result import OFFLINE_JUDGE, JudgeResult
 from prtrace.judge.rubric import DIMENSION_IDS, load_rubric
 from prtrace.judge.service import judge_trace
 from prtrace.judge.settings import JudgeSettings
@@ -167,9 +167,14 @@ def test_timeout_falls_back_to_offline_scores(fake):
     result = _judge(fake.url, timeout_s=0.3, max_retries=1)
     assert time.monotonic() - started < 5
     assert result.status == "judge_unavailable"
-    assert result.judge == OFFLINE_JUDGE
-    assert result.overall is not None
-    assert result.overall == judge_trace(DOC, QA, RUBRIC, None).overall
+    # No model score exists: the offline scores stand in, labelled, outside `overall`.
+    assert result.judge == "openai:judge-model-x"
+    assert (result.overall, result.scores) == (None, [])
+    offline = judge_trace(DOC, QA, RUBRIC, None)
+    assert result.stand_in is not None
+    assert result.stand_in.judge == OFFLINE_JUDGE
+    assert result.stand_in.overall == offline.overall is not None
+    assert result.stand_in.scores == offline.scores
     assert any("APITimeoutError" in p for p in result.problems)
     assert len(fake.requests) == 2  # first try and one retry
 
@@ -189,7 +194,9 @@ def test_closed_port_falls_back():
     result = _judge(f"http://127.0.0.1:{port}/v1", max_retries=0)
     assert result.status == "judge_unavailable"
     assert any("APIConnectionError" in p for p in result.problems)
-    assert len(result.scores) == 6
+    assert result.scores == []
+    assert result.stand_in is not None
+    assert len(result.stand_in.scores) == 6
 
 
 def test_ensemble_takes_the_median_and_flags_disagreement(fake):
@@ -307,7 +314,8 @@ def test_a_proxy_page_instead_of_a_completion_falls_back(fake):
     fake.push(Scripted(200, "<html>502 Bad Gateway</html>"))
     result = _judge(fake.url, max_retries=0)
     assert result.status == "judge_unavailable"
-    assert result.judge == OFFLINE_JUDGE
+    assert result.stand_in is not None
+    assert result.stand_in.judge == OFFLINE_JUDGE
 
 
 def test_ensemble_with_an_invalid_sample_is_flagged(fake):
@@ -375,3 +383,216 @@ def test_an_answer_cut_off_at_the_output_limit_is_retried(fake):
     assert result.usage is not None
     assert result.usage.attempts == 2
     assert any("cut off" in p for p in result.problems)
+
+
+# ---- answers that are not chat completions ---------------------------------------------
+
+
+def _unavailable_problem(result) -> str:
+    assert result.status == "judge_unavailable"
+    assert (result.overall, result.scores) == (None, [])
+    assert result.stand_in is not None
+    return result.problems[-1]
+
+
+def test_an_html_200_is_judge_unavailable_saying_what_came_back(fake):
+    page = "<html><body><h1>502 Bad Gateway</h1>" + "x" * 5_000 + "</body></html>"
+    fake.push(Scripted(200, page, content_type="text/html"), completion(answer()))
+    result = _judge(fake.url)
+    problem = _unavailable_problem(result)
+    assert "openai:judge-model-x unavailable" in problem
+    assert "text/html" in problem
+    assert "502 Bad Gateway" in problem
+    assert len(problem) < 400  # cut, not the whole page
+    assert len(fake.requests) == 1  # a 200 is not retried: no second paid call
+
+
+def test_an_empty_200_is_judge_unavailable(fake):
+    fake.push(Scripted(200, ""))
+    assert "empty body" in _unavailable_problem(_judge(fake.url))
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ('{"error": {"message": "upstream overloaded"}}', "no `choices`"),
+        ('{"choices": []}', "empty or non-list (list) `choices`"),
+        ('{"choices": "a string"}', "empty or non-list (str) `choices`"),
+        ('{"choices": ["a string"]}', "no message with text content"),
+        ('{"choices": [{"message": "text"}]}', "no message with text content"),
+        ('{"choices": [{"message": {"content": 5}}]}', "no message with text content"),
+        ("[1, 2, 3]", "a JSON list, not a chat completion"),
+        ('"just a string"', "a JSON str, not a chat completion"),
+        ("null", "a JSON NoneType"),
+    ],
+)
+def test_a_json_body_of_the_wrong_shape_is_judge_unavailable(fake, body, said):
+    fake.push(Scripted(200, body))
+    problem = _unavailable_problem(_judge(fake.url))
+    assert said in problem
+
+
+def test_a_body_too_large_is_judge_unavailable(fake):
+    huge = completion(answer()).body
+    assert isinstance(huge, dict)
+    huge = huge | {"padding": "x" * 2_000_000}
+    fake.push(Scripted(200, huge))
+    assert "larger than 1,048,576 bytes" in _unavailable_problem(_judge(fake.url))
+
+
+def test_what_came_back_never_shows_the_key(fake):
+    echo = "<pre>Authorization: Bearer sk-test-not-real\nkey sk-test-not-real</pre>"
+    fake.push(Scripted(200, echo, content_type="text/html"))
+    problem = _unavailable_problem(_judge(fake.url))
+    assert "sk-test-not-real" not in problem
+    assert "Bearer ***" in problem
+
+
+def test_a_completion_with_odd_optional_fields_is_still_an_answer(fake):
+    reply = completion(answer())
+    assert isinstance(reply.body, dict)
+    body = reply.body | {"usage": "n/a"}
+    body["choices"][0]["message"]["refusal"] = 7
+    fake.push(Scripted(200, body))
+    result = _judge(fake.url)
+    assert result.status == "ok"
+    assert result.usage is not None
+    assert result.usage.prompt_tokens == 0
+
+
+# ---- request parameters ----------------------------------------------------------------
+
+
+def test_seed_is_sent_one_per_sample_and_none_leaves_it_out(fake):
+    fake.push(*[completion(answer()) for _ in range(3)])
+    _judge(fake.url, samples=3, seed=41)
+    assert [r["seed"] for r in fake.requests] == [41, 42, 43]
+    fake.requests.clear()
+    fake.push(completion(answer()))
+    _judge(fake.url, seed=None)
+    assert "seed" not in fake.requests[0]
+
+
+def test_the_output_limit_can_be_sent_as_max_tokens(fake):
+    fake.push(completion(answer()))
+    _judge(fake.url, max_tokens_parameter="max_tokens", max_output_tokens=3_000)
+    assert fake.requests[0]["max_tokens"] == 3_000
+    assert "max_completion_tokens" not in fake.requests[0]
+
+
+def test_new_settings_from_env(monkeypatch):
+    monkeypatch.setenv("PRTRACE_JUDGE_MODELS", " model-a, model-b ,")
+    monkeypatch.setenv("PRTRACE_JUDGE_SEED", "none")
+    monkeypatch.setenv("PRTRACE_JUDGE_MAX_TOKENS_PARAMETER", "max_tokens")
+    settings = JudgeSettings.from_env()
+    assert settings.model_names == ["model-a", "model-b"]
+    assert settings.seed is None
+    assert settings.max_tokens_parameter == "max_tokens"
+    monkeypatch.delenv("PRTRACE_JUDGE_MODELS")
+    assert JudgeSettings.from_env().model_names == ["gpt-4.1-mini"]
+    for bad in ("a,a", "a,b,c,d,e,f"):
+        monkeypatch.setenv("PRTRACE_JUDGE_MODELS", bad)
+        with pytest.raises(ConfigurationError, match="PRTRACE_JUDGE_MODELS"):
+            JudgeSettings.from_env()
+    monkeypatch.delenv("PRTRACE_JUDGE_MODELS")
+    monkeypatch.setenv("PRTRACE_JUDGE_MAX_TOKENS_PARAMETER", "max_length")
+    with pytest.raises(ConfigurationError, match="PRTRACE_JUDGE_MAX_TOKENS_PARAMETER"):
+        JudgeSettings.from_env()
+
+
+# ---- several models --------------------------------------------------------------------
+
+
+def test_several_models_each_answer_and_disagreement_is_flagged_with_who_said_what(fake):
+    fake.push_for("model-a", completion(answer({"diagnosis": 1, "efficiency": 3})))
+    fake.push_for("model-b", completion(answer({"diagnosis": 5, "efficiency": 4})))
+    fake.push_for("model-c", completion(answer({"diagnosis": 4, "efficiency": 3})))
+    result = _judge(fake.url, models=("model-a", "model-b", "model-c"), review_spread=2)
+    assert [r["model"] for r in fake.requests] == ["model-a", "model-b", "model-c"]
+    assert result.status == "ok"
+    assert result.judge == "openai:model-a + openai:model-b + openai:model-c"
+    assert result.score_of("diagnosis") == 4  # lower median of 1, 5, 4
+    assert result.score_of("efficiency") == 3
+    review = result.review
+    assert review is not None
+    assert review.needs_human_review is True
+    assert review.spread["diagnosis"] == 4
+    assert review.reasons == [
+        "diagnosis: openai:model-a said 1, openai:model-b said 5, openai:model-c said 4 "
+        "(spread 4 > 2)"
+    ]
+    assert [(m.judge, m.scores["diagnosis"]) for m in review.models] == [
+        ("openai:model-a", 1),
+        ("openai:model-b", 5),
+        ("openai:model-c", 4),
+    ]
+    assert review.models[1].overall == RUBRIC.weighted_overall(
+        {d: 4 for d in DIMENSION_IDS} | {"diagnosis": 5}
+    )
+
+
+def test_several_models_that_agree_are_not_flagged(fake):
+    fake.push_for("model-a", completion(answer({"diagnosis": 3})))
+    fake.push_for("model-b", completion(answer({"diagnosis": 4})))
+    result = _judge(fake.url, models=("model-a", "model-b"))
+    assert result.score_of("diagnosis") == 3  # lower median of two: the lower
+    assert result.review is not None
+    assert result.review.needs_human_review is False
+    assert result.review.reasons == []
+    assert len(result.review.models) == 2
+
+
+def test_each_model_gives_its_samples_and_counts_once(fake):
+    # model-a's three samples median to 2; model-b's one answer is 4: each model counts once.
+    fake.push_for("model-a", *[completion(answer({"diagnosis": d})) for d in (2, 2, 5)])
+    fake.push_for("model-b", *[completion(answer({"diagnosis": 4})) for _ in range(3)])
+    result = _judge(fake.url, models=("model-a", "model-b"), samples=3, review_spread=3)
+    assert len(fake.requests) == 6
+    assert result.score_of("diagnosis") == 2
+    assert result.review is not None
+    assert [m.scores["diagnosis"] for m in result.review.models] == [2, 4]
+    assert result.review.samples == 6
+    assert result.review.needs_human_review is False  # spread 3 is not above 3
+
+
+def test_a_model_that_is_down_leaves_the_others_scores_flagged(fake):
+    fake.push_for("model-a", completion(answer({"diagnosis": 2})))
+    fake.push_for("model-b", Scripted(200, "<html>gateway</html>", content_type="text/html"))
+    result = _judge(fake.url, models=("model-a", "model-b"))
+    assert result.status == "ok"
+    assert result.judge == "openai:model-a"  # who scored
+    assert result.score_of("diagnosis") == 2
+    assert result.review is not None
+    assert result.review.needs_human_review is True
+    down = result.review.models[1]
+    assert (down.judge, down.samples, down.overall, down.scores) == ("openai:model-b", 0, None, {})
+    assert any("openai:model-b: 0 of 1 answers valid" in r for r in result.review.reasons)
+    assert any("openai:model-b unavailable" in p for p in result.problems)
+
+
+def test_every_model_down_is_judge_unavailable(fake):
+    for model in ("model-a", "model-b"):
+        fake.push_for(model, Scripted(503, {"error": {"message": "down"}}))
+    result = _judge(fake.url, models=("model-a", "model-b"), max_retries=0)
+    assert result.judge == "openai:model-a + openai:model-b"
+    problem = _unavailable_problem(result)
+    assert "openai:model-a unavailable" in problem
+    assert "openai:model-b unavailable" in problem
+
+
+def test_a_stored_v1_stand_in_is_read_as_a_labelled_stand_in():
+    offline = judge_trace(DOC, QA, RUBRIC, None)
+    v1 = offline.model_dump(mode="json") | {
+        "version": "prtrace.judge/v1",
+        "status": "judge_unavailable",
+        "problems": ["openai:gpt-4.1-mini unavailable: HTTP 503 InternalServerError"],
+    }
+    v1.pop("stand_in")
+    result = JudgeResult.model_validate_json(orjson.dumps(v1))
+    assert result.version == "prtrace.judge/v2"
+    assert (result.judge, result.overall, result.scores) == ("openai:gpt-4.1-mini", None, [])
+    assert result.stand_in is not None
+    assert (result.stand_in.judge, result.stand_in.overall) == (OFFLINE_JUDGE, offline.overall)
+    ok_v1 = offline.model_dump(mode="json") | {"version": "prtrace.judge/v1"}
+    ok_v1.pop("stand_in")
+    assert JudgeResult.model_validate(ok_v1) == offline

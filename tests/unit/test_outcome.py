@@ -405,3 +405,68 @@ def test_an_open_or_unknown_trace_cannot_end():
     finalized(store, status="open")
     with pytest.raises(OutcomeConflict, match="it is open"):
         record(store, failed_event())
+
+
+def _unavailable_judge_objects() -> dict[str, bytes]:
+    """Stored results whose judge result is a `judge_unavailable` one (null overall)."""
+    objects = stored_results()
+    offline = judge_result()
+    unavailable = judge_result(
+        judge="openai:gpt-4.1-mini",
+        status="judge_unavailable",
+        overall=None,
+        scores=[],
+        problems=["openai:gpt-4.1-mini unavailable: HTTP 200 body is not JSON (text/html)"],
+        stand_in={"judge": offline.judge, "overall": offline.overall, "scores": offline.scores},
+    )
+    objects[judge_result_key("acme", TRACE_ID)] = unavailable.model_dump_json().encode()
+    return objects
+
+
+def test_a_stand_in_is_recorded_apart_from_the_judges_null_overall(store):
+    trace = record(store, complete_event(), objects=_unavailable_judge_objects())
+    assert trace.status == "complete"
+    judge = trace.outcome["judge"]
+    assert (judge["status"], judge["judge"], judge["overall"]) == (
+        "judge_unavailable",
+        "openai:gpt-4.1-mini",
+        None,
+    )
+    assert judge["scores"] == []
+    assert judge["stand_in"]["judge"] == "offline-heuristic v1"
+    assert judge["stand_in"]["overall"] == 3.75
+    assert len(judge["stand_in"]["scores"]) == 6
+    headline = trace.public(brief=True)["outcome"]["judge"]
+    assert headline == {
+        "status": "judge_unavailable",
+        "overall": None,
+        "judge": "openai:gpt-4.1-mini",
+        "stand_in_overall": 3.75,
+    }
+
+
+def test_an_ensembles_per_model_scores_and_flag_are_recorded(store):
+    from prtrace.judge.result import ModelScores, ReviewFlag
+
+    objects = stored_results()
+    review = ReviewFlag(
+        samples=2,
+        spread={d: 0 for d in DIMENSION_IDS} | {"diagnosis": 4},
+        threshold=2,
+        needs_human_review=True,
+        models=[
+            ModelScores(judge="openai:a", samples=1, overall=3.0, scores={"diagnosis": 1}),
+            ModelScores(judge="openai:b", samples=1, overall=4.5, scores={"diagnosis": 5}),
+        ],
+        reasons=["diagnosis: openai:a said 1, openai:b said 5 (spread 4 > 2)"],
+    )
+    ensemble = judge_result(judge="openai:a + openai:b", review=review)
+    objects[judge_result_key("acme", TRACE_ID)] = ensemble.model_dump_json().encode()
+    judge = record(store, complete_event(), objects=objects).outcome["judge"]
+    assert judge["needs_human_review"] is True
+    assert judge["review"]["reasons"] == review.reasons
+    assert [(m["judge"], m["scores"]["diagnosis"]) for m in judge["review"]["models"]] == [
+        ("openai:a", 1),
+        ("openai:b", 5),
+    ]
+    assert judge["stand_in"] is None

@@ -20,6 +20,7 @@ from infra_cdk.preflight import (
     check_concurrency,
     check_image_build,
     check_node,
+    check_prefix_lists,
     check_secrets,
     check_stack_state,
     evaluate,
@@ -39,6 +40,7 @@ ACCOUNT = AccountFacts(
     leftover_bootstrap_resources=(),
     stack_status=None,
     secrets={SECRET: SecretState.PRESENT},
+    prefix_lists={"s3": "pl-6da54004", "dynamodb": "pl-b3a742da"},
 )
 ARM_HOST = BuildHostFacts(
     docker_error=None,
@@ -57,7 +59,8 @@ def test_a_ready_account_and_machine_pass() -> None:
     findings = evaluate(config(), ACCOUNT, ARM_HOST)
     assert not failed(findings), [f.render() for f in findings]
     assert {f.check for f in findings} == {
-        "concurrency", "bootstrap", "stack", "secrets", "image build", "node"
+        "concurrency", "bootstrap", "stack", "secrets", "image build", "node",
+        "s3_prefix_list_id", "dynamodb_prefix_list_id",
     }  # fmt: skip
 
 
@@ -190,3 +193,17 @@ def test_what_the_host_reader_parses(tmp_path: Path) -> None:
     handler.write_text("disabled\n")
     assert not binfmt_enabled(handler)
     assert not binfmt_enabled(tmp_path / "absent")
+
+
+def test_unset_prefix_lists_warn_with_the_regions_ids_and_a_wrong_one_fails() -> None:
+    unset = {f.check: f for f in check_prefix_lists(config(), ACCOUNT)}
+    assert unset["s3_prefix_list_id"].severity is Severity.WARN
+    assert unset["s3_prefix_list_id"].fix == "PRTRACE_S3_PREFIX_LIST_ID=pl-6da54004"
+    assert unset["dynamodb_prefix_list_id"].fix == "PRTRACE_DYNAMODB_PREFIX_LIST_ID=pl-b3a742da"
+    right = check_prefix_lists(
+        config(s3_prefix_list_id="pl-6da54004", dynamodb_prefix_list_id="pl-b3a742da"), ACCOUNT
+    )
+    assert {f.severity for f in right} == {Severity.OK}
+    (wrong, _) = check_prefix_lists(config(s3_prefix_list_id="pl-b3a742da"), ACCOUNT)
+    assert wrong.severity is Severity.FAIL
+    assert "pl-6da54004" in wrong.fix

@@ -118,16 +118,16 @@ def split_patch(patch: str) -> tuple[str, str]:
     files. Joined they are the whole patch, as SWE-bench's `patch` and `test_patch` are."""
     code: list[str] = []
     tests: list[str] = []
-    for path, diff in _file_diffs(patch):
+    for path, diff in file_diffs(patch):
         (tests if is_test_file(path) else code).append(diff)
     return "".join(code), "".join(tests)
 
 
 def patch_files(patch: str) -> list[str]:
-    return [path for path, _ in _file_diffs(patch)]
+    return [path for path, _ in file_diffs(patch)]
 
 
-def _file_diffs(patch: str) -> list[tuple[str, str]]:
+def file_diffs(patch: str) -> list[tuple[str, str]]:
     found: list[tuple[str, list[str]]] = []
     for line in patch.splitlines(keepends=True):
         if line.startswith("diff --git a/"):
@@ -174,6 +174,18 @@ def judge_scores(result: JudgeResult | None) -> dict[str, int | None]:
     return {dimension: scored.get(dimension) for dimension in DIMENSION_IDS}
 
 
+def judge_columns(result: JudgeResult | None) -> dict[str, Any]:
+    """Which judge scored what: `judge_overall` is the named judge's own (null when the
+    model was unavailable); an offline stand-in's overall is its own column."""
+    stand_in = result.stand_in if result else None
+    return {
+        "judge": result.judge if result else None,
+        "judge_overall": result.overall if result else None,
+        "judge_stand_in": stand_in.judge if stand_in else None,
+        "judge_stand_in_overall": stand_in.overall if stand_in else None,
+    }
+
+
 def swebench_instance(bundle: TraceBundle) -> dict[str, Any]:
     """One SWE-bench-style instance; the prtrace fields come after SWE-bench's own."""
     document, report, judge = bundle.document, bundle.qa_report, bundle.judge_result
@@ -200,7 +212,7 @@ def swebench_instance(bundle: TraceBundle) -> dict[str, Any]:
         "qa_verdict": report.verdict if report else None,
         **qa_evidence(report),
         "judge_status": judge.status if judge else None,
-        "judge_overall": judge.overall if judge else None,
+        **judge_columns(judge),
         "judge_scores": judge_scores(judge),
         **state_columns(document),
     }
@@ -317,7 +329,7 @@ def trace_row(bundle: TraceBundle) -> dict[str, Any]:
         "fail_to_skipped": list(report.fail_to_skipped) if report else [],
         **qa_evidence(report),
         "judge_status": judge.status if judge else None,
-        "judge_overall": judge.overall if judge else None,
+        **judge_columns(judge),
         **{f"score_{dimension}": score for dimension, score in scores.items()},
         "patch_source": bundle.patch_source,
         "patch_files": patch_files(bundle.patch),

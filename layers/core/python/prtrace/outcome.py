@@ -30,8 +30,13 @@ Shapes (JSON):
              task_exited, out_of_memory) QA is this shape with verdict "error", the reason
              and its detail, and empty lists)
      JUDGE  {"status", "judge", "rubric_version", "overall", "summary", "problems",
-             "needs_human_review", "scores": [{"dimension", "score", "rationale",
-             "cited_event_ids"}]}
+             "needs_human_review", "scores": [SCORE], "stand_in": {"judge", "overall",
+             "scores": [SCORE]} | null, "review": {"samples", "threshold", "spread",
+             "reasons", "models": [{"judge", "samples", "overall", "scores"}]} | null}
+     SCORE  {"dimension", "score", "rationale", "cited_event_ids"}
+             (`overall` is the named judge's only: null when the model was unavailable,
+             whose offline stand-in is under `stand_in`; `stand_in` and `review` are absent
+             on traces recorded before they existed)
   rejected  {"reason": {"code", "detail", "chunk_seq", "event_seq", "event_id",
              "artifact_sha256"}, "recorded_at"}
   failed    {"stage", "error", "cause", "cause_truncated", "recorded_at"}
@@ -43,7 +48,7 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from prtrace.judge.result import JudgeResult
+from prtrace.judge.result import DimensionScore, JudgeResult, ReviewFlag
 from prtrace.qa.report import ErrorReason, QAReport
 from prtrace.state_check import StateCheck
 
@@ -251,7 +256,40 @@ def qa_not_reported(skipped: QASkipped, detail: str) -> dict[str, Any]:
     }
 
 
+def _score_views(scores: list[DimensionScore]) -> list[dict[str, Any]]:
+    return [
+        {
+            "dimension": score.dimension,
+            "score": score.score,
+            "rationale": clip(score.rationale, MAX_RATIONALE_CHARS),
+            "cited_event_ids": [clip(e, 128) for e in score.cited_event_ids[:MAX_CITED_EVENTS]],
+        }
+        for score in scores
+    ]
+
+
+def _review_view(review: ReviewFlag | None) -> dict[str, Any] | None:
+    if review is None:
+        return None
+    return {
+        "samples": review.samples,
+        "threshold": review.threshold,
+        "spread": dict(review.spread),
+        "reasons": [clip(r, MAX_PROBLEM_CHARS) for r in review.reasons[:MAX_PROBLEMS]],
+        "models": [
+            {
+                "judge": clip(model.judge, 128),
+                "samples": model.samples,
+                "overall": model.overall,
+                "scores": dict(model.scores),
+            }
+            for model in review.models
+        ],
+    }
+
+
 def judge_summary(result: JudgeResult) -> dict[str, Any]:
+    stand_in = result.stand_in
     return {
         "status": result.status,
         "judge": result.judge,
@@ -260,15 +298,16 @@ def judge_summary(result: JudgeResult) -> dict[str, Any]:
         "summary": clip(result.summary, MAX_SUMMARY_CHARS),
         "problems": [clip(p, MAX_PROBLEM_CHARS) for p in result.problems[:MAX_PROBLEMS]],
         "needs_human_review": None if result.review is None else result.review.needs_human_review,
-        "scores": [
-            {
-                "dimension": score.dimension,
-                "score": score.score,
-                "rationale": clip(score.rationale, MAX_RATIONALE_CHARS),
-                "cited_event_ids": [clip(e, 128) for e in score.cited_event_ids[:MAX_CITED_EVENTS]],
-            }
-            for score in result.scores
-        ],
+        "scores": _score_views(result.scores),
+        # Labelled apart: a stand-in's overall is not the judge's (its `overall` is null).
+        "stand_in": None
+        if stand_in is None
+        else {
+            "judge": stand_in.judge,
+            "overall": stand_in.overall,
+            "scores": _score_views(stand_in.scores),
+        },
+        "review": _review_view(result.review),
     }
 
 

@@ -82,7 +82,10 @@ def _headline(status: str, outcome: dict[str, Any]) -> dict[str, Any]:
         return {
             "qa": None if qa is None else {k: qa.get(k) for k in ("verdict", "error_reason")},
             "qa_skipped": outcome.get("qa_skipped"),
-            "judge": {k: judge.get(k) for k in ("status", "overall")},
+            "judge": {
+                **{k: judge.get(k) for k in ("status", "overall", "judge")},
+                "stand_in_overall": (judge.get("stand_in") or {}).get("overall"),
+            },
         }
     if status == FAILED:
         return {k: outcome.get(k) for k in ("stage", "error")}

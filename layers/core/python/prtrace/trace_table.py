@@ -83,6 +83,8 @@ COLUMNS: Final[tuple[Column, ...]] = (
     Column("judge", "string"),
     Column("judge_status", "string"),
     Column("judge_overall", "double"),
+    Column("judge_stand_in", "string"),  # the offline stand-in when the model was down
+    Column("judge_stand_in_overall", "double"),  # its overall: not the judge's
     Column("needs_human_review", "boolean"),
     *(Column(f"score_{dimension}", "int64") for dimension in DIMENSION_IDS),
     *(Column(f"metric_{name}", "int64") for name in _METRIC_COLUMNS),
@@ -126,6 +128,8 @@ def trace_row(trace: TraceRecord) -> dict[str, Any]:
     metrics = outcome.get("metrics") or {}
     scores = {s.get("dimension"): s.get("score") for s in judge.get("scores") or []}
     overall = judge.get("overall")
+    stand_in = judge.get("stand_in") or {}
+    stand_in_overall = stand_in.get("overall")
     row: dict[str, Any] = {
         "table_version": TABLE_VERSION,
         "trace_id": trace.trace_id,
@@ -150,6 +154,10 @@ def trace_row(trace: TraceRecord) -> dict[str, Any]:
         "judge": judge.get("judge"),
         "judge_status": judge.get("status"),
         "judge_overall": float(overall) if isinstance(overall, int | float) else None,
+        "judge_stand_in": stand_in.get("judge"),
+        "judge_stand_in_overall": float(stand_in_overall)
+        if isinstance(stand_in_overall, int | float)
+        else None,
         "needs_human_review": judge.get("needs_human_review")
         if isinstance(judge.get("needs_human_review"), bool)
         else None,

@@ -1,6 +1,7 @@
 """JSON Schema of the judge result and of the rubric file, generated from the models.
 
-Committed in schemas/judge-v1/ for the record step and dataset builders in any language;
+Committed in schemas/judge-v2/ (results `prtrace.judge/v2`; schemas/judge-v1/ keeps v1's)
+for the record step and dataset builders in any language;
 tests/unit/test_judge_schema_drift.py fails when they are stale. Regenerate with
 `python -m prtrace.judge.json_schema`.
 """
@@ -14,7 +15,7 @@ from prtrace.json_schema import DIALECT, write_schema_files
 from prtrace.judge.result import JudgeResult
 from prtrace.judge.rubric import Rubric
 
-DEFAULT_OUTPUT_DIR: Final = Path("schemas") / "judge-v1"
+DEFAULT_OUTPUT_DIR: Final = Path("schemas") / "judge-v2"
 
 
 def judge_json_schemas() -> dict[str, dict[str, Any]]:

@@ -8,10 +8,11 @@ an event of the trace. A rejected answer is sent back once with the reasons; a s
 rejection marks the result `invalid` with no scores: an unchecked score is never kept.
 A model that cannot be reached raises `ModelUnavailable` for the caller to fall back on.
 
-Ensemble mode (`samples` > 1) asks for independent answers and keeps, per dimension, the
-lower median of the valid samples' scores (an integer on the rubric's scale) with the
-rationale of a sample that gave it; a spread (max - min) above `review_spread` on any
-dimension flags the result for human review.
+Ensemble mode (`samples` > 1, or several models) asks each model for independent answers
+and keeps, per dimension, the lower median of each model's valid samples, then the lower
+median across models (an integer on the rubric's scale), with the rationale of an answer
+that gave it; a spread (max - min) over all valid samples above `review_spread` on any
+dimension flags the result for human review, saying which model said what.
 """
 
 from __future__ import annotations
@@ -24,8 +25,23 @@ from typing import Any, Final, Literal, Protocol
 import orjson
 
 from prtrace.document import TraceDocument
-from prtrace.judge.prompt import DEFAULT_TOKEN_BUDGET, JudgePrompt, build_prompt, response_schema
-from prtrace.judge.result import DimensionScore, JudgeResult, PromptInfo, ReviewFlag, Usage
+from prtrace.judge.patch import PatchEvidence
+from prtrace.judge.prompt import (
+    DEFAULT_TOKEN_BUDGET,
+    JudgePrompt,
+    ScoreBound,
+    build_prompt,
+    response_schema,
+)
+from prtrace.judge.result import (
+    MODEL_SEPARATOR,
+    DimensionScore,
+    JudgeResult,
+    ModelScores,
+    PromptInfo,
+    ReviewFlag,
+    Usage,
+)
 from prtrace.judge.rubric import Rubric
 from prtrace.qa.report import QAReport
 
@@ -61,10 +77,15 @@ class ChatModel(Protocol):
         """How results name the judge, e.g. `openai:gpt-4.1-mini`."""
 
     def complete(
-        self, messages: Sequence[ChatMessage], schema: dict[str, Any], time_left_s: float | None
+        self,
+        messages: Sequence[ChatMessage],
+        schema: dict[str, Any],
+        time_left_s: float | None,
+        sample: int = 0,
     ) -> ModelReply:
         """One structured-output completion, retries included, finished within
-        `time_left_s` seconds when given; raises ModelUnavailable."""
+        `time_left_s` seconds when given; raises ModelUnavailable. `sample` numbers the
+        independent answers of an ensemble (each gets its own seed)."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +165,28 @@ def validate_answer(
     ], summary[:MAX_RATIONALE_CHARS] if isinstance(summary, str) else ""
 
 
+def clamp_to_evidence(
+    scores: list[DimensionScore], bound: ScoreBound | None
+) -> tuple[list[DimensionScore], list[str]]:
+    """Scores above the bound the QA evidence sets (prompt.evidence_bound) lowered to it,
+    the rationale saying so; and one problem per score lowered, for the result."""
+    if bound is None:
+        return scores, []
+    kept: list[DimensionScore] = []
+    lowered: list[str] = []
+    for score in scores:
+        if score.dimension == bound.dimension and score.score > bound.at_most:
+            why = f"lowered from {score.score} to {bound.at_most}: {bound.reason}"
+            lowered.append(
+                f"{score.dimension}: the model's score contradicts the QA evidence, {why}"
+            )
+            score = score.model_copy(
+                update={"score": bound.at_most, "rationale": f"[{why}] {score.rationale}"}
+            )
+        kept.append(score)
+    return kept, lowered
+
+
 @dataclass
 class _Tally:
     attempts: int = 0
@@ -171,17 +214,41 @@ class JudgeUnavailable(Exception):
         self.problems = problems
 
 
+Answer = tuple[list[DimensionScore], str]
+
+
+@dataclass
+class _ModelAnswers:
+    """One model's valid answers, and why it has fewer than asked."""
+
+    name: str
+    answers: list[Answer] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _lower_medians(candidates: Sequence[list[DimensionScore]]) -> list[DimensionScore]:
+    """Per dimension, the lower median of the candidates' scores (an integer on the scale),
+    with the rationale and citations of a candidate that gave it."""
+    combined = []
+    for index in range(len(candidates[0])):
+        median = statistics.median_low(scores[index].score for scores in candidates)
+        combined.append(next(s[index] for s in candidates if s[index].score == median))
+    return combined
+
+
 class LLMJudge:
     def __init__(
         self,
-        model: ChatModel,
+        model: ChatModel | Sequence[ChatModel],
         rubric: Rubric,
         pricing: Pricing | None = None,
         token_budget: int = DEFAULT_TOKEN_BUDGET,
         samples: int = 1,
         review_spread: int = 2,
     ) -> None:
-        self._model = model
+        self._models = list(model) if isinstance(model, Sequence) else [model]
+        if not self._models:
+            raise ValueError("an LLM judge needs at least one model")
         self._rubric = rubric
         self._pricing = pricing or Pricing()
         self._token_budget = token_budget
@@ -190,7 +257,7 @@ class LLMJudge:
 
     @property
     def name(self) -> str:
-        return self._model.name
+        return MODEL_SEPARATOR.join(model.name for model in self._models)
 
     def judge(
         self,
@@ -198,27 +265,39 @@ class LLMJudge:
         qa: QAReport | None,
         metrics: dict[str, Any],
         time_left_s: Callable[[], float] | None = None,
+        patch: PatchEvidence | None = None,
     ) -> JudgeResult:
-        """Raises JudgeUnavailable when the model cannot be reached, or cannot answer
-        before the deadline `time_left_s` reports (a Lambda must return, not time out)."""
-        prompt = build_prompt(document, qa, self._rubric, metrics, self._token_budget)
+        """Raises JudgeUnavailable when no model can be reached, or none can answer before
+        the deadline `time_left_s` reports (a Lambda must return, not time out). `patch`:
+        the base→final patch for the prompt (prtrace.judge.patch; without it the recorded
+        edits stand in)."""
+        prompt = build_prompt(document, qa, self._rubric, metrics, self._token_budget, patch)
         event_ids = {event.event_id for event in document.events}
         tally = _Tally()
-        answers: list[tuple[list[DimensionScore], str]] = []
-        for _ in range(self._samples):
-            try:
-                answer = self._one_answer(prompt, event_ids, tally, time_left_s)
-            except ModelUnavailable as exc:
-                reason = f"{self.name} unavailable: {exc}"
-                if not answers:
-                    raise JudgeUnavailable(
-                        reason, tally.usage(self._pricing), tally.problems
-                    ) from exc
-                # Keep the samples already paid for; fewer than asked flags the review.
-                tally.problems.append(reason)
-                break
-            if answer is not None:
-                answers.append(answer)
+        per_model: list[_ModelAnswers] = []
+        unreachable: list[str] = []
+        for model in self._models:
+            got = _ModelAnswers(model.name)
+            per_model.append(got)
+            for sample in range(self._samples):
+                try:
+                    answer = self._one_answer(model, sample, prompt, event_ids, tally, time_left_s)
+                except ModelUnavailable as exc:
+                    reason = f"{model.name} unavailable: {exc}"
+                    got.problems.append(reason)
+                    unreachable.append(reason)
+                    break  # its remaining samples would meet the same outage
+                if answer is None:
+                    got.problems.append(f"sample {sample + 1}: the answer failed validation")
+                else:
+                    got.answers.append(answer)
+        answered = [got for got in per_model if got.answers]
+        if not answered and unreachable:
+            raise JudgeUnavailable(
+                "; ".join(unreachable), tally.usage(self._pricing), tally.problems
+            )
+        # Some answers are paid for: keep them; fewer than asked flags the review.
+        tally.problems += unreachable
         info = PromptInfo(
             sha256=prompt.sha256,
             estimated_tokens=prompt.estimated_tokens,
@@ -228,17 +307,18 @@ class LLMJudge:
         )
         common = {
             "trace_id": document.trace_id,
-            "judge": self.name,
             "rubric_version": self._rubric.version,
             "qa_verdict": qa.verdict if qa else None,
             "usage": tally.usage(self._pricing),
             "prompt": info,
             "problems": tally.problems,
         }
-        if not answers:
-            return JudgeResult(status="invalid", overall=None, scores=[], **common)
-        scores, summary, review = self._combine(answers)
+        if not answered:
+            return JudgeResult(judge=self.name, status="invalid", overall=None, scores=[], **common)
+        scores, summary, review = self._combine(per_model)
         return JudgeResult(
+            # Who scored: the models whose answers were kept.
+            judge=MODEL_SEPARATOR.join(got.name for got in answered),
             status="ok",
             overall=self._rubric.weighted_overall({s.dimension: s.score for s in scores}),
             scores=scores,
@@ -249,25 +329,31 @@ class LLMJudge:
 
     def _one_answer(
         self,
+        model: ChatModel,
+        sample: int,
         prompt: JudgePrompt,
         event_ids: set[str],
         tally: _Tally,
         time_left_s: Callable[[], float] | None,
-    ) -> tuple[list[DimensionScore], str] | None:
+    ) -> Answer | None:
         messages = [ChatMessage("system", prompt.system), ChatMessage("user", prompt.user)]
         schema = response_schema(self._rubric)
+        # With several models, each problem says whose answer it was.
+        whose = f"{model.name} " if len(self._models) > 1 else ""
         for attempt in range(1, ANSWER_ATTEMPTS + 1):
             left = time_left_s() if time_left_s is not None else None
             if left is not None and left < MIN_MODEL_CALL_S:
                 raise ModelUnavailable(f"{max(left, 0):.1f} s left before the deadline")
-            reply = self._model.complete(messages, schema, left)
+            reply = model.complete(messages, schema, left, sample=sample)
             tally.attempts += 1
             tally.prompt_tokens += reply.prompt_tokens
             tally.completion_tokens += reply.completion_tokens
             try:
-                return validate_answer(reply, self._rubric, event_ids)
+                scores, summary = validate_answer(reply, self._rubric, event_ids)
             except AnswerRejected as rejected:
-                tally.problems += [f"attempt {tally.attempts}: {p}" for p in rejected.problems]
+                tally.problems += [
+                    f"{whose}attempt {tally.attempts}: {p}" for p in rejected.problems
+                ]
                 if attempt == ANSWER_ATTEMPTS:
                     return None
                 messages += [
@@ -279,26 +365,69 @@ class LLMJudge:
                         + ". Answer again for the same trace with corrected JSON only.",
                     ),
                 ]
+            else:
+                # A score the QA evidence rules out is never kept as the model said it.
+                scores, lowered = clamp_to_evidence(scores, prompt.bound)
+                tally.problems += [f"{whose}attempt {tally.attempts}: {n}" for n in lowered]
+                return scores, summary
         return None
 
     def _combine(
-        self, answers: list[tuple[list[DimensionScore], str]]
+        self, per_model: list[_ModelAnswers]
     ) -> tuple[list[DimensionScore], str, ReviewFlag | None]:
-        if self._samples == 1:
-            scores, summary = answers[0]
+        """One answer is kept as is. Otherwise each model's lower median, then the lower
+        median across models (each model counts once, however many samples it gave); the
+        spread is over every valid sample, and above `review_spread` it flags the result."""
+        answered = [got for got in per_model if got.answers]
+        if len(self._models) == 1 and self._samples == 1:
+            scores, summary = answered[0].answers[0]
             return scores, summary, None
-        combined: list[DimensionScore] = []
+        # Each model's own lower median; empty for a model with no valid answer.
+        medians = [
+            _lower_medians([scores for scores, _ in got.answers]) if got.answers else []
+            for got in per_model
+        ]
+        combined = _lower_medians([median for median in medians if median])
         spread: dict[str, int] = {}
+        reasons: list[str] = []
         for index, dimension in enumerate(self._rubric.dimensions):
-            values = [scores[index].score for scores, _ in answers]
-            median = statistics.median_low(values)
+            values = [scores[index].score for got in answered for scores, _ in got.answers]
             spread[dimension.id] = max(values) - min(values)
-            combined.append(next(s[index] for s, _ in answers if s[index].score == median))
+            if spread[dimension.id] > self._review_spread:
+                said = ", ".join(
+                    f"{got.name} said {'/'.join(str(s[index].score) for s, _ in got.answers)}"
+                    for got in answered
+                )
+                reasons.append(
+                    f"{dimension.id}: {said} (spread {spread[dimension.id]} "
+                    f"> {self._review_spread})"
+                )
+        for got in per_model:
+            if len(got.answers) < self._samples:
+                reasons.append(
+                    f"{got.name}: {len(got.answers)} of {self._samples} answers valid"
+                    + (f" ({got.problems[-1]})" if got.problems else "")
+                )
+        models = [
+            ModelScores(
+                judge=got.name,
+                samples=len(got.answers),
+                overall=(
+                    self._rubric.weighted_overall({s.dimension: s.score for s in median})
+                    if median
+                    else None
+                ),
+                scores={s.dimension: s.score for s in median},
+                problems=got.problems,
+            )
+            for got, median in zip(per_model, medians, strict=True)
+        ]
         review = ReviewFlag(
-            samples=len(answers),
+            samples=sum(len(got.answers) for got in answered),
             spread=spread,
             threshold=self._review_spread,
-            needs_human_review=max(spread.values()) > self._review_spread
-            or len(answers) < self._samples,
+            needs_human_review=bool(reasons),
+            models=models if len(self._models) > 1 else [],
+            reasons=reasons,
         )
-        return combined, answers[0][1], review
+        return combined, answered[0].answers[0][1], review

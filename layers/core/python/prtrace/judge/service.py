@@ -19,10 +19,12 @@ import orjson
 from prtrace.document import TraceDocument
 from prtrace.judge.llm import JudgeUnavailable, LLMJudge
 from prtrace.judge.offline import score_offline
-from prtrace.judge.result import JudgeResult
+from prtrace.judge.patch import ArtifactReader, PatchEvidence, patch_evidence
+from prtrace.judge.result import JudgeResult, StandIn
 from prtrace.judge.rubric import Rubric
 from prtrace.metrics import compute_metrics
 from prtrace.qa.report import QAReport
+from prtrace.storage_keys import artifact_key, tenant_of_trace_key
 
 
 class ObjectStore(Protocol):
@@ -51,24 +53,34 @@ def judge_trace(
     rubric: Rubric,
     llm: LLMJudge | None,
     time_left_s: Callable[[], float] | None = None,
+    patch: PatchEvidence | None = None,
 ) -> JudgeResult:
-    """The LLM's result when a model is configured; the offline one otherwise, or labelled
-    `judge_unavailable` when the model could not be reached."""
+    """The LLM's result when a model is configured (`patch`: the fix it is shown; the
+    recorded edits when None); the offline one otherwise. When the
+    model could not be reached: `judge_unavailable`, no scores of its own, the offline
+    scores under `stand_in`."""
     # Recomputed rather than read from the document: a pure function of the events.
     metrics = compute_metrics(document.events)
     if llm is None:
         return score_offline(document, qa, rubric, metrics)
     try:
-        return llm.judge(document, qa, metrics, time_left_s)
+        return llm.judge(document, qa, metrics, time_left_s, patch)
     except JudgeUnavailable as unavailable:
+        # No model score exists: the offline scores are kept, labelled as a stand-in, and
+        # `overall` stays null so no reader takes heuristics for the model's judgement.
         offline = score_offline(document, qa, rubric, metrics)
-        return offline.model_copy(
-            update={
-                "status": "judge_unavailable",
-                "problems": [*unavailable.problems, unavailable.reason],
-                "usage": unavailable.usage,
-                "summary": f"{unavailable.reason}; offline heuristic scores stand in.",
-            }
+        return JudgeResult(
+            trace_id=document.trace_id,
+            judge=llm.name,
+            rubric_version=rubric.version,
+            status="judge_unavailable",
+            overall=None,
+            scores=[],
+            qa_verdict=qa.verdict if qa else None,
+            summary=f"{unavailable.reason}; no model scores ({offline.judge} stands in).",
+            problems=[*unavailable.problems, unavailable.reason],
+            usage=unavailable.usage,
+            stand_in=StandIn(judge=offline.judge, overall=offline.overall, scores=offline.scores),
         )
 
 
@@ -81,6 +93,14 @@ def _load(store: ObjectStore, key: str, what: str) -> bytes:
     if body is None:
         raise JudgeInputMissing(f"{what} {key!r} is not stored")
     return body
+
+
+def _artifact_reader(store: ObjectStore, request: JudgeRequest) -> ArtifactReader | None:
+    """Reads the trace's artifacts under its own prefix (Assemble verified them there)."""
+    tenant = tenant_of_trace_key(request.document_key)
+    if tenant is None:
+        return None
+    return lambda ref: store.get(artifact_key(tenant, request.trace_id, ref.sha256))
 
 
 def run_judge_step(
@@ -106,7 +126,10 @@ def run_judge_step(
         qa = QAReport.model_validate_json(_load(store, request.qa_report_key, "QA report"))
         if qa.trace_id != request.trace_id:
             raise ValueError(f"QA report {request.qa_report_key!r} is not trace {request.trace_id}")
-    result = judge_trace(document, qa, rubric, llm(), time_left_s)
+    judge = llm()
+    # The model is shown the fix itself: the snapshots' patch (read only for a model).
+    patch = None if judge is None else patch_evidence(document, _artifact_reader(store, request))
+    result = judge_trace(document, qa, rubric, judge, time_left_s, patch)
     body = encode_result(result)
     digest = hashlib.sha256(body).hexdigest()
     if store.put_if_absent(request.result_key, body, digest, "application/json"):
