@@ -254,6 +254,12 @@ class StackConfig(EnvSettings):
         Annotated[str, Field(pattern=r"^[A-Za-z0-9._:/-]{1,128}$")] | None,
         _means("the judge's model; unset: the judge's default"),
     ] = None
+    judge_models: Annotated[
+        tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9._:/-]{1,128}$")], ...],
+        NoDecode,
+        Field(max_length=5),
+        _means("comma-separated models judging together (disagreement flags for review)"),
+    ] = ()
     judge_openai_base_url: Annotated[
         Annotated[str, Field(pattern=r"^https?://")] | None,
         _means("an OpenAI-compatible endpoint instead of OpenAI's"),
@@ -277,7 +283,7 @@ class StackConfig(EnvSettings):
             raise ValueError(f"must be one of {allowed}")
         return value
 
-    @field_validator("alarm_emails", "previous_signing_key_arns", mode="before")
+    @field_validator("alarm_emails", "previous_signing_key_arns", "judge_models", mode="before")
     @classmethod
     def _email_list(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -247,6 +247,8 @@ class PipelineConstruct(Construct):
         }
         if config.judge_model:
             judge_environment["PRTRACE_JUDGE_MODEL"] = config.judge_model
+        if config.judge_models:
+            judge_environment["PRTRACE_JUDGE_MODELS"] = ",".join(config.judge_models)
         if config.judge_openai_base_url:
             judge_environment["OPENAI_BASE_URL"] = config.judge_openai_base_url
         self.judge = ServiceFunction(
@@ -266,7 +268,8 @@ class PipelineConstruct(Construct):
         # returns the stored one).
         readable = ["document", "qa_report", "judge_result", "artifact"]
         storage.grant_objects(self.judge.role, readable, ["s3:GetObject"])
-        storage.grant_listing(self.judge.role, ["document", "judge_result"])
+        # Listing artifacts makes a snapshot that is gone a 404 (the edits stand in), not a 403.
+        storage.grant_listing(self.judge.role, ["document", "judge_result", "artifact"])
         storage.grant_objects(self.judge.role, ["judge_result"], ["s3:PutObject"])
         # The operator creates and fills the secret; the stack only names it.
         self.judge.allow(

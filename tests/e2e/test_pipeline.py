@@ -217,7 +217,8 @@ def test_a_model_that_is_down_still_completes_with_judge_unavailable(
     assert view["outcome"]["qa"]["verdict"] == "resolved"
     judge = view["outcome"]["judge"]
     assert judge["status"] == "judge_unavailable"
-    assert len(judge["scores"]) == len(DIMENSION_IDS)  # the offline judge's scores
+    assert (judge["overall"], judge["scores"]) == (None, [])  # no model score exists
+    assert len(judge["stand_in"]["scores"]) == len(DIMENSION_IDS)  # the offline judge's
 
 
 def test_finalizing_twice_or_concurrently_starts_exactly_one_execution(

@@ -88,10 +88,26 @@ def test_the_model_is_shown_the_snapshots_patch_and_its_contradiction_is_lowered
     assert any("fix_correctness" in p and "lowered from 5 to 1" in p for p in result.problems)
 
 
-@pytest.mark.aws_calls_unrecorded("a missing artifact is a 403 to the judge's role")
 def test_a_snapshot_not_stored_leaves_the_recorded_edits_labelled(s3, monkeypatch):
     _store_trace(s3, store_final=False)
     user, result = _judged_prompt(monkeypatch)
     assert "## Patch (edits: " in user
     assert "the final snapshot is not stored" in user
     assert result.status == "ok"
+
+
+def test_a_snapshot_read_that_raises_falls_back_to_the_recorded_edits() -> None:
+    """An S3 error reading a snapshot must not fail the Judge step (a retry pays the model
+    twice): the recorded edits stand in, labelled."""
+    from prtrace.judge.service import _patch_or_edits
+
+    base, final = tar_archive(SAMPLE_BASE), tar_archive(SAMPLE_FINAL)
+    document = with_snapshots(sample_document(), base, final)
+
+    def broken(_ref: object) -> bytes | None:
+        raise OSError("No space left on device")
+
+    evidence = _patch_or_edits(document, broken)
+    assert evidence.source == "edits"
+    assert "could not be read (OSError)" in evidence.detail
+    assert evidence.files

@@ -34,6 +34,7 @@ def configured(tmp_path_factory: pytest.TempPathFactory) -> Template:
         monthly_budget_usd="250",
         judge_reserved_concurrency="4",
         api_reserved_concurrency="none",
+        judge_models="gpt-4.1,claude-compatible-model",
     )
 
 
@@ -348,3 +349,9 @@ def test_bad_operations_settings_fail_naming_the_setting(
 ) -> None:
     with pytest.raises(ConfigError, match=named):
         StackConfig.resolve(context)
+
+
+def test_the_judges_ensemble_models_reach_the_judge_function(configured: Template) -> None:
+    judge = _functions(configured)["Judge"]
+    variables = judge["Environment"]["Variables"]
+    assert variables["PRTRACE_JUDGE_MODELS"] == "gpt-4.1,claude-compatible-model"

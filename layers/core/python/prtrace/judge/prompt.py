@@ -608,12 +608,13 @@ def _units(events: Sequence[Event], lines: Sequence[str], start_ms: int) -> list
     units: list[_Unit] = []
     previous_red: bool | None = None
     last_run: dict[str, tuple[object, ...]] = {}  # the last test run / command, per kind
+    signatures = [_signature(event, line) for event, line in zip(events, lines, strict=True)]
     index = 0
     while index < len(events):
         event = events[index]
-        signature = _signature(event, lines[index])
+        signature = signatures[index]
         stop = index + 1
-        while stop < len(events) and _signature(events[stop], lines[stop]) == signature:
+        while stop < len(events) and signatures[stop] == signature:
             stop += 1
         group: str = event.type
         if isinstance(event, FileEditEvent):
@@ -695,8 +696,10 @@ def _select(events: Sequence[Event], units: Sequence[_Unit], room: int) -> list[
             cost = len(unit.text) + 1 + MARKER_RESERVE_CHARS
             if cost > left:
                 continue
-            if capped and index not in edges and (
-                unit.group == "repeat" or spent[unit.kind] + cost > cap
+            if (
+                capped
+                and index not in edges
+                and (unit.group == "repeat" or spent[unit.kind] + cost > cap)
             ):
                 continue
             chosen.add(index)

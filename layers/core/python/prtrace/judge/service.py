@@ -19,7 +19,7 @@ import orjson
 from prtrace.document import TraceDocument
 from prtrace.judge.llm import JudgeUnavailable, LLMJudge
 from prtrace.judge.offline import score_offline
-from prtrace.judge.patch import ArtifactReader, PatchEvidence, patch_evidence
+from prtrace.judge.patch import ArtifactReader, PatchEvidence, patch_evidence, patch_from_edits
 from prtrace.judge.result import JudgeResult, StandIn
 from prtrace.judge.rubric import Rubric
 from prtrace.metrics import compute_metrics
@@ -128,7 +128,7 @@ def run_judge_step(
             raise ValueError(f"QA report {request.qa_report_key!r} is not trace {request.trace_id}")
     judge = llm()
     # The model is shown the fix itself: the snapshots' patch (read only for a model).
-    patch = None if judge is None else patch_evidence(document, _artifact_reader(store, request))
+    patch = None if judge is None else _patch_or_edits(document, _artifact_reader(store, request))
     result = judge_trace(document, qa, rubric, judge, time_left_s, patch)
     body = encode_result(result)
     digest = hashlib.sha256(body).hexdigest()
@@ -136,3 +136,14 @@ def run_judge_step(
         return result
     # Another invocation stored a result meanwhile: that one is the result.
     return JudgeResult.model_validate_json(_load(store, request.result_key, "judge result"))
+
+
+def _patch_or_edits(document: TraceDocument, read: ArtifactReader | None) -> PatchEvidence:
+    """Whatever goes wrong reading the snapshots (S3, a full /tmp) falls back to the
+    recorded edits, labelled: a failed step would be retried, and the model paid twice."""
+    try:
+        return patch_evidence(document, read)
+    except Exception as error:  # any failure has the same, labelled fallback
+        return patch_from_edits(
+            document, f"the snapshots could not be read ({type(error).__name__})"
+        )
