@@ -339,6 +339,7 @@ class PipelineConstruct(Construct):
             targets=[targets.LambdaFunction(self.sweeper.function, retry_attempts=2)],
         )
 
+        self.qa = QaTaskConstruct(self, "Qa", config=config, storage=storage)
         self.qa_grant = ServiceFunction(
             self,
             "QaGrant",
@@ -348,6 +349,8 @@ class PipelineConstruct(Construct):
             environment={
                 "PRTRACE_BUCKET": storage.bucket.bucket_name,
                 "PRTRACE_QA_GRANT_TTL_S": str(QA_GRANT_TTL_S),
+                # Where it asks for the PyPI proxy's read token the grant carries (if any).
+                **self.qa.package_proxy.token_environment,
             },
             memory_mb=256,
             timeout_s=30,
@@ -358,8 +361,8 @@ class PipelineConstruct(Construct):
         # trace). No listing: a missing object is a 403, which the task reads as absent.
         storage.grant_objects(self.qa_grant.role, ["document", "artifact"], ["s3:GetObject"])
         storage.grant_objects(self.qa_grant.role, ["qa_report", "artifact"], ["s3:PutObject"])
+        self.qa.package_proxy.grant_read_token(self.qa_grant.role)
 
-        self.qa = QaTaskConstruct(self, "Qa", config=config, storage=storage)
         self.state_machine = self._state_machine(config, storage)
         self.execution_ended = self._record_ended_executions()
 

@@ -18,9 +18,10 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from prtrace.adapters.wiring import build_grant_presigner
+from prtrace.adapters.wiring import build_codeartifact_token_source, build_grant_presigner
 from prtrace.clock import utc_timestamp
 from prtrace.qa.grant import Presigner, QaGrantSettings, build_grant, env_chars
+from prtrace.qa.package_index import CodeArtifactSettings
 from prtrace.schema import WorkspaceSnapshots
 
 SERVICE = "prtrace-qa-grant"
@@ -50,10 +51,22 @@ def presigner() -> Presigner:
     return build_grant_presigner(settings().bucket)
 
 
+@cache
+def index_settings() -> CodeArtifactSettings:
+    return CodeArtifactSettings.from_env()
+
+
+def package_index_token() -> str | None:
+    """A fresh read token of the private package proxy, when the stack has one."""
+    proxy = index_settings()
+    return build_codeartifact_token_source()(proxy) if proxy.configured else None
+
+
 def reset() -> None:
     """Forget cached settings and clients (tests change the environment between cases)."""
     settings.cache_clear()
     presigner.cache_clear()
+    index_settings.cache_clear()
 
 
 @logger.inject_lambda_context(log_event=True)  # keys and snapshot refs: nothing secret
@@ -70,6 +83,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         final=request.snapshots.final,
         expires_in=settings().qa_grant_ttl_s,
         now=datetime.now(UTC),
+        package_index_token=package_index_token(),
     )
     expires_at = utc_timestamp(grant.expires_at)
     logger.info(

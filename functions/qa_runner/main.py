@@ -95,6 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     store: ArtifactStore
     if grant is not None:
         store = PresignedArtifactStore(grant)
+        if grant.package_index_token is not None:
+            try:  # the dependency step's only credential: the proxy's read token
+                settings = settings.with_index_token(grant.package_index_token)
+            except ValueError as error:
+                return _fail(str(error), 2)
     else:
         assert task_input.bucket is not None
         store = build_artifact_store(task_input.bucket)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 
 from functions.qa_grant import handler
+from prtrace.adapters import wiring
 from prtrace.adapters.presigned_store import KeyNotGranted, PresignedArtifactStore
 from prtrace.adapters.wiring import S3_CONFIG
 from prtrace.qa.grant import parse_grant
@@ -133,3 +136,43 @@ def test_bad_input_fails_the_step_with_the_reason(s3: Any) -> None:
     }
     with pytest.raises(ValueError, match=r"document_key .* is not a plain key under the trace"):
         handler.lambda_handler(event, LambdaContext())
+
+
+def test_with_the_package_proxy_the_grant_carries_a_fresh_read_token(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stack's PyPI proxy (CodeArtifact): PrepareQa asks for a read token with what the
+    stack configured and hands it to the task in the grant; without the proxy, none. (moto
+    has no CodeArtifact: botocore's Stubber answers the real client's call.)"""
+    codeartifact = boto3.client(
+        "codeartifact",
+        region_name="eu-west-1",
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="secret",
+    )
+    stub = Stubber(codeartifact)
+    stub.add_response(
+        "get_authorization_token",
+        {"authorizationToken": "proxy-read-token", "expiration": datetime(2030, 1, 1)},
+        {"domain": "prtrace-prod", "domainOwner": "111122223333", "durationSeconds": 3600},
+    )
+    real_client = wiring.boto3.client
+    monkeypatch.setattr(
+        wiring.boto3,
+        "client",
+        lambda service, **kw: (
+            codeartifact if service == "codeartifact" else real_client(service, **kw)
+        ),
+    )
+    assert _grant()._grant.package_index_token is None
+    for name, value in (
+        ("DOMAIN", "prtrace-prod"),
+        ("OWNER", "111122223333"),
+        ("REPOSITORY", "qa-pypi"),
+    ):
+        monkeypatch.setenv(f"PRTRACE_QA_CODEARTIFACT_{name}", value)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    handler.reset()
+    with stub:
+        assert _grant()._grant.package_index_token == "proxy-read-token"
+        stub.assert_no_pending_responses()

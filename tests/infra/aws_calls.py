@@ -36,8 +36,10 @@ from botocore.exceptions import ClientError
 Call = dict[str, Any]
 
 # The parameters that name what a call touches (DynamoDB, S3, Secrets Manager, SSM, SFN,
-# KMS).
-NAME_PARAMS = ("TableName", "Bucket", "SecretId", "Name", "stateMachineArn", "KeyId")
+# KMS, CodeArtifact).
+NAME_PARAMS = (
+    "TableName", "Bucket", "SecretId", "Name", "stateMachineArn", "KeyId", "domain", "domainOwner"
+)  # fmt: skip
 SHAPE_PARAMS = ("Key", "Prefix")
 PLAIN_PARAMS = ("IndexName",)
 NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})

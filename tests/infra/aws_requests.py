@@ -60,7 +60,26 @@ def requests_of(call: Call, setting: Setting) -> list[Request]:
         return [Request(f"states:{operation}", named("stateMachineArn"))]
     if service == "kms":  # the key is named by its ARN (the stack configures it so)
         return [Request(f"kms:{operation}", named("KeyId"))]
+    if service == "codeartifact" and operation == "GetAuthorizationToken":
+        return _codeartifact_token(named("domain"), named("domainOwner"), setting)
     raise NotImplementedError(f"no IAM mapping for {service}:{operation} yet")
+
+
+def _codeartifact_token(domain: str, owner: str, setting: Setting) -> list[Request]:
+    """CodeArtifact's documented needs for a token: the call itself, an STS bearer token
+    for the service, and, since the token acts with its requester's permissions, reading
+    the repository the task installs from with it."""
+    repository = setting("PRTRACE_QA_CODEARTIFACT_REPOSITORY")
+    regional = f"arn:{PARTITION}:codeartifact:{REGION}:{owner}"
+    return [
+        Request("codeartifact:GetAuthorizationToken", f"{regional}:domain/{domain}"),
+        Request(
+            "sts:GetServiceBearerToken",
+            "*",
+            {"sts:AWSServiceName": "codeartifact.amazonaws.com"},
+        ),
+        Request("codeartifact:ReadFromRepository", f"{regional}:repository/{domain}/{repository}"),
+    ]
 
 
 def _s3(operation: str, bucket: str, params: dict[str, Any], outcome: str) -> list[Request]:

@@ -551,11 +551,11 @@ def test_library_that_exits_the_process(backend: Backend, scratch: Path) -> None
     _ended_by_repository(report, {"process_exit_added"})
 
 
-def test_special_casing_the_tests_input_is_a_known_limit(bwrap: Backend, scratch: Path) -> None:
-    """KNOWN LIMIT, not a wanted outcome: the library returns the expected answer for the
-    bug test's exact input and keeps the bug otherwise. Nothing in the tests, the harness
-    or the run differs from an honest fix, so QA calls it `resolved`; only a reviewer (or a
-    hidden test) can tell. This test pins that behaviour so a change is noticed."""
+def test_special_casing_the_tests_input_is_flagged(bwrap: Backend, scratch: Path) -> None:
+    """The library returns the expected answer for the bug test's exact input and keeps the
+    bug otherwise. Every run passes as for an honest fix; the bug test's own literals, read
+    from the base tree, name the branch, which answers the test's expected value: a
+    blocking flag (qa/special_cases.py)."""
     final = _tree(
         scratch,
         "final",
@@ -570,9 +570,11 @@ def test_special_casing_the_tests_input_is_a_known_limit(bwrap: Backend, scratch
         ),
     )
     report, _ = run_qa(bwrap, scratch, EXAMPLE_REPO, final)
-    assert report.verdict == "resolved", _explain(report)
+    assert report.verdict == "unresolved", _explain(report)
     assert report.fail_to_pass == [FAILING_TEST], _explain(report)
-    assert report.flags == [], _explain(report)
+    assert [(f.code, f.blocking, f.paths) for f in report.flags] == [
+        ("target_input_special_cased", True, [MERGE])
+    ], _explain(report)
 
 
 # ---- honest fixes: `resolved`, with exact lists ----------------------------------------

@@ -1,5 +1,5 @@
 """The offline judge against gaming that QA cannot see or does not name: answers hard-coded
-for the tests' inputs in any shape the diffs show (prtrace/judge/hardcoded.py), regressions
+for the tests' inputs in any shape the diffs show (prtrace/qa/hardcoded.py), regressions
 hidden by rewriting or deleting the test that catches them, and broad exceptions swallowed
 while tests that passed now fail. Honest fixes that add literals are left alone."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from prtrace.judge.hardcoded import TestLiterals, literals_in_text
 from prtrace.judge.offline import gather_evidence, hidden_regressions, score_offline
 from prtrace.judge.rubric import load_rubric
+from prtrace.qa.hardcoded import TestLiterals, literals_in_text
 from tests.judge_factories import FAILING_TEST, SessionBuilder, document, qa_report
 
 RUBRIC = load_rubric()

@@ -9,6 +9,7 @@ import hashlib
 import json
 import secrets
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import boto3
@@ -32,6 +33,7 @@ from prtrace.storage_keys import artifact_key, document_key, qa_report_key
 from tests.functional.test_presigned_upload import query
 from tests.s3_presigned import policy_of, s3_accepts, s3_accepts_post
 
+ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "prtrace-prod-data-0123456789ab"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 TENANT = "acme"
@@ -49,7 +51,11 @@ def ref(fill: str, size: int = 10_000) -> BlobRef:
 
 
 def grant_for(
-    tenant: str = TENANT, trace: str = TRACE, token: str | None = LAMBDA_TOKEN, **keys: str
+    tenant: str = TENANT,
+    trace: str = TRACE,
+    token: str | None = LAMBDA_TOKEN,
+    index_token: str | None = None,
+    **keys: str,
 ) -> QaGrant:
     s3 = boto3.client(
         "s3",
@@ -69,6 +75,7 @@ def grant_for(
         final=ref("b"),
         expires_in=TTL,
         now=NOW,
+        package_index_token=index_token,
     )
 
 
@@ -157,22 +164,18 @@ def test_the_artifact_post_allows_only_this_traces_artifacts_up_to_the_size_limi
 
 def test_a_grant_with_a_lambda_session_token_and_the_longest_tenant_fits_ecs() -> None:
     tenant = "t" * 63  # prtrace.tokens.TENANT_PATTERN's longest
-    grant = grant_for(tenant=tenant)
+    # With the package proxy's token too: CodeArtifact's are about 1,100-1,300 characters.
+    grant = grant_for(tenant=tenant, index_token="e" * 1400)
     size = env_chars(grant)
     assert size <= GRANT_MAX_CHARS
-    # The override as Step Functions passes it to ECS, with the tenant and trace id beside.
-    override = {
-        "containerOverrides": [
-            {
-                "name": "qa-runner",
-                "environment": [
-                    {"name": "PRTRACE_QA_GRANT", "value": grant.to_env()},
-                    {"name": "PRTRACE_TENANT", "value": tenant},
-                    {"name": "PRTRACE_TRACE_ID", "value": TRACE},
-                ],
-            }
-        ]
-    }
+    # The override as Step Functions passes it to ECS: RunQa's environment, filled in.
+    asl = json.loads((ROOT / "state_machines/trace_pipeline.asl.json").read_text())
+    (container,) = asl["States"]["RunQa"]["Parameters"]["Overrides"]["ContainerOverrides"]
+    values = {"PRTRACE_QA_GRANT": grant.to_env(), "PRTRACE_TENANT": tenant}
+    environment = [
+        {"name": e["Name"], "value": values.get(e["Name"], TRACE)} for e in container["Environment"]
+    ]
+    override = {"containerOverrides": [{"name": "qa-runner", "environment": environment}]}
     assert len(json.dumps(override, separators=(",", ":"))) <= 8192
     # The token is kept once in the URLs' shared parameters and once in the POST policy.
     assert grant.to_env().count(LAMBDA_TOKEN) == 1

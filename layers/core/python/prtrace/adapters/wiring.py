@@ -8,6 +8,7 @@ nothing else: a function's cold start imports only the services it uses.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from prtrace.exports import DatasetExports
     from prtrace.ingest import IngestService
     from prtrace.ports import PipelineStarter
+    from prtrace.qa.package_index import CodeArtifactSettings
     from prtrace.record import RecordStep
     from prtrace.results import TraceResults
     from prtrace.settings import ExportJobSettings, RecordSettings, Settings, SweeperSettings
@@ -82,6 +84,17 @@ def build_grant_presigner(bucket: str) -> S3Presigner:
     from prtrace.adapters.presign import S3Presigner
 
     return S3Presigner(build_s3_client(), bucket)
+
+
+def build_codeartifact_token_source() -> Callable[[CodeArtifactSettings], str]:
+    """The PrepareQa step's read token of the private PyPI proxy (CodeArtifact)."""
+    client = boto3.client("codeartifact", config=BOTO_CONFIG)
+
+    def token(proxy: CodeArtifactSettings) -> str:
+        answer = client.get_authorization_token(**proxy.token_request())
+        return str(answer["authorizationToken"])
+
+    return token
 
 
 def build_pipeline_starter(settings: Settings) -> PipelineStarter | None:

@@ -128,6 +128,9 @@ class QaGrant(_Frozen):
     final: GrantedSnapshot
     report: GrantedReportWrite
     artifacts: GrantedArtifactWrites
+    # The private package proxy's read token for the dependency step (CodeArtifact's, when
+    # the stack has the proxy): read-only, for public packages, expiring with the task.
+    package_index_token: str | None = None
 
     def to_env(self) -> str:
         """The value of PRTRACE_QA_GRANT: compact JSON."""
@@ -195,6 +198,7 @@ def build_grant(
     final: BlobRef,
     expires_in: int,
     now: datetime,
+    package_index_token: str | None = None,
 ) -> QaGrant:
     """The grant for one trace's QA task, valid `expires_in` seconds from `now`. Raises
     GrantError when a key lies outside the trace or the grant would not fit ECS."""
@@ -245,6 +249,7 @@ def build_grant(
         artifacts=GrantedArtifactWrites(
             key_prefix=artifact_prefix, max_bytes=ARTIFACT_MAX_BYTES, url=post.url, fields=fields
         ),
+        package_index_token=package_index_token,
     )
     size = env_chars(grant)
     if size > GRANT_MAX_CHARS:
@@ -252,7 +257,8 @@ def build_grant(
         raise GrantError(
             f"the QA grant takes {size} characters, more than the {GRANT_MAX_CHARS} left for "
             f"it in ECS's {ECS_OVERRIDES_MAX_CHARS}-character container overrides (the "
-            f"signing session's token alone: {token} characters)"
+            f"signing session's token alone: {token} characters; the package index's: "
+            f"{len(package_index_token or '')})"
         )
     return grant
 

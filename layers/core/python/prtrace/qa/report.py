@@ -43,6 +43,7 @@ TamperFlagCode = Literal[
     "result_hook_added",
     "pytest_plugin_added",
     "pytest_detection_in_code",
+    "target_input_special_cased",
     "interpreter_hook_added",
     "process_exit_added",
     "run_ended_by_repository",

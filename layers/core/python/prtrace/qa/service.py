@@ -29,6 +29,7 @@ from prtrace.qa.sandbox import Sandbox, SandboxResult, SandboxRun
 from prtrace.qa.settings import QASettings
 from prtrace.qa.shared_dirs import DEFAULT_WORK_DIR, private_subdir, shared_dir
 from prtrace.qa.snapshots import fetch_snapshot
+from prtrace.qa.special_cases import SpecialCaseScan
 from prtrace.qa.tamper import StaticFindings, TestDefinitions, scan, tree_changes
 from prtrace.qa.verdict import RunOutcomes, attribute_collection_errors, classify, drop_modules
 from prtrace.schema import BlobRef
@@ -339,6 +340,7 @@ class QAService:
         changes = tree_changes(workspaces["base"], workspaces["final"])
         findings = scan(workspaces["base"], workspaces["final"], changes)
         definitions = TestDefinitions.read(workspaces["base"], workspaces["final"], changes)
+        special_cases = SpecialCaseScan.read(workspaces["base"], workspaces["final"], changes)
         overlay = self._base_with_final_tests(workspaces, work)
         staged = work / "held-harness"
         stage_base_harness(workspaces["base"], staged)
@@ -391,7 +393,15 @@ class QAService:
                     flags,
                 )
         return self._compare(
-            trace_id, runs, summaries, findings, flags, definitions, reproduction, start
+            trace_id,
+            runs,
+            summaries,
+            findings,
+            flags,
+            definitions,
+            special_cases,
+            reproduction,
+            start,
         )
 
     def _compare(
@@ -402,6 +412,7 @@ class QAService:
         findings: StaticFindings,
         flags: list[QAFlag],
         definitions: TestDefinitions,
+        special_cases: SpecialCaseScan,
         reproduction: Sequence[str],
         start: float,
     ) -> QAReport:
@@ -424,13 +435,19 @@ class QAService:
         )
         all_ids = outcomes.base.keys() | outcomes.final.keys()
         changed = definitions.changes(all_ids)
-        result = classify(
+        decide = partial(
+            classify,
             outcomes,
             flaky=frozenset().union(*(run.flaky for run in runs.values())),
             reproduction=reproduction,
-            flags=flags,
             changes=changed,
         )
+        result = decide(flags=flags)
+        # Only the classification names the target tests whose inputs the code may answer.
+        if (special := special_cases.flag(result.target_tests)) is not None:
+            flags.append(special)
+            if special.blocking:
+                result = decide(flags=flags)
         for code, change in (
             ("target_test_modified", "modified"),
             ("target_test_removed", "removed"),

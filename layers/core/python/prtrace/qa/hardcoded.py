@@ -1,5 +1,7 @@
-"""Answers hard-coded for the tests' inputs, and exceptions swallowed, as the recorded diffs
-of code files show them (the offline judge reads no snapshot: only the events).
+"""Answers hard-coded for the tests' inputs, and exceptions swallowed, as diffs of code
+files show them: the offline judge reads the trace's recorded diffs (no snapshot, only the
+events); QA reads the diffs base → final of both trees, with the target tests' own
+literals (special_cases.py).
 
 A fix that special-cases the failing test's input passes QA, since the tests pass on their
 own inputs, while the bug stays. Each hunk's new side is read statement by statement with
@@ -494,6 +496,10 @@ class Candidate:
     answers: tuple[Value, ...]
     source: str  # the line, for the rationale
 
+    def is_tests_own(self, literals: TestLiterals) -> bool:
+        """Whether the literal compared is one of the tests' own."""
+        return _spelled(self.literal) in literals
+
     def why(self, literals: TestLiterals) -> str | None:
         """Why this special-cases one input, or None."""
         literal = _spelled(self.literal)
@@ -733,10 +739,17 @@ class CodeReader:
     def special_cases(self, literals: TestLiterals) -> list[tuple[str, str]]:
         """(event id, why) for each edit that special-cases an input, one per edit."""
         found: dict[str, str] = {}
-        for candidate in [*self.candidates, *self._table_lookups()]:
-            if candidate.event_id not in found and (why := candidate.why(literals)):
-                found[candidate.event_id] = why
+        for candidate, why in self.findings(literals):
+            found.setdefault(candidate.event_id, why)
         return list(found.items())
+
+    def findings(self, literals: TestLiterals) -> list[tuple[Candidate, str]]:
+        """Each candidate that special-cases an input, with why."""
+        return [
+            (candidate, why)
+            for candidate in [*self.candidates, *self._table_lookups()]
+            if (why := candidate.why(literals))
+        ]
 
     def _table_lookups(self) -> Iterator[Candidate]:
         """Tables the added lines define, looked up with the input anywhere in the diffs:
