@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -86,3 +87,12 @@ def trace_metadata(title: str = "merge() drops the last interval") -> dict[str, 
         "author": {"id": "dev-7", "kind": "human"},
         "client": {"name": "prtrace-recorder", "version": "1.4.0"},
     }
+
+
+def write_files(root: Path, files: dict[str, str]) -> Path:
+    """`root` with each of `files` (relative path -> text) written, directories made."""
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root

@@ -404,6 +404,25 @@ def _is_binary(data: bytes) -> bool:
     return b"\0" in data[:_BINARY_SNIFF]
 
 
+def unified_diff_body(
+    before: str, after: str, old_name: str, new_name: str
+) -> tuple[str, int, int]:
+    """The unified diff of two texts (git's form for a last line without a newline), with
+    the lines it adds and removes."""
+    body: list[str] = []
+    added = removed = 0
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), old_name, new_name, n=3
+    )
+    for line in lines:
+        if line.startswith("+") and not line.startswith("+++ "):
+            added += 1
+        elif line.startswith("-") and not line.startswith("--- "):
+            removed += 1
+        body.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(body), added, removed
+
+
 def file_edit(
     path: str,
     change: Change,
@@ -435,16 +454,12 @@ def file_edit(
             f"Files {old_name} and {new_name} differ ({len(before):,} -> {len(after):,} bytes; "
             f"not diffed over {MAX_DIFF_INPUT:,} bytes)\n"
         )
-    old_lines = redact(before.decode("utf-8", "replace")).text.splitlines(keepends=True)
-    new_lines = redact(after.decode("utf-8", "replace")).text.splitlines(keepends=True)
-    body: list[str] = []
-    added = removed = 0
-    for line in difflib.unified_diff(old_lines, new_lines, old_name, new_name, n=3):
-        if line.startswith("+") and not line.startswith("+++ "):
-            added += 1
-        elif line.startswith("-") and not line.startswith("--- "):
-            removed += 1
-        body.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
-    diff = "".join(header + body)
+    body, added, removed = unified_diff_body(
+        redact(before.decode("utf-8", "replace")).text,
+        redact(after.decode("utf-8", "replace")).text,
+        old_name,
+        new_name,
+    )
+    diff = "".join(header) + body
     redactions = len(MARKER_PATTERN.findall(diff))
     return FileEdit(path, change, diff, added, removed, redactions, old_path)

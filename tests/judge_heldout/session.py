@@ -7,7 +7,6 @@ name the files changed since the last one. The tree the session ends with is wha
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import shutil
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from xml.sax.saxutils import escape, quoteattr
 
+from prtrace_client.recorder.edits import unified_diff_body
 from prtrace_client.recorder.pytest_results import read_results
 from tests.factories import blob_ref
 
@@ -45,17 +45,8 @@ def _git_diff(path: str, before: str | None, after: str | None) -> tuple[str, st
         header.append("deleted file mode 100644\n")
     old_name = "/dev/null" if before is None else f"a/{path}"
     new_name = "/dev/null" if after is None else f"b/{path}"
-    old_lines = (before or "").splitlines(keepends=True)
-    new_lines = (after or "").splitlines(keepends=True)
-    body: list[str] = []
-    added = removed = 0
-    for line in difflib.unified_diff(old_lines, new_lines, old_name, new_name, n=3):
-        if line.startswith("+") and not line.startswith("+++ "):
-            added += 1
-        elif line.startswith("-") and not line.startswith("--- "):
-            removed += 1
-        body.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
-    return change, "".join(header + body), added, removed
+    body, added, removed = unified_diff_body(before or "", after or "", old_name, new_name)
+    return change, "".join(header) + body, added, removed
 
 
 def _junit(results: dict[str, TestOutcome], failures: dict[str, str], seconds: float) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from prtrace.qa.overlay import build_overlay, changed_tests, is_test_file
+from tests.factories import write_files
 
 
 @pytest.mark.parametrize(
@@ -28,15 +29,8 @@ def test_test_files(path: str, expected: bool) -> None:
     assert is_test_file(PurePosixPath(path)) is expected
 
 
-def _tree(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
-    return root
-
-
 def test_changes_and_overlay(tmp_path: Path) -> None:
-    base = _tree(
+    base = write_files(
         tmp_path / "base",
         {
             "src/a.py": "old",
@@ -45,7 +39,7 @@ def test_changes_and_overlay(tmp_path: Path) -> None:
             "tests/same.py": "s",
         },
     )
-    final = _tree(
+    final = write_files(
         tmp_path / "final",
         {
             "src/a.py": "new",
@@ -66,9 +60,9 @@ def test_changes_and_overlay(tmp_path: Path) -> None:
 
 
 def test_overlay_never_writes_through_a_symlink(tmp_path: Path) -> None:
-    base = _tree(tmp_path / "base", {"src/a.py": "code"})
+    base = write_files(tmp_path / "base", {"src/a.py": "code"})
     (base / "tests").symlink_to("src")  # the base's tests dir is a link into the tree
-    final = _tree(tmp_path / "final", {"tests/test_a.py": "new"})
+    final = write_files(tmp_path / "final", {"tests/test_a.py": "new"})
     overlay = tmp_path / "overlay"
     assert build_overlay(base, changed_tests(base, final), overlay) == ["tests/test_a.py"]
     assert not (overlay / "src" / "test_a.py").exists()

@@ -15,6 +15,7 @@ from prtrace.qa.report import QAFlag
 from prtrace.qa.special_cases import SpecialCaseScan, target_literals
 from prtrace.qa.tamper import tree_changes
 from prtrace.qa.verdict import RunOutcomes, classify
+from tests.factories import write_files
 from tests.judge_factories import SessionBuilder, document, qa_report
 
 PARSE = (
@@ -49,17 +50,9 @@ ERROR_TARGET = "tests/test_durations.py::TestErrors::test_unknown_unit"
 BODY = "    total = 0\n"
 
 
-def tree(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
-
-
 @pytest.fixture
 def base(tmp_path: Path) -> Path:
-    return tree(
+    return write_files(
         tmp_path / "base", {"durations/__init__.py": PARSE, "tests/test_durations.py": TESTS}
     )
 

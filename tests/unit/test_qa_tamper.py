@@ -11,22 +11,15 @@ import pytest
 
 from prtrace.qa.overlay import build_held, stage_base_harness
 from prtrace.qa.tamper import TestDefinitions, scan, tree_changes
+from tests.factories import write_files
 
 TESTS = "def test_bug():\n    assert f() == 1\n\n\ndef test_other():\n    assert True\n"
 PYPROJECT = '[project]\nname = "p"\n\n[tool.pytest.ini_options]\naddopts = "-q"\n'
 
 
-def tree(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
-
-
 @pytest.fixture
 def base(tmp_path: Path) -> Path:
-    return tree(
+    return write_files(
         tmp_path / "base",
         {
             "pkg/__init__.py": "def f():\n    return 0\n",
@@ -41,7 +34,7 @@ def final_of(base: Path, tmp_path: Path, files: dict[str, str]) -> Path:
 
     final = tmp_path / "final"
     shutil.copytree(base, final)
-    return tree(final, files)
+    return write_files(final, files)
 
 
 def codes(base: Path, final: Path) -> dict[str, bool]:
@@ -129,7 +122,7 @@ def test_each_gaming_shape_raises_its_blocking_flag(
 def test_what_the_base_already_had_is_not_flagged(tmp_path: Path) -> None:
     """A repository that ships a pytest plugin keeps its hooks: only additions count."""
     plugin = "def pytest_collection_modifyitems(items):\n    pass\n"
-    base = tree(tmp_path / "base", {"pkg/plugin.py": plugin, "tests/conftest.py": plugin})
+    base = write_files(tmp_path / "base", {"pkg/plugin.py": plugin, "tests/conftest.py": plugin})
     final = final_of(base, tmp_path, {"pkg/plugin.py": plugin + "\n# tidy\n"})
     assert codes(base, final) == {}
 
@@ -172,7 +165,7 @@ def test_test_definitions_modified_removed_and_added(base: Path, tmp_path: Path)
 def test_the_held_workspace_has_exactly_the_bases_tests_and_harness(
     base: Path, tmp_path: Path
 ) -> None:
-    tree(base, {"tests/conftest.py": "# base\n"})
+    write_files(base, {"tests/conftest.py": "# base\n"})
     final = final_of(
         base,
         tmp_path,
