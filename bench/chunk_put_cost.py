@@ -26,7 +26,7 @@ from prtrace.adapters.dynamodb import DynamoTraceStore
 from prtrace.adapters.memory import MemoryBlobStore, MemoryTraceStore
 from prtrace.adapters.s3 import S3BlobStore
 from prtrace.adapters.wiring import BOTO_CONFIG, S3_CONFIG
-from prtrace.ingest import IngestService
+from prtrace.ingest.service import IngestService
 from prtrace.integrity import KeyRing
 from prtrace.schema import TraceMetadata
 from tests.factories import chunk_body, trace_metadata

@@ -1,5 +1,5 @@
 """The dataset export job over 1,000 complete traces: what the export task runs
-(prtrace.export_job with the store-backed source, as prtrace.adapters.wiring wires it),
+(prtrace.dataset.job with the store-backed source, as prtrace.adapters.wiring wires it),
 against moto in-process (DynamoDB and S3), in a fresh process so its peak memory is the
 job's own (plus moto's, which holds the bucket in the same process):
 
@@ -43,8 +43,8 @@ def _child(traces: int) -> dict[str, Any]:
     from prtrace.adapters.dynamodb import DynamoTraceStore
     from prtrace.adapters.export_source import StoreTraceSource
     from prtrace.adapters.s3 import S3BlobStore
-    from prtrace.export_job import run_export
-    from prtrace.exports import ExportRequest
+    from prtrace.dataset.exports import ExportRequest
+    from prtrace.dataset.job import run_export
     from prtrace.integrity import sha256_hex
     from prtrace.media_types import JSON
     from prtrace.records import COMPLETE, TraceRecord

@@ -3,7 +3,7 @@
 Measured, each the median of `ROUNDS` runs after one warm-up:
   document_load   TraceDocument.model_validate_json of the stored document (what the
                   Judge Lambda does first)
-  metrics         prtrace.metrics.compute_metrics over every event
+  metrics         prtrace.assemble.metrics.compute_metrics over every event
   prompt          build_prompt: render every event, fit the token budget, elide the rest
   offline         the whole offline judge (metrics + evidence + scores)
 and, once, the LLM path against a scripted OpenAI-compatible server (tests/fake_openai.py)
@@ -28,12 +28,12 @@ from rich.table import Table
 
 from bench.memory import peak_rss_mb
 from prtrace.adapters.openai_chat import build_llm_judge
-from prtrace.document import TraceDocument
+from prtrace.assemble.document import TraceDocument
+from prtrace.assemble.metrics import compute_metrics
 from prtrace.judge.prompt import DEFAULT_TOKEN_BUDGET, build_prompt, estimate_tokens
 from prtrace.judge.rubric import Rubric, load_rubric
 from prtrace.judge.service import judge_trace
 from prtrace.judge.settings import JudgeSettings
-from prtrace.metrics import compute_metrics
 from tests.fake_openai import answer, completion, fake_openai_server
 from tests.judge_factories import document, huge_events, qa_report
 from tests.judge_patch_factories import needle_trace, snapshot_patch

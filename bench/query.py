@@ -1,5 +1,5 @@
 """Query at scale, locally: 1,000 generated complete traces written to the Parquet traces
-table by the Record step's writer (prtrace.trace_table) into the local cloud's S3 emulator
+table by the Record step's writer (prtrace.dataset.trace_table) into the local cloud's S3 emulator
 (moto's server, as the local cloud runs it), then `prtrace query`'s two steps timed:
 
   sync         list the tenant's prefix and download every file (cold cache)
@@ -19,9 +19,9 @@ from rich.console import Console
 
 from infra_cdk.local.emulator import emulator_client, moto_server
 from prtrace.adapters.s3 import S3BlobStore
+from prtrace.dataset.trace_table import TraceTableWriter
 from prtrace.judge.rubric import DIMENSION_IDS
 from prtrace.records import COMPLETE, TraceRecord
-from prtrace.trace_table import TraceTableWriter
 from prtrace_cli.query import run_query, sync_table
 
 TRACES = 1_000

@@ -37,9 +37,9 @@ from bench import (
 )
 from bench.memory import peak_rss_mb
 from prtrace.adapters.memory import MemoryBlobStore, MemoryTraceStore
-from prtrace.chunks import prepare_chunk
 from prtrace.heap import settle_after_init
-from prtrace.ingest import IngestService
+from prtrace.ingest.chunks import prepare_chunk
+from prtrace.ingest.service import IngestService
 from prtrace.integrity import EventChain, KeyRing
 from prtrace.schema import TraceMetadata
 from tests.factories import chunk_body, trace_metadata

@@ -18,14 +18,14 @@ from rich.console import Console
 from rich.table import Table
 
 from prtrace.adapters.openai_chat import build_llm_judge
+from prtrace.assemble.document import ChainSummary, TraceDocument
+from prtrace.assemble.metrics import compute_metrics
 from prtrace.canonical import canonical_json
-from prtrace.document import ChainSummary, TraceDocument
 from prtrace.integrity import EventChain
 from prtrace.judge.result import JudgeResult
 from prtrace.judge.rubric import load_rubric
 from prtrace.judge.service import judge_trace
 from prtrace.judge.settings import JudgeSettings
-from prtrace.metrics import compute_metrics
 from prtrace.qa.report import QAReport
 from prtrace.schema import Event, TraceMetadata
 

@@ -10,8 +10,8 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from prtrace.pipeline.settings_table import markdown
 from prtrace.settings import ConfigurationError, EnvSettings
-from prtrace.settings_table import markdown
 
 # CloudWatch Logs accepts only these retention periods: days -> the name of CDK's
 # `logs.RetentionDays` member for it (lambdas.log_retention).

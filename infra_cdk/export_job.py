@@ -38,7 +38,7 @@ EXPORT_USER: Final = "10001:10001"
 EXPORT_TASK_CPU: Final = 1024
 EXPORT_TASK_MEMORY_MB: Final = 8192  # every selected trace's rows are held until written
 
-# What the task reads, and what it writes (prtrace.export_job). Reads of objects that may
+# What the task reads, and what it writes (prtrace.dataset.job). Reads of objects that may
 # be missing (a trace QA skipped, an export whose request is gone, the manifest an attempt
 # looks for first) need the listing grant: S3 answers 404 only to a caller that may list.
 MAY_BE_MISSING: Final[list[ObjectKind]] = [

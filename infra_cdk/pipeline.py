@@ -30,7 +30,7 @@ from infra_cdk.package_proxy import package_proxy
 from infra_cdk.storage import ObjectKind, StorageConstruct
 from prtrace.adapters.dynamodb import IN_PIPELINE_INDEX
 from prtrace.adapters.sandbox.container import REQUIRED_CAPABILITIES
-from prtrace.record import ENDED_BADLY, EXECUTION_STATUS_CHANGE
+from prtrace.pipeline.record import ENDED_BADLY, EXECUTION_STATUS_CHANGE
 
 ASL_PATH: Final = ROOT / "state_machines" / "trace_pipeline.asl.json"
 QA_CONTAINER: Final = "qa-runner"

@@ -1,5 +1,5 @@
 """Query at scale: a Glue table over the Parquet traces table the Record step writes
-(prtrace.trace_table), so Athena can query all traces, and an Athena workgroup whose
+(prtrace.dataset.trace_table), so Athena can query all traces, and an Athena workgroup whose
 results are encrypted and kept under their own prefix of the data bucket.
 
 Partition projection, no crawler and no partition maintenance: the tenant is an injected
@@ -19,7 +19,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra_cdk.config import StackConfig
-from prtrace.trace_table import COLUMNS, GLUE_TYPES, table_prefix
+from prtrace.dataset.trace_table import COLUMNS, GLUE_TYPES, table_prefix
 
 TABLE_NAME: Final = "traces"
 RESULTS_PREFIX: Final = "athena-results/"
@@ -54,7 +54,7 @@ class QueryConstruct(Construct):
             database_name=self.database_name,
             table_input=glue.CfnTable.TableInputProperty(
                 name=TABLE_NAME,
-                description="One row per complete trace (prtrace.trace_table)",
+                description="One row per complete trace (prtrace.dataset.trace_table)",
                 table_type="EXTERNAL_TABLE",
                 parameters={
                     "classification": "parquet",

@@ -23,8 +23,9 @@ from constructs import Construct
 
 from infra_cdk.config import StackConfig
 from infra_cdk.nag import acknowledge, object_wildcard
-from prtrace import storage_keys, trace_table
+from prtrace import storage_keys
 from prtrace.adapters.dynamodb import IN_PIPELINE_INDEX, IN_PIPELINE_KEY, IN_PIPELINE_SINCE
+from prtrace.dataset import trace_table
 
 # Every object of a trace is under its prefix, each kind at its own keys
 # (prtrace.storage_keys, filled in with wildcards). Grants name kinds: a role reaches only
@@ -54,9 +55,9 @@ OBJECT_PATTERNS: Final[dict[ObjectKind, str]] = {
     "manifest_draft": storage_keys.manifest_draft_key("*", "*"),
     "manifest": storage_keys.manifest_key("*", "*"),
     "attestation": storage_keys.manifest_envelope_key("*", "*"),
-    # The Parquet traces table (prtrace.trace_table), partitioned by tenant and date.
+    # The Parquet traces table (prtrace.dataset.trace_table), partitioned by tenant and date.
     "trace_table": f"{trace_table.table_prefix('*')}/*",
-    # Dataset exports (prtrace.exports): under the tenant, beside its traces.
+    # Dataset exports (prtrace.dataset.exports): under the tenant, beside its traces.
     "export_request": storage_keys.export_request_key("*", "*"),
     "export_file": storage_keys.export_file_key("*", "*", "*"),
     "export_manifest": storage_keys.export_manifest_key("*", "*"),

@@ -12,7 +12,7 @@ from prtrace_cli.console import LazyConsole, escape
 from prtrace_cli.remote import EndpointOption, JsonOption, TokenOption, cli_errors
 
 if TYPE_CHECKING:
-    from prtrace.dataset import ExportFilter
+    from prtrace.dataset.rows import ExportFilter
     from prtrace_client import PrtraceClient
 
 # Imported by the command, not here: `prtrace --help` must not pay for the client and the
@@ -95,7 +95,7 @@ def export(
     as_json: JsonOption = False,
 ) -> None:
     """Export complete traces as SWE-bench-style instances, events JSONL and Parquet."""
-    from prtrace.dataset import ExportFilter
+    from prtrace.dataset.rows import ExportFilter
     from prtrace_client import PrtraceClient
     from prtrace_client.export import ExportError, collect, write_export
 

@@ -81,7 +81,7 @@ def verify(
     Exit code 0 when everything verifies, 1 when something does not (each failure says
     what and where), 2 when the key or the bundle cannot be read."""
     from prtrace.integrity import KeyRing
-    from prtrace.provenance import ProvenanceError, load_public_keys
+    from prtrace.provenance.manifest import ProvenanceError, load_public_keys
     from prtrace_client.provenance import verify_bundle
 
     try:

@@ -1,4 +1,4 @@
-"""`prtrace query "SQL"`: DuckDB over the Parquet traces table (prtrace.trace_table) of one
+"""`prtrace query "SQL"`: DuckDB over the Parquet traces table (prtrace.dataset.trace_table) of one
 tenant, the same files Athena queries through the Glue table on AWS.
 
 DuckDB reads local files (its S3 extension is a download this machine may not reach), so
@@ -43,7 +43,7 @@ def cache_root(bucket: str, tenant: str, base: Path | None = None) -> Path:
 
 def sync_table(s3: S3Client, bucket: str, tenant: str, cache: Path) -> Synced:
     """Download the tenant's table files the cache does not hold yet."""
-    from prtrace.trace_table import table_prefix
+    from prtrace.dataset.trace_table import table_prefix
 
     prefix = f"{table_prefix(tenant)}/"
     files = downloaded = size = 0
@@ -71,7 +71,7 @@ def run_query(cache: Path, tenant: str, sql: str) -> tuple[list[str], list[tuple
     """Run `sql` with a view `traces` over the cached files; (column names, rows)."""
     import duckdb
 
-    from prtrace.trace_table import COLUMNS, GLUE_TYPES
+    from prtrace.dataset.trace_table import COLUMNS, GLUE_TYPES
 
     connection = duckdb.connect(":memory:")
     files = sorted(cache.glob("date=*/*.parquet"))

@@ -1,6 +1,6 @@
 """Dataset export on a client: the tenant's complete traces, read through the public API
 (`ApiTraceSource`), selected and written by the same code the service's export job runs
-(`prtrace.dataset_collect`, `prtrace.dataset_files`), so both give the same bytes.
+(`prtrace.dataset.collect`, `prtrace.dataset.files`), so both give the same bytes.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from typing import Any
 
 import orjson
 
-from prtrace.dataset import ExportFilter, TraceBundle
-from prtrace.dataset_collect import ResultKind, UnreadableTrace
-from prtrace.dataset_collect import collect as collect_from
-from prtrace.dataset_files import (
+from prtrace.dataset.collect import ResultKind, UnreadableTrace
+from prtrace.dataset.collect import collect as collect_from
+from prtrace.dataset.files import (
     FORMATS,
     MANIFEST_FILE,
     ExportError,
@@ -22,7 +21,8 @@ from prtrace.dataset_files import (
     Skipped,
     write_export,
 )
-from prtrace.provenance import load_public_keys
+from prtrace.dataset.rows import ExportFilter, TraceBundle
+from prtrace.provenance.manifest import load_public_keys
 from prtrace_client.client import PrtraceClient
 from prtrace_client.errors import ApiError
 from prtrace_client.provenance import ENVELOPE_NAME, verify_export

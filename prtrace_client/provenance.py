@@ -30,9 +30,9 @@ from typing import Any
 import orjson
 
 from prtrace.canonical import canonical_json
-from prtrace.dataset import EXPORT_VERSION
+from prtrace.dataset.rows import EXPORT_VERSION
 from prtrace.integrity import KeyRing, UnknownKey, compute_chain, file_sha256
-from prtrace.provenance import (
+from prtrace.provenance.manifest import (
     EXPORT_PREDICATE_TYPE,
     MANIFEST_NAME,
     ProvenanceError,

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter
 
-from prtrace.document import ChainSummary, TraceDocument
-from prtrace.metrics import compute_metrics
+from prtrace.assemble.document import ChainSummary, TraceDocument
+from prtrace.assemble.metrics import compute_metrics
 from prtrace.qa.report import QAReport
 from prtrace.schema import Event, TraceMetadata
 from tests.factories import event, trace_metadata

@@ -10,7 +10,7 @@ import tarfile
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prtrace.document import TraceDocument
+from prtrace.assemble.document import TraceDocument
 from prtrace.judge.patch import PatchEvidence, patch_evidence
 from prtrace.schema import BlobRef, WorkspaceSnapshots
 from tests.factories import blob_ref

@@ -1,4 +1,4 @@
-"""Step outputs and Record events as the state machine passes them (see prtrace.record)."""
+"""Step outputs and Record events as the state machine passes them (see prtrace.pipeline.record)."""
 
 from __future__ import annotations
 

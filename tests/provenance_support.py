@@ -11,9 +11,9 @@ from typing import Any
 from prtrace.adapters.artifacts import DirectoryArtifactStore
 from prtrace.adapters.memory import MemoryTraceStore
 from prtrace.assemble.service import Assembled, AssembleService
-from prtrace.attestation import ManifestSigner
-from prtrace.provenance import Signer, parse_manifest
-from prtrace.record import RecordStep, parse_record_event
+from prtrace.pipeline.attestation import ManifestSigner
+from prtrace.pipeline.record import RecordStep, parse_record_event
+from prtrace.provenance.manifest import Signer, parse_manifest
 from prtrace.storage_keys import (
     artifact_key,
     judge_result_key,

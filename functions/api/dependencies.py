@@ -44,13 +44,13 @@ from prtrace.adapters.wiring import (
     build_trace_events,
     build_trace_results,
 )
+from prtrace.dataset.exports import DatasetExports
 from prtrace.errors import FieldError, InvalidInput, MissingScope
-from prtrace.exports import DatasetExports
-from prtrace.ingest import IngestService
-from prtrace.results import TraceResults
+from prtrace.ingest.service import IngestService
+from prtrace.results.events import TraceEvents
+from prtrace.results.products import TraceResults
 from prtrace.settings import Settings
 from prtrace.tokens import Principal
-from prtrace.trace_events import TraceEvents
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")

@@ -18,7 +18,7 @@ from functions.api.routes import artifacts, chunks, exports, health, provenance,
 from functions.api.telemetry import logger, metrics, tracer
 from prtrace.errors import DomainError, FieldError, InvalidInput, echoed
 from prtrace.heap import settle_after_init
-from prtrace.ingest import MAX_CHUNK_BODY_BYTES, MAX_SMALL_BODY_BYTES
+from prtrace.ingest.service import MAX_CHUNK_BODY_BYTES, MAX_SMALL_BODY_BYTES
 from prtrace.validation import field_errors, load_json, summarize
 
 JSON_MEDIA_TYPE = "application/json"

@@ -18,10 +18,10 @@ from aws_lambda_powertools.event_handler.openapi.types import (
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api.problems import PROBLEM_CONTENT_TYPE
-from prtrace.exports import EXPORT_ID_PATTERN, ExportRequest
-from prtrace.ingest import TRACE_ID_PATTERN
+from prtrace.dataset.exports import EXPORT_ID_PATTERN, ExportRequest
+from prtrace.ingest.service import TRACE_ID_PATTERN
 from prtrace.judge.result import JudgeStatus
-from prtrace.outcome import FailedStage, QASkipped
+from prtrace.pipeline.outcome import FailedStage, QASkipped
 from prtrace.qa.report import ErrorReason, FlagCode, Resolution, TargetSource, Verdict
 from prtrace.records import TraceStatus
 from prtrace.schema import BlobRef, Event, TraceMetadata, WorkspaceSnapshots

@@ -1,5 +1,5 @@
 """The dataset export task (ECS Fargate, started by the export state machine): makes one
-export (prtrace.export_job) and exits 0, or 1 with error.json stored, or 2 when its own
+export (prtrace.dataset.job) and exits 0, or 1 with error.json stored, or 2 when its own
 configuration is wrong. Its environment names the export (PRTRACE_EXPORT_TENANT,
 PRTRACE_EXPORT_ID, set per run by the state machine) and the stores."""
 
@@ -11,7 +11,7 @@ import sys
 from prtrace.adapters.wiring import run_export_job
 from prtrace.settings import ConfigurationError, ExportJobSettings
 
-log = logging.getLogger("prtrace.export_job")
+log = logging.getLogger("prtrace.dataset.job")
 
 
 def main() -> int:

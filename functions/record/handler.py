@@ -1,11 +1,11 @@
 """Record step Lambda: store how a trace's pipeline ended.
 
-Called by the state machine (events and outcome shapes: prtrace.record and prtrace.outcome)
-and by the execution-end rule with EventBridge's "Step Functions Execution Status Change"
-for executions that ended FAILED, TIMED_OUT or ABORTED, which never ran their own Record
-(a trace already ended is left as it is). Returns {"status", "trace_id"}. A malformed
-event, a QA report or judge result that is not stored, or a trace already ended otherwise
-raise, so the state machine catches them (and EventBridge retries).
+Called by the state machine (events and outcome shapes: prtrace.pipeline.record and
+prtrace.pipeline.outcome) and by the execution-end rule with EventBridge's "Step Functions
+Execution Status Change" for executions that ended FAILED, TIMED_OUT or ABORTED, which never
+ran their own Record (a trace already ended is left as it is). Returns {"status",
+"trace_id"}. A malformed event, a QA report or judge result that is not stored, or a trace
+already ended otherwise raise, so the state machine catches them (and EventBridge retries).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from prtrace import cloudwatch_names as names
 from prtrace.adapters.wiring import build_record_step, build_trace_table_writer
-from prtrace.record import (
+from prtrace.dataset.trace_table import TraceTableWriter
+from prtrace.pipeline.record import (
     RecordStep,
     is_execution_end,
     parse_execution_end,
@@ -27,7 +28,6 @@ from prtrace.record import (
 )
 from prtrace.records import COMPLETE, TraceRecord
 from prtrace.settings import RecordSettings
-from prtrace.trace_table import TraceTableWriter
 
 SERVICE = names.RECORD_SERVICE
 logger = Logger(service=SERVICE)

@@ -1,5 +1,5 @@
 """Sweeper Lambda (an hourly EventBridge schedule): end the traces the pipeline left in
-progress long after their finalize (prtrace.sweeper). Returns {"ended": [trace ids]}."""
+progress long after their finalize (prtrace.pipeline.sweeper). Returns {"ended": [trace ids]}."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from prtrace.adapters.wiring import build_sweeper
+from prtrace.pipeline.sweeper import StuckTraceSweeper
 from prtrace.settings import SweeperSettings
-from prtrace.sweeper import StuckTraceSweeper
 
 SERVICE = "prtrace-sweeper"
 logger = Logger(service=SERVICE)

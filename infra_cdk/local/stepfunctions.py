@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from infra_cdk.local.assembly import LOCAL_ACCOUNT, LOCAL_REGION
-from prtrace.record import ENDED_BADLY, EXECUTION_STATUS_CHANGE
+from prtrace.pipeline.record import ENDED_BADLY, EXECUTION_STATUS_CHANGE
 
 log = logging.getLogger("prtrace.local.stepfunctions")
 # (function name, event) -> (payload, errored), as the gateway invokes

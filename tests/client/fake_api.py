@@ -33,12 +33,12 @@ from functions.authorizer import handler as authorizer
 from infra_cdk.local.resources import ResourceNames
 from prtrace.adapters.memory import MemoryBlobStore, MemoryTokenStore, MemoryTraceStore
 from prtrace.clock import utc_now
-from prtrace.ingest import IngestService
+from prtrace.ingest.service import IngestService
 from prtrace.integrity import KeyRing
 from prtrace.ports import PresignedUpload
-from prtrace.results import TraceResults
+from prtrace.results.events import TraceEvents
+from prtrace.results.products import TraceResults
 from prtrace.tokens import issue_token
-from prtrace.trace_events import TraceEvents
 from tests.in_process_gateway import InProcessGateway, gateway_handler, split_by_host
 
 TENANT = "unit"

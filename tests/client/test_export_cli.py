@@ -78,8 +78,8 @@ def test_include_flagged_takes_it_with_its_flags(traces: None, tmp_path: Path) -
 def test_the_server_export_request_carries_include_flagged(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from prtrace.dataset import ExportFilter
-    from prtrace.exports import ExportRequest
+    from prtrace.dataset.exports import ExportRequest
+    from prtrace.dataset.rows import ExportFilter
     from prtrace_cli import export as cli
 
     asked: list[dict[str, Any]] = []

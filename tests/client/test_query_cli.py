@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from bench.query import generated
 from prtrace.adapters.s3 import S3BlobStore
-from prtrace.trace_table import TraceTableWriter
+from prtrace.dataset.trace_table import TraceTableWriter
 from prtrace_cli.main import app
 
 BUCKET = "prtrace-query-test"

@@ -24,8 +24,8 @@ from examples.snapshots import TRACE_DIR
 from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
 from infra_cdk.local.lambda_runtime import LambdaRuntime
 from prtrace.adapters.dynamodb import DynamoTraceStore
+from prtrace.assemble.document import TraceDocument
 from prtrace.clock import utc_now
-from prtrace.document import TraceDocument
 from prtrace.judge.rubric import DIMENSION_IDS
 from tests.e2e.pipeline_support import (
     TraceClient,

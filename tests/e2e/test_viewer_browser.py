@@ -31,7 +31,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from examples.snapshots import TRACE_DIR
 from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
 from prtrace.judge.rubric import DIMENSION_IDS
-from prtrace.outcome import qa_summary
+from prtrace.pipeline.outcome import qa_summary
 from prtrace.storage_keys import artifact_key
 from tests.e2e.pipeline_support import TraceClient
 from tests.integration.conftest import make_token, new_tenant

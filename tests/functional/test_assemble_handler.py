@@ -15,9 +15,9 @@ import pytest
 from functions.assemble import handler
 from prtrace.adapters.dynamodb import DynamoTraceStore
 from prtrace.adapters.keys import parse_key_ring
-from prtrace.document import TraceDocument
+from prtrace.assemble.document import TraceDocument
+from prtrace.assemble.metrics import compute_metrics
 from prtrace.integrity import verify_chain
-from prtrace.metrics import compute_metrics
 from prtrace.storage_keys import document_key
 from prtrace_client import PrtraceClient
 from prtrace_client.submit import submit_directory

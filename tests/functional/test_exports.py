@@ -1,6 +1,6 @@
 """Dataset exports through the API and the export job's code, in moto (DynamoDB, S3, KMS,
 Step Functions): POST /v1/exports records the request and starts one execution named by
-the export id; the job (prtrace.export_job, wired as the task wires it) writes the files,
+the export id; the job (prtrace.dataset.job, wired as the task wires it) writes the files,
 the manifest last and its signature; GET /v1/exports/{id} reports running, complete with
 links, or failed with why; another tenant never sees it."""
 
@@ -19,10 +19,10 @@ import requests
 
 from functions.export_job import main as export_task
 from prtrace.adapters.s3 import S3BlobStore
-from prtrace.dataset import EXPORT_VERSION
-from prtrace.dataset_files import ExportError
-from prtrace.export_job import ExportJobError
-from prtrace.provenance import (
+from prtrace.dataset.files import ExportError
+from prtrace.dataset.job import ExportJobError
+from prtrace.dataset.rows import EXPORT_VERSION
+from prtrace.provenance.manifest import (
     EXPORT_PREDICATE_TYPE,
     load_public_keys,
     signed_manifest_digest,
@@ -211,7 +211,7 @@ def test_a_retry_that_would_store_other_bytes_fails_naming_the_file_and_keeps_th
     complete(finalized_trace(client))  # the request now selects another trace too
 
     caplog.clear()
-    with caplog.at_level(logging.ERROR, "prtrace.export_job"):
+    with caplog.at_level(logging.ERROR, "prtrace.dataset.job"):
         run_job(export_id, monkeypatch, exits=1)
 
     key = f"tenants/acme/exports/{export_id}/files/events.jsonl"

@@ -15,7 +15,7 @@ import pytest
 
 from functions.assemble import handler as assemble_handler
 from functions.record import handler as record_handler
-from prtrace.provenance import load_public_keys
+from prtrace.provenance.manifest import load_public_keys
 from prtrace.storage_keys import artifact_key, judge_result_key, qa_report_key
 from prtrace_client import PrtraceClient
 from prtrace_client.provenance import chunk_name, download_bundle, verify_bundle

@@ -16,7 +16,7 @@ from functions.record import handler
 from infra_cdk.local.resources import ResourceNames, provision
 from prtrace.adapters.dynamodb import DynamoTraceStore
 from prtrace.adapters.wiring import BOTO_CONFIG
-from prtrace.record import InvalidRecordEvent, OutcomeConflict, RecordInputMissing
+from prtrace.pipeline.record import InvalidRecordEvent, OutcomeConflict, RecordInputMissing
 from prtrace.records import OPEN, TraceRecord
 from prtrace.settings import ConfigurationError
 from prtrace.storage_keys import qa_report_key

@@ -11,10 +11,10 @@ import duckdb
 import orjson
 import pyarrow.parquet as pq
 
+from prtrace.dataset.trace_table import COLUMNS, trace_row
 from prtrace.judge.rubric import DIMENSION_IDS
 from prtrace.records import TraceRecord
 from prtrace.storage_keys import qa_report_key
-from prtrace.trace_table import COLUMNS, trace_row
 from tests.functional.test_record_handler import NAMES, aws, invoke, put_results
 from tests.judge_factories import FAILING_TEST, HOSTILE_TEST, flagged_qa_report
 from tests.pipeline_factories import TRACE_ID, complete_event, failed_event, stored_results

@@ -16,7 +16,7 @@ from functions.sweeper import handler
 from infra_cdk.local.resources import ResourceNames, provision
 from prtrace.adapters.dynamodb import DynamoTraceStore
 from prtrace.adapters.wiring import BOTO_CONFIG
-from prtrace.outcome import failed_outcome
+from prtrace.pipeline.outcome import failed_outcome
 from prtrace.records import OPEN, TraceRecord
 from tests.in_process_gateway import LambdaContext
 

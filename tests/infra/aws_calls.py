@@ -51,7 +51,7 @@ _ENTRY_POINTS = {
 }
 _TRACE_PREFIX = re.compile(r"^tenants/[^/]+/traces/[^/]+/")
 _EXPORT_PREFIX = re.compile(r"^tenants/[^/]+/exports/[^/]+/")
-# The Parquet traces table (prtrace.trace_table): tenant, date partition, trace.
+# The Parquet traces table (prtrace.dataset.trace_table): tenant, date partition, trace.
 _TABLE_KEY = re.compile(r"^tenants/[^/]+/parquet/traces/date=\d{4}-\d{2}-\d{2}/[^/]+\.parquet$")
 _KEY_IDS = (
     (re.compile(r"[0-9a-f]{64}"), "{sha256}"),

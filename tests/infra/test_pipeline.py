@@ -467,7 +467,7 @@ def test_pipeline_steps_write_only_their_own_objects(template: Template) -> None
     assert assemble_writes.count("tenants/*/traces/*/") == 2
     assert [w.endswith('/judge/result.json"]]}') for w in writes("PipelineJudgeRole")] == [True]
     # Record writes the signed manifest and its signature, and the Parquet traces table's
-    # row (prtrace.trace_table), nothing else.
+    # row (prtrace.dataset.trace_table), nothing else.
     (record_writes,) = writes("PipelineRecordRole")  # one statement (CDK merges them)
     assert '/manifest.json"]]}' in record_writes
     assert '/manifest.dsse.json"]]}' in record_writes

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prtrace.trace_table import COLUMNS, GLUE_TYPES, parquet_key
+from prtrace.dataset.trace_table import COLUMNS, GLUE_TYPES, parquet_key
 
 
 def only(template_json: dict[str, Any], kind: str) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from prtrace.document import TraceDocument
+from prtrace.assemble.document import TraceDocument
 from prtrace.qa.report import QAReport
 from prtrace.qa.targets import reproduction
 from tests.judge_factories import FAILING_TEST, SessionBuilder, document

@@ -26,16 +26,16 @@ from typing import IO, Final
 import pytest
 
 from prtrace.adapters.artifacts import DirectoryArtifactStore
-from prtrace.document import TraceDocument
+from prtrace.assemble.document import TraceDocument
 from prtrace.judge.result import JudgeResult
 from prtrace.judge.rubric import DIMENSION_IDS, load_rubric
 from prtrace.judge.service import judge_trace
+from prtrace.provenance.state_check import RecordedEdit, check_state
 from prtrace.qa.local_inputs import store_local_snapshot
 from prtrace.qa.report import QAReport
 from prtrace.qa.service import QAService
 from prtrace.qa.targets import reproduction
 from prtrace.schema import BlobRef, FileEditEvent, WorkspaceSnapshots
-from prtrace.state_check import RecordedEdit, check_state
 from prtrace.storage_keys import artifact_key
 from tests.judge_factories import document
 from tests.judge_heldout.session import write_base_tree

@@ -21,7 +21,7 @@ import pytest
 from moto import mock_aws
 
 from functions.qa_runner.main import main
-from prtrace.document import ChainSummary, TraceDocument, WorkspaceSnapshots
+from prtrace.assemble.document import ChainSummary, TraceDocument, WorkspaceSnapshots
 from prtrace.schema import BlobRef, TraceMetadata
 from prtrace.storage_keys import artifact_key
 from tests.factories import trace_metadata

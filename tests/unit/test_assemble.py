@@ -13,6 +13,8 @@ from pydantic import TypeAdapter
 
 from prtrace.adapters.artifacts import DirectoryArtifactStore
 from prtrace.adapters.memory import MemoryTraceStore
+from prtrace.assemble.document import ChainSummary, TraceDocument
+from prtrace.assemble.metrics import compute_metrics
 from prtrace.assemble.service import (
     TIMESTAMP_TOLERANCE_MS,
     Assembled,
@@ -20,10 +22,8 @@ from prtrace.assemble.service import (
     DocumentConflict,
     Rejected,
 )
-from prtrace.document import ChainSummary, TraceDocument
-from prtrace.ingest import ArtifactRequest, IngestService
+from prtrace.ingest.service import ArtifactRequest, IngestService
 from prtrace.integrity import KeyRing, chunk_mac, compute_chain, sha256_hex
-from prtrace.metrics import compute_metrics
 from prtrace.schema import Event, TraceMetadata, WorkspaceSnapshots
 from prtrace.storage_keys import artifact_key, document_key, judge_result_key, qa_report_key
 from tests.assemble_support import (

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from prtrace.canonical import NotCanonicalizable, canonical_json, check_canonicalizable
-from prtrace.chunks import prepare_chunk
+from prtrace.ingest.chunks import prepare_chunk
 from prtrace.json_schema import json_schemas
 from prtrace.schema import (
     MAX_BLOB_SIZE,
@@ -255,7 +255,7 @@ json_values = st.recursive(
 @given(raw_events())
 def test_validated_events_canonicalize_exactly_as_rfc8785(raw: dict[str, Any]) -> None:
     model = EVENT.validate_python(raw)  # the strategy only builds schema-valid events
-    dumped = model.model_dump(mode="json", exclude_none=True)  # what prtrace.chunks hashes
+    dumped = model.model_dump(mode="json", exclude_none=True)  # what prtrace.ingest.chunks hashes
     check_canonicalizable(dumped)
     assert canonical_json(dumped) == rfc8785.dumps(dumped)
 

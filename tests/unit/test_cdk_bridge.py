@@ -187,10 +187,10 @@ def test_an_asymmetric_kms_key_keeps_its_spec_and_signs(
         MessageType="RAW",
         SigningAlgorithm="ECDSA_SHA_256",
     )
-    from prtrace.provenance import jwk_from_der
+    from prtrace.provenance.manifest import jwk_from_der
 
     jwk = jwk_from_der(kms.get_public_key(KeyId=outputs["SigningKeyArn"])["PublicKey"])
-    from prtrace.provenance import verify_signature
+    from prtrace.provenance.manifest import verify_signature
 
     assert verify_signature(jwk, signed["Signature"], b"statement")
 

@@ -1,4 +1,4 @@
-"""The dataset builders (prtrace.dataset) on documents from the test factories: the patch
+"""The dataset builders (prtrace.dataset.rows) on documents from the test factories: the patch
 between two workspace trees applies with `git apply`, the instances carry SWE-bench's
 fields and prtrace's, the rows are flat, and the filters select as documented."""
 
@@ -11,24 +11,22 @@ import orjson
 import pytest
 
 from examples.snapshots import REPO, SKIPPED, fixed_workspace
-from prtrace.dataset import (
+from prtrace.assemble.document import TraceDocument
+from prtrace.dataset.collect import ResultKind, collect
+from prtrace.dataset.files import MANIFEST_FILE, Flagged, write_export
+from prtrace.dataset.rows import (
     ExportFilter,
     TraceBundle,
     event_records,
     event_rows,
-    is_test_file,
     jsonl,
     parse_ts,
     repository_slug,
-    split_patch,
     swebench_instance,
     trace_row,
-    workspace_patch,
 )
-from prtrace.dataset_collect import ResultKind, collect
-from prtrace.dataset_files import MANIFEST_FILE, Flagged, write_export
-from prtrace.document import TraceDocument
 from prtrace.judge.rubric import DIMENSION_IDS
+from prtrace.patches import is_test_file, split_patch, workspace_patch
 from prtrace.qa.report import QAReport
 from tests.judge_factories import (
     FAILING_TEST,

@@ -13,14 +13,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "functions" / "export_job" / "requirements.txt"
 # What the task imports: its entry point, the job, the store source, the signer and
-# pyarrow's Parquet writer (imported on first use by prtrace.dataset_files).
+# pyarrow's Parquet writer (imported on first use by prtrace.dataset.files).
 # numpy is not in the image: pyarrow imports it only when it is installed (here it is, for
 # pandas), so the probe runs as the image would, without it.
 PROBE = """
 import json, sys
 sys.modules["numpy"] = None
-import functions.export_job.main, prtrace.export_job, prtrace.adapters.export_source
-import prtrace.adapters.signing, prtrace.adapters.wiring, prtrace.dataset_files as files
+import functions.export_job.main, prtrace.dataset.job, prtrace.adapters.export_source
+import prtrace.adapters.signing, prtrace.adapters.wiring, prtrace.dataset.files as files
 files._pyarrow()
 print(json.dumps(sorted({n.split(".")[0] for n, m in sys.modules.items() if m is not None})))
 """

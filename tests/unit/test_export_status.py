@@ -1,4 +1,4 @@
-"""An export's status as GET /v1/exports/{id} reports it (prtrace.exports.DatasetExports),
+"""An export's status as GET /v1/exports/{id} reports it (prtrace.dataset.exports.DatasetExports),
 from its stored objects and its job's execution: error.json is final only once the
 execution ended (a failed task may be started again), and an ended execution's status is
 named as an error (JobTimedOut, not JobTimed_Out)."""
@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from prtrace.adapters.memory import MemoryBlobStore
-from prtrace.exports import DatasetExports, ExportRequest
+from prtrace.dataset.exports import DatasetExports, ExportRequest
 from prtrace.integrity import sha256_hex
 from prtrace.storage_keys import export_error_key
 

@@ -21,7 +21,7 @@ from prtrace.adapters.dynamodb import DynamoTraceStore
 from prtrace.adapters.memory import MemoryBlobStore, MemoryTraceStore
 from prtrace.adapters.wiring import BOTO_CONFIG
 from prtrace.errors import DuplicateEventIds
-from prtrace.ingest import IngestService
+from prtrace.ingest.service import IngestService
 from prtrace.integrity import KeyRing
 from prtrace.ports import TraceStore
 from prtrace.schema import TraceMetadata

@@ -15,7 +15,7 @@ from prtrace.errors import (
     SeqDiscontinuity,
     TraceNotOpen,
 )
-from prtrace.ingest import IngestService
+from prtrace.ingest.service import IngestService
 from prtrace.integrity import KeyRing
 from prtrace.schema import TraceMetadata
 from tests.assemble_support import IngestBlobs

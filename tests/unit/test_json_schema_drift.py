@@ -11,7 +11,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from prtrace.canonical import canonical_json
-from prtrace.ingest import MAX_CHUNK_BODY_BYTES, MAX_CHUNK_SEQ
+from prtrace.ingest.service import MAX_CHUNK_BODY_BYTES, MAX_CHUNK_SEQ
 from prtrace.json_schema import DIALECT, json_schemas, render, write_json_schemas
 from prtrace.schema import (
     EVENT_TYPES,

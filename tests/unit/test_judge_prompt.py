@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from prtrace.dataset import workspace_patch
+from prtrace.assemble.metrics import compute_metrics
 from prtrace.judge.patch import FileDiff, PatchEvidence, patch_from_edits
 from prtrace.judge.prompt import (
     CHARS_PER_TOKEN,
@@ -31,7 +31,7 @@ from prtrace.judge.prompt import (
     response_schema,
 )
 from prtrace.judge.rubric import DIMENSION_IDS, load_rubric
-from prtrace.metrics import compute_metrics
+from prtrace.patches import workspace_patch
 from tests.factories import trace_metadata
 from tests.judge_factories import (
     FAILING_TEST,
@@ -515,7 +515,7 @@ from prtrace.judge.offline import score_offline
 from prtrace.judge.prompt import build_prompt
 from prtrace.judge.rubric import load_rubric
 from prtrace.judge.service import encode_result
-from prtrace.metrics import compute_metrics
+from prtrace.assemble.metrics import compute_metrics
 rubric = load_rubric()
 doc, patch = snapshot_patch(sample_document(), SAMPLE_BASE, SAMPLE_FINAL)
 qa = sample_qa_report()

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from pydantic import TypeAdapter
 
+from prtrace.assemble.metrics import (
+    IDLE_THRESHOLD_MS,
+    MetricsAccumulator,
+    compute_metrics,
+    timestamp_ms,
+)
 from prtrace.canonical import check_canonicalizable
-from prtrace.metrics import IDLE_THRESHOLD_MS, MetricsAccumulator, compute_metrics, timestamp_ms
 from prtrace.schema import Event
 from tests.judge_factories import disciplined_events, flailing_events, huge_events, sample_events
 

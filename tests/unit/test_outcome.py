@@ -11,7 +11,7 @@ import pytest
 from prtrace.adapters.memory import MemoryTraceStore
 from prtrace.judge.result import DimensionScore
 from prtrace.judge.rubric import DIMENSION_IDS
-from prtrace.outcome import (
+from prtrace.pipeline.outcome import (
     MAX_CAUSE_CHARS,
     MAX_FLAG_BYTES,
     MAX_FLAGS,
@@ -26,7 +26,7 @@ from prtrace.outcome import (
     qa_summary,
     qa_timed_out,
 )
-from prtrace.record import (
+from prtrace.pipeline.record import (
     InvalidRecordEvent,
     OutcomeConflict,
     RecordInputMissing,

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prtrace.parquet_lite import Column, ParquetValueError, write_table
+from prtrace.dataset.parquet_lite import Column, ParquetValueError, write_table
 
 COLUMNS = (
     Column("s", "string"),

@@ -17,7 +17,7 @@ from prtrace.adapters.memory import MemoryBlobStore, MemoryPipelineStarter, Memo
 from prtrace.adapters.stepfunctions import StepFunctionsPipelineStarter
 from prtrace.adapters.wiring import BOTO_CONFIG
 from prtrace.errors import PipelineNotStarted, TraceNotOpen
-from prtrace.ingest import IngestService
+from prtrace.ingest.service import IngestService
 from prtrace.integrity import KeyRing
 from prtrace.ports import PipelineUnavailable
 from prtrace.schema import TraceMetadata

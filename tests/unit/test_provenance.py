@@ -17,7 +17,7 @@ from moto import mock_aws
 
 from prtrace.adapters.signing import Ed25519FileSigner, KmsKeySet, KmsSigner
 from prtrace.canonical import canonical_json
-from prtrace.provenance import (
+from prtrace.provenance.manifest import (
     ProvenanceError,
     load_public_keys,
     merkle_root,
@@ -191,7 +191,7 @@ def test_a_forged_signature_fails(
     envelope = orjson.loads((bundle / "manifest.dsse.json").read_bytes())
     genuine = keys_of(trace, kms)[0]["kid"]
     # Someone else's key signs the same statement, claiming the genuine key id.
-    from prtrace.provenance import PAYLOAD_TYPE, pae
+    from prtrace.provenance.manifest import PAYLOAD_TYPE, pae
 
     payload = base64.b64decode(envelope["payload"])
     forged = file_signer.sign(pae(PAYLOAD_TYPE, payload))
@@ -297,7 +297,7 @@ def test_record_retried_keeps_the_stored_manifest(tmp_path: Path, file_signer: A
     trace = signed_trace(tmp_path, file_signer)
     key = manifest_envelope_key(trace.tenant, trace.trace_id)
     first = trace.object(key)
-    from prtrace.attestation import ManifestSigner
+    from prtrace.pipeline.attestation import ManifestSigner
 
     again = ManifestSigner(trace.blobs, file_signer, "qa@sha256:" + "c" * 64)
     from tests.judge_factories import qa_report

@@ -14,7 +14,7 @@ from prtrace.adapters.s3 import S3BlobStore
 from prtrace.adapters.wiring import S3_CONFIG
 from prtrace.errors import ResultNotAvailable
 from prtrace.records import TraceRecord
-from prtrace.results import TraceResults
+from prtrace.results.products import TraceResults
 from prtrace.storage_keys import document_key, judge_result_key, qa_report_key
 
 TRACE_ID = "tr_01JD0000000000000000000001"

@@ -11,8 +11,8 @@ import orjson
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from prtrace.chunks import prepare_chunk
 from prtrace.errors import FieldError, InvalidInput
+from prtrace.ingest.chunks import prepare_chunk
 from prtrace.schema import (
     EVENT_TYPES,
     MAX_ARG_LEN,

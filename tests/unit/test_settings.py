@@ -9,9 +9,9 @@ import pytest
 
 from infra_cdk import config as deploy_config
 from prtrace.judge.settings import JudgeSettings
+from prtrace.pipeline.settings_table import BEGIN, END, markdown, rows
 from prtrace.qa.settings import QASettings, QATaskInput
 from prtrace.settings import ConfigurationError, Settings
-from prtrace.settings_table import BEGIN, END, markdown, rows
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -19,7 +19,9 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def test_the_readme_table_is_the_generated_one() -> None:
     text = README.read_text()
     start, end = text.index(BEGIN), text.index(END) + len(END)
-    assert text[start:end] == markdown(), "run `python -m prtrace.settings_table` into README"
+    assert text[start:end] == markdown(), (
+        "run `python -m prtrace.pipeline.settings_table` into README"
+    )
 
 
 def test_the_readme_deployment_table_is_the_generated_one() -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prtrace.state_check import RecordedEdit, StateCheck, check_state
+from prtrace.provenance.state_check import RecordedEdit, StateCheck, check_state
 from prtrace_client.recorder.edits import MAX_DIFF_INPUT, file_edit
 
 Tree = dict[str, bytes | tuple[bytes, int]]  # path -> content, or (content, mode)
@@ -191,7 +191,7 @@ def test_edits_apply_in_seq_order_on_top_of_each_other() -> None:
 
 
 def test_a_snapshot_that_is_not_an_archive_is_an_error() -> None:
-    from prtrace.state_check import StateCheckError
+    from prtrace.provenance.state_check import StateCheckError
 
     with pytest.raises(StateCheckError, match="not a readable tar"):
         check_state(
@@ -205,8 +205,8 @@ def test_the_mismatch_reaches_the_outcome_and_the_judge() -> None:
     from prtrace.judge.offline import score_offline
     from prtrace.judge.prompt import build_prompt
     from prtrace.judge.rubric import load_rubric
-    from prtrace.outcome import complete_outcome
-    from prtrace.state_check import summary
+    from prtrace.pipeline.outcome import complete_outcome
+    from prtrace.provenance.state_check import summary
     from tests.judge_factories import sample_document
     from tests.pipeline_factories import judge_result
 
@@ -238,7 +238,7 @@ def test_the_mismatch_reaches_the_outcome_and_the_judge() -> None:
 
 
 def test_exports_carry_the_state_check() -> None:
-    from prtrace.dataset import state_columns
+    from prtrace.dataset.rows import state_columns
     from tests.judge_factories import sample_document
 
     document = sample_document()

@@ -39,9 +39,18 @@ def test_the_wiring_module_imports_no_domain_module() -> None:
 @pytest.mark.parametrize(
     ("handler", "unused"),
     [
-        ("functions.judge.handler", {"prtrace.ingest", "prtrace.sweeper", "prtrace.record"}),
-        ("functions.assemble.handler", {"prtrace.ingest", "prtrace.sweeper", "prtrace.record"}),
-        ("functions.qa_runner.main", {"prtrace.ingest", "prtrace.sweeper", "prtrace.record"}),
+        (
+            "functions.judge.handler",
+            {"prtrace.ingest.service", "prtrace.pipeline.sweeper", "prtrace.pipeline.record"},
+        ),
+        (
+            "functions.assemble.handler",
+            {"prtrace.ingest.service", "prtrace.pipeline.sweeper", "prtrace.pipeline.record"},
+        ),
+        (
+            "functions.qa_runner.main",
+            {"prtrace.ingest.service", "prtrace.pipeline.sweeper", "prtrace.pipeline.record"},
+        ),
     ],
 )
 def test_a_step_imports_none_of_the_services_it_does_not_use(

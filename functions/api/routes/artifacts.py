@@ -10,7 +10,7 @@ from functions.api.dependencies import Ingest, Once, Results, require
 from functions.api.models import ArtifactUpload, ResultLink, answer
 from functions.api.routes.responses import json_response
 from functions.api.routes.traces import TraceId
-from prtrace.ingest import ArtifactRequest
+from prtrace.ingest.service import ArtifactRequest
 
 router = Router()
 

@@ -15,7 +15,7 @@ from functions.api.routes.traces import TraceId
 from functions.api.telemetry import metrics
 from prtrace import cloudwatch_names as names
 from prtrace.errors import FieldError, InvalidInput, echoed
-from prtrace.ingest import MAX_CHUNK_SEQ
+from prtrace.ingest.service import MAX_CHUNK_SEQ
 
 router = Router()
 
@@ -41,7 +41,7 @@ def put_chunk(
     _canonical_seq(chunk_seq)
     caller = require(router, "ingest")
     # The body is validated by the domain, not the router: it parses and canonicalizes in
-    # one pass (see prtrace.chunks). Its schema is added to the OpenAPI document by hand.
+    # one pass (see prtrace.ingest.chunks). Its schema is added to the OpenAPI document by hand.
     outcome = ingest.put_chunk(caller.tenant, trace_id, chunk_seq, _raw_body())
     if not outcome.replayed:
         metrics.add_metric(name=names.CHUNKS_STORED, unit=MetricUnit.Count, value=1)

@@ -10,7 +10,7 @@ from functions.api.dependencies import Exports, Once, require
 from functions.api.models import ExportView, answer
 from functions.api.routes.responses import json_response
 from prtrace.clock import utc_now
-from prtrace.exports import EXPORT_ID_PATTERN, ExportRequest
+from prtrace.dataset.exports import EXPORT_ID_PATTERN, ExportRequest
 
 router = Router()
 

@@ -10,10 +10,10 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from functions.api.dependencies import Events, Ingest, Once, Results, require
 from functions.api.models import EventPageView, ResultLink, TracePage, TraceView, answer
 from functions.api.routes.responses import json_response
-from prtrace.ingest import TRACE_ID_PATTERN, FinalizeRequest, IngestService
-from prtrace.results import ResultName, TraceResults
+from prtrace.ingest.service import TRACE_ID_PATTERN, FinalizeRequest, IngestService
+from prtrace.results.events import DEFAULT_PAGE_EVENTS, MAX_PAGE_EVENTS
+from prtrace.results.products import ResultName, TraceResults
 from prtrace.schema import TraceMetadata
-from prtrace.trace_events import DEFAULT_PAGE_EVENTS, MAX_PAGE_EVENTS
 
 router = Router()
 

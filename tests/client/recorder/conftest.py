@@ -81,11 +81,11 @@ def recorder(buggy_repo: Path, outbox: Outbox) -> Recorder:
 
 
 def session_state(outbox: Any, local_id: str, snapshots: dict[str, Any], events: list[Any]) -> Any:
-    """The trace-to-state check (prtrace.state_check) of a stopped session, from its outbox:
-    its file_edit events (diff inline or as an artifact) and its two snapshots."""
+    """The trace-to-state check (prtrace.provenance.state_check) of a stopped session, from
+    its outbox: its file_edit events (diff inline or as an artifact) and its two snapshots."""
     import io
 
-    from prtrace.state_check import RecordedEdit, check_state
+    from prtrace.provenance.state_check import RecordedEdit, check_state
 
     def blob(sha256: str) -> bytes:
         return (outbox.blob_dir / sha256).read_bytes()
@@ -124,7 +124,7 @@ def every_stopped_session_matches_its_final_snapshot(
     monkeypatch: pytest.MonkeyPatch,
 ) -> list[Any]:
     """Every session a test here stops in-process is checked: its recorded edits, applied
-    to the base snapshot, must reproduce the final snapshot (prtrace.state_check)."""
+    to the base snapshot, must reproduce the final snapshot (prtrace.provenance.state_check)."""
     from prtrace_client.recorder.session import Recorder
 
     checked: list[Any] = []

@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
+from prtrace.provenance.state_check import RecordedEdit, StateCheck, check_state
 from prtrace.schema import MAX_INLINE_DIFF_LEN
-from prtrace.state_check import RecordedEdit, StateCheck, check_state
 from prtrace_client.outbox import Outbox
 from prtrace_client.recorder.session import Recorder
 from tests.client.recorder.conftest import run_git

@@ -13,6 +13,20 @@ from typing import Any, Protocol
 from prtrace.records import ChunkNeighbourhood, ChunkRecord, Page, TraceRecord
 from prtrace.tokens import TokenRecord
 
+# ---- streamed reads (Assemble, the export job, write-once uploads) ----
+
+
+class ReadableBlob(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class OpenedBlob:
+    size: int  # bytes stored, known before reading any
+    body: ReadableBlob  # the caller closes it
+
 
 class AlreadyExists(Exception):
     """A conditional create found the item already stored."""

@@ -48,7 +48,7 @@ class TraceRecord:
     chunk_count: int = 0
     event_count: int = 0
     finalize: dict[str, Any] | None = None
-    # How the pipeline ended (prtrace.outcome builds it, bounded); None until terminal.
+    # How the pipeline ended (prtrace.pipeline.outcome builds it, bounded); None until terminal.
     outcome: dict[str, Any] | None = None
 
     def public(self, brief: bool = False) -> dict[str, Any]:
@@ -143,7 +143,7 @@ class Page:
 def rfc3339_ms(moment: str) -> str:
     """`moment` as every time the API shows: UTC, milliseconds, `Z`. The state machine
     stamps its status changes with Step Functions' own clock format (microseconds, or an
-    offset, depending on the engine), the services with prtrace.ingest.utc_timestamp; read
+    offset, depending on the engine), the services with prtrace.ingest.service.utc_timestamp; read
     back, they look the same. Text that is not a time is shown as it is."""
     try:
         parsed = datetime.fromisoformat(moment)

@@ -63,7 +63,7 @@ def judge_result_key(tenant: str, trace_id: str) -> str:
 
 
 def manifest_draft_key(tenant: str, trace_id: str) -> str:
-    """The trace manifest as the Assemble step knows it (prtrace.provenance; unsigned)."""
+    """The trace manifest as the Assemble step knows it (prtrace.provenance.manifest; unsigned)."""
     return f"{trace_prefix(tenant, trace_id)}/manifest/assembled.json"
 
 
@@ -77,7 +77,7 @@ def manifest_envelope_key(tenant: str, trace_id: str) -> str:
     return f"{trace_prefix(tenant, trace_id)}/manifest.dsse.json"
 
 
-# ---- dataset exports (prtrace.exports): under the tenant, beside its traces ------------
+# ---- dataset exports (prtrace.dataset.exports): under the tenant, beside its traces ------------
 
 
 def export_prefix(tenant: str, export_id: str) -> str:

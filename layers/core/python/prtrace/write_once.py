@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import BinaryIO, Final, Protocol
 
-from prtrace.assemble.ports import OpenedBlob
+from prtrace.ports import OpenedBlob
 
 READ_BLOCK_BYTES: Final = 1024 * 1024
 

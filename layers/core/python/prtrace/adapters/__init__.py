@@ -1,1 +1,3 @@
-"""Storage and secret adapters behind the interfaces in prtrace.ports."""
+"""Storage, secret, model and sandbox adapters behind the domain's ports (prtrace.ports,
+the stages' ports.py). The outermost layer of the core: it may import every stage, and
+only it imports boto3, httpx, openai or docker; wiring.py builds each function's graph."""

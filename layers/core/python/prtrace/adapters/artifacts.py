@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from botocore.exceptions import ClientError
 
 from prtrace.adapters.s3 import S3BlobStore
-from prtrace.assemble.ports import OpenedBlob
+from prtrace.ports import OpenedBlob
 from prtrace.qa.ports import ArtifactMissing, ArtifactTooLarge
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from typing import Any, Final, Protocol
 
 import orjson
 
-from prtrace.dataset_collect import ResultKind, UnreadableTrace
+from prtrace.dataset.collect import ResultKind, UnreadableTrace
 from prtrace.ports import TraceStore
 from prtrace.storage_keys import artifact_key, document_key, judge_result_key, qa_report_key
 

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from botocore.exceptions import ClientError
 
-from prtrace.assemble.ports import OpenedBlob
-from prtrace.ports import Contention, PresignedUpload
+from prtrace.ports import Contention, OpenedBlob, PresignedUpload
 from prtrace.storage_keys import READINESS_PREFIX
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Signers for the trace manifest (prtrace.provenance.Signer) and the published key set.
+"""Signers for the trace manifest (prtrace.provenance.manifest.Signer) and the published key set.
 
 - `KmsSigner`: an AWS KMS asymmetric key (key spec ECC_NIST_P256, SIGN_VERIFY), signing
   with ECDSA_SHA_256 over the raw message (at most 4096 bytes: the DSSE pre-authentication
@@ -18,7 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from prtrace.provenance import Algorithm, ProvenanceError, jwk_from_der, jwk_from_public_key
+from prtrace.provenance.manifest import (
+    Algorithm,
+    ProvenanceError,
+    jwk_from_der,
+    jwk_from_public_key,
+)
 
 SIGNING_ALGORITHM = "ECDSA_SHA_256"
 

@@ -26,16 +26,16 @@ if TYPE_CHECKING:
     from prtrace.adapters.signing import KmsKeySet
     from prtrace.assemble.service import AssembleService
     from prtrace.assemble.settings import AssembleSettings
-    from prtrace.exports import DatasetExports
-    from prtrace.ingest import IngestService
+    from prtrace.dataset.exports import DatasetExports
+    from prtrace.dataset.trace_table import TraceTableWriter
+    from prtrace.ingest.service import IngestService
+    from prtrace.pipeline.record import RecordStep
+    from prtrace.pipeline.sweeper import StuckTraceSweeper
     from prtrace.ports import PipelineStarter
     from prtrace.qa.package_index import CodeArtifactSettings
-    from prtrace.record import RecordStep
-    from prtrace.results import TraceResults
+    from prtrace.results.events import TraceEvents
+    from prtrace.results.products import TraceResults
     from prtrace.settings import ExportJobSettings, RecordSettings, Settings, SweeperSettings
-    from prtrace.sweeper import StuckTraceSweeper
-    from prtrace.trace_events import TraceEvents
-    from prtrace.trace_table import TraceTableWriter
 
 # Standard retry mode backs off on throttling; short timeouts keep API latency bounded.
 BOTO_CONFIG = Config(
@@ -114,7 +114,7 @@ def build_ingest_service(
 ) -> IngestService:
     from prtrace.adapters.dynamodb import DynamoTraceStore
     from prtrace.adapters.keys import load_key_ring
-    from prtrace.ingest import IngestService
+    from prtrace.ingest.service import IngestService
 
     dynamodb = boto3.client("dynamodb", config=BOTO_CONFIG)
     return IngestService(
@@ -131,7 +131,7 @@ def build_ingest_service(
 
 
 def build_trace_results(settings: Settings, blobs: S3BlobStore | None = None) -> TraceResults:
-    from prtrace.results import TraceResults
+    from prtrace.results.products import TraceResults
 
     return TraceResults(blobs or build_blob_store(settings), settings.download_url_ttl_s)
 
@@ -140,7 +140,7 @@ def build_trace_events(
     settings: Settings, blobs: S3BlobStore, results: TraceResults
 ) -> TraceEvents:
     from prtrace.adapters.dynamodb import DynamoTraceStore
-    from prtrace.trace_events import TraceEvents
+    from prtrace.results.events import TraceEvents
 
     dynamodb = boto3.client("dynamodb", config=BOTO_CONFIG)
     return TraceEvents(DynamoTraceStore(dynamodb, settings.traces_table), blobs, results)
@@ -182,13 +182,13 @@ def build_assemble_service(settings: AssembleSettings) -> AssembleService:
 
 def build_record_step(settings: RecordSettings) -> RecordStep:
     from prtrace.adapters.dynamodb import DynamoTraceStore
-    from prtrace.record import RecordStep
+    from prtrace.pipeline.record import RecordStep
 
     objects = build_object_store(settings.bucket)
     manifests = None
     if settings.signing_key_id:
         from prtrace.adapters.signing import KmsSigner
-        from prtrace.attestation import ManifestSigner
+        from prtrace.pipeline.attestation import ManifestSigner
 
         signer = KmsSigner(boto3.client("kms", config=BOTO_CONFIG), settings.signing_key_id)
         manifests = ManifestSigner(objects, signer, settings.qa_image)
@@ -202,13 +202,13 @@ def build_record_step(settings: RecordSettings) -> RecordStep:
 
 
 def build_trace_table_writer(settings: RecordSettings) -> TraceTableWriter:
-    from prtrace.trace_table import TraceTableWriter
+    from prtrace.dataset.trace_table import TraceTableWriter
 
     return TraceTableWriter(build_object_store(settings.bucket))
 
 
 def build_sweeper(settings: SweeperSettings) -> StuckTraceSweeper:
-    from prtrace.sweeper import StuckTraceSweeper
+    from prtrace.pipeline.sweeper import StuckTraceSweeper
 
     step = build_record_step(settings)
     return StuckTraceSweeper(step.traces, step, settings.stuck_after_s)
@@ -222,7 +222,7 @@ def build_token_store(table_name: str) -> DynamoTokenStore:
 
 def build_dataset_exports(settings: Settings, blobs: S3BlobStore) -> DatasetExports:
     from prtrace.adapters.stepfunctions import StepFunctionsExportLauncher
-    from prtrace.exports import DatasetExports, ExportLauncher, NoExportJob
+    from prtrace.dataset.exports import DatasetExports, ExportLauncher, NoExportJob
 
     launcher: ExportLauncher = NoExportJob()
     if settings.export_state_machine_arn:
@@ -233,11 +233,11 @@ def build_dataset_exports(settings: Settings, blobs: S3BlobStore) -> DatasetExpo
 
 
 def run_export_job(settings: ExportJobSettings) -> dict[str, Any]:
-    """The export task's work, wired to S3, DynamoDB and KMS (prtrace.export_job)."""
+    """The export task's work, wired to S3, DynamoDB and KMS (prtrace.dataset.job)."""
     from prtrace.adapters.dynamodb import DynamoTraceStore
     from prtrace.adapters.export_source import StoreTraceSource
     from prtrace.adapters.s3 import S3BlobStore
-    from prtrace.export_job import run_export
+    from prtrace.dataset.job import run_export
 
     blobs = S3BlobStore(boto3.client("s3", config=S3_CONFIG), settings.bucket)
     traces = DynamoTraceStore(boto3.client("dynamodb", config=BOTO_CONFIG), settings.traces_table)

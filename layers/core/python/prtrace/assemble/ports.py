@@ -4,20 +4,9 @@ Implemented by adapters/s3.py (`S3BlobStore`) and by in-memory fakes in the test
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
-
-class ReadableBlob(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
-
-    def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class OpenedBlob:
-    size: int  # bytes stored, known before reading any
-    body: ReadableBlob  # the caller closes it
+from prtrace.ports import OpenedBlob
 
 
 class StreamingBlobStore(Protocol):

@@ -24,14 +24,14 @@ from typing import Annotated, Any, BinaryIO, Final
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from prtrace.assemble.ports import OpenedBlob, ReadableBlob, StreamingBlobStore
+from prtrace.assemble.document import ChainSummary, TraceDocumentWriter
+from prtrace.assemble.metrics import MetricsAccumulator, timestamp_ms
+from prtrace.assemble.ports import StreamingBlobStore
 from prtrace.assemble.rejection import Rejection, TraceRejected, reject
 from prtrace.canonical import canonical_json
-from prtrace.document import ChainSummary, TraceDocumentWriter
 from prtrace.integrity import EventChain, KeyRing, UnknownKey, verify_chunk_mac
-from prtrace.metrics import MetricsAccumulator, timestamp_ms
-from prtrace.ports import TraceStore
-from prtrace.provenance import (
+from prtrace.ports import OpenedBlob, ReadableBlob, TraceStore
+from prtrace.provenance.manifest import (
     ArtifactEntry,
     ChainEntry,
     ChunkEntry,
@@ -39,6 +39,14 @@ from prtrace.provenance import (
     TraceManifest,
     chunk_merkle_root,
 )
+from prtrace.provenance.state_check import (
+    RecordedEdit,
+    StateCheck,
+    StateCheckError,
+    check_state,
+    not_checked,
+)
+from prtrace.provenance.state_check import summary as state_summary
 from prtrace.records import ChunkRecord
 from prtrace.schema import (
     BlobRef,
@@ -52,14 +60,6 @@ from prtrace.schema import (
     TraceMetadata,
     WorkspaceSnapshots,
 )
-from prtrace.state_check import (
-    RecordedEdit,
-    StateCheck,
-    StateCheckError,
-    check_state,
-    not_checked,
-)
-from prtrace.state_check import summary as state_summary
 from prtrace.storage_keys import (
     artifact_key,
     document_key,

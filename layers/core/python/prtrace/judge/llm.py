@@ -24,7 +24,7 @@ from typing import Any, Final, Literal, Protocol
 
 import orjson
 
-from prtrace.document import TraceDocument
+from prtrace.assemble.document import TraceDocument
 from prtrace.judge.patch import PatchEvidence
 from prtrace.judge.prompt import (
     DEFAULT_TOKEN_BUDGET,

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, ClassVar, Final, Literal
 
-from prtrace.document import TraceDocument
+from prtrace.assemble.document import TraceDocument
+from prtrace.assemble.metrics import is_failing, is_green
 from prtrace.judge.result import OFFLINE_JUDGE, DimensionScore, JudgeResult
 from prtrace.judge.rubric import DimensionId, Rubric
-from prtrace.metrics import is_failing, is_green
 from prtrace.qa.hardcoded import CodeReader, TestLiterals
 from prtrace.qa.overlay import is_harness_file, is_test_file
 from prtrace.qa.report import TAMPER_FLAGS, QAReport

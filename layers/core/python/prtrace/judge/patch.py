@@ -2,7 +2,7 @@
 
 From the workspace snapshots when the trace has them (the trees QA tested): the same safe
 archive reader and the same unified diff as the dataset export (prtrace.qa.archive,
-prtrace.dataset.workspace_patch), within the judge's own size bounds, reading only the
+prtrace.dataset.rows.workspace_patch), within the judge's own size bounds, reading only the
 files that differ. Without snapshots, or when they cannot be read within the bounds, the
 recorded `file_edit` diffs grouped per file stand in, labelled as such: they are what the
 session says it did, not necessarily the code it ended with.
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from prtrace.dataset import file_diffs, workspace_patch
-from prtrace.document import TraceDocument
+from prtrace.assemble.document import TraceDocument
 from prtrace.judge.text import quote
+from prtrace.patches import file_diffs, workspace_patch
 from prtrace.qa.archive import ArchiveLimits, extract_archive
 from prtrace.qa.errors import UnsafeArchive
 from prtrace.schema import BlobRef, FileEditEvent

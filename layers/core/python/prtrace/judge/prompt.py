@@ -45,12 +45,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from prtrace.dataset import is_test_file
-from prtrace.document import TraceDocument
+from prtrace.assemble.document import TraceDocument
+from prtrace.assemble.metrics import is_failing, timestamp_ms
 from prtrace.judge.patch import PatchEvidence, patch_from_edits
 from prtrace.judge.rubric import Rubric
 from prtrace.judge.text import fence_for, fenced, free_text, quote
-from prtrace.metrics import is_failing, timestamp_ms
+from prtrace.patches import is_test_file
 from prtrace.qa.report import QAReport
 from prtrace.schema import (
     EVENT_TYPES,

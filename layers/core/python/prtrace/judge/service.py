@@ -16,13 +16,13 @@ from typing import Protocol
 
 import orjson
 
-from prtrace.document import TraceDocument
+from prtrace.assemble.document import TraceDocument
+from prtrace.assemble.metrics import compute_metrics
 from prtrace.judge.llm import JudgeUnavailable, LLMJudge
 from prtrace.judge.offline import score_offline
 from prtrace.judge.patch import ArtifactReader, PatchEvidence, patch_evidence, patch_from_edits
 from prtrace.judge.result import JudgeResult, StandIn
 from prtrace.judge.rubric import Rubric
-from prtrace.metrics import compute_metrics
 from prtrace.qa.report import QAReport
 from prtrace.storage_keys import artifact_key, tenant_of_trace_key
 

@@ -1,7 +1,8 @@
 """What QA needs from artifact storage: read a snapshot, keep logs and JUnit files.
 
 Adapters: prtrace.adapters.artifacts (S3, a local directory). Keys are S3-style paths;
-snapshots and QA outputs are content-addressed under the trace (prtrace.ingest.artifact_key).
+snapshots and QA outputs are content-addressed under the trace
+(prtrace.storage_keys.artifact_key).
 """
 
 from __future__ import annotations

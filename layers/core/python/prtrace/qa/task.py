@@ -13,7 +13,7 @@ from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from prtrace.document import TraceDocument
+from prtrace.assemble.document import TraceDocument
 from prtrace.qa.errors import QAError
 from prtrace.qa.ports import ArtifactMissing, ArtifactStore, ArtifactTooLarge
 from prtrace.qa.report import QAReport

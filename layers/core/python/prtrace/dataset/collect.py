@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from prtrace.dataset import ExportFilter, TraceBundle, sorted_bundles, workspace_patch
-from prtrace.dataset_files import Flagged, Skipped
-from prtrace.document import TraceDocument
+from prtrace.assemble.document import TraceDocument
+from prtrace.dataset.files import Flagged, Skipped
+from prtrace.dataset.rows import ExportFilter, TraceBundle, sorted_bundles
 from prtrace.judge.result import JudgeResult
+from prtrace.patches import workspace_patch
 from prtrace.qa.archive import extract_archive
 from prtrace.qa.errors import UnsafeArchive
 from prtrace.qa.report import QAReport

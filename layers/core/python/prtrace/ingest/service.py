@@ -15,7 +15,6 @@ from typing import Annotated, Any, Final
 from pydantic import BaseModel, ConfigDict, Field
 from ulid import ULID
 
-from prtrace.chunks import PreparedChunk, prepare_chunk
 from prtrace.clock import utc_now
 from prtrace.errors import (
     ChunkConflict,
@@ -31,6 +30,7 @@ from prtrace.errors import (
     TraceNotFound,
     TraceNotOpen,
 )
+from prtrace.ingest.chunks import PreparedChunk, prepare_chunk
 from prtrace.integrity import KeyRing, sha256_hex
 from prtrace.ports import (
     AlreadyExists,

@@ -13,7 +13,7 @@ Shapes (JSON):
      STATE  {"status": "match" | "state_mismatch" | "not_checked", "detail",
              "files_checked", "edits_applied", "first_mismatch": {"path", "reason",
              "detail", "event_seq", "unexplained_bytes"} | null, "mismatch_count",
-             "unexplained_bytes", "unverified_count"} (prtrace.state_check),
+             "unexplained_bytes", "unverified_count"} (prtrace.provenance.state_check),
              "provenance": {"manifest_sha256", "key_id", "algorithm"} | null
              (added by RecordStep when it signed the trace manifest)
      QA     {"verdict", "error_reason", "error_detail", "backend", "duration_ms",
@@ -49,8 +49,8 @@ from typing import Any, Final, Literal
 import orjson
 
 from prtrace.judge.result import DimensionScore, JudgeResult, ReviewFlag
+from prtrace.provenance.state_check import StateCheck
 from prtrace.qa.report import ErrorReason, QAReport
-from prtrace.state_check import StateCheck
 
 # Test ids per list (the most telling lists first share the byte budget).
 MAX_TEST_IDS: Final = 200

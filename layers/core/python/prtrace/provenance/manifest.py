@@ -40,7 +40,7 @@ MANIFEST_VERSION: Final = "prtrace.manifest/v1"
 PAYLOAD_TYPE: Final = "application/vnd.in-toto+json"
 STATEMENT_TYPE: Final = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE: Final = "https://prtrace.dev/attestations/trace-manifest/v1"
-# A dataset export's manifest (prtrace.exports), signed the same way by the export job.
+# A dataset export's manifest (prtrace.dataset.exports), signed the same way by the export job.
 EXPORT_PREDICATE_TYPE: Final = "https://prtrace.dev/attestations/dataset-export/v1"
 MANIFEST_NAME: Final = "manifest.json"
 MAX_SIGNED_BYTES: Final = 4096  # KMS Sign with MessageType RAW

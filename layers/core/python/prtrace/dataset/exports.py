@@ -1,5 +1,5 @@
 """Dataset exports on the service: `POST /v1/exports` asks for one, a pipeline-style job
-(a Step Functions execution running a container task, prtrace.export_job) writes its files
+(a Step Functions execution running a container task, prtrace.dataset.job) writes its files
 to S3, and `GET /v1/exports/{id}` reports it and links its files.
 
 An export lives under its tenant's prefix (prtrace.storage_keys.export_*):
@@ -26,7 +26,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from ulid import ULID
 
-from prtrace.dataset import ExportFilter
+from prtrace.dataset.rows import ExportFilter
 from prtrace.errors import ExportNotFound, ExportNotStarted
 from prtrace.integrity import sha256_hex
 from prtrace.judge.rubric import DIMENSION_IDS

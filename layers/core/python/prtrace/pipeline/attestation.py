@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from prtrace.judge.result import JudgeResult
-from prtrace.provenance import (
+from prtrace.provenance.manifest import (
     DigestedFile,
     JudgeEntry,
     QAEntry,

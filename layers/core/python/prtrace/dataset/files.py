@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from prtrace.dataset import (
+from prtrace.dataset.rows import (
     EXPORT_VERSION,
     ExportFilter,
     TraceBundle,

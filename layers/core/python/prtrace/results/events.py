@@ -20,7 +20,7 @@ from prtrace.errors import FieldError, InvalidInput
 from prtrace.integrity import sha256_hex
 from prtrace.ports import TraceStore
 from prtrace.records import TraceRecord
-from prtrace.results import TraceResults
+from prtrace.results.products import TraceResults
 
 MAX_PAGE_EVENTS: Final = 500
 DEFAULT_PAGE_EVENTS: Final = 100

@@ -1,8 +1,8 @@
-"""The export job: what the export task runs for one export id (prtrace.exports).
+"""The export job: what the export task runs for one export id (prtrace.dataset.exports).
 
 It reads the request the API stored, selects and reads the tenant's traces from the
 stores (the same selection and reading `prtrace export` does through the API), writes the
-files with `prtrace.dataset_files.write_export` into a scratch directory, uploads each,
+files with `prtrace.dataset.files.write_export` into a scratch directory, uploads each,
 signs the manifest when a signing key is configured, and uploads the manifest last: its
 presence is what "complete" means. On failure it stores error.json saying why.
 """
@@ -17,12 +17,12 @@ from typing import Any, Protocol
 
 import orjson
 
-from prtrace.dataset_collect import TraceSource, collect
-from prtrace.dataset_files import MANIFEST_FILE, write_export
-from prtrace.exports import ExportRequest
+from prtrace.dataset.collect import TraceSource, collect
+from prtrace.dataset.exports import ExportRequest
+from prtrace.dataset.files import MANIFEST_FILE, write_export
 from prtrace.integrity import file_sha256, sha256_hex
 from prtrace.media_types import JSON, of_path
-from prtrace.provenance import (
+from prtrace.provenance.manifest import (
     Signer,
     sign_export_manifest,
     signed_manifest_digest,
@@ -37,7 +37,7 @@ from prtrace.storage_keys import (
 )
 from prtrace.write_once import StoredDiffers, WriteOnceStore, upload_once
 
-log = logging.getLogger("prtrace.export_job")
+log = logging.getLogger("prtrace.dataset.job")
 
 
 class ExportJobError(Exception):

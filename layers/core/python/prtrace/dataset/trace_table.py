@@ -17,10 +17,10 @@ from typing import Any, Final, Protocol
 
 import orjson
 
+from prtrace.dataset.parquet_lite import Column, write_table
 from prtrace.integrity import sha256_hex
 from prtrace.judge.rubric import DIMENSION_IDS
 from prtrace.media_types import PARQUET
-from prtrace.parquet_lite import Column, write_table
 from prtrace.qa.report import TAMPER_FLAGS
 from prtrace.records import COMPLETE, TraceRecord
 
@@ -180,7 +180,7 @@ def _codes(flags: list[dict[str, Any]]) -> str:
 
 
 def _qa_evidence(qa: dict[str, Any]) -> dict[str, Any]:
-    """The verdict's evidence as the outcome recorded it (prtrace.outcome.qa_summary): the
+    """The verdict's evidence as the outcome recorded it (prtrace.pipeline.outcome.qa_summary): the
     flags' codes come from its bounded list (`qa_flag_count` says how many there were)."""
     recorded = "flags" in qa  # absent from outcomes recorded before the report had flags
     flags = [f for f in qa.get("flags") or [] if isinstance(f, dict)]

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from prtrace.clock import utc_timestamp
+from prtrace.pipeline.record import RecordFailed, RecordStep, parse_record_event
 from prtrace.ports import TraceStore
-from prtrace.record import RecordFailed, RecordStep, parse_record_event
 from prtrace.records import TraceRecord
 
 STUCK_ERROR = "PipelineStuck"

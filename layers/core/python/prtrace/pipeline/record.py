@@ -9,7 +9,7 @@ The state machine calls it with one of three events, told apart by `status`:
   {"tenant", "trace_id", "status": "rejected", "reason": <Assemble rejection>}
   {"tenant", "trace_id", "status": "failed", "stage": "assemble" | "qa" | "judge" | "record",
    "error": str, "cause": str | null}
-The terminal status and a bounded outcome (prtrace.outcome) are written to the trace item
+The terminal status and a bounded outcome (prtrace.pipeline.outcome) are written to the trace item
 once: a retry finds the same status stored and succeeds; any other terminal status already
 stored is never overwritten (OutcomeConflict).
 """
@@ -30,11 +30,11 @@ from pydantic import (
     model_validator,
 )
 
-from prtrace.attestation import ManifestSigner
 from prtrace.clock import utc_now
-from prtrace.ingest import TRACE_ID_PATTERN
+from prtrace.ingest.service import TRACE_ID_PATTERN
 from prtrace.judge.result import JudgeResult
-from prtrace.outcome import (
+from prtrace.pipeline.attestation import ManifestSigner
+from prtrace.pipeline.outcome import (
     FailedStage,
     QASkipped,
     complete_outcome,
@@ -80,7 +80,7 @@ class AssembleSummary(BaseModel):
     chunk_count: Annotated[int, Field(ge=0)]
     chain: ChainSummary
     metrics: dict[str, Any] = Field(default_factory=dict)
-    state_check: dict[str, Any] | None = None  # prtrace.state_check.summary
+    state_check: dict[str, Any] | None = None  # prtrace.provenance.state_check.summary
 
 
 class Assembled(BaseModel):

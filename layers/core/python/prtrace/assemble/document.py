@@ -17,8 +17,8 @@ from typing import Any, BinaryIO, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
+from prtrace.provenance.state_check import StateCheck
 from prtrace.schema import Event, TraceMetadata, WorkspaceSnapshots
-from prtrace.state_check import StateCheck
 
 DOCUMENT_VERSION: Final = "prtrace.document/v1"
 
@@ -41,7 +41,7 @@ class TraceDocument(BaseModel):
     chain: ChainSummary
     snapshots: WorkspaceSnapshots | None = None
     metrics: dict[str, Any]
-    # Do the recorded edits reproduce the final snapshot? (prtrace.state_check; None: the
+    # Do the recorded edits reproduce the final snapshot? (prtrace.provenance.state_check; None: the
     # trace has no snapshots, or was assembled before the check existed)
     state_check: StateCheck | None = None
 
