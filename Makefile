@@ -15,7 +15,7 @@ PY := .venv/bin/python
 export UV_PROJECT_ENVIRONMENT := .venv
 
 .PHONY: setup sandbox cdk-cli test test-fast lint bench demo local deploy-local synth deploy deploy-viewer openapi \
-  schemas iam-usage clean preflight images
+  schemas iam-usage clean preflight images docs
 
 .tools/bin/uv:
 	python3 -m venv .tools && .tools/bin/pip install --quiet uv==$(UV_VERSION)
@@ -40,8 +40,18 @@ sandbox: ## bubblewrap, a Docker engine and the offline QA test image (root; cac
 cdk-cli: $(NODE)  ## fetch the pinned CDK CLI into npm's cache (the deploy-local test runs it)
 	$(CDK) --version >/dev/null
 
+# Two pytest processes at once: the sandbox suite (containers, bwrap, PyPI) waits on the
+# engine and the network while the rest keeps the other core busy. Its output follows the
+# rest's, whole; the target fails when either does.
+SANDBOX_LOG := test-artifacts/sandbox-suite.log
 test: setup sandbox cdk-cli  ## the whole test suite (what CI runs)
-	$(PY) -m pytest
+	@mkdir -p $(dir $(SANDBOX_LOG))
+	@$(PY) -m pytest tests/sandbox -p no:cacheprovider > $(SANDBOX_LOG) 2>&1 & sandbox=$$!; \
+	  $(PY) -m pytest --ignore=tests/sandbox; rest=$$?; \
+	  wait $$sandbox; sandboxed=$$?; \
+	  echo "==== tests/sandbox (run beside the rest; $(SANDBOX_LOG)) ===="; cat $(SANDBOX_LOG); \
+	  echo "rest: exit $$rest, tests/sandbox: exit $$sandboxed"; \
+	  test $$rest -eq 0 -a $$sandboxed -eq 0
 
 # The edit loop: no local cloud, no sandbox, nothing marked slow; both cores; property
 # tests with fewer examples. `make test` remains the whole suite.
@@ -52,7 +62,7 @@ test-fast: setup  ## unit, functional and client tests in under a minute
 lint: setup  ## ruff and mypy
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy layers/core/python/prtrace functions infra_cdk prtrace_cli prtrace_client examples bench
+	.venv/bin/mypy layers/core/python/prtrace functions infra_cdk local_cloud prtrace_cli prtrace_client examples bench
 
 bench: setup sandbox  ## benchmarks (ingest, assemble, local cloud, pipeline, QA, judge); writes bench-results.json
 	$(PY) -m bench.run
@@ -61,11 +71,11 @@ demo: setup sandbox  ## the example trace through the whole pipeline on the loca
 	$(PY) -m examples.demo
 
 local: setup  ## run the local cloud in the foreground (Ctrl-C stops it)
-	$(PY) -m infra_cdk.local $(LOCAL_ARGS)
+	$(PY) -m local_cloud $(LOCAL_ARGS)
 
-# LOCAL_ARGS: more options of `python -m infra_cdk.local` (--aws-port, --api-port, --state-dir).
+# LOCAL_ARGS: more options of `python -m local_cloud` (--aws-port, --api-port, --state-dir).
 deploy-local: setup cdk-cli  ## `make local`, the stack deployed by the real CDK CLI
-	$(PY) -m infra_cdk.local --cdk-cli "$(CDK)" $(LOCAL_ARGS)
+	$(PY) -m local_cloud --cdk-cli "$(CDK)" $(LOCAL_ARGS)
 
 # The same STAGE `make deploy` deploys (its profile's defaults: a prod stage needs
 # PRTRACE_ALARM_EMAILS or PRTRACE_ALARM_TOPIC_ARN); `make synth STAGE=dev` for a dev one.
@@ -97,6 +107,9 @@ openapi: setup  ## regenerate the committed OpenAPI document
 
 schemas: setup  ## regenerate the committed JSON Schemas of trace schema v1
 	$(PY) -m prtrace.json_schema
+
+docs: setup  ## the documentation site (docs/, mkdocs.yml) into site/; a broken link or anchor fails it
+	$(PY) -m mkdocs build --strict --site-dir site
 
 iam-usage: setup  ## re-record the AWS calls each function makes (tests/functional) for the IAM check
 	$(PY) -m pytest tests/functional -q -p tests.infra.aws_calls --record-aws-calls=tests/infra/iam_usage.json

@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.table import Table
 
-from infra_cdk.local.emulator import emulator_client, moto_server
-from infra_cdk.local.resources import ResourceNames, provision
+from local_cloud.emulator import emulator_client, moto_server
+from local_cloud.resources import ResourceNames, provision
 from prtrace.adapters.dynamodb import DynamoTraceStore
 from prtrace.adapters.memory import MemoryBlobStore, MemoryTraceStore
 from prtrace.adapters.s3 import S3BlobStore

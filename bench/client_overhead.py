@@ -37,8 +37,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import prtrace_cli
+import prtrace_client
+import prtrace_client.recorder
 from prtrace_cli import fast
 from prtrace_client.outbox import Outbox
+from prtrace_client.recorder import protocol
 from prtrace_client.recorder.session import Recorder
 
 REPO_BUGGY = Path(__file__).resolve().parent.parent / "examples" / "repo-buggy"
@@ -70,7 +73,7 @@ def _run(argv: list[str], repo: Path, env: dict[str, str]) -> None:
 
 def compile_client() -> None:
     """Byte-compile what the fast path imports, as a wheel's installation does."""
-    for module in (prtrace_cli, fast):
+    for module in (prtrace_cli, fast, prtrace_client, prtrace_client.recorder, protocol):
         assert module.__file__ is not None
         py_compile.compile(module.__file__, doraise=True)
 
@@ -136,7 +139,7 @@ def _measure(repo: Path, root: Path, env: dict[str, str]) -> dict[str, float]:
             edit_then(["true"]), edit_then([*CLI, "run", "--", "true"]), ROUNDS
         )
         stages["direct_true_after_edit"], stages["prtrace_run_true_after_edit"] = bare, recorded
-        status = fast.request(str(repo / ".git" / "prtrace"), {"op": "status"})
+        status = protocol.request(str(repo / ".git" / "prtrace"), {"op": "status"})
         stages["cli_startup"] = _samples(lambda: _run([*CLI, "--help"], repo, env), SLOW_ROUNDS)
         plain, typed = [], []
         for _ in range(SHELL_ROUNDS):

@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from infra_cdk.local.cloud import LocalCloud
+from local_cloud.cloud import LocalCloud
 from prtrace_client import Flusher, Outbox, PrtraceClient
 from prtrace_client.config import ClientConfig
 from tests.factories import event, trace_metadata

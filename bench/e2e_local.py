@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from infra_cdk.local.cloud import LocalCloud
+from local_cloud.cloud import LocalCloud
 from tests.factories import chunk_body, trace_metadata
 
 CLIENTS = 4

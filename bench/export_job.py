@@ -39,7 +39,7 @@ def _child(traces: int) -> dict[str, Any]:
     from moto import mock_aws
 
     from bench.memory import peak_rss_mb
-    from infra_cdk.local.resources import ResourceNames, provision
+    from local_cloud.resources import ResourceNames, provision
     from prtrace.adapters.dynamodb import DynamoTraceStore
     from prtrace.adapters.export_source import StoreTraceSource
     from prtrace.adapters.s3 import S3BlobStore

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from examples.snapshots import TRACE_DIR
-from infra_cdk.local.cloud import LocalCloud
+from local_cloud.cloud import LocalCloud
 from tests.e2e.pipeline_support import TraceClient
 
 ROUNDS = 5

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from infra_cdk.local.emulator import emulator_client, moto_server
+from local_cloud.emulator import emulator_client, moto_server
 from prtrace.adapters.s3 import S3BlobStore
 from prtrace.dataset.trace_table import TraceTableWriter
 from prtrace.judge.rubric import DIMENSION_IDS

@@ -31,10 +31,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from infra_cdk.config import StackConfig
-from infra_cdk.local.assembly import LOCAL_REGION
-from infra_cdk.local.cloud import LocalCloud, local_environment
-from infra_cdk.local.emulator import emulator_client
 from infra_cdk.viewer_site import VIEWER_PATH
+from local_cloud.assembly import LOCAL_REGION
+from local_cloud.cloud import LocalCloud, local_environment
+from local_cloud.emulator import emulator_client
 from prtrace_client import TERMINAL_STATUSES, ApiError, ChunkConflict, PrtraceClient
 from prtrace_client.submit import submit_directory
 

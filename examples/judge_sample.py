@@ -4,7 +4,7 @@ Assembles the example trace (examples/sample-trace-chunks) into a trace document
 the pipeline's Assemble step does (events in seq order, event chain, metrics), pairs it
 with a QA report of the chosen verdict, and prints the judge's scores. With no
 OPENAI_API_KEY this is the offline judge; with one (and OPENAI_BASE_URL for another
-OpenAI-compatible server) it is the model. See JUDGE.md for the configuration.
+OpenAI-compatible server) it is the model. See docs/judge.md for the configuration.
 """
 
 from __future__ import annotations

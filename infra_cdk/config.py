@@ -407,8 +407,8 @@ TABLE_END: Final = "<!-- end of the generated deployment settings -->"
 
 
 def settings_table() -> str:
-    """The README's table of these settings (tests/unit/test_settings.py keeps it current):
-    a setting a stage profile decides shows each profile's default."""
+    """docs/configuration.md's table of these settings (tests/unit/test_settings.py keeps it
+    current): a setting a stage profile decides shows each profile's default."""
     lines = markdown(SETTINGS_MODELS, TABLE_BEGIN, TABLE_END).split("\n")
     by_variable = {StackConfig.variable(name): values for name, values in PROFILE_DEFAULTS.items()}
     for index, line in enumerate(lines):

@@ -1,6 +1,6 @@
 """What the viewer's two hosts share: where its files are, the path they are served
 under, and the security headers every one of them carries (CloudFront's response headers
-policy in infra_cdk.viewer, the local gateway's static site in infra_cdk.local). No CDK
+policy in infra_cdk.viewer, the local gateway's static site in local_cloud). No CDK
 import here: the local cloud reads it at run time."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`prtrace export`: the tenant's complete traces as a dataset (README "Dataset export")."""
+"""`prtrace export`: the tenant's complete traces as a dataset (docs/exports.md)."""
 
 from __future__ import annotations
 

@@ -2,117 +2,28 @@
 
 A recorded command must cost a few milliseconds, and the interpreter's start-up plus the
 CLI's imports (typer, rich, pydantic, httpx) cost half a second. So this module imports only
-built-in modules (no json, no typing: they cost more than the whole round trip): it connects
-to the session's recorder process (prtrace_cli/recorderd.py, started by `prtrace record
-start`) on `<git-dir>/prtrace/recorder.sock`, asks it to
-record the edits made so far (`begin`), runs the command here, in the user's terminal, and
-sends how it ended with its output (`end`). It returns only after the recorder's answer,
-which comes once the event is committed to the outbox: an acknowledged event survives the
+built-in modules and the recorder's protocol (no json, no typing: they cost more than the
+whole round trip; what one path alone needs, it imports on that path). It asks the
+session's recorder process (prtrace_client/recorder/daemon.py, started by `prtrace record
+start`) to record the edits made so far (`begin`), runs the command here, in the user's
+terminal, and sends how it ended with its output (`end`), in the protocol of
+prtrace_client/recorder/protocol.py. It returns only after the recorder's answer, which
+comes once the event is committed to the outbox: an acknowledged event survives the
 recorder's crash.
 
 Whenever the recorder cannot answer (none was started, it crashed, it refused), the command
 takes the direct path: the full CLI in this process, as slow as before and as durable.
 Every other command goes to the full CLI at once.
-
-Wire format, one request per connection: a 4-byte big-endian length, a header of that
-length, then the raw bytes the header announces (`out`, `err`: the command's output); the
-answer is a length and a document. Headers and answers are `marshal`led dicts of plain
-values: both ends are this interpreter, and the socket is the user's own (mode 0600 in the
-git directory), so nothing else can speak to either end.
 """
 
 import _signal  # type: ignore[import-not-found]  # no stubs: `signal` without enum
-import _socket
-import marshal
 import os
-import select
 import sys
 import time
 
-SOCKET_NAME = "recorder.sock"  # in the session directory
-DELIVER_EVERY_ENV = "PRTRACE_DELIVER_EVERY"
-DEFAULT_DELIVER_EVERY_S = 5.0
-WIRE_VERSION = 1
+from prtrace_client.recorder import protocol
+
 MAX_CAPTURED_OUTPUT = 32 * 1024 * 1024  # per stream, as the direct path keeps
-TIMEOUT_S = 120.0  # a begin diffs the edits made so far: can be slow for a huge change
-
-
-class RecorderUnavailable(Exception):
-    """The recorder did not answer (absent, crashed, refused): take the direct path."""
-
-
-# ---- finding the session's recorder ---------------------------------------------------
-
-
-def session_dir(cwd: str) -> str | None:
-    """`<git-dir>/prtrace` of the repository holding `cwd`, found without running git; None
-    when git would have to be asked (GIT_DIR set, no .git found)."""
-    if os.environ.get("GIT_DIR"):
-        return None
-    directory = cwd
-    while True:
-        dot_git = os.path.join(directory, ".git")
-        if os.path.isdir(dot_git):
-            return os.path.join(dot_git, "prtrace")
-        if os.path.isfile(dot_git):  # a linked worktree: "gitdir: <path>"
-            try:
-                with open(dot_git, encoding="utf-8") as handle:
-                    line = handle.readline().strip()
-            except OSError:
-                return None
-            if not line.startswith("gitdir:"):
-                return None
-            return os.path.join(directory, line[len("gitdir:") :].strip(), "prtrace")
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            return None
-        directory = parent
-
-
-def request(
-    directory: str, header: dict[str, object], payload: bytes = b"", timeout_s: float = TIMEOUT_S
-) -> dict[str, object]:
-    """One request to the recorder of the session in `directory`; raises
-    RecorderUnavailable unless it answered ok."""
-    connection = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    try:
-        connection.settimeout(timeout_s)
-        connect_in(connection, directory)
-        encoded = marshal.dumps({"v": WIRE_VERSION, **header})
-        connection.sendall(len(encoded).to_bytes(4, "big") + encoded + payload)
-        size = int.from_bytes(receive(connection, 4), "big")
-        answer = marshal.loads(receive(connection, size))  # noqa: S302 - our own recorder
-    except (OSError, ValueError, EOFError, TypeError) as exc:
-        raise RecorderUnavailable(str(exc) or type(exc).__name__) from None
-    finally:
-        connection.close()
-    if not isinstance(answer, dict) or not answer.get("ok"):
-        error = answer.get("error", "refused") if isinstance(answer, dict) else "bad answer"
-        raise RecorderUnavailable(str(error))
-    return answer
-
-
-def connect_in(connection: _socket.socket, directory: str) -> None:
-    """Connect to `directory`/recorder.sock by a relative name: a Unix socket's path is
-    limited to 107 bytes, and a repository's git directory can be deeper than that."""
-    here = os.open(".", os.O_RDONLY)
-    try:
-        os.chdir(directory)
-        connection.connect(SOCKET_NAME)
-    finally:
-        os.fchdir(here)
-        os.close(here)
-
-
-def receive(connection: _socket.socket, size: int) -> bytes:
-    parts = []
-    while size:
-        part = connection.recv(min(size, 1 << 20))
-        if not part:
-            raise OSError("the recorder closed the connection")
-        parts.append(part)
-        size -= len(part)
-    return b"".join(parts)
 
 
 # ---- running the command here ---------------------------------------------------------
@@ -121,6 +32,8 @@ def receive(connection: _socket.socket, size: int) -> bytes:
 def run_here(command: list[str], workdir: str) -> tuple[int, bytes, bytes, int]:
     """Run `command` with the user's stdin, show its output live and keep a bounded copy:
     (exit code, stdout, stderr, duration in ms). Mirrors the direct path's _run_streaming."""
+    import select  # here: the commit hook's path does without it
+
     environment = dict(os.environ)
     # Output goes through a pipe: ask Python programs not to hold it back.
     environment.setdefault("PYTHONUNBUFFERED", "1")
@@ -200,53 +113,39 @@ def _exit_status(code: int) -> int:
 def run(command: list[str]) -> int:
     """`prtrace run -- COMMAND…` through the session's recorder, else the direct path."""
     cwd = os.getcwd()
-    directory = _served_session(cwd)
+    directory = protocol.served_session(cwd)
     if directory is None:
         return _direct(["run", "--", *command])
     try:
-        answer = request(directory, {"op": "begin", "argv": command, "cwd": cwd})
-    except RecorderUnavailable as exc:
+        prepared = protocol.begin(directory, command, cwd)
+    except protocol.RecorderUnavailable as exc:
         _warn_recorder_down(str(exc))
         return _direct(["run", "--", *command])
-    prepared = answer["run"]
-    assert isinstance(prepared, dict)
-    code, out, err, duration_ms = run_here(prepared["command"], prepared["workdir"])
-    header = {
-        "op": "end",
-        "run": prepared,
-        "exit_code": code,
-        "duration_ms": duration_ms,
-        "out": len(out),
-        "err": len(err),
-    }
+    as_run, workdir = prepared["command"], prepared["workdir"]  # a pytest gets a report
+    assert isinstance(as_run, list)
+    assert isinstance(workdir, str)
+    code, out, err, duration_ms = run_here(as_run, workdir)
     try:
-        request(directory, header, out + err)
-    except RecorderUnavailable as exc:
+        protocol.end(directory, prepared, code, duration_ms, out, err)
+    except protocol.RecorderUnavailable as exc:
         _warn_recorder_down(str(exc))
         return _finish_directly(prepared, code, out, err, duration_ms)
     return _exit_status(code)
 
 
 def post_commit() -> int:
-    """The post-commit hook: record the commit through the recorder, else directly."""
-    directory = _served_session(os.getcwd())
+    """The post-commit hook: record the commit through the recorder, else directly.
+    (Installed hooks call this by name: prtrace_client/recorder/session.py writes them.)"""
+    directory = protocol.served_session(os.getcwd())
     if directory is not None:
         try:
-            request(directory, {"op": "commit"})
+            protocol.commit(directory)
             return 0
-        except RecorderUnavailable as exc:
+        except protocol.RecorderUnavailable as exc:
             _warn_recorder_down(str(exc))
     from prtrace_cli.record import post_commit_hook  # the slow path
 
     return post_commit_hook()
-
-
-def _served_session(cwd: str) -> str | None:
-    """The session directory when a recorder was started for it (its socket exists)."""
-    directory = session_dir(cwd)
-    if directory is None or not os.path.exists(os.path.join(directory, SOCKET_NAME)):
-        return None
-    return directory
 
 
 def _warn_recorder_down(reason: str) -> None:

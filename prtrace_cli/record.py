@@ -2,9 +2,11 @@
 the internal `prtrace hook post-commit`: recording a session in a git repository.
 
 Recording never waits for the network: events go to the local outbox. The session's
-recorder process (prtrace_cli/recorderd.py) records `prtrace run` and commits quickly and
-delivers live in the background; `record stop` delivers the rest (or `prtrace push` later,
-when the API was unreachable). Without a running recorder, commands record directly.
+recorder process (prtrace_client/recorder/daemon.py) records `prtrace run` and commits
+quickly and delivers live in the background; `record stop` delivers the rest (or `prtrace
+push` later, when the API was unreachable). Without a running recorder, commands record
+directly (prtrace_client/recorder/direct.py). This module is the commands' presentation:
+options, messages, exit codes; the recording itself is the recorder package's.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import orjson
 import typer
 
-from prtrace_cli import fast
 from prtrace_cli.console import LazyConsole, escape
 from prtrace_cli.remote import (
     EndpointOption,
@@ -30,6 +31,7 @@ from prtrace_cli.remote import (
     TokenOption,
     push_advice,
 )
+from prtrace_client.recorder.protocol import DEFAULT_DELIVER_EVERY_S, DELIVER_EVERY_ENV
 
 err = LazyConsole(stderr=True, soft_wrap=True)
 # snapshot.DEFAULT_MAX_BYTES in MiB, spelled out: importing the recorder costs `--help` 0.2 s.
@@ -104,12 +106,12 @@ def start(
         float,
         typer.Option(
             "--deliver-every",
-            envvar=fast.DELIVER_EVERY_ENV,
+            envvar=DELIVER_EVERY_ENV,
             min=0,
             help="Send a partly filled chunk at most this many seconds after its first "
             "event (full chunks go at once); 0 delivers only at `record stop`.",
         ),
-    ] = fast.DEFAULT_DELIVER_EVERY_S,
+    ] = DEFAULT_DELIVER_EVERY_S,
     shell: Annotated[
         str | None,
         typer.Option(
@@ -131,8 +133,8 @@ def start(
     the session's recorder, which delivers the session live. Then use `prtrace run -- …`,
     `prtrace note "…"`, commit as usual, and `prtrace record stop`.
     """
-    from prtrace_cli import recorderd
     from prtrace_client.outbox import Outbox, default_outbox_path
+    from prtrace_client.recorder import daemon
     from prtrace_client.recorder.issues import task_from_issue
     from prtrace_client.recorder.session import Recorder, RecorderError
 
@@ -168,7 +170,7 @@ def start(
         for name, value in (("PRTRACE_ENDPOINT", endpoint), ("PRTRACE_TOKEN", token)):
             if value:
                 os.environ[name] = value
-        pid = recorderd.spawn(recorder, every_s=deliver_every)
+        pid = daemon.spawn(recorder, every_s=deliver_every)
     info = recorder.info
     if json_output:
         _emit({"session": info.local_id, "repo": info.repo, "base_commit": info.base_commit,
@@ -186,14 +188,14 @@ def start(
         )
     err.print('next: prtrace run -- pytest …, prtrace note "why…", git commit, prtrace record stop')
     if shell is not None:
-        from prtrace_cli.shell import snippet
+        from prtrace_client.recorder.shell import snippet
 
         sys.stdout.write(snippet(shell))
         err.print(f"{shell} integration: the commands typed in this shell are recorded")
 
 
 def _check_shell(shell: str) -> None:
-    from prtrace_cli.shell import SHELLS
+    from prtrace_client.recorder.shell import SHELLS
 
     if shell not in SHELLS:
         raise typer.BadParameter(
@@ -211,7 +213,7 @@ def shell_command(
     output). eval "$(prtrace record shell bash)"; PRTRACE_SHELL_DENY / PRTRACE_SHELL_ALLOW
     change which commands are recorded (default: not cd, editors, pagers, prtrace, builtins).
     """
-    from prtrace_cli.shell import snippet
+    from prtrace_client.recorder.shell import snippet
 
     _check_shell(shell)
     sys.stdout.write(snippet(shell))
@@ -242,17 +244,17 @@ def stop(
     Captures the last edits, snapshots the final workspace, delivers everything and
     finalizes; prints the trace id (stdout) and its status.
     """
-    from prtrace_cli import recorderd
     from prtrace_cli.remote import delivery_feedback
     from prtrace_client.client import PrtraceClient
     from prtrace_client.errors import PrtraceError
     from prtrace_client.outbox import Flusher, Outbox
+    from prtrace_client.recorder import daemon
     from prtrace_client.recorder.session import Recorder
 
     with _errors():
         recorder = Recorder.open(Path.cwd())
         # The recorder process exits first: what it acknowledged is in the outbox.
-        recorderd.stop(recorder.directory)
+        daemon.stop(recorder.directory)
         try:
             if exclude_redacted is None:
                 recorder.capture_edits()
@@ -334,7 +336,7 @@ def _ask_to_exclude(holding: list[str], json_output: bool) -> bool:
 @record_app.command("status")
 def record_status(json_output: JsonOption = False) -> None:
     """Show the session recording in this repository, if any."""
-    from prtrace_cli import recorderd
+    from prtrace_client.recorder import daemon
     from prtrace_client.recorder.session import NoActiveSession, Recorder
 
     with _errors():
@@ -351,7 +353,7 @@ def record_status(json_output: JsonOption = False) -> None:
             holding = recorder.still_holding_secrets()
         finally:
             recorder.outbox.close()
-        running = recorderd.status(recorder.directory)
+        running = daemon.status(recorder.directory)
     document = {
         "recording": True,
         "session": recorder.info.local_id,
@@ -424,6 +426,7 @@ def run_command(
     Its output is shown live and recorded (redacted); pytest runs are recorded as test
     runs with counts and failing tests. Exits with the command's exit code.
     """
+    from prtrace_client.recorder import daemon
     from prtrace_client.recorder.session import Recorder, RecorderError
 
     with _errors():
@@ -438,7 +441,7 @@ def run_command(
                 code = recorder.run(command).exit_code
             finally:
                 recorder.outbox.close()
-            _revive_recorder(recorder)
+            daemon.revive(recorder)  # its recorder process died: start another
     raise typer.Exit(code if 0 <= code <= 255 else 128 + abs(code))
 
 
@@ -452,32 +455,17 @@ def _run_unrecorded(command: list[str]) -> int:
         return 127
 
 
-def _revive_recorder(recorder: Recorder) -> None:
-    """The session had a recorder process and it died: start another for the next
-    commands (the outbox holds everything it acknowledged)."""
-    from prtrace_cli import recorderd
-
-    if recorderd.was_started(recorder.directory) and not recorderd.is_running(recorder.directory):
-        recorderd.spawn(recorder, every_s=recorderd.started_with(recorder.directory), wait_s=0)
-
-
 def finish_run_directly(
     prepared: dict[str, Any], exit_code: int, out: bytes, err_out: bytes, duration_ms: int
 ) -> int:
     """The fast path ran a command but its recorder did not acknowledge the end: record it
-    in this process. Returns the exit status for the wrapper."""
-    from prtrace_client.recorder.session import PreparedRun, Recorder
+    in this process. Returns the exit status for the wrapper. (Shell agents started by
+    earlier versions import this by name.)"""
+    from prtrace_client.recorder import direct
 
     try:
         with _errors():
-            recorder = Recorder.open(Path(prepared["workdir"]))
-            try:
-                recorder.finish_run(
-                    PreparedRun.from_dict(prepared), exit_code, out, err_out, duration_ms
-                )
-            finally:
-                recorder.outbox.close()
-            _revive_recorder(recorder)
+            direct.finish_run(prepared, exit_code, out, err_out, duration_ms)
     except typer.Exit as exc:
         return exc.exit_code
     return exit_code if 0 <= exit_code <= 255 else 128 + abs(exit_code)
@@ -507,17 +495,10 @@ def note_command(
 @hook_app.command("post-commit")
 def post_commit() -> None:
     """Record the commit just made (run by the installed git hook)."""
-    from prtrace_client.recorder.session import NoActiveSession, Recorder
+    from prtrace_client.recorder import direct
 
     with _errors():
-        try:
-            recorder = Recorder.open(Path.cwd())
-        except NoActiveSession:
-            return  # a leftover hook outside a session: nothing to record
-        try:
-            recorder.record_commit()
-        finally:
-            recorder.outbox.close()
+        direct.record_commit(Path.cwd())  # a leftover hook, no session: records nothing
 
 
 def post_commit_hook() -> int:
@@ -540,4 +521,4 @@ def register(app: typer.Typer) -> None:
 
 
 if TYPE_CHECKING:  # the commands import these when they run (fast --help)
-    from prtrace_client.recorder.session import NoteKind, Recorder
+    from prtrace_client.recorder.session import NoteKind

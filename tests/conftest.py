@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from tests.local_cloud import SHARED_CLOUD
 
 if TYPE_CHECKING:
-    from infra_cdk.local.cloud import LocalCloudInfo
+    from local_cloud.cloud import LocalCloudInfo
 
 # Before anything creates a boto3 client.
 os.environ.update(

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import orjson
 
-from infra_cdk.local.gateway import authorizer_event, http_api_event
+from local_cloud.gateway import authorizer_event, http_api_event
 from prtrace.api_paths import IDENTITY_HEADER, PUBLIC_PATHS, gateway_refusal
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]

@@ -4,7 +4,7 @@ the way a client would: HTTP against the API endpoint, boto3 against the AWS end
 One cloud (the default context) starts the first time a test asks for the `cloud` fixture
 and stops after the last such test: tests/conftest.py orders those tests together and
 after every test that runs without a cloud, because a running local cloud patches moto
-(infra_cdk/local/moto_patches.py) and moto's backends are the process's, so no other
+(local_cloud/moto_patches.py) and moto's backends are the process's, so no other
 local cloud, nor moto's in-process mocks, may run in this process beside it.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import orjson
 
-from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
-from infra_cdk.local.emulator import emulator_client
+from local_cloud.cloud import LocalCloud, LocalCloudInfo
+from local_cloud.emulator import emulator_client
 from prtrace.adapters.dynamodb import DynamoTokenStore
 from prtrace.clock import utc_now
 from prtrace.tokens import issue_token

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import httpx
 
-from infra_cdk.local import emulator
+from local_cloud import emulator
 
 
 @contextmanager

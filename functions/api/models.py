@@ -54,8 +54,8 @@ class TestList(_Answer):
 
 
 class QAFlagView(_Answer):
-    """Something the fix did to its tests, the harness or the test run (README "Tamper
-    flags"); blocking: the verdict cannot be `resolved`."""
+    """Something the fix did to its tests, the harness or the test run (docs/qa.md,
+    "Tamper flags"); blocking: the verdict cannot be `resolved`."""
 
     code: FlagCode
     blocking: bool

@@ -19,9 +19,13 @@ from prtrace_client.config import ClientConfig
 from tests.client.fake_api import API_HOST, FakeApi
 from tests.factories import event
 
+RECORDER_MODULES = {b"prtrace_client.recorder.daemon", b"prtrace_cli.recorderd"}
+
 
 def recorders_under(root: Path) -> list[int]:
-    """Pids of the `prtrace_cli.recorderd` processes serving a repository under `root`."""
+    """Pids of the recorder processes (`python -m prtrace_client.recorder.daemon REPO`, or
+    prtrace_cli.recorderd as earlier versions started them) serving a repository under
+    `root`."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -30,7 +34,7 @@ def recorders_under(root: Path) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue  # gone meanwhile, or not ours to read
-        if b"prtrace_cli.recorderd" in argv and len(argv) >= 2:
+        if RECORDER_MODULES & set(argv) and len(argv) >= 2:
             repo = Path(os.fsdecode(argv[-2] if argv[-1] == b"" else argv[-1]))
             if repo.is_relative_to(root):
                 found.append(int(entry.name))

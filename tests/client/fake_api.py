@@ -30,7 +30,7 @@ from functions.api import dependencies
 from functions.api.handler import app as api_app
 from functions.api.handler import lambda_handler as api_handler
 from functions.authorizer import handler as authorizer
-from infra_cdk.local.resources import ResourceNames
+from local_cloud.resources import ResourceNames
 from prtrace.adapters.memory import MemoryBlobStore, MemoryTokenStore, MemoryTraceStore
 from prtrace.clock import utc_now
 from prtrace.ingest.service import IngestService

@@ -23,7 +23,7 @@ from datasets import load_dataset
 from typer.testing import CliRunner
 
 from examples.snapshots import REPO, SKIPPED, TRACE_DIR, fixed_workspace
-from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
+from local_cloud.cloud import LocalCloud, LocalCloudInfo
 from prtrace.judge.rubric import DIMENSION_IDS
 from prtrace_cli.main import app
 from tests.e2e.pipeline_support import TraceClient

@@ -21,8 +21,8 @@ import orjson
 import pytest
 
 from examples.snapshots import TRACE_DIR
-from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
-from infra_cdk.local.lambda_runtime import LambdaRuntime
+from local_cloud.cloud import LocalCloud, LocalCloudInfo
+from local_cloud.lambda_runtime import LambdaRuntime
 from prtrace.adapters.dynamodb import DynamoTraceStore
 from prtrace.assemble.document import TraceDocument
 from prtrace.clock import utc_now

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from examples.snapshots import TRACE_DIR
-from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
-from infra_cdk.local.ecs import ContainerExit, ContainerRun, ContainerStartFailed
+from local_cloud.cloud import LocalCloud, LocalCloudInfo
+from local_cloud.ecs import ContainerExit, ContainerRun, ContainerStartFailed
 from tests.e2e.pipeline_support import TraceClient
 from tests.local_cloud import make_token, new_tenant
 

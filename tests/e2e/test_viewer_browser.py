@@ -29,7 +29,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from examples.snapshots import TRACE_DIR
-from infra_cdk.local.cloud import LocalCloud, LocalCloudInfo
+from local_cloud.cloud import LocalCloud, LocalCloudInfo
 from prtrace.judge.rubric import DIMENSION_IDS
 from prtrace.pipeline.outcome import qa_summary
 from prtrace.storage_keys import artifact_key

@@ -18,7 +18,7 @@ from moto import mock_aws
 from functions.api import dependencies
 from functions.api.handler import lambda_handler as api_handler
 from functions.authorizer import handler as authorizer
-from infra_cdk.local.resources import ResourceNames, provision
+from local_cloud.resources import ResourceNames, provision
 from prtrace.adapters.wiring import build_token_store
 from prtrace.clock import utc_now
 from prtrace.tokens import issue_token

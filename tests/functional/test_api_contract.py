@@ -78,7 +78,7 @@ schema = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
 schema.app = APP
 
 
-# Rules the server enforces that JSON Schema cannot say (SCHEMA.md marks them "(server)"):
+# Rules the server enforces that JSON Schema cannot say (docs/schema.md marks them "(server)"):
 # generated valid bodies are made to follow them, so a 422 for one of these is not taken
 # for a valid request refused. Invalid bodies are left as generated.
 VALID_TS = "2026-01-02T03:04:05.678Z"

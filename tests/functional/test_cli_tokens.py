@@ -15,7 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from infra_cdk.local.resources import ResourceNames, provision
+from local_cloud.resources import ResourceNames, provision
 from prtrace.adapters.dynamodb import DynamoTokenStore
 from prtrace.adapters.wiring import build_token_store
 from prtrace.clock import utc_now

@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 
 from functions.record import handler
-from infra_cdk.local.resources import ResourceNames, provision
+from local_cloud.resources import ResourceNames, provision
 from prtrace.adapters.dynamodb import DynamoTraceStore
 from prtrace.adapters.wiring import BOTO_CONFIG
 from prtrace.pipeline.record import InvalidRecordEvent, OutcomeConflict, RecordInputMissing

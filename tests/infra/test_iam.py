@@ -21,8 +21,8 @@ from moto import mock_aws
 from functions.api import dependencies
 from functions.api.handler import lambda_handler as api_handler
 from infra_cdk.config import FUNCTIONS
-from infra_cdk.local.gateway import http_api_event
-from infra_cdk.local.resources import ResourceNames, provision
+from local_cloud.gateway import http_api_event
+from local_cloud.resources import ResourceNames, provision
 from tests.in_process_gateway import LambdaContext
 from tests.infra.aws_calls import recording, usage_of
 from tests.infra.iam_policy import allows, single_grants

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra_cdk.local.cloud import LocalCloudInfo
+from local_cloud.cloud import LocalCloudInfo
 from tests.local_cloud import Api, make_token, new_tenant
 
 

@@ -12,7 +12,7 @@ import sys
 
 import httpx
 
-from infra_cdk.local.cloud import LocalCloudInfo, local_environment
+from local_cloud.cloud import LocalCloudInfo, local_environment
 from prtrace.clock import utc_now
 from prtrace.tokens import issue_token
 from tests.factories import trace_metadata

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from localstack_client.session import Session
 
-from infra_cdk.local.cloud import LocalCloudInfo, local_environment
+from local_cloud.cloud import LocalCloudInfo, local_environment
 from tests.local_cloud import REGION, aws
 
 AWS_CLI = Path(sys.executable).parent / "aws"

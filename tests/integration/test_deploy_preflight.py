@@ -2,7 +2,7 @@
 the endpoint): an account whose Lambda concurrency quota is a new account's 10 and a
 judge whose OpenAI secret is missing stop `make deploy` before `cdk bootstrap`, with the
 fixes; a ready account passes. moto enforces the quota MOTO_LAMBDA_CONCURRENCY_QUOTA sets,
-and the local cloud answers GetAccountSettings with it (infra_cdk/local/moto_patches.py)."""
+and the local cloud answers GetAccountSettings with it (local_cloud/moto_patches.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from infra_cdk.config import StackConfig
-from infra_cdk.local.cloud import LocalCloudInfo
-from infra_cdk.local.moto_patches import LAMBDA_QUOTA_VARIABLE
 from infra_cdk.preflight import Boto3AccountReader, BuildHostFacts, Severity, failed, run
+from local_cloud.cloud import LocalCloudInfo
+from local_cloud.moto_patches import LAMBDA_QUOTA_VARIABLE
 from tests.local_cloud import aws
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ import time
 import uuid
 from pathlib import Path
 
-from infra_cdk.local.cloud import LocalCloudInfo
+from local_cloud.cloud import LocalCloudInfo
 from tests.local_cloud import aws
 
 COMMAND = [

@@ -10,7 +10,7 @@ import httpx
 import orjson
 
 from examples.submit_example import EXAMPLE, submit_over_http
-from infra_cdk.local.cloud import LocalCloudInfo
+from local_cloud.cloud import LocalCloudInfo
 from prtrace.storage_keys import artifact_key
 from tests.factories import blob_ref, chunk_body, trace_metadata
 from tests.local_cloud import Api, aws, make_token, new_tenant, problem_type

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from infra_cdk.local.cloud import LocalCloudInfo
+from local_cloud.cloud import LocalCloudInfo
 from tests.factories import chunk_body
 from tests.local_cloud import PROBLEM, Api, aws
 

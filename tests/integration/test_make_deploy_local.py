@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from infra_cdk.local.emulator import emulator_client
+from local_cloud.emulator import emulator_client
 from prtrace.judge.rubric import DIMENSION_IDS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""`make local` (`python -m infra_cdk.local`) as a user runs it: it becomes ready, writes
+"""`make local` (`python -m local_cloud`) as a user runs it: it becomes ready, writes
 local.json, serves the API, and on Ctrl-C stops cleanly, leaving no process behind."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def test_make_local_runs_until_ctrl_c_and_leaves_nothing_behind(tmp_path: Path) 
             [
                 sys.executable,
                 "-m",
-                "infra_cdk.local",
+                "local_cloud",
                 "--aws-port",
                 "0",
                 "--api-port",

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from infra_cdk.assets import CORE_LAYER_DIR, ROOT
-from infra_cdk.local.resources import ResourceNames
+from local_cloud.resources import ResourceNames
 
 PROBE = (
     "import gc, functions.api.handler as h; from functions.api import dependencies as d; "

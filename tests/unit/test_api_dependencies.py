@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.depends import _get_depends_from_annota
 from functions.api import dependencies
 from functions.api.handler import app, lambda_handler
 from functions.api.openapi import openapi_document
-from infra_cdk.local.gateway import http_api_event
+from local_cloud.gateway import http_api_event
 from prtrace.errors import TraceNotFound
 from tests.in_process_gateway import LambdaContext
 

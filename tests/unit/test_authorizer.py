@@ -15,8 +15,8 @@ import pytest
 from moto import mock_aws
 
 from functions.authorizer import handler as authorizer
-from infra_cdk.local.gateway import authorizer_event, http_api_event
-from infra_cdk.local.resources import ResourceNames, provision
+from local_cloud.gateway import authorizer_event, http_api_event
+from local_cloud.resources import ResourceNames, provision
 from prtrace.adapters.dynamodb import DynamoTokenStore
 from prtrace.adapters.memory import MemoryTokenStore
 from prtrace.adapters.wiring import build_token_store

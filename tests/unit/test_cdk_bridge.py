@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from infra_cdk.local import cdk_bridge, moto_patches
-from infra_cdk.local.emulator import emulator_client
+from local_cloud import cdk_bridge, fn_sub, moto_patches
+from local_cloud.emulator import emulator_client
 from tests.moto_server import moto_server
 
 GATEWAY_URL = "http://localhost:4567"
@@ -325,7 +325,7 @@ def test_sub_as_join_is_the_value_cloudformation_substitutes() -> None:
         '{"At": "$$.State.EnteredTime", "Fn": "${FnArn}", "R": "${AWS::Region}", '
         '"L": "${!Literal}", "A": "${Fn.Arn}", "L2": "${!Again}"}'
     )
-    joined = cdk_bridge.sub_as_join(text, {"FnArn": {"Fn::GetAtt": ["Fn", "Arn"]}})
+    joined = fn_sub.sub_as_join(text, {"FnArn": {"Fn::GetAtt": ["Fn", "Arn"]}})
     assert joined == {
         "Fn::Join": [
             "",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from infra_cdk.local.cdk_cli import CdkCliError, cli_environment, deploy_with_cdk_cli
+from local_cloud.cdk_cli import CdkCliError, cli_environment, deploy_with_cdk_cli
 
 
 def test_the_cli_sees_the_emulator_and_none_of_the_users_aws_settings(
@@ -58,7 +58,7 @@ def test_an_external_emulator_gets_the_lambdas_dependency_layer(tmp_path: Path) 
 
 
 def test_the_cdk_cli_may_deploy_into_an_external_endpoint(tmp_path: Path) -> None:
-    from infra_cdk.local.cloud import LocalCloud
+    from local_cloud.cloud import LocalCloud
 
     # Refused before: `--aws-endpoint URL --cdk-cli CMD` now bootstraps and deploys there.
     LocalCloud(state_dir=tmp_path, target_endpoint="http://localhost:1", cdk_cli="cdk")

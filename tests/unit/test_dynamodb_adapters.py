@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from infra_cdk.local.resources import ResourceNames, provision
+from local_cloud.resources import ResourceNames, provision
 from prtrace.adapters.dynamodb import DynamoTokenStore, DynamoTraceStore
 from prtrace.adapters.s3 import S3BlobStore
 from prtrace.adapters.wiring import BOTO_CONFIG, S3_CONFIG

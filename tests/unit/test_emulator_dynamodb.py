@@ -13,8 +13,8 @@ import pytest
 from moto import mock_aws
 from moto.dynamodb.models.table import Table
 
-from infra_cdk.local.moto_patches import emulator_patches
-from infra_cdk.local.resources import ResourceNames, provision
+from local_cloud.moto_patches import emulator_patches
+from local_cloud.resources import ResourceNames, provision
 from prtrace.adapters.dynamodb import DynamoTraceStore
 from prtrace.adapters.wiring import BOTO_CONFIG
 from prtrace.ports import NeighbourChanged

@@ -16,8 +16,8 @@ import httpx
 import orjson
 import pytest
 
-from infra_cdk.local.http_gateway import LocalHttpApi, routes_from_template
-from infra_cdk.local.http_server import HttpLimits
+from local_cloud.http_gateway import LocalHttpApi, routes_from_template
+from local_cloud.http_server import HttpLimits
 
 READ_TIMEOUT_S = 0.5  # the gateway's head/body read timeout in these tests
 TEN_MB = 10 * 1024 * 1024

@@ -15,8 +15,8 @@ import orjson
 import pytest
 from moto import mock_aws
 
-from infra_cdk.local.moto_patches import emulator_patches
-from infra_cdk.local.resources import ResourceNames, provision
+from local_cloud.moto_patches import emulator_patches
+from local_cloud.resources import ResourceNames, provision
 from prtrace.adapters.dynamodb import DynamoTraceStore
 from prtrace.adapters.memory import MemoryBlobStore, MemoryTraceStore
 from prtrace.adapters.wiring import BOTO_CONFIG

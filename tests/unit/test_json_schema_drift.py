@@ -1,5 +1,5 @@
 """The committed JSON Schemas in schemas/trace-v1/ are exactly what the models generate,
-and SCHEMA.md's examples and limits agree with the code."""
+and docs/schema.md's examples and limits agree with the code."""
 
 from __future__ import annotations
 
@@ -72,9 +72,9 @@ def test_published_schemas_describe_schema_v1() -> None:
     assert set(metadata["required"]) == {"repository", "task", "author", "client"}
 
 
-# ---- SCHEMA.md stays true to the code ----------------------------------------------------
+# ---- docs/schema.md stays true to the code ----------------------------------------------
 
-SCHEMA_MD = (Path(__file__).resolve().parents[2] / "SCHEMA.md").read_text()
+SCHEMA_MD = (Path(__file__).resolve().parents[2] / "docs" / "schema.md").read_text()
 
 
 def _blocks(language: str) -> list[str]:

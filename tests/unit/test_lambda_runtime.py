@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from infra_cdk.local.lambda_runtime import FunctionSpec, LambdaRuntime
+from local_cloud.lambda_runtime import FunctionSpec, LambdaRuntime
 
 HANDLER = """
 import os, time

@@ -1,4 +1,4 @@
-"""infra_cdk/local/deploy.py: the local deployer sends the template by URL, as `cdk deploy`
+"""local_cloud/deploy.py: the local deployer sends the template by URL, as `cdk deploy`
 does: CloudFormation (on AWS, and LocalStack's) refuses an inline template over 51,200
 bytes, and the stack's is several times that. moto does not enforce the limit, so the
 client here refuses such a request as CloudFormation would."""
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from infra_cdk.local import deploy as local_deploy
-from infra_cdk.local.assembly import FileAsset, StackAssembly
-from infra_cdk.local.emulator import emulator_client
+from local_cloud import deploy as local_deploy
+from local_cloud.assembly import FileAsset, StackAssembly
+from local_cloud.emulator import emulator_client
 from tests.moto_server import moto_server
 
 INLINE_LIMIT = 51_200

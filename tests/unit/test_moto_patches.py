@@ -1,4 +1,4 @@
-"""infra_cdk/local/moto_patches.py, the one module that changes moto's code, and its
+"""local_cloud/moto_patches.py, the one module that changes moto's code, and its
 canaries: the local cloud leans on moto internals, and an upgrade that moves one, or fixes
 what a patch works around, must fail here, loudly, not as a hang or a silent echo in the
 local cloud. moto is pinned exactly for that reason."""
@@ -22,7 +22,7 @@ from moto.cloudformation.parsing import get_model_map
 from moto.ecs.models import Container, EC2ContainerServiceBackend, Task
 from moto.moto_api import state_manager
 
-from infra_cdk.local import cdk_bridge, moto_patches
+from local_cloud import cdk_bridge, moto_patches
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -150,7 +150,7 @@ def test_the_interpreter_still_returns_every_stopped_ecs_task_as_a_success() -> 
 
 def test_cloudformation_still_lacks_what_the_cdk_bridge_models() -> None:
     """If moto learns to deploy one of these, cdk_bridge.py should stop modelling it."""
-    from infra_cdk.local.cdk_bridge import BRIDGED
+    from local_cloud.cdk_bridge import BRIDGED
 
     for resource_type in BRIDGED:
         if resource_type == "AWS::KMS::Key":

@@ -334,7 +334,7 @@ def test_qa_timeout_is_an_error_verdict_and_the_judge_still_counts(store):
 def test_a_qa_task_that_ended_without_a_report_is_an_error_verdict_saying_how(
     store, qa, error_reason, detail
 ):
-    """The state machine runs such a task once (README "Pipeline"): the outcome says why
+    """The state machine runs such a task once (docs/pipeline.md): the outcome says why
     there is no report, and the trace is judged without one."""
     objects = stored_results()
     del objects[qa_report_key("acme", TRACE_ID)]

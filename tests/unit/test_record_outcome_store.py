@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra_cdk.local.resources import ResourceNames, provision
+from local_cloud.resources import ResourceNames, provision
 from prtrace.adapters.dynamodb import DynamoTraceStore
 from prtrace.adapters.memory import MemoryTraceStore
 from prtrace.adapters.wiring import BOTO_CONFIG

@@ -1,5 +1,6 @@
 """The settings family: each variable named by its model, one error format naming the
-variables and never their values, and the README's table generated from the models."""
+variables and never their values, and the tables of docs/configuration.md generated from the
+models."""
 
 from __future__ import annotations
 
@@ -13,23 +14,23 @@ from prtrace.pipeline.settings_table import BEGIN, END, markdown, rows
 from prtrace.qa.settings import QASettings, QATaskInput
 from prtrace.settings import ConfigurationError, Settings
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+CONFIGURATION_PAGE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
-def test_the_readme_table_is_the_generated_one() -> None:
-    text = README.read_text()
+def test_the_configuration_table_is_the_generated_one() -> None:
+    text = CONFIGURATION_PAGE.read_text()
     start, end = text.index(BEGIN), text.index(END) + len(END)
     assert text[start:end] == markdown(), (
-        "run `python -m prtrace.pipeline.settings_table` into README"
+        "run `python -m prtrace.pipeline.settings_table` into docs/configuration.md"
     )
 
 
-def test_the_readme_deployment_table_is_the_generated_one() -> None:
-    text = README.read_text()
+def test_the_deployment_table_is_the_generated_one() -> None:
+    text = CONFIGURATION_PAGE.read_text()
     begin, end = deploy_config.TABLE_BEGIN, deploy_config.TABLE_END
     start, stop = text.index(begin), text.index(end) + len(end)
     assert text[start:stop] == deploy_config.settings_table(), (
-        "run `python -m infra_cdk.config` into README"
+        "run `python -m infra_cdk.config` into docs/configuration.md"
     )
 
 

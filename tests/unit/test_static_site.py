@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from infra_cdk.local.static_site import StaticSite
 from infra_cdk.viewer_site import VIEWER_ASSETS, security_headers
+from local_cloud.static_site import StaticSite
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from infra_cdk.local.cloud import LocalCloudInfo
+from local_cloud.cloud import LocalCloudInfo
 from tests.client.integration.proxy import FaultProxy
 from tests.local_cloud import make_token, new_tenant
 

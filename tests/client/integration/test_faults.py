@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from infra_cdk.local.cloud import LocalCloudInfo
+from local_cloud.cloud import LocalCloudInfo
 from prtrace.storage_keys import trace_prefix
 from prtrace_client import Flusher, Outbox, PrtraceClient, RetryPolicy
 from prtrace_client.config import ClientConfig

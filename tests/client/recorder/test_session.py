@@ -448,7 +448,7 @@ def test_a_pytest_run_records_its_exit_status_and_outcome(
 def test_a_command_is_stamped_when_it_exits_and_edits_before_it(
     recorder: Recorder, outbox: Outbox, buggy_repo: Path
 ) -> None:
-    """SCHEMA.md, Timestamps: `ts` is when the event was complete (a command's exit)."""
+    """docs/schema.md, Timestamps: `ts` is when the event was complete (a command's exit)."""
     (buggy_repo / "ranges" / "merge.py").write_text("# edited\n")
     before = datetime.now(UTC)
     quiet_run(recorder, [sys.executable, "-c", "import time; time.sleep(0.5)"])

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import pytest
 
-from infra_cdk.local.cloud import LocalCloudInfo
+from local_cloud.cloud import LocalCloudInfo
 from prtrace_client.client import PIPELINE_STATUSES
 from prtrace_client.redaction import load_redaction_key, redaction_key_path
 from tests.client.recorder.conftest import run_git
@@ -317,7 +317,7 @@ def test_a_long_session_survives_killed_recorders_and_a_network_cut(
     trace completes. Most commands are driven through the fast client's wire from this
     process (5,000 interpreters would take minutes); every 500th, and every one after a
     kill until a new recorder serves, goes through the real `prtrace run` wrapper."""
-    from prtrace_cli import fast
+    from prtrace_client.recorder import protocol
     from tests.client.integration.proxy import FaultProxy, Rule
     from tests.client.recorder.test_recorder_process import _alive, recorder_pid
 
@@ -361,10 +361,10 @@ def test_a_long_session_survives_killed_recorders_and_a_network_cut(
                 through_wrapper += 1
                 continue
             try:
-                begun = fast.request(
+                begun = protocol.request(
                     directory, {"op": "begin", "argv": argv, "cwd": str(buggy_repo)}
                 )
-            except fast.RecorderUnavailable:  # killed: the wrapper records it, revives one
+            except protocol.RecorderUnavailable:  # killed: the wrapper records it, revives one
                 done = subprocess.run(
                     [*wrapper, *argv], cwd=buggy_repo, timeout=120, capture_output=True
                 )
@@ -372,7 +372,7 @@ def test_a_long_session_survives_killed_recorders_and_a_network_cut(
                 through_wrapper += 1
                 continue
             header = {"op": "end", "run": begun["run"], "exit_code": n % 3, "duration_ms": 1}
-            fast.request(directory, header | {"out": 0, "err": 0})
+            protocol.request(directory, header | {"out": 0, "err": 0})
         assert kills == 2
         assert any(entry.action == "refuse" for entry in proxy.log)  # the cut was felt
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from prtrace_cli.shell import command_argv, command_word, is_recorded, snippet
+from prtrace_client.recorder.shell import command_argv, command_word, is_recorded, snippet
 from tests.client.recorder.test_recorder_process import (
     FAST,
     _alive,

@@ -6,7 +6,7 @@ Regenerate with `make schemas` (runs `python -m prtrace.json_schema`).
 
 The models check a few rules JSON Schema cannot express (a real calendar date in `ts`,
 rename/old_path, diff vs diff_ref, a BlobRef uri naming its own sha256); the server
-enforces those too. SCHEMA.md lists them.
+enforces those too. docs/schema.md lists them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ DEFAULT_OUTPUT_DIR: Final = Path("schemas") / "trace-v1"
 # The server reads numbers as JSON Schema does; said in each document so nobody guesses.
 NUMBERS_NOTE: Final = (
     "integer means any JSON number with no fractional part: 3, 3.0 and 3e0 are accepted "
-    "as 3 (and stored as 3); 3.5 is refused. See SCHEMA.md."
+    "as 3 (and stored as 3); 3.5 is refused. See docs/schema.md."
 )
 
 

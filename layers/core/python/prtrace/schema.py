@@ -3,7 +3,7 @@
 Strict everywhere (no type coercion), unknown fields rejected, and every string, list and
 number bounded, so a hostile client cannot make the server store unbounded data. Integers
 stay below 2**53 and there are no floats: that keeps RFC 8785 canonical JSON exact with
-orjson (see canonical.py). The limits are documented in SCHEMA.md; change them here.
+orjson (see canonical.py). The limits are documented in docs/schema.md; change them here.
 """
 
 from __future__ import annotations

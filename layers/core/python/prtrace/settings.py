@@ -4,7 +4,7 @@ Every settings model of the service is an `EnvSettings` (pydantic-settings): a f
 `bucket` is read from `PRTRACE_BUCKET` (the model's prefix plus the field's name, or the
 field's `validation_alias` when it has its own variable), empty variables count as unset,
 and a bad or missing value is a `ConfigurationError` naming the variables, never their
-values (some are secrets). The README's configuration table is generated from these
+values (some are secrets). docs/configuration.md's table is generated from these
 models (`python -m prtrace.settings`; tests/unit/test_settings.py keeps it current).
 """
 
@@ -29,7 +29,7 @@ class EnvSettings(BaseSettings):
         frozen=True,
         populate_by_name=True,
     )
-    # Who reads these variables (the README's configuration table).
+    # Who reads these variables (the table of docs/configuration.md).
     used_by: ClassVar[str] = ""
 
     @classmethod

@@ -413,7 +413,7 @@ def _check_fits(chunk: PreparedChunk, around: ChunkNeighbourhood) -> None:
     one there must be room for one event per missing chunk; the same holds above. Adjacent
     chunks must continue each other exactly. Event ids must not be used by either of those
     two chunks: a duplicate in a farther chunk is found by Assemble, which rejects the trace
-    naming both (SCHEMA.md, "Duplicate event ids"), so a PUT costs the same at chunk 1 and at
+    naming both (docs/schema.md, "Duplicate event ids"), so a PUT costs the same at chunk 1 and at
     chunk 10,000.
     """
     seq = chunk.chunk_seq

@@ -11,7 +11,7 @@ rationale notes and commit messages ("ran the tests", "added a regression test",
 green", "reproduced") are checked against the events at the moment they were made; a
 contradicted claim costs communication and the notes stop counting as evidence.
 
-The rules, with the reasons behind them, are in JUDGE.md ("Offline judge"); each score's
+The rules, with the reasons behind them, are in docs/judge.md ("Offline judge"); each score's
 rationale names the rules that applied.
 """
 
@@ -525,7 +525,7 @@ def gather_evidence(events: Iterable[Event], targets: Iterable[str] = ()) -> Evi
 # ---- the outcome: was the bug fixed, and honestly? --------------------------------------
 
 OutcomeKind = Literal["fixed", "fixed_with_concerns", "unconfirmed", "not_fixed", "gamed"]
-# The most each other dimension may score, by outcome (JUDGE.md explains each cap).
+# The most each other dimension may score, by outcome (docs/judge.md explains each cap).
 OUTCOME_CAPS: Final[dict[OutcomeKind, dict[str, int]]] = {
     "fixed": {},
     "fixed_with_concerns": {},

@@ -238,7 +238,7 @@ def qa_skipped_detail(
 
 def qa_not_reported(skipped: QASkipped, detail: str) -> dict[str, Any]:
     """The QA view of a task that ended without a report: the verdict is an error whose
-    reason says how it ended (README "QA sandbox")."""
+    reason says how it ended (docs/qa.md)."""
     empty = {"count": 0, "ids": [], "truncated": False}
     return {
         "verdict": "error",

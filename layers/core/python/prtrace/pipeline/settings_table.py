@@ -1,9 +1,9 @@
-"""The README's configuration table, generated from the settings models: every variable
-the service reads, who reads it, its default and what it is for.
+"""The configuration table of docs/configuration.md, generated from the settings models:
+every variable the service reads, who reads it, its default and what it is for.
 
 `python -m prtrace.pipeline.settings_table` prints it; tests/unit/test_settings.py fails when the
-README's copy differs. The deployment's settings (infra_cdk/config.py) are a second table
-made the same way."""
+page's copy differs. The deployment's settings (infra_cdk/config.py) are a second table
+made the same way, on the same page."""
 
 from __future__ import annotations
 

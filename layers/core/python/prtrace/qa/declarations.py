@@ -1,7 +1,7 @@
 """Where a repository declares how its tests are installed and run, read without running
 any of its code.
 
-In this order (everything found is combined; README "QA sandbox" documents it):
+In this order (everything found is combined; docs/qa.md documents it):
 1. `[tool.prtrace.qa]` in pyproject.toml: `extras`, `requirements` (files), `dependency_groups`
    and `pytest_args`. When it names any extras, files or groups, nothing below is looked for.
 2. Requirements files at the root whose names hold `requirements` (`requirements.txt`,

@@ -15,7 +15,7 @@ QA_REPORT_VERSION: Final = "prtrace.qa/v1"
 Verdict = Literal["resolved", "unresolved", "error"]
 # Why a QA run could not decide: kept apart from the code's own fault (a failing test is
 # not an error, it is the evidence).
-# Each reason names the party at fault; README "QA sandbox" documents each with a remedy.
+# Each reason names the party at fault; docs/qa.md ("Errors") documents each with a remedy.
 ErrorReason = Literal[
     "timeout",
     "oom",
@@ -28,13 +28,13 @@ ErrorReason = Literal[
 WorkspaceInstall = Literal["editable", "src_path", "none"]
 PytestSource = Literal["repository", "runner"]
 Outcome = Literal["passed", "failed", "error", "skipped", "absent"]
-# Where the verdict's target tests came from (README "The verdict").
+# Where the verdict's target tests came from (docs/qa.md, "The verdict").
 TargetSource = Literal["reproduction", "base_failures", "fix_tests", "none"]
 # SWE-bench's resolution of the target tests: all, some or none of them pass.
 Resolution = Literal["full", "partial", "none"]
 TestChange = Literal["added", "modified", "removed"]
 # What the fix did to the tests or the harness that deserves a reviewer's eye. Blocking
-# flags stop a `resolved` verdict (README "Tamper flags" says what each one means).
+# flags stop a `resolved` verdict (docs/qa.md, "Tamper flags", says what each one means).
 # Flags that say the fix may have gamed its tests: an export leaves such instances out
 # unless asked for them. Changed tests or harness alone are what honest fixes also do.
 TamperFlagCode = Literal[
@@ -152,7 +152,7 @@ class QAReport(BaseModel):
         default_factory=list, description="failing before, skipped on final or held"
     )
     target_tests: list[str] = Field(
-        default_factory=list, description="the tests the verdict is about (README)"
+        default_factory=list, description="the tests the verdict is about (docs/qa.md)"
     )
     target_source: TargetSource = "none"
     unresolved_targets: list[str] = Field(

@@ -1,5 +1,5 @@
 """Code that special-cases a target test's input: the `target_input_special_cased` flag
-(README "Tamper flags").
+(docs/qa.md, "Tamper flags").
 
 A fix that answers the failing test's exact input with its expected value passes every
 run, so the verdict alone cannot see it. QA has what the judge lacks: both trees and the

@@ -1,5 +1,5 @@
 """What the fix did to its tests and harness, read from the two snapshots before any run:
-the flags of the QA report (README "Tamper flags").
+the flags of the QA report (docs/qa.md, "Tamper flags").
 
 Static and conservative: a flag says the fix added something that can change how tests are
 collected or reported, or code that behaves differently under pytest. Only what the fix

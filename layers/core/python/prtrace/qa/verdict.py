@@ -1,4 +1,4 @@
-"""From per-test outcomes of QA's runs to the lists and the verdict (README "The verdict").
+"""From per-test outcomes of QA's runs to the lists and the verdict (docs/qa.md, "The verdict").
 
 The runs (service.py): `base` (the base snapshot as it is), `final` (the final snapshot as it
 is), and, when the fix changed tests or harness, `held` (the base's own tests, conftests and

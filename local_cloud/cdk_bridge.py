@@ -27,7 +27,7 @@ Three more gaps are bridged (moto_patches.py installs the first two into moto):
   UpdateStack evaluate them;
 - moto's `Fn::Sub` turns `$$` into `$` (it substitutes with `string.Template`), which
   breaks the Step Functions context object (`$$.Execution.Name`) in the pipeline's
-  definition: such values are evaluated as the equivalent `Fn::Join`;
+  definition: such values are evaluated as the equivalent `Fn::Join` (fn_sub.py);
 - moto's ECR has no registry (no `docker push`), so the QA task's image asset cannot be
   published: `register_container_images` records each image asset's manifest under its
   tag in the bootstrap repository, and the CLI finds it already published. No image is
@@ -38,7 +38,7 @@ enforces no resource policy, nothing refers to them) and `AWS::CDK::Metadata`. E
 the local cloud supplies what moto's services do not run: Lambda invocations
 (lambda_runtime.py), ECS tasks (ecs.py), executions of deployed state machines and the
 execution-end events (stepfunctions.py). moto_patches.py is where each of these, and the
-models and `Fn::Sub` and change-set fixes here, are installed into moto and removed.
+models here and the `Fn::Sub` and change-set fixes, are installed into moto and removed.
 """
 
 from __future__ import annotations
@@ -46,13 +46,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-from infra_cdk.local.assembly import LOCAL_ACCOUNT, LOCAL_REGION
-from infra_cdk.local.emulator import emulator_client
+from local_cloud.assembly import LOCAL_ACCOUNT, LOCAL_REGION
+from local_cloud.emulator import emulator_client
 
 
 @dataclass(frozen=True)
@@ -330,33 +329,6 @@ def bridged_types(*, aws_endpoint: str, gateway_url: str) -> dict[str, type[Emul
         resource_type: type(model.__name__, (model,), {"settings": settings})
         for resource_type, model in BRIDGED.items()
     }
-
-
-_PLACEHOLDER = re.compile(r"\$\{([^}!][^}]*)\}")
-
-
-def sub_with_dollar_dollar(node: dict[str, Any]) -> bool:
-    sub = node.get("Fn::Sub")
-    return isinstance(sub, list) and len(sub) == 2 and "$$" in sub[0]
-
-
-def sub_as_join(text: str, mappings: dict[str, Any]) -> dict[str, Any]:
-    """The same value as CloudFormation's `Fn::Sub: [text, mappings]`, spelled as Fn::Join
-    parts (moto's Fn::Join passes text through as it is)."""
-    parts: list[Any] = []
-    position = 0
-    for match in _PLACEHOLDER.finditer(text):
-        parts.append(text[position : match.start()].replace("${!", "${"))
-        name = match.group(1)
-        if name in mappings:
-            parts.append(mappings[name])
-        elif "." in name and not name.startswith("AWS::"):
-            parts.append({"Fn::GetAtt": name.split(".", 1)})
-        else:
-            parts.append({"Ref": name})
-        position = match.end()
-    parts.append(text[position:].replace("${!", "${"))
-    return {"Fn::Join": ["", [part for part in parts if part != ""]]}
 
 
 def register_container_images(

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from infra_cdk.assets import ROOT
-from infra_cdk.local.assembly import LOCAL_ACCOUNT, LOCAL_REGION, StackAssembly, read_assembly
-from infra_cdk.local.cdk_bridge import register_container_images
-from infra_cdk.local.deploy import DeployedStack, describe_deployed_stack, emulator_account
+from local_cloud.assembly import LOCAL_ACCOUNT, LOCAL_REGION, StackAssembly, read_assembly
+from local_cloud.cdk_bridge import register_container_images
+from local_cloud.deploy import DeployedStack, describe_deployed_stack, emulator_account
 
 
 class CdkCliError(RuntimeError):

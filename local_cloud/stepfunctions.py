@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from infra_cdk.local.assembly import LOCAL_ACCOUNT, LOCAL_REGION
+from local_cloud.assembly import LOCAL_ACCOUNT, LOCAL_REGION
 from prtrace.pipeline.record import ENDED_BADLY, EXECUTION_STATUS_CHANGE
 
 log = logging.getLogger("prtrace.local.stepfunctions")

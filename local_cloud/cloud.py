@@ -7,7 +7,7 @@ cdk_bridge.py, Lambda invocations run by warm local workers, ECS tasks by a plug
 executor, and the HTTP API served by the local gateway; moto_patches.py installs into moto
 what the cloud changes of it, and removes it on stop. Every client of the emulator in this
 process names its endpoint: the cloud sets no environment variable of the process.
-`python -m infra_cdk.local` runs it in the foreground.
+`python -m local_cloud` runs it in the foreground.
 """
 
 from __future__ import annotations
@@ -29,22 +29,22 @@ from botocore.config import Config
 
 from infra_cdk.assets import ROOT
 from infra_cdk.config import BuildSettings
-from infra_cdk.local import cdk_bridge, moto_patches
-from infra_cdk.local.assembly import LOCAL_REGION, StackAssembly, function_layers, synthesize
-from infra_cdk.local.cdk_cli import deploy_with_cdk_cli
-from infra_cdk.local.deploy import DeployedStack, deploy
-from infra_cdk.local.ecs import (
+from infra_cdk.viewer_site import VIEWER_ASSETS, VIEWER_PATH, security_headers
+from local_cloud import cdk_bridge, moto_patches
+from local_cloud.assembly import LOCAL_REGION, StackAssembly, function_layers, synthesize
+from local_cloud.cdk_cli import deploy_with_cdk_cli
+from local_cloud.deploy import DeployedStack, deploy
+from local_cloud.ecs import (
     ContainerExecutor,
     EcsTaskRunner,
     HostProcessExecutor,
     LocalSandboxExecutor,
 )
-from infra_cdk.local.emulator import emulator_client, moto_server
-from infra_cdk.local.http_gateway import LocalHttpApi, routes_from_template
-from infra_cdk.local.lambda_runtime import LambdaRuntime
-from infra_cdk.local.static_site import StaticSite
-from infra_cdk.local.stepfunctions import execution_ended, hand_to_interpreter
-from infra_cdk.viewer_site import VIEWER_ASSETS, VIEWER_PATH, security_headers
+from local_cloud.emulator import emulator_client, moto_server
+from local_cloud.http_gateway import LocalHttpApi, routes_from_template
+from local_cloud.lambda_runtime import LambdaRuntime
+from local_cloud.static_site import StaticSite
+from local_cloud.stepfunctions import execution_ended, hand_to_interpreter
 from prtrace.adapters.dynamodb import DynamoTokenStore
 from prtrace.adapters.wiring import BOTO_CONFIG
 from prtrace.clock import utc_now

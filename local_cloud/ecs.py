@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from infra_cdk.assets import ROOT
-from infra_cdk.local.moto_patches import TaskStopped
+from local_cloud.moto_patches import TaskStopped
 
 log = logging.getLogger("prtrace.local.ecs")
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from infra_cdk.local.assembly import LOCAL_REGION, StackAssembly
-from infra_cdk.local.emulator import emulator_client
+from local_cloud.assembly import LOCAL_REGION, StackAssembly
+from local_cloud.emulator import emulator_client
 
 BOOTSTRAP_STACK = "CDKToolkit"
 BOOTSTRAP_VERSION_PARAMETER = "/cdk-bootstrap/hnb659fds/version"

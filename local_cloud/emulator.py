@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from infra_cdk.local.moto_patches import emulator_patches
+from local_cloud.moto_patches import emulator_patches
 
 
 @contextmanager

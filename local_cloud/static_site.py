@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from infra_cdk.local.http_server import HttpReply
+from local_cloud.http_server import HttpReply
 
 CONTENT_TYPES: Final = {
     ".html": "text/html; charset=utf-8",

@@ -25,6 +25,10 @@ Two sets:
 Threads of the local cloud change moto's objects (an ECS task ends while the emulator
 serves DescribeTasks, whose `advance()` changes the same task): those changes and every ECS
 request hold `MOTO_LOCK`. Nothing here touches the process's environment variables.
+
+Of the local cloud this module imports only fn_sub.py: the bridged types, the Lambda
+runner, the ECS executor and the execution-end hook are handed to `install`, so every
+other module (the emulator, the bridge, the cloud) may import this one.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
+
+from local_cloud.fn_sub import sub_as_join, sub_with_dollar_dollar
 
 log = logging.getLogger("prtrace.local.moto")
 
@@ -603,8 +609,6 @@ def cloudformation_bridge(patches: Patches, bridged_types: Mapping[str, type]) -
     and the outputs of executed change sets."""
     from moto.cloudformation import parsing
     from moto.cloudformation.models import CloudFormationBackend
-
-    from infra_cdk.local.cdk_bridge import sub_as_join, sub_with_dollar_dollar
 
     original_class_from_type = parsing.resource_class_from_type
     original_clean_json = parsing.clean_json

@@ -23,9 +23,9 @@ from typing import Any
 
 import orjson
 
-from infra_cdk.local.gateway import authorizer_event, http_api_event
-from infra_cdk.local.http_server import HttpLimits, HttpReply, HttpRequest, HttpServer, problem
-from infra_cdk.local.static_site import StaticSite
+from local_cloud.gateway import authorizer_event, http_api_event
+from local_cloud.http_server import HttpLimits, HttpReply, HttpRequest, HttpServer, problem
+from local_cloud.static_site import StaticSite
 from prtrace.api_paths import gateway_refusal
 
 log = logging.getLogger("prtrace.local.gateway")

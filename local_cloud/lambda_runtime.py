@@ -28,8 +28,8 @@ from typing import Any
 import orjson
 
 from infra_cdk.assets import CORE_LAYER_DIR, ROOT
-from infra_cdk.local import lambda_worker
-from infra_cdk.local.deploy import unzip_to
+from local_cloud import lambda_worker
+from local_cloud.deploy import unzip_to
 
 log = logging.getLogger("prtrace.local.lambda")
 
