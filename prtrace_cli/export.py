@@ -97,7 +97,13 @@ def export(
     """Export complete traces as SWE-bench-style instances, events JSONL and Parquet."""
     from prtrace.dataset.rows import ExportFilter
     from prtrace_client import PrtraceClient
-    from prtrace_client.export import ExportError, collect, write_export
+    from prtrace_client.export import (
+        ExportError,
+        check_destination,
+        check_formats,
+        collect,
+        write_export,
+    )
 
     chosen = ExportFilter(
         statuses=frozenset(statuses or ["complete"]),
@@ -110,6 +116,11 @@ def export(
         include_flagged=include_flagged,
     )
     with cli_errors(ExportError), PrtraceClient(endpoint, token) as client:
+        # What would stop the export is found before any trace is read (a server export
+        # is written by the service: pyarrow is needed there, not here).
+        check_destination(out)
+        if not on_server:
+            check_formats(formats or FORMATS)
         if on_server:
             manifest = _export_on_server(client, chosen, formats or list(FORMATS), out)
         else:

@@ -19,6 +19,8 @@ from prtrace.dataset.files import (
     ExportError,
     Flagged,
     Skipped,
+    check_destination,
+    check_formats,
     write_export,
 )
 from prtrace.dataset.rows import ExportFilter, TraceBundle
@@ -33,6 +35,8 @@ __all__ = [
     "ExportError",
     "Flagged",
     "Skipped",
+    "check_destination",
+    "check_formats",
     "collect",
     "save_server_export",
     "write_export",

@@ -97,3 +97,34 @@ def test_the_server_export_request_carries_include_flagged(
     assert flagged["include_flagged"] is True
     assert ExportRequest.model_validate(flagged).to_filter().include_flagged is True
     assert "include_flagged" not in default  # the default is not sent
+
+
+def test_an_export_that_cannot_be_written_stops_before_reading_any_trace(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Parquet without pyarrow (the client-only install), or a directory holding an earlier
+    export: exit 2 with the reason, no trace read, nothing written."""
+    import prtrace_client
+
+    read: list[str] = []
+
+    class Watched:
+        def iter_views(self) -> Any:
+            read.append("list")
+            return iter(())
+
+    monkeypatch.setattr(prtrace_client, "PrtraceClient", _NoClient)
+    monkeypatch.setattr(writer, "ApiTraceSource", lambda client: Watched())
+    monkeypatch.setitem(__import__("sys").modules, "pyarrow", None)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["export", str(out), "--format", "parquet"])
+    assert result.exit_code == 2, result.output
+    assert "pip install 'prtrace[export]'" in result.output
+    assert not out.exists()
+    out.mkdir()
+    (out / "manifest.json").write_text("{}")
+    result = CliRunner().invoke(app, ["export", str(out), "--format", "swebench"])
+    assert result.exit_code == 2, result.output
+    assert "not empty" in result.output
+    assert (out / "manifest.json").read_text() == "{}"
+    assert read == []

@@ -12,8 +12,9 @@ import pytest
 
 from examples.snapshots import REPO, SKIPPED, fixed_workspace
 from prtrace.assemble.document import TraceDocument
+from prtrace.dataset import files as export_files
 from prtrace.dataset.collect import ResultKind, collect
-from prtrace.dataset.files import MANIFEST_FILE, Flagged, write_export
+from prtrace.dataset.files import MANIFEST_FILE, ExportError, Flagged, write_export
 from prtrace.dataset.rows import (
     ExportFilter,
     TraceBundle,
@@ -410,3 +411,56 @@ def test_the_export_says_which_judge_scored_and_keeps_a_stand_in_apart(tmp_path)
         ("offline-heuristic v1", 3.75, None),
         ("openai:gpt-4.1-mini", None, 3.75),
     ]
+
+
+# ---- all or nothing: an export is whole, or it leaves the directory as it was ----------
+
+
+def _no_partials(parent: Path) -> bool:
+    return not any(".partial-" in p.name for p in parent.iterdir())
+
+
+def test_parquet_without_pyarrow_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    """The client-only install has no pyarrow: the export stops at once, naming the extra,
+    and writes nothing (it once wrote two files, then stopped with no manifest)."""
+    monkeypatch.setitem(__import__("sys").modules, "pyarrow", None)
+    bundles, _, _ = collect(flagged_and_clean_source(), ExportFilter())
+    out = tmp_path / "export"
+    with pytest.raises(ExportError, match=r"pip install 'prtrace\[export\]'"):
+        write_export(bundles, out, chosen=ExportFilter())
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ExportError, match="pyarrow"):
+        export_files.check_formats(["swebench", "parquet"])
+    assert export_files.check_formats(["events", "swebench", "events"]) == ["events", "swebench"]
+
+
+def test_an_export_that_fails_midway_leaves_no_file_and_no_staging(tmp_path, monkeypatch):
+    bundles, _, _ = collect(flagged_and_clean_source(), ExportFilter())
+
+    def broken(*_args, **_kwargs):
+        raise OSError("disk full")
+
+    # The instances are written first; the Parquet tables fail after them.
+    monkeypatch.setattr(export_files, "parquet_bytes", broken)
+    out = tmp_path / "export"
+    with pytest.raises(OSError, match="disk full"):
+        write_export(bundles, out, chosen=ExportFilter())
+    assert not out.exists()
+    assert _no_partials(tmp_path)
+
+
+def test_an_export_never_writes_into_a_directory_that_holds_files(tmp_path):
+    bundles, _, _ = collect(flagged_and_clean_source(), ExportFilter())
+    out = tmp_path / "export"
+    first = write_export(bundles, out, formats=["swebench"], chosen=ExportFilter())
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(ExportError, match="not empty"):
+        write_export(bundles, out, formats=["events"], chosen=ExportFilter())
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert set(before) == {"instances.jsonl", MANIFEST_FILE}
+    assert first["files"]["instances.jsonl"]["rows"] == 2
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ExportError, match="is a file"):
+        write_export(bundles, tmp_path / "a-file", formats=["events"], chosen=ExportFilter())
+    assert _no_partials(tmp_path)

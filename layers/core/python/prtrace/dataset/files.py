@@ -11,6 +11,8 @@ has it).
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,13 +86,60 @@ def write_export(
     skipped: Sequence[Skipped] = (),
     flagged: Sequence[Flagged] = (),
 ) -> dict[str, Any]:
-    """Write the files of `formats` and manifest.json into `out`; returns the manifest."""
+    """Write the files of `formats` and manifest.json into `out` (a new or empty directory);
+    returns the manifest.
+
+    All or nothing: what is needed (the formats known, pyarrow for Parquet, `out` free) is
+    checked before anything is written; the files are written beside `out` and moved in
+    only when all are, manifest.json last, so a directory with a manifest is complete and a
+    failed export leaves `out` as it was."""
+    wanted = check_formats(formats)
+    check_destination(out)
+    bundles = sorted_bundles(bundles)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        manifest = _write_files(bundles, staging, wanted, chosen, skipped, flagged)
+        out.mkdir(exist_ok=True)
+        for name in sorted(manifest["files"]):
+            (staging / name).replace(out / name)
+        (staging / MANIFEST_FILE).replace(out / MANIFEST_FILE)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def check_formats(formats: Iterable[str]) -> list[str]:
+    """The formats asked for, sorted, once each; ExportError for an unknown one, or for
+    Parquet without pyarrow: found before any trace is read or any file written."""
     wanted = sorted(set(formats))
     unknown = set(wanted) - set(FORMATS)
     if unknown:
         raise ExportError(f"unknown format(s) {sorted(unknown)}; choose from {list(FORMATS)}")
-    bundles = sorted_bundles(bundles)
-    out.mkdir(parents=True, exist_ok=True)
+    if "parquet" in wanted:
+        _pyarrow()
+    return wanted
+
+
+def check_destination(out: Path) -> None:
+    """`out` must be new or an empty directory: an export never overwrites another."""
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out} is a file, not a directory: choose a new or empty directory")
+    if out.is_dir() and any(out.iterdir()):
+        raise ExportError(
+            f"{out} is not empty (an earlier export?): choose a new or empty directory, "
+            "so nothing stored there is overwritten"
+        )
+
+
+def _write_files(
+    bundles: Sequence[TraceBundle],
+    out: Path,
+    wanted: list[str],
+    chosen: ExportFilter | None,
+    skipped: Sequence[Skipped],
+    flagged: Sequence[Flagged],
+) -> dict[str, Any]:
     files: dict[str, dict[str, Any]] = {}
 
     def put(name: str, data: bytes, rows: int) -> None:
