@@ -28,6 +28,7 @@ from bench import (
     client_upload,
     e2e_local,
     export_job,
+    export_memory,
     judge,
     judge_calibration,
     pipeline,
@@ -94,6 +95,11 @@ def main() -> None:
     )
     results |= _section(console, "prtrace query: DuckDB over 1,000 traces' Parquet", query.run)
     results |= _section(console, "export job: 1,000 traces, all formats", export_job.run)
+    results |= _section(
+        console,
+        "dataset export, memory: 1,000 traces; one 100,000-event trace (all formats)",
+        export_memory.run,
+    )
     RESULTS.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     console.print(f"wrote {RESULTS}")
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 # Imported by the command, not here: `prtrace --help` must not pay for the client and the
 # dataset builders (prtrace_client.export.FORMATS, spelled out).
-FORMATS = ("swebench", "events", "parquet")
+FORMATS = ("swebench", "events", "parquet", "trajectories")
 err = LazyConsole(stderr=True, soft_wrap=True)
 
 
@@ -82,6 +82,23 @@ def export(
             "its tests); left out by default, and the manifest lists them.",
         ),
     ] = False,
+    include_unusable: Annotated[
+        bool,
+        typer.Option(
+            "--include-unusable",
+            help="Also take traces whose instance is not usable as it is (no patch, no "
+            "target tests, a dirty base, ...); left out by default, and the manifest lists "
+            "them with why.",
+        ),
+    ] = False,
+    string_test_lists: Annotated[
+        bool,
+        typer.Option(
+            "--string-test-lists",
+            help="Write FAIL_TO_PASS/PASS_TO_PASS as JSON strings, as SWE-bench's published "
+            "rows hold them (default: lists).",
+        ),
+    ] = False,
     on_server: Annotated[
         bool,
         typer.Option(
@@ -114,6 +131,7 @@ def export(
         until=until,
         repositories=frozenset(repos or []),
         include_flagged=include_flagged,
+        include_unusable=include_unusable,
     )
     with cli_errors(ExportError), PrtraceClient(endpoint, token) as client:
         # What would stop the export is found before any trace is read (a server export
@@ -122,18 +140,23 @@ def export(
         if not on_server:
             check_formats(formats or FORMATS)
         if on_server:
-            manifest = _export_on_server(client, chosen, formats or list(FORMATS), out)
+            manifest = _export_on_server(
+                client, chosen, formats or list(FORMATS), out, string_test_lists
+            )
         else:
-            bundles, skipped, flagged = collect(
+            selection = collect(
                 client, chosen, on_trace=lambda t: err.print(f"reading {t}", style="dim")
             )
             manifest = write_export(
-                bundles,
+                selection,
                 out,
                 formats=formats or FORMATS,
                 chosen=chosen,
-                skipped=skipped,
-                flagged=flagged,
+                skipped=selection.skipped,
+                flagged=selection.flagged,
+                unusable=selection.unusable,
+                read_artifact=selection.read_artifact,
+                string_test_lists=string_test_lists,
             )
     if as_json:
         typer.echo(orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS).decode())
@@ -151,20 +174,34 @@ def export(
         err.print(
             f"{len(left_out)} traces left out for tamper flags (--include-flagged takes them)"
         )
+    unusable = manifest.get("unusable_left_out") or []  # absent from older exports
+    for item in unusable:
+        reasons = ", ".join(str(reason) for reason in item["reasons"])
+        err.print(f"[yellow]left out[/yellow] {item['trace_id']}: not usable ({escape(reasons)})")
+    if unusable:
+        err.print(f"{len(unusable)} traces left out as not usable (--include-unusable takes them)")
     if manifest.get("flagged_count"):
         count = manifest["flagged_count"]
         err.print(f"{count} exported traces have tamper flags (see qa_tamper_flags)")
 
 
 def _export_on_server(
-    client: PrtraceClient, chosen: ExportFilter, formats: list[str], out: Path
+    client: PrtraceClient,
+    chosen: ExportFilter,
+    formats: list[str],
+    out: Path,
+    string_test_lists: bool,
 ) -> dict[str, Any]:
     from prtrace_client.export import save_server_export
 
     described = chosen.describe()
     request = {k: v for k, v in described.items() if v not in (None, [], {})}
-    if not chosen.include_flagged:
-        del request["include_flagged"]  # the default; a server older than it still takes this
+    # The defaults are left out, so a server older than them still takes the request.
+    for switch in ("include_flagged", "include_unusable"):
+        if not request[switch]:
+            del request[switch]
+    if string_test_lists:
+        request["string_test_lists"] = True
     request["formats"] = sorted(set(formats))
     request.setdefault("statuses", ["complete"])
     view = client.start_export(request)

@@ -95,6 +95,15 @@ def start(
         bool, typer.Option("--hook/--no-hook", help="Record commits with a post-commit hook.")
     ] = True,
     max_snapshot_mb: MaxSnapshotOption = DEFAULT_MAX_SNAPSHOT_MB,
+    allow_dirty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-dirty",
+            help="Record even though the working tree has uncommitted changes (refused "
+            "otherwise): the trace is marked dirty, as its patch will not apply to the base "
+            "commit, and dataset exports mark its instance unusable.",
+        ),
+    ] = False,
     recorder_process: Annotated[
         bool,
         typer.Option(
@@ -130,7 +139,8 @@ def start(
     """Start recording in this git repository.
 
     Snapshots the workspace as the base, opens a trace, installs the commit hook and starts
-    the session's recorder, which delivers the session live. Then use `prtrace run -- …`,
+    the session's recorder, which delivers the session live. The working tree must be
+    clean (commit or stash first), unless --allow-dirty. Then use `prtrace run -- …`,
     `prtrace note "…"`, commit as usual, and `prtrace record stop`.
     """
     from prtrace_client.outbox import Outbox, default_outbox_path
@@ -160,6 +170,7 @@ def start(
                 author_kind="agent" if agent else "human",
                 max_snapshot_bytes=max_snapshot_mb * 2**20,
                 install_hook=hook,
+                allow_dirty=allow_dirty,
             )
         finally:
             journal.close()
@@ -175,12 +186,18 @@ def start(
     if json_output:
         _emit({"session": info.local_id, "repo": info.repo, "base_commit": info.base_commit,
                "base_snapshot": info.base_snapshot, "outbox": info.outbox,
-               "hook_installed": info.hook_installed, "recorder_pid": pid})  # fmt: skip
+               "hook_installed": info.hook_installed, "dirty": info.dirty,
+               "recorder_pid": pid})  # fmt: skip
         return
     err.print(
         f"recording session {info.local_id} in {info.repo} "
         f"(base {info.base_commit[:12]}, snapshot {info.base_snapshot['size']:,} bytes)"
     )
+    if info.dirty:
+        err.print(
+            "[yellow]warning:[/yellow] the working tree had uncommitted changes: the trace is "
+            f"marked dirty (its patch will not apply to {info.base_commit[:12]})"
+        )
     if recorder_process and pid is None:
         err.print(
             "[yellow]warning:[/yellow] the background recorder did not start (see "

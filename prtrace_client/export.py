@@ -5,13 +5,15 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from prtrace.dataset.collect import ResultKind, UnreadableTrace
+from prtrace.dataset.collect import ResultKind, Selection, UnreadableTrace
 from prtrace.dataset.collect import collect as collect_from
 from prtrace.dataset.files import (
     FORMATS,
@@ -19,11 +21,12 @@ from prtrace.dataset.files import (
     ExportError,
     Flagged,
     Skipped,
+    Unusable,
     check_destination,
     check_formats,
     write_export,
 )
-from prtrace.dataset.rows import ExportFilter, TraceBundle
+from prtrace.dataset.rows import ExportFilter
 from prtrace.provenance.manifest import load_public_keys
 from prtrace_client.client import PrtraceClient
 from prtrace_client.errors import ApiError
@@ -34,7 +37,9 @@ __all__ = [
     "ApiTraceSource",
     "ExportError",
     "Flagged",
+    "Selection",
     "Skipped",
+    "Unusable",
     "check_destination",
     "check_formats",
     "collect",
@@ -74,9 +79,9 @@ def collect(
     chosen: ExportFilter,
     *,
     on_trace: Callable[[str], None] | None = None,
-) -> tuple[list[TraceBundle], list[Skipped], list[Flagged]]:
-    """The traces the filter selects, read through the API; those it had to skip; and
-    those left out for tamper flags (unless the filter includes them)."""
+) -> Selection:
+    """The traces the filter selects, read through the API one at a time as the selection
+    is iterated (it then lists those it had to skip and those it left out)."""
     return collect_from(ApiTraceSource(client), chosen, on_trace=on_trace)
 
 
@@ -84,10 +89,26 @@ def save_server_export(client: PrtraceClient, view: Mapping[str, Any], out: Path
     """Download a complete server export (GET /v1/exports/{id}) into `out`: every file,
     checked against the manifest's size and SHA-256, the manifest, and its signature,
     verified with the keys the API publishes. Raises ExportError naming what differs."""
-    export_id, links = str(view["export_id"]), view.get("links") or {}
+    export_id = str(view["export_id"])
     if view.get("status") != "complete":
         raise ExportError(f"export {export_id} is {view.get('status')}: {view.get('error')}")
-    out.mkdir(parents=True, exist_ok=True)
+    check_destination(out)
+    # As a client export: downloaded and verified beside `out`, moved in only when all of
+    # it checks, so a failed download (a lost connection, a file that differs) leaves nothing.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        manifest = _download_export(client, view, staging)
+        out.mkdir(exist_ok=True)
+        for path in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST_FILE):
+            path.replace(out / path.name)  # manifest.json last
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def _download_export(client: PrtraceClient, view: Mapping[str, Any], out: Path) -> dict[str, Any]:
+    export_id, links = str(view["export_id"]), view.get("links") or {}
     manifest_bytes = client.download(str(links["manifest"]), f"manifest of {export_id}")
     manifest: dict[str, Any] = orjson.loads(manifest_bytes)
     for name in sorted(manifest["files"]):

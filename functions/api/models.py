@@ -400,6 +400,11 @@ class FlaggedLeftOut(_Answer):
     flags: list[FlagCode] = Field(description="the tamper flags' codes")
 
 
+class UnusableLeftOut(_Answer):
+    trace_id: str
+    reasons: list[str] = Field(description="why its instance is not usable (unusable_reasons)")
+
+
 class ExportManifest(_Answer):
     """The export's manifest.json (byte for byte what `prtrace export` writes for the same
     traces and filter)."""
@@ -420,6 +425,16 @@ class ExportManifest(_Answer):
     )
     flagged_left_out_count: Count = 0
     flagged_count: Count = Field(0, description="exported traces that have tamper flags")
+    unusable_left_out: list[UnusableLeftOut] = Field(
+        default_factory=list,
+        description="selected but left out: their instance is not usable as it is (the "
+        "request's include_unusable takes them); absent from exports made before",
+    )
+    unusable_left_out_count: Count = 0
+    usable_count: Count = Field(0, description="exported instances that are usable")
+    splits: dict[str, Count] = Field(
+        default_factory=dict, description="instances per split (by repository)"
+    )
     files: dict[str, ExportFileEntry]
 
 

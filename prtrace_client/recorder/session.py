@@ -66,6 +66,7 @@ CLIENT_NAME: Final = "prtrace-cli"
 CLIENT_VERSION: Final = "0.1.0"
 HOOK_MARK: Final = "# prtrace post-commit hook"
 MAX_CAPTURED_OUTPUT: Final = 32 * 1024 * 1024  # per stream; the rest is only shown
+MAX_LISTED_CHANGES: Final = 10  # uncommitted paths a refused `record start` names
 NoteKind = Literal["hypothesis", "plan", "observation", "decision"]
 
 
@@ -90,6 +91,7 @@ class SessionInfo:
     redactions: int = 0
     runs: int = 0  # pytest runs begun (their reports' numbers)
     hook_installed: bool = False
+    dirty: bool = False  # started with uncommitted changes (allow_dirty)
     # Files whose recorded diffs had a secret redacted: the snapshots hold them in clear.
     redacted_files: list[str] = field(default_factory=list)
 
@@ -177,6 +179,39 @@ def _head(repo: Path) -> str:
         ) from None
 
 
+def uncommitted_changes(repo: Path, directory: Path) -> list[str]:
+    """The paths git reports as changed against HEAD: staged, unstaged or untracked (not
+    ignored); the session directory's own files never count."""
+    listed = git(
+        repo, "--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all"
+    ).split(b"\0")
+    own, root = directory.resolve(), repo.resolve()
+    changed = []
+    entries = iter(listed)
+    for entry in entries:
+        if not entry:
+            continue
+        status, name = entry[:2], os.fsdecode(entry[3:])
+        if b"R" in status or b"C" in status:
+            next(entries, None)  # a rename or copy: its source path follows
+        if not (root / name).is_relative_to(own):  # git's paths: relative, no `..`
+            changed.append(name)
+    return changed
+
+
+def _refuse_dirty(repo: Path, base_commit: str, changed: list[str]) -> RecorderError:
+    listed = ", ".join(changed[:MAX_LISTED_CHANGES])
+    if len(changed) > MAX_LISTED_CHANGES:
+        listed += f" (and {len(changed) - MAX_LISTED_CHANGES:,} more)"
+    return RecorderError(
+        f"the working tree of {repo} has uncommitted changes: {listed}. The base snapshot "
+        f"would hold them, so it would not be the tree of base commit {base_commit[:12]} and "
+        "the trace's patch would not apply to that commit. Commit or stash them (`git stash "
+        "--include-untracked`), or pass --allow-dirty to record anyway: the trace then says "
+        "repository.dirty: true and dataset exports mark its instance unusable"
+    )
+
+
 def repository_url(repo: Path) -> str:
     """origin's URL without any credentials in it, else the working tree as file://."""
     try:
@@ -235,9 +270,14 @@ class Recorder:
         author_kind: Literal["human", "agent"] = "human",
         max_snapshot_bytes: int = DEFAULT_MAX_BYTES,
         install_hook: bool = True,
+        allow_dirty: bool = False,
     ) -> Recorder:
         """Snapshot the base workspace, open the trace in the outbox, take the working tree
-        as the recorded state and install the post-commit hook."""
+        as the recorded state and install the post-commit hook.
+
+        A working tree with uncommitted changes is refused unless `allow_dirty`: its
+        snapshot is not the base commit's tree, so the trace's patch would not apply to
+        that commit. Allowed, the trace says so (`repository.dirty`)."""
         repo = repo_root(cwd)
         directory = session_dir(repo)
         directory.mkdir(parents=True, exist_ok=True)
@@ -249,6 +289,9 @@ class Recorder:
                     "`prtrace record stop` it first"
                 )
             base_commit = _head(repo)
+            changed = uncommitted_changes(repo, directory)
+            if changed and not allow_dirty:
+                raise _refuse_dirty(repo, base_commit, changed)
             snapshot = snapshot_workspace(repo, max_bytes=max_snapshot_bytes)
             redacted_title = redact(title.strip())
             redacted_description = redact(description)
@@ -256,7 +299,11 @@ class Recorder:
             if not title_text:
                 raise RecorderError("the task needs a title: pass --title or --issue")
             metadata = {
-                "repository": {"url": repository_url(repo), "base_commit": base_commit},
+                "repository": {
+                    "url": repository_url(repo),
+                    "base_commit": base_commit,
+                    "dirty": bool(changed),
+                },
                 "task": {
                     "title": title_text,
                     "description": redacted_description.text[:MAX_TEXT_LEN],
@@ -287,6 +334,7 @@ class Recorder:
                     base_snapshot=base_ref,
                     redactions=redacted_title.count + redacted_description.count,
                     hook_installed=install_hook,
+                    dirty=bool(changed),
                 )
                 _write_info(directory, info)
             except BaseException:

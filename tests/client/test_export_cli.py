@@ -45,7 +45,9 @@ def traces(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def exported(out: Path, *args: str) -> tuple[Result, dict[str, Any]]:
-    result = CliRunner().invoke(app, ["export", str(out), "--format", "swebench", *args])
+    """Taking unusable instances too (these traces have no snapshots: no patch)."""
+    command = ["export", str(out), "--format", "swebench", "--include-unusable", *args]
+    result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
     return result, orjson.loads((out / "manifest.json").read_bytes())
 
@@ -60,6 +62,17 @@ def test_a_flagged_trace_is_left_out_by_default_and_named(traces: None, tmp_path
     assert "1 traces left out for tamper flags (--include-flagged takes them)" in result.stderr
     lines = (tmp_path / "out" / "instances.jsonl").read_bytes().splitlines()
     assert [orjson.loads(line)["trace_id"] for line in lines] == ["tr_clean", "tr_noqa"]
+
+
+def test_unusable_instances_are_left_out_by_default_and_named(traces: None, tmp_path: Path) -> None:
+    command = ["export", str(tmp_path / "out"), "--format", "swebench"]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    manifest = orjson.loads((tmp_path / "out" / "manifest.json").read_bytes())
+    assert manifest["trace_ids"] == []
+    assert [u["trace_id"] for u in manifest["unusable_left_out"]] == ["tr_clean", "tr_noqa"]
+    assert "left out tr_noqa: not usable (no_patch, no_qa, base_unrecorded)" in result.stderr
+    assert "2 traces left out as not usable (--include-unusable takes them)" in result.stderr
 
 
 def test_include_flagged_takes_it_with_its_flags(traces: None, tmp_path: Path) -> None:
@@ -90,13 +103,23 @@ def test_the_server_export_request_carries_include_flagged(
             raise RuntimeError("stop here")
 
     with pytest.raises(RuntimeError):
-        cli._export_on_server(Client(), ExportFilter(include_flagged=True), ["swebench"], tmp_path)  # type: ignore[arg-type]
+        cli._export_on_server(
+            Client(),  # type: ignore[arg-type]
+            ExportFilter(include_flagged=True, include_unusable=True),
+            ["swebench"],
+            tmp_path,
+            True,
+        )
     with pytest.raises(RuntimeError):
-        cli._export_on_server(Client(), ExportFilter(), ["swebench"], tmp_path)  # type: ignore[arg-type]
+        cli._export_on_server(Client(), ExportFilter(), ["swebench"], tmp_path, False)  # type: ignore[arg-type]
     flagged, default = asked
-    assert flagged["include_flagged"] is True
-    assert ExportRequest.model_validate(flagged).to_filter().include_flagged is True
-    assert "include_flagged" not in default  # the default is not sent
+    assert (flagged["include_flagged"], flagged["include_unusable"]) == (True, True)
+    assert flagged["string_test_lists"] is True
+    request = ExportRequest.model_validate(flagged)
+    assert request.to_filter().include_unusable is True
+    assert request.string_test_lists
+    for switch in ("include_flagged", "include_unusable", "string_test_lists"):
+        assert switch not in default  # the defaults are not sent
 
 
 def test_an_export_that_cannot_be_written_stops_before_reading_any_trace(

@@ -53,11 +53,14 @@ def exported(cloud: LocalCloudInfo) -> tuple[TraceClient, str, str]:
     return client, token, trace_id
 
 
-def run_export(cloud: LocalCloudInfo, token: str, out: Path, *args: str) -> dict[str, Any]:
-    result = CliRunner().invoke(
-        app,
-        ["export", str(out), "--endpoint", cloud.endpoint, "--token", token, "--json", *args],
-    )
+def run_export(
+    cloud: LocalCloudInfo, token: str, out: Path, *args: str, usable_only: bool = False
+) -> dict[str, Any]:
+    """`prtrace export`; taking unusable instances too unless `usable_only` (the example
+    trace does not say whether its tree was clean at record start: `base_unrecorded`)."""
+    command = ["export", str(out), "--endpoint", cloud.endpoint, "--token", token, "--json"]
+    command += [*args, *([] if usable_only else ["--include-unusable"])]
+    result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
@@ -79,7 +82,8 @@ def test_the_example_trace_exports_in_all_three_formats(cloud, exported, tmp_pat
     assert manifest["event_count"] == 11
     assert manifest["skipped"] == []
     assert sorted(manifest["files"]) == [
-        "events.jsonl", "events.parquet", "instances.jsonl", "traces.parquet",
+        "README.md", "artifacts.jsonl", "events.jsonl", "events.parquet", "instances.jsonl",
+        "traces.parquet", "trajectories.jsonl",
     ]  # fmt: skip
     for name, entry in manifest["files"].items():
         data = (out / name).read_bytes()
@@ -104,6 +108,20 @@ def test_the_example_trace_exports_in_all_three_formats(cloud, exported, tmp_pat
     assert len(instance["chain_head"]) == 64
     # The recorded edit reproduces the final snapshot (the trace-to-state check).
     assert (instance["state_check"], instance["state_first_mismatch"]) == ("match", None)
+    # Recorded without saying whether the tree was clean: its base may not be base_commit.
+    assert (instance["usable"], instance["unusable_reasons"]) == (False, ["base_unrecorded"])
+    assert instance["eval_script"].startswith("#!/bin/bash\n")
+    assert instance["log_parser"] == "parse_log_pytest"
+
+    # Trajectories: the observations the events only reference, with the artifacts.
+    (trajectory,) = [json.loads(line) for line in (out / "trajectories.jsonl").open()]
+    assert len(trajectory["steps"]) == 11
+    assert trajectory["instance_id"] == instance["instance_id"]
+    stored = {json.loads(line)["sha256"] for line in (out / "artifacts.jsonl").open()}
+    cited = {a["sha256"] for a in json.loads(trajectory["artifacts"]) if a["exported"]}
+    assert cited
+    assert cited == stored
+    assert not any(json.loads(step["observation_missing"]) for step in trajectory["steps"])
     workspace = tmp_path / "workspace"
     shutil.copytree(REPO, workspace, ignore=shutil.ignore_patterns(*SKIPPED))
     subprocess.run(
@@ -158,6 +176,13 @@ def test_the_example_trace_exports_in_all_three_formats(cloud, exported, tmp_pat
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
 
 
+def test_the_default_export_leaves_an_unusable_instance_out(cloud, exported, tmp_path):
+    _, token, trace_id = exported
+    manifest = run_export(cloud, token, tmp_path / "usable", usable_only=True)
+    assert manifest["trace_ids"] == []
+    assert manifest["unusable_left_out"] == [{"trace_id": trace_id, "reasons": ["base_unrecorded"]}]
+
+
 def test_filters_leave_out_traces_that_do_not_match(cloud, exported, tmp_path):
     _, token, trace_id = exported
     kept = run_export(cloud, token, tmp_path / "kept", "--verdict", "resolved",
@@ -167,7 +192,7 @@ def test_filters_leave_out_traces_that_do_not_match(cloud, exported, tmp_path):
                       "--format", "swebench")  # fmt: skip
     assert none["trace_ids"] == []
     assert (tmp_path / "none" / "instances.jsonl").read_bytes() == b""
-    assert sorted(none["files"]) == ["instances.jsonl"]
+    assert sorted(none["files"]) == ["README.md", "instances.jsonl"]
 
 
 def test_prtrace_query_runs_duckdb_over_the_parquet_record_wrote(

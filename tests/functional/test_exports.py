@@ -93,6 +93,9 @@ def stored_files(export_id: str) -> dict[str, bytes]:
 
 
 def start(client: Client, body: dict[str, Any]) -> dict[str, Any]:
+    """Start an export; unless the test says otherwise it takes unusable instances too (the
+    traces here have no snapshots, so no patch: the default export would take none)."""
+    body = {"include_unusable": True} | body
     response = client.call("POST", "/v1/exports", body)
     assert response.status == 202, response.body
     view: dict[str, Any] = response.json()
@@ -127,7 +130,7 @@ def test_an_export_job_writes_the_files_the_manifest_and_its_signature(
     manifest = body["manifest"]
     assert manifest["version"] == EXPORT_VERSION
     assert (manifest["trace_count"], manifest["trace_ids"]) == (1, [trace_id])
-    names = {"instances.jsonl", "events.jsonl", "events.parquet", "traces.parquet"}
+    names = {"instances.jsonl", "events.jsonl", "events.parquet", "traces.parquet", "README.md"}
     assert set(body["links"]["files"]) == set(manifest["files"]) == names
     files = {name: fetch(url) for name, url in body["links"]["files"].items()}
     for name, data in files.items():
@@ -214,7 +217,8 @@ def test_a_retry_that_would_store_other_bytes_fails_naming_the_file_and_keeps_th
     with caplog.at_level(logging.ERROR, "prtrace.dataset.job"):
         run_job(export_id, monkeypatch, exits=1)
 
-    key = f"tenants/acme/exports/{export_id}/files/events.jsonl"
+    # The card is uploaded first (files in name order); it counts the traces, so it differs.
+    key = f"tenants/acme/exports/{export_id}/files/README.md"
     (failure,) = [r for r in caplog.records if r.exc_info]
     assert isinstance(failure.exc_info[1], ExportJobError)  # type: ignore[index]
     message = str(failure.exc_info[1])  # type: ignore[index]
@@ -313,6 +317,23 @@ def test_a_trace_without_qa_or_judge_results_is_exported_without_them(
     manifest = client.call("GET", f"/v1/exports/{export_id}").json()["manifest"]
     assert manifest["trace_ids"] == [trace_id]
     assert manifest["skipped"] == []
+
+
+def test_the_default_export_leaves_an_unusable_instance_out_and_says_why(
+    client: Client, export_machine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trace here was recorded without saying whether its tree was clean (and QA found
+    no target tests): not an instance to train or evaluate on, so the default leaves it out."""
+    trace_id = finalized_trace(client)
+    complete(trace_id)
+    view = start(client, {"formats": ["swebench"], "include_unusable": False})
+    assert view["request"]["include_unusable"] is False
+    run_job(view["export_id"], monkeypatch)
+    manifest = client.call("GET", f"/v1/exports/{view['export_id']}").json()["manifest"]
+    assert (manifest["trace_count"], manifest["unusable_left_out_count"]) == (0, 1)
+    (left_out,) = manifest["unusable_left_out"]
+    assert left_out["trace_id"] == trace_id
+    assert "base_unrecorded" in left_out["reasons"]
 
 
 def test_a_trace_with_tamper_flags_is_left_out_unless_the_request_includes_it(

@@ -14,15 +14,16 @@ from examples.snapshots import REPO, SKIPPED, fixed_workspace
 from prtrace.assemble.document import TraceDocument
 from prtrace.dataset import files as export_files
 from prtrace.dataset.collect import ResultKind, collect
-from prtrace.dataset.files import MANIFEST_FILE, ExportError, Flagged, write_export
+from prtrace.dataset.files import MANIFEST_FILE, ExportError, Flagged, Unusable, write_export
 from prtrace.dataset.rows import (
+    EVENT_COLUMNS,
     ExportFilter,
     TraceBundle,
-    event_records,
     event_rows,
-    jsonl,
+    export_json,
     parse_ts,
     repository_slug,
+    split_of,
     swebench_instance,
     trace_row,
 )
@@ -177,7 +178,7 @@ def test_a_swebench_instance_has_swebenchs_fields_and_prtraces():
     assert instance["judge_overall"] == 3.75
     assert instance["judge_scores"] == dict.fromkeys(DIMENSION_IDS, 4)
     assert instance["patch_source"] == "snapshots"
-    assert orjson.loads(jsonl([instance])) == instance
+    assert orjson.loads(export_json(instance)) == instance
 
 
 def test_an_instance_says_its_test_patch_is_the_candidates_and_carries_the_qa_evidence():
@@ -205,21 +206,26 @@ def test_a_trace_without_qa_or_judge_still_makes_an_instance():
     )  # fmt: skip
 
 
-def test_event_records_and_rows_follow_the_document():
+def test_event_rows_are_typed_and_follow_the_document():
     document = sample_document()
-    records = event_records(document)
-    assert [r["seq"] for r in records] == list(range(11))
-    assert all(r["trace_id"] == "tr_sample" for r in records)
-    assert records[0] == {"trace_id": "tr_sample"} | document.events[0].model_dump(
-        mode="json", exclude_none=True
-    )
-    rows = event_rows(document)
+    rows = list(event_rows(document))
     assert [r["seq"] for r in rows] == list(range(11))
+    assert all(r["trace_id"] == "tr_sample" for r in rows)
+    assert all(tuple(r) == EVENT_COLUMNS for r in rows)  # every column in every row
     edit = next(r for r in rows if r["type"] == "file_edit")
-    assert edit["path"] == "ranges/merge.py"
+    assert (edit["path"], edit["change"]) == ("ranges/merge.py", "modify")
+    assert edit["command"] is None
+    assert edit["note_text"] is None
     run = next(r for r in rows if r["type"] == "cmd_run")
     assert run["exit_code"] == 1
-    assert orjson.loads(run["payload"])["argv"][:2] == ["python", "-m"]
+    assert run["command"][:2] == ["python", "-m"]
+    tests = next(r for r in rows if r["type"] == "test_run")
+    assert tests["framework"] == "pytest"
+    assert isinstance(tests["failing_tests"], list)
+    # The payload stays whole: what a typed column leaves out (artifact refs) is in it.
+    assert orjson.loads(run["payload"]) == document.events[run["seq"]].payload.model_dump(
+        mode="json", exclude_none=True
+    )
 
 
 def test_parse_ts_keeps_microseconds_in_utc():
@@ -340,12 +346,17 @@ def flagged_and_clean_source() -> MemorySource:
     return MemorySource(traces)
 
 
+TAKE_UNUSABLE = ExportFilter(include_unusable=True)
+
+
 def test_an_export_leaves_flagged_traces_out_and_its_manifest_says_so(tmp_path):
-    bundles, skipped, flagged = collect(flagged_and_clean_source(), ExportFilter())
+    selection = collect(flagged_and_clean_source(), TAKE_UNUSABLE)
+    bundles = list(selection)
+    skipped, flagged = selection.skipped, selection.flagged
     assert [b.trace_id for b in bundles] == ["tr_clean", "tr_noqa"]
     assert skipped == []
     assert flagged == [Flagged("tr_flagged", ("target_test_modified",))]
-    manifest = write_export(bundles, tmp_path, formats=["swebench"], chosen=ExportFilter(),
+    manifest = write_export(bundles, tmp_path, formats=["swebench"], chosen=TAKE_UNUSABLE,
                             skipped=skipped, flagged=flagged)  # fmt: skip
     assert manifest["trace_ids"] == ["tr_clean", "tr_noqa"]
     assert manifest["flagged_left_out"] == [
@@ -357,10 +368,11 @@ def test_an_export_leaves_flagged_traces_out_and_its_manifest_says_so(tmp_path):
 
 
 def test_an_export_asked_to_include_flagged_traces_takes_them_and_counts_them(tmp_path):
-    chosen = ExportFilter(include_flagged=True)
-    bundles, _, flagged = collect(flagged_and_clean_source(), chosen)
+    chosen = ExportFilter(include_flagged=True, include_unusable=True)
+    selection = collect(flagged_and_clean_source(), chosen)
+    bundles = list(selection)
     assert [b.trace_id for b in bundles] == ["tr_clean", "tr_flagged", "tr_noqa"]
-    assert flagged == []
+    assert selection.flagged == []
     manifest = write_export(bundles, tmp_path, formats=["swebench", "parquet"], chosen=chosen)
     assert (manifest["flagged_left_out"], manifest["flagged_count"]) == ([], 1)
     lines = (tmp_path / "instances.jsonl").read_bytes().splitlines()
@@ -424,7 +436,7 @@ def test_parquet_without_pyarrow_is_refused_before_anything_is_written(tmp_path,
     """The client-only install has no pyarrow: the export stops at once, naming the extra,
     and writes nothing (it once wrote two files, then stopped with no manifest)."""
     monkeypatch.setitem(__import__("sys").modules, "pyarrow", None)
-    bundles, _, _ = collect(flagged_and_clean_source(), ExportFilter())
+    bundles = list(collect(flagged_and_clean_source(), TAKE_UNUSABLE))
     out = tmp_path / "export"
     with pytest.raises(ExportError, match=r"pip install 'prtrace\[export\]'"):
         write_export(bundles, out, chosen=ExportFilter())
@@ -436,13 +448,13 @@ def test_parquet_without_pyarrow_is_refused_before_anything_is_written(tmp_path,
 
 
 def test_an_export_that_fails_midway_leaves_no_file_and_no_staging(tmp_path, monkeypatch):
-    bundles, _, _ = collect(flagged_and_clean_source(), ExportFilter())
+    bundles = list(collect(flagged_and_clean_source(), TAKE_UNUSABLE))
 
     def broken(*_args, **_kwargs):
         raise OSError("disk full")
 
     # The instances are written first; the Parquet tables fail after them.
-    monkeypatch.setattr(export_files, "parquet_bytes", broken)
+    monkeypatch.setattr(export_files._ParquetRows, "close", broken)
     out = tmp_path / "export"
     with pytest.raises(OSError, match="disk full"):
         write_export(bundles, out, chosen=ExportFilter())
@@ -451,16 +463,156 @@ def test_an_export_that_fails_midway_leaves_no_file_and_no_staging(tmp_path, mon
 
 
 def test_an_export_never_writes_into_a_directory_that_holds_files(tmp_path):
-    bundles, _, _ = collect(flagged_and_clean_source(), ExportFilter())
+    bundles = list(collect(flagged_and_clean_source(), TAKE_UNUSABLE))
     out = tmp_path / "export"
     first = write_export(bundles, out, formats=["swebench"], chosen=ExportFilter())
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(ExportError, match="not empty"):
         write_export(bundles, out, formats=["events"], chosen=ExportFilter())
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert set(before) == {"instances.jsonl", MANIFEST_FILE}
+    assert set(before) == {"instances.jsonl", "README.md", MANIFEST_FILE}
     assert first["files"]["instances.jsonl"]["rows"] == 2
     (tmp_path / "a-file").write_text("x")
     with pytest.raises(ExportError, match="is a file"):
         write_export(bundles, tmp_path / "a-file", formats=["events"], chosen=ExportFilter())
     assert _no_partials(tmp_path)
+
+
+# ---- usable instances: what the default export takes --------------------------------
+
+
+CODE_PATCH = workspace_patch({"ranges/merge.py": b"a\n"}, {"ranges/merge.py": b"b\n"})
+
+
+def with_base(doc: TraceDocument, dirty: bool | None) -> TraceDocument:
+    repository = doc.metadata.repository.model_copy(update={"dirty": dirty})
+    metadata = doc.metadata.model_copy(update={"repository": repository})
+    return doc.model_copy(update={"metadata": metadata})
+
+
+TARGET = "tests/test_ranges.py::test_merge_keeps_last_interval"
+
+
+def targeted_report(verdict: str = "resolved", **fields) -> QAReport:
+    return qa_report(verdict, trace_id="tr_sample", target_tests=[TARGET], **fields)
+
+
+def usable_bundle(**fields) -> TraceBundle:
+    values = {"document": with_base(sample_document(), False), "qa_report": targeted_report()}
+    return bundle(CODE_PATCH, **(values | fields))
+
+
+def test_an_instance_with_a_code_patch_target_tests_and_a_clean_base_is_usable():
+    instance = swebench_instance(usable_bundle())
+    assert (instance["usable"], instance["unusable_reasons"]) == (True, [])
+    assert instance["base_dirty"] is False
+    assert trace_row(usable_bundle())["usable"] is True
+
+
+@pytest.mark.parametrize(
+    ("fields", "reasons"),
+    [
+        ({"patch": ""}, ["no_patch"]),
+        # A fix that only touched tests is no fix to train on.
+        ({"patch": workspace_patch({"tests/test_x.py": b"1\n"}, {"tests/test_x.py": b"2\n"})},
+         ["no_patch"]),
+        ({"qa_report": None}, ["no_qa", ]),
+        ({"qa_report": qa_report("error", trace_id="tr_sample", target_tests=[])},
+         ["qa_error", "no_target_tests"]),
+        ({"qa_report": qa_report("resolved", trace_id="tr_sample", target_tests=[])},
+         ["no_target_tests"]),
+        ({"qa_report": flagged_qa_report("tr_sample")}, ["tamper_flags"]),
+        ({"document": with_base(sample_document(), True)}, ["base_dirty"]),
+        ({"document": with_base(sample_document(), None)}, ["base_unrecorded"]),
+    ],
+)  # fmt: skip
+def test_each_reason_makes_an_instance_unusable(fields, reasons):
+    instance = swebench_instance(usable_bundle() if not fields else _replace(fields))
+    assert instance["usable"] is False
+    assert instance["unusable_reasons"] == reasons
+
+
+def _replace(fields) -> TraceBundle:
+    values = {"patch": CODE_PATCH, "document": with_base(sample_document(), False),
+              "qa_report": targeted_report()} | fields  # fmt: skip
+    return bundle(**values)
+
+
+def test_an_unresolved_fix_is_still_usable_data():
+    report = targeted_report("unresolved")
+    assert swebench_instance(usable_bundle(qa_report=report))["usable"] is True
+
+
+def test_the_default_export_takes_usable_instances_only_and_says_why_it_left_others_out(
+    tmp_path,
+):
+    selection = collect(flagged_and_clean_source(), ExportFilter())
+    manifest = write_export(selection, tmp_path / "out", formats=["swebench"],
+                            chosen=ExportFilter(), unusable=selection.unusable)  # fmt: skip
+    assert manifest["trace_count"] == 0  # no snapshots: no patch; no `dirty` recorded
+    assert selection.unusable == [
+        Unusable("tr_clean", ("no_patch", "no_target_tests", "base_unrecorded")),
+        Unusable("tr_noqa", ("no_patch", "no_qa", "base_unrecorded")),
+    ]
+    assert selection.flagged == [Flagged("tr_flagged", ("target_test_modified",))]
+    assert manifest["unusable_left_out_count"] == 2
+    with pytest.raises(RuntimeError, match="once"):
+        list(selection)  # a second pass would read every trace again and count it twice
+    assert manifest["unusable_left_out"][1] == {
+        "trace_id": "tr_noqa", "reasons": ["no_patch", "no_qa", "base_unrecorded"]
+    }  # fmt: skip
+    assert manifest["filter"]["include_unusable"] is False
+
+
+def test_splits_are_by_repository_and_stable():
+    assert split_of("acme/ranges") == split_of("acme/ranges")
+    names = [f"owner{i}/repo{i}" for i in range(400)]
+    tests = sum(split_of(name) == "test" for name in names)
+    assert 40 < tests < 120  # about a fifth of repositories
+    instance = swebench_instance(usable_bundle())
+    assert instance["split"] == split_of("acme/ranges")
+
+
+def test_instances_carry_the_signed_trace_manifest_they_came_from():
+    signed = {"manifest_sha256": "ab" * 32, "key_id": "k-2026", "algorithm": "ECDSA_SHA_256"}
+    view = {"trace_id": "tr_sample", "status": "complete", "created_at": "2026-11-25T09:00:00Z",
+            "outcome": {"provenance": signed}}  # fmt: skip
+    instance = swebench_instance(usable_bundle(view=view))
+    assert instance["trace_manifest_sha256"] == "ab" * 32
+    assert instance["trace_manifest_key_id"] == "k-2026"
+    assert swebench_instance(usable_bundle())["trace_manifest_sha256"] is None
+
+
+def test_string_test_lists_are_swebenchs_encoding(tmp_path):
+    out = tmp_path / "out"
+    write_export([usable_bundle()], out, formats=["swebench"], string_test_lists=True)
+    row = orjson.loads((out / "instances.jsonl").read_bytes())
+    assert isinstance(row["FAIL_TO_PASS"], str)
+    assert orjson.loads(row["FAIL_TO_PASS"]) == [
+        "tests/test_ranges.py::test_merge_keeps_last_interval"
+    ]
+    assert orjson.loads((out / MANIFEST_FILE).read_bytes())["test_lists"] == "json-strings"
+
+
+def test_a_lazy_selection_is_read_one_trace_at_a_time(tmp_path):
+    """Streaming: the writer takes a trace, writes it everywhere and lets it go before it
+    asks for the next; it never holds the selection."""
+    import gc
+    import weakref
+
+    before: list[weakref.ref[TraceBundle]] = []
+
+    def one_at_a_time():
+        for trace_id in ("tr_a", "tr_b", "tr_c"):
+            gc.collect()
+            assert all(ref() is None for ref in before), "the writer still holds a trace"
+            item = usable_bundle(document=with_base(
+                document(sample_events(), trace_id=trace_id), False))  # fmt: skip
+            before.append(weakref.ref(item))
+            yield item
+            del item
+
+    formats = ["swebench", "events", "parquet"]
+    manifest = write_export(one_at_a_time(), tmp_path / "out", formats=formats)
+    assert manifest["trace_ids"] == ["tr_a", "tr_b", "tr_c"]
+    assert manifest["files"]["events.jsonl"]["rows"] == 33

@@ -50,7 +50,11 @@ def test_start_opens_a_trace_with_the_repository_and_a_base_snapshot(
 ) -> None:
     metadata, _, _ = outbox.creation(recorder.info.local_id)
     head = run_git(buggy_repo, "rev-parse", "HEAD").strip()
-    assert metadata["repository"] == {"url": buggy_repo.as_uri(), "base_commit": head}
+    assert metadata["repository"] == {
+        "url": buggy_repo.as_uri(),
+        "base_commit": head,
+        "dirty": False,
+    }
     assert metadata["task"]["title"] == "merge() drops the last interval"
     assert metadata["author"] == {"id": "ada@example.com", "kind": "human"}
     assert metadata["client"]["name"] == "prtrace-cli"
@@ -84,6 +88,8 @@ def test_a_workspace_over_the_cap_stops_start_before_anything_is_opened(
     buggy_repo: Path, outbox: Outbox
 ) -> None:
     (buggy_repo / "blob.bin").write_bytes(b"x" * 5000)
+    run_git(buggy_repo, "add", "blob.bin")
+    run_git(buggy_repo, "commit", "-q", "-m", "Add a blob")
     with pytest.raises(SnapshotTooLarge, match=r"blob\.bin"):
         Recorder.start(buggy_repo, outbox, title="x", max_snapshot_bytes=4096)
     assert outbox.sessions() == []

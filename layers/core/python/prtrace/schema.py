@@ -142,6 +142,14 @@ class Repository(BaseModel):
         ),
     ]
     base_commit: GitSha
+    # Left out when absent, so the metadata an older client sent is stored and echoed as sent.
+    dirty: bool | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="true: the working tree had uncommitted changes (staged, unstaged or "
+        "untracked, not ignored) when recording started, so the base snapshot is not "
+        "`base_commit`'s tree; false: it was clean; absent: not recorded, e.g. older clients",
+    )
 
 
 class Task(BaseModel):

@@ -7,13 +7,13 @@ API on a client (prtrace_client.export.ApiTraceSource) or from the stores on the
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from prtrace.assemble.document import TraceDocument
-from prtrace.dataset.files import Flagged, Skipped
-from prtrace.dataset.rows import ExportFilter, TraceBundle, sorted_bundles
+from prtrace.dataset.files import Flagged, Skipped, Unusable
+from prtrace.dataset.rows import ExportFilter, TraceBundle
 from prtrace.judge.result import JudgeResult
 from prtrace.patches import workspace_patch
 from prtrace.qa.archive import extract_archive
@@ -39,41 +39,71 @@ class TraceSource(Protocol):
         """A stored artifact's bytes. Raises UnreadableTrace."""
 
 
+class Selection:
+    """The traces an export takes, read one at a time in trace id order as it is iterated
+    (each bundle is dropped before the next is read, so memory follows the largest trace).
+    Iterating fills `skipped` (selected by their view, results unreadable, with why),
+    `flagged` (left out for tamper flags unless the filter includes them) and `unusable`
+    (left out as not usable unless it includes those). Iterate once."""
+
+    def __init__(
+        self,
+        source: TraceSource,
+        chosen: ExportFilter,
+        on_trace: Callable[[str], None] | None = None,
+    ) -> None:
+        self._source, self._chosen, self._on_trace = source, chosen, on_trace
+        # The views are small; sorting them first gives trace id order without holding
+        # any trace's results.
+        views = [view for view in source.iter_views() if chosen.matches_view(view)]
+        self.views = sorted(views, key=lambda view: str(view["trace_id"]))
+        self.skipped: list[Skipped] = []
+        self.flagged: list[Flagged] = []
+        self.unusable: list[Unusable] = []
+        self._iterated = False
+
+    def __iter__(self) -> Iterator[TraceBundle]:
+        if self._iterated:
+            raise RuntimeError("a selection is read once: collect() again for another pass")
+        self._iterated = True
+        for view in self.views:
+            trace_id = str(view["trace_id"])
+            if self._on_trace:
+                self._on_trace(trace_id)
+            try:
+                bundle = read_bundle(self._source, view)
+            except (UnreadableTrace, UnsafeArchive) as exc:
+                self.skipped.append(Skipped(trace_id, str(exc)))
+                continue
+            if not self._chosen.matches_bundle(bundle):
+                continue
+            codes = self._chosen.left_out_for_flags(bundle)
+            if codes:
+                self.flagged.append(Flagged(trace_id, tuple(codes)))
+                continue
+            reasons = self._chosen.left_out_as_unusable(bundle)
+            if reasons:
+                self.unusable.append(Unusable(trace_id, tuple(reasons)))
+                continue
+            yield bundle
+            del bundle  # not held while the next trace is read
+
+    def read_artifact(self, trace_id: str, sha256: str) -> bytes | None:
+        """An artifact a trajectory cites; None when it cannot be read (the step says so)."""
+        try:
+            return self._source.artifact(trace_id, sha256)
+        except UnreadableTrace:
+            return None
+
+
 def collect(
     source: TraceSource,
     chosen: ExportFilter,
     *,
     on_trace: Callable[[str], None] | None = None,
-) -> tuple[list[TraceBundle], list[Skipped], list[Flagged]]:
-    """The traces the filter selects, with their results; those selected by their view
-    but whose results could not be read (with why); and those left out because their QA
-    report has tamper flags (unless the filter includes them), with the flags' codes."""
-    bundles: list[TraceBundle] = []
-    skipped: list[Skipped] = []
-    flagged: list[Flagged] = []
-    for view in source.iter_views():
-        if not chosen.matches_view(view):
-            continue
-        trace_id = str(view["trace_id"])
-        if on_trace:
-            on_trace(trace_id)
-        try:
-            bundle = read_bundle(source, view)
-        except (UnreadableTrace, UnsafeArchive) as exc:
-            skipped.append(Skipped(trace_id, str(exc)))
-            continue
-        if not chosen.matches_bundle(bundle):
-            continue
-        codes = chosen.left_out_for_flags(bundle)
-        if codes:
-            flagged.append(Flagged(trace_id, tuple(codes)))
-            continue
-        bundles.append(bundle)
-    return (
-        sorted_bundles(bundles),
-        sorted(skipped, key=lambda s: s.trace_id),
-        sorted(flagged, key=lambda f: f.trace_id),
-    )
+) -> Selection:
+    """The traces the filter selects, to be read as the selection is iterated."""
+    return Selection(source, chosen, on_trace)
 
 
 def read_bundle(source: TraceSource, view: Mapping[str, Any]) -> TraceBundle:

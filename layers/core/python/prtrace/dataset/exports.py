@@ -5,7 +5,8 @@ to S3, and `GET /v1/exports/{id}` reports it and links its files.
 An export lives under its tenant's prefix (prtrace.storage_keys.export_*):
 
     request.json        what was asked and when (the API writes it, once)
-    files/{name}        instances.jsonl, events.jsonl, events.parquet, traces.parquet
+    files/{name}        instances.jsonl, events.jsonl, trajectories.jsonl, artifacts.jsonl,
+                        events.parquet, traces.parquet, README.md (the dataset card)
     manifest.json       counts and SHA-256s: written last by the job, so it means "done"
     manifest.dsse.json  its signature (DSSE over an in-toto Statement), when a key is set
     error.json          why the job failed, when it could say so
@@ -47,7 +48,7 @@ EXPORT_ID_PATTERN: Final = r"^ex_[0-9A-HJKMNP-TV-Z]{26}$"
 _EXPORT_ID: Final = re.compile(EXPORT_ID_PATTERN)
 RUNNING: Final = "running"
 
-Format = Literal["swebench", "events", "parquet"]
+Format = Literal["swebench", "events", "parquet", "trajectories"]
 VerdictChoice = Literal[Verdict, "none"]  # "none": a trace QA did not run for
 Dimension = Literal[DIMENSION_IDS]  # type: ignore[valid-type]
 Score = Annotated[int, Field(ge=0, le=5)]
@@ -59,7 +60,7 @@ class ExportRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    formats: list[Format] = Field(["swebench", "events", "parquet"], min_length=1)
+    formats: list[Format] = Field(["swebench", "events", "parquet", "trajectories"], min_length=1)
     statuses: list[TraceStatus] = Field(["complete"], min_length=1)
     verdicts: list[VerdictChoice] = Field(default_factory=list)
     min_overall: Annotated[float, Field(ge=0, le=5)] | None = None
@@ -75,6 +76,18 @@ class ExportRequest(BaseModel):
         "the manifest lists those left out)",
     )
 
+    include_unusable: bool = Field(
+        False,
+        description="also take traces whose instance is not usable as it is (no patch, no "
+        "target tests, a dirty base, ...: `unusable_reasons`); left out by default, and the "
+        "manifest lists them",
+    )
+    string_test_lists: bool = Field(
+        False,
+        description="write FAIL_TO_PASS/PASS_TO_PASS as JSON strings, as SWE-bench's "
+        "published rows hold them (default: lists)",
+    )
+
     def to_filter(self) -> ExportFilter:
         return ExportFilter(
             statuses=frozenset(self.statuses),
@@ -85,6 +98,7 @@ class ExportRequest(BaseModel):
             until=self.until,
             repositories=frozenset(self.repositories),
             include_flagged=self.include_flagged,
+            include_unusable=self.include_unusable,
         )
 
 

@@ -1,46 +1,56 @@
-"""Dataset export files: SWE-bench-style instances (JSONL), events (JSONL) and Parquet
-tables, with a manifest of counts and SHA-256s. The same code writes `prtrace export`'s
-files on a client and the export job's on the service, so both give the same bytes.
+"""Dataset export files: SWE-bench-style instances, typed event rows and trajectories
+(JSON Lines), the artifacts the trajectories cite, Parquet tables, a dataset card, and a
+manifest of counts and SHA-256s. The same code writes `prtrace export`'s files on a client
+and the export job's on the service, so both give the same bytes.
 
 Writing is deterministic: traces in id order, events in seq order, keys sorted, fixed
 Parquet writer options, and nothing about the run itself (no clock, no host) in any file.
-pyarrow is needed for Parquet only (`pip install 'prtrace[export]'`; the export job's image
-has it).
+It streams: each trace is read, written to every file and dropped before the next, so
+memory follows the largest trace, not the export. pyarrow is needed for Parquet only
+(`pip install 'prtrace[export]'`; the export job's image has it).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
+from prtrace.dataset.card import dataset_card
+from prtrace.dataset.harness import swebench_test_lists
 from prtrace.dataset.rows import (
     EXPORT_VERSION,
     ExportFilter,
     TraceBundle,
-    event_records,
     event_rows,
     export_json,
-    jsonl,
+    parse_ts,
     sorted_bundles,
     swebench_instance,
     trace_row,
 )
+from prtrace.dataset.trajectory import trajectory
 from prtrace.judge.rubric import DIMENSION_IDS
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-FORMATS: Final = ("swebench", "events", "parquet")
+FORMATS: Final = ("swebench", "events", "parquet", "trajectories")
 INSTANCES_FILE: Final = "instances.jsonl"
 EVENTS_FILE: Final = "events.jsonl"
 EVENTS_PARQUET: Final = "events.parquet"
 TRACES_PARQUET: Final = "traces.parquet"
+TRAJECTORIES_FILE: Final = "trajectories.jsonl"
+ARTIFACTS_FILE: Final = "artifacts.jsonl"
+CARD_FILE: Final = "README.md"
 MANIFEST_FILE: Final = "manifest.json"
+ROW_GROUP_ROWS: Final = 16_384  # rows held before a Parquet row group is written
 # Fixed so the same rows give the same file (the writer's version is in the manifest).
 PARQUET_OPTIONS: Final[dict[str, Any]] = {
     "compression": "zstd",
@@ -49,8 +59,10 @@ PARQUET_OPTIONS: Final[dict[str, Any]] = {
     "write_statistics": True,
     "version": "2.6",
     "data_page_version": "1.0",
-    "row_group_size": 65_536,
+    "row_group_size": ROW_GROUP_ROWS,
 }
+# (trace id, sha256) -> the artifact's bytes, None when it cannot be read.
+ArtifactReader = Callable[[str, str], bytes | None]
 
 
 class ExportError(Exception):
@@ -74,20 +86,39 @@ class Flagged:
     flags: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Unusable:
+    """A trace the filter selected but left out: its instance is not usable as it is (the
+    reasons, prtrace.dataset.rows.UnusableReason); `include_unusable` takes it."""
+
+    trace_id: str
+    reasons: tuple[str, ...]
+
+
 # ---- writing --------------------------------------------------------------------------
 
 
 def write_export(
-    bundles: Sequence[TraceBundle],
+    bundles: Iterable[TraceBundle],
     out: Path,
     *,
     formats: Iterable[str] = FORMATS,
     chosen: ExportFilter | None = None,
     skipped: Sequence[Skipped] = (),
     flagged: Sequence[Flagged] = (),
+    unusable: Sequence[Unusable] = (),
+    read_artifact: ArtifactReader | None = None,
+    string_test_lists: bool = False,
 ) -> dict[str, Any]:
-    """Write the files of `formats` and manifest.json into `out` (a new or empty directory);
-    returns the manifest.
+    """Write the files of `formats`, the dataset card and manifest.json into `out` (a new
+    or empty directory); returns the manifest.
+
+    `bundles` may be lazy (prtrace.dataset.collect's selection, in trace id order); a list
+    is sorted here. `skipped`, `flagged` and `unusable` are read once the bundles are
+    consumed, so a lazy selection can fill them as it reads. `read_artifact` gives the
+    trajectories their observations (without it, those stored as artifacts are missing).
+    `string_test_lists` writes FAIL_TO_PASS/PASS_TO_PASS as JSON strings, as SWE-bench's
+    published rows hold them.
 
     All or nothing: what is needed (the formats known, pyarrow for Parquet, `out` free) is
     checked before anything is written; the files are written beside `out` and moved in
@@ -95,11 +126,23 @@ def write_export(
     failed export leaves `out` as it was."""
     wanted = check_formats(formats)
     check_destination(out)
-    bundles = sorted_bundles(bundles)
+    if isinstance(bundles, list | tuple):
+        bundles = sorted_bundles(bundles)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
-        manifest = _write_files(bundles, staging, wanted, chosen, skipped, flagged)
+        writer = _ExportWriter(staging, wanted, read_artifact, string_test_lists)
+        try:
+            for bundle in bundles:
+                writer.add(bundle)
+                del bundle  # dropped before the next is read: memory follows one trace
+        finally:
+            files = writer.close()
+        manifest = _manifest(writer, files, wanted, chosen, skipped, flagged, unusable)
+        card = dataset_card(manifest).encode()
+        (staging / CARD_FILE).write_bytes(card)
+        manifest["files"][CARD_FILE] = _entry(card, rows=0)
+        (staging / MANIFEST_FILE).write_bytes(export_json(manifest) + b"\n")
         out.mkdir(exist_ok=True)
         for name in sorted(manifest["files"]):
             (staging / name).replace(out / name)
@@ -132,50 +175,197 @@ def check_destination(out: Path) -> None:
         )
 
 
-def _write_files(
-    bundles: Sequence[TraceBundle],
-    out: Path,
+class _JsonLines:
+    """A JSON Lines file written a record at a time, hashed as it is written."""
+
+    def __init__(self, path: Path) -> None:
+        self._file: BinaryIO = path.open("wb")
+        self._sha256 = hashlib.sha256()
+        self.rows = 0
+        self.bytes = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        data = export_json(record) + b"\n"
+        self._file.write(data)
+        self._sha256.update(data)
+        self.rows += 1
+        self.bytes += len(data)
+
+    def close(self) -> dict[str, Any]:
+        self._file.close()
+        return {"bytes": self.bytes, "rows": self.rows, "sha256": self._sha256.hexdigest()}
+
+
+class _ParquetRows:
+    """A Parquet file written a row group at a time (ROW_GROUP_ROWS rows held at most)."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        pa = _pyarrow()
+        options = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
+        self._path, self._schema = path, schema
+        self._writer = pa.parquet.ParquetWriter(str(path), schema, **options)
+        self._pending: list[dict[str, Any]] = []
+        self.rows = 0
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._pending.append(row)
+        self.rows += 1
+        if len(self._pending) >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            table = _pyarrow().Table.from_pylist(self._pending, schema=self._schema)
+            self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+            self._pending = []
+
+    def close(self) -> dict[str, Any]:
+        try:
+            self._flush()
+        finally:
+            self._writer.close()
+        digest, size = hashlib.sha256(), 0
+        with self._path.open("rb") as file:
+            while block := file.read(1 << 20):
+                digest.update(block)
+                size += len(block)
+        return {"bytes": size, "rows": self.rows, "sha256": digest.hexdigest()}
+
+
+class _ExportWriter:
+    """Every file of one export open at once; each trace goes to all of them in turn."""
+
+    def __init__(
+        self,
+        root: Path,
+        wanted: list[str],
+        read_artifact: ArtifactReader | None,
+        string_test_lists: bool,
+    ) -> None:
+        self._read_artifact = read_artifact
+        self._string_test_lists = string_test_lists
+        self._files: dict[str, _JsonLines | _ParquetRows] = {}
+        self.trace_ids: list[str] = []
+        self.event_count = 0
+        self.flagged_count = 0
+        self.usable_count = 0
+        self.splits: Counter[str] = Counter()
+        self.repositories: set[str] = set()
+        self._artifacts_written: set[str] = set()
+        self.test_lists = "json-strings" if string_test_lists else "lists"
+        opened: list[tuple[str, Callable[[], _JsonLines | _ParquetRows]]] = []
+        if "swebench" in wanted:
+            opened.append((INSTANCES_FILE, lambda: _JsonLines(root / INSTANCES_FILE)))
+        if "events" in wanted:
+            opened.append((EVENTS_FILE, lambda: _JsonLines(root / EVENTS_FILE)))
+        if "parquet" in wanted:
+            opened += [
+                (EVENTS_PARQUET, lambda: _ParquetRows(root / EVENTS_PARQUET, events_schema())),
+                (TRACES_PARQUET, lambda: _ParquetRows(root / TRACES_PARQUET, traces_schema())),
+            ]
+        if "trajectories" in wanted:
+            opened += [
+                (TRAJECTORIES_FILE, lambda: _JsonLines(root / TRAJECTORIES_FILE)),
+                (ARTIFACTS_FILE, lambda: _JsonLines(root / ARTIFACTS_FILE)),
+            ]
+        for name, open_file in opened:
+            self._files[name] = open_file()
+        self.parquet_writer = _parquet_writer() if "parquet" in wanted else None
+
+    def add(self, bundle: TraceBundle) -> None:
+        files = self._files
+        instance = swebench_instance(bundle)
+        self.trace_ids.append(bundle.trace_id)
+        self.event_count += len(bundle.document.events)
+        self.flagged_count += bool(bundle.qa_report and bundle.qa_report.tamper_flags)
+        self.usable_count += bool(instance["usable"])
+        self.splits[str(instance["split"])] += 1
+        self.repositories.add(str(instance["repo"]))
+        if INSTANCES_FILE in files:
+            lists = swebench_test_lists(instance) if self._string_test_lists else {}
+            row = instance | lists
+            files[INSTANCES_FILE].write(row)
+        if EVENTS_FILE in files or EVENTS_PARQUET in files:
+            for event in event_rows(bundle.document):
+                if EVENTS_FILE in files:
+                    files[EVENTS_FILE].write(event)
+                if EVENTS_PARQUET in files:
+                    files[EVENTS_PARQUET].write(event | {"time": parse_ts(event["ts"])})
+        if TRACES_PARQUET in files:
+            files[TRACES_PARQUET].write(trace_row(bundle))
+        if TRAJECTORIES_FILE in files:
+            self._add_trajectory(bundle)
+
+    def _add_trajectory(self, bundle: TraceBundle) -> None:
+        trace_id, reader = bundle.trace_id, self._read_artifact
+
+        def read(sha256: str) -> bytes | None:
+            return None if reader is None else reader(trace_id, sha256)
+
+        built = trajectory(bundle, read)
+        self._files[TRAJECTORIES_FILE].write(built.record)
+        for sha256, data in sorted(built.artifacts.items()):
+            if sha256 in self._artifacts_written:
+                continue  # content-addressed: one row per content, whichever trace cites it
+            self._artifacts_written.add(sha256)
+            self._files[ARTIFACTS_FILE].write(_artifact_row(sha256, data))
+
+    def close(self) -> dict[str, dict[str, Any]]:
+        return {name: file.close() for name, file in sorted(self._files.items())}
+
+
+def _artifact_row(sha256: str, data: bytes) -> dict[str, Any]:
+    """One artifact, by its SHA-256: text when it is UTF-8, base64 otherwise."""
+    try:
+        return {"sha256": sha256, "size": len(data), "encoding": "utf-8", "content": data.decode()}
+    except UnicodeDecodeError:
+        content = base64.b64encode(data).decode()
+        return {"sha256": sha256, "size": len(data), "encoding": "base64", "content": content}
+
+
+def _entry(data: bytes, rows: int) -> dict[str, Any]:
+    return {"bytes": len(data), "rows": rows, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _manifest(
+    writer: _ExportWriter,
+    files: dict[str, dict[str, Any]],
     wanted: list[str],
     chosen: ExportFilter | None,
     skipped: Sequence[Skipped],
     flagged: Sequence[Flagged],
+    unusable: Sequence[Unusable],
 ) -> dict[str, Any]:
-    files: dict[str, dict[str, Any]] = {}
-
-    def put(name: str, data: bytes, rows: int) -> None:
-        (out / name).write_bytes(data)
-        files[name] = {"bytes": len(data), "rows": rows, "sha256": hashlib.sha256(data).hexdigest()}
-
-    if "swebench" in wanted:
-        instances = [swebench_instance(b) for b in bundles]
-        put(INSTANCES_FILE, jsonl(instances), len(instances))
-    if "events" in wanted:
-        records = [r for b in bundles for r in event_records(b.document)]
-        put(EVENTS_FILE, jsonl(records), len(records))
-    writer = None
-    if "parquet" in wanted:
-        events = [row for b in bundles for row in event_rows(b.document)]
-        traces = [trace_row(b) for b in bundles]
-        put(EVENTS_PARQUET, parquet_bytes(events, events_schema()), len(events))
-        put(TRACES_PARQUET, parquet_bytes(traces, traces_schema()), len(traces))
-        writer = _parquet_writer()
-    manifest = {
+    artifacts = files.get(ARTIFACTS_FILE)
+    return {
         "version": EXPORT_VERSION,
         "formats": wanted,
         "filter": (chosen or ExportFilter()).describe(),
-        "trace_count": len(bundles),
-        "event_count": sum(len(b.document.events) for b in bundles),
-        "trace_ids": [b.trace_id for b in bundles],
+        "test_lists": writer.test_lists,
+        "trace_count": len(writer.trace_ids),
+        "event_count": writer.event_count,
+        "trace_ids": writer.trace_ids,
+        "usable_count": writer.usable_count,
+        "splits": dict(sorted(writer.splits.items())),
+        "repository_count": len(writer.repositories),
+        "artifact_count": artifacts["rows"] if artifacts else 0,
         "skipped": [{"trace_id": s.trace_id, "reason": s.reason} for s in skipped],
         # Left out for tamper flags; and how many of those taken have them (include_flagged).
         "flagged_left_out": [{"trace_id": f.trace_id, "flags": list(f.flags)} for f in flagged],
         "flagged_left_out_count": len(flagged),
-        "flagged_count": sum(1 for b in bundles if b.qa_report and b.qa_report.tamper_flags),
+        "flagged_count": writer.flagged_count,
+        # Left out as not usable for other reasons (include_unusable takes them).
+        "unusable_left_out": [
+            {"trace_id": u.trace_id, "reasons": list(u.reasons)} for u in unusable
+        ],
+        "unusable_left_out_count": len(unusable),
         "files": files,
-        "parquet": None if writer is None else {"writer": writer, "options": PARQUET_OPTIONS},
+        "parquet": (
+            None
+            if writer.parquet_writer is None
+            else {"writer": writer.parquet_writer, "options": PARQUET_OPTIONS}
+        ),
     }
-    (out / MANIFEST_FILE).write_bytes(export_json(manifest) + b"\n")
-    return manifest
 
 
 # ---- Parquet --------------------------------------------------------------------------
@@ -195,20 +385,39 @@ def _parquet_writer() -> str:
 
 
 def events_schema() -> pa.Schema:
+    """The typed event rows (prtrace.dataset.rows.EVENT_COLUMNS) plus `time`, the parsed
+    timestamp."""
     pa = _pyarrow()
+    text, count, names = pa.string(), pa.int64(), pa.list_(pa.string())
     return pa.schema(
         [
-            pa.field("trace_id", pa.string(), nullable=False),
-            pa.field("seq", pa.int64(), nullable=False),
-            pa.field("event_id", pa.string(), nullable=False),
-            pa.field("ts", pa.string(), nullable=False),
+            pa.field("trace_id", text, nullable=False),
+            pa.field("seq", count, nullable=False),
+            pa.field("event_id", text, nullable=False),
+            pa.field("ts", text, nullable=False),
             pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),
-            pa.field("type", pa.string(), nullable=False),
-            pa.field("path", pa.string()),
+            pa.field("type", text, nullable=False),
+            pa.field("path", text),
+            pa.field("change", text),
+            pa.field("old_path", text),
+            pa.field("lines_added", count),
+            pa.field("lines_removed", count),
+            pa.field("command", names),
+            pa.field("cwd", text),
             pa.field("exit_code", pa.int32()),
-            pa.field("tests_passed", pa.int64()),
-            pa.field("tests_failed", pa.int64()),
-            pa.field("payload", pa.string(), nullable=False),
+            pa.field("duration_ms", count),
+            pa.field("framework", text),
+            pa.field("tests_passed", count),
+            pa.field("tests_failed", count),
+            pa.field("tests_errors", count),
+            pa.field("tests_skipped", count),
+            pa.field("failing_tests", names),
+            pa.field("commit_sha", text),
+            pa.field("commit_message", text),
+            pa.field("commit_files", names),
+            pa.field("note_kind", text),
+            pa.field("note_text", text),
+            pa.field("payload", text, nullable=False),
         ]
     )
 
@@ -252,13 +461,11 @@ def traces_schema() -> pa.Schema:
         pa.field("state_check", text),
         pa.field("state_first_mismatch", text),
         pa.field("state_unexplained_bytes", pa.int64()),
+        pa.field("trace_manifest_sha256", text),
+        pa.field("trace_manifest_key_id", text),
+        pa.field("base_dirty", pa.bool_()),
+        pa.field("split", text, nullable=False),
+        pa.field("usable", pa.bool_(), nullable=False),
+        pa.field("unusable_reasons", tests, nullable=False),
     ]
     return pa.schema(fields)
-
-
-def parquet_bytes(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> bytes:
-    pa = _pyarrow()
-    table = pa.Table.from_pylist(list(rows), schema=schema)
-    sink = pa.BufferOutputStream()
-    pa.parquet.write_table(table, sink, **PARQUET_OPTIONS)
-    return bytes(sink.getvalue().to_pybytes())

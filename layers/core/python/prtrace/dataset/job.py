@@ -93,11 +93,19 @@ def _run(
         raise ExportJobError(f"export {export_id} of tenant {tenant} has no request.json")
     request = ExportRequest.model_validate(orjson.loads(stored)["request"])
     chosen = request.to_filter()
-    bundles, skipped, flagged = collect(source, chosen, on_trace=on_trace)
+    selection = collect(source, chosen, on_trace=on_trace)
     with tempfile.TemporaryDirectory(prefix="prtrace-export-job-") as scratch:
         out = Path(scratch)
         manifest = write_export(
-            bundles, out, formats=request.formats, chosen=chosen, skipped=skipped, flagged=flagged
+            selection,
+            out,
+            formats=request.formats,
+            chosen=chosen,
+            skipped=selection.skipped,
+            flagged=selection.flagged,
+            unusable=selection.unusable,
+            read_artifact=selection.read_artifact,
+            string_test_lists=request.string_test_lists,
         )
         for name, entry in sorted(manifest["files"].items()):
             _upload_file(blobs, export_file_key(tenant, export_id, name), out / name, entry)
@@ -113,8 +121,10 @@ def _run(
     if already_stored and blobs.get(manifest_key) != manifest_bytes:  # a concurrent attempt
         raise ExportJobError(f"{manifest_key}: an earlier attempt stored another manifest")
     log.info(
-        "export %s: %d traces, %d events, %d skipped, %d left out for tamper flags",
-        export_id, manifest["trace_count"], manifest["event_count"], len(skipped), len(flagged),
+        "export %s: %d traces, %d events, %d skipped, %d left out for tamper flags, %d as "
+        "not usable",
+        export_id, manifest["trace_count"], manifest["event_count"], len(selection.skipped),
+        len(selection.flagged), len(selection.unusable),
     )  # fmt: skip
     return manifest
 

@@ -13,7 +13,8 @@ reliably into one diff against the base. A trace without snapshots has no patch.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -22,16 +23,31 @@ import orjson
 
 from prtrace.assemble.document import TraceDocument
 from prtrace.canonical import canonical_json
+from prtrace.dataset.harness import harness_fields
 from prtrace.judge.result import JudgeResult
 from prtrace.judge.rubric import DIMENSION_IDS
 from prtrace.patches import patch_files, split_patch
 from prtrace.qa.report import QAReport
 
-EXPORT_VERSION: Final = "prtrace.export/v1"
+# v2: events.jsonl holds the typed event rows (v1: the canonical events), instances say
+# whether they are usable and carry the harness fields, trajectories and a dataset card.
+EXPORT_VERSION: Final = "prtrace.export/v2"
 PatchSource = Literal["snapshots", "none"]
 # Whose test changes an instance's `test_patch` holds: SWE-bench's come from the upstream
 # fix's pull request; here they are what the candidate (the recorded session) wrote.
 TestPatchSource = Literal["candidate", "none"]
+# Why an instance cannot be used as it is (`unusable_reasons`; none: `usable`).
+UnusableReason = Literal[
+    "no_patch",  # no change to code that is not tests
+    "no_qa",  # QA did not run: nothing says which tests the fix must turn
+    "qa_error",  # QA could not run the tests
+    "no_target_tests",  # QA found no test the verdict is about
+    "tamper_flags",  # the fix may have gamed its tests (prtrace.qa.report.TAMPER_FLAGS)
+    "state_mismatch",  # the recorded edits do not reproduce the final code
+    "base_dirty",  # recorded from a dirty tree: the patch does not apply to base_commit
+    "base_unrecorded",  # recorded before clients said whether the tree was clean
+]
+TEST_SPLIT_PERCENT: Final = 20  # of repositories, by hash: every instance of one goes together
 # ---- the rows -------------------------------------------------------------------------
 
 
@@ -86,6 +102,7 @@ def swebench_instance(bundle: TraceBundle) -> dict[str, Any]:
     slug = repository_slug(metadata.repository.url)
     code_patch, test_patch = split_patch(bundle.patch)
     task = metadata.task
+    reasons = unusable_reasons(bundle)
     return {
         "instance_id": f"{slug.replace('/', '__')}-{document.trace_id}",
         "repo": slug,
@@ -95,6 +112,7 @@ def swebench_instance(bundle: TraceBundle) -> dict[str, Any]:
         "problem_statement": f"{task.title}\n\n{task.description}".strip(),
         "hints_text": "",
         "created_at": str(bundle.view.get("created_at", "")),
+        **harness_fields(document, report, test_patch),
         "FAIL_TO_PASS": list(report.fail_to_pass) if report else [],
         "PASS_TO_PASS": list(report.pass_to_pass) if report else [],
         "trace_id": document.trace_id,
@@ -108,6 +126,62 @@ def swebench_instance(bundle: TraceBundle) -> dict[str, Any]:
         **judge_columns(judge),
         "judge_scores": judge_scores(judge),
         **state_columns(document),
+        **provenance_columns(bundle),
+        "base_dirty": base_dirty(document),
+        "split": split_of(slug),
+        "usable": not reasons,
+        "unusable_reasons": reasons,
+    }
+
+
+def base_dirty(document: TraceDocument) -> bool | None:
+    """Whether the tree was dirty at record start (None: the client did not say)."""
+    return document.metadata.repository.dirty
+
+
+def unusable_reasons(bundle: TraceBundle) -> list[UnusableReason]:
+    """Why the instance cannot be trained or evaluated on as it is, in a fixed order; empty:
+    usable (a patch to code, QA's target tests, no integrity flag, a base that is
+    `base_commit`). An unresolved verdict is not a reason: failed fixes are data too."""
+    report, document = bundle.qa_report, bundle.document
+    reasons: list[UnusableReason] = []
+    if not split_patch(bundle.patch)[0].strip():
+        reasons.append("no_patch")
+    if report is None:
+        reasons.append("no_qa")
+    else:
+        if report.verdict == "error":
+            reasons.append("qa_error")
+        if not report.target_tests:
+            reasons.append("no_target_tests")
+        if report.tamper_flags:
+            reasons.append("tamper_flags")
+    if document.state_check is not None and document.state_check.status == "state_mismatch":
+        reasons.append("state_mismatch")
+    dirty = base_dirty(document)
+    if dirty is None:
+        reasons.append("base_unrecorded")
+    elif dirty:
+        reasons.append("base_dirty")
+    return reasons
+
+
+def split_of(repo: str) -> Literal["train", "test"]:
+    """The split of every instance of a repository: a fixed share of repositories by the
+    hash of `owner/name`, so one repository never sits in both and the same repository is
+    in the same split in every export."""
+    bucket = int.from_bytes(hashlib.sha256(repo.encode()).digest()[:4], "big") % 100
+    return "test" if bucket < TEST_SPLIT_PERCENT else "train"
+
+
+def provenance_columns(bundle: TraceBundle) -> dict[str, Any]:
+    """The trace's signed manifest (its SHA-256 and the signing key's id), so a row can be
+    checked against `GET /v1/traces/{id}/manifest` and its signature; null when the trace
+    was recorded without a signing key."""
+    signed = ((bundle.view.get("outcome") or {}).get("provenance")) or {}
+    return {
+        "trace_manifest_sha256": signed.get("manifest_sha256"),
+        "trace_manifest_key_id": signed.get("key_id"),
     }
 
 
@@ -151,14 +225,6 @@ def state_columns(document: TraceDocument) -> dict[str, Any]:
     }
 
 
-def event_records(document: TraceDocument) -> list[dict[str, Any]]:
-    """The trace's events in seq order, each as its canonical object plus `trace_id`."""
-    return [
-        {"trace_id": document.trace_id} | event.model_dump(mode="json", exclude_none=True)
-        for event in document.events
-    ]
-
-
 def parse_ts(ts: str) -> datetime:
     """An RFC 3339 UTC timestamp of the schema, to microseconds (finer digits dropped)."""
     date, _, rest = ts.rstrip("Z").partition("T")
@@ -168,28 +234,66 @@ def parse_ts(ts: str) -> datetime:
     return parsed.replace(microsecond=micro, tzinfo=UTC)
 
 
-def event_rows(document: TraceDocument) -> list[dict[str, Any]]:
-    """One flat row per event (the events table); the payload stays whole as canonical
-    JSON, and the fields most queries want are columns of their own."""
-    rows = []
+# The typed columns of an event row, every one in every row (null where the event type has
+# no such field), so JSON loaders infer one type per column; the whole payload stays too.
+EVENT_COLUMNS: Final = (
+    "trace_id", "seq", "event_id", "ts", "type",
+    "path", "change", "old_path", "lines_added", "lines_removed",  # file_edit
+    "command", "cwd", "exit_code", "duration_ms",  # cmd_run (argv), test_run
+    "framework", "tests_passed", "tests_failed", "tests_errors", "tests_skipped",
+    "failing_tests",  # test_run
+    "commit_sha", "commit_message", "commit_files",  # commit
+    "note_kind", "note_text",  # rationale_note
+    "payload",
+)  # fmt: skip
+
+
+def event_rows(document: TraceDocument) -> Iterator[dict[str, Any]]:
+    """One flat row per event in seq order (the events table, `events.jsonl` and
+    `events.parquet`): typed columns for each event type's main fields, and the payload
+    whole as canonical JSON (artifact references included). Not `{type, payload}` objects:
+    JSON loaders take those for other tools' agent-trace formats."""
     for event in document.events:
         payload = event.payload.model_dump(mode="json", exclude_none=True)
-        rows.append(
-            {
-                "trace_id": document.trace_id,
-                "seq": event.seq,
-                "event_id": event.event_id,
-                "ts": event.ts,
-                "time": parse_ts(event.ts),
-                "type": event.type,
-                "path": payload.get("path"),
-                "exit_code": payload.get("exit_code"),
-                "tests_passed": payload.get("passed"),
-                "tests_failed": payload.get("failed"),
-                "payload": canonical_json(payload).decode(),
+        kind = event.type
+        row = dict.fromkeys(EVENT_COLUMNS)
+        row |= {
+            "trace_id": document.trace_id,
+            "seq": event.seq,
+            "event_id": event.event_id,
+            "ts": event.ts,
+            "type": kind,
+            "duration_ms": payload.get("duration_ms"),
+            "exit_code": payload.get("exit_code"),
+            "payload": canonical_json(payload).decode(),
+        }
+        if kind == "file_edit":
+            row |= {key: payload.get(key) for key in ("path", "change", "old_path")}
+            row |= {
+                "lines_added": payload["lines_added"],
+                "lines_removed": payload["lines_removed"],
             }
-        )
-    return rows
+        elif kind == "cmd_run":
+            row |= {"command": payload["argv"], "cwd": payload["cwd"]}
+        elif kind == "test_run":
+            row |= {
+                "command": payload["command"],
+                "framework": payload["framework"],
+                "tests_passed": payload["passed"],
+                "tests_failed": payload["failed"],
+                "tests_errors": payload["errors"],
+                "tests_skipped": payload["skipped"],
+                "failing_tests": payload.get("failing_tests", []),
+            }
+        elif kind == "commit":
+            row |= {
+                "commit_sha": payload["sha"],
+                "commit_message": payload["message"],
+                "commit_files": payload["files"],
+            }
+        elif kind == "rationale_note":
+            row |= {"note_kind": payload["kind"], "note_text": payload["text"]}
+        yield row
 
 
 def trace_row(bundle: TraceBundle) -> dict[str, Any]:
@@ -197,6 +301,7 @@ def trace_row(bundle: TraceBundle) -> dict[str, Any]:
     document, report, judge = bundle.document, bundle.qa_report, bundle.judge_result
     metadata = document.metadata
     scores = judge_scores(judge)
+    reasons = unusable_reasons(bundle)
     return {
         "trace_id": document.trace_id,
         "status": str(bundle.view.get("status", "")),
@@ -228,6 +333,11 @@ def trace_row(bundle: TraceBundle) -> dict[str, Any]:
         "patch_files": patch_files(bundle.patch),
         "metrics": canonical_json(document.metrics).decode(),
         **state_columns(document),
+        **provenance_columns(bundle),
+        "base_dirty": base_dirty(document),
+        "split": split_of(repository_slug(metadata.repository.url)),
+        "usable": not reasons,
+        "unusable_reasons": reasons,
     }
 
 
@@ -249,6 +359,9 @@ class ExportFilter:
     # False: a trace whose QA report has tamper flags (the fix may have gamed its tests,
     # prtrace.qa.report.TAMPER_FLAGS) is left out, and the manifest says so.
     include_flagged: bool = False
+    # False: an instance with other `unusable_reasons` (no patch, no target tests, a dirty
+    # base, ...) is left out, and the manifest says why.
+    include_unusable: bool = False
 
     def describe(self) -> dict[str, Any]:
         """The filter as recorded in an export's manifest."""
@@ -261,11 +374,18 @@ class ExportFilter:
             "until": self.until,
             "repositories": sorted(self.repositories),
             "include_flagged": self.include_flagged,
+            "include_unusable": self.include_unusable,
         }
 
     def left_out_for_flags(self, bundle: TraceBundle) -> list[str]:
         """The tamper flags' codes that leave this trace out (none: it is taken)."""
         return [] if self.include_flagged else flag_codes(bundle.qa_report, tamper_only=True)
+
+    def left_out_as_unusable(self, bundle: TraceBundle) -> list[str]:
+        """The reasons, other than tamper flags, that leave this trace out (none: taken)."""
+        if self.include_unusable:
+            return []
+        return [reason for reason in unusable_reasons(bundle) if reason != "tamper_flags"]
 
     def matches_view(self, view: Mapping[str, Any]) -> bool:
         if view.get("status") not in self.statuses:
@@ -311,8 +431,3 @@ def export_json(value: Any) -> bytes:
     has no fractional numbers; judge scores' means are written as orjson's shortest
     round-trip form, the same bytes every time."""
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-
-
-def jsonl(records: Sequence[Mapping[str, Any]]) -> bytes:
-    """JSON Lines of `export_json` records, one per line."""
-    return b"".join(export_json(dict(record)) + b"\n" for record in records)
