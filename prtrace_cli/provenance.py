@@ -60,11 +60,24 @@ def verify(
         ),
     ],
     key: Annotated[
-        Path,
+        Path | None,
         typer.Option(
-            "--key", help="The trusted public key(s): a JWKS (GET /v1/keys), a JWK or a PEM."
+            "--key",
+            help="The trusted public key(s): a JWKS (GET /v1/keys), a JWK or a PEM. Required "
+            "offline; with --against-service, the service's published keys when absent.",
         ),
-    ],
+    ] = None,
+    against_service: Annotated[
+        bool,
+        typer.Option(
+            "--against-service",
+            help="For an export written by `prtrace export` (unsigned): read its traces "
+            "again through the API, check each against its signed trace manifest, and check "
+            "every file holds the bytes the signed traces give.",
+        ),
+    ] = False,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
     chain_key: Annotated[
         Path | None,
         typer.Option(
@@ -76,16 +89,21 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Verify a downloaded trace bundle offline: signature, manifest, Merkle root, every
-    chunk, artifact and result digest (and the event chain with --chain-key).
+    chunk, artifact and result digest (and the event chain with --chain-key). An export of
+    `prtrace export --on-server` is checked against its signed manifest; one of `prtrace
+    export` (unsigned) against the service's signed traces with --against-service.
 
     Exit code 0 when everything verifies, 1 when something does not (each failure says
     what and where), 2 when the key or the bundle cannot be read."""
     from prtrace.integrity import KeyRing
     from prtrace.provenance.manifest import ProvenanceError, load_public_keys
-    from prtrace_client.provenance import verify_bundle
+    from prtrace_client.provenance import Verification, verify_bundle
 
+    if key is None and not against_service:
+        err.print("[red]error:[/red] --key is required: the public key(s) to trust (GET /v1/keys)")
+        raise typer.Exit(2)
     try:
-        keys = load_public_keys(key.read_bytes())
+        keys = load_public_keys(key.read_bytes()) if key is not None else []
         ring: KeyRing | None = None
         if chain_key is not None:
             from prtrace.adapters.keys import KeyRingUnavailable, parse_key_ring
@@ -100,7 +118,24 @@ def verify(
     if not bundle.is_dir():
         err.print(f"[red]error:[/red] {escape(str(bundle))} is not a bundle directory")
         raise typer.Exit(2)
-    result = verify_bundle(bundle, keys, ring)
+    result: Verification
+    if against_service:
+        from prtrace_client import PrtraceClient
+        from prtrace_client.export import verify_against_service
+
+        with cli_errors(), PrtraceClient(endpoint, token) as client:
+            if not keys:
+                published = client.public_keys()
+                if not published.get("keys"):
+                    err.print(
+                        "[red]error:[/red] the service publishes no signing key: its traces "
+                        "are not signed, so there is nothing to verify against"
+                    )
+                    raise typer.Exit(2)
+                keys = load_public_keys(orjson.dumps(published))
+            result = verify_against_service(bundle, client, keys)
+    else:
+        result = verify_bundle(bundle, keys, ring)
     if as_json:
         typer.echo(orjson.dumps({"ok": result.ok, "passed": result.passed,
                                  "failed": result.failed}).decode())  # fmt: skip

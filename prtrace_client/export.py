@@ -5,9 +5,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,17 @@ from prtrace.dataset.files import (
     write_export,
 )
 from prtrace.dataset.rows import ExportFilter
-from prtrace.provenance.manifest import load_public_keys
+from prtrace.provenance.manifest import (
+    ProvenanceError,
+    TraceManifest,
+    load_public_keys,
+    parse_manifest,
+    signed_manifest_digest,
+    verify_envelope,
+)
 from prtrace_client.client import PrtraceClient
 from prtrace_client.errors import ApiError
-from prtrace_client.provenance import ENVELOPE_NAME, verify_export
+from prtrace_client.provenance import ENVELOPE_NAME, Verification, verify_export
 
 __all__ = [
     "FORMATS",
@@ -44,6 +52,7 @@ __all__ = [
     "check_formats",
     "collect",
     "save_server_export",
+    "verify_against_service",
     "write_export",
 ]
 
@@ -130,3 +139,143 @@ def _download_export(client: PrtraceClient, view: Mapping[str, Any], out: Path) 
     if not checked.ok:
         raise ExportError(f"export {export_id} does not verify: " + "; ".join(checked.failed))
     return manifest
+
+
+# ---- verifying a client export against the service ----------------------------------------
+
+
+class SignedTraceSource(ApiTraceSource):
+    """ApiTraceSource that checks every result it reads against the trace's signed
+    manifest (GET /v1/traces/{id}/manifest and its DSSE signature, verified with `keys`):
+    a document, QA report or judge result whose SHA-256 is not the signed one is reported
+    in `found` and not used. Lists only `trace_ids`, in their order."""
+
+    def __init__(
+        self,
+        client: PrtraceClient,
+        keys: Sequence[Mapping[str, Any]],
+        trace_ids: Sequence[str],
+        found: Verification,
+    ) -> None:
+        super().__init__(client)
+        self._client, self._keys, self._found = client, keys, found
+        self._trace_ids = list(trace_ids)
+        self._signed: dict[str, TraceManifest | None] = {}
+
+    def iter_views(self) -> Iterator[Mapping[str, Any]]:
+        listed = {str(view["trace_id"]): view for view in self._client.iter_traces()}
+        for trace_id in self._trace_ids:
+            if self._found.check(
+                trace_id in listed,
+                f"{trace_id}: listed",
+                f"{trace_id}: not listed by the service (deleted, or another tenant's)",
+            ):
+                yield listed[trace_id]
+
+    def result(self, trace_id: str, kind: ResultKind) -> bytes | None:
+        data = super().result(trace_id, kind)
+        signed = self._manifest(trace_id)
+        if signed is None:
+            raise UnreadableTrace(f"trace {trace_id} has no verifiable signed manifest")
+        entries = {
+            "document": signed.document,
+            "qa-report": signed.qa.report if signed.qa else None,
+            "judge-result": signed.judge.result if signed.judge else None,
+        }
+        entry = entries[kind]
+        digest = None if data is None else hashlib.sha256(data).hexdigest()
+        expected = None if entry is None else entry.sha256
+        if not self._found.check(
+            digest == expected,
+            f"{trace_id}: {kind} is the signed one",
+            f"{trace_id}: {kind} SHA-256 {digest} is not the signed manifest's {expected}",
+        ):
+            raise UnreadableTrace(f"trace {trace_id}: {kind} does not match its signed manifest")
+        return data
+
+    def _manifest(self, trace_id: str) -> TraceManifest | None:
+        if trace_id not in self._signed:
+            self._signed[trace_id] = self._verified_manifest(trace_id)
+        return self._signed[trace_id]
+
+    def _verified_manifest(self, trace_id: str) -> TraceManifest | None:
+        try:
+            manifest_bytes = self._client.download_result(trace_id, "manifest")
+            envelope = self._client.download_result(trace_id, "attestation")
+            statement = verify_envelope(envelope, self._keys)
+            signed = signed_manifest_digest(statement)
+            manifest = parse_manifest(manifest_bytes)
+        except (ApiError, ProvenanceError) as exc:
+            self._found.failed.append(f"{trace_id}: signed manifest: {exc}")
+            return None
+        predicate = statement.get("predicate") or {}
+        ok = self._found.check(
+            hashlib.sha256(manifest_bytes).hexdigest() == signed
+            and predicate.get("trace_id") == manifest.trace_id == trace_id,
+            f"{trace_id}: manifest signed (key {_key_id(envelope, self._keys)})",
+            f"{trace_id}: the manifest is not the one signed for this trace",
+        )
+        return manifest if ok else None
+
+
+def verify_against_service(
+    root: Path, client: PrtraceClient, keys: Sequence[Mapping[str, Any]]
+) -> Verification:
+    """Check an export written by `prtrace export` (on a client, unsigned) against the
+    service: every file's size and SHA-256 against its manifest, then the same export made
+    again, through SignedTraceSource (every result checked against its trace's signed
+    manifest), from the traces the manifest lists with its filter and formats: each file
+    must hold the same bytes. The rows are a function of the signed results, so equal
+    files mean every row is what the signed traces give."""
+    found = verify_export(root, keys, require_signature=False)
+    manifest_bytes = (
+        (root / MANIFEST_FILE).read_bytes() if (root / MANIFEST_FILE).is_file() else b""
+    )
+    if not found.ok or not manifest_bytes:
+        return found
+    manifest: dict[str, Any] = orjson.loads(manifest_bytes)
+    described = manifest["filter"]
+    chosen = ExportFilter(
+        statuses=frozenset(described["statuses"]),
+        verdicts=frozenset(described["verdicts"]),
+        min_overall=described["min_overall"],
+        min_scores=dict(described["min_scores"]),
+        since=described["since"],
+        until=described["until"],
+        repositories=frozenset(described["repositories"]),
+        include_flagged=bool(described.get("include_flagged", False)),
+        include_unusable=bool(described.get("include_unusable", False)),
+    )
+    source = SignedTraceSource(client, keys, manifest["trace_ids"], found)
+    selection = collect_from(source, chosen)
+    with tempfile.TemporaryDirectory(prefix="prtrace-verify-") as scratch:
+        again = Path(scratch) / "again"
+        remade = write_export(
+            selection,
+            again,
+            formats=manifest["formats"],
+            chosen=chosen,
+            read_artifact=selection.read_artifact,
+            string_test_lists=manifest.get("test_lists") == "json-strings",
+        )
+        found.check(
+            remade["trace_ids"] == manifest["trace_ids"],
+            f"{MANIFEST_FILE}: the same {len(manifest['trace_ids'])} traces, signed",
+            f"{MANIFEST_FILE}: lists {manifest['trace_ids']}, the signed traces give "
+            f"{remade['trace_ids']}",
+        )
+        for name, entry in sorted(remade["files"].items()):
+            theirs = manifest["files"].get(name, {}).get("sha256")
+            found.check(
+                theirs == entry["sha256"],
+                f"{name}: the bytes the signed traces give",
+                f"{name}: differs from the export the signed traces give "
+                f"(SHA-256 {theirs}, expected {entry['sha256']})",
+            )
+    return found
+
+
+def _key_id(envelope: bytes, keys: Sequence[Mapping[str, Any]]) -> str:
+    trusted = {str(key.get("kid")) for key in keys}
+    ids = [s.get("keyid") for s in orjson.loads(envelope).get("signatures", [])]
+    return next((str(i) for i in ids if i in trusted), "?")

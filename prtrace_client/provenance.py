@@ -137,7 +137,8 @@ def _read(root: Path, name: str) -> bytes | None:
 
 def _is_export(manifest_bytes: bytes) -> bool:
     try:
-        return bool(orjson.loads(manifest_bytes).get("version") == EXPORT_VERSION)
+        version = str(orjson.loads(manifest_bytes).get("version", ""))
+        return version.startswith(EXPORT_VERSION.rsplit("/", 1)[0] + "/")  # every version
     except (orjson.JSONDecodeError, AttributeError):
         return False
 

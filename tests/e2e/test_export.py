@@ -258,3 +258,34 @@ def test_the_export_job_writes_the_bytes_prtrace_export_writes(cloud, exported, 
     tampered = CliRunner().invoke(app, verify)
     assert tampered.exit_code == 1, tampered.output
     assert "events.jsonl: SHA-256" in tampered.output
+
+
+def test_a_client_export_verifies_against_the_signed_traces(cloud, exported, tmp_path):
+    """`prtrace export` writes no signature; `prtrace verify --against-service` makes the
+    export again from the traces' signed manifests and compares. A row changed afterwards,
+    even with the manifest's digests updated to match, is found."""
+    _, token, trace_id = exported
+    out = tmp_path / "export"
+    run_export(cloud, token, out, "--format", "swebench", "--format", "events")
+    verify = ["verify", str(out), "--against-service", "--endpoint", cloud.endpoint,
+              "--token", token]  # fmt: skip
+    verified = CliRunner().invoke(app, verify)
+    assert verified.exit_code == 0, verified.output
+    assert f"ok    {trace_id}: document is the signed one" in verified.stdout
+    assert "ok    instances.jsonl: the bytes the signed traces give" in verified.stdout
+
+    instances = out / "instances.jsonl"
+    forged = instances.read_bytes().replace(b'"qa_verdict":"resolved"', b'"qa_verdict":"x"')
+    assert forged != instances.read_bytes()
+    instances.write_bytes(forged)
+    manifest = json.loads((out / "manifest.json").read_bytes())
+    manifest["files"]["instances.jsonl"] |= {
+        "sha256": hashlib.sha256(forged).hexdigest(), "bytes": len(forged)
+    }  # fmt: skip
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    tampered = CliRunner().invoke(app, verify)
+    assert tampered.exit_code == 1, tampered.output
+    assert "FAIL  instances.jsonl: differs from the export the signed traces give" in (
+        tampered.stdout
+    )
+    assert "ok    events.jsonl: the bytes the signed traces give" in tampered.stdout
