@@ -18,6 +18,8 @@ from bench import (
     client_overhead,
     client_upload,
     e2e_local,
+    export_job,
+    export_memory,
     judge,
     pipeline,
     qa,
@@ -95,6 +97,8 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
     monkeypatch.setattr(assemble, "run", functools.partial(assemble.run, (1_000,)))
     monkeypatch.setattr(pipeline, "ROUNDS", 1)
     monkeypatch.setattr(query, "TRACES", 20)
+    monkeypatch.setattr(export_job, "TRACES", 100)
+    monkeypatch.setattr(export_memory, "CASES", {"traces": (20, 44), "long_trace": (1, 3_000)})
     monkeypatch.setattr(query, "ROUNDS", 1)
     monkeypatch.setattr(client_upload, "EVENTS", 5_000)
     monkeypatch.setattr(chunk_put_cost, "CHUNKS", 100)
@@ -128,6 +132,9 @@ def test_bench_writes_flat_results(tmp_path, monkeypatch):
     assert results["judge_offline_calibration_kendall_tau_b"] >= 0.8
     assert results["pipeline_finalize_to_complete_p50_s"] > 0
     assert results["query_traces"] == 20
+    assert results["export_long_trace_events"] == 3_000
+    assert results["export_job_traces"] == 100
+    assert results["export_traces_peak_rss_mb"] >= results["export_traces_peak_rss_before_mb"] > 0
     assert results["query_duckdb_p50_ms"] > 0
     assert any(k.startswith("assemble_1k") for k in results), sorted(results)
     assert results["client_prtrace_run_true_p50_ms"] > results["client_direct_true_p50_ms"] > 0

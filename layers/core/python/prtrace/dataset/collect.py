@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from prtrace.assemble.document import TraceDocument
+from prtrace.dataset.document_stream import document_header, load_document
 from prtrace.dataset.files import Flagged, Skipped, Unusable
 from prtrace.dataset.rows import ExportFilter, TraceBundle
 from prtrace.judge.result import JudgeResult
@@ -41,7 +41,8 @@ class TraceSource(Protocol):
 
 class Selection:
     """The traces an export takes, read one at a time in trace id order as it is iterated
-    (each bundle is dropped before the next is read, so memory follows the largest trace).
+    (each bundle is dropped before the next is read, and a large trace's events are read
+    one at a time from its document's bytes, so memory follows the largest document).
     Iterating fills `skipped` (selected by their view, results unreadable, with why),
     `flagged` (left out for tamper flags unless the filter includes them) and `unusable`
     (left out as not usable unless it includes those). Iterate once."""
@@ -112,16 +113,17 @@ def read_bundle(source: TraceSource, view: Mapping[str, Any]) -> TraceBundle:
     document_bytes = source.result(trace_id, "document")
     if document_bytes is None:
         raise UnreadableTrace(f"trace {trace_id} has no assembled document")
-    document = TraceDocument.model_validate_json(document_bytes)
+    # A large document streams: its events are read one at a time as the export goes.
+    document = load_document(document_bytes)
     report = None
     if links.get("qa_report", "listed") is not None:
         data = source.result(trace_id, "qa-report")
         report = None if data is None else QAReport.model_validate_json(data)
     data = source.result(trace_id, "judge-result")
     judge = None if data is None else JudgeResult.model_validate_json(data)
-    if document.snapshots is None:
+    snapshots = document_header(document).snapshots
+    if snapshots is None:
         return TraceBundle(view, document, report, judge)
-    snapshots = document.snapshots
     with tempfile.TemporaryDirectory(prefix="prtrace-export-") as scratch:
         trees = []
         for side, ref in (("base", snapshots.base), ("final", snapshots.final)):

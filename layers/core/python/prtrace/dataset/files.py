@@ -5,22 +5,25 @@ and the export job's on the service, so both give the same bytes.
 
 Writing is deterministic: traces in id order, events in seq order, keys sorted, fixed
 Parquet writer options, and nothing about the run itself (no clock, no host) in any file.
-It streams: each trace is read, written to every file and dropped before the next, so
-memory follows the largest trace, not the export. pyarrow is needed for Parquet only
-(`pip install 'prtrace[export]'`; the export job's image has it).
+It streams: each trace is read, written to every file and dropped before the next, and a
+large trace's events are read one at a time from its document's bytes
+(prtrace.dataset.document_stream) and written as they are read, its trajectory line too,
+so memory follows the largest document, not the export or its events as models. pyarrow
+is needed for Parquet only (`pip install 'prtrace[export]'`; the export job's image has it).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Final
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Final
 
 from prtrace.dataset.card import dataset_card
 from prtrace.dataset.harness import swebench_test_lists
@@ -28,14 +31,14 @@ from prtrace.dataset.rows import (
     EXPORT_VERSION,
     ExportFilter,
     TraceBundle,
-    event_rows,
+    event_row,
     export_json,
     parse_ts,
     sorted_bundles,
     swebench_instance,
     trace_row,
 )
-from prtrace.dataset.trajectory import trajectory
+from prtrace.dataset.trajectory import TrajectoryLine
 from prtrace.judge.rubric import DIMENSION_IDS
 
 if TYPE_CHECKING:
@@ -51,6 +54,9 @@ ARTIFACTS_FILE: Final = "artifacts.jsonl"
 CARD_FILE: Final = "README.md"
 MANIFEST_FILE: Final = "manifest.json"
 ROW_GROUP_ROWS: Final = 16_384  # rows held before a Parquet row group is written
+BATCH_ROWS: Final = 1_024  # rows held as dicts before they are made Arrow columns
+# A trajectory's steps and messages are held in memory up to this size each, then on disk.
+SPOOL_MEMORY_BYTES: Final = 1 << 20
 # Fixed so the same rows give the same file (the writer's version is in the manifest).
 PARQUET_OPTIONS: Final[dict[str, Any]] = {
     "compression": "zstd",
@@ -191,33 +197,69 @@ class _JsonLines:
         self.rows += 1
         self.bytes += len(data)
 
+    def write_line(self, pieces: Iterable[bytes]) -> None:
+        """One record as the pieces of its JSON (a long one is never whole)."""
+        for data in itertools.chain(pieces, [b"\n"]):
+            self._file.write(data)
+            self._sha256.update(data)
+            self.bytes += len(data)
+        self.rows += 1
+
     def close(self) -> dict[str, Any]:
         self._file.close()
         return {"bytes": self.bytes, "rows": self.rows, "sha256": self._sha256.hexdigest()}
 
 
 class _ParquetRows:
-    """A Parquet file written a row group at a time (ROW_GROUP_ROWS rows held at most)."""
+    """A Parquet file written a row group at a time. The rows of the group being filled
+    are held as Arrow record batches of BATCH_ROWS (compact columns), not as dicts."""
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         pa = _pyarrow()
         options = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
         self._path, self._schema = path, schema
-        self._writer = pa.parquet.ParquetWriter(str(path), schema, **options)
+        pool = pa.system_memory_pool()  # see _batch
+        self._writer = pa.parquet.ParquetWriter(str(path), schema, memory_pool=pool, **options)
         self._pending: list[dict[str, Any]] = []
+        self._batches: list[Any] = []  # pyarrow.RecordBatch
+        self._batched = 0  # rows in self._batches
         self.rows = 0
 
     def write(self, row: dict[str, Any]) -> None:
         self._pending.append(row)
         self.rows += 1
-        if len(self._pending) >= ROW_GROUP_ROWS:
+        if self._batched + len(self._pending) >= ROW_GROUP_ROWS:
             self._flush()
+        elif len(self._pending) >= BATCH_ROWS:
+            self._batch()
+
+    def _batch(self) -> None:
+        """The pending rows as a record batch (as `RecordBatch.from_pylist` makes it). In
+        the system allocator: Arrow's default pool (mimalloc) keeps what short-lived
+        buffers freed, tens of MB over a large export."""
+        if self._pending:
+            pa, rows = _pyarrow(), self._pending
+            pool = pa.system_memory_pool()
+            columns = [
+                pa.array([row.get(field.name) for row in rows], field.type, memory_pool=pool)
+                for field in self._schema
+            ]
+            self._batches.append(pa.RecordBatch.from_arrays(columns, schema=self._schema))
+            self._batched += len(rows)
+            self._pending = []
 
     def _flush(self) -> None:
-        if self._pending:
-            table = _pyarrow().Table.from_pylist(self._pending, schema=self._schema)
+        self._batch()
+        if self._batches:
+            # One chunk per column, as one conversion of all the rows would give: the same
+            # file bytes.
+            pa = _pyarrow()
+            table = pa.Table.from_batches(self._batches, schema=self._schema)
+            table = table.combine_chunks(memory_pool=pa.system_memory_pool())
+            self._batches, self._batched = [], 0
             self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-            self._pending = []
+            # The column encoders use the default pool: give back what they freed.
+            pa.default_memory_pool().release_unused()
 
     def close(self) -> dict[str, Any]:
         try:
@@ -242,6 +284,7 @@ class _ExportWriter:
         read_artifact: ArtifactReader | None,
         string_test_lists: bool,
     ) -> None:
+        self._root = root
         self._read_artifact = read_artifact
         self._string_test_lists = string_test_lists
         self._files: dict[str, _JsonLines | _ParquetRows] = {}
@@ -276,7 +319,7 @@ class _ExportWriter:
         files = self._files
         instance = swebench_instance(bundle)
         self.trace_ids.append(bundle.trace_id)
-        self.event_count += len(bundle.document.events)
+        self.event_count += bundle.event_count
         self.flagged_count += bool(bundle.qa_report and bundle.qa_report.tamper_flags)
         self.usable_count += bool(instance["usable"])
         self.splits[str(instance["split"])] += 1
@@ -285,30 +328,55 @@ class _ExportWriter:
             lists = swebench_test_lists(instance) if self._string_test_lists else {}
             row = instance | lists
             files[INSTANCES_FILE].write(row)
-        if EVENTS_FILE in files or EVENTS_PARQUET in files:
-            for event in event_rows(bundle.document):
-                if EVENTS_FILE in files:
-                    files[EVENTS_FILE].write(event)
-                if EVENTS_PARQUET in files:
-                    files[EVENTS_PARQUET].write(event | {"time": parse_ts(event["ts"])})
         if TRACES_PARQUET in files:
             files[TRACES_PARQUET].write(trace_row(bundle))
-        if TRAJECTORIES_FILE in files:
-            self._add_trajectory(bundle)
+        self._add_events(bundle)
 
-    def _add_trajectory(self, bundle: TraceBundle) -> None:
+    def _add_events(self, bundle: TraceBundle) -> None:
+        """The trace's event rows and trajectory, in one pass over its events (one event
+        held at a time when the document streams)."""
+        files = self._files
+        events_jsonl, events_parquet = files.get(EVENTS_FILE), files.get(EVENTS_PARQUET)
+        line = self._trajectory_line(bundle) if TRAJECTORIES_FILE in files else None
+        if not (events_jsonl or events_parquet or line):
+            return
+        try:
+            for event in bundle.events():
+                if events_jsonl or events_parquet:
+                    row = event_row(bundle.trace_id, event)
+                    if events_jsonl:
+                        events_jsonl.write(row)
+                    if events_parquet:
+                        events_parquet.write(row | {"time": parse_ts(row["ts"])})
+                if line:
+                    line.add(event)
+            if line:
+                self._write_trajectory(line)
+        finally:
+            if line:
+                line.close()
+
+    def _trajectory_line(self, bundle: TraceBundle) -> TrajectoryLine:
         trace_id, reader = bundle.trace_id, self._read_artifact
 
         def read(sha256: str) -> bytes | None:
             return None if reader is None else reader(trace_id, sha256)
 
-        built = trajectory(bundle, read)
-        self._files[TRAJECTORIES_FILE].write(built.record)
-        for sha256, data in sorted(built.artifacts.items()):
+        def spool() -> IO[bytes]:
+            return tempfile.SpooledTemporaryFile(SPOOL_MEMORY_BYTES, dir=str(self._root))
+
+        return TrajectoryLine(bundle, read, spool=spool)
+
+    def _write_trajectory(self, line: TrajectoryLine) -> None:
+        files = self._files
+        trajectories = files[TRAJECTORIES_FILE]
+        assert isinstance(trajectories, _JsonLines)
+        trajectories.write_line(line.pieces())
+        for sha256, data in line.artifacts().items():
             if sha256 in self._artifacts_written:
                 continue  # content-addressed: one row per content, whichever trace cites it
             self._artifacts_written.add(sha256)
-            self._files[ARTIFACTS_FILE].write(_artifact_row(sha256, data))
+            files[ARTIFACTS_FILE].write(_artifact_row(sha256, data))
 
     def close(self) -> dict[str, dict[str, Any]]:
         return {name: file.close() for name, file in sorted(self._files.items())}

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from prtrace.assemble.document import TraceDocument
+from prtrace.dataset.document_stream import TraceHeader
 from prtrace.patches import file_diffs
 from prtrace.qa.report import QAReport, RunSummary
 
@@ -58,7 +59,7 @@ _UNREADABLE: Final = re.compile(r"\s")
 
 
 def harness_fields(
-    document: TraceDocument, report: QAReport | None, test_patch: str
+    document: TraceDocument | TraceHeader, report: QAReport | None, test_patch: str
 ) -> dict[str, Any]:
     """The harness's fields of one instance. `test_patch` is the instance's own (the script
     carries it: the harness copies only the prediction's patch into the container)."""

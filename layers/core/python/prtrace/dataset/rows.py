@@ -23,11 +23,19 @@ import orjson
 
 from prtrace.assemble.document import TraceDocument
 from prtrace.canonical import canonical_json
+from prtrace.dataset.document_stream import (
+    StreamedDocument,
+    TraceHeader,
+    document_events,
+    document_header,
+    event_count,
+)
 from prtrace.dataset.harness import harness_fields
 from prtrace.judge.result import JudgeResult
 from prtrace.judge.rubric import DIMENSION_IDS
 from prtrace.patches import patch_files, split_patch
 from prtrace.qa.report import QAReport
+from prtrace.schema import Event
 
 # v2: events.jsonl holds the typed event rows (v1: the canonical events), instances say
 # whether they are usable and carry the harness fields, trajectories and a dataset card.
@@ -54,10 +62,12 @@ TEST_SPLIT_PERCENT: Final = 20  # of repositories, by hash: every instance of on
 @dataclass(frozen=True)
 class TraceBundle:
     """A complete trace as the export reads it: the API's trace view, the assembled
-    document, the QA report (None: QA did not run) and the judge result."""
+    document (a large one streamed: prtrace.dataset.document_stream), the QA report (None:
+    QA did not run) and the judge result. Read the document's fields through `header` and
+    its events through `events()`, which holds one at a time when the document streams."""
 
     view: Mapping[str, Any]
-    document: TraceDocument
+    document: TraceDocument | StreamedDocument
     qa_report: QAReport | None
     judge_result: JudgeResult | None
     patch: str = ""
@@ -65,7 +75,20 @@ class TraceBundle:
 
     @property
     def trace_id(self) -> str:
-        return self.document.trace_id
+        return self.header.trace_id
+
+    @property
+    def header(self) -> TraceDocument | TraceHeader:
+        """The document's fields but its events."""
+        return document_header(self.document)
+
+    def events(self) -> Iterator[Event]:
+        """The events in seq order; each call reads them again."""
+        return document_events(self.document)
+
+    @property
+    def event_count(self) -> int:
+        return event_count(self.document)
 
 
 def repository_slug(url: str) -> str:
@@ -97,7 +120,7 @@ def judge_columns(result: JudgeResult | None) -> dict[str, Any]:
 
 def swebench_instance(bundle: TraceBundle) -> dict[str, Any]:
     """One SWE-bench-style instance; the prtrace fields come after SWE-bench's own."""
-    document, report, judge = bundle.document, bundle.qa_report, bundle.judge_result
+    document, report, judge = bundle.header, bundle.qa_report, bundle.judge_result
     metadata = document.metadata
     slug = repository_slug(metadata.repository.url)
     code_patch, test_patch = split_patch(bundle.patch)
@@ -134,7 +157,7 @@ def swebench_instance(bundle: TraceBundle) -> dict[str, Any]:
     }
 
 
-def base_dirty(document: TraceDocument) -> bool | None:
+def base_dirty(document: TraceDocument | TraceHeader) -> bool | None:
     """Whether the tree was dirty at record start (None: the client did not say)."""
     return document.metadata.repository.dirty
 
@@ -143,7 +166,7 @@ def unusable_reasons(bundle: TraceBundle) -> list[UnusableReason]:
     """Why the instance cannot be trained or evaluated on as it is, in a fixed order; empty:
     usable (a patch to code, QA's target tests, no integrity flag, a base that is
     `base_commit`). An unresolved verdict is not a reason: failed fixes are data too."""
-    report, document = bundle.qa_report, bundle.document
+    report, document = bundle.qa_report, bundle.header
     reasons: list[UnusableReason] = []
     if not split_patch(bundle.patch)[0].strip():
         reasons.append("no_patch")
@@ -213,7 +236,7 @@ def qa_evidence(report: QAReport | None) -> dict[str, Any]:
     }
 
 
-def state_columns(document: TraceDocument) -> dict[str, Any]:
+def state_columns(document: TraceDocument | TraceHeader) -> dict[str, Any]:
     """The trace-to-state check (prtrace.provenance.state_check), so a dataset can drop traces whose
     recorded edits do not reproduce their final code; null where it did not run."""
     state = document.state_check
@@ -248,57 +271,63 @@ EVENT_COLUMNS: Final = (
 )  # fmt: skip
 
 
-def event_rows(document: TraceDocument) -> Iterator[dict[str, Any]]:
+def event_rows(document: TraceDocument | StreamedDocument) -> Iterator[dict[str, Any]]:
     """One flat row per event in seq order (the events table, `events.jsonl` and
     `events.parquet`): typed columns for each event type's main fields, and the payload
     whole as canonical JSON (artifact references included). Not `{type, payload}` objects:
     JSON loaders take those for other tools' agent-trace formats."""
-    for event in document.events:
-        payload = event.payload.model_dump(mode="json", exclude_none=True)
-        kind = event.type
-        row = dict.fromkeys(EVENT_COLUMNS)
+    trace_id = document_header(document).trace_id
+    for event in document_events(document):
+        yield event_row(trace_id, event)
+
+
+def event_row(trace_id: str, event: Event) -> dict[str, Any]:
+    """The row of one event of trace `trace_id` (`event_rows`)."""
+    payload = event.payload.model_dump(mode="json", exclude_none=True)
+    kind = event.type
+    row = dict.fromkeys(EVENT_COLUMNS)
+    row |= {
+        "trace_id": trace_id,
+        "seq": event.seq,
+        "event_id": event.event_id,
+        "ts": event.ts,
+        "type": kind,
+        "duration_ms": payload.get("duration_ms"),
+        "exit_code": payload.get("exit_code"),
+        "payload": canonical_json(payload).decode(),
+    }
+    if kind == "file_edit":
+        row |= {key: payload.get(key) for key in ("path", "change", "old_path")}
         row |= {
-            "trace_id": document.trace_id,
-            "seq": event.seq,
-            "event_id": event.event_id,
-            "ts": event.ts,
-            "type": kind,
-            "duration_ms": payload.get("duration_ms"),
-            "exit_code": payload.get("exit_code"),
-            "payload": canonical_json(payload).decode(),
+            "lines_added": payload["lines_added"],
+            "lines_removed": payload["lines_removed"],
         }
-        if kind == "file_edit":
-            row |= {key: payload.get(key) for key in ("path", "change", "old_path")}
-            row |= {
-                "lines_added": payload["lines_added"],
-                "lines_removed": payload["lines_removed"],
-            }
-        elif kind == "cmd_run":
-            row |= {"command": payload["argv"], "cwd": payload["cwd"]}
-        elif kind == "test_run":
-            row |= {
-                "command": payload["command"],
-                "framework": payload["framework"],
-                "tests_passed": payload["passed"],
-                "tests_failed": payload["failed"],
-                "tests_errors": payload["errors"],
-                "tests_skipped": payload["skipped"],
-                "failing_tests": payload.get("failing_tests", []),
-            }
-        elif kind == "commit":
-            row |= {
-                "commit_sha": payload["sha"],
-                "commit_message": payload["message"],
-                "commit_files": payload["files"],
-            }
-        elif kind == "rationale_note":
-            row |= {"note_kind": payload["kind"], "note_text": payload["text"]}
-        yield row
+    elif kind == "cmd_run":
+        row |= {"command": payload["argv"], "cwd": payload["cwd"]}
+    elif kind == "test_run":
+        row |= {
+            "command": payload["command"],
+            "framework": payload["framework"],
+            "tests_passed": payload["passed"],
+            "tests_failed": payload["failed"],
+            "tests_errors": payload["errors"],
+            "tests_skipped": payload["skipped"],
+            "failing_tests": payload.get("failing_tests", []),
+        }
+    elif kind == "commit":
+        row |= {
+            "commit_sha": payload["sha"],
+            "commit_message": payload["message"],
+            "commit_files": payload["files"],
+        }
+    elif kind == "rationale_note":
+        row |= {"note_kind": payload["kind"], "note_text": payload["text"]}
+    return row
 
 
 def trace_row(bundle: TraceBundle) -> dict[str, Any]:
     """One flat row per trace (the traces table)."""
-    document, report, judge = bundle.document, bundle.qa_report, bundle.judge_result
+    document, report, judge = bundle.header, bundle.qa_report, bundle.judge_result
     metadata = document.metadata
     scores = judge_scores(judge)
     reasons = unusable_reasons(bundle)
@@ -315,7 +344,7 @@ def trace_row(bundle: TraceBundle) -> dict[str, Any]:
         "author_kind": metadata.author.kind,
         "client_name": metadata.client.name,
         "client_version": metadata.client.version,
-        "event_count": len(document.events),
+        "event_count": bundle.event_count,
         "chain_key_id": document.chain.key_id,
         "chain_head": document.chain.head,
         "qa_verdict": report.verdict if report else None,

@@ -24,9 +24,11 @@ recorder redacted secrets before upload, and the stored text is exported as stor
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+import io
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from functools import partial
+from typing import IO, Any, Final
 
 from prtrace.dataset.rows import TraceBundle, export_json, flag_codes, swebench_instance
 from prtrace.judge.result import DimensionScore, JudgeResult
@@ -313,6 +315,14 @@ def _scores(scores: list[DimensionScore], step_of: Mapping[str, int]) -> list[di
     ]
 
 
+def _cited_event_ids(result: JudgeResult | None) -> set[str]:
+    """Every event id the judge's scores cite (the stand-in's too)."""
+    if result is None:
+        return set()
+    scores = [*result.scores, *(result.stand_in.scores if result.stand_in else [])]
+    return {event_id for score in scores for event_id in score.cited_event_ids}
+
+
 def _judge(result: JudgeResult | None, step_of: Mapping[str, int]) -> dict[str, Any]:
     """Who scored and how; the offline stand-in (when the model was unavailable) apart and
     labelled, never as the result's own scores."""
@@ -335,7 +345,7 @@ def _judge(result: JudgeResult | None, step_of: Mapping[str, int]) -> dict[str, 
 
 
 def _integrity(bundle: TraceBundle) -> dict[str, Any]:
-    document = bundle.document
+    document = bundle.header
     state = document.state_check
     return {
         "chain_head": document.chain.head,
@@ -408,7 +418,7 @@ def _tool_reply(step: Mapping[str, Any]) -> str:
 
 
 def _system_prompt(bundle: TraceBundle, repo: str, base_commit: str) -> str:
-    author = bundle.document.metadata.author.kind
+    author = bundle.header.metadata.author.kind
     return (
         f"A recorded bug-fixing session in the repository {repo} at commit {base_commit}, "
         f"by a {author} developer. Each tool call is one recorded action (run_command, "
@@ -417,17 +427,22 @@ def _system_prompt(bundle: TraceBundle, repo: str, base_commit: str) -> str:
     )
 
 
-def _messages(system: str, problem: str, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """OpenAI chat: system, user (the problem), then per action an assistant tool call and
-    its tool reply. Notes are the assistant's own words: they become the text of the next
-    call's assistant message (or a last assistant message when no call follows)."""
-    chat = [_message("system", system), _message("user", problem)]
-    notes: list[str] = []
-    for step in steps:
+class _Chat:
+    """OpenAI chat, a step at a time: system, user (the problem), then per action an
+    assistant tool call and its tool reply. Notes are the assistant's own words: they become
+    the text of the next call's assistant message (or a last assistant message when no call
+    follows)."""
+
+    def __init__(self, system: str, problem: str) -> None:
+        self.opening = [_message("system", system), _message("user", problem)]
+        self._notes: list[str] = []
+
+    def add(self, step: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The messages the step adds (none for a note: it waits for the next call)."""
         action = step["action"]
         if step["type"] == "rationale_note":
-            notes.append(f"{action['kind'].capitalize()}: {action['text']}")
-            continue
+            self._notes.append(f"{action['kind'].capitalize()}: {action['text']}")
+            return []
         call_id = f"call_{step['step']}"
         call = {
             "id": call_id,
@@ -437,15 +452,81 @@ def _messages(system: str, problem: str, steps: list[dict[str, Any]]) -> list[di
                 "arguments": json_text(_arguments(step)),
             },
         }
-        chat.append(_message("assistant", "\n\n".join(notes) or None, [call]))
-        chat.append(_message("tool", _tool_reply(step), tool_call_id=call_id))
-        notes = []
-    if notes:
-        chat.append(_message("assistant", "\n\n".join(notes)))
-    return chat
+        notes, self._notes = self._notes, []
+        return [
+            _message("assistant", "\n\n".join(notes) or None, [call]),
+            _message("tool", _tool_reply(step), tool_call_id=call_id),
+        ]
+
+    def end(self) -> list[dict[str, Any]]:
+        """The notes after the last call, as a last assistant message."""
+        return [_message("assistant", "\n\n".join(self._notes))] if self._notes else []
 
 
 # ---- the record -----------------------------------------------------------------------
+
+Sink = Callable[[dict[str, Any]], None]
+
+
+class _Walk:
+    """One pass over a trace's events: each becomes a step (its artifacts read, its texts
+    clipped), given encoded to `on_step`, and the chat messages it adds to `on_message`.
+    Only what the record needs of all steps is kept: the artifacts met (those exported,
+    with their bytes) and the steps of the events the judge cites."""
+
+    def __init__(
+        self,
+        bundle: TraceBundle,
+        read_artifact: ReadArtifact,
+        caps: ObservationCaps,
+        on_step: Sink,
+        on_message: Sink,
+    ) -> None:
+        self._bundle, self._caps = bundle, caps
+        self._on_step, self._on_message = on_step, on_message
+        self._instance = swebench_instance(bundle)
+        self._artifacts = _Artifacts(read_artifact, caps)
+        self._cited = _cited_event_ids(bundle.judge_result)
+        self._step_of: dict[str, int] = {}
+        self._count = 0
+        repo, base_commit = self._instance["repo"], self._instance["base_commit"]
+        system = _system_prompt(bundle, repo, base_commit)
+        self._chat = _Chat(system, self._instance["problem_statement"])
+        for message in self._chat.opening:
+            on_message(message)
+
+    def add(self, event: Event) -> None:
+        """The next event, in seq order."""
+        index, self._count = self._count, self._count + 1
+        step = _finish_step(index, _build_step(event, self._artifacts), self._caps)
+        if event.event_id in self._cited:
+            self._step_of.setdefault(event.event_id, index)
+        self._on_step(_encoded(step))
+        for message in self._chat.add(step):
+            self._on_message(message)
+
+    def finish(self, steps: Any, messages: Any) -> dict[str, Any]:
+        """The record, with `steps` and `messages` as given (after the last event)."""
+        for message in self._chat.end():
+            self._on_message(message)
+        bundle, instance = self._bundle, self._instance
+        return {
+            "version": TRAJECTORY_VERSION,
+            "trace_id": bundle.trace_id,
+            "instance_id": instance["instance_id"],
+            "repo": instance["repo"],
+            "base_commit": instance["base_commit"],
+            "problem_statement": instance["problem_statement"],
+            "steps": steps,
+            "qa": json_text(_qa(bundle.qa_report)),
+            "judge": json_text(_judge(bundle.judge_result, self._step_of)),
+            "integrity": json_text(_integrity(bundle)),
+            "artifacts": json_text(self._artifacts.listing()),
+            "messages": messages,
+        }
+
+    def artifacts(self) -> dict[str, bytes]:
+        return dict(sorted(self._artifacts.exported.items()))
 
 
 def trajectory(
@@ -454,30 +535,76 @@ def trajectory(
     """The trace as a trajectory record and the artifacts to write beside it.
 
     `read_artifact(sha256)` gives an artifact's stored bytes, or None when they cannot be
-    read: the step then lists the digest in `observation_missing` and the export goes on."""
-    instance = swebench_instance(bundle)
-    artifacts = _Artifacts(read_artifact, caps)
-    events = bundle.document.events
-    steps = [
-        _finish_step(index, _build_step(event, artifacts), caps)
-        for index, event in enumerate(events)
-    ]
-    step_of: dict[str, int] = {}
-    for index, event in enumerate(events):
-        step_of.setdefault(event.event_id, index)
-    system = _system_prompt(bundle, instance["repo"], instance["base_commit"])
-    record = {
-        "version": TRAJECTORY_VERSION,
-        "trace_id": bundle.trace_id,
-        "instance_id": instance["instance_id"],
-        "repo": instance["repo"],
-        "base_commit": instance["base_commit"],
-        "problem_statement": instance["problem_statement"],
-        "steps": [_encoded(step) for step in steps],
-        "qa": json_text(_qa(bundle.qa_report)),
-        "judge": json_text(_judge(bundle.judge_result, step_of)),
-        "integrity": json_text(_integrity(bundle)),
-        "artifacts": json_text(artifacts.listing()),
-        "messages": _messages(system, instance["problem_statement"], steps),
-    }
-    return Trajectory(record, dict(sorted(artifacts.exported.items())))
+    read: the step then lists the digest in `observation_missing` and the export goes on.
+    The record is held whole: an export writes a large trace's with `TrajectoryLine`."""
+    steps: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+    walk = _Walk(bundle, read_artifact, caps, steps.append, messages.append)
+    for event in bundle.events():
+        walk.add(event)
+    return Trajectory(walk.finish(steps, messages), walk.artifacts())
+
+
+# The record's lists that grow with the trace: spooled, not held.
+_SPOOLED: Final = ("messages", "steps")
+SPOOL_BLOCK: Final = 1 << 20
+
+
+class TrajectoryLine:
+    """A trajectory's JSON line built as the trace's events are given (`add`, in seq
+    order) and read as bytes (`pieces`): the same bytes as `trajectory(...).line()` without
+    the record in memory. Its steps and messages wait in two spools (`spool()` opens each:
+    a file for a large trace), since fields sorted before them (`artifacts`, `judge`) need
+    every step first. Close it when done."""
+
+    def __init__(
+        self,
+        bundle: TraceBundle,
+        read_artifact: ReadArtifact,
+        caps: ObservationCaps = ObservationCaps(),
+        spool: Callable[[], IO[bytes]] = io.BytesIO,
+    ) -> None:
+        self._spools = {name: spool() for name in _SPOOLED}
+        self._walk = _Walk(
+            bundle,
+            read_artifact,
+            caps,
+            partial(_append, self._spools["steps"]),
+            partial(_append, self._spools["messages"]),
+        )
+
+    def add(self, event: Event) -> None:
+        self._walk.add(event)
+
+    def pieces(self) -> Iterator[bytes]:
+        """The line (no newline) in pieces, as `export_json` writes the record: keys
+        sorted, no whitespace. Once, after the last event."""
+        record = self._walk.finish(None, None)
+        for index, key in enumerate(sorted(record)):
+            yield (b"," if index else b"{") + export_json(key) + b":"
+            if key in self._spools:
+                yield from _spooled_list(self._spools[key])
+            else:
+                yield export_json(record[key])
+        yield b"}"
+
+    def artifacts(self) -> dict[str, bytes]:
+        """The artifacts to write beside it (sha256 → bytes), once all events are added."""
+        return self._walk.artifacts()
+
+    def close(self) -> None:
+        for spooled in self._spools.values():
+            spooled.close()
+
+
+def _append(spool: IO[bytes], item: dict[str, Any]) -> None:
+    """A list item, after a comma unless it is the first."""
+    spool.write(b"," + export_json(item) if spool.tell() else export_json(item))
+
+
+def _spooled_list(spool: IO[bytes]) -> Iterator[bytes]:
+    yield b"["
+    spool.seek(0)
+    while block := spool.read(SPOOL_BLOCK):
+        yield block
+    yield b"]"
