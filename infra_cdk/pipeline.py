@@ -299,18 +299,21 @@ class PipelineConstruct(Construct):
         self.record.allow(
             ["dynamodb:GetItem", "dynamodb:UpdateItem"], [storage.traces_table.table_arn]
         )
-        # It reads the QA report and the judge result into the outcome, and completes the
-        # draft manifest into the signed one (reading it back when a retry finds it).
+        # It reads the QA report and the judge result into the outcome, completes the
+        # draft manifest into the signed one (reading it back when a retry finds it), and
+        # reads the document for the events table.
         storage.grant_objects(
             self.record.role,
-            ["qa_report", "judge_result", "manifest_draft", "manifest"],
+            ["qa_report", "judge_result", "manifest_draft", "manifest", "document"],
             ["s3:GetObject"],
         )
         # (No listing of the draft: Assemble always wrote it before Record runs; were it
         # gone, the 403 fails the step, as it should.)
-        # A complete trace's row in the Parquet traces table (written once, conditionally).
-        storage.grant_objects(self.record.role, ["trace_table"], ["s3:PutObject"])
-        storage.grant_listing(self.record.role, ["qa_report"])
+        # An ended trace's row in the Parquet traces table, a complete one's events in the
+        # events table (each written once, conditionally).
+        storage.grant_objects(self.record.role, ["trace_table", "event_table"], ["s3:PutObject"])
+        # Listing the document lets a missing one answer 404 (no events file), not 403.
+        storage.grant_listing(self.record.role, ["qa_report", "document"])
         storage.grant_objects(self.record.role, ["manifest", "attestation"], ["s3:PutObject"])
 
         self.sweeper = ServiceFunction(
@@ -331,6 +334,8 @@ class PipelineConstruct(Construct):
         self.sweeper.allow(
             ["dynamodb:GetItem", "dynamodb:UpdateItem"], [storage.traces_table.table_arn]
         )
+        # The row of a trace it ended, in the Parquet traces table (written once).
+        storage.grant_objects(self.sweeper.role, ["trace_table"], ["s3:PutObject"])
         events.Rule(
             self,
             "SweepHourly",

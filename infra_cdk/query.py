@@ -1,6 +1,7 @@
-"""Query at scale: a Glue table over the Parquet traces table the Record step writes
-(prtrace.dataset.trace_table), so Athena can query all traces, and an Athena workgroup whose
-results are encrypted and kept under their own prefix of the data bucket.
+"""Query at scale: Glue tables over the Parquet traces and events tables the Record step
+writes (prtrace.dataset.trace_table, prtrace.dataset.event_table), so Athena can query all
+traces, and an Athena workgroup whose results are encrypted and kept under their own prefix
+of the data bucket.
 
 Partition projection, no crawler and no partition maintenance: the tenant is an injected
 partition key (every query must name its tenant: `WHERE tenant = 'acme'`, so a query reads
@@ -19,9 +20,12 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra_cdk.config import StackConfig
-from prtrace.dataset.trace_table import COLUMNS, GLUE_TYPES, table_prefix
+from prtrace.dataset import event_table, trace_table
+from prtrace.dataset.parquet_lite import Column
+from prtrace.dataset.trace_table import GLUE_TYPES
 
 TABLE_NAME: Final = "traces"
+EVENTS_TABLE_NAME: Final = "events"
 RESULTS_PREFIX: Final = "athena-results/"
 FIRST_DATE: Final = "2026-01-01"
 
@@ -42,19 +46,63 @@ class QueryConstruct(Construct):
             "Database",
             catalog_id=account,
             database_input=glue.CfnDatabase.DatabaseInputProperty(
-                name=self.database_name, description="prtrace: complete traces, one row each"
+                name=self.database_name, description="prtrace: ended traces and their events"
             ),
         )
-        base = f"s3://{bucket.bucket_name}/tenants/"
-        template = f"s3://{bucket.bucket_name}/{table_prefix('${tenant}')}/date=${{date}}/"
-        self.table = glue.CfnTable(
-            self,
+        self.table = self._table(
             "Traces",
-            catalog_id=account,
+            bucket,
+            TABLE_NAME,
+            trace_table.table_prefix("${tenant}"),
+            trace_table.COLUMNS,
+            "One row per ended trace (prtrace.dataset.trace_table)",
+        )
+        self.events_table = self._table(
+            "Events",
+            bucket,
+            EVENTS_TABLE_NAME,
+            event_table.table_prefix("${tenant}"),
+            event_table.COLUMNS,
+            "One row per event of a complete trace (prtrace.dataset.event_table)",
+        )
+        self.workgroup = athena.CfnWorkGroup(
+            self,
+            "WorkGroup",
+            name=f"{config.prefix}-traces",
+            description="prtrace traces queries; results encrypted in the data bucket",
+            recursive_delete_option=True,
+            work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
+                enforce_work_group_configuration=True,
+                publish_cloud_watch_metrics_enabled=True,
+                result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
+                    output_location=f"s3://{bucket.bucket_name}/{RESULTS_PREFIX}",
+                    encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(
+                        encryption_option="SSE_S3"
+                    ),
+                ),
+            ),
+        )
+
+    def _table(
+        self,
+        construct_id: str,
+        bucket: s3.IBucket,
+        name: str,
+        prefix: str,
+        columns: tuple[Column, ...],
+        description: str,
+    ) -> glue.CfnTable:
+        """A Parquet table partitioned by tenant (injected) and date (projected) under
+        `prefix`/date=YYYY-MM-DD/."""
+        template = f"s3://{bucket.bucket_name}/{prefix}/date=${{date}}/"
+        table = glue.CfnTable(
+            self,
+            construct_id,
+            catalog_id=Stack.of(self).account,
             database_name=self.database_name,
             table_input=glue.CfnTable.TableInputProperty(
-                name=TABLE_NAME,
-                description="One row per complete trace (prtrace.dataset.trace_table)",
+                name=name,
+                description=description,
                 table_type="EXTERNAL_TABLE",
                 parameters={
                     "classification": "parquet",
@@ -73,7 +121,7 @@ class QueryConstruct(Construct):
                     glue.CfnTable.ColumnProperty(name="date", type="string"),
                 ],
                 storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-                    location=base,
+                    location=f"s3://{bucket.bucket_name}/tenants/",
                     input_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
                     output_format=(
                         "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
@@ -85,26 +133,10 @@ class QueryConstruct(Construct):
                     ),
                     columns=[
                         glue.CfnTable.ColumnProperty(name=c.name, type=GLUE_TYPES[c.type])
-                        for c in COLUMNS
+                        for c in columns
                     ],
                 ),
             ),
         )
-        self.table.add_dependency(self.database)
-        self.workgroup = athena.CfnWorkGroup(
-            self,
-            "WorkGroup",
-            name=f"{config.prefix}-traces",
-            description="prtrace traces queries; results encrypted in the data bucket",
-            recursive_delete_option=True,
-            work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
-                enforce_work_group_configuration=True,
-                publish_cloud_watch_metrics_enabled=True,
-                result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
-                    output_location=f"s3://{bucket.bucket_name}/{RESULTS_PREFIX}",
-                    encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(
-                        encryption_option="SSE_S3"
-                    ),
-                ),
-            ),
-        )
+        table.add_dependency(self.database)
+        return table

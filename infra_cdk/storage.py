@@ -25,7 +25,7 @@ from infra_cdk.config import StackConfig
 from infra_cdk.nag import acknowledge, object_wildcard
 from prtrace import storage_keys
 from prtrace.adapters.dynamodb import IN_PIPELINE_INDEX, IN_PIPELINE_KEY, IN_PIPELINE_SINCE
-from prtrace.dataset import trace_table
+from prtrace.dataset import event_table, trace_table
 
 # Every object of a trace is under its prefix, each kind at its own keys
 # (prtrace.storage_keys, filled in with wildcards). Grants name kinds: a role reaches only
@@ -40,6 +40,7 @@ ObjectKind = Literal[
     "manifest",
     "attestation",
     "trace_table",
+    "event_table",
     "export_request",
     "export_file",
     "export_manifest",
@@ -57,6 +58,8 @@ OBJECT_PATTERNS: Final[dict[ObjectKind, str]] = {
     "attestation": storage_keys.manifest_envelope_key("*", "*"),
     # The Parquet traces table (prtrace.dataset.trace_table), partitioned by tenant and date.
     "trace_table": f"{trace_table.table_prefix('*')}/*",
+    # Its events table (prtrace.dataset.event_table), partitioned the same way.
+    "event_table": f"{event_table.table_prefix('*')}/*",
     # Dataset exports (prtrace.dataset.exports): under the tenant, beside its traces.
     "export_request": storage_keys.export_request_key("*", "*"),
     "export_file": storage_keys.export_file_key("*", "*", "*"),

@@ -59,7 +59,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     else:
         request = parse_record_event(event)
         tenant, trace = request.tenant, record_step().record(request)
-        trace_table().write(trace)  # a complete trace's row in the Parquet traces table
+    trace_table().write(trace)  # the ended trace's row in the Parquet traces table (once)
     logger.info(
         "recorded",
         extra={"tenant": tenant, "trace_id": trace.trace_id, "status": trace.status},

@@ -51,8 +51,11 @@ _ENTRY_POINTS = {
 }
 _TRACE_PREFIX = re.compile(r"^tenants/[^/]+/traces/[^/]+/")
 _EXPORT_PREFIX = re.compile(r"^tenants/[^/]+/exports/[^/]+/")
-# The Parquet traces table (prtrace.dataset.trace_table): tenant, date partition, trace.
-_TABLE_KEY = re.compile(r"^tenants/[^/]+/parquet/traces/date=\d{4}-\d{2}-\d{2}/[^/]+\.parquet$")
+# The Parquet traces and events tables (prtrace.dataset.trace_table, event_table): tenant,
+# date partition, trace.
+_TABLE_KEY = re.compile(
+    r"^tenants/[^/]+/parquet/(traces|events)/date=\d{4}-\d{2}-\d{2}/[^/]+\.parquet$"
+)
 _KEY_IDS = (
     (re.compile(r"[0-9a-f]{64}"), "{sha256}"),
     (re.compile(r"(?<=chunks/)\d{6}(?=-)"), "{seq}"),
@@ -90,8 +93,9 @@ def configured_as(value: str) -> str:
 
 
 def key_shape(key: str) -> str:
-    if _TABLE_KEY.match(key):
-        return "tenants/{tenant}/parquet/traces/date={date}/{trace}.parquet"
+    table = _TABLE_KEY.match(key)
+    if table:
+        return f"tenants/{{tenant}}/parquet/{table[1]}/date={{date}}/{{trace}}.parquet"
     if _EXPORT_PREFIX.match(key):
         return _EXPORT_PREFIX.sub("tenants/{tenant}/exports/{export}/", key)
     if not _TRACE_PREFIX.match(key):

@@ -467,13 +467,14 @@ def test_pipeline_steps_write_only_their_own_objects(template: Template) -> None
     assert assemble_writes.count("tenants/*/traces/*/") == 2
     assert [w.endswith('/judge/result.json"]]}') for w in writes("PipelineJudgeRole")] == [True]
     # Record writes the signed manifest and its signature, and the Parquet traces table's
-    # row (prtrace.dataset.trace_table), nothing else.
+    # row and events table's file (prtrace.dataset.trace_table, event_table), nothing else.
     (record_writes,) = writes("PipelineRecordRole")  # one statement (CDK merges them)
     assert '/manifest.json"]]}' in record_writes
     assert '/manifest.dsse.json"]]}' in record_writes
     assert '/tenants/*/parquet/traces/*"]]}' in record_writes
+    assert '/tenants/*/parquet/events/*"]]}' in record_writes
     assert record_writes.count("tenants/*/traces/*/") == 2
-    assert len(json.loads(record_writes)) == 3  # nothing else
+    assert len(json.loads(record_writes)) == 4  # nothing else
     # The QA task writes nothing itself; PrepareQa signs its report's write-once PUT and
     # the POST of its content-addressed artifacts (prtrace.qa.grant).
     assert writes("PipelineQaTaskDefinitionTaskRole") == []
@@ -580,7 +581,14 @@ def test_the_sweeper_runs_hourly_and_may_only_end_traces(template: Template) -> 
         "dynamodb:Query",
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
+        "s3:PutObject",  # the ended trace's row in the Parquet traces table, nothing else
     }
+    (writes,) = [
+        json.dumps(s["Resource"]) for s in q.statements(template, "PipelineSweeperRole")
+        if "s3:PutObject" in q.actions(s)
+    ]  # fmt: skip
+    assert '/tenants/*/parquet/traces/*"]]}' in writes
+    assert len(json.loads(writes)) == 1
 
 
 def test_the_qa_image_builds_on_the_configured_base(synthesized: tuple[App, Path]) -> None:

@@ -1,11 +1,12 @@
 """The pure-Python Parquet writer: what it writes reads back identically in pyarrow and
-DuckDB (nulls, Unicode, extremes, many rows), deterministically; bad values are refused
-naming the row and the column."""
+DuckDB (nulls, Unicode, extremes, many rows, UTC timestamps), deterministically; bad values
+are refused naming the row and the column."""
 
 from __future__ import annotations
 
 import io
 import math
+from datetime import UTC, datetime, timedelta, timezone
 
 import duckdb
 import pyarrow.parquet as pq
@@ -69,8 +70,40 @@ def test_an_empty_table_is_valid():
         ({"i": 2**63}, "overflows int64"),
         ({"s": 3}, "column 's': int is not string"),
         ({"zz": 1}, "unknown columns ['zz']"),
+        ({"t": "2026-01-01T00:00:00Z"}, "column 't': str is not timestamp"),
+        ({"t": datetime(2026, 1, 1)}, "column 't': a naive datetime"),
     ],
 )
 def test_values_that_do_not_fit_are_refused(row, message):
     with pytest.raises(ParquetValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        write_table(COLUMNS, [row])
+        write_table((*COLUMNS, Column("t", "timestamp")), [row])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.none()
+        | st.datetimes(
+            min_value=datetime(1, 1, 2),
+            max_value=datetime(9999, 12, 30),
+            timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7, minutes=-30))]),
+        ),
+        max_size=20,
+    )
+)
+def test_timestamps_read_back_as_the_same_utc_instants(times):
+    columns = (Column("t", "timestamp"),)
+    table = pq.read_table(io.BytesIO(write_table(columns, [{"t": t} for t in times])))
+    assert str(table.schema.field("t").type) == "timestamp[us, tz=UTC]"
+    assert table.column("t").to_pylist() == times  # aware datetimes compare as instants
+
+
+def test_duckdb_reads_timestamps_as_timestamptz(tmp_path):
+    path = tmp_path / "t.parquet"
+    at = datetime(2026, 11, 25, 9, 0, 0, 123456, tzinfo=UTC)
+    path.write_bytes(write_table((Column("t", "timestamp"),), [{"t": at}, {"t": None}]))
+    found = duckdb.execute("select typeof(t), epoch_us(t) from read_parquet(?)", [str(path)])
+    assert found.fetchall() == [
+        ("TIMESTAMP WITH TIME ZONE", int(at.timestamp()) * 10**6 + 123456),
+        ("TIMESTAMP WITH TIME ZONE", None),
+    ]

@@ -211,7 +211,8 @@ def build_sweeper(settings: SweeperSettings) -> StuckTraceSweeper:
     from prtrace.pipeline.sweeper import StuckTraceSweeper
 
     step = build_record_step(settings)
-    return StuckTraceSweeper(step.traces, step, settings.stuck_after_s)
+    table = build_trace_table_writer(settings)
+    return StuckTraceSweeper(step.traces, step, settings.stuck_after_s, table=table)
 
 
 def build_token_store(table_name: str) -> DynamoTokenStore:

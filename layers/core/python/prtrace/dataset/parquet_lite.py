@@ -4,9 +4,10 @@ layer that every function loads, for one row per trace.
 
 What it writes is plain Parquet that pyarrow, DuckDB, Athena and Spark read: one row group,
 one v1 data page per column, PLAIN encoding, no compression, every column OPTIONAL (null
-allowed; definition levels RLE-encoded), types string (BYTE_ARRAY, UTF8), int64, double
-and boolean. The metadata is Thrift compact protocol, written by the few lines below.
-Output is deterministic: the same rows give the same bytes.
+allowed; definition levels RLE-encoded), types string (BYTE_ARRAY, UTF8), int64, double,
+boolean and timestamp (INT64 microseconds, TIMESTAMP(isAdjustedToUTC, MICROS): an aware
+datetime in, a UTC instant out). The metadata is Thrift compact protocol, written by the
+few lines below. Output is deterministic: the same rows give the same bytes.
 """
 
 from __future__ import annotations
@@ -14,16 +15,20 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-ColumnType = Literal["string", "int64", "double", "boolean"]
+ColumnType = Literal["string", "int64", "double", "boolean", "timestamp"]
 MAGIC: Final = b"PAR1"
 CREATED_BY: Final = "prtrace parquet_lite 1"
 
 # parquet.thrift enums
-_PHYSICAL: Final = {"boolean": 0, "int64": 2, "double": 5, "string": 6}
+_PHYSICAL: Final = {"boolean": 0, "int64": 2, "double": 5, "string": 6, "timestamp": 2}
 _OPTIONAL: Final = 1
 _UTF8: Final = 0
+_TIMESTAMP_MICROS: Final = 10  # ConvertedType, for readers that predate LogicalType
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = datetime.resolution  # timedelta(microseconds=1)
 _PLAIN, _RLE = 0, 3
 _DATA_PAGE: Final = 0
 _UNCOMPRESSED: Final = 0
@@ -80,6 +85,10 @@ class _Struct:
     def i32(self, field_id: int, value: int) -> _Struct:
         self._header(field_id, _T_I32)
         self._out += _varint(_zigzag(value))
+        return self
+
+    def bool(self, field_id: int, value: bool) -> _Struct:
+        self._header(field_id, _T_TRUE if value else _T_FALSE)  # the value is the type
         return self
 
     def i64(self, field_id: int, value: int) -> _Struct:
@@ -146,7 +155,7 @@ def _plain(column: Column, values: Sequence[Any]) -> bytes:
             data = value.encode()
             out += struct.pack("<i", len(data)) + data
         return bytes(out)
-    if column.type == "int64":
+    if column.type in ("int64", "timestamp"):
         return struct.pack(f"<{len(values)}q", *values)
     if column.type == "double":
         return struct.pack(f"<{len(values)}d", *values)
@@ -163,6 +172,7 @@ def _checked(column: Column, row: int, value: Any) -> Any:
         "int64": (int,),
         "double": (float, int),
         "boolean": (bool,),
+        "timestamp": (datetime,),
     }
     ok = isinstance(value, expected[column.type]) and not (
         column.type in ("int64", "double") and isinstance(value, bool)
@@ -173,7 +183,18 @@ def _checked(column: Column, row: int, value: Any) -> Any:
         )
     if column.type == "int64" and not -(2**63) <= value < 2**63:
         raise ParquetValueError(f"row {row}, column {column.name!r}: {value} overflows int64")
+    if column.type == "timestamp":
+        if value.tzinfo is None:
+            raise ParquetValueError(f"row {row}, column {column.name!r}: a naive datetime")
+        return (value - _EPOCH) // _MICROSECOND  # exact: no float rounding
     return float(value) if column.type == "double" else value
+
+
+def _timestamp_type() -> bytes:
+    """LogicalType.TIMESTAMP (field 8): TimestampType{isAdjustedToUTC, unit: MICROS}."""
+    micros = _Struct().struct(2, _Struct().end()).end()  # TimeUnit union, MICROS (field 2)
+    timestamp = _Struct().bool(1, True).struct(2, micros).end()
+    return _Struct().struct(8, timestamp).end()
 
 
 def write_table(columns: Sequence[Column], rows: Sequence[Mapping[str, Any]]) -> bytes:
@@ -224,6 +245,8 @@ def write_table(columns: Sequence[Column], rows: Sequence[Mapping[str, Any]]) ->
         element = _Struct().i32(1, _PHYSICAL[column.type]).i32(3, _OPTIONAL).binary(4, column.name)
         if column.type == "string":
             element.i32(6, _UTF8)
+        elif column.type == "timestamp":
+            element.i32(6, _TIMESTAMP_MICROS).struct(10, _timestamp_type())
         schema.append(element.end())
     row_group = _Struct().list(1, _T_STRUCT, chunks).i64(2, total).i64(3, len(rows)).end()
     footer = (

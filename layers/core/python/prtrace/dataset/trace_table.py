@@ -1,5 +1,5 @@
-"""The traces table: one Parquet file per complete trace, written by the Record step, under
-a prefix partitioned by tenant and the day the trace was recorded:
+"""The traces table: one Parquet file per ended trace (complete, rejected or failed), written
+by the Record step, under a prefix partitioned by tenant and the day the trace was recorded:
 
     tenants/{tenant}/parquet/traces/date=YYYY-MM-DD/{trace_id}.parquet
 
@@ -8,6 +8,15 @@ tenant is injected, so every query names one tenant; the date is a projected ran
 locally, `prtrace query "SQL"` runs DuckDB over the same files. A row holds what the trace's
 recorded outcome holds (metadata, QA, judge scores, metrics), flat; the file is written
 once, conditionally: a retried Record finds it already there (same bytes).
+
+The columns the export's `traces.parquet` has (prtrace.dataset.rows.trace_row) have its
+names and meanings, with two differences the writer (prtrace.dataset.parquet_lite) and the
+Record step's inputs make: lists are JSON array text, not list<string>; and
+`unusable_reasons` cannot say `no_patch` (the patch is the diff of the workspace snapshots,
+which the export computes and Record does not), so a trace without a code patch is
+`usable` here and not in an export. Rows of rejected and failed traces have their status,
+`failure_stage`/`failure_code` and what the metadata says (repository, `split`,
+`base_dirty`, task, author, client); their QA, judge, metrics and `usable` columns are null.
 """
 
 from __future__ import annotations
@@ -17,14 +26,19 @@ from typing import Any, Final, Protocol
 
 import orjson
 
+from prtrace.dataset.event_table import write_events
 from prtrace.dataset.parquet_lite import Column, write_table
+from prtrace.dataset.rows import UnusableReason, repository_slug, split_of
 from prtrace.integrity import sha256_hex
 from prtrace.judge.rubric import DIMENSION_IDS
 from prtrace.media_types import PARQUET
 from prtrace.qa.report import TAMPER_FLAGS
-from prtrace.records import COMPLETE, TraceRecord
+from prtrace.records import COMPLETE, FAILED, REJECTED, TERMINAL, TraceRecord
 
-TABLE_VERSION: Final = 1
+# v2: rows of rejected and failed traces; the export's `repo`, `task_description`, state
+# check, manifest, `base_dirty`, `split` and `usable` columns; `target_tests` and
+# `unresolved_targets` renamed `qa_target_tests` and `qa_unresolved_targets` as there.
+TABLE_VERSION: Final = 2
 PARQUET_MEDIA_TYPE: Final = PARQUET
 _DATE: Final = re.compile(r"^(\d{4}-\d{2}-\d{2})T")
 _METRIC_COLUMNS: Final = (
@@ -46,7 +60,12 @@ _METRIC_COLUMNS: Final = (
 )
 _TEST_LISTS: Final = ("fail_to_pass", "pass_to_pass", "pass_to_fail", "fail_to_fail")
 # Recorded since the QA report has them (null in rows of traces recorded before).
-_QA_LISTS: Final = ("fail_to_absent", "fail_to_skipped", "target_tests", "unresolved_targets")
+_QA_LISTS: Final = (
+    "fail_to_absent",
+    "fail_to_skipped",
+    "qa_target_tests",
+    "qa_unresolved_targets",
+)
 
 COLUMNS: Final[tuple[Column, ...]] = (
     Column("table_version", "int64"),
@@ -54,9 +73,13 @@ COLUMNS: Final[tuple[Column, ...]] = (
     Column("status", "string"),
     Column("created_at", "string"),
     Column("recorded_at", "string"),
+    Column("failure_stage", "string"),  # failed: the stage that failed
+    Column("failure_code", "string"),  # failed: the error; rejected: the rejection's code
+    Column("repo", "string"),  # owner/name
     Column("repo_url", "string"),
     Column("base_commit", "string"),
     Column("task_title", "string"),
+    Column("task_description", "string"),
     Column("author_id", "string"),
     Column("author_kind", "string"),
     Column("client_name", "string"),
@@ -89,6 +112,15 @@ COLUMNS: Final[tuple[Column, ...]] = (
     *(Column(f"score_{dimension}", "int64") for dimension in DIMENSION_IDS),
     *(Column(f"metric_{name}", "int64") for name in _METRIC_COLUMNS),
     Column("metrics", "string"),  # the whole metrics object, JSON
+    Column("state_check", "string"),
+    Column("state_first_mismatch", "string"),
+    Column("state_unexplained_bytes", "int64"),
+    Column("trace_manifest_sha256", "string"),
+    Column("trace_manifest_key_id", "string"),
+    Column("base_dirty", "boolean"),
+    Column("split", "string"),
+    Column("usable", "boolean"),
+    Column("unusable_reasons", "string"),  # JSON array, the export's order
 )
 # Athena/Glue column types for the same columns (infra_cdk defines the table with them).
 GLUE_TYPES: Final = {
@@ -96,10 +128,13 @@ GLUE_TYPES: Final = {
     "int64": "bigint",
     "double": "double",
     "boolean": "boolean",
+    "timestamp": "timestamp",
 }
 
 
 class ObjectWriter(Protocol):
+    def get(self, key: str) -> bytes | None: ...
+
     def put_if_absent(self, key: str, body: bytes, sha256_hex: str, content_type: str) -> bool: ...
 
 
@@ -107,11 +142,16 @@ def table_prefix(tenant: str) -> str:
     return f"tenants/{tenant}/parquet/traces"
 
 
-def parquet_key(tenant: str, trace_id: str, recorded_at: str) -> str:
+def recorded_date(recorded_at: str) -> str:
+    """The partition's date (YYYY-MM-DD) of a trace recorded at `recorded_at`."""
     found = _DATE.match(recorded_at)
     if found is None:
         raise ValueError(f"recorded_at {recorded_at!r} is not an RFC 3339 UTC timestamp")
-    return f"{table_prefix(tenant)}/date={found[1]}/{trace_id}.parquet"
+    return found[1]
+
+
+def parquet_key(tenant: str, trace_id: str, recorded_at: str) -> str:
+    return f"{table_prefix(tenant)}/date={recorded_date(recorded_at)}/{trace_id}.parquet"
 
 
 def _int(value: Any) -> int | None:
@@ -119,9 +159,13 @@ def _int(value: Any) -> int | None:
 
 
 def trace_row(trace: TraceRecord) -> dict[str, Any]:
-    """The table's row of a complete trace, from what Record stored on it."""
+    """The table's row of an ended trace, from what Record stored on it."""
     outcome = trace.outcome or {}
     metadata = trace.metadata
+    repository = metadata.get("repository") or {}
+    url = repository.get("url")
+    slug = repository_slug(url) if isinstance(url, str) and url else None
+    dirty = repository.get("dirty")
     qa = outcome.get("qa") or {}
     judge = outcome.get("judge") or {}
     chain = outcome.get("chain") or {}
@@ -136,9 +180,12 @@ def trace_row(trace: TraceRecord) -> dict[str, Any]:
         "status": trace.status,
         "created_at": trace.created_at,
         "recorded_at": outcome.get("recorded_at"),
-        "repo_url": (metadata.get("repository") or {}).get("url"),
-        "base_commit": (metadata.get("repository") or {}).get("base_commit"),
+        **_failure(trace.status, outcome),
+        "repo": slug,
+        "repo_url": url,
+        "base_commit": repository.get("base_commit"),
         "task_title": (metadata.get("task") or {}).get("title"),
+        "task_description": (metadata.get("task") or {}).get("description"),
         "author_id": (metadata.get("author") or {}).get("id"),
         "author_kind": (metadata.get("author") or {}).get("kind"),
         "client_name": (metadata.get("client") or {}).get("name"),
@@ -161,10 +208,23 @@ def trace_row(trace: TraceRecord) -> dict[str, Any]:
         "needs_human_review": judge.get("needs_human_review")
         if isinstance(judge.get("needs_human_review"), bool)
         else None,
-        "metrics": orjson.dumps(metrics, option=orjson.OPT_SORT_KEYS).decode(),
+        "metrics": orjson.dumps(metrics, option=orjson.OPT_SORT_KEYS).decode()
+        if trace.status == COMPLETE
+        else None,
+        **_state(outcome.get("state_check")),
+        "trace_manifest_sha256": (outcome.get("provenance") or {}).get("manifest_sha256"),
+        "trace_manifest_key_id": (outcome.get("provenance") or {}).get("key_id"),
+        "base_dirty": dirty if isinstance(dirty, bool) else None,
+        "split": split_of(slug) if slug else None,
+        "usable": None,
+        "unusable_reasons": None,
     }
+    if trace.status == COMPLETE:
+        reasons = unusable_reasons(outcome, dirty)
+        row["usable"] = not reasons
+        row["unusable_reasons"] = orjson.dumps(reasons).decode()
     for name in (*_TEST_LISTS, *_QA_LISTS):
-        tests = qa.get(name)
+        tests = qa.get(name.removeprefix("qa_"))
         row[f"{name}_count"] = _int(tests.get("count")) if tests else None
         row[name] = orjson.dumps(tests.get("ids")).decode() if tests else None
     row |= _qa_evidence(qa)
@@ -173,6 +233,51 @@ def trace_row(trace: TraceRecord) -> dict[str, Any]:
     for name in _METRIC_COLUMNS:
         row[f"metric_{name}"] = _int(metrics.get(name))
     return row
+
+
+def _failure(status: str, outcome: dict[str, Any]) -> dict[str, Any]:
+    if status == FAILED:
+        return {"failure_stage": outcome.get("stage"), "failure_code": outcome.get("error")}
+    if status == REJECTED:
+        return {"failure_stage": None, "failure_code": (outcome.get("reason") or {}).get("code")}
+    return {"failure_stage": None, "failure_code": None}
+
+
+def _state(state: dict[str, Any] | None) -> dict[str, Any]:
+    """The export's state columns (prtrace.dataset.rows.state_columns) from the outcome's
+    view of the trace-to-state check; null where it did not run."""
+    state = state or {}
+    first = state.get("first_mismatch") or {}
+    return {
+        "state_check": state.get("status"),
+        "state_first_mismatch": first.get("path"),
+        "state_unexplained_bytes": _int(state.get("unexplained_bytes")),
+    }
+
+
+def unusable_reasons(outcome: dict[str, Any], dirty: Any) -> list[UnusableReason]:
+    """prtrace.dataset.rows.unusable_reasons, in its order, from the recorded outcome: all
+    but `no_patch`, which needs the snapshots' diff (Record does not compute it)."""
+    qa = outcome.get("qa")
+    reasons: list[UnusableReason] = []
+    if qa is None or outcome.get("qa_skipped") is not None:  # no QA report was stored
+        reasons.append("no_qa")
+    else:
+        if qa.get("verdict") == "error":
+            reasons.append("qa_error")
+        if not _int((qa.get("target_tests") or {}).get("count")):
+            reasons.append("no_target_tests")
+        if any(
+            isinstance(f, dict) and f.get("code") in TAMPER_FLAGS for f in qa.get("flags") or []
+        ):
+            reasons.append("tamper_flags")
+    if (outcome.get("state_check") or {}).get("status") == "state_mismatch":
+        reasons.append("state_mismatch")
+    if not isinstance(dirty, bool):
+        reasons.append("base_unrecorded")
+    elif dirty:
+        reasons.append("base_dirty")
+    return reasons
 
 
 def _codes(flags: list[dict[str, Any]]) -> str:
@@ -206,11 +311,16 @@ class TraceTableWriter:
         self._objects = objects
 
     def write(self, trace: TraceRecord) -> str | None:
-        """Write a complete trace's row (once; a retry finds it stored); returns its key,
-        or None for a trace that did not complete (the table holds complete traces)."""
-        if trace.status != COMPLETE or not trace.outcome:
+        """Write an ended trace's row, and a complete one's events (prtrace.dataset.event_table),
+        each once (a retry finds them stored); returns the row's key, or None for a trace the
+        pipeline has not ended (the table holds ended traces only)."""
+        if trace.status not in TERMINAL or not trace.outcome:
             return None
-        key = parquet_key(trace.tenant, trace.trace_id, str(trace.outcome.get("recorded_at")))
+        recorded_at = str(trace.outcome.get("recorded_at"))
+        key = parquet_key(trace.tenant, trace.trace_id, recorded_at)
         body = trace_parquet([trace_row(trace)])
         self._objects.put_if_absent(key, body, sha256_hex(body), PARQUET_MEDIA_TYPE)
+        if trace.status == COMPLETE:
+            date = recorded_date(recorded_at)
+            write_events(self._objects, trace.tenant, trace.trace_id, date)
         return key
