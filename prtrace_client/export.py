@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from prtrace.dataset.files import (
     Unusable,
     check_destination,
     check_formats,
+    staged_export,
     write_export,
 )
 from prtrace.dataset.rows import ExportFilter
@@ -38,7 +38,12 @@ from prtrace.provenance.manifest import (
 )
 from prtrace_client.client import PrtraceClient
 from prtrace_client.errors import ApiError
-from prtrace_client.provenance import ENVELOPE_NAME, Verification, verify_export
+from prtrace_client.provenance import (
+    ENVELOPE_NAME,
+    Verification,
+    trusted_key_id,
+    verify_export,
+)
 
 __all__ = [
     "FORMATS",
@@ -101,19 +106,10 @@ def save_server_export(client: PrtraceClient, view: Mapping[str, Any], out: Path
     export_id = str(view["export_id"])
     if view.get("status") != "complete":
         raise ExportError(f"export {export_id} is {view.get('status')}: {view.get('error')}")
-    check_destination(out)
     # As a client export: downloaded and verified beside `out`, moved in only when all of
     # it checks, so a failed download (a lost connection, a file that differs) leaves nothing.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        manifest = _download_export(client, view, staging)
-        out.mkdir(exist_ok=True)
-        for path in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST_FILE):
-            path.replace(out / path.name)  # manifest.json last
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return manifest
+    with staged_export(out) as staging:
+        return _download_export(client, view, staging)
 
 
 def _download_export(client: PrtraceClient, view: Mapping[str, Any], out: Path) -> dict[str, Any]:
@@ -212,7 +208,7 @@ class SignedTraceSource(ApiTraceSource):
         ok = self._found.check(
             hashlib.sha256(manifest_bytes).hexdigest() == signed
             and predicate.get("trace_id") == manifest.trace_id == trace_id,
-            f"{trace_id}: manifest signed (key {_key_id(envelope, self._keys)})",
+            f"{trace_id}: manifest signed (key {trusted_key_id(envelope, self._keys)})",
             f"{trace_id}: the manifest is not the one signed for this trace",
         )
         return manifest if ok else None
@@ -234,18 +230,7 @@ def verify_against_service(
     if not found.ok or not manifest_bytes:
         return found
     manifest: dict[str, Any] = orjson.loads(manifest_bytes)
-    described = manifest["filter"]
-    chosen = ExportFilter(
-        statuses=frozenset(described["statuses"]),
-        verdicts=frozenset(described["verdicts"]),
-        min_overall=described["min_overall"],
-        min_scores=dict(described["min_scores"]),
-        since=described["since"],
-        until=described["until"],
-        repositories=frozenset(described["repositories"]),
-        include_flagged=bool(described.get("include_flagged", False)),
-        include_unusable=bool(described.get("include_unusable", False)),
-    )
+    chosen = ExportFilter.from_description(manifest["filter"])
     source = SignedTraceSource(client, keys, manifest["trace_ids"], found)
     selection = collect_from(source, chosen)
     with tempfile.TemporaryDirectory(prefix="prtrace-verify-") as scratch:
@@ -273,9 +258,3 @@ def verify_against_service(
                 f"(SHA-256 {theirs}, expected {entry['sha256']})",
             )
     return found
-
-
-def _key_id(envelope: bytes, keys: Sequence[Mapping[str, Any]]) -> str:
-    trusted = {str(key.get("kid")) for key in keys}
-    ids = [s.get("keyid") for s in orjson.loads(envelope).get("signatures", [])]
-    return next((str(i) for i in ids if i in trusted), "?")

@@ -245,6 +245,13 @@ def _document_events(document: bytes) -> list[bytes]:
     return [canonical_json(e.model_dump(mode="json", exclude_none=True)) for e in parsed]
 
 
+def trusted_key_id(envelope: bytes, keys: Sequence[Mapping[str, Any]]) -> str:
+    """The id of the trusted key a verified DSSE envelope was signed with."""
+    trusted = {str(key["kid"]) for key in keys}
+    signatures = orjson.loads(envelope)["signatures"]
+    return str(next(s["keyid"] for s in signatures if s.get("keyid") in trusted))
+
+
 def verify_bundle(
     root: Path,
     keys: Sequence[Mapping[str, Any]],
@@ -266,10 +273,7 @@ def verify_bundle(
     statement: Mapping[str, Any] = {}
     try:
         statement = verify_envelope(envelope, keys)
-        trusted = {str(k["kid"]) for k in keys}
-        keyid = next(
-            s["keyid"] for s in orjson.loads(envelope)["signatures"] if s.get("keyid") in trusted
-        )
+        keyid = trusted_key_id(envelope, keys)
         result.passed.append(f"{ENVELOPE_NAME}: signature verifies (key {keyid})")
     except ProvenanceError as exc:
         result.failed.append(f"{ENVELOPE_NAME}: {exc}")

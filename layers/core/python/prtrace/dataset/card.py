@@ -12,6 +12,7 @@ from typing import Any, Final
 
 import orjson
 
+from prtrace.dataset.rows import EVENT_COLUMN_TYPES
 from prtrace.judge.rubric import DIMENSION_IDS
 
 # Column types of the JSON Lines files, declared in the card (`dataset_info`): `datasets`
@@ -45,15 +46,7 @@ INSTANCE_FEATURES: Final[dict[str, Spec]] = {
     "trace_manifest_sha256": _TEXT, "trace_manifest_key_id": _TEXT, "base_dirty": _BOOL,
     "split": _TEXT, "usable": _BOOL, "unusable_reasons": _TESTS,
 }  # fmt: skip
-EVENT_FEATURES: Final[dict[str, Spec]] = {
-    "trace_id": _TEXT, "seq": _INT, "event_id": _TEXT, "ts": _TEXT, "type": _TEXT,
-    "path": _TEXT, "change": _TEXT, "old_path": _TEXT, "lines_added": _INT,
-    "lines_removed": _INT, "command": [_TEXT], "cwd": _TEXT, "exit_code": _INT,
-    "duration_ms": _INT, "framework": _TEXT, "tests_passed": _INT, "tests_failed": _INT,
-    "tests_errors": _INT, "tests_skipped": _INT, "failing_tests": _TESTS,
-    "commit_sha": _TEXT, "commit_message": _TEXT, "commit_files": [_TEXT],
-    "note_kind": _TEXT, "note_text": _TEXT, "payload": _TEXT,
-}  # fmt: skip
+EVENT_FEATURES: Final[dict[str, Spec]] = dict(EVENT_COLUMN_TYPES)
 TRAJECTORY_FEATURES: Final[dict[str, Spec]] = {
     "version": _TEXT, "trace_id": _TEXT, "instance_id": _TEXT, "repo": _TEXT,
     "base_commit": _TEXT, "problem_statement": _TEXT,

@@ -21,27 +21,17 @@ from pydantic import ValidationError
 
 from prtrace.assemble.document import TraceDocument
 from prtrace.dataset.parquet_lite import Column, ColumnType, write_table
-from prtrace.dataset.rows import EVENT_COLUMNS, event_rows, parse_ts
+from prtrace.dataset.rows import EVENT_COLUMN_TYPES, EVENT_COLUMNS, event_rows, parse_ts
 from prtrace.integrity import sha256_hex
 from prtrace.media_types import PARQUET
 from prtrace.storage_keys import document_key
 
 # ~25,000 events; parsed, ~10 times as much memory, within the Record function's.
 MAX_DOCUMENT_BYTES: Final = 8 << 20
-_INTEGERS: Final = frozenset(
-    {
-        "seq",
-        "lines_added",
-        "lines_removed",
-        "exit_code",
-        "duration_ms",
-        "tests_passed",
-        "tests_failed",
-        "tests_errors",
-        "tests_skipped",
-    }
+_INTEGERS: Final = frozenset(n for n, t in EVENT_COLUMN_TYPES.items() if t == "int64")
+_LISTS: Final = frozenset(  # JSON array text
+    n for n, t in EVENT_COLUMN_TYPES.items() if isinstance(t, list)
 )
-_LISTS: Final = frozenset({"command", "failing_tests", "commit_files"})  # JSON array text
 
 
 def _type(name: str) -> ColumnType:

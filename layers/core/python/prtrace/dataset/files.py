@@ -20,7 +20,8 @@ import itertools
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Final
@@ -28,6 +29,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, Final
 from prtrace.dataset.card import dataset_card
 from prtrace.dataset.harness import swebench_test_lists
 from prtrace.dataset.rows import (
+    EVENT_COLUMN_TYPES,
     EXPORT_VERSION,
     ExportFilter,
     TraceBundle,
@@ -39,6 +41,7 @@ from prtrace.dataset.rows import (
     trace_row,
 )
 from prtrace.dataset.trajectory import TrajectoryLine
+from prtrace.integrity import file_sha256
 from prtrace.judge.rubric import DIMENSION_IDS
 
 if TYPE_CHECKING:
@@ -131,12 +134,9 @@ def write_export(
     only when all are, manifest.json last, so a directory with a manifest is complete and a
     failed export leaves `out` as it was."""
     wanted = check_formats(formats)
-    check_destination(out)
     if isinstance(bundles, list | tuple):
         bundles = sorted_bundles(bundles)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with staged_export(out) as staging:
         writer = _ExportWriter(staging, wanted, read_artifact, string_test_lists)
         try:
             for bundle in bundles:
@@ -149,13 +149,25 @@ def write_export(
         (staging / CARD_FILE).write_bytes(card)
         manifest["files"][CARD_FILE] = _entry(card, rows=0)
         (staging / MANIFEST_FILE).write_bytes(export_json(manifest) + b"\n")
+    return manifest
+
+
+@contextmanager
+def staged_export(out: Path) -> Iterator[Path]:
+    """A scratch directory beside `out` (which must be new or empty) for an export's files:
+    when the block ends without error they are moved into `out`, manifest.json last, so a
+    directory with a manifest is complete; either way the scratch directory is removed, so
+    a failed export (written here or downloaded) leaves `out` as it was."""
+    check_destination(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield staging
         out.mkdir(exist_ok=True)
-        for name in sorted(manifest["files"]):
-            (staging / name).replace(out / name)
-        (staging / MANIFEST_FILE).replace(out / MANIFEST_FILE)
+        for path in sorted(staging.iterdir(), key=lambda p: (p.name == MANIFEST_FILE, p.name)):
+            path.replace(out / path.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return manifest
 
 
 def check_formats(formats: Iterable[str]) -> list[str]:
@@ -266,12 +278,8 @@ class _ParquetRows:
             self._flush()
         finally:
             self._writer.close()
-        digest, size = hashlib.sha256(), 0
-        with self._path.open("rb") as file:
-            while block := file.read(1 << 20):
-                digest.update(block)
-                size += len(block)
-        return {"bytes": size, "rows": self.rows, "sha256": digest.hexdigest()}
+        digest, size = file_sha256(self._path)
+        return {"bytes": size, "rows": self.rows, "sha256": digest}
 
 
 class _ExportWriter:
@@ -452,42 +460,23 @@ def _parquet_writer() -> str:
     return f"pyarrow {_pyarrow().__version__}"
 
 
+# Event columns that are never null; `exit_code` is int32 here, as it has always been.
+_REQUIRED_EVENT_COLUMNS: Final = frozenset({"trace_id", "seq", "event_id", "ts", "type", "payload"})
+
+
 def events_schema() -> pa.Schema:
-    """The typed event rows (prtrace.dataset.rows.EVENT_COLUMNS) plus `time`, the parsed
-    timestamp."""
+    """The typed event rows (prtrace.dataset.rows.EVENT_COLUMN_TYPES) with `time`, the
+    parsed timestamp, after `ts`."""
     pa = _pyarrow()
-    text, count, names = pa.string(), pa.int64(), pa.list_(pa.string())
-    return pa.schema(
-        [
-            pa.field("trace_id", text, nullable=False),
-            pa.field("seq", count, nullable=False),
-            pa.field("event_id", text, nullable=False),
-            pa.field("ts", text, nullable=False),
-            pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),
-            pa.field("type", text, nullable=False),
-            pa.field("path", text),
-            pa.field("change", text),
-            pa.field("old_path", text),
-            pa.field("lines_added", count),
-            pa.field("lines_removed", count),
-            pa.field("command", names),
-            pa.field("cwd", text),
-            pa.field("exit_code", pa.int32()),
-            pa.field("duration_ms", count),
-            pa.field("framework", text),
-            pa.field("tests_passed", count),
-            pa.field("tests_failed", count),
-            pa.field("tests_errors", count),
-            pa.field("tests_skipped", count),
-            pa.field("failing_tests", names),
-            pa.field("commit_sha", text),
-            pa.field("commit_message", text),
-            pa.field("commit_files", names),
-            pa.field("note_kind", text),
-            pa.field("note_text", text),
-            pa.field("payload", text, nullable=False),
-        ]
-    )
+    types = {"string": pa.string(), "int64": pa.int64()}
+    fields = []
+    for name, kind in EVENT_COLUMN_TYPES.items():
+        arrow = pa.list_(types[kind[0]]) if isinstance(kind, list) else types[kind]
+        arrow = pa.int32() if name == "exit_code" else arrow
+        fields.append(pa.field(name, arrow, nullable=name not in _REQUIRED_EVENT_COLUMNS))
+        if name == "ts":
+            fields.append(pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False))
+    return pa.schema(fields)
 
 
 def traces_schema() -> pa.Schema:

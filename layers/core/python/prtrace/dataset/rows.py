@@ -259,16 +259,26 @@ def parse_ts(ts: str) -> datetime:
 
 # The typed columns of an event row, every one in every row (null where the event type has
 # no such field), so JSON loaders infer one type per column; the whole payload stays too.
-EVENT_COLUMNS: Final = (
-    "trace_id", "seq", "event_id", "ts", "type",
-    "path", "change", "old_path", "lines_added", "lines_removed",  # file_edit
-    "command", "cwd", "exit_code", "duration_ms",  # cmd_run (argv), test_run
-    "framework", "tests_passed", "tests_failed", "tests_errors", "tests_skipped",
-    "failing_tests",  # test_run
-    "commit_sha", "commit_message", "commit_files",  # commit
-    "note_kind", "note_text",  # rationale_note
-    "payload",
-)  # fmt: skip
+EVENT_COLUMN_TYPES: Final[Mapping[str, str | list[str]]] = {
+    "trace_id": "string", "seq": "int64", "event_id": "string", "ts": "string",
+    "type": "string",
+    # file_edit
+    "path": "string", "change": "string", "old_path": "string", "lines_added": "int64",
+    "lines_removed": "int64",
+    # cmd_run (argv), test_run
+    "command": ["string"], "cwd": "string", "exit_code": "int64", "duration_ms": "int64",
+    # test_run
+    "framework": "string", "tests_passed": "int64", "tests_failed": "int64",
+    "tests_errors": "int64", "tests_skipped": "int64", "failing_tests": ["string"],
+    # commit
+    "commit_sha": "string", "commit_message": "string", "commit_files": ["string"],
+    # rationale_note
+    "note_kind": "string", "note_text": "string",
+    "payload": "string",
+}  # fmt: skip
+# The same names, in order: what every event row holds. Their types above are the one
+# declaration the card (`datasets` dtypes), events.parquet and the events table read.
+EVENT_COLUMNS: Final = tuple(EVENT_COLUMN_TYPES)
 
 
 def event_rows(document: TraceDocument | StreamedDocument) -> Iterator[dict[str, Any]]:
@@ -405,6 +415,22 @@ class ExportFilter:
             "include_flagged": self.include_flagged,
             "include_unusable": self.include_unusable,
         }
+
+    @classmethod
+    def from_description(cls, described: Mapping[str, Any]) -> ExportFilter:
+        """The filter an export's manifest records (`describe`'s output); a switch an older
+        export did not record is off."""
+        return cls(
+            statuses=frozenset(described["statuses"]),
+            verdicts=frozenset(described["verdicts"]),
+            min_overall=described["min_overall"],
+            min_scores=dict(described["min_scores"]),
+            since=described["since"],
+            until=described["until"],
+            repositories=frozenset(described["repositories"]),
+            include_flagged=bool(described.get("include_flagged", False)),
+            include_unusable=bool(described.get("include_unusable", False)),
+        )
 
     def left_out_for_flags(self, bundle: TraceBundle) -> list[str]:
         """The tamper flags' codes that leave this trace out (none: it is taken)."""
